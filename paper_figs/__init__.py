@@ -1,0 +1,1 @@
+"""Figures for a write-up. Built in a later issue."""

@@ -1,0 +1,1 @@
+"""Gradient clippers for ordinary PyTorch training. Built in a later issue."""
