@@ -422,7 +422,7 @@ def _expression_schedule_of(schedule: PowerSchedule) -> ExpressionSchedule:
     return ExpressionSchedule(schedule.expression, schedule.source)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # hashed by identity: a key of _cached_segment
 class _Numeric:
     """Callables for f(x) = expression(t = x): f in mpmath, its odd derivatives f′, f‴, …,
     f^(2m) for the remainder, f in numpy, and the exact prefix sums of the first HEAD_TERMS."""
@@ -433,15 +433,33 @@ class _Numeric:
     f_numpy: Callable
     head: list
 
+    def segment(self, low: mp.mpf) -> tuple[mp.mpf, mp.mpf, mp.mpf]:
+        """:func:`_integrate` over the whole segment [low, 8·low], cached."""
+        return _cached_segment(self, low)
+
 
 @functools.lru_cache(maxsize=64)
 def _numeric(expression: sp.Expr) -> _Numeric:
     x = sp.Symbol("x", positive=True)
     f = expression.subs(t, x)
-    odd = [sp.lambdify(x, sp.diff(f, x, 2 * j - 1), "mpmath") for j in range(1, EM_ORDER + 1)]
-    top = sp.lambdify(x, sp.diff(f, x, 2 * EM_ORDER), "mpmath")
-    f_mp = sp.lambdify(x, f, "mpmath")
-    return _Numeric(f_mp, odd, top, sp.lambdify(x, f, "numpy"), _head_prefix_sums(f_mp))
+    derivatives = [f]
+    for _ in range(2 * EM_ORDER):
+        derivatives.append(sp.diff(derivatives[-1], x))
+    odd = [_mpmath(x, derivatives[2 * j - 1]) for j in range(1, EM_ORDER + 1)]
+    f_mp = _mpmath(x, f)
+    return _Numeric(f_mp, odd, _mpmath(x, derivatives[-1]), sp.lambdify(x, f, "numpy"),
+                    _head_prefix_sums(f_mp))
+
+
+def _mpmath(x: sp.Symbol, expression: sp.Expr) -> Callable:
+    """An mpmath callable, with common subexpressions evaluated once (high derivatives swell)."""
+    return sp.lambdify(x, expression, "mpmath", cse=True)
+
+
+@functools.lru_cache(maxsize=4096)
+def _cached_segment(numeric: _Numeric, low: mp.mpf) -> tuple[mp.mpf, mp.mpf, mp.mpf]:
+    with mp.workdps(DPS):
+        return _integrate(numeric, low, low * 8)
 
 
 def _head_prefix_sums(f: Callable) -> list:
@@ -478,19 +496,41 @@ def _euler_maclaurin(numeric: _Numeric, horizon: int | None) -> SumEstimate:
     f, head = numeric.f, numeric.head
     start = mp.mpf(HEAD_TERMS)
     end = mp.inf if horizon is None else mp.mpf(horizon)
-    points = _log_points(start, end)
-    integral, quad_error = mp.quad(f, points, error=True, maxdegree=QUAD_MAXDEGREE)
+    integral, quad_error, remainder = mp.mpf(0), mp.mpf(0), mp.mpf(0)
+    for low, high in _segments(start, end):
+        if high == end:  # the last, partial segment: integrated anew for each horizon
+            value, error, top = _integrate(numeric, low, high)
+        else:  # whole segments [N·8^k, N·8^(k+1)] are shared by every horizon beyond them
+            value, error, top = numeric.segment(low)
+        integral, quad_error, remainder = integral + value, quad_error + error, remainder + top
     tail = integral + f(start) / 2 - (0 if horizon is None else f(end) / 2)
     for j, derivative in enumerate(numeric.odd_derivatives, start=1):
         at_end = 0 if horizon is None else derivative(end)
         tail += mp.bernoulli(2 * j) / mp.factorial(2 * j) * (at_end - derivative(start))
-    top = numeric.top_derivative
-    remainder = mp.quad(lambda x: abs(top(x)), points, maxdegree=QUAD_MAXDEGREE)
     bound = 2 * mp.zeta(2 * EM_ORDER) / (2 * mp.pi) ** (2 * EM_ORDER) * remainder
     if not mp.isfinite(tail):
         return SumEstimate(mp.inf, mp.mpf(0), "diverges (Euler–Maclaurin tail)")
-    return SumEstimate(head[-1] + tail, bound + abs(quad_error),
+    return SumEstimate(head[-1] + tail, bound + quad_error,
                        f"{HEAD_TERMS} terms + Euler–Maclaurin (m = {EM_ORDER})")
+
+
+def _integrate(numeric: _Numeric, low: mp.mpf, high: mp.mpf) -> tuple[mp.mpf, mp.mpf, mp.mpf]:
+    """(∫ f, its quadrature error, ∫ |f^(2m)|) over [low, high]. The last one only bounds the
+    remainder, so it is computed at 15 digits, and doubled to cover its own quadrature error."""
+    value, error = mp.quad(numeric.f, [low, high], error=True, maxdegree=QUAD_MAXDEGREE)
+    with mp.workdps(15):
+        top = numeric.top_derivative
+        remainder = 2 * mp.quad(lambda x: abs(top(x)), [low, high], maxdegree=QUAD_MAXDEGREE)
+    return value, abs(error), remainder
+
+
+def _segments(start: mp.mpf, end: mp.mpf) -> list[tuple[mp.mpf, mp.mpf]]:
+    """[start, 8·start], [8·start, 64·start], ... up to end (inf allowed: the last is [·, inf])."""
+    points = [start]
+    while points[-1] * 8 < (end if mp.isfinite(end) else mp.mpf(10) ** 40):
+        points.append(points[-1] * 8)
+    points.append(end)
+    return list(zip(points[:-1], points[1:], strict=True))
 
 
 def _direct_float_sum(f_numpy: Callable, horizon: int) -> SumEstimate:
@@ -503,15 +543,6 @@ def _direct_float_sum(f_numpy: Callable, horizon: int) -> SumEstimate:
         largest = max(largest, float(np.max(np.abs(values))))
     error = 4 * horizon * np.finfo(np.float64).eps * largest
     return SumEstimate(mp.mpf(math.fsum(partial)), mp.mpf(error), "direct float64 summation")
-
-
-def _log_points(start: mp.mpf, end: mp.mpf) -> list:
-    """Quadrature breakpoints start, 8·start, 64·start, ... up to end (inf allowed)."""
-    points = [start]
-    while points[-1] * 8 < (end if mp.isfinite(end) else mp.mpf(10) ** 40):
-        points.append(points[-1] * 8)
-    points.append(end)
-    return points
 
 
 @functools.lru_cache(maxsize=256)
