@@ -9,7 +9,9 @@ Probability bounds. All three have the form 2·exp(−κ·r²/(λ²·γ_T)):
 name               κ     statement
 =================  ====  ==========================================================================
 ``lemma1_paper``   2     Lemma 1 as printed, (14)/(15): P(‖θ(s) − θ(0)‖ > M) ≤ 2exp(−2M²/(λ²γ_T)).
-                         The arithmetic is right, the proof is not (see SCIENCE.md): kept as "paper"
+                         The arithmetic is right; the proof is not (M_s = ‖θ(0)‖ + Σ a‖g/c‖
+                         is a sub-, not a super-martingale) and with a far-away minimiser
+                         every path leaves the ball: kept, labelled "paper"
 ``azuma``          1/2   textbook Azuma–Hoeffding for a scalar martingale with increments
                          |Δ_t| ≤ c_t = λ·a(t): P(|X_T − X_0| ≥ r) ≤ 2exp(−r²/(2Σc_t²))
 ``pinelis``        1/8   Pinelis (1994) for the vector martingale ξ(s) = Σ_{t<s} a(t)M(t+1), whose
@@ -50,7 +52,8 @@ class ProbabilityBound:
     """A bound P ≤ 2·exp(−exponent), carried in log space.
 
     ``log_probability`` and ``log10_probability`` are the natural and decimal logarithms of the
-    bound; ``probability`` is its float value, or None where it underflows float64;
+    bound; ``probability`` is its float value, or None where it underflows float64 (0.0 for
+    horizon 0, where the exponent is inf and the logarithms are −inf);
     ``vacuous`` is True when the bound is ≥ 1; ``sum_of_squares`` is the γ_T (or γ) used.
     """
 
@@ -110,7 +113,10 @@ def probability_bound(name: str, lam: float, radius: float, schedule: Schedule |
     schedule = as_schedule(schedule, horizon)
     with mp.workdps(DPS):
         gamma = _sum_of_squares(schedule, horizon)
-        exponent = kappa * mp.mpf(radius) ** 2 / (mp.mpf(lam) ** 2 * gamma)
+        if gamma == 0:  # T = 0: no step taken, the event is impossible
+            exponent = mp.inf
+        else:
+            exponent = kappa * mp.mpf(radius) ** 2 / (mp.mpf(lam) ** 2 * gamma)
         log_probability = mp.log(2) - exponent
         symbol = "γ" if horizon is None else "Σ_{t<T}a(t)²"
         equation = {"lemma1_paper": " (15)" if horizon is None else " (14)"}.get(name, "")
@@ -120,7 +126,8 @@ def probability_bound(name: str, lam: float, radius: float, schedule: Schedule |
             exponent=float(exponent),
             log_probability=float(log_probability),
             log10_probability=float(log_probability / mp.log(10)),
-            probability=float(mp.exp(log_probability)) if log_probability > LOG_SMALLEST else None,
+            probability=(float(mp.exp(log_probability)) if log_probability > LOG_SMALLEST
+                         else 0.0 if exponent == mp.inf else None),
             vacuous=bool(log_probability >= 0),
             sum_of_squares=float(gamma),
             horizon=horizon,

@@ -61,6 +61,7 @@ EM_ORDER = 4  #: number m of Bernoulli correction terms in the Euler–Maclaurin
 SYMPY_TIMEOUT = 2.0  #: seconds allowed to sympy's convergence test before it counts as undecided
 TIE_TOLERANCE = mp.mpf("1e-30")  #: relative slack under which a sum counts as reaching a level
 MAX_HORIZON = 10**24  #: largest horizon searched by :meth:`Schedule.horizon_for_sum`
+TINY_EXPONENT = 1e-15  #: below this |p·k|, power sums go through Euler–Maclaurin, not ζ(s, q)
 QUAD_MAXDEGREE = 6  #: caps mpmath's tanh-sinh effort (an oscillating f gets a large error, fast)
 DIRECT_LIMIT = 10**7  #: largest T summed term by term in float64 when Euler–Maclaurin is poor
 GRID_DENSE = 10**5  #: t < GRID_DENSE checked one by one when positivity is not decided by sympy
@@ -216,6 +217,10 @@ class PowerSchedule(Schedule):
             return SumEstimate(scale * mp.zeta(exponent, t0), mp.mpf(0), "Hurwitz zeta ζ(s, t0)")
         if exponent == 0:
             return SumEstimate(scale * horizon, mp.mpf(0), "c^k·T")
+        if abs(exponent) < TINY_EXPONENT:  # mpmath's ζ(s, q) loses all digits for s → 0⁻
+            terms = (t + sp.nsimplify(self.t0)) ** (-sp.Float(exponent, DPS))
+            estimate = _sum_expression(terms, horizon)
+            return SumEstimate(scale * estimate.value, scale * estimate.error, estimate.method)
         if exponent == 1:
             value = mp.digamma(t0 + horizon) - mp.digamma(t0)
             return SumEstimate(scale * value, mp.mpf(0), "digamma ψ(t0+T) − ψ(t0)")
@@ -330,9 +335,11 @@ def parse_schedule(text: str, horizon: int | None = None) -> Schedule:
                          "a schedule is an expression in t only")
     first = expression.subs(t, 0)
     if not first.is_finite:
-        shifted = str(expression.subs(t, t + 1)).replace(" ", "")
-        raise ValueError(f"schedule: a(0) of {text!r} is undefined, and the index starts at t = 0: "
-                         f"did you mean {shifted}?")
+        shifted = expression.subs(t, t + 1)
+        hint = (f": did you mean {str(shifted).replace(' ', '')}?"
+                if shifted.subs(t, 0).is_positive else "")
+        raise ValueError(f"schedule: a(0) of {text!r} is undefined, and the index starts at "
+                         f"t = 0{hint}")
     schedule = _as_power_schedule(expression, text.strip()) or ExpressionSchedule(
         expression, text.strip())
     check_positive(schedule, horizon)
@@ -379,11 +386,11 @@ def check_positive(schedule: Schedule, horizon: int | None = None) -> None:
     sparse = np.unique(np.floor(np.geomspace(max(GRID_DENSE, 1), max(end - 1, 1), 2000)))
     steps = np.concatenate([dense, sparse[sparse < end]])
     values = schedule(steps)
-    bad = np.flatnonzero(~(values > 0))
+    bad = np.flatnonzero(~((values > 0) & np.isfinite(values)))
     if bad.size:
         where = int(steps[bad[0]])
         scope = "for t ≥ 0" if horizon is None else f"on the horizon t < {horizon}"
-        raise ValueError(f"schedule: a(t) = {schedule.source} must be positive {scope}, "
+        raise ValueError(f"schedule: a(t) = {schedule.source} must be positive and finite {scope}, "
                          f"but a({where}) = {values[bad[0]]:g}")
 
 
