@@ -84,6 +84,8 @@ def test_table_for_a_person_shows_every_row():
     (["--lam", "1", "--radius", "1", "--schedule", "1/(x+1)"], "--schedule"),
     (["--lam", "1", "--radius", "1", "--schedule", "1/(t+1)", "--horizon", "1.5"], "--horizon"),
     (["--radius", "1", "--schedule", "1/(t+1)"], "--lam"),
+    (["--lam", "1", "--radius", "1", "--schedule", "1/(t+1)", "--theta0-norm", "-1"],
+     "--theta0-norm"),
 ])
 def test_bad_input_is_one_line_naming_the_argument(args, argument):
     done = run(*args)

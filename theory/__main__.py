@@ -67,32 +67,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _check(args: argparse.Namespace) -> None:
-    """Ranges argparse cannot check; the message names the argument."""
-    for name in ("lam", "radius", "eps"):
-        value = getattr(args, name)
-        if value is not None and not (value > 0 and value < float("inf")):
-            raise ValueError(f"argument --{name}: expected a positive finite number, got {value}")
-    if args.delta is not None and not 0 < args.delta < 1:
-        raise ValueError(f"argument --delta: expected a probability in (0, 1), got {args.delta}")
-    if not (0 <= args.theta0_norm < float("inf")):
-        raise ValueError(f"argument --theta0-norm: expected a number ≥ 0, got {args.theta0_norm}")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        _check(args)
         table = bound_table(args.lam, args.radius, args.schedule, horizon=args.horizon,
                             eps=args.eps, theta0_norm=args.theta0_norm, delta=args.delta)
-    except ValueError as error:
-        message = str(error)
-        if message.startswith("schedule:"):
-            message = "argument --" + message
-        elif not message.startswith("argument"):
-            message = f"argument --{message}"
-        parser.error(message)
+    except ValueError as error:  # the message starts with the argument's name: "lam: ..."
+        name, _, why = str(error).partition(":")
+        parser.error(f"argument --{name.replace('_', '-')}:{why}")
     if args.json:
         json.dump(table, sys.stdout, allow_nan=False, ensure_ascii=False)
         sys.stdout.write("\n")

@@ -109,7 +109,7 @@ def probability_bound(name: str, lam: float, radius: float, schedule: Schedule |
     (the vacuous bound 2), γ_T = 0 (T = 0) gives probability 0.
     """
     kappa = _kappa(name)
-    lam, radius = _positive("lam", lam), _positive("radius", radius)
+    lam, radius = require_positive("lam", lam), require_positive("radius", radius)
     schedule = as_schedule(schedule, horizon)
     with mp.workdps(DPS):
         gamma = _sum_of_squares(schedule, horizon)
@@ -160,7 +160,7 @@ def radius_for(name: str, lam: float, schedule: Schedule | str, horizon: int | N
     δ is given as ``delta`` in (0, 1) or, for probabilities below float64, as its natural
     logarithm ``log_delta`` < 0. Inverse of :func:`probability_bound` in r.
     """
-    kappa, lam = _kappa(name), _positive("lam", lam)
+    kappa, lam = _kappa(name), require_positive("lam", lam)
     schedule = as_schedule(schedule, horizon)
     with mp.workdps(DPS):
         log_two_over_delta = mp.log(2) - _log_delta(delta, log_delta)
@@ -174,7 +174,7 @@ def max_lam_for(name: str, radius: float, schedule: Schedule | str, horizon: int
 
     Inverse of :func:`probability_bound` in λ (the bound increases with λ).
     """
-    kappa, radius = _kappa(name), _positive("radius", radius)
+    kappa, radius = _kappa(name), require_positive("radius", radius)
     schedule = as_schedule(schedule, horizon)
     with mp.workdps(DPS):
         log_two_over_delta = mp.log(2) - _log_delta(delta, log_delta)
@@ -186,7 +186,7 @@ def vacuous_horizon(name: str, lam: float, radius: float, schedule: Schedule | s
     """The first horizon T at which the bound ``name`` reaches 1 and says nothing:
     the smallest T with γ_T ≥ κ·r²/(λ²·ln 2). None when γ stays below that level."""
     kappa = _kappa(name)
-    lam, radius = _positive("lam", lam), _positive("radius", radius)
+    lam, radius = require_positive("lam", lam), require_positive("radius", radius)
     with mp.workdps(DPS):
         level = kappa * mp.mpf(radius) ** 2 / (mp.mpf(lam) ** 2 * mp.log(2))
         return as_schedule(schedule).horizon_for_sum(level, power=2)
@@ -195,7 +195,7 @@ def vacuous_horizon(name: str, lam: float, radius: float, schedule: Schedule | s
 def deterministic_radius(lam: float, schedule: Schedule | str, horizon: int | None = None) -> float:
     """λ·Σ_{t<T} a(t): with classic clipping ‖θ(T) − θ(0)‖ ≤ this on every path (inf when
     ``horizon`` is None and Σ a(t) diverges)."""
-    lam = _positive("lam", lam)
+    lam = require_positive("lam", lam)
     schedule = as_schedule(schedule, horizon)
     with mp.workdps(DPS):
         return float(mp.mpf(lam) * schedule.partial_sum_estimate(horizon, 1).value)
@@ -207,7 +207,7 @@ def deterministic_horizon(lam: float, radius: float, schedule: Schedule | str) -
     Before T no path of classically clipped SGD can leave the ball of radius M about θ(0).
     None when λ·Σ_{t≥0} a(t) < M. For λ = 30, M = 2¹⁰, a(t) = 1/(t+1): about 3.7·10^14.
     """
-    lam, radius = _positive("lam", lam), _positive("radius", radius)
+    lam, radius = require_positive("lam", lam), require_positive("radius", radius)
     with mp.workdps(DPS):
         return as_schedule(schedule).horizon_for_sum(mp.mpf(radius) / mp.mpf(lam), power=1)
 
@@ -218,7 +218,7 @@ def claim2_constants(lam: float, eps: float) -> Claim2Constants:
     ‖g/c‖ = min(‖g‖, λ·max(‖θ‖, ε)) ≤ K·(1 + ‖θ‖) with the smallest K = λ·max(1, ε)
     (sup over ‖θ‖ of λ·max(‖θ‖, ε)/(1 + ‖θ‖)), and the paper's K = max(λε, λ, 1).
     """
-    lam, eps = _positive("lam", lam), _positive("eps", eps)
+    lam, eps = require_positive("lam", lam), require_positive("eps", eps)
     tight = lam * max(1.0, eps)
     paper = max(lam * eps, lam, 1.0)
     return Claim2Constants(k_tight=tight, k_paper=paper, paper_is_tight=paper == tight)
@@ -233,7 +233,7 @@ def gronwall(lam: float, eps: float, schedule: Schedule | str, horizon: int,
     threshold. In log space: log max(‖θ(0)‖, ε) + Σ_{t<T} log(1 + λa(t)). For a(t) = 1/(t+1)
     the product is Γ(T+1+λ)/(Γ(1+λ)·Γ(T+1)) ~ T^λ/Γ(1+λ).
     """
-    lam, eps = _positive("lam", lam), _positive("eps", eps)
+    lam, eps = require_positive("lam", lam), require_positive("eps", eps)
     if not (theta0_norm >= 0 and math.isfinite(theta0_norm)):
         raise ValueError(f"theta0_norm: expected a finite number ≥ 0, got {theta0_norm}")
     schedule = as_schedule(schedule, horizon)
@@ -255,7 +255,8 @@ def _kappa(name: str) -> mp.mpf:
     return KAPPA[name]
 
 
-def _positive(argument: str, value: float) -> float:
+def require_positive(argument: str, value: float) -> float:
+    """``value`` as a float if it is a positive finite number, else ValueError naming it."""
     try:
         value = float(value)
     except (TypeError, ValueError):

@@ -26,9 +26,15 @@ def bound_table(lam: float, radius: float, schedule: Schedule | str, horizon: in
     """Every bound of :mod:`theory.bounds` for λ, radius M (= r), a schedule and an optional
     horizon T, ε (Claim 2; with a horizon, the Grönwall growth from ‖θ(0)‖ = ``theta0_norm``)
     and δ (the inverses). Raises ValueError naming the argument on bad input."""
-    schedule = as_schedule(schedule, horizon)
+    bounds.require_positive("lam", lam)
+    bounds.require_positive("radius", radius)
+    if eps is not None:
+        bounds.require_positive("eps", eps)
     if delta is not None and not 0 < delta < 1:
         raise ValueError(f"delta: expected a probability in (0, 1), got {delta}")
+    if not 0 <= theta0_norm < math.inf:
+        raise ValueError(f"theta0_norm: expected a finite number ≥ 0, got {theta0_norm}")
+    schedule = as_schedule(schedule, horizon)
     verdict = schedule.a2()
     table: dict[str, Any] = {
         "input": {"lam": lam, "radius": radius, "schedule": schedule.source, "horizon": horizon,
