@@ -58,7 +58,7 @@ t = sp.Symbol("t", integer=True, nonnegative=True)
 DPS = 40  #: significant decimal digits of every mpmath computation here
 HEAD_TERMS = 4096  #: terms of an expression schedule summed one by one before Euler–Maclaurin
 EM_ORDER = 4  #: number m of Bernoulli correction terms in the Euler–Maclaurin tail
-SYMPY_TIMEOUT = 2.0  #: seconds allowed to sympy's convergence test before it counts as undecided
+SYMPY_TIMEOUT = 5.0  #: seconds allowed to sympy's convergence test before it counts as undecided
 TIE_TOLERANCE = mp.mpf("1e-30")  #: relative slack under which a sum counts as reaching a level
 MAX_HORIZON = 10**24  #: largest horizon searched by :meth:`Schedule.horizon_for_sum`
 TINY_EXPONENT = 1e-15  #: below this |p·k|, power sums go through Euler–Maclaurin, not ζ(s, q)
