@@ -312,7 +312,8 @@ def parse_schedule(text: str, horizon: int | None = None) -> Schedule:
     """Parse ``text`` as a(t) and check that a(t) > 0 on the horizon (or for all t ≥ 0).
 
     Accepts ``^`` for powers and implicit multiplication; decimals are read as exact rationals
-    (``0.05`` is 1/20). A power law c/(t + t0)^p in any
+    (``0.05`` is 1/20). The text goes through sympy's ``parse_expr``, which evaluates Python:
+    do not pass untrusted strings. A power law c/(t + t0)^p in any
     spelling becomes a :class:`PowerSchedule`; anything else an :class:`ExpressionSchedule`.
     Raises ValueError for text sympy cannot parse, a symbol other than t, a(0) undefined
     (``"1/t"``: the index starts at 0, so the hint suggests ``1/(t+1)``), or a(t) ≤ 0.
