@@ -1,0 +1,375 @@
+r"""The vectorized Monte Carlo engine: R paths of clipped SGD as one (R, P) tensor.
+
+Each path follows (10): θ(t+1) = θ(t) − a(t)·g(t)/c(t), with g(t) the gradient of the
+minibatch-mean loss on B samples drawn iid from μ (with replacement) and c(t) the clip rule's
+denominator (:mod:`simulations.rules`); the projection rule then projects θ(t+1) onto its ball.
+The minibatch of path r at step t comes from the words of :mod:`simulations.sampling`, a pure
+function of (seed, r, t), so the paths do not depend on how they are split into chunks.
+
+Paths run in chunks of ``chunk_size`` rows (sized to a memory budget by default), all T steps at
+a time, with no Python loop over paths and no host synchronisation inside the step loop; the
+random words are drawn for blocks of steps at once. Memory is O(R·P) (plus O(k·T·P) for the
+``paths`` observer's k recorded paths): nothing of size R·P·T is kept.
+
+Blow-up: after each update the engine checks ‖θ(s)‖ ≤ ``guard`` (default 1e100 in float64 and
+1e18 in float32, below the 1.8e19 where a float32 norm overflows) and that ‖g(t)‖ is finite; a
+path that fails (a norm too large, infinite or NaN) is marked blown up at step s, its iterate is
+frozen at θ(s−1), and the observers count it as having exited every radius at step s.
+
+Long runs can checkpoint: with ``checkpoint_dir`` the state is saved (atomically) every
+``checkpoint_every`` steps and at the end of every chunk, and ``resume=True`` continues from
+the last save; the result is bit-identical to an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from simulations import fused, sampling
+from simulations.mean_field import mean_field
+from simulations.observers import OBSERVERS, Observers, StepView
+from simulations.problems import Problem
+from simulations.rules import ClipRule, norms
+from theory.schedules import Schedule, as_schedule
+
+__all__ = ["DEFAULT_GUARD", "DEFAULT_RECORD", "Simulation", "default_chunk_size", "simulate"]
+
+DEFAULT_GUARD = {torch.float64: 1e100, torch.float32: 1e18}
+#: observers recorded unless told otherwise
+DEFAULT_RECORD = ("exits", "running_max", "claim2", "clipped", "checkpoints", "paths")
+MEMORY_BUDGET = 1 << 29  #: bytes of working memory a chunk may use by default (512 MiB)
+WORD_BUDGET = 1 << 22  #: random words drawn at once
+
+
+def default_chunk_size(problem: Problem, batch: int, dtype: torch.dtype) -> int:
+    """Rows per chunk: ``MEMORY_BUDGET`` over an estimate of the bytes one path needs per step.
+
+    A path holds θ, θ(0), g, the candidate θ(t+1) and the minibatch's activations, about
+    ``8·P + 4·B·(P + words)`` numbers; the chunk is capped at 2^16 rows.
+    """
+    itemsize = torch.finfo(dtype).bits // 8
+    per_row = (8 * problem.n_params + 4 * batch * (problem.n_params + 8)) * itemsize
+    return int(max(1, min(1 << 16, MEMORY_BUDGET // per_row)))
+
+
+@dataclass
+class Simulation:
+    """A finished run: its setting, per-path arrays (numpy, leading axis R) and summaries.
+
+    ``arrays`` holds ``blown_step`` (−1 if the path never blew up), ``endpoints`` θ(T), and the
+    observers' arrays (see :mod:`simulations.observers`); ``checkpoint_steps`` the steps of the
+    checkpoint columns.
+    """
+
+    setting: dict[str, Any]
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def paths(self) -> int:
+        return int(self.setting["paths"])
+
+    @property
+    def steps(self) -> int:
+        return int(self.setting["steps"])
+
+    @property
+    def blown_up(self) -> int:
+        return int((self.arrays["blown_step"] >= 0).sum())
+
+    def radius_summary(self, key: str = "first_exit") -> list[dict[str, Any]]:
+        """Per radius M: ``exit_fraction`` (paths with ‖θ(s) − θ(0)‖ > M for some s ≤ T) and
+        ``first_exit_step`` (min, median, max over the paths that exited; None if none did).
+
+        ``key="first_exit_norm"`` gives the same for ‖θ(s)‖ > M.
+        """
+        out = []
+        first = self.arrays.get(key)
+        for j, radius in enumerate(self.setting["radii"]):
+            steps = first[:, j][first[:, j] >= 0]
+            out.append({
+                "radius": radius,
+                "exit_fraction": float(len(steps) / self.paths),
+                "exits": int(len(steps)),
+                "first_exit_step": None if len(steps) == 0 else {
+                    "min": int(steps.min()), "median": float(np.median(steps)),
+                    "max": int(steps.max())},
+            })
+        return out
+
+
+def _atomic_save(obj: Any, path: Path) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    os.close(fd)
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _check_int(value: Any, name: str, lowest: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lowest:
+        raise ValueError(f"{name} must be an integer >= {lowest}, got {value!r}")
+    return int(value)
+
+
+def simulate(
+    problem: Problem,
+    rule: ClipRule,
+    schedule: Schedule | str | float,
+    *,
+    paths: int,
+    steps: int,
+    batch: int = 1,
+    seed: int = 0,
+    radii: Sequence[float] = (),
+    dtype: torch.dtype = torch.float64,
+    device: torch.device | str = "cpu",
+    record: Sequence[str] = DEFAULT_RECORD,
+    keep_paths: int = 4,
+    xi_paths: int = 1024,
+    guard: float | None = None,
+    chunk_size: int | None = None,
+    checkpoint_dir: str | os.PathLike | None = None,
+    checkpoint_every: int = 1000,
+    resume: bool = False,
+    progress: bool | None = None,
+    backend: str = "auto",
+    compile: bool = False,
+) -> Simulation:
+    """Run ``paths`` paths of clipped SGD for ``steps`` steps (see the module docstring).
+
+    ``record`` names the observers (:data:`simulations.observers.OBSERVERS`); ``radii`` the
+    radii M of the ``exits`` observer. ``progress``: a tqdm bar (None: only on a terminal).
+    Raises ``ValueError`` for bad input, naming the argument.
+    """
+    paths = _check_int(paths, "paths", 1)
+    steps = _check_int(steps, "steps", 0)
+    batch = _check_int(batch, "batch", 1)
+    seed = _check_int(seed, "seed", 0)
+    if dtype not in DEFAULT_GUARD:
+        raise ValueError(f"dtype must be torch.float64 or torch.float32, got {dtype!r}")
+    radii = [float(r) for r in radii]
+    if any(not (0 < r < math.inf) for r in radii):
+        raise ValueError(f"every radius must satisfy 0 < radius < inf, got {radii}")
+    if set(record) - set(OBSERVERS):
+        raise ValueError(f"record must name observers from {OBSERVERS}, got {list(record)}")
+    guard = DEFAULT_GUARD[dtype] if guard is None else float(guard)
+    if backend not in ("auto", "torch", "fused"):
+        raise ValueError(f"backend must be 'auto', 'torch' or 'fused', got {backend!r}")
+    can_fuse = fused.supports(problem, rule, record, device)
+    if backend == "fused" and not can_fuse:
+        raise ValueError("backend 'fused' supports linear-regression and mlp-regression with the "
+                         "none, classic and adaptive rules on the CPU, without the xi observer")
+    use_fused = can_fuse and backend != "torch"
+    schedule = as_schedule(schedule, horizon=max(steps, 1))
+    a = np.asarray(schedule(np.arange(steps)), dtype=np.float64)
+    chunk = default_chunk_size(problem, batch, dtype) if chunk_size is None else _check_int(
+        chunk_size, "chunk_size", 1)
+    chunk = min(chunk, paths)
+    device = torch.device(device)
+    setting = {
+        **problem.settings(), **rule.describe(), "schedule": schedule.source,
+        "paths": paths, "steps": steps, "batch": batch, "seed": seed, "radii": radii,
+        "dtype": str(dtype).removeprefix("torch."), "guard": guard, "record": list(record),
+        "backend": "fused" if use_fused else "torch",
+    }
+    ckdir = None if checkpoint_dir is None else Path(checkpoint_dir)
+    saved_chunks: list[dict[str, torch.Tensor]] = []
+    partial = None
+    if ckdir is not None:
+        ckdir.mkdir(parents=True, exist_ok=True)
+        state_file = ckdir / "state.pt"
+        if resume and state_file.exists():
+            saved = torch.load(state_file, weights_only=False)
+            if saved["setting"] != setting or saved["chunk"] != chunk:
+                raise ValueError("the checkpoint in checkpoint_dir was written by a different "
+                                 "setting; refuse to resume it")
+            saved_chunks, partial = saved["done"], saved["partial"]
+        elif not resume:
+            for old in ckdir.glob("state.pt*"):
+                old.unlink()
+    h_fn = None
+    if "xi" in record:
+        def h_fn(theta):
+            return mean_field(problem, rule, theta, batch=batch).value
+
+    from tqdm.auto import tqdm
+
+    total = math.ceil(paths / chunk) * steps
+    bar = tqdm(total=total, disable=(None if progress is None else not progress),
+               unit="step", desc=f"{problem.name}/{rule.kind}", leave=False)
+    bar.update(len(saved_chunks) * steps + (partial["t"] if partial else 0))
+    results = list(saved_chunks)
+    torch_step = None if use_fused else _TorchStep(problem, rule, guard, "xi" in record, dtype,
+                                                   device, compile)
+    for index in range(len(saved_chunks), math.ceil(paths / chunk)):
+        rows = torch.arange(index * chunk, min(paths, (index + 1) * chunk), device=device)
+
+        def save(state, rows_done=results):
+            _atomic_save({"setting": setting, "chunk": chunk, "done": rows_done,
+                          "partial": state}, ckdir / "state.pt")
+
+        out = _run_chunk(problem, rule, a, rows, index * chunk, batch, seed, dtype, guard,
+                         radii, record, keep_paths, xi_paths, h_fn, bar, partial,
+                         None if ckdir is None else (save, checkpoint_every), use_fused,
+                         torch_step)
+        partial = None
+        results.append(out)
+        if ckdir is not None:
+            save(None)
+    bar.close()
+    arrays = {k: torch.cat([r[k] for r in results]).cpu().numpy() for k in results[0]}
+    if "checkpoints" in record or "xi" in record:
+        from simulations.observers import checkpoint_steps
+
+        arrays["checkpoint_steps"] = checkpoint_steps(steps)
+    if ckdir is not None:
+        shutil.rmtree(ckdir, ignore_errors=True)
+    return Simulation(setting, arrays)
+
+
+def _run_chunk(problem, rule, a, rows, first_row, batch, seed, dtype, guard, radii, record,
+               keep_paths, xi_paths, h_fn, bar, partial, checkpointing, use_fused, torch_step):
+    """All steps for one chunk of paths; returns its arrays (tensors, leading axis = rows)."""
+    steps = len(a)
+    device = rows.device
+    theta0 = problem.initial(rows, seed, dtype, device)
+    obs = Observers(record, theta0, steps, radii, keep_paths=keep_paths, xi_paths=xi_paths,
+                    mean_field=h_fn, first_row=first_row)
+    if partial is None:
+        theta = theta0.clone()
+        start = 0
+        alive = torch.ones(len(rows), dtype=torch.bool, device=device)
+        blown = torch.full((len(rows),), -1, dtype=torch.int64, device=device)
+    else:
+        start, theta, alive, blown = (partial[k] for k in ("t", "theta", "alive", "blown"))
+        obs.state = partial["observers"]
+    words_per_step = batch * problem.words_per_sample
+    block = max(1, min(steps, WORD_BUDGET // max(1, len(rows) * words_per_step)))
+    if use_fused:
+        block = max(block, min(steps, 256))
+        run = _FusedBlocks(problem, rule, a, rows, batch, seed, guard, radii, theta0, obs)
+    else:
+        run = _TorchBlocks(torch_step, a, rows, batch, seed, obs)
+    t = start
+    while t < steps:
+        stop = min(steps, t + block)
+        if checkpointing is not None:
+            every = checkpointing[1]
+            stop = min(stop, (t // every + 1) * every)
+        theta, alive, blown = run(theta, alive, blown, t, stop)
+        bar.update(stop - t)
+        t = stop
+        if checkpointing is not None and t < steps and t % checkpointing[1] == 0:
+            checkpointing[0]({"t": t, "theta": theta, "alive": alive, "blown": blown,
+                              "observers": obs.state})
+    return {"blown_step": blown, "endpoints": theta, **obs.finish(blown)}
+
+
+class _TorchStep:
+    """One step of a batch of paths (gradient, clip rule, candidate, guard, freeze) as a
+    function of tensors only, so that with ``compile=True`` it runs under ``torch.compile`` as
+    one fused graph (compiled once per run and shared by its chunks)."""
+
+    def __init__(self, problem, rule, guard, need_step, dtype, device, compile):
+        self.problem, self.rule, self.need_step = problem, rule, need_step
+        self.guard = torch.tensor(guard, dtype=torch.float64, device=device)
+        problem.data(dtype, device)  # fill the data cache outside any trace
+        self.fn = torch.compile(self._step, dynamic=False) if compile else self._step
+
+    def _step(self, theta, tnorm, alive, blown, words, at, done):
+        problem, rule = self.problem, self.rule
+        g = problem.grad(theta, problem.sample(words, theta.dtype))
+        c = rule.apply(g, theta, problem.layout, theta_norm=tnorm)
+        if c.scale is not None:
+            cand = theta - (at * c.scale)[:, None] * g
+            direction = g * c.scale[:, None] if self.need_step else None
+        else:
+            cand = theta - at * c.direction
+            direction = c.direction
+        cand = rule.project(cand)
+        cnorm = norms(cand)
+        ok = alive & (cnorm <= self.guard) & torch.isfinite(c.norm)
+        newly = alive & ~ok
+        return (torch.where(ok[:, None], cand, theta), torch.where(ok, cnorm, tnorm), ok,
+                torch.where(newly, done, blown), newly, c, direction)
+
+
+class _TorchBlocks:
+    """Steps [t, stop) of a chunk as torch operations on (R, P) tensors."""
+
+    def __init__(self, step, a, rows, batch, seed, obs):
+        self.step, self.a, self.rows, self.seed, self.obs = step, a, rows, seed, obs
+        self.words_per_step = batch * step.problem.words_per_sample
+        self.tnorm = None
+
+    def __call__(self, theta, alive, blown, t, stop):
+        tnorm = norms(theta) if self.tnorm is None else self.tnorm
+        words = sampling.words(self.seed, self.rows, range(t, stop), self.words_per_step)
+        a = torch.as_tensor(self.a[t:stop], dtype=theta.dtype, device=theta.device)
+        done = torch.arange(t + 1, stop + 1, device=theta.device)
+        for k in range(stop - t):
+            theta_prev, norm_prev, alive_prev = theta, tnorm, alive
+            theta, tnorm, alive, blown, newly, c, direction = self.step.fn(
+                theta, tnorm, alive, blown, words[k], a[k], done[k])
+            self.obs.update(StepView(t + k + 1, float(self.a[t + k]), theta_prev, theta,
+                                     norm_prev, tnorm, c.norm, direction, c.clipped, alive,
+                                     alive_prev, newly))
+        self.tnorm = tnorm
+        return theta, alive, blown
+
+
+class _FusedBlocks:
+    """Steps [t, stop) of a chunk by the numba kernel of :mod:`simulations.fused` (in place)."""
+
+    def __init__(self, problem, rule, a, rows, batch, seed, guard, radii, theta0, obs):
+        self.problem, self.rule, self.a, self.batch, self.seed = problem, rule, a, batch, seed
+        self.obs = obs
+        dtype = theta0.dtype
+        data = problem.data(dtype, "cpu")
+        self.x, self.y = data["x"].numpy(), data["y"].numpy()
+        self.key_path = sampling.path_keys(seed, rows).numpy()
+        self.key_word = sampling.word_keys(seed, batch).numpy() if batch > 1 else np.zeros(
+            0, np.int32)
+        self.hidden = problem.params.get("hidden", 0)
+        self.theta0 = theta0.numpy()
+        self.guard = guard
+        self.gmax = math.sqrt(torch.finfo(dtype).max)
+        self.radii = np.asarray(radii, dtype=np.float64)
+        rec = obs.record
+        self.flags = np.array([name in rec for name in fused.OBSERVERS], dtype=np.int8)
+        st, r = obs.state, len(rows)
+        empty_i, empty_f = np.zeros((r, 0), np.int64), np.zeros(r, np.float64)
+        self.views = lambda: (
+            st["first_exit"].numpy() if "exits" in rec else empty_i,
+            st["first_exit_norm"].numpy() if "exits" in rec else empty_i,
+            st["max_deviation"].numpy() if "running_max" in rec else empty_f,
+            st["max_norm"].numpy() if "running_max" in rec else empty_f,
+            st["claim2_ratio"].numpy() if "claim2" in rec else empty_f,
+            st["clipped_steps"].numpy() if "clipped" in rec else np.zeros(r, np.int64),
+            obs.ck.astype(np.int64),
+            st["norm_at"].numpy() if "checkpoints" in rec else np.zeros((r, 0)),
+            st["deviation_at"].numpy() if "checkpoints" in rec else np.zeros((r, 0)),
+            st["path"].numpy() if "paths" in rec else np.zeros((0, 1, theta0.shape[1]),
+                                                                 theta0.numpy().dtype),
+        )
+
+    def __call__(self, theta, alive, blown, t, stop):
+        theta, alive, blown = theta.contiguous(), alive.contiguous(), blown.contiguous()
+        key_step = sampling.step_keys(self.seed, range(t, stop)).numpy()
+        rule = self.rule
+        fused.run_block(
+            theta.numpy(), self.theta0, alive.numpy(), blown.numpy(), self.x, self.y,
+            self.key_path, key_step, self.key_word, self.problem.n,
+            np.ascontiguousarray(self.a[t:stop]), t, self.batch, self.hidden,
+            fused.RULE_CODES[rule.kind], rule.lam or 1.0, rule.eps or 1.0, self.guard,
+            self.gmax, theta.dtype == torch.float32, self.radii, *self.views(), self.flags)
+        return theta, alive, blown

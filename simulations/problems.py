@@ -1,0 +1,637 @@
+r"""The catalog of problems: a loss ℓ(θ; ξ), a sampling law μ for ξ, a parameter layout and an
+initial point.
+
+A problem gives the engine four things, all batched over a leading path axis R:
+
+* ``sample(w)``: a minibatch per path from random words ``w`` of shape (R, B·m) (see
+  :mod:`simulations.sampling`); B draws iid from μ, with replacement;
+* ``grad(theta, batch)``: g = ∇_θ of the minibatch-mean loss (1/B) Σ_j ℓ(θ; ξ_j), shape (R, P),
+  written out by hand (no autograd);
+* ``loss(theta, batch)``: that minibatch-mean loss, shape (R,);
+* ``initial(paths, ...)``: θ(0) per path, fixed (the same for every path) or random.
+
+For the mean field H(θ) = E_μ[g/c] (see :mod:`simulations.mean_field`) a problem whose μ is
+finite (a dataset, or a discrete law) lists its atoms with ``atoms()``; the quadratic family has
+closed forms and quadrature for 1-D laws.
+
+Problems with a finite dataset D draw ξ = (x_i, y_i) with i uniform on {0..n-1}. Their data are
+generated once from a seed (``sklearn.datasets.make_regression``, ``make_blobs``, mnist1d's
+``make_dataset``), so nothing is downloaded. Every weight matrix and every bias vector is its own
+layer (:mod:`simulations.layout`); weight matrices are (out, in) as ``nn.Linear.weight``.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from simulations import sampling
+from simulations.layout import Layout
+
+__all__ = [
+    "PROBLEMS",
+    "Law",
+    "LinearRegression",
+    "Logistic",
+    "MLPClassification",
+    "MLPRegression",
+    "Problem",
+    "Quadratic",
+    "RNNCliff",
+    "make_problem",
+]
+
+
+def _positive_int(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def _finite(value: Any, name: str, *, positive: bool = False) -> float:
+    value = float(value)
+    if not math.isfinite(value) or (positive and value <= 0):
+        rng = "0 < {} < inf" if positive else "a finite number for {}"
+        raise ValueError(f"{name} must be {rng.format(name)}, got {value!r}")
+    return value
+
+
+class Problem(ABC):
+    """A loss, a sampling law μ, a layout and an initial point (see the module docstring)."""
+
+    #: the catalog name
+    name: str = ""
+    #: random 32-bit words used per minibatch element
+    words_per_sample: int = 1
+
+    def __init__(self, layout: Layout, theta0: np.ndarray | None, init_scale: float = 0.0):
+        self.layout = layout
+        self.theta0 = None if theta0 is None else np.asarray(theta0, dtype=np.float64)
+        if self.theta0 is not None and self.theta0.shape != (layout.size,):
+            raise ValueError(
+                f"theta0 must have {layout.size} entries for {self.name}, "
+                f"got shape {self.theta0.shape}"
+            )
+        self.init_scale = init_scale
+        self._cache: dict[tuple, Any] = {}
+
+    @property
+    def n_params(self) -> int:
+        """P, the length of θ."""
+        return self.layout.size
+
+    def settings(self) -> dict[str, Any]:
+        """The problem's parameters as JSON-ready values (written into every result)."""
+        return {"problem": self.name, **self.params}
+
+    params: dict[str, Any] = {}
+
+    # ---- initial point -------------------------------------------------------------------
+    def initial(
+        self, paths: torch.Tensor, seed: int, dtype: torch.dtype, device: torch.device | str
+    ) -> torch.Tensor:
+        """θ(0) for each path, (R, P).
+
+        Fixed: ``theta0`` for every path. Random (``theta0=None``): θ(0)_p = init_scale·z_p with
+        z standard normal, drawn from the stream ``STREAM_INIT`` as a function of (seed, path).
+        """
+        if self.theta0 is not None:
+            fixed = torch.as_tensor(self.theta0, dtype=dtype, device=device)
+            return fixed.expand(len(paths), -1).clone()
+        w = sampling.words(seed, paths, range(1), 2 * self.n_params, stream=sampling.STREAM_INIT)
+        return (self.init_scale * sampling.normals(w[0])).to(dtype)
+
+    # ---- data on a device ------------------------------------------------------------------
+    def data(self, dtype: torch.dtype, device: torch.device | str) -> dict[str, torch.Tensor]:
+        """The problem's arrays as tensors of ``dtype`` on ``device`` (cached)."""
+        key = (dtype, str(device))
+        if key not in self._cache:
+            self._cache[key] = {
+                k: torch.as_tensor(v, device=device).to(
+                    dtype if np.issubdtype(np.asarray(v).dtype, np.floating) else torch.int64
+                )
+                for k, v in self.arrays().items()
+            }
+        return self._cache[key]
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The problem's numpy arrays (a dataset, a law's parameters)."""
+        return {}
+
+    # ---- the interface the engine uses ---------------------------------------------------
+    @abstractmethod
+    def sample(self, w: torch.Tensor, dtype: torch.dtype) -> Any:
+        """A minibatch per path from words ``w`` of shape (R, B·words_per_sample)."""
+
+    @abstractmethod
+    def grad(self, theta: torch.Tensor, batch: Any) -> torch.Tensor:
+        """∇_θ (1/B) Σ_j ℓ(θ; ξ_j) for each path: (R, P)."""
+
+    @abstractmethod
+    def loss(self, theta: torch.Tensor, batch: Any) -> torch.Tensor:
+        """(1/B) Σ_j ℓ(θ; ξ_j) for each path: (R,)."""
+
+    def atoms(self, dtype: torch.dtype, device: torch.device | str) -> tuple[Any, torch.Tensor]:
+        """μ as a finite list of atoms: (a batch of S one-sample minibatches, weights (S,)).
+
+        Raises ``NotImplementedError`` when μ is not finite.
+        """
+        raise NotImplementedError(f"{self.name}: the sampling law is not finite")
+
+    def batch_of(self, batch: Any, rows: torch.Tensor) -> Any:
+        """Rows ``rows`` of a batch (used to tile the atoms against many θ)."""
+        return batch[rows]
+
+
+# ==============================================================================================
+# Finite datasets
+# ==============================================================================================
+
+
+class FiniteData(Problem):
+    """A problem whose μ is uniform on a finite dataset: ξ = sample i, i uniform on {0..n-1}.
+
+    A minibatch is the index tensor (R, B); one word per sample gives i = floor(u32·n/2^32).
+    """
+
+    n: int
+
+    def sample(self, w: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        return sampling.uniform_indices(w, self.n)
+
+    def atoms(self, dtype, device):
+        index = torch.arange(self.n, device=device)[:, None]
+        return index, torch.full((self.n,), 1.0 / self.n, dtype=dtype, device=device)
+
+
+def _regression_data(n: int, dim: int, noise: float, data_seed: int):
+    from sklearn.datasets import make_regression
+
+    x, y = make_regression(n_samples=n, n_features=dim, noise=noise, random_state=data_seed)
+    return x.astype(np.float64), y.astype(np.float64)
+
+
+class LinearRegression(FiniteData):
+    r"""Linear regression with the paper's squared loss (4).
+
+    Data: ``sklearn.datasets.make_regression(n, dim, noise, random_state=data_seed)``, targets
+    unscaled; μ uniform on the n samples. Defaults n = 1000, dim = 20, noise = 0.1, data_seed = 0.
+    Model f(x) = w·x + b; θ = [w (as a (1, dim) weight layer), b (1)], P = dim + 1.
+    Loss ℓ = (f(x) − y)²; minibatch gradient g = (2/B) Σ_j r_j [x_j, 1], r_j = f(x_j) − y_j.
+    θ(0) = 0 unless given.
+    """
+
+    name = "linear-regression"
+
+    def __init__(self, n=1000, dim=20, noise=0.1, data_seed=0, theta0=None):
+        self.n = _positive_int(n, "n")
+        dim = _positive_int(dim, "dim")
+        self.x, self.y = _regression_data(self.n, dim, _finite(noise, "noise"), int(data_seed))
+        self.params = {"n": self.n, "dim": dim, "noise": noise, "data_seed": int(data_seed)}
+        layout = Layout.of(("weight", (1, dim)), ("bias", (1,)))
+        super().__init__(layout, np.zeros(dim + 1) if theta0 is None else theta0)
+
+    def arrays(self):
+        return {"x": self.x, "y": self.y}
+
+    def _residual(self, theta, idx):
+        d = self.data(theta.dtype, theta.device)
+        x = d["x"][idx]  # (R, B, dim)
+        f = torch.einsum("rbd,rd->rb", x, theta[:, :-1]) + theta[:, -1:]
+        return x, f - d["y"][idx]
+
+    def grad(self, theta, idx):
+        x, r = self._residual(theta, idx)
+        e = r * (2.0 / idx.shape[1])
+        return torch.cat([torch.einsum("rb,rbd->rd", e, x), e.sum(1, keepdim=True)], dim=1)
+
+    def loss(self, theta, idx):
+        return self._residual(theta, idx)[1].square().mean(1)
+
+
+class Logistic(FiniteData):
+    r"""Logistic regression with binary cross-entropy.
+
+    Data: x_i ~ N(0, I_dim) for i < n (numpy ``default_rng(data_seed)``), labels
+    y_i = 1[x_i·w* > 0] with w* = (1, …, 1)/√dim, which is linearly separable; with
+    ``separable=False`` a fraction ``flip`` (default 0.1) of the labels is flipped. Defaults
+    n = 200, dim = 2, separable = True, data_seed = 0.
+    Model f(x) = w·x + b; θ = [w ((1, dim)), b (1)]; ℓ = log(1 + e^f) − y·f;
+    g = (1/B) Σ_j (σ(f_j) − y_j)[x_j, 1]. On separable data H has no zero and ‖θ‖ → ∞.
+    θ(0) = 0 unless given.
+    """
+
+    name = "logistic"
+
+    def __init__(self, n=200, dim=2, separable=True, flip=0.1, data_seed=0, theta0=None):
+        self.n = _positive_int(n, "n")
+        dim = _positive_int(dim, "dim")
+        rng = np.random.default_rng(int(data_seed))
+        self.x = rng.standard_normal((self.n, dim))
+        self.y = (self.x @ (np.ones(dim) / math.sqrt(dim)) > 0).astype(np.float64)
+        if not separable:
+            flipped = rng.random(self.n) < flip
+            self.y[flipped] = 1.0 - self.y[flipped]
+        self.params = {"n": self.n, "dim": dim, "separable": bool(separable), "flip": flip,
+                       "data_seed": int(data_seed)}
+        layout = Layout.of(("weight", (1, dim)), ("bias", (1,)))
+        super().__init__(layout, np.zeros(dim + 1) if theta0 is None else theta0)
+
+    def arrays(self):
+        return {"x": self.x, "y": self.y}
+
+    def _logit(self, theta, idx):
+        d = self.data(theta.dtype, theta.device)
+        x = d["x"][idx]
+        return x, torch.einsum("rbd,rd->rb", x, theta[:, :-1]) + theta[:, -1:], d["y"][idx]
+
+    def grad(self, theta, idx):
+        x, f, y = self._logit(theta, idx)
+        e = (torch.sigmoid(f) - y) / idx.shape[1]
+        return torch.cat([torch.einsum("rb,rbd->rd", e, x), e.sum(1, keepdim=True)], dim=1)
+
+    def loss(self, theta, idx):
+        _, f, y = self._logit(theta, idx)
+        return (torch.nn.functional.softplus(f) - y * f).mean(1)
+
+
+def _linear_init(rng: np.random.Generator, fan_out: int, fan_in: int) -> list[np.ndarray]:
+    """nn.Linear's default: weight and bias uniform on ±1/√fan_in."""
+    bound = 1.0 / math.sqrt(fan_in)
+    return [rng.uniform(-bound, bound, (fan_out, fan_in)).ravel(),
+            rng.uniform(-bound, bound, fan_out)]
+
+
+class _TanhMLP(FiniteData):
+    """Shared forward and backward pass of a one-hidden-layer tanh MLP d–h–k.
+
+    f(x) = W2 tanh(W1 x + b1) + b2, θ = [W1 (h, d), b1 (h), W2 (k, h), b2 (k)].
+    """
+
+    def _init_layout(self, dim, hidden, out, theta0, init_seed):
+        layout = Layout.of(("W1", (hidden, dim)), ("b1", (hidden,)), ("W2", (out, hidden)),
+                           ("b2", (out,)))
+        if theta0 is None:
+            rng = np.random.default_rng(int(init_seed))
+            theta0 = np.concatenate(_linear_init(rng, hidden, dim) + _linear_init(rng, out, hidden))
+        super().__init__(layout, theta0)
+
+    def _forward(self, theta, x):
+        lay = self.layout
+        w1, b1, w2, b2 = (lay[n].view(theta) for n in ("W1", "b1", "W2", "b2"))
+        a = torch.tanh(torch.baddbmm(b1[:, None, :], x, w1.transpose(1, 2)))  # (R, B, h)
+        return a, torch.baddbmm(b2[:, None, :], a, w2.transpose(1, 2))  # (R, B, k)
+
+    def _backward(self, theta, x, a, e):
+        """Gradient from e = ∂L/∂f (R, B, k): the four layers flattened and concatenated."""
+        w2 = self.layout["W2"].view(theta)
+        dz = torch.bmm(e, w2) * (1.0 - a.square())  # (R, B, h)
+        return torch.cat(
+            [torch.bmm(dz.transpose(1, 2), x).flatten(1), dz.sum(1),
+             torch.bmm(e.transpose(1, 2), a).flatten(1), e.sum(1)],
+            dim=1,
+        )
+
+
+class MLPRegression(_TanhMLP):
+    r"""A tanh MLP d–h–1 with the paper's squared loss (4) on ``make_regression`` data.
+
+    Data as :class:`LinearRegression` (defaults n = 1000, dim = 20, noise = 0.1, data_seed = 0,
+    targets unscaled); hidden = 25, so the default network is 20–25–1 with P = 551.
+    f(x) = W2 tanh(W1 x + b1) + b2; ℓ = (f(x) − y)²; tanh satisfies (A1).
+    θ(0): nn.Linear's default initialisation (uniform ±1/√fan_in, weights then bias, layer by
+    layer) from ``numpy.random.default_rng(init_seed)``, init_seed = 0, the same for every path.
+    """
+
+    name = "mlp-regression"
+
+    def __init__(self, n=1000, dim=20, hidden=25, noise=0.1, data_seed=0, init_seed=0,
+                 theta0=None):
+        self.n = _positive_int(n, "n")
+        dim, hidden = _positive_int(dim, "dim"), _positive_int(hidden, "hidden")
+        self.x, self.y = _regression_data(self.n, dim, _finite(noise, "noise"), int(data_seed))
+        self.params = {"n": self.n, "dim": dim, "hidden": hidden, "noise": noise,
+                       "data_seed": int(data_seed), "init_seed": int(init_seed)}
+        self._init_layout(dim, hidden, 1, theta0, init_seed)
+
+    def arrays(self):
+        return {"x": self.x, "y": self.y}
+
+    def _residual(self, theta, idx):
+        d = self.data(theta.dtype, theta.device)
+        x = d["x"][idx]
+        a, f = self._forward(theta, x)
+        return x, a, f - d["y"][idx][..., None]
+
+    def grad(self, theta, idx):
+        x, a, r = self._residual(theta, idx)
+        return self._backward(theta, x, a, r * (2.0 / idx.shape[1]))
+
+    def loss(self, theta, idx):
+        return self._residual(theta, idx)[2].square().mean((1, 2))
+
+
+class MLPClassification(_TanhMLP):
+    r"""A softmax MLP d–h–C with cross-entropy ((5)–(6)) on a finite dataset.
+
+    Data: ``dataset="blobs"`` (default): ``sklearn.datasets.make_blobs(n, dim, centers=classes,
+    cluster_std=2.0, random_state=data_seed)`` with n = 600, dim = 10, classes = 3;
+    ``dataset="mnist1d"``: the training split of ``mnist1d.data.make_dataset`` with its default
+    arguments (4000 samples of length 40, 10 classes; generated offline, needs the
+    ``experiments`` extra). hidden = 32. ℓ = −log softmax(f(x))_y; g from ∂ℓ/∂f = softmax − e_y.
+    θ(0): nn.Linear's default initialisation from ``default_rng(init_seed)``, init_seed = 0.
+    """
+
+    name = "mlp-classification"
+
+    def __init__(self, dataset="blobs", n=600, dim=10, classes=3, hidden=32, data_seed=0,
+                 init_seed=0, theta0=None):
+        hidden = _positive_int(hidden, "hidden")
+        if dataset == "blobs":
+            from sklearn.datasets import make_blobs
+
+            n, dim, classes = (_positive_int(v, k) for v, k in
+                               ((n, "n"), (dim, "dim"), (classes, "classes")))
+            x, y = make_blobs(n_samples=n, n_features=dim, centers=classes, cluster_std=2.0,
+                              random_state=int(data_seed))
+        elif dataset == "mnist1d":
+            try:
+                from mnist1d.data import get_dataset_args, make_dataset
+            except ImportError as err:
+                raise ValueError("dataset 'mnist1d' needs the mnist1d package "
+                                 "(pip install -e '.[experiments]')") from err
+            args = get_dataset_args()
+            args.seed = int(data_seed)
+            data = make_dataset(args)
+            x, y = np.asarray(data["x"], dtype=np.float64), np.asarray(data["y"])
+            n, dim, classes = x.shape[0], x.shape[1], int(y.max()) + 1
+        else:
+            raise ValueError(f"dataset must be 'blobs' or 'mnist1d', got {dataset!r}")
+        self.n, self.classes = n, classes
+        self.x, self.y = x.astype(np.float64), y.astype(np.int64)
+        self.params = {"dataset": dataset, "n": n, "dim": dim, "classes": classes,
+                       "hidden": hidden, "data_seed": int(data_seed), "init_seed": int(init_seed)}
+        self._init_layout(dim, hidden, classes, theta0, init_seed)
+
+    def arrays(self):
+        return {"x": self.x, "y": self.y}
+
+    def _logits(self, theta, idx):
+        d = self.data(theta.dtype, theta.device)
+        x = d["x"][idx]
+        a, f = self._forward(theta, x)
+        return x, a, f, d["y"][idx]
+
+    def grad(self, theta, idx):
+        x, a, f, y = self._logits(theta, idx)
+        e = torch.softmax(f, dim=-1)
+        e = e - torch.nn.functional.one_hot(y, self.classes).to(e.dtype)
+        return self._backward(theta, x, a, e / idx.shape[1])
+
+    def loss(self, theta, idx):
+        _, _, f, y = self._logits(theta, idx)
+        return -torch.log_softmax(f, -1).gather(-1, y[..., None])[..., 0].mean(1)
+
+
+class RNNCliff(FiniteData):
+    r"""The single-unit recurrence of Pascanu, Mikolov & Bengio (2013, §3), whose loss has a cliff.
+
+    x_k = w·tanh(x_{k−1}) + b for k = 1..steps (default 50), loss ℓ = (x_steps − target)² with
+    target = 0.7; θ = (w (1, 1), b (1)). μ: x_0 uniform on n = 32 points drawn once from
+    uniform(−1, 1) (``default_rng(data_seed)``, data_seed = 0). θ(0) = (w, b) = (1.5, −0.1) by
+    default. For w > 1 the map has two attracting fixed points and x_steps jumps between them as
+    b crosses a threshold that depends on x_0, so ∂ℓ/∂b is huge near it: unclipped gradients
+    explode. The gradient is back-propagated through time by hand:
+    δ_steps = 2(x_steps − target)/B, ∂/∂w += δ_k tanh(x_{k−1}), ∂/∂b += δ_k,
+    δ_{k−1} = δ_k w (1 − tanh²(x_{k−1})).
+    """
+
+    name = "rnn-cliff"
+
+    def __init__(self, n=32, steps=50, target=0.7, data_seed=0, theta0=(1.5, -0.1)):
+        self.n = _positive_int(n, "n")
+        self.steps = _positive_int(steps, "steps")
+        self.target = _finite(target, "target")
+        self.x0 = np.random.default_rng(int(data_seed)).uniform(-1.0, 1.0, self.n)
+        self.params = {"n": self.n, "steps": self.steps, "target": self.target,
+                       "data_seed": int(data_seed)}
+        super().__init__(Layout.of(("w", (1, 1)), ("b", (1,))), theta0)
+
+    def arrays(self):
+        return {"x0": self.x0}
+
+    def _run(self, theta, idx):
+        x = self.data(theta.dtype, theta.device)["x0"][idx]  # (R, B)
+        w, b = theta[:, :1], theta[:, 1:]
+        hidden = []
+        for _ in range(self.steps):
+            h = torch.tanh(x)
+            hidden.append(h)
+            x = w * h + b
+        return x, hidden
+
+    def grad(self, theta, idx):
+        x, hidden = self._run(theta, idx)
+        w = theta[:, :1]
+        delta = (x - self.target) * (2.0 / idx.shape[1])
+        dw = torch.zeros_like(delta)
+        db = torch.zeros_like(delta)
+        for h in reversed(hidden):
+            dw = dw + delta * h
+            db = db + delta
+            delta = delta * w * (1.0 - h.square())
+        return torch.stack([dw.sum(1), db.sum(1)], dim=1)
+
+    def loss(self, theta, idx):
+        return (self._run(theta, idx)[0] - self.target).square().mean(1)
+
+
+# ==============================================================================================
+# The quadratic family
+# ==============================================================================================
+
+
+@dataclass(frozen=True)
+class Law:
+    r"""A law for the target y of the quadratic family, in d dimensions.
+
+    * ``normal``: y = mean + sd·z, z ~ N(0, I_d) (two words per coordinate);
+    * ``student-t``: y = mean + sd·t, the coordinates iid Student-t with ``df`` (an integer ≥ 1)
+      degrees of freedom, t = z_0/√(Σ_{k=1}^{df} z_k²/df) (2(df+1) words per coordinate);
+    * ``discrete``: y = v_k·(1, …, 1) with probability p_k (one word; the atoms lie on the
+      diagonal, so H is an exact finite sum in any dimension);
+    * ``point``: y = mean, no noise.
+    """
+
+    kind: str = "normal"
+    mean: float = 0.0
+    sd: float = 1.0
+    df: int = 3
+    values: tuple[float, ...] = ()
+    probs: tuple[float, ...] = ()
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.kind not in ("normal", "student-t", "discrete", "point"):
+            raise ValueError("noise must be one of normal, student-t, discrete, point, "
+                             f"got {self.kind!r}")
+        _finite(self.mean, "mean")
+        if self.kind in ("normal", "student-t"):
+            _finite(self.sd, "sd", positive=True)
+        if self.kind == "student-t":
+            _positive_int(self.df, "df")
+        if self.kind == "discrete":
+            if len(self.values) < 1 or len(self.values) != len(self.probs):
+                raise ValueError("a discrete law needs as many values as probs (at least one), "
+                                 f"got {len(self.values)} values and {len(self.probs)} probs")
+            p = np.asarray(self.probs, dtype=np.float64)
+            if np.any(~np.isfinite(p)) or np.any(p < 0) or abs(p.sum() - 1.0) > 1e-9:
+                raise ValueError(f"probs must be non-negative and sum to 1, got {self.probs}")
+            for v in self.values:
+                _finite(v, "values")
+
+    def words(self) -> int:
+        """Random words per coordinate (discrete: per sample)."""
+        return {"normal": 2, "student-t": 2 * (self.df + 1), "discrete": 1, "point": 0}[self.kind]
+
+    def describe(self) -> dict[str, Any]:
+        if self.kind == "discrete":
+            return {"noise": "discrete", "values": list(self.values), "probs": list(self.probs)}
+        if self.kind == "point":
+            return {"noise": "point", "mean": self.mean}
+        out = {"noise": self.kind, "mean": self.mean, "sd": self.sd}
+        if self.kind == "student-t":
+            out["df"] = self.df
+        return out
+
+
+class Quadratic(Problem):
+    r"""ℓ(θ; y) = (L/2)‖θ − y‖² in d dimensions, y ~ μ (a :class:`Law`).
+
+    g = L(θ − ȳ) with ȳ the minibatch mean of y. L = 1 is the quadratic of the paper's far-away
+    minimiser example; L < 0 makes it concave. One layer "theta" of shape (d,). θ(0) = theta0
+    (default 0) for every path. Defaults: d = 1, μ = normal(0, 1), L = 1.
+
+    H(θ) = E[g/c] for B = 1 is exact for a discrete or point law in any dimension (a finite sum),
+    and for 1-D normal (closed form) and Student-t (adaptive quadrature) laws.
+    """
+
+    name = "quadratic"
+
+    def __init__(self, law: Law | None = None, dim=1, curvature=1.0, theta0=None):
+        self.law = Law() if law is None else law
+        self.dim = _positive_int(dim, "dim")
+        self.curvature = _finite(curvature, "curvature")
+        if self.curvature == 0:
+            raise ValueError("curvature must be non-zero")
+        self.words_per_sample = max(1, self.law.words() * (1 if self.law.kind == "discrete"
+                                                           else self.dim))
+        self.params = {**self.law.describe(), "dim": self.dim, "curvature": self.curvature}
+        theta0 = np.zeros(self.dim) if theta0 is None else np.broadcast_to(
+            np.asarray(theta0, dtype=np.float64), (self.dim,)).copy()
+        super().__init__(Layout.of(("theta", (self.dim,))), theta0)
+
+    def arrays(self):
+        if self.law.kind == "discrete":
+            return {"values": np.asarray(self.law.values, dtype=np.float64),
+                    "cumprobs": np.cumsum(self.law.probs)[:-1]}
+        return {}
+
+    def sample(self, w: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """y, shape (R, B, d), from words (R, B·words_per_sample)."""
+        law, d = self.law, self.dim
+        rows = w.shape[0]
+        w = w.view(rows, -1, self.words_per_sample)
+        if law.kind == "point":
+            return torch.full((rows, w.shape[1], d), law.mean, dtype=dtype, device=w.device)
+        if law.kind == "discrete":
+            arr = self.data(torch.float64, w.device)
+            u = sampling.uniform32(w[..., 0])
+            k = torch.searchsorted(arr["cumprobs"], u.contiguous(), right=True)
+            return arr["values"][k][..., None].expand(-1, -1, d).to(dtype)
+        z = sampling.normals(w.view(rows, w.shape[1], d, -1))  # (R, B, d, words/2)
+        if law.kind == "normal":
+            noise = z[..., 0]
+        else:
+            noise = z[..., 0] / torch.sqrt(z[..., 1:].square().mean(-1))
+        return (law.mean + law.sd * noise).to(dtype)
+
+    def grad(self, theta, y):
+        return self.curvature * (theta - y.mean(1))
+
+    def loss(self, theta, y):
+        return 0.5 * self.curvature * (theta[:, None, :] - y).square().sum(-1).mean(1)
+
+    def atoms(self, dtype, device):
+        law = self.law
+        if law.kind == "point":
+            return torch.full((1, 1, self.dim), law.mean, dtype=dtype, device=device), \
+                torch.ones(1, dtype=dtype, device=device)
+        if law.kind != "discrete":
+            raise NotImplementedError(f"quadratic: the {law.kind} law is not finite")
+        values = torch.as_tensor(law.values, dtype=dtype, device=device)
+        return values[:, None, None].expand(-1, 1, self.dim).contiguous(), \
+            torch.as_tensor(law.probs, dtype=dtype, device=device)
+
+
+def _stiff(kind="stiff", dim=1, curvature=None, target=None, theta0=None):
+    r"""Losses on which adaptive clipping leaves any practical radius (no noise, μ a point mass):
+
+    * ``stiff``: ℓ = (L/2)‖θ‖², L = 100, θ(0) = 1: with λ·L > 1 the adaptive update
+      θ ← θ − a·L·θ·min(1, λ/L) overshoots when a(t)·λ > 2 and grows geometrically before the
+      steps become small;
+    * ``far``: ℓ = ½‖θ − y‖² with y = 10^8, θ(0) = 1: while θ is far from y the adaptive step is
+      a(t)·λ‖θ‖, so ‖θ‖ grows like Π(1 + λ a(t));
+    * ``concave``: ℓ = −½‖θ‖², θ(0) = 1: g = −θ, so ‖θ(t+1)‖ = ‖θ(t)‖(1 + a(t)·min(1, λ)).
+
+    Classic clipping moves each step by at most a(t)λ, so it stays within λΣa on all three.
+    """
+    presets = {"stiff": (100.0, 0.0), "far": (1.0, 1e8), "concave": (-1.0, 0.0)}
+    if kind not in presets:
+        raise ValueError(f"kind must be one of {', '.join(presets)}, got {kind!r}")
+    default_curv, default_target = presets[kind]
+    curv = default_curv if curvature is None else curvature
+    target = default_target if target is None else target
+    problem = Quadratic(Law("point", mean=target), dim=dim, curvature=curv,
+                        theta0=1.0 if theta0 is None else theta0)
+    problem.name = "stiff"
+    problem.params = {"kind": kind, **problem.params}
+    return problem
+
+
+PROBLEMS = {
+    "quadratic": Quadratic,
+    "linear-regression": LinearRegression,
+    "logistic": Logistic,
+    "mlp-regression": MLPRegression,
+    "mlp-classification": MLPClassification,
+    "rnn-cliff": RNNCliff,
+    "stiff": _stiff,
+}
+
+
+def make_problem(name: str, **params: Any) -> Problem:
+    """A problem of the catalog by name, with its parameters (see each class's docstring).
+
+    For ``quadratic`` the law is given by ``noise`` (normal, student-t, discrete, point) and its
+    parameters ``mean``, ``sd``, ``df``, ``values``, ``probs``.
+    """
+    if name not in PROBLEMS:
+        raise ValueError(f"unknown problem {name!r}; choose from {', '.join(PROBLEMS)}")
+    if name == "quadratic":
+        law_keys = ("mean", "sd", "df", "values", "probs")
+        law_args = {k: params.pop(k) for k in law_keys if k in params}
+        for k in ("values", "probs"):
+            if k in law_args:
+                law_args[k] = tuple(float(v) for v in law_args[k])
+        kind = params.pop("noise", "normal")
+        return Quadratic(Law(kind, **law_args), **params)
+    try:
+        return PROBLEMS[name](**params)
+    except TypeError as err:
+        raise ValueError(f"{name}: {err}") from None
