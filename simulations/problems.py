@@ -401,26 +401,27 @@ class MLPClassification(_TanhMLP):
 class RNNCliff(FiniteData):
     r"""The single-unit recurrence of Pascanu, Mikolov & Bengio (2013, §3), whose loss has a cliff.
 
-    x_k = w·tanh(x_{k−1}) + b for k = 1..steps (default 50), loss ℓ = (x_steps − target)² with
+    x_k = w·tanh(x_{k−1}) + b for k = 1..length (default 50), loss ℓ = (x_length − target)² with
     target = 0.7; θ = (w (1, 1), b (1)). μ: x_0 uniform on n = 32 points drawn once from
     uniform(−1, 1) (``default_rng(data_seed)``, data_seed = 0). θ(0) = (w, b) = (1.5, −0.1) by
-    default. For w > 1 the map has two attracting fixed points and x_steps jumps between them as
+    default. For w > 1 the map has two attracting fixed points and x_length jumps between them as
     b crosses a threshold that depends on x_0, so ∂ℓ/∂b is huge near it: unclipped gradients
     explode. The gradient is back-propagated through time by hand:
-    δ_steps = 2(x_steps − target)/B, ∂/∂w += δ_k tanh(x_{k−1}), ∂/∂b += δ_k,
+    δ_length = 2(x_length − target)/B, ∂/∂w += δ_k tanh(x_{k−1}), ∂/∂b += δ_k,
     δ_{k−1} = δ_k w (1 − tanh²(x_{k−1})).
     """
 
     name = "rnn-cliff"
 
-    def __init__(self, n=32, steps=50, target=0.7, data_seed=0, theta0=(1.5, -0.1)):
+    def __init__(self, n=32, length=50, target=0.7, data_seed=0, theta0=None):
         self.n = _positive_int(n, "n")
-        self.steps = _positive_int(steps, "steps")
+        self.length = _positive_int(length, "length")
         self.target = _finite(target, "target")
         self.x0 = np.random.default_rng(int(data_seed)).uniform(-1.0, 1.0, self.n)
-        self.params = {"n": self.n, "steps": self.steps, "target": self.target,
+        self.params = {"n": self.n, "length": self.length, "target": self.target,
                        "data_seed": int(data_seed)}
-        super().__init__(Layout.of(("w", (1, 1)), ("b", (1,))), theta0)
+        super().__init__(Layout.of(("w", (1, 1)), ("b", (1,))),
+                         (1.5, -0.1) if theta0 is None else theta0)
 
     def arrays(self):
         return {"x0": self.x0}
@@ -429,7 +430,7 @@ class RNNCliff(FiniteData):
         x = self.data(theta.dtype, theta.device)["x0"][idx]  # (R, B)
         w, b = theta[:, :1], theta[:, 1:]
         hidden = []
-        for _ in range(self.steps):
+        for _ in range(self.length):
             h = torch.tanh(x)
             hidden.append(h)
             x = w * h + b
@@ -623,6 +624,13 @@ def make_problem(name: str, **params: Any) -> Problem:
     """
     if name not in PROBLEMS:
         raise ValueError(f"unknown problem {name!r}; choose from {', '.join(PROBLEMS)}")
+    try:
+        return _make(name, params)
+    except TypeError as err:
+        raise ValueError(f"{name}: {err}") from None
+
+
+def _make(name: str, params: dict[str, Any]) -> Problem:
     if name == "quadratic":
         law_keys = ("mean", "sd", "df", "values", "probs")
         law_args = {k: params.pop(k) for k in law_keys if k in params}
@@ -631,7 +639,4 @@ def make_problem(name: str, **params: Any) -> Problem:
                 law_args[k] = tuple(float(v) for v in law_args[k])
         kind = params.pop("noise", "normal")
         return Quadratic(Law(kind, **law_args), **params)
-    try:
-        return PROBLEMS[name](**params)
-    except TypeError as err:
-        raise ValueError(f"{name}: {err}") from None
+    return PROBLEMS[name](**params)

@@ -114,9 +114,12 @@ class ClipRule:
         ids, groups = _ids(layout, unitwise, g.device)
         threshold = clipping.adaptive_threshold(_group_norms(theta, ids, groups), self.lam,
                                                 self.eps)
-        factor = clipping.clip_factor(_group_norms(g, ids, groups), threshold)  # (R, G)
+        gnorms = _group_norms(g, ids, groups)
+        factor = clipping.clip_factor(gnorms, threshold)  # (R, G)
         d = g * factor.to(g.dtype)[:, ids]
-        return Clipped(None, d, (factor < 1).any(1), norms(d))
+        finite = torch.isfinite(gnorms).all(1)  # an overflowed group norm is not a clipped step
+        return Clipped(None, d, (factor < 1).any(1),
+                       torch.where(finite, norms(d), torch.inf))
 
     def project(self, theta: torch.Tensor) -> torch.Tensor:
         """Π_K(θ) for the projection rule (the ball ‖θ‖ ≤ radius); θ unchanged otherwise."""

@@ -20,11 +20,11 @@ word keys within a step.
 The arithmetic is done on int32 tensors (two's-complement wrap-around, logical shifts by
 masking), which vectorises about ten times better than int64 on CPU. From the words:
 
-* uniform integers in ``[0, n)``: ``floor(u32 * n / 2^32)`` (exact; the bias is at most
-  ``n / 2^32``, about 2e-7 for n = 1000);
-* uniforms in ``(0, 1)`` with 53 bits: ``(hi * 2^21 + lo >> 11 + 1/2) / 2^53`` from two words;
+* uniform integers in ``[0, n)``: ``floor(u32 * n / 2^32)`` (integer arithmetic; the bias is at
+  most ``n / 2^32``, about 2e-7 for n = 1000);
+* uniforms in ``(0, 1)`` with 52 bits: ``(hi * 2^20 + lo >> 12 + 1/2) / 2^52`` from two words;
 * standard normals: ``Phi^{-1}`` of such a uniform (``torch.special.ndtri``), exact in law up to
-  the 53-bit grid (``|z| <= 8.3``).
+  the 52-bit grid (``|z| <= 8.2``).
 
 Streams separate independent uses of one seed (step draws, random initial points, ...).
 """
@@ -170,10 +170,11 @@ def _unsigned(w: torch.Tensor) -> torch.Tensor:
 
 
 def uniform_indices(w: torch.Tensor, n: int) -> torch.Tensor:
-    """Integers ``floor(u32 * n / 2^32)`` in ``[0, n)`` from words ``w`` (int64, same shape)."""
-    if not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be a positive integer, got {n!r}")
-    return torch.floor(_unsigned(w) * (n / 4294967296.0)).to(torch.int64)
+    """Integers ``floor(u32 * n / 2^32)`` in ``[0, n)`` from words ``w`` (int64, same shape),
+    computed exactly in integer arithmetic for ``n < 2^31``."""
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n < 1 << 31:
+        raise ValueError(f"n must be an integer with 1 <= n < 2**31, got {n!r}")
+    return ((w.to(torch.int64) & 0xFFFFFFFF) * n) >> 32
 
 
 def uniform32(w: torch.Tensor) -> torch.Tensor:
@@ -182,16 +183,17 @@ def uniform32(w: torch.Tensor) -> torch.Tensor:
 
 
 def uniforms(w: torch.Tensor) -> torch.Tensor:
-    """Uniforms in (0, 1) with 53 bits from pairs of words along the last axis.
+    """Uniforms in (0, 1) on a 52-bit grid from pairs of words along the last axis.
 
     ``w`` has an even last dimension ``2m``; the result has last dimension ``m``:
-    ``u = (hi * 2^21 + floor(lo / 2^11) + 1/2) / 2^53`` with ``hi, lo`` words ``2i, 2i+1``.
+    ``u = (hi * 2^20 + floor(lo / 2^12) + 1/2) / 2^52`` with ``hi, lo`` words ``2i, 2i+1``
+    (exact in float64, so strictly inside (0, 1)).
     """
     if w.shape[-1] % 2:
         raise ValueError("uniforms needs an even number of words along the last axis")
     hi = _unsigned(w[..., 0::2])
-    lo = torch.floor(_unsigned(w[..., 1::2]) / 2048.0)
-    return (hi * 2097152.0 + lo + 0.5) / 9007199254740992.0
+    lo = torch.floor(_unsigned(w[..., 1::2]) / 4096.0)
+    return (hi * 1048576.0 + lo + 0.5) / 4503599627370496.0
 
 
 def normals(w: torch.Tensor) -> torch.Tensor:

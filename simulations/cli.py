@@ -1,0 +1,509 @@
+r"""Command line: ``python -m simulations run ...`` and ``python -m simulations problems``.
+
+``run`` builds a problem of the catalog, a clip rule and a step schedule from its flags, runs
+:func:`simulations.engine.simulate` with checkpoints in ``<out>/checkpoint``, saves the result
+with :func:`simulations.results.save` into ``--out`` and prints a summary table::
+
+    python -m simulations run --problem quadratic --noise normal --mean 100 --sd 1 --dim 1 \
+        --theta0 0 --clip classic --lam 1 --schedule "1/(t+1)" --paths 10000 --steps 1000 \
+        --radius 2 --seed 0 --out runs/far
+
+Each problem takes only its own flags (``python -m simulations problems`` lists them); a flag
+the chosen problem, law or rule does not take is refused. Bad input ends with one line on
+stderr naming the argument and exit status 2; Ctrl-C ends with one line saying where the last
+checkpoint is and exit status 130 (rerun the same command with ``--resume`` to continue).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import inspect
+import math
+import re
+import shlex
+import sys
+import tempfile
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+PROG = "python -m simulations"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but an error is one line on stderr and exit status 2 (no usage block)."""
+
+    def error(self, message: str) -> None:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+class _Formatter(argparse.HelpFormatter):
+    """Shows "(default: X)" after the help of every flag with a default worth showing."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if (action.required or default is None or default is argparse.SUPPRESS
+                or default is False or default == []
+                or "%(default)" in text or not action.option_strings):
+            return text
+        return text + " (default: %(default)s)"
+
+
+# ---- argument types ---------------------------------------------------------------------------
+
+def _integer(text: str, lowest: int) -> int:
+    """An integer ≥ ``lowest`` written as 1000, 1_000 or 1e3."""
+    try:
+        value = Decimal(text.replace("_", ""))
+    except InvalidOperation:
+        value = None
+    if value is None or not value.is_finite() or value != value.to_integral_value() \
+            or value < lowest:
+        raise argparse.ArgumentTypeError(f"expected an integer >= {lowest}, got {text!r}")
+    return int(value)
+
+
+def _count(text: str) -> int:
+    return _integer(text, 1)
+
+
+def _natural(text: str) -> int:
+    return _integer(text, 0)
+
+
+def _number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def _positive(text: str) -> float:
+    value = _number(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
+    return value
+
+
+def _nonnegative(text: str) -> float:
+    value = _number(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    value = _number(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text!r}")
+    return value
+
+
+def _record(text: str) -> tuple[str, ...]:
+    from simulations.observers import OBSERVERS
+
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    unknown = [n for n in names if n not in OBSERVERS]
+    if not names or unknown:
+        raise argparse.ArgumentTypeError(
+            f"expected observers from {', '.join(OBSERVERS)} separated by commas, got {text!r}")
+    return names
+
+
+# ---- the problems' flags ----------------------------------------------------------------------
+
+#: every problem parameter as a flag: dest -> (add_argument keywords, help). Parameter names
+#: map to dests by :func:`_dest` (the regressions' ``noise`` is ``--data-noise``, so that it
+#: does not clash with the quadratic's law).
+PROBLEM_FLAGS: dict[str, tuple[dict[str, Any], str]] = {
+    "noise": (dict(choices=("normal", "student-t", "discrete", "point"), metavar="LAW"),
+              "law of the quadratic's target y: normal, student-t, discrete or point"),
+    "mean": (dict(type=_number), "mean of y (laws normal, student-t, point)"),
+    "sd": (dict(type=_number), "scale of y (laws normal, student-t)"),
+    "df": (dict(type=_count), "degrees of freedom of the student-t law"),
+    "values": (dict(type=_number, nargs="+", metavar="V"),
+               "atoms v_k of the discrete law: y = v_k·(1, …, 1)"),
+    "probs": (dict(type=_number, nargs="+", metavar="P"),
+              "probabilities p_k of the discrete law's atoms"),
+    "kind": (dict(choices=("stiff", "far", "concave")), "which loss of the stiff family"),
+    "dataset": (dict(choices=("blobs", "mnist1d")), "the classification dataset"),
+    "n": (dict(type=_count), "dataset size (rnn-cliff: number of x_0 points)"),
+    "dim": (dict(type=_count), "dimension of θ (quadratic, stiff) or of the inputs x"),
+    "hidden": (dict(type=_count), "hidden units of the MLP"),
+    "classes": (dict(type=_count), "classes of the blobs dataset"),
+    "curvature": (dict(type=_number), "L in ℓ = (L/2)‖θ − y‖² (negative: concave)"),
+    "target": (dict(type=_number), "the target (stiff: y; rnn-cliff: the wanted x_length)"),
+    "data_noise": (dict(type=_nonnegative), "noise of sklearn's make_regression"),
+    "separable": (dict(action=argparse.BooleanOptionalAction),
+                  "separable labels (--no-separable flips a fraction --flip of them)"),
+    "flip": (dict(type=_fraction), "fraction of labels flipped with --no-separable"),
+    "length": (dict(type=_count), "length of the recurrence x_k = w·tanh(x_{k−1}) + b"),
+    "data_seed": (dict(type=_natural), "seed of the generated dataset"),
+    "init_seed": (dict(type=_natural), "seed of the network's initial point"),
+    "theta0": (dict(type=_number, nargs="+", metavar="X"),
+               "θ(0), the same on every path: one number (quadratic, stiff: every coordinate) "
+               "or all P numbers; default: the problem's own"),
+}
+#: the quadratic's law parameters, and the laws that take each
+LAW_PARAMS = {"mean": ("normal", "student-t", "point"), "sd": ("normal", "student-t"),
+              "df": ("student-t",), "values": ("discrete",), "probs": ("discrete",)}
+#: the rule parameters (dest -> ClipRule field) and the rules that take each
+RULE_PARAMS = {"lam": ("lam", ("classic", "adaptive", "layerwise", "unitwise", "value")),
+               "eps": ("eps", ("adaptive", "layerwise", "unitwise")),
+               "ball": ("radius", ("projection",))}
+
+
+def _dest(problem: str, param: str) -> str:
+    if param == "noise" and problem != "quadratic":
+        return "data_noise"
+    return param
+
+
+def _flag(dest: str) -> str:
+    return "--" + dest.replace("_", "-")
+
+
+def problem_parameters(name: str) -> dict[str, Any]:
+    """The parameters of catalog problem ``name`` as {dest: default} (``None``: the problem
+    chooses), in the order of its signature."""
+    from simulations.problems import PROBLEMS, Law
+
+    out: dict[str, Any] = {}
+    for param in inspect.signature(PROBLEMS[name]).parameters.values():
+        if param.name == "law":
+            for f in dataclasses.fields(Law):
+                if f.name == "kind":
+                    out["noise"] = f.default
+                elif f.name in LAW_PARAMS:
+                    out[f.name] = f.default
+        else:
+            default = None if param.default is inspect.Parameter.empty else param.default
+            out[_dest(name, param.name)] = default
+    return out
+
+
+def _shown(default: Any) -> str:
+    """A default as it is typed on the command line ("" for None)."""
+    if default is None:
+        return ""
+    if isinstance(default, tuple):
+        return " ".join(map(str, default))
+    return str(default)
+
+
+def _defaults_text(dest: str) -> str:
+    from simulations.problems import PROBLEMS
+
+    if dest == "theta0":
+        return ""
+    parts = []
+    for name in PROBLEMS:
+        params = problem_parameters(name)
+        if dest in params and params[dest] != ():
+            parts.append(f"{name} {_shown(params[dest]) or 'preset'}")
+    return f" (default: {', '.join(parts)})" if parts else ""
+
+
+# ---- the parser -------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    from simulations.engine import DEFAULT_RECORD, MEMORY_BUDGET
+    from simulations.problems import PROBLEMS
+    from simulations.rules import RULES
+
+    parser = _Parser(prog=PROG, formatter_class=_Formatter,
+                     description="Monte Carlo runs of clipped SGD: 'run' simulates and saves, "
+                                 "'problems' lists the catalog. 'python -m simulations run "
+                                 "--help' lists every flag.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser,
+                                     metavar="{run,problems}")
+    run = commands.add_parser(
+        "run", formatter_class=_Formatter,
+        help="run clipped SGD on many paths, save the result and print a summary",
+        description="Run R paths of clipped SGD θ(t+1) = θ(t) − a(t)·g(t)/c(t) for T steps, "
+                    "save arrays.npz and result.json into --out and print the exit statistics "
+                    "per radius. Problem flags without a default shown take the chosen "
+                    "problem's own (python -m simulations problems lists them).",
+        epilog="example: python -m simulations run --problem quadratic --noise normal "
+               "--mean 100 --sd 1 --dim 1 --theta0 0 --clip classic --lam 1 "
+               "--schedule \"1/(t+1)\" --paths 10000 --steps 1000 --radius 2 --out runs/far")
+    problems = commands.add_parser(
+        "problems", formatter_class=_Formatter,
+        help="list the problems of the catalog and the flags each takes",
+        description="List the problems of the catalog and the flags each takes.")
+    parser.commands = {"run": run, "problems": problems}
+
+    group = run.add_argument_group("problem")
+    group.add_argument("--problem", required=True, choices=tuple(PROBLEMS), metavar="NAME",
+                       help=f"the problem: {', '.join(PROBLEMS)}")
+    for dest, (kwargs, text) in PROBLEM_FLAGS.items():
+        group.add_argument(_flag(dest), dest=dest, default=argparse.SUPPRESS,
+                           help=text + _defaults_text(dest), **kwargs)
+
+    group = run.add_argument_group("clip rule and step sizes")
+    group.add_argument("--clip", default="classic", choices=RULES, metavar="RULE",
+                       help=f"the clip rule: {', '.join(RULES)}")
+    group.add_argument("--lam", type=_positive, default=argparse.SUPPRESS,
+                       help="threshold λ > 0 (classic, adaptive, layerwise, unitwise, value)")
+    group.add_argument("--eps", type=_positive, default=argparse.SUPPRESS,
+                       help="ε > 0 (adaptive, layerwise, unitwise)")
+    group.add_argument("--ball", type=_positive, default=argparse.SUPPRESS,
+                       help="radius > 0 of the projection rule's ball ‖θ‖ ≤ ball")
+    group.add_argument("--schedule", required=True,
+                       help='step sizes a(t), t = 0, 1, ...: an expression in t, e.g. "1/(t+1)"')
+
+    group = run.add_argument_group("run")
+    group.add_argument("--paths", type=_count, default=1000, help="number of paths R")
+    group.add_argument("--steps", type=_natural, default=1000, help="number of steps T")
+    group.add_argument("--batch", type=_count, default=1, help="minibatch size B")
+    group.add_argument("--radius", type=_positive, action="append", default=[],
+                       dest="radii", metavar="M",
+                       help="a radius M > 0 for the exit statistics (repeat for several)")
+    group.add_argument("--seed", type=_natural, default=0, help="seed of the minibatches")
+    group.add_argument("--dtype", choices=("float64", "float32"), default="float64",
+                       help="floating-point type of θ")
+    group.add_argument("--record", type=_record, default=",".join(DEFAULT_RECORD),
+                       help="observers to record, separated by commas")
+    group.add_argument("--keep-paths", type=_natural, default=4,
+                       help="whole paths kept by the paths observer")
+    group.add_argument("--chunk-size", type=_count, default=None,
+                       help=f"paths per chunk (default: sized to a {MEMORY_BUDGET >> 20} MiB "
+                            "memory budget)")
+    group.add_argument("--backend", choices=("auto", "torch", "fused"), default="auto",
+                       help="the engine's backend (fused: numba kernel for some problems)")
+    group.add_argument("--compile", action="store_true",
+                       help="run the torch backend's step under torch.compile (slow to start, "
+                            "faster on long runs)")
+    group.add_argument("--device", default="cpu",
+                       help="torch device: cpu, or cuda (cuda:0, ...) where available")
+    group.add_argument("--checkpoint-every", type=_count, default=1000,
+                       help="steps between checkpoints in OUT/checkpoint")
+    group.add_argument("--resume", action="store_true",
+                       help="continue from the checkpoint in OUT/checkpoint (the same command)")
+    group.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    group = run.add_argument_group("output")
+    group.add_argument("--out", required=True, type=Path,
+                       help="folder for arrays.npz and result.json (created if needed)")
+    return parser
+
+
+# ---- building the run -------------------------------------------------------------------------
+
+class _BadFlag(ValueError):
+    """A flag's value or presence is wrong: ``dest`` names it."""
+
+    def __init__(self, dest: str, message: str):
+        super().__init__(f"argument {_flag(dest)}: {message}")
+
+
+def _problem_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """make_problem's keyword arguments from the flags given; refuses the others."""
+    name = args.problem
+    params = problem_parameters(name)
+    given = {dest: getattr(args, dest) for dest in PROBLEM_FLAGS if hasattr(args, dest)}
+    for dest in given:
+        if dest not in params:
+            takes = " ".join(_flag(d) for d in params) or "no flags"
+            raise _BadFlag(dest, f"the {name} problem does not take it (it takes {takes})")
+    if name == "quadratic":
+        law = given.get("noise", params["noise"])
+        for dest, laws in LAW_PARAMS.items():
+            if dest in given and law not in laws:
+                raise _BadFlag(dest, f"the {law} law does not take it (only {', '.join(laws)})")
+    kwargs = {}
+    inverse = {_dest(name, p): p for p in _signature_names(name)}
+    for dest, value in given.items():
+        if dest == "theta0" and name in ("quadratic", "stiff"):
+            dim = given.get("dim", params["dim"])
+            if len(value) not in (1, dim):
+                wanted = "1 number" if dim == 1 else f"1 or {dim} numbers"
+                raise _BadFlag(dest, f"expected {wanted} (dim = {dim}), got {len(value)}")
+            value = value[0] if len(value) == 1 else value
+        kwargs[inverse.get(dest, dest)] = value
+    return kwargs
+
+
+def _signature_names(name: str) -> list[str]:
+    from simulations.problems import PROBLEMS
+
+    return list(inspect.signature(PROBLEMS[name]).parameters)
+
+
+def _rule(args: argparse.Namespace):
+    from simulations.rules import ClipRule
+
+    kwargs = {}
+    for dest, (field, rules) in RULE_PARAMS.items():
+        if hasattr(args, dest):
+            if args.clip not in rules:
+                raise _BadFlag(dest, f"the {args.clip} rule does not take it "
+                                     f"(only {', '.join(rules)})")
+            kwargs[field] = getattr(args, dest)
+        elif args.clip in rules:
+            raise _BadFlag(dest, f"the {args.clip} rule needs it")
+    return ClipRule(args.clip, **kwargs)
+
+
+def _device(text: str) -> tuple[Any, str]:
+    """(torch device, its description for result.json)."""
+    import torch
+
+    try:
+        device = torch.device(text)
+    except (RuntimeError, ValueError):
+        raise _BadFlag("device", f"not a torch device: {text!r}") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise _BadFlag("device", "cuda is not available on this machine")
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        if index >= torch.cuda.device_count():
+            raise _BadFlag("device", f"no {text} (this machine has "
+                                     f"{torch.cuda.device_count()} cuda devices)")
+        device = torch.device("cuda", index)
+        return device, f"{device} ({torch.cuda.get_device_name(index)})"
+    if device.type != "cpu":
+        raise _BadFlag("device", f"expected cpu or cuda, got {text!r}")
+    return device, "cpu"
+
+
+def _writable(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as error:
+        why = error.strerror or str(error)
+        raise _BadFlag("out", f"cannot write to {str(out)!r}: {why}") from None
+
+
+def _message(error: ValueError, problem: str | None) -> str:
+    """A library ValueError as one line, naming the flag where the message names a parameter
+    ("lam must ...", "schedule: ...")."""
+    text = " ".join(str(error).split())
+    if isinstance(error, _BadFlag):
+        return text
+    match = re.match(r"(\w+)(?::\s*|\s+(?=must\b))(.*)", text)
+    if match:
+        param, rest = match.groups()
+        flags = {"radius": "ball", "lam": "lam", "eps": "eps", "schedule": "schedule",
+                 "paths": "paths", "steps": "steps", "batch": "batch", "seed": "seed",
+                 "chunk_size": "chunk_size", "clip": "clip", "backend": "backend"}
+        if problem is not None:
+            flags.update({p: _dest(problem, p) for p in _signature_names(problem)})
+            if problem == "quadratic":
+                flags.update({p: p for p in LAW_PARAMS}, noise="noise")
+        if param in flags:
+            return f"argument {_flag(flags[param])}: {rest}"
+    return text
+
+
+# ---- output -----------------------------------------------------------------------------------
+
+def format_summary(sim, result_path: Path) -> str:
+    """The table printed after a run: exits per radius, blow-ups, and where the files are."""
+    setting = sim.setting
+    lines = [f"{setting['problem']}, {setting['clip']} clipping, a(t) = {setting['schedule']}: "
+             f"{sim.paths} paths × {sim.steps} steps, batch {setting['batch']}, "
+             f"seed {setting['seed']}"]
+    if "first_exit" not in sim.arrays:
+        lines.append("(exits not recorded)")
+    elif not setting["radii"]:
+        lines.append("(no --radius given: no exit statistics)")
+    else:
+        norm = "first_exit_norm" in sim.arrays
+        head = (f"{'radius M':>12}  {'exit fraction':>13}  {'exits':>8}  "
+                f"{'first exit: min':>15}  {'median':>8}  {'max':>8}")
+        lines += ["exits: ‖θ(s) − θ(0)‖ > M for some s ≤ T"
+                  + ("  (‖θ(s)‖ > M: last column)" if norm else ""),
+                  head + (f"  {'‖θ‖ exit fraction':>17}" if norm else "")]
+        rows = zip(sim.radius_summary(),
+                   sim.radius_summary("first_exit_norm") if norm else [None] * len(
+                       setting["radii"]), strict=True)
+        for row, row_norm in rows:
+            first = row["first_exit_step"]
+            steps = ("—", "—", "—") if first is None else (
+                first["min"], f"{first['median']:g}", first["max"])
+            line = (f"{row['radius']:>12g}  {row['exit_fraction']:>13.4f}  {row['exits']:>8}  "
+                    f"{steps[0]:>15}  {steps[1]:>8}  {steps[2]:>8}")
+            if row_norm is not None:
+                line += f"  {row_norm['exit_fraction']:>17.4f}"
+            lines.append(line)
+    lines.append(f"blown up: {sim.blown_up} of {sim.paths} paths")
+    lines.append(f"saved: {result_path} and {result_path.with_name('arrays.npz')}")
+    return "\n".join(lines)
+
+
+def print_problems() -> None:
+    from simulations.problems import PROBLEMS
+
+    for name, factory in PROBLEMS.items():
+        first = (inspect.getdoc(factory) or "").strip().splitlines()[0]
+        first = re.sub(r":\w+:`~?([^`]*)`", r"\1", first).replace("``", "").rstrip(":")
+        flags = []
+        for dest, default in problem_parameters(name).items():
+            flag = _flag(dest)
+            if dest == "separable":
+                flag = "--separable/--no-separable"
+            flags.append(" ".join(filter(None, (flag, _shown(default)))))
+        print(f"{name:<20}{first}")
+        print(f"{'':<20}flags: {', '.join(flags)}")
+
+
+# ---- main -------------------------------------------------------------------------------------
+
+def run(args: argparse.Namespace, parser: argparse.ArgumentParser,
+        argv: list[str] | None = None) -> int:
+    """The ``run`` command (see the module docstring); returns the exit status."""
+    import torch
+
+    from simulations import engine, results
+    from simulations.problems import make_problem
+    from theory.schedules import as_schedule
+
+    try:
+        problem = make_problem(args.problem, **_problem_kwargs(args))
+        rule = _rule(args)
+        as_schedule(args.schedule, horizon=max(args.steps, 1))
+        device, device_text = _device(args.device)
+        _writable(args.out)
+    except ValueError as error:
+        parser.error(_message(error, args.problem))
+    checkpoint = args.out / "checkpoint"
+    command = shlex.join([*PROG.split(), *(sys.argv[1:] if argv is None else argv)])
+    try:
+        sim = engine.simulate(
+            problem, rule, args.schedule, paths=args.paths, steps=args.steps, batch=args.batch,
+            seed=args.seed, radii=args.radii, dtype=getattr(torch, args.dtype), device=device,
+            record=args.record, keep_paths=args.keep_paths, chunk_size=args.chunk_size,
+            checkpoint_dir=checkpoint, checkpoint_every=args.checkpoint_every,
+            resume=args.resume, progress=False if args.quiet else None, backend=args.backend,
+            compile=args.compile)
+        path = results.save(sim, args.out, device=device_text, command=command)
+    except ValueError as error:
+        parser.error(_message(error, args.problem))
+    except KeyboardInterrupt:
+        if (checkpoint / "state.pt").exists():
+            print(f"interrupted: the state up to the last checkpoint is in {checkpoint}; "
+                  "rerun the same command with --resume to continue", file=sys.stderr)
+        else:
+            print(f"interrupted before the first checkpoint: nothing is saved in {checkpoint}; "
+                  "rerun the same command (with --resume or without) to start again",
+                  file=sys.stderr)
+        return 130
+    print(format_summary(sim, path))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "problems":
+        print_problems()
+        return 0
+    return run(args, parser.commands["run"], argv)

@@ -1,0 +1,300 @@
+"""The command line `python -m simulations`: runs checked against numbers computed here, bad
+input, Ctrl-C and --resume."""
+
+import json
+import math
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from simulations import cli, engine
+from simulations.results import load
+
+FAR = ["--problem", "quadratic", "--noise", "normal", "--mean", "100", "--sd", "1", "--dim", "1",
+       "--theta0", "0", "--clip", "classic", "--lam", "1", "--schedule", "1/(t+1)",
+       "--paths", "2000", "--steps", "200", "--batch", "1", "--seed", "0", "--dtype", "float64"]
+STEPS = 200
+
+
+def run(*args, timeout=120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "simulations", *args], capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def harmonic_exit(radius: float) -> int | None:
+    """The smallest s ≤ STEPS with Σ_{t<s} 1/(t+1) > radius, or None."""
+    total = 0.0
+    for s in range(1, STEPS + 1):
+        total = math.fsum([total, 1.0 / s])
+        if total > radius:
+            return s
+    return None
+
+
+@pytest.fixture(scope="module")
+def far(tmp_path_factory):
+    out = tmp_path_factory.mktemp("far") / "runs" / "far"
+    done = run("run", *FAR, "--radius", "2", "--radius", "5", "--radius", "6", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    return out, json.loads((out / "result.json").read_text()), done
+
+
+def test_far_quadratic_leaves_every_radius_at_the_harmonic_step(far):
+    # Every step is clipped (|θ − y| ≈ 94 > λ = 1), so θ(s) = Σ_{t<s} 1/(t+1) on every path.
+    out, result, _ = far
+    assert harmonic_exit(2) == 4
+    assert harmonic_exit(5) == 83
+    assert math.fsum(1 / (t + 1) for t in range(STEPS)) < 6  # 6 is beyond λΣa(t)
+    radii = {row["radius"]: row for row in result["radii"]}
+    for radius in (2.0, 5.0):
+        s = harmonic_exit(radius)
+        assert radii[radius]["exit_fraction"] == 1.0
+        assert radii[radius]["exits"] == 2000
+        assert radii[radius]["first_exit_step"] == {"min": s, "median": s, "max": s}
+    assert radii[6.0]["exit_fraction"] == 0.0
+    assert radii[6.0]["exits"] == 0
+    assert radii[6.0]["first_exit_step"] is None
+    assert result["radii_norm"] == result["radii"]  # θ(0) = 0
+    assert result["blown_up"] == 0
+    assert (result["paths"], result["steps"], result["seed"]) == (2000, STEPS, 0)
+    summary = result["summary"]
+    harmonic = math.fsum(1 / (t + 1) for t in range(STEPS))
+    assert summary["max_deviation"]["finite_paths"] == 2000
+    for key in ("min", "median", "max"):
+        assert summary["max_deviation"][key] == pytest.approx(harmonic, rel=1e-12)
+        assert summary["max_norm"][key] == pytest.approx(harmonic, rel=1e-12)
+    assert summary["clipped_fraction"] == {"mean": 1.0, "median": 1.0}
+    assert summary["claim2_ratio_max"] == pytest.approx(1.0)  # ‖g/c‖/(1+‖θ‖) at θ = 0
+
+
+def test_far_quadratic_setting_files_and_provenance(far):
+    out, result, done = far
+    setting = result["setting"]
+    expected = {"problem": "quadratic", "noise": "normal", "mean": 100.0, "sd": 1.0, "dim": 1,
+                "clip": "classic", "lam": 1.0, "schedule": "1/(t+1)", "paths": 2000,
+                "steps": STEPS, "batch": 1, "seed": 0, "radii": [2.0, 5.0, 6.0],
+                "dtype": "float64", "record": list(engine.DEFAULT_RECORD)}
+    assert {k: setting[k] for k in expected} == expected
+    sim = load(out)
+    assert sim.setting == setting
+    assert sim.radius_summary() == result["radii"]
+    assert np.all(sim.arrays["first_exit"][:, 0] == 4)
+    assert sorted(p.name for p in out.iterdir()) == ["arrays.npz", "result.json"]
+    assert "git_revision" in result
+    root = Path(cli.__file__).resolve().parents[1]
+    head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
+                          text=True)
+    if head.returncode == 0:
+        assert re.fullmatch(head.stdout.strip() + r"(-dirty)?", result["git_revision"])
+    assert result["device"] == "cpu"
+    assert result["package_version"]
+    assert result["torch_version"]
+    assert "--radius 5" in result["command"]
+    # the summary table
+    lines = done.stdout.splitlines()
+    row = next(line for line in lines if line.split()[:1] == ["2"])
+    assert row.split()[:6] == ["2", "1.0000", "2000", "4", "4", "4"]
+    assert any(line.split()[:3] == ["6", "0.0000", "0"] for line in lines)
+    assert "blown up: 0 of 2000 paths" in done.stdout
+    assert str(out / "result.json") in done.stdout
+
+
+def test_two_point_law_without_clipping_is_the_running_mean(tmp_path, capsys):
+    # a(t) = 1/(t+1) and no clipping: θ(s) = mean of y_0..y_{s−1}, y ∈ {0, 10}.
+    status = cli.main(["run", "--problem", "quadratic", "--noise", "discrete", "--values", "0",
+                       "10", "--probs", "0.9", "0.1", "--clip", "none", "--schedule", "1/(t+1)",
+                       "--paths", "2000", "--steps", "200", "--radius", "0.5", "--quiet",
+                       "--out", str(tmp_path)])
+    assert status == 0, capsys.readouterr().err
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert result["setting"]["values"] == [0.0, 10.0]
+    assert result["setting"]["probs"] == [0.9, 0.1]
+    sim = load(tmp_path)
+    paths = sim.arrays["path"][:, :, 0]  # (4, T+1)
+    s = np.arange(paths.shape[1])
+    draws = np.diff(s * paths, axis=1)
+    assert np.allclose(draws[np.abs(draws) < 5], 0, atol=1e-9)
+    assert np.allclose(draws[np.abs(draws) >= 5], 10, atol=1e-9)
+    tens = sim.arrays["endpoints"][:, 0] * STEPS / 10  # Binomial(T, 0.1) per path
+    assert np.allclose(tens, np.round(tens), atol=1e-8)
+    assert tens.mean() / STEPS == pytest.approx(0.1, abs=0.003)  # sd 0.0005
+    # θ(1) = y_0: the paths that leave radius 0.5 at step 1 are those with y_0 = 10
+    first = sim.arrays["first_exit"][:, 0]
+    assert np.mean(first == 1) == pytest.approx(0.1, abs=0.035)  # 5 sd
+    assert np.all((first == 1) == (sim.arrays["norm_at"][:, 1] == 10.0))
+
+
+def test_adaptive_rule_grows_like_gronwall(tmp_path, capsys):
+    # Adaptive clipping, λ = 1, ε = 0.5, θ(0) = 0, y ≈ 100: θ(1) = ε·a(0) = 0.5, then while
+    # clipped θ(s+1) = θ(s)(1 + 1/(s+1)), so θ(s) = (s+1)/4 (all steps clipped while θ < y/2).
+    steps = 120
+    status = cli.main(["run", "--problem", "quadratic", "--mean", "100", "--theta0", "0",
+                       "--clip", "adaptive", "--lam", "1", "--eps", "0.5", "--schedule",
+                       "1/(t+1)", "--paths", "500", "--steps", str(steps), "--radius", "10",
+                       "--quiet", "--out", str(tmp_path)])
+    assert status == 0, capsys.readouterr().err
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert (result["setting"]["clip"], result["setting"]["eps"]) == ("adaptive", 0.5)
+    exit_step = next(s for s in range(1, steps + 1) if (s + 1) / 4 > 10)
+    assert result["radii"][0]["first_exit_step"] == {"min": exit_step, "median": exit_step,
+                                                     "max": exit_step}
+    assert result["summary"]["max_norm"]["max"] == pytest.approx((steps + 1) / 4, rel=1e-12)
+    assert result["summary"]["max_norm"]["min"] == pytest.approx((steps + 1) / 4, rel=1e-12)
+    ratios = [0.5] + [((t + 1) / 4) / (1 + (t + 1) / 4) for t in range(1, steps)]
+    assert result["summary"]["claim2_ratio_max"] == pytest.approx(max(ratios), rel=1e-12)
+    assert result["summary"]["claim2_ratio_max"] <= 1.0  # Claim 2: K = λ·max(1, ε)
+
+
+BASE = ["run", "--problem", "quadratic", "--lam", "1", "--schedule", "1/(t+1)", "--paths", "5",
+        "--steps", "5", "--quiet"]
+
+
+@pytest.mark.parametrize(("args", "flag"), [
+    (["--lam", "0"], "--lam"),
+    (["--lam", "-2"], "--lam"),
+    (["--clip", "adaptive", "--eps", "0"], "--eps"),
+    (["--clip", "adaptive"], "--eps"),
+    (["--eps", "1"], "--eps"),  # classic takes no ε
+    (["--paths", "0"], "--paths"),
+    (["--paths", "1.5"], "--paths"),
+    (["--schedule", "1/t"], "--schedule"),
+    (["--schedule", "1-t"], "--schedule"),
+    (["--schedule", "-1"], "--schedule"),
+    (["--radius", "0"], "--radius"),
+    (["--radius", "-1"], "--radius"),
+    (["--problem", "nope"], "--problem"),
+    (["--hidden", "3"], "--hidden"),  # the quadratic has no hidden layer
+    (["--data-noise", "1"], "--data-noise"),
+    (["--values", "0", "10"], "--values"),  # a normal law has no atoms
+    (["--noise", "discrete", "--values", "0", "10", "--probs", "0.5", "0.4"], "--probs"),
+    (["--sd", "0"], "--sd"),
+    (["--theta0", "1", "2"], "--theta0"),
+    (["--record", "exits,nope"], "--record"),
+    (["--device", "nope"], "--device"),
+    (["--clip", "projection"], "--lam"),  # the projection rule takes --ball, not λ
+    (["--out", "{file}/sub"], "--out"),  # a folder inside a file cannot be made
+])
+def test_bad_input_is_one_line_and_exit_2(args, flag, tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    args = [a.format(file=blocker) for a in args]
+    with pytest.raises(SystemExit) as stop:
+        cli.main([*BASE, "--out", str(tmp_path / "out"), *args])
+    assert stop.value.code == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith(f"python -m simulations run: error: argument {flag}"), lines[0]
+    assert captured.out == ""
+    assert not (tmp_path / "out" / "result.json").exists()
+
+
+def test_flags_of_other_problems_are_refused(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["run", "--problem", "linear-regression", "--noise", "normal", "--lam", "1",
+                  "--schedule", "1", "--out", str(tmp_path)])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --noise: the linear-regression problem does not take it" in err
+    assert "--data-noise" in err
+
+
+def test_bad_input_in_a_subprocess_has_no_traceback(tmp_path):
+    done = run(*BASE, "--schedule", "1/t", "--out", str(tmp_path / "out"))
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "python -m simulations run: error: argument --schedule: a(0) of '1/t' is undefined, "
+        "and the index starts at t = 0: did you mean 1/(t+1)?"]
+    assert done.stdout == ""
+
+
+def _help(argv, capsys) -> str:
+    with pytest.raises(SystemExit) as stop:
+        cli.main(argv)
+    assert stop.value.code == 0
+    return " ".join(capsys.readouterr().out.split())
+
+
+def test_help_lists_every_flag_with_its_default(capsys):
+    text = _help(["run", "--help"], capsys)
+    for flag in ("--problem", "--noise", "--mean", "--sd", "--df", "--values", "--probs",
+                 "--eps", "--ball", "--hidden", "--n", "--data-noise", "--kind", "--curvature",
+                 "--dataset", "--separable", "--no-separable", "--data-seed", "--record",
+                 "--keep-paths", "--chunk-size", "--device", "--checkpoint-every", "--resume",
+                 "--quiet", "--out", "--radius", "--dtype", "--batch"):
+        assert flag in text, flag
+    for default in ("number of paths R (default: 1000)", "(default: cpu)",
+                    "(default: 1000)", "(default: float64)",
+                    "(default: exits,running_max,claim2,clipped,checkpoints,paths)",
+                    "(default: mlp-regression 25, mlp-classification 32)"):
+        assert default in text, default
+    top = _help(["--help"], capsys)
+    assert "{run,problems}" in top and "lists every flag" in top
+
+
+def test_problems_lists_the_catalog(capsys):
+    from simulations.problems import PROBLEMS
+
+    assert cli.main(["problems"]) == 0
+    out = capsys.readouterr().out
+    for name in PROBLEMS:
+        assert re.search(rf"^{re.escape(name)} +\S", out, re.M), name
+    assert "--length 50" in out and "--data-noise 0.1" in out
+
+
+def test_every_problem_parameter_has_a_flag():
+    from simulations.problems import PROBLEMS
+
+    for name in PROBLEMS:
+        for dest in cli.problem_parameters(name):
+            assert dest in cli.PROBLEM_FLAGS, (name, dest)
+
+
+def _numbers(out):
+    result = json.loads((out / "result.json").read_text())
+    for key in ("created", "command", "git_revision"):
+        result.pop(key)
+    return result
+
+
+def test_ctrl_c_then_resume_gives_the_uninterrupted_result(tmp_path, monkeypatch, capsys):
+    args = ["run", "--problem", "quadratic", "--mean", "1", "--sd", "2", "--dim", "2",
+            "--clip", "classic", "--lam", "0.5", "--schedule", "1/(t+1)^0.6", "--paths", "600",
+            "--steps", "200", "--chunk-size", "300", "--checkpoint-every", "50",
+            "--radius", "1", "--radius", "3", "--quiet"]
+    assert cli.main([*args, "--out", str(tmp_path / "straight")]) == 0
+    capsys.readouterr()
+
+    original = engine._atomic_save
+    saves = []
+
+    def interrupt_in_the_second_chunk(obj, path):
+        original(obj, path)
+        saves.append(obj["partial"]["t"] if obj["partial"] else None)
+        if obj["partial"] is not None and len(obj["done"]) == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(engine, "_atomic_save", interrupt_in_the_second_chunk)
+    out = tmp_path / "stopped"
+    assert cli.main([*args, "--out", str(out)]) == 130
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1
+    assert str(out / "checkpoint") in lines[0] and "--resume" in lines[0]
+    assert (out / "checkpoint" / "state.pt").exists()
+    assert not (out / "result.json").exists()
+    assert saves == [50, 100, 150, None, 50]  # chunk 1 whole, chunk 2 up to step 50
+
+    monkeypatch.setattr(engine, "_atomic_save", original)
+    assert cli.main([*args, "--out", str(out), "--resume"]) == 0
+    assert _numbers(out) == _numbers(tmp_path / "straight")
+    resumed, straight = load(out), load(tmp_path / "straight")
+    assert resumed.arrays.keys() == straight.arrays.keys()
+    for key in straight.arrays:
+        np.testing.assert_array_equal(resumed.arrays[key], straight.arrays[key], err_msg=key)
+    assert not (out / "checkpoint").exists()
