@@ -14,7 +14,8 @@ random words are drawn for blocks of steps at once. Memory is O(R·P) (plus O(k�
 Blow-up: after each update the engine checks ‖θ(s)‖ ≤ ``guard`` (default 1e100 in float64 and
 1e18 in float32, below the 1.8e19 where a float32 norm overflows) and that ‖g(t)‖ is finite; a
 path that fails (a norm too large, infinite or NaN) is marked blown up at step s, its iterate is
-frozen at θ(s−1), and the observers count it as having exited every radius at step s.
+frozen at θ(s−1), and the observers count it as having exited every radius at step s. (Value
+clipping turns an infinite gradient into a finite ±λ step, so there ‖g/c‖ is what is checked.)
 
 Long runs can checkpoint: with ``checkpoint_dir`` the state is saved (atomically) every
 ``checkpoint_every`` steps and at the end of every chunk, and ``resume=True`` continues from
@@ -23,9 +24,9 @@ the last save; the result is bit-identical to an uninterrupted run.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
-import shutil
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -231,8 +232,11 @@ def simulate(
         from simulations.observers import checkpoint_steps
 
         arrays["checkpoint_steps"] = checkpoint_steps(steps)
-    if ckdir is not None:
-        shutil.rmtree(ckdir, ignore_errors=True)
+    if ckdir is not None:  # the run is complete: drop its checkpoint (and only that)
+        for old in ckdir.glob("state.pt*"):
+            old.unlink()
+        with contextlib.suppress(OSError):
+            ckdir.rmdir()  # only if nothing else is in it
     return Simulation(setting, arrays)
 
 

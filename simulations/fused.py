@@ -44,7 +44,9 @@ RULE_CODES = {"none": 0, "classic": 1, "adaptive": 2}
 OBSERVERS = ("exits", "running_max", "claim2", "clipped", "checkpoints", "paths")
 _M32 = np.uint64(0xFFFFFFFF)
 #: LLVM may reassociate sums (so reductions vectorise) and fuse multiply-adds; NaN and inf keep
-#: their IEEE meaning (no 'nnan'/'ninf'), which the blow-up check relies on.
+#: their IEEE meaning (no 'nnan'/'ninf'), which the blow-up check relies on. Every reduction
+#: loop only reads: a loop that also writes gets a run-time aliasing check choosing between a
+#: vectorised and a scalar sum, whose bits differ with where the arrays lie in memory.
 FASTMATH = {"reassoc", "contract", "nsz"}
 
 
@@ -117,21 +119,24 @@ if AVAILABLE:
             w = th[ow2 + j]
             for b in range(batch):
                 fb[b] += w * zt[j, b]
-        total = 0.0
         for b in range(batch):
             fb[b] = inv * (fb[b] - yb[b])
+        total = 0.0
+        for b in range(batch):
             total += fb[b]
         g[ob2] = total
         for j in range(hidden):
             w = th[ow2 + j]
             s2 = 0.0
-            s1 = 0.0
+            for b in range(batch):
+                s2 += fb[b] * zt[j, b]
+            g[ow2 + j] = s2
             for b in range(batch):
                 a = zt[j, b]
-                s2 += fb[b] * a
                 zt[j, b] = fb[b] * w * (1.0 - a * a)  # zt now holds dz
+            s1 = 0.0
+            for b in range(batch):
                 s1 += zt[j, b]
-            g[ow2 + j] = s2
             g[ob1 + j] = s1
             for c in range(dim):
                 acc = 0.0
@@ -231,9 +236,10 @@ if AVAILABLE:
                     thr = lam if rule == 1 else lam * max(tnorm, eps)
                     factor = thr / max(gn, thr)
                 step = a[s] * factor
-                cn2 = 0.0
                 for k in range(p):
                     cand[k] = th[k] - step * g[k]
+                cn2 = 0.0
+                for k in range(p):
                     cn2 += np.float64(cand[k]) * np.float64(cand[k])
                 cnorm = math.sqrt(cn2)
                 ok = cnorm <= guard and gn <= gmax

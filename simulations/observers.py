@@ -145,7 +145,7 @@ class Observers:
                 s[key] = torch.where(newly, inf, updated)
         if "claim2" in rec:
             ratio = v.clip_norm / (1.0 + v.norm_prev)
-            s["claim2_ratio"] = torch.where(live, torch.maximum(s["claim2_ratio"], ratio),
+            s["claim2_ratio"] = torch.where(live, torch.fmax(s["claim2_ratio"], ratio),
                                             s["claim2_ratio"])
         if "clipped" in rec:
             s["clipped_steps"] += (v.clipped & live).to(torch.int64)
