@@ -35,10 +35,11 @@ from typing import Any
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from simulations import fused, sampling
 from simulations.mean_field import mean_field
-from simulations.observers import OBSERVERS, Observers, StepView
+from simulations.observers import OBSERVERS, Observers, StepView, checkpoint_steps
 from simulations.problems import Problem
 from simulations.rules import ClipRule, norms
 from theory.schedules import Schedule, as_schedule
@@ -202,8 +203,6 @@ def simulate(
         def h_fn(theta):
             return mean_field(problem, rule, theta, batch=batch).value
 
-    from tqdm.auto import tqdm
-
     total = math.ceil(paths / chunk) * steps
     bar = tqdm(total=total, disable=(None if progress is None else not progress),
                unit="step", desc=f"{problem.name}/{rule.kind}", leave=False)
@@ -229,8 +228,6 @@ def simulate(
     bar.close()
     arrays = {k: torch.cat([r[k] for r in results]).cpu().numpy() for k in results[0]}
     if "checkpoints" in record or "xi" in record:
-        from simulations.observers import checkpoint_steps
-
         arrays["checkpoint_steps"] = checkpoint_steps(steps)
     if ckdir is not None:  # the run is complete: drop its checkpoint (and only that)
         for old in ckdir.glob("state.pt*"):
@@ -275,7 +272,7 @@ def _run_chunk(problem, rule, a, rows, first_row, batch, seed, dtype, guard, rad
         if checkpointing is not None and t < steps and t % checkpointing[1] == 0:
             checkpointing[0]({"t": t, "theta": theta, "alive": alive, "blown": blown,
                               "observers": obs.state})
-    return {"blown_step": blown, "endpoints": theta, **obs.finish(blown)}
+    return {"blown_step": blown, "endpoints": theta, **obs.finish()}
 
 
 class _TorchStep:

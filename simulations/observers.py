@@ -177,7 +177,7 @@ class Observers:
                 gap = torch.linalg.vector_norm(s["xi"] - s["xi_at_anchor"][:, i], dim=1)
                 s["xi_sup_after"][:, i] = torch.maximum(s["xi_sup_after"][:, i], gap)
 
-    def finish(self, blown_step: torch.Tensor) -> dict[str, torch.Tensor]:
+    def finish(self) -> dict[str, torch.Tensor]:
         """The observers' arrays for this chunk (``xi_at_anchor`` left out)."""
         out = {k: v for k, v in self.state.items() if k != "xi_at_anchor"}
         return out
