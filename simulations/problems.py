@@ -164,6 +164,9 @@ class FiniteData(Problem):
     def sample(self, w: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         return sampling.uniform_indices(w, self.n)
 
+    def arrays(self):
+        return {"x": self.x, "y": self.y}
+
     def atoms(self, dtype, device):
         index = torch.arange(self.n, device=device)[:, None]
         return index, torch.full((self.n,), 1.0 / self.n, dtype=dtype, device=device)
@@ -176,7 +179,26 @@ def _regression_data(n: int, dim: int, noise: float, data_seed: int):
     return x.astype(np.float64), y.astype(np.float64)
 
 
-class LinearRegression(FiniteData):
+class _LinearModel(FiniteData):
+    """f(x) = w·x + b with θ = [w (a (1, dim) weight layer), b (1)], θ(0) = 0 unless given."""
+
+    def _init_layout(self, dim, theta0):
+        layout = Layout.of(("weight", (1, dim)), ("bias", (1,)))
+        super().__init__(layout, np.zeros(dim + 1) if theta0 is None else theta0)
+
+    def _forward(self, theta, idx):
+        """x (R, B, dim), f (R, B) and y (R, B) of the minibatch ``idx``."""
+        d = self.data(theta.dtype, theta.device)
+        x = d["x"][idx]
+        return x, torch.einsum("rbd,rd->rb", x, theta[:, :-1]) + theta[:, -1:], d["y"][idx]
+
+    @staticmethod
+    def _gradient(e, x):
+        """Σ_j e_j [x_j, 1] for e = ∂L/∂f_j (R, B)."""
+        return torch.cat([torch.einsum("rb,rbd->rd", e, x), e.sum(1, keepdim=True)], dim=1)
+
+
+class LinearRegression(_LinearModel):
     r"""Linear regression with the paper's squared loss (4).
 
     Data: ``sklearn.datasets.make_regression(n, dim, noise, random_state=data_seed)``, targets
@@ -193,28 +215,18 @@ class LinearRegression(FiniteData):
         dim = _positive_int(dim, "dim")
         self.x, self.y = _regression_data(self.n, dim, _finite(noise, "noise"), int(data_seed))
         self.params = {"n": self.n, "dim": dim, "noise": noise, "data_seed": int(data_seed)}
-        layout = Layout.of(("weight", (1, dim)), ("bias", (1,)))
-        super().__init__(layout, np.zeros(dim + 1) if theta0 is None else theta0)
-
-    def arrays(self):
-        return {"x": self.x, "y": self.y}
-
-    def _residual(self, theta, idx):
-        d = self.data(theta.dtype, theta.device)
-        x = d["x"][idx]  # (R, B, dim)
-        f = torch.einsum("rbd,rd->rb", x, theta[:, :-1]) + theta[:, -1:]
-        return x, f - d["y"][idx]
+        self._init_layout(dim, theta0)
 
     def grad(self, theta, idx):
-        x, r = self._residual(theta, idx)
-        e = r * (2.0 / idx.shape[1])
-        return torch.cat([torch.einsum("rb,rbd->rd", e, x), e.sum(1, keepdim=True)], dim=1)
+        x, f, y = self._forward(theta, idx)
+        return self._gradient((f - y) * (2.0 / idx.shape[1]), x)
 
     def loss(self, theta, idx):
-        return self._residual(theta, idx)[1].square().mean(1)
+        _, f, y = self._forward(theta, idx)
+        return (f - y).square().mean(1)
 
 
-class Logistic(FiniteData):
+class Logistic(_LinearModel):
     r"""Logistic regression with binary cross-entropy.
 
     Data: x_i ~ N(0, I_dim) for i < n (numpy ``default_rng(data_seed)``), labels
@@ -239,24 +251,14 @@ class Logistic(FiniteData):
             self.y[flipped] = 1.0 - self.y[flipped]
         self.params = {"n": self.n, "dim": dim, "separable": bool(separable), "flip": flip,
                        "data_seed": int(data_seed)}
-        layout = Layout.of(("weight", (1, dim)), ("bias", (1,)))
-        super().__init__(layout, np.zeros(dim + 1) if theta0 is None else theta0)
-
-    def arrays(self):
-        return {"x": self.x, "y": self.y}
-
-    def _logit(self, theta, idx):
-        d = self.data(theta.dtype, theta.device)
-        x = d["x"][idx]
-        return x, torch.einsum("rbd,rd->rb", x, theta[:, :-1]) + theta[:, -1:], d["y"][idx]
+        self._init_layout(dim, theta0)
 
     def grad(self, theta, idx):
-        x, f, y = self._logit(theta, idx)
-        e = (torch.sigmoid(f) - y) / idx.shape[1]
-        return torch.cat([torch.einsum("rb,rbd->rd", e, x), e.sum(1, keepdim=True)], dim=1)
+        x, f, y = self._forward(theta, idx)
+        return self._gradient((torch.sigmoid(f) - y) / idx.shape[1], x)
 
     def loss(self, theta, idx):
-        _, f, y = self._logit(theta, idx)
+        _, f, y = self._forward(theta, idx)
         return (torch.nn.functional.softplus(f) - y * f).mean(1)
 
 
@@ -319,9 +321,6 @@ class MLPRegression(_TanhMLP):
                        "data_seed": int(data_seed), "init_seed": int(init_seed)}
         self._init_layout(dim, hidden, 1, theta0, init_seed)
 
-    def arrays(self):
-        return {"x": self.x, "y": self.y}
-
     def _residual(self, theta, idx):
         d = self.data(theta.dtype, theta.device)
         x = d["x"][idx]
@@ -377,9 +376,6 @@ class MLPClassification(_TanhMLP):
         self.params = {"dataset": dataset, "n": n, "dim": dim, "classes": classes,
                        "hidden": hidden, "data_seed": int(data_seed), "init_seed": int(init_seed)}
         self._init_layout(dim, hidden, classes, theta0, init_seed)
-
-    def arrays(self):
-        return {"x": self.x, "y": self.y}
 
     def _logits(self, theta, idx):
         d = self.data(theta.dtype, theta.device)
