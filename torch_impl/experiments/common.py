@@ -1,0 +1,113 @@
+"""Small helpers shared by the reproductions: arguments, seeding, progress, tables, files."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import tempfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from simulations.results import git_revision, package_version
+
+DEFAULT_OUT = Path(__file__).resolve().parent / "results"
+
+
+def parse_args(name: str, description: str, argv: list[str]) -> argparse.Namespace:
+    """``--quick``, ``--out DIR`` and ``--seed N``, common to every reproduction."""
+    parser = argparse.ArgumentParser(prog=f"python -m torch_impl.experiments {name}",
+                                     description=description)
+    parser.add_argument("--quick", action="store_true", help="a smoke run of under a minute")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder")
+    parser.add_argument("--seed", type=int, default=0, help="base seed of the runs")
+    return parser.parse_args(argv)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed torch's global generator (the runs draw from explicit generators besides) and use
+    one thread, which is fastest for these tiny models."""
+    torch.manual_seed(seed)
+    torch.set_num_threads(1)
+
+
+def progress(iterable: Iterable, **kwargs: Any) -> Iterable:
+    """``tqdm`` on a terminal, silent when stderr is piped or in CI."""
+    return tqdm(iterable, disable=not sys.stderr.isatty() or bool(os.environ.get("CI")),
+                **kwargs)
+
+
+def write_atomic(path: Path, data: str | bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mode = "wb" if isinstance(data, bytes) else "w"
+    with tempfile.NamedTemporaryFile(mode, dir=path.parent, delete=False,
+                                     suffix=".tmp") as handle:
+        handle.write(data)
+    os.replace(handle.name, path)
+
+
+def write_json(path: Path, value: Any) -> None:
+    """Atomically write ``value`` as JSON (NaN and infinities as null)."""
+    def clean(x: Any) -> Any:
+        if isinstance(x, dict):
+            return {k: clean(v) for k, v in x.items()}
+        if isinstance(x, list | tuple):
+            return [clean(v) for v in x]
+        if isinstance(x, float) and not math.isfinite(x):
+            return None
+        return x
+    write_atomic(path, json.dumps(clean(value), indent=1))
+
+
+def provenance(setting: dict[str, Any]) -> dict[str, Any]:
+    """The setting plus package version, git revision and torch version."""
+    return {**setting, "package_version": package_version(), "git_revision": git_revision(),
+            "torch_version": str(torch.__version__), "command": " ".join(sys.argv)}
+
+
+def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """A GitHub Markdown table, first column left-aligned, the others right-aligned."""
+    lines = ["| " + " | ".join(headers) + " |",
+             "|" + "|".join([":---"] + ["---:"] * (len(headers) - 1)) + "|"]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def fmt(x: float | None, digits: int = 3) -> str:
+    """A number for a table: fixed digits, scientific when large, "diverged" when not finite."""
+    if x is None or not math.isfinite(x):
+        return "diverged"
+    return f"{x:.{digits}f}" if abs(x) < 1e5 else f"{x:.2e}"
+
+
+def figure(ncols: int = 1, nrows: int = 1, *, width: float = 4.5, height: float = 3.2):
+    """A small figure on the Agg backend: ``(fig, axes)`` as ``plt.subplots`` returns them."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows),
+                             squeeze=False, constrained_layout=True)
+    for ax in axes.flat:
+        ax.grid(alpha=0.3)
+    return fig, axes
+
+
+def save_figure(fig: Any, path: Path) -> None:
+    """Save ``fig`` as a small PNG, atomically, and close it."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=80)
+    plt.close(fig)
+    write_atomic(path, buffer.getvalue())
