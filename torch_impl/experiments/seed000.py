@@ -25,6 +25,7 @@ from __future__ import annotations
 import functools
 import math
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -123,14 +124,14 @@ def train_run(data: Data, activation: str, mode: str, lam: float, epochs: int,
             test_curve += [math.nan] * (epochs - len(test_curve))
             break
     history = optimizer.history()
-    finite = torch.isfinite(history["post_norm"])
+    pre, post = history["pre_norm"], history["post_norm"]
     return {
         "activation": activation, "mode": mode, "lam": lam, "seed": seed,
         "train_mse": train_curve[-1], "test_mse": test_curve[-1],
         "train_curve": train_curve, "test_curve": test_curve,
         "steps": len(history["pre_norm"]),
-        "max_pre_norm": history["pre_norm"].max().item(),
-        "max_post_norm": history["post_norm"][finite].max().item(),
+        "max_pre_norm": pre[torch.isfinite(pre)].max().item(),  # over the finite steps
+        "max_post_norm": post[torch.isfinite(post)].max().item(),
         "clipped_fraction": history["clipped"].float().mean().item(),
     }
 
@@ -179,7 +180,9 @@ def plot(runs: list[dict[str, Any]], mode: str, path: Path) -> None:
         for lam in (*LAMBDAS, math.inf):
             chosen = select(runs, activation=act, mode="none" if lam == math.inf else mode,
                             lam=lam)
-            curve = np.nanmedian(np.array([r["test_curve"] for r in chosen]), axis=0)
+            with warnings.catch_warnings():  # epochs after every run diverged: NaN
+                warnings.simplefilter("ignore", RuntimeWarning)
+                curve = np.nanmedian(np.array([r["test_curve"] for r in chosen]), axis=0)
             ax.plot(np.arange(1, len(curve) + 1), curve,
                     label="none" if lam == math.inf else f"λ={lam:g}")
         ax.set(yscale="log", xlabel="epoch", ylabel="test MSE", title=f"{mode}, {act}")

@@ -1,0 +1,85 @@
+"""The seed reproductions' --quick runs: files written, real numbers, clipping bounds held."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+
+import pytest
+
+from torch_impl.experiments.__main__ import main
+
+
+def numbers_in_table(markdown: str) -> list[float]:
+    """The finite decimal numbers in the table rows of ``markdown`` (not its headers)."""
+    rows = [line for line in markdown.splitlines()
+            if line.startswith("|") and not line.startswith("|:") and "seed train" not in line
+            and "method" not in line]
+    return [float(x) for row in rows for x in re.findall(r"(?<![\w.])\d+\.\d+", row)]
+
+
+@pytest.fixture(scope="module")
+def seed000(tmp_path_factory):
+    out = tmp_path_factory.mktemp("seed000")
+    assert main(["seed000", "--quick", "--out", str(out)]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def seed001(tmp_path_factory):
+    pytest.importorskip("optuna")
+    pytest.importorskip("mnist1d")
+    out = tmp_path_factory.mktemp("seed001")
+    assert main(["seed001", "--quick", "--out", str(out)]) == 0
+    return out
+
+
+def test_seed000_files(seed000):
+    text = (seed000 / "seed000.md").read_text()
+    assert "Gradient value clipping" in text and "| 32.0 |" in text
+    assert len(numbers_in_table(text)) > 50
+    for mode in ("norm", "norm_per_tensor", "value"):
+        assert (seed000 / f"seed000_{mode}.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_seed000_clipping_bounds(seed000):
+    runs = json.loads((seed000 / "seed000.json").read_text())["runs"]
+    assert len(runs) == 2 * (3 * 6 + 1)
+    for run in runs:
+        diverged = None in run["test_curve"]  # a diverged run stops after that epoch
+        assert run["steps"] % 16 == 0 and 0 < run["steps"] <= 3 * 16  # ceil(500 / 32) a epoch
+        assert diverged or run["steps"] == 3 * 16
+        if run["mode"] == "norm":  # global classic clipping: ||g / c|| = min(||g||, lam)
+            assert run["max_post_norm"] <= run["lam"] * (1 + 1e-5)
+            assert run["clipped_fraction"] > 0  # the unscaled targets make big gradients
+        if run["mode"] == "norm_per_tensor":  # 4 tensors, each clipped to lam
+            assert run["max_post_norm"] <= 2 * run["lam"] * (1 + 1e-5)
+        if run["mode"] == "none":
+            assert run["clipped_fraction"] == 0
+            assert run["max_post_norm"] == run["max_pre_norm"]
+
+
+def test_seed001_files(seed001):
+    text = (seed001 / "seed001.md").read_text()
+    assert "lr=0.0107, clip_threshold=2.38" in text
+    numbers = numbers_in_table(text)
+    assert len(numbers) >= 10 and all(math.isfinite(x) for x in numbers)
+    assert (seed001 / "seed001.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_seed001_tuning_respects_space(seed001):
+    data = json.loads((seed001 / "seed001.json").read_text())
+    space = data["setting"]["space"]
+    for method, result in data["results"].items():
+        assert len(result["trials"]) == 3
+        for name, (low, high, _) in space[method].items():
+            assert low <= result["best_params"][name] <= high
+        assert result["best_value"] == min(t["value"] for t in result["trials"])
+        for run in result["final"]:
+            assert len(run["val_curve"]) == 3 and 0 <= run["test_accuracy"] <= 1
+
+
+def test_unknown_experiment(capsys):
+    assert main(["seed999"]) == 2
+    assert "unknown experiment" in capsys.readouterr().err
