@@ -39,7 +39,13 @@ from tqdm.auto import tqdm
 
 from simulations import fused, sampling
 from simulations.mean_field import mean_field
-from simulations.observers import OBSERVERS, Observers, StepView, checkpoint_steps
+from simulations.observers import (
+    OBSERVERS,
+    Observers,
+    StepView,
+    checkpoint_steps,
+    xi_anchor_steps,
+)
 from simulations.problems import Problem
 from simulations.rules import ClipRule, norms
 from theory.schedules import Schedule, as_schedule
@@ -70,7 +76,7 @@ class Simulation:
 
     ``arrays`` holds ``blown_step`` (−1 if the path never blew up), ``endpoints`` θ(T), and the
     observers' arrays (see :mod:`simulations.observers`); ``checkpoint_steps`` the steps of the
-    checkpoint columns.
+    checkpoint columns, ``xi_anchors`` the steps t of ``xi_sup_after``.
     """
 
     setting: dict[str, Any]
@@ -229,6 +235,8 @@ def simulate(
     arrays = {k: torch.cat([r[k] for r in results]).cpu().numpy() for k in results[0]}
     if "checkpoints" in record or "xi" in record:
         arrays["checkpoint_steps"] = checkpoint_steps(steps)
+    if "xi" in record:
+        arrays["xi_anchors"] = xi_anchor_steps(steps)
     if ckdir is not None:  # the run is complete: drop its checkpoint (and only that)
         for old in ckdir.glob("state.pt*"):
             old.unlink()

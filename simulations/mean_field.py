@@ -32,7 +32,7 @@ from simulations import sampling
 from simulations.problems import Problem, Quadratic
 from simulations.rules import ClipRule
 
-__all__ = ["MAX_ROWS", "HEstimate", "mean_field"]
+__all__ = ["MAX_ROWS", "HEstimate", "field", "mean_field"]
 
 MAX_ROWS = 1 << 16  #: rows (point × atom pairs) evaluated in one batch
 
@@ -139,3 +139,18 @@ def mean_field(
                  problem.sample(w, theta.dtype)).view(n_points, samples, p)
     return HEstimate(d.mean(1), d.std(1) / math.sqrt(samples), False,
                      f"Monte Carlo over {samples} minibatches of size {batch}")
+
+
+def field(problem: Problem, rule: ClipRule, *, batch: int = 1, samples: int = 4096,
+          seed: int = 0, device: torch.device | str = "cpu"):
+    """H = E_μ[g/c] of ``problem`` under ``rule`` as a numpy callable for
+    :mod:`theory.equilibria`: θ of shape (P,) or (N, P) (float64) to H(θ) of the same shape,
+    computed by :func:`mean_field` in float64 (exact where it is exact)."""
+
+    def h(theta: np.ndarray) -> np.ndarray:
+        arr = np.asarray(theta, dtype=np.float64)
+        points = torch.as_tensor(arr.reshape(-1, problem.n_params), device=device)
+        value = mean_field(problem, rule, points, batch=batch, samples=samples, seed=seed).value
+        return value.cpu().numpy().reshape(arr.shape)
+
+    return h

@@ -18,8 +18,9 @@ Observers (each a name in ``record``):
 * ``paths``: the whole paths θ(s), s = 0..T, of paths 0..keep_paths−1 (``path``).
 * ``xi``: the martingale ξ(s) = Σ_{t<s} a(t)(g(t)/c(t) − H(θ(t))) of paths 0..xi_paths−1,
   with H the problem's mean field (:mod:`simulations.mean_field`): ‖ξ(s)‖ at the checkpoints
-  (``xi_norm_at``), sup_{s>t}‖ξ(s) − ξ(t)‖ for t in ``xi_anchors`` (``xi_sup_after``), and
-  Σ_t a(t)²‖M(t+1)‖² (``xi_sum_sq``).
+  (``xi_norm_at``), max_{s≤T}‖ξ(s)‖ (``xi_max``), sup_{s>t}‖ξ(s) − ξ(t)‖ for t in
+  ``xi_anchors`` (:func:`xi_anchor_steps`; ``xi_sup_after``), and Σ_t a(t)²‖M(t+1)‖²
+  (``xi_sum_sq``).
 
 Blown-up paths (see :mod:`simulations.engine`) count as having exited every radius at their
 blow-up step, get running maxima of +inf, and are left out of every other statistic from that
@@ -34,7 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-__all__ = ["OBSERVERS", "Observers", "StepView", "checkpoint_steps"]
+__all__ = ["OBSERVERS", "Observers", "StepView", "checkpoint_steps", "xi_anchor_steps"]
 
 OBSERVERS = ("exits", "running_max", "claim2", "clipped", "checkpoints", "paths", "xi")
 
@@ -45,6 +46,12 @@ def checkpoint_steps(steps: int, count: int = 32) -> np.ndarray:
         return np.array([0])
     grid = np.unique(np.round(np.geomspace(1, steps, count - 1)).astype(np.int64))
     return np.concatenate([[0], grid])
+
+
+def xi_anchor_steps(steps: int) -> np.ndarray:
+    """The steps t at which the xi observer takes sup_{s>t}‖ξ(s) − ξ(t)‖: T/16, T/8, T/4, T/2
+    (rounded down, duplicates merged)."""
+    return np.array(sorted({int(steps * f) for f in (1 / 16, 1 / 8, 1 / 4, 1 / 2)}))
 
 
 @dataclass
@@ -119,12 +126,13 @@ class Observers:
             self.mean_field = mean_field
             k = max(0, min(xi_paths - first_row, rows))
             self.xi_rows = k
-            self.anchors = sorted({int(steps * f) for f in (1 / 16, 1 / 8, 1 / 4, 1 / 2)})
+            self.anchors = xi_anchor_steps(steps).tolist()
             s["xi"] = torch.zeros(k, theta0.shape[1], **f64)
             s["xi_norm_at"] = torch.zeros(k, len(self.ck), **f64)
             s["xi_at_anchor"] = torch.zeros(k, len(self.anchors), theta0.shape[1], **f64)
             s["xi_sup_after"] = torch.zeros(k, len(self.anchors), **f64)
             s["xi_sum_sq"] = torch.zeros(k, **f64)
+            s["xi_max"] = torch.zeros(k, **f64)
 
     def update(self, v: StepView) -> None:
         """Fold in the step ``v`` (no host synchronisation)."""
@@ -168,8 +176,10 @@ class Observers:
         s["xi"] = torch.where(live, s["xi"] + v.a * m, s["xi"])
         s["xi_sum_sq"] = s["xi_sum_sq"] + torch.where(
             live[:, 0], v.a**2 * m.square().sum(1), 0.0)
+        xi_norm = torch.linalg.vector_norm(s["xi"], dim=1)
+        s["xi_max"] = torch.maximum(s["xi_max"], xi_norm)
         if ck is not None:
-            s["xi_norm_at"][:, ck] = torch.linalg.vector_norm(s["xi"], dim=1)
+            s["xi_norm_at"][:, ck] = xi_norm
         for i, anchor in enumerate(self.anchors):
             if v.step == anchor:
                 s["xi_at_anchor"][:, i] = s["xi"]

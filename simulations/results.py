@@ -165,8 +165,10 @@ def _umask() -> int:
 
 
 def result_dict(sim: Simulation, *, device: str | None = None,
-                command: str | None = None) -> dict[str, Any]:
-    """The content of ``result.json`` for ``sim`` (see the module docstring)."""
+                command: str | None = None, extra: dict[str, Any] | None = None
+                ) -> dict[str, Any]:
+    """The content of ``result.json`` for ``sim`` (see the module docstring), with the entries
+    of ``extra`` added at the top level."""
     import torch
 
     out = {
@@ -186,22 +188,24 @@ def result_dict(sim: Simulation, *, device: str | None = None,
     }
     if command is not None:
         out["command"] = str(command)
+    out.update(extra or {})
     return to_json(out)
 
 
 def save(sim: Simulation, out_dir: str | os.PathLike, *, device: str | None = None,
-         command: str | None = None) -> Path:
+         command: str | None = None, extra: dict[str, Any] | None = None) -> Path:
     """Write ``arrays.npz`` and then ``result.json`` for ``sim`` into ``out_dir`` (created if
     needed), each atomically; returns the path of ``result.json``.
 
     ``device`` (e.g. ``"cpu"``, ``"cuda:0 (NVIDIA H100)"``) and ``command`` (the command line)
-    are recorded as given; ``device`` is null when not given.
+    are recorded as given; ``device`` is null when not given. ``extra``: more top-level
+    entries of ``result.json`` (the verifier stores its scenario there).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     arrays = {k: np.asarray(v) for k, v in sim.arrays.items()}
     _atomic_write(out / ARRAYS, lambda f: np.savez(f, **arrays))
-    text = json.dumps(result_dict(sim, device=device, command=command), indent=1,
+    text = json.dumps(result_dict(sim, device=device, command=command, extra=extra), indent=1,
                       allow_nan=False, ensure_ascii=False) + "\n"
     _atomic_write(out / RESULT, lambda f: f.write(text.encode("utf-8")))
     return out / RESULT

@@ -1,0 +1,344 @@
+r"""Equilibria of a vector field H, the ODE the iterates track, and the Marchaud check of H.
+
+Clipped SGD θ(t+1) = θ(t) − a(t)·g(t)/c(t) is a stochastic approximation of the ODE
+
+    dθ/dτ = −H(θ),   H(θ) = E_μ[g/c],   τ(t) = Σ_{s<t} a(s)
+
+(the paper's Section 4 writes dθ/dt ∈ H(θ): a sign slip). Theorem 1 says the iterates converge
+to the zero set {θ : H(θ) = 0} when they stay bounded; that set need not contain the minimiser
+of E[ℓ], because c depends on the sample.
+
+Everything here takes H as a plain callable on numpy arrays, so it knows nothing of problems or
+clip rules (see :func:`simulations.mean_field.field` for H of a problem):
+
+* :func:`zeros_1d`: the zero set of a scalar H on [lo, hi]: isolated zeros by ``brentq`` at every
+  sign change of a grid, and intervals on which H vanishes (|H| ≤ atol on consecutive grid
+  points, the ends refined by bisection);
+* :func:`zeros`: zeros of H: R^d → R^d from several starts (``scipy.optimize.root``), each with
+  its residual ‖H(θ*)‖, duplicates merged;
+* :func:`minimise`: the minimiser of a smooth function with its gradient (``scipy.optimize``);
+* :func:`stochastic_time`, :func:`solve_ode`, :func:`tracking_gaps`: the ODE in τ-time and the
+  gap between an interpolated SGD path and the ODE started on it, over windows of τ-length Δ;
+* :func:`marchaud_check`: the linear-growth constant sup ‖H(θ)‖/(1 + ‖θ‖) over given points, and
+  local increments ‖H(θ + δu) − H(θ)‖ for shrinking δ (continuity) with their ratio to δ
+  (local Lipschitz estimates).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import integrate, optimize
+
+from theory.schedules import Schedule, as_schedule
+
+__all__ = [
+    "MarchaudCheck",
+    "Minimum",
+    "Zero",
+    "ZeroSet",
+    "marchaud_check",
+    "minimise",
+    "shell_points",
+    "solve_ode",
+    "stochastic_time",
+    "tracking_gaps",
+    "zeros",
+    "zeros_1d",
+]
+
+Field = Callable[[np.ndarray], np.ndarray]
+
+
+# ---- zeros ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ZeroSet:
+    """The zeros of a scalar field on [lo, hi]: isolated ``points`` with their ``residuals``
+    |H(θ*)|, and closed ``intervals`` (a, b) on which |H| ≤ atol."""
+
+    points: np.ndarray
+    residuals: np.ndarray
+    intervals: list[tuple[float, float]] = field(default_factory=list)
+    lo: float = -np.inf
+    hi: float = np.inf
+
+    @property
+    def empty(self) -> bool:
+        return len(self.points) == 0 and not self.intervals
+
+    def distance(self, x: float) -> float:
+        """The distance from x to the zero set (inf when it is empty)."""
+        gaps = [abs(x - p) for p in self.points]
+        gaps += [max(a - x, 0.0, x - b) for a, b in self.intervals]
+        return min(gaps, default=np.inf)
+
+    def nearest(self, x: float) -> float:
+        """The point of the zero set nearest to x (nan when it is empty)."""
+        best, where = np.inf, np.nan
+        for p in self.points:
+            if abs(x - p) < best:
+                best, where = abs(x - p), float(p)
+        for a, b in self.intervals:
+            y = min(max(x, a), b)
+            if abs(x - y) < best:
+                best, where = abs(x - y), float(y)
+        return where
+
+    def describe(self) -> str:
+        parts = [f"{p:.6g}" for p in self.points]
+        parts += [f"[{a:.6g}, {b:.6g}]" for a, b in self.intervals]
+        return "{" + ", ".join(parts) + "}" if parts else f"none in [{self.lo:g}, {self.hi:g}]"
+
+
+def zeros_1d(h: Field, lo: float, hi: float, *, grid: int = 4001, atol: float = 1e-12,
+             xtol: float = 1e-13) -> ZeroSet:
+    """The zero set of a scalar field h on [lo, hi].
+
+    h is evaluated on ``grid`` equally spaced points (h takes and returns 1-D arrays). Runs of
+    grid points with |h| ≤ atol become intervals, whose ends are refined by bisection on the
+    predicate |h(x)| ≤ atol; every strict sign change between neighbours outside such runs is
+    refined by ``scipy.optimize.brentq`` to ``xtol``. A zero of h that touches zero without a
+    sign change between grid points (a tangency) is found only if it lands on the grid.
+    """
+    if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
+        raise ValueError(f"zeros_1d: expected finite lo < hi, got lo={lo}, hi={hi}")
+    if grid < 3:
+        raise ValueError(f"zeros_1d: grid must be >= 3, got {grid}")
+    x = np.linspace(lo, hi, grid)
+    y = np.asarray(h(x), dtype=np.float64).reshape(grid)
+    if not np.all(np.isfinite(y)):
+        raise ValueError("zeros_1d: h is not finite on the grid")
+
+    def scalar(t: float) -> float:
+        return float(np.asarray(h(np.array([t])), dtype=np.float64).reshape(-1)[0])
+
+    small = np.abs(y) <= atol
+    points, intervals = [], []
+    i = 0
+    while i < grid:
+        if small[i]:
+            j = i
+            while j + 1 < grid and small[j + 1]:
+                j += 1
+            if j == i:
+                points.append(x[i])
+            else:
+                a = x[i] if i == 0 else _edge(scalar, x[i - 1], x[i], atol, xtol)
+                b = x[j] if j == grid - 1 else _edge(scalar, x[j + 1], x[j], atol, xtol)
+                intervals.append((float(a), float(b)))
+            i = j + 1
+            continue
+        if i + 1 < grid and not small[i + 1] and np.sign(y[i]) != np.sign(y[i + 1]):
+            points.append(optimize.brentq(scalar, x[i], x[i + 1], xtol=xtol, rtol=4 * np.finfo(
+                float).eps))
+        i += 1
+    pts = np.asarray(points, dtype=np.float64)
+    residuals = np.abs(np.asarray(h(pts), dtype=np.float64)).reshape(-1) if len(pts) else pts
+    return ZeroSet(pts, residuals, intervals, float(lo), float(hi))
+
+
+def _edge(h: Callable[[float], float], outside: float, inside: float, atol: float,
+          xtol: float) -> float:
+    """Bisection for the boundary of {|h| ≤ atol} between ``outside`` (|h| > atol) and
+    ``inside`` (|h| ≤ atol); returns the last point known to be inside."""
+    for _ in range(200):
+        if abs(outside - inside) <= xtol:
+            break
+        mid = 0.5 * (outside + inside)
+        if abs(h(mid)) <= atol:
+            inside = mid
+        else:
+            outside = mid
+    return inside
+
+
+@dataclass(frozen=True)
+class Zero:
+    """A zero θ* of H found from ``start``: ``residual`` = ‖H(θ*)‖, ``converged`` by the solver's
+    own test."""
+
+    point: np.ndarray
+    residual: float
+    start: np.ndarray
+    converged: bool
+
+
+def zeros(h: Field, starts: Sequence[np.ndarray] | np.ndarray, *, tol: float = 1e-8,
+          merge: float = 1e-6, method: str = "hybr") -> list[Zero]:
+    """Zeros of H: R^d → R^d from each start (``scipy.optimize.root``), sorted by residual.
+
+    Each solution with residual ‖H(θ*)‖ ≤ tol is kept; two solutions closer than
+    ``merge``·(1 + ‖θ*‖) are one zero (the one with the smaller residual stays). An empty list
+    means no start reached a zero.
+    """
+    found: list[Zero] = []
+    for start in np.atleast_2d(np.asarray(starts, dtype=np.float64)):
+        sol = optimize.root(lambda v: np.asarray(h(v), dtype=np.float64), start, method=method,
+                            tol=tol * 1e-2)
+        point = np.asarray(sol.x, dtype=np.float64)
+        residual = float(np.linalg.norm(np.asarray(h(point), dtype=np.float64)))
+        if not np.isfinite(residual) or residual > tol:
+            continue
+        zero = Zero(point, residual, start, bool(sol.success))
+        twin = next((k for k, z in enumerate(found) if np.linalg.norm(z.point - point)
+                     <= merge * (1 + np.linalg.norm(point))), None)
+        if twin is None:
+            found.append(zero)
+        elif residual < found[twin].residual:
+            found[twin] = zero
+    return sorted(found, key=lambda z: z.residual)
+
+
+@dataclass(frozen=True)
+class Minimum:
+    """The result of :func:`minimise`: ``point``, ``value``, ``grad_norm`` there, ``converged``
+    (the solver's test and ‖∇f‖ ≤ gtol)."""
+
+    point: np.ndarray
+    value: float
+    grad_norm: float
+    converged: bool
+
+
+def minimise(f: Callable[[np.ndarray], float], grad: Field, x0: np.ndarray, *,
+             gtol: float = 1e-8, max_iter: int = 10_000) -> Minimum:
+    """argmin f by BFGS with the exact gradient, from x0. ``converged`` needs the solver's own
+    test, ‖∇f‖ ≤ 10·gtol, and f(2x) > f(x) at the point x ≠ 0 found, so that a function with no
+    minimiser (one that keeps decreasing, or stays flat to rounding, as ‖θ‖ → ∞) ends with
+    ``converged`` False."""
+    x0 = np.asarray(x0, dtype=np.float64)
+    sol = optimize.minimize(lambda v: float(f(v)), x0,
+                            jac=lambda v: np.asarray(grad(v), dtype=np.float64),
+                            method="BFGS", options={"gtol": gtol, "maxiter": max_iter})
+    x = np.asarray(sol.x, dtype=np.float64)
+    g = float(np.linalg.norm(np.asarray(grad(x), dtype=np.float64)))
+    # a minimiser x ≠ 0 has f(2x) > f(x) (strictly, for a strict minimum); f(2x) ≤ f(x) means
+    # the solver stopped on a ray along which f does not increase (e.g. a gradient that
+    # underflowed far out along a separating direction)
+    on_ray = bool(np.any(x != 0)) and float(f(2 * x)) <= float(sol.fun)
+    return Minimum(x, float(sol.fun), g, bool(sol.success) and g <= 10 * gtol and not on_ray)
+
+
+# ---- the ODE ---------------------------------------------------------------------------------
+
+
+def stochastic_time(schedule: Schedule | str | float, steps: int) -> np.ndarray:
+    """τ(t) = Σ_{s<t} a(s) for t = 0..steps (τ(0) = 0), summed in float64."""
+    schedule = as_schedule(schedule, horizon=max(steps, 1))
+    a = np.asarray(schedule(np.arange(steps)), dtype=np.float64)
+    return np.concatenate([[0.0], np.cumsum(a)])
+
+
+def solve_ode(h: Field, theta0: np.ndarray, tau_eval: np.ndarray, *, sign: float = -1.0,
+              rtol: float = 1e-9, atol: float = 1e-11, method: str = "LSODA") -> np.ndarray:
+    """θ(τ) at ``tau_eval`` (increasing, starting where θ = theta0) for dθ/dτ = sign·H(θ).
+
+    ``sign = -1`` is the ODE clipped SGD tracks; ``sign = +1`` the paper's printed version.
+    Solved by ``scipy.integrate.solve_ivp`` (LSODA: H of a clipped problem is only piecewise
+    smooth, so a stiff/non-stiff switching method is used); returns (len(tau_eval), d).
+    """
+    tau_eval = np.asarray(tau_eval, dtype=np.float64)
+    theta0 = np.atleast_1d(np.asarray(theta0, dtype=np.float64))
+    if tau_eval.ndim != 1 or len(tau_eval) == 0 or np.any(np.diff(tau_eval) < 0):
+        raise ValueError("solve_ode: tau_eval must be a non-empty increasing 1-D array")
+    if len(tau_eval) == 1 or tau_eval[-1] == tau_eval[0]:
+        return np.repeat(theta0[None, :], len(tau_eval), axis=0)
+    sol = integrate.solve_ivp(lambda _t, y: sign * np.asarray(h(y), dtype=np.float64),
+                              (tau_eval[0], tau_eval[-1]), theta0, t_eval=tau_eval,
+                              method=method, rtol=rtol, atol=atol)
+    if sol.status != 0 or sol.y.shape[1] != len(tau_eval):
+        raise RuntimeError(f"solve_ode: the integration failed: {sol.message}")
+    return sol.y.T
+
+
+def tracking_gaps(path: np.ndarray, tau: np.ndarray, h: Field, window: float,
+                  starts: Sequence[int], *, sign: float = -1.0) -> np.ndarray:
+    """For each start index n: max over t with τ(n) ≤ τ(t) ≤ τ(n) + window of
+    ‖θ(t) − θ_ODE(τ(t))‖, the ODE dθ/dτ = sign·H(θ) started at θ(n) at τ(n).
+
+    ``path`` is one SGD path θ(0..T) (T+1, d) and ``tau`` its τ(0..T). The SGD path interpolated
+    linearly in τ meets the ODE's grid at the τ(t), so this is the gap of the interpolated path
+    on that grid. A window that runs past τ(T) is cut at T.
+    """
+    path = np.asarray(path, dtype=np.float64).reshape(len(tau), -1)
+    out = []
+    for n in starts:
+        stop = int(np.searchsorted(tau, tau[n] + window, side="right"))
+        grid = tau[n:stop]
+        ode = solve_ode(h, path[n], grid, sign=sign)
+        out.append(float(np.max(np.linalg.norm(path[n:stop] - ode, axis=1))))
+    return np.asarray(out)
+
+
+# ---- Marchaud -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MarchaudCheck:
+    """Lemma 2's Marchaud property of H, estimated on sample points.
+
+    ``growth`` = max ‖H(θ)‖/(1 + ‖θ‖) over the points, ``growth_by_shell`` the same per group of
+    points (as given), ``analytic_k`` the K with ‖H(θ)‖ ≤ K(1 + ‖θ‖) where one is known;
+    ``increments[i]`` = max ‖H(θ + δ_i·u) − H(θ)‖ over the points (u random unit vectors) for the
+    δ_i in ``deltas``, and ``lipschitz[i]`` = increments[i]/δ_i (local Lipschitz estimates).
+    ``continuous`` is True when the increment at the smallest δ is at most √(δ_min/δ_max) times
+    the one at the largest (a Lipschitz field shrinks like δ; a field with a jump between
+    θ and θ + δu keeps an increment of the jump's size).
+    """
+
+    growth: float
+    growth_by_shell: list[float]
+    analytic_k: float | None
+    deltas: list[float]
+    increments: list[float]
+    lipschitz: list[float]
+    continuous: bool
+
+
+def shell_points(center: np.ndarray, radii: Sequence[float], count: int,
+                 rng: np.random.Generator) -> list[np.ndarray]:
+    """``count`` points at each distance r in ``radii`` from ``center``, in uniform random
+    directions: a list of (count, d) arrays, one per radius."""
+    center = np.asarray(center, dtype=np.float64)
+    out = []
+    for r in radii:
+        u = rng.standard_normal((count, center.size))
+        u /= np.linalg.norm(u, axis=1, keepdims=True)
+        out.append(center + r * u)
+    return out
+
+
+def marchaud_check(h: Field, shells: Sequence[np.ndarray], *, analytic_k: float | None = None,
+                   deltas: Sequence[float] = (1e-2, 1e-4, 1e-6),
+                   rng: np.random.Generator | None = None) -> MarchaudCheck:
+    """Estimate the Marchaud constants of H (a batched callable (N, d) → (N, d)) on ``shells``
+    (groups of points, e.g. from :func:`shell_points`); see :class:`MarchaudCheck`.
+
+    The increments use δ relative to the point: θ + δ·(1 + ‖θ‖)·u.
+    """
+    rng = np.random.default_rng(0) if rng is None else rng
+    points = np.concatenate([np.atleast_2d(s) for s in shells])
+    values = np.asarray(h(points), dtype=np.float64).reshape(points.shape)
+    scale = 1.0 + np.linalg.norm(points, axis=1)
+    ratio = np.linalg.norm(values, axis=1) / scale
+    by_shell, start = [], 0
+    for s in shells:
+        n = len(np.atleast_2d(s))
+        by_shell.append(float(ratio[start:start + n].max()))
+        start += n
+    u = rng.standard_normal(points.shape)
+    u /= np.linalg.norm(u, axis=1, keepdims=True)
+    increments, lipschitz = [], []
+    for delta in deltas:
+        step = delta * scale[:, None] * u
+        moved = np.asarray(h(points + step), dtype=np.float64).reshape(points.shape)
+        inc = np.linalg.norm(moved - values, axis=1)
+        increments.append(float(inc.max()))
+        lipschitz.append(float((inc / (delta * scale)).max()))
+    shrink = increments[-1] <= increments[0] * np.sqrt(deltas[-1] / deltas[0]) * 1.0001 + 1e-300
+    return MarchaudCheck(float(ratio.max()), by_shell, analytic_k, [float(d) for d in deltas],
+                         increments, lipschitz, bool(shrink))
