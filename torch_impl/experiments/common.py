@@ -50,6 +50,7 @@ def write_atomic(path: Path, data: str | bytes) -> None:
     with tempfile.NamedTemporaryFile(mode, dir=path.parent, delete=False,
                                      suffix=".tmp") as handle:
         handle.write(data)
+    os.chmod(handle.name, 0o644)  # mkstemp's 0600 would hide results from other users
     os.replace(handle.name, path)
 
 
@@ -60,8 +61,8 @@ def write_json(path: Path, value: Any) -> None:
             return {k: clean(v) for k, v in x.items()}
         if isinstance(x, list | tuple):
             return [clean(v) for v in x]
-        if isinstance(x, float) and not math.isfinite(x):
-            return None
+        if isinstance(x, float):  # 6 significant digits keep the files small
+            return float(f"{x:.6g}") if math.isfinite(x) else None
         return x
     write_atomic(path, json.dumps(clean(value), indent=1))
 
