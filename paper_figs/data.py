@@ -36,6 +36,9 @@ def series(panel: str, name: str, x: Sequence[float] | np.ndarray,
 
 
 def _cell(value: Any) -> str:
+    """A value as CSV text: floats round-trip exactly (repr), nan and None are empty."""
+    if isinstance(value, np.generic):
+        value = value.item()
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
     if isinstance(value, float):

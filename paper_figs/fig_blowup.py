@@ -34,7 +34,7 @@ FLOOR = 1e-6  #: lower end of the probability axis
 
 def measure(ctx: Context, scenario: str) -> dict[str, np.ndarray]:
     """max_s ‖θ(s) − θ(0)‖ and max_s ‖ξ(s)‖ per path for one scenario."""
-    paths, steps = ctx.size(2000, 20000), ctx.size(1000, 10000)
+    paths, steps = ctx.size(2000, 20000), ctx.size(500, 10000)
     arrays = simulation(
         ctx, f"blowup-{scenario}",
         problem={"name": "quadratic", "noise": "normal", "mean": SCENARIOS[scenario], "sd": 1.0},

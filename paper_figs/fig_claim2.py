@@ -35,6 +35,7 @@ SEED = 3
 PROBLEM = {"name": "quadratic", "noise": "normal", "mean": 0.0, "sd": 1.0, "curvature": 100.0,
            "theta0": 1.0}
 SETTINGS = {"a": (30.0, 1e-3), "b": (0.5, 0.1)}  #: panel: (λ, ε)
+LEGEND = {"a": "upper left", "b": "lower right"}  #: where each panel has no points
 SHOWN = 3000  #: points drawn (and written to the CSV) per panel
 
 
@@ -92,5 +93,5 @@ def make(ctx: Context) -> list[Path]:
         ax.set_ylabel("‖g(t)/c(t)‖ (units of θ per unit step)")
         style.panel_label(ax, panel, f"λ = {lam:g}, ε = {eps:g}; max ‖g/c‖/(1+‖θ‖) = "
                           f"{ratio.max():.3g}")
-        ax.legend(loc="lower right", fontsize=6)
+        ax.legend(loc=LEGEND[panel], fontsize=6)
     return style.save(fig, rows, ctx.out, NAME)

@@ -1,0 +1,92 @@
+r"""``python -m paper_figs [--quick] [--out DIR] [--from DIR] [--only NAME ...]``.
+
+Writes every figure (PDF, PNG and CSV each) and the tables of a write-up into ``--out``
+(default ``paper-figures``). Simulation results are kept in ``OUT/results`` (one file per
+setting, written atomically), so a rerun, or an interrupted run started again, reuses
+everything already computed; ``--from DIR`` draws every figure from ``DIR/results`` without
+simulating and copies the tables from ``DIR/tables``. ``OUT/manifest.json`` lists what was
+written and what is missing. Exit status 0 when everything was made, 1 when something failed or
+is missing, 2 on bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from paper_figs import tables
+from paper_figs.runs import Context
+from paper_figs.store import Store, atomic_path
+
+FIGURES = ("fig_blowup", "fig_growth", "fig_claim2", "fig_equilibria", "fig_ode",
+           "fig_lemma3", "fig_schedules")
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m paper_figs", description=__doc__.split(
+        "\n\n")[1].replace("\n", " "))
+    parser.add_argument("--quick", action="store_true",
+                        help="small runs (under 3 minutes on 2 cores)")
+    parser.add_argument("--out", type=Path, default=Path("paper-figures"),
+                        help="output folder (default: %(default)s)")
+    parser.add_argument("--from", dest="source", type=Path, default=None, metavar="DIR",
+                        help="draw from the saved results of an earlier run in DIR")
+    parser.add_argument("--only", nargs="+", choices=(*FIGURES, "tables"), default=None,
+                        metavar="NAME", help=f"make only these ({', '.join(FIGURES)}, tables)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    quick = args.quick
+    if args.source is not None:
+        saved = args.source / "manifest.json"
+        if not (args.source / "results").is_dir():
+            print(f"error: --from {args.source}: no results folder there", file=sys.stderr)
+            return 2
+        if saved.exists():
+            quick = bool(json.loads(saved.read_text(encoding="utf-8"))["quick"])
+        store = Store(args.source / "results", read_only=True)
+    else:
+        store = Store(args.out / "results")
+    ctx = Context(store=store, out=args.out, quick=quick)
+    wanted = args.only or (*FIGURES, "tables")
+    manifest: dict = {"quick": quick, "from": None if args.source is None else str(args.source),
+                      "figures": {}, "tables": {}, "failed": {}, "seconds": {}}
+    bar = tqdm(wanted, desc="paper_figs", unit="item", disable=None)
+    for name in bar:
+        bar.set_postfix_str(name)
+        start = time.perf_counter()
+        try:
+            if name == "tables":
+                status = tables.make(args.out / "tables", quick, args.source)
+                manifest["tables"] = {"written": [str(p) for p in status.written],
+                                      "missing": status.missing}
+                for line in status.missing:
+                    tqdm.write(f"tables: {line}", file=sys.stderr)
+            else:
+                module = importlib.import_module(f"paper_figs.{name}")
+                manifest["figures"][module.NAME] = [str(p) for p in module.make(ctx)]
+        except Exception as err:  # one figure failing must not lose the others
+            manifest["failed"][name] = f"{type(err).__name__}: {err}"
+            tqdm.write(f"{name} failed: {type(err).__name__}: {err}", file=sys.stderr)
+            if not isinstance(err, FileNotFoundError):
+                traceback.print_exc(file=sys.stderr)
+        manifest["seconds"][name] = round(time.perf_counter() - start, 2)
+    args.out.mkdir(parents=True, exist_ok=True)
+    with atomic_path(args.out / "manifest.json") as tmp:
+        tmp.write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    print(f"paper_figs: {len(manifest['figures'])} figures into {args.out}"
+          + (f"; failed: {', '.join(manifest['failed'])}" if manifest["failed"] else ""))
+    return 1 if manifest["failed"] or manifest["tables"].get("missing") else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,97 @@
+r"""Figure 4: where clipped SGD settles on a skewed law, against the zero of H and E[y].
+
+ℓ(θ; y) = ½(θ − y)² in 1-D with y = 0 w.p. 0.9 and y = 10 w.p. 0.1, classic clipping:
+H(θ) = E[clamp(θ − y, −λ, λ)] is the derivative of E[Huber_λ(θ − y)], so Theorem 1's limit is
+the Huber minimiser θ*(λ), the zero of H, and not the minimiser E[y] = 1 of E[ℓ]. For this law
+θ*(λ) = min(λ/9, 1): on 0 < θ < λ ≤ 10 − θ, H(θ) = 0.9θ − 0.1λ.
+
+(a) θ*(λ) (zero of H, :func:`theory.equilibria.zeros_1d` on the exact H of
+:func:`simulations.mean_field.field`), E[y], and the endpoints θ(T) of the paths at each λ
+(violins; the data file holds their histograms). (b) The bias θ*(λ) − E[y] and the endpoints'
+mean minus E[y] with 95% intervals (±1.96 standard errors).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from paper_figs import style
+from paper_figs.data import Rows, series
+from paper_figs.runs import Context, simulation
+from simulations.mean_field import field
+from simulations.problems import make_problem
+from simulations.rules import ClipRule
+from theory.equilibria import zeros_1d
+
+NAME = "fig4_equilibria"
+VALUES, PROBS = (0.0, 10.0), (0.9, 0.1)
+SCHEDULE = "1/(t+1)"
+PROBLEM = {"name": "quadratic", "noise": "discrete", "values": list(VALUES),
+           "probs": list(PROBS)}
+MEAN_Y = float(np.dot(VALUES, PROBS))  #: E[y], the minimiser of E[ℓ]
+BINS = 40  #: histogram bins per λ in the data file
+
+
+def zero_of_h(lam: float) -> float:
+    """The zero of H under classic clipping with ``lam`` (the middle of the zero set if it is an
+    interval; nan if H has no zero on [−1, 11])."""
+    spec = dict(PROBLEM)
+    problem = make_problem(spec.pop("name"), **spec)
+    zero_set = zeros_1d(field(problem, ClipRule("classic", lam=lam)), -1.0, 11.0, grid=2001)
+    candidates = list(zero_set.points) + [0.5 * (a + b) for a, b in zero_set.intervals]
+    return float(candidates[0]) if candidates else float("nan")
+
+
+def make(ctx: Context) -> list[Path]:
+    lams = ctx.size([1.0, 3.0, 6.0, 9.0, 12.0], [0.5 * k for k in range(1, 29)])
+    paths, steps = ctx.size(1000, 2000), ctx.size(1000, 10000)
+    curve_lams = np.linspace(0.05, max(lams) + 1.0, 120)
+    curve = np.array([zero_of_h(lam) for lam in curve_lams])
+    fig, (ax_a, ax_b) = style.figure(style.FULL, 2.7, ncols=2)
+    rows: Rows = series("a", "zero of H", curve_lams, curve)
+    rows += series("a", "E[y]", curve_lams, np.full(len(curve_lams), MEAN_Y))
+    rows += series("b", "zero of H minus E[y]", curve_lams, curve - MEAN_Y)
+    ends, means, errors = [], [], []
+    for lam in lams:
+        d = simulation(ctx, f"equilibria-{lam:g}", problem=PROBLEM,
+                       rule={"kind": "classic", "lam": lam}, schedule=SCHEDULE, paths=paths,
+                       steps=steps, seed=4, record=[], progress=None)
+        end = d["endpoints"][:, 0]
+        ends.append(end)
+        means.append(end.mean())
+        errors.append(1.96 * end.std(ddof=1) / np.sqrt(len(end)))
+        counts, edges = np.histogram(end, bins=BINS)
+        centres = 0.5 * (edges[1:] + edges[:-1])
+        rows += series("a", "endpoint histogram", np.full(BINS, lam), centres, count=counts,
+                       paths=paths, steps=steps)
+        p5, p50, p95 = np.percentile(end, [5, 50, 95])
+        rows += series("a", "endpoints", [lam], [end.mean()], p5=p5, p50=p50, p95=p95,
+                       paths=paths, steps=steps, zero_of_h=zero_of_h(lam))
+    means, errors = np.array(means), np.array(errors)
+    rows += series("b", "endpoint mean minus E[y]", lams, means - MEAN_Y, lower=means - errors -
+                   MEAN_Y, upper=means + errors - MEAN_Y)
+    width = min(0.8, 0.8 * min(np.diff(lams)))
+    parts = ax_a.violinplot(ends, positions=lams, widths=width, showextrema=False)
+    for body in parts["bodies"]:
+        body.set(facecolor=style.OKABE_ITO["sky"], edgecolor=style.OKABE_ITO["blue"], alpha=0.7,
+                 lw=0.5)
+    ax_a.plot([], [], color=style.OKABE_ITO["sky"], lw=5, alpha=0.7,
+              label=f"endpoints θ(T), T = {steps}, {paths} paths")
+    ax_a.plot(curve_lams, curve, color=style.OKABE_ITO["vermillion"],
+              label="zero of H: Huber minimiser θ*(λ)")
+    ax_a.axhline(MEAN_Y, color="k", ls="--", label="E[y] = 1, minimiser of E[ℓ]")
+    ax_a.set_ylabel("θ (units of y)")
+    ax_a.legend(loc="lower right")
+    ax_b.plot(curve_lams, curve - MEAN_Y, color=style.OKABE_ITO["vermillion"],
+              label="θ*(λ) − E[y]")
+    ax_b.errorbar(lams, means - MEAN_Y, yerr=errors, fmt="o", ms=3, color=style.OKABE_ITO["blue"],
+                  capsize=2, label="mean θ(T) − E[y], 95% interval")
+    ax_b.axhline(0, color="k", lw=0.6)
+    ax_b.set_ylabel("bias (units of y)")
+    ax_b.legend(loc="lower right")
+    for ax, letter, title in ((ax_a, "a", "limit points"), (ax_b, "b", "bias")):
+        ax.set_xlabel("clipping threshold λ (units of g)")
+        style.panel_label(ax, letter, f"{title}; y = 0 (p = 0.9) or 10 (p = 0.1)")
+    return style.save(fig, rows, ctx.out, NAME)

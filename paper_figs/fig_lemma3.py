@@ -1,0 +1,68 @@
+r"""Figure 6: Lemma 3, the martingale part settles: sup_{t<s≤T} ‖ξ(s) − ξ(t)‖ against t.
+
+ξ(s) = Σ_{u<s} a(u)(g(u)/c(u) − H(θ(u))) on the skewed quadratic ½(θ − y)², y = 0 w.p. 0.9 or
+10 w.p. 0.1, θ(0) = 0, classic clipping λ = 1, a(t) = 1/(t+1) (H exact). The ``xi`` observer
+measures the sup at t = T/16, T/8, T/4, T/2; several horizons T give more t. Shown: the median
+and the root mean square over the paths, with Doob's L² bound for the increments
+‖a(u)M(u+1)‖ ≤ 2λa(u):
+
+    √E[sup_{t<s≤T} ‖ξ(s) − ξ(t)‖²] ≤ 2·√E‖ξ(T) − ξ(t)‖² ≤ 4λ·√(Σ_{t≤u<T} a(u)²),
+
+which is at most 4λ·√(Σ_{u≥t} a(u)²) ≈ 4λ/√t → 0.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from paper_figs import style
+from paper_figs.data import Rows, series
+from paper_figs.runs import Context, simulation
+from theory.schedules import as_schedule
+
+NAME = "fig6_lemma3"
+LAM = 1.0
+SCHEDULE = "1/(t+1)"
+PROBLEM = {"name": "quadratic", "noise": "discrete", "values": [0.0, 10.0], "probs": [0.9, 0.1]}
+ANCHORS = (1 / 16, 1 / 8, 1 / 4, 1 / 2)  #: the xi observer's anchors, as fractions of T
+
+
+def doob_bound(t: int, horizon: int | None) -> float:
+    """4λ·√(Σ_{t≤u<T} a(u)²) (T = ∞ when ``horizon`` is None)."""
+    schedule = as_schedule(SCHEDULE)
+    tail = schedule.partial_sum(horizon, 2) - schedule.partial_sum(t, 2)
+    return 4.0 * LAM * float(np.sqrt(tail))
+
+
+def make(ctx: Context) -> list[Path]:
+    horizons = ctx.size([64, 256, 1024], [256, 1024, 4096, 16384, 65536])
+    paths = ctx.size(1000, 2000)
+    fig, ax = style.figure(style.COLUMN, 3.0)
+    rows: Rows = []
+    colours = [style.OKABE_ITO[k] for k in ("blue", "vermillion", "green", "orange", "purple")]
+    for horizon, colour in zip(horizons, colours, strict=False):
+        d = simulation(ctx, f"lemma3-{horizon}", problem=PROBLEM,
+                       rule={"kind": "classic", "lam": LAM}, schedule=SCHEDULE, paths=paths,
+                       steps=horizon, seed=6, record=["xi"], xi_paths=paths, progress=None)
+        anchors = np.array(sorted({int(horizon * f) for f in ANCHORS}))
+        sup = d["xi_sup_after"]  # (paths, anchors)
+        median, rms = np.median(sup, axis=0), np.sqrt(np.mean(sup**2, axis=0))
+        bound = np.array([doob_bound(int(t), horizon) for t in anchors])
+        ax.plot(anchors, rms, "o-", color=colour, ms=3, label=f"T = {horizon}: RMS")
+        ax.plot(anchors, median, "s:", color=colour, ms=2.5, lw=0.8, label=f"T = {horizon}: median")
+        rows += series("a", f"T={horizon}", anchors, median, rms=rms, p90=np.percentile(
+            sup, 90, axis=0), doob_bound=bound, horizon=horizon, paths=paths, lam=LAM)
+    grid = np.geomspace(min(horizons) * ANCHORS[0], max(horizons) * ANCHORS[-1], 100)
+    limit = np.array([doob_bound(int(t), None) for t in grid])
+    ax.plot(grid, limit, "k--", label="4λ·√(Σ_{u≥t} a(u)²) (Doob, T = ∞)")
+    rows += series("a", "Doob bound, T = infinity", grid, limit, lam=LAM)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("step t")
+    ax.set_ylabel("sup_{t<s≤T} ‖ξ(s) − ξ(t)‖ (units of θ)")
+    ax.set_title(f"skewed quadratic, classic λ = {LAM:g}, a(t) = 1/(t+1); {paths} paths",
+                 fontsize=6.5)
+    style.legend_below(fig, [ax], ncols=2)
+    return style.save(fig, rows, ctx.out, NAME)

@@ -1,0 +1,235 @@
+"""paper_figs: one ``--quick`` run of every figure (module fixture), each data file checked
+against an independent computation, plus the tables step, ``--from`` and the result store."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from scipy import special  # noqa: E402
+
+from paper_figs import tables  # noqa: E402
+from paper_figs.__main__ import FIGURES, main  # noqa: E402
+from paper_figs.data import read_csv  # noqa: E402
+from paper_figs.store import Store  # noqa: E402
+
+NAMES = ("fig1_blowup", "fig2_growth", "fig3_claim2", "fig4_equilibria", "fig5_ode",
+         "fig6_lemma3", "fig7_schedules")
+LOG10_2 = math.log10(2.0)
+
+
+@pytest.fixture(scope="module")
+def out(tmp_path_factory):
+    """The figures of one ``--quick`` run (the tables step is tested on its own below: the
+    quick verification suite alone takes longer than this whole module may)."""
+    folder = tmp_path_factory.mktemp("paper_figs")
+    assert main(["--quick", "--out", str(folder), "--only", *FIGURES]) == 0
+    return folder
+
+
+def rows(out, name, series=None, panel=None):
+    """The CSV rows of figure ``name`` for one series (and panel)."""
+    found = [r for r in read_csv(out / f"{name}.csv")
+             if series in (None, r["series"]) and panel in (None, r["panel"])]
+    assert found, f"{name}: no rows for series {series!r}, panel {panel!r}"
+    return found
+
+
+def column(found, key):
+    return np.array([r[key] for r in found], dtype=np.float64)
+
+
+def harmonic(steps):
+    """Σ_{t<T} 1/(t+1), summed directly."""
+    return float(np.sum(1.0 / (np.arange(steps) + 1.0)))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_figure_is_written_as_pdf_png_csv(out, name):
+    assert (out / f"{name}.pdf").read_bytes()[:5] == b"%PDF-"
+    assert (out / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(read_csv(out / f"{name}.csv")) > 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["failed"] == {} and manifest["quick"] is True
+
+
+def test_blowup_radius_and_bounds_are_the_formulas(out):
+    (det,) = rows(out, "fig1_blowup", "deterministic radius")
+    steps = int(det["horizon"])
+    assert det["x"] == pytest.approx(1.0 * harmonic(steps), rel=1e-12)
+    paper = rows(out, "fig1_blowup", "paper bound (15)")
+    m = column(paper, "x")
+    expected = LOG10_2 - 2 * m**2 / (1.0**2 * math.pi**2 / 6) / math.log(10)
+    np.testing.assert_allclose(column(paper, "log10_y"), expected, rtol=1e-12, atol=1e-12)
+    pinelis = rows(out, "fig1_blowup", "Pinelis bound")
+    r = column(pinelis, "x")
+    gamma_t = float(np.sum(1.0 / (np.arange(steps) + 1.0) ** 2))
+    np.testing.assert_allclose(column(pinelis, "log10_y"),
+                               LOG10_2 - r**2 / (8 * gamma_t) / math.log(10), rtol=1e-10)
+
+
+@pytest.mark.parametrize("scenario", ["far", "near"])
+@pytest.mark.parametrize("panel", ["a", "b"])
+def test_blowup_fraction_lies_in_its_clopper_pearson_band(out, scenario, panel):
+    found = rows(out, "fig1_blowup", f"empirical {scenario}", panel)
+    frac, lower, upper = (column(found, k) for k in ("y", "lower", "upper"))
+    k, n = column(found, "exceed"), int(found[0]["paths"])
+    np.testing.assert_array_equal(frac, k / n)
+    assert np.all((lower <= frac) & (frac <= upper))
+    # the exact ends: no exceedance gives upper 1 − (α/2)^(1/n), all of them lower (α/2)^(1/n)
+    np.testing.assert_allclose(upper[k == 0], 1 - 0.025 ** (1 / n), rtol=1e-9)
+    np.testing.assert_allclose(lower[k == n], 0.025 ** (1 / n), rtol=1e-9)
+    assert np.all(np.diff(frac) <= 0)
+
+
+def test_blowup_far_scenario_breaks_the_papers_bound_and_never_the_deterministic_one(out):
+    (det,) = rows(out, "fig1_blowup", "deterministic radius")
+    far = rows(out, "fig1_blowup", "empirical far", "a")
+    paper = rows(out, "fig1_blowup", "paper bound (15)")
+    m, lower = column(far, "x"), column(far, "lower")
+    assert np.all(column(far, "y")[m >= det["x"]] == 0)  # no path beyond λΣa
+    violated = lower > 10.0 ** column(paper, "log10_y")
+    assert violated.any() and m[violated].max() > 0.9 * det["x"]
+
+
+def test_growth_envelopes_are_the_formulas_and_hold(out):
+    det = rows(out, "fig2_growth", "deterministic envelope")
+    t = column(det, "x").astype(int)
+    np.testing.assert_allclose(column(det, "y"), [1.0 + 30.0 * harmonic(s) for s in t],
+                               rtol=1e-12)
+    gron = rows(out, "fig2_growth", "Gronwall envelope")
+    direct = [math.log10(max(1.0, 1e-3)) + np.sum(np.log10(1 + 30.0 / (np.arange(s) + 1.0)))
+              for s in column(gron, "x").astype(int)]
+    np.testing.assert_allclose(column(gron, "log10_y"), direct, rtol=1e-10, atol=1e-10)
+    for rule, bound in (("classic", column(det, "y")), ("adaptive", 10.0 ** np.array(direct))):
+        pct = rows(out, "fig2_growth", f"{rule} percentiles")
+        p = np.array([column(pct, k) for k in ("p5", "p25", "y", "p75", "p95")])
+        assert np.all(np.diff(p, axis=0) >= 0)
+        p95_at = p[-1][t]
+        assert np.all(p95_at <= bound * (1 + 1e-12))
+    unclipped = column(rows(out, "fig2_growth", "unclipped percentiles"), "y")
+    assert unclipped.max() > 1e20  # without clipping the stiff quadratic explodes first
+
+
+@pytest.mark.parametrize(("panel", "lam", "eps"), [("a", 30.0, 1e-3), ("b", 0.5, 0.1)])
+def test_claim2_points_obey_the_tight_constant(out, panel, lam, eps):
+    points = rows(out, "fig3_claim2", "visited points", panel)
+    theta, clipped, g = (column(points, k) for k in ("x", "y", "g_norm"))
+    np.testing.assert_allclose(clipped, np.minimum(g, lam * np.maximum(theta, eps)),
+                               rtol=1e-12)
+    tight = rows(out, "fig3_claim2", "tight K", panel)[0]["K"]
+    paper = rows(out, "fig3_claim2", "paper's K", panel)[0]["K"]
+    assert tight == lam * max(1.0, eps) and paper == max(lam * eps, lam, 1.0)
+    assert np.all(clipped <= tight * (1 + theta) * (1 + 1e-12))
+    (summary,) = rows(out, "fig3_claim2", "max ratio over all points", panel)
+    assert summary["y"] <= tight and summary["replay_error"] < 1e-12
+
+
+def test_equilibria_follow_the_huber_closed_form(out):
+    zero = rows(out, "fig4_equilibria", "zero of H")
+    lam = column(zero, "x")
+    np.testing.assert_allclose(column(zero, "y"), np.minimum(lam * 0.1 / 0.9, 1.0), atol=1e-9)
+    assert np.all(column(rows(out, "fig4_equilibria", "E[y]"), "y") == 1.0)
+    bias = rows(out, "fig4_equilibria", "zero of H minus E[y]")
+    np.testing.assert_allclose(column(bias, "y"), np.minimum(lam / 9, 1.0) - 1.0, atol=1e-9)
+    ends = rows(out, "fig4_equilibria", "endpoints")
+    mean, lam_sim = column(ends, "y"), column(ends, "x")
+    np.testing.assert_allclose(mean, np.minimum(lam_sim / 9, 1.0), atol=0.02)
+    hist = rows(out, "fig4_equilibria", "endpoint histogram")
+    for value in lam_sim:
+        counts = [r["count"] for r in hist if r["x"] == value]
+        assert sum(counts) == ends[0]["paths"]
+
+
+def test_ode_solution_solves_the_ode_and_the_gap_shrinks(out):
+    ode = rows(out, "fig5_ode", "ODE", "a")
+    tau, theta = column(ode, "x"), column(ode, "y")
+    assert theta[0] == 5.0 and tau[0] == 0.0
+    h = 0.9 * np.clip(theta, -1, 1) + 0.1 * np.clip(theta - 10, -1, 1)  # the two-point law
+    slope = np.gradient(theta, tau)
+    smooth = np.abs(np.abs(theta) - 1) > 0.05  # away from the kink of H at θ = 1
+    np.testing.assert_allclose(slope[smooth][1:-1], -h[smooth][1:-1], atol=2e-3)
+    for name in ("quadratic", "logistic"):
+        gap = column(rows(out, "fig5_ode", f"gap {name}", "c"), "y")
+        assert gap[-1] < gap[0] / 3 and gap[-2:].mean() < gap[:2].mean()
+
+
+def test_lemma3_sup_is_under_doobs_bound_and_shrinks(out):
+    horizons = sorted({r["horizon"] for r in read_csv(out / "fig6_lemma3.csv")
+                       if r["series"].startswith("T=")})
+    medians = []
+    for horizon in horizons:
+        found = rows(out, "fig6_lemma3", f"T={int(horizon)}")
+        t = column(found, "x").astype(int)
+        np.testing.assert_array_equal(t, [int(horizon * f) for f in (1 / 16, 1 / 8, 1 / 4, 1 / 2)])
+        direct = [4.0 * math.sqrt(np.sum(1.0 / (np.arange(s, int(horizon)) + 1.0) ** 2))
+                  for s in t]
+        np.testing.assert_allclose(column(found, "doob_bound"), direct, rtol=1e-10)
+        assert np.all(column(found, "rms") <= column(found, "doob_bound"))
+        medians.append(column(found, "y"))
+    assert medians[-1][-1] < medians[0][0] / 3
+    limit = rows(out, "fig6_lemma3", "Doob bound, T = infinity")
+    t = column(limit, "x").astype(int)
+    np.testing.assert_allclose(column(limit, "y"), 4.0 * np.sqrt(special.polygamma(1, t + 1.0)),
+                               rtol=1e-9)
+
+
+def test_schedule_sums_and_verdicts(out):
+    for text, a in (("1/(t+1)", lambda t: 1 / (t + 1.0)),
+                    ("1/sqrt(t+1)", lambda t: 1 / np.sqrt(t + 1.0))):
+        for power, panel, label in ((1, "a", "sum a"), (2, "b", "sum a^2")):
+            found = [r for r in rows(out, "fig7_schedules", f"{label} {text}", panel)
+                     if r["x"] <= 10**6]
+            direct = [np.sum(a(np.arange(int(r["x"]))) ** power) for r in found]
+            np.testing.assert_allclose(column(found, "y"), direct, rtol=1e-10)
+    verdict = {str(r["schedule"]): r["a2"] for r in read_csv(out / "fig7_schedules.csv")}
+    assert verdict == {"1/(t+1)": "holds", "0.05/(1+t/100)": "holds", "1/(t+1)**0.75": "holds",
+                       "1/sqrt(t+1)": "fails", "0.01": "fails"}
+
+
+def test_from_redraws_without_simulating_and_names_what_is_missing(out, tmp_path):
+    again = tmp_path / "again"
+    assert main(["--from", str(out), "--out", str(again), "--only", "fig_claim2"]) == 0
+    assert (again / "fig3_claim2.csv").read_text() == (out / "fig3_claim2.csv").read_text()
+    empty = tmp_path / "empty"
+    (empty / "results").mkdir(parents=True)
+    assert main(["--from", str(empty), "--out", str(tmp_path / "x"), "--only", "fig_ode"]) == 1
+    failed = json.loads((tmp_path / "x" / "manifest.json").read_text())["failed"]
+    assert "no saved result" in failed["fig_ode"]
+
+
+def test_tables_are_copied_and_missing_ones_named(tmp_path, monkeypatch):
+    source = tmp_path / "earlier" / "tables"
+    source.mkdir(parents=True)
+    for name in tables.REPORTS:
+        (source / name).write_text(f"table {name}")
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    (seeds / "seed001.md").write_text("| seed 001 |")
+    monkeypatch.setattr(tables, "SEED_DIR", seeds)
+    status = tables.make(tmp_path / "out", quick=True, source=tmp_path / "earlier")
+    assert sorted(p.name for p in status.written) == ["report.json", "report.md", "report.tex",
+                                                      "seed001.md"]
+    assert (tmp_path / "out" / "report.tex").read_text() == "table report.tex"
+    assert [line.split()[2] for line in status.missing] == ["seed000.md:", "seed003.md:"]
+
+
+def test_store_reuses_a_result_and_keys_it_by_setting(tmp_path):
+    store, calls = Store(tmp_path), []
+
+    def compute():
+        calls.append(1)
+        return {"x": np.arange(3.0)}
+
+    first = store.get("demo", {"seed": 1}, compute)
+    again = store.get("demo", {"seed": 1}, compute)
+    other = store.get("demo", {"seed": 2}, compute)
+    assert len(calls) == 2 and np.array_equal(first["x"], again["x"]) and len(other) == 1
+    assert sorted(p.name.split("-")[0] for p in tmp_path.iterdir()) == ["demo", "demo"]
+    with pytest.raises(FileNotFoundError, match="no saved result"):
+        Store(tmp_path, read_only=True).get("demo", {"seed": 3}, compute)
