@@ -1,4 +1,6 @@
-r"""Command line: ``python -m simulations run ...`` and ``python -m simulations problems``.
+r"""Command line: ``python -m simulations run ...``, ``python -m simulations problems`` and
+``python -m simulations verify [--suite paper] [--full] [--scenario my.toml] [--claims T1,ODE]
+[--json] [--out DIR]``.
 
 ``run`` builds a problem of the catalog, a clip rule and a step schedule from its flags, runs
 :func:`simulations.engine.simulate` with checkpoints in ``<out>/checkpoint``, saves the result
@@ -115,6 +117,17 @@ def _record(text: str) -> tuple[str, ...]:
     return names
 
 
+def _claims(text: str) -> tuple[str, ...]:
+    from simulations.claims import CLAIMS
+
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    unknown = [n for n in names if n not in CLAIMS]
+    if not names or unknown:
+        raise argparse.ArgumentTypeError(
+            f"expected claims from {', '.join(CLAIMS)} separated by commas, got {text!r}")
+    return names
+
+
 # ---- the problems' flags ----------------------------------------------------------------------
 
 #: every problem parameter as a flag: dest -> (add_argument keywords, help). Parameter names
@@ -218,10 +231,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = _Parser(prog=PROG, formatter_class=_Formatter,
                      description="Monte Carlo runs of clipped SGD: 'run' simulates and saves, "
-                                 "'problems' lists the catalog. 'python -m simulations run "
+                                 "'problems' lists the catalog, 'verify' holds the paper's "
+                                 "claims against the paths. 'python -m simulations run "
                                  "--help' lists every flag.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser,
-                                     metavar="{run,problems}")
+                                     metavar="{run,problems,verify}")
     run = commands.add_parser(
         "run", formatter_class=_Formatter,
         help="run clipped SGD on many paths, save the result and print a summary",
@@ -236,7 +250,37 @@ def build_parser() -> argparse.ArgumentParser:
         "problems", formatter_class=_Formatter,
         help="list the problems of the catalog and the flags each takes",
         description="List the problems of the catalog and the flags each takes.")
-    parser.commands = {"run": run, "problems": problems}
+    verify = commands.add_parser(
+        "verify", formatter_class=_Formatter,
+        help="hold every claim of the paper against Monte Carlo paths and print the verdicts",
+        description="Run a suite of scenarios (or your own TOML scenarios), hold each claim "
+                    "against the paths and print the table of predictions, measurements with "
+                    "95%% intervals and verdicts; report.md, report.json and report.tex go "
+                    "into --out.",
+        epilog="examples: python -m simulations verify; python -m simulations verify --suite "
+               "paper --full; python -m simulations verify --scenario my.toml --claims T1,ODE")
+    verify.add_argument("--suite", default=None,
+                        help="a built-in suite (default: paper, unless --scenario is given)")
+    verify.add_argument("--scenario", type=Path, action="append", default=[], metavar="TOML",
+                        help="a scenario file (repeat for several); the format is in "
+                             "simulations/scenarios.py and simulations/suites/paper/*.toml")
+    verify.add_argument("--claims", type=_claims, default=None,
+                        help="check only these claims, separated by commas (e.g. T1,L1-det)")
+    verify.add_argument("--full", action="store_true",
+                        help="the scenarios' [full] sizes (more paths and steps)")
+    verify.add_argument("--json", action="store_true",
+                        help="print the rows as JSON on stdout instead of the table")
+    verify.add_argument("--out", type=Path, default=Path("runs/verify"),
+                        help="folder for report.md, report.json, report.tex and runs/")
+    verify.add_argument("--resume", action="store_true",
+                        help="reuse the runs already saved in OUT/runs with the same setting")
+    verify.add_argument("--check", action="store_true",
+                        help="exit with status 1 when a verdict differs from the scenario's "
+                             "[expect] table")
+    verify.add_argument("--device", default="cpu",
+                        help="torch device: cpu, or cuda (cuda:0, ...) where available")
+    verify.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.commands = {"run": run, "problems": problems, "verify": verify}
 
     group = run.add_argument_group("problem")
     group.add_argument("--problem", required=True, choices=tuple(PROBLEMS), metavar="NAME",
@@ -500,10 +544,53 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser,
     return 0
 
 
+def verify(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """The ``verify`` command (see :mod:`simulations.verify`); returns the exit status."""
+    from simulations import report
+    from simulations.scenarios import load_scenario, load_suite
+    from simulations.verify import verify as run_verify
+
+    try:
+        if args.suite is not None and args.scenario:
+            raise _BadFlag("scenario", "give a --suite or --scenario files, not both")
+        scenarios = ([load_scenario(p) for p in args.scenario] if args.scenario
+                     else load_suite(args.suite or "paper"))
+        scenarios = [sc.sized(args.full) for sc in scenarios]
+        if args.claims and not any(c in sc.claims for sc in scenarios for c in args.claims):
+            raise _BadFlag("claims", "no scenario checks any of " + ", ".join(args.claims))
+        device, _ = _device(args.device)
+        _writable(args.out)
+    except ValueError as error:
+        parser.error(" ".join(str(error).split()))
+    try:
+        rows = run_verify(scenarios, args.claims, out=args.out, resume=args.resume,
+                          progress=False if args.quiet else None, device=str(device))
+    except KeyboardInterrupt:
+        print(f"interrupted: the scenarios finished so far are saved in {args.out / 'runs'}; "
+              "rerun the same command with --resume to continue", file=sys.stderr)
+        return 130
+    report.write(rows, args.out)
+    if args.json:
+        sys.stdout.write(report.as_json(rows))
+    else:
+        print(report.text(rows))
+        print(f"saved: {', '.join(str(args.out / f) for f in report.FILES)}")
+    if args.check:
+        expect = {sc.name: sc.expect for sc in scenarios}
+        wrong = report.unexpected(rows, expect)
+        for row, wanted in wrong:
+            print(f"unexpected: {row.scenario} {row.claim}: {row.verdict}, expected "
+                  f"{wanted}", file=sys.stderr)
+        return 1 if wrong else 0
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "problems":
         print_problems()
         return 0
+    if args.command == "verify":
+        return verify(args, parser.commands["verify"])
     return run(args, parser.commands["run"], argv)

@@ -1,0 +1,255 @@
+r"""Scenarios and suites: a setting to verify, written as a TOML file, and lists of them.
+
+A scenario names a problem of the catalog with its parameters, a clip rule, a step schedule, the
+size of the run, the radii the claims use, the claims to check and (optionally) the verdicts
+expected of them. Every key is checked; an unknown key or a bad value raises ``ValueError``
+naming the file and the key. The file format (all tables but ``[problem]`` and ``[clip]``
+optional)::
+
+    name = "skewed-huber"                  # defaults to the file name
+    description = "one line"
+    claims = ["T1", "ODE", "L3"]            # ids of simulations.claims.CLAIMS
+
+    [problem]                              # make_problem(name, **the rest)
+    name = "quadratic"
+    noise = "discrete"
+    values = [0.0, 10.0]                   # a law with any number of points
+    probs = [0.9, 0.1]
+    theta0 = 0.0
+
+    [clip]                                 # ClipRule(rule, lam, eps, radius)
+    rule = "classic"
+    lam = 1.0
+
+    [run]                                  # simulations.engine.simulate
+    schedule = "1/(t+1)"
+    paths = 4096
+    steps = 2000
+    batch = 1
+    seed = 0
+    dtype = "float64"
+    keep_paths = 8                         # whole paths kept (the ODE claim uses them)
+    xi_paths = 1024                        # paths on which ξ is tracked (L1-mart, L3)
+
+    [radii]
+    exit = [2.0]                           # M of L1-paper (‖θ(T) − θ(0)‖ > M)
+    xi = [0.5]                             # r of L1-mart (max_s ‖ξ(s)‖ ≥ r)
+    blowup = 1e6                           # A3's blow-up radius for max_s ‖θ(s)‖
+
+    [options]                              # per-claim settings, see simulations.claims
+    zero_range = [-5.0, 15.0]
+
+    [full]                                 # overrides of [run] for --full
+    paths = 65536
+    steps = 20000
+
+    [expect]                               # verdicts the suite's test holds the run to
+    T1 = "holds"                           # a list where a claim has a row per radius
+
+The built-in suites are the folders of ``simulations/suites`` (``paper``: every claim of the
+paper on the settings that show where it holds and where it fails); :func:`load_suite` reads
+one, sorted by file name.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+SUITES = Path(__file__).with_name("suites")
+
+RUN_KEYS = {"schedule": str, "paths": int, "steps": int, "batch": int, "seed": int,
+            "dtype": str, "keep_paths": int, "xi_paths": int}
+RUN_DEFAULTS = {"batch": 1, "seed": 0, "dtype": "float64", "keep_paths": 8, "xi_paths": 1024}
+RADII_KEYS = {"exit", "xi", "blowup"}
+CLIP_KEYS = {"rule", "lam", "eps", "radius"}
+OPTION_KEYS = {"zero_range", "zero_grid", "ode_window", "ode_windows", "a3_delta",
+               "l2_radii", "l2_points"}
+TOP_KEYS = {"name", "description", "claims", "problem", "clip", "run", "radii", "options",
+            "full", "expect"}
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One setting to verify (see the module docstring for the meaning of each field)."""
+
+    name: str
+    problem: dict[str, Any]
+    clip: dict[str, Any]
+    schedule: str
+    paths: int
+    steps: int
+    claims: tuple[str, ...]
+    description: str = ""
+    batch: int = 1
+    seed: int = 0
+    dtype: str = "float64"
+    keep_paths: int = 8
+    xi_paths: int = 1024
+    exit_radii: tuple[float, ...] = ()
+    xi_radii: tuple[float, ...] = ()
+    blowup_radius: float = 1e6
+    options: dict[str, Any] = field(default_factory=dict)
+    full: dict[str, Any] = field(default_factory=dict)
+    expect: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    source: str | None = None
+
+    def sized(self, full: bool) -> Scenario:
+        """This scenario at its quick size, or with the ``[full]`` overrides applied."""
+        return replace(self, **self.full) if full else self
+
+    def make_problem(self):
+        from simulations.problems import make_problem
+
+        params = dict(self.problem)
+        return make_problem(params.pop("name"), **params)
+
+    def make_rule(self):
+        from simulations.rules import ClipRule
+
+        params = dict(self.clip)
+        return ClipRule(params.pop("rule"), **params)
+
+    def describe(self) -> dict[str, Any]:
+        """The scenario as JSON-ready values."""
+        return {"name": self.name, "description": self.description, "problem": self.problem,
+                "clip": self.clip, "schedule": self.schedule, "paths": self.paths,
+                "steps": self.steps, "batch": self.batch, "seed": self.seed,
+                "dtype": self.dtype, "claims": list(self.claims),
+                "exit_radii": list(self.exit_radii), "xi_radii": list(self.xi_radii),
+                "blowup_radius": self.blowup_radius, "options": self.options,
+                "source": self.source}
+
+
+def _bad(where: str, key: str, message: str) -> ValueError:
+    return ValueError(f"{where}: {key}: {message}")
+
+
+def _number_list(where: str, key: str, value: Any) -> tuple[float, ...]:
+    values = value if isinstance(value, list) else [value]
+    out = []
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < float("inf"):
+            raise _bad(where, key, f"expected positive finite numbers, got {value!r}")
+        out.append(float(v))
+    return tuple(out)
+
+
+def _check_run(where: str, table: dict[str, Any], name: str) -> dict[str, Any]:
+    out = {}
+    for key, value in table.items():
+        if key not in RUN_KEYS:
+            raise _bad(where, f"{name}.{key}", f"unknown key (expected one of "
+                                               f"{', '.join(RUN_KEYS)})")
+        kind = RUN_KEYS[key]
+        if kind is int and (isinstance(value, bool) or not isinstance(value, int)
+                            or value < (0 if key in ("steps", "seed", "keep_paths") else 1)):
+            raise _bad(where, f"{name}.{key}", f"expected an integer >= "
+                                               f"{0 if key in ('steps', 'seed') else 1}, "
+                                               f"got {value!r}")
+        if kind is str and not isinstance(value, str):
+            raise _bad(where, f"{name}.{key}", f"expected a string, got {value!r}")
+        if key == "dtype" and value not in ("float64", "float32"):
+            raise _bad(where, f"{name}.{key}", f"expected float64 or float32, got {value!r}")
+        out[key] = value
+    return out
+
+
+def scenario_from_dict(data: dict[str, Any], where: str = "scenario",
+                       default_name: str | None = None) -> Scenario:
+    """A :class:`Scenario` from the parsed TOML ``data``; ``where`` names it in errors."""
+    from simulations.claims import CLAIMS, VERDICTS
+    from simulations.problems import PROBLEMS
+
+    unknown = set(data) - TOP_KEYS
+    if unknown:
+        raise _bad(where, sorted(unknown)[0], f"unknown key (expected {', '.join(TOP_KEYS)})")
+    for table in ("problem", "clip"):
+        if not isinstance(data.get(table), dict):
+            raise _bad(where, table, "a [" + table + "] table is required")
+    problem = dict(data["problem"])
+    if problem.get("name") not in PROBLEMS:
+        raise _bad(where, "problem.name", f"expected one of {', '.join(PROBLEMS)}, "
+                                          f"got {problem.get('name')!r}")
+    clip = dict(data["clip"])
+    if set(clip) - CLIP_KEYS or "rule" not in clip:
+        raise _bad(where, "clip", f"expected keys {', '.join(sorted(CLIP_KEYS))} with a rule, "
+                                  f"got {', '.join(clip)}")
+    run = _check_run(where, dict(data.get("run", {})), "run")
+    for key in ("schedule", "paths", "steps"):
+        if key not in run:
+            raise _bad(where, f"run.{key}", "required")
+    full = _check_run(where, dict(data.get("full", {})), "full")
+    claims = data.get("claims", [])
+    if not isinstance(claims, list) or not claims:
+        raise _bad(where, "claims", f"expected a non-empty list of claim ids ({', '.join(CLAIMS)})")
+    for claim in claims:
+        if claim not in CLAIMS:
+            raise _bad(where, "claims", f"unknown claim {claim!r} (expected {', '.join(CLAIMS)})")
+    radii = dict(data.get("radii", {}))
+    if set(radii) - RADII_KEYS:
+        raise _bad(where, "radii", f"expected keys {', '.join(sorted(RADII_KEYS))}")
+    options = dict(data.get("options", {}))
+    if set(options) - OPTION_KEYS:
+        raise _bad(where, "options." + sorted(set(options) - OPTION_KEYS)[0],
+                   f"unknown option (expected {', '.join(sorted(OPTION_KEYS))})")
+    expect = {}
+    for claim, verdicts in dict(data.get("expect", {})).items():
+        verdicts = verdicts if isinstance(verdicts, list) else [verdicts]
+        if claim not in claims or not verdicts or any(v not in VERDICTS for v in verdicts):
+            raise _bad(where, f"expect.{claim}", f"expected a checked claim and one of "
+                                                 f"{', '.join(VERDICTS)} (or a list of them, "
+                                                 f"one per row), got {verdicts!r}")
+        expect[claim] = tuple(verdicts)
+    name = data.get("name", default_name)
+    if not isinstance(name, str) or not name:
+        raise _bad(where, "name", "a scenario needs a name")
+    sc = Scenario(
+        name=name, description=str(data.get("description", "")), problem=problem, clip=clip,
+        claims=tuple(claims), **{**RUN_DEFAULTS, **run},
+        exit_radii=_number_list(where, "radii.exit", radii.get("exit", [])),
+        xi_radii=_number_list(where, "radii.xi", radii.get("xi", [])),
+        blowup_radius=_number_list(where, "radii.blowup", radii.get("blowup", 1e6))[0],
+        options=options, full=full, expect=expect, source=where)
+    try:  # build once, so that a bad problem, rule or schedule is refused at load time
+        sc.make_problem()
+        sc.make_rule()
+        from theory.schedules import as_schedule
+
+        as_schedule(sc.schedule, horizon=max(sc.steps, 1))
+    except ValueError as error:
+        raise ValueError(f"{where}: {error}") from None
+    from simulations.claims import applicable
+
+    for claim in claims:
+        why = applicable(claim, sc)
+        if why:
+            raise _bad(where, "claims", f"{claim}: {why}")
+    return sc
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """The scenario in the TOML file ``path``."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise ValueError(f"{path}: cannot read: {error.strerror or error}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ValueError(f"{path}: not valid TOML: {error}") from None
+    return scenario_from_dict(data, str(path), default_name=path.stem)
+
+
+def suites() -> list[str]:
+    """The names of the built-in suites."""
+    return sorted(p.name for p in SUITES.iterdir() if p.is_dir())
+
+
+def load_suite(name: str) -> list[Scenario]:
+    """The scenarios of the built-in suite ``name``, in file-name order."""
+    folder = SUITES / name
+    if not folder.is_dir():
+        raise ValueError(f"suite: unknown suite {name!r} (built in: {', '.join(suites())})")
+    return [load_scenario(p) for p in sorted(folder.glob("*.toml"))]

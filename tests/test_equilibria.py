@@ -1,0 +1,158 @@
+"""theory.equilibria against closed forms.
+
+* The zero of H for ½(θ − y)² in 1-D under classic clipping, for a two-point law, is the
+  minimiser of E[Huber_λ(θ − y)]; its closed form (written out here by cases, independently of
+  the code) is checked against zeros_1d applied to the exact mean field of the engine's problem.
+* The ODE solver against exact solutions of linear and clipped fields.
+* zeros in d dimensions against a linear solve; minimise on a quadratic and on separable
+  logistic data (no minimiser); the Marchaud check on fields with known constants and on one
+  with a jump.
+"""
+
+import math
+
+import numpy as np
+import pytest
+
+from simulations.mean_field import field
+from simulations.problems import make_problem
+from simulations.rules import ClipRule
+from theory import equilibria
+
+
+def huber_zero_two_point(v1: float, v2: float, p: float, lam: float):
+    """argmin_θ p·Huber_λ(θ − v1) + (1 − p)·Huber_λ(θ − v2) for v1 < v2, by cases of which
+    residuals are clipped; returns a point or an interval (a, b)."""
+    mean = p * v1 + (1 - p) * v2
+    if abs(mean - v1) <= lam and abs(mean - v2) <= lam:
+        return mean  # both residuals inside [−λ, λ]: the ordinary mean
+    if p == 0.5:
+        return (v1 + lam, v2 - lam)  # both clipped: pλ − (1−p)λ = 0 on a whole interval
+    if p > 0.5:
+        return v1 + (1 - p) * lam / p  # p(θ − v1) = (1 − p)λ, θ − v2 < −λ
+    return v2 - p * lam / (1 - p)  # (1 − p)(v2 − θ) = pλ, θ − v1 > λ
+
+
+CASES = [(0.0, 10.0, 0.9, 1.0), (0.0, 10.0, 0.1, 1.0), (-1.0, 1.0, 0.7, 2.0),
+         (0.0, 3.0, 0.6, 0.5), (2.0, 5.0, 0.25, 1.0), (-2.0, 2.0, 0.5, 1.0),
+         (0.0, 1.0, 0.5, 3.0)]
+
+
+@pytest.mark.parametrize("v1,v2,p,lam", CASES)
+def test_zero_of_h_is_the_huber_minimiser(v1, v2, p, lam):
+    problem = make_problem("quadratic", noise="discrete", values=[v1, v2], probs=[p, 1 - p])
+    h = field(problem, ClipRule("classic", lam=lam))
+    zs = equilibria.zeros_1d(lambda x: h(x[:, None])[:, 0], v1 - 10, v2 + 10)
+    want = huber_zero_two_point(v1, v2, p, lam)
+    if isinstance(want, tuple):
+        assert len(zs.points) == 0 and len(zs.intervals) == 1
+        np.testing.assert_allclose(zs.intervals[0], want, atol=1e-9)
+        assert zs.distance(sum(want) / 2) == 0 and zs.distance(want[1] + 1) == pytest.approx(1)
+    else:
+        assert not zs.intervals
+        np.testing.assert_allclose(zs.points, [want], atol=1e-10)
+        assert zs.residuals[0] < 1e-12
+
+
+def test_the_huber_zero_is_not_the_mean():
+    """The skewed law of the paper suite: θ* = 1/9 while E[y] = 1."""
+    assert huber_zero_two_point(0.0, 10.0, 0.9, 1.0) == pytest.approx(1 / 9)
+
+
+def test_zeros_1d_finds_several_and_no_zero():
+    zs = equilibria.zeros_1d(lambda x: np.sin(x), -1.0, 10.0)
+    np.testing.assert_allclose(zs.points, [0.0, math.pi, 2 * math.pi, 3 * math.pi], atol=1e-11)
+    none = equilibria.zeros_1d(lambda x: 1.0 + x**2, -5, 5)
+    assert none.empty and none.distance(0.0) == math.inf and "none" in none.describe()
+
+
+def test_zeros_1d_refuses_bad_ranges():
+    with pytest.raises(ValueError, match="lo < hi"):
+        equilibria.zeros_1d(np.sin, 1.0, 1.0)
+
+
+def test_zeros_in_d_dimensions_against_a_linear_solve():
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal((4, 4)) + 4 * np.eye(4)
+    b = rng.standard_normal(4)
+    found = equilibria.zeros(lambda v: a @ v - b, [np.zeros(4), np.ones(4) * 5])
+    assert len(found) == 1  # both starts reach the same zero, merged
+    np.testing.assert_allclose(found[0].point, np.linalg.solve(a, b), atol=1e-10)
+
+
+def test_minimise_quadratic_and_no_minimiser_on_separable_logistic():
+    m = equilibria.minimise(lambda v: float(((v - 3) ** 2).sum()), lambda v: 2 * (v - 3),
+                            np.zeros(2))
+    assert m.converged and np.allclose(m.point, 3)
+    x = np.array([[1.0], [2.0], [-1.0], [-3.0]])
+    y = np.array([1.0, 1.0, 0.0, 0.0])  # separable at 0
+
+    def loss(w):
+        f = x[:, 0] * w[0]
+        return float(np.mean(np.logaddexp(0, f) - y * f))
+
+    def grad(w):
+        f = x[:, 0] * w[0]
+        return np.array([np.mean((1 / (1 + np.exp(-f)) - y) * x[:, 0])])
+
+    assert not equilibria.minimise(loss, grad, np.zeros(1)).converged
+
+
+def test_stochastic_time_is_the_partial_sum():
+    tau = equilibria.stochastic_time("1/(t+1)", 10)
+    np.testing.assert_allclose(tau, [sum(1 / (s + 1) for s in range(t)) for t in range(11)])
+
+
+def test_ode_linear_field_against_the_exponential():
+    k, c = 0.7, np.array([1.0, -2.0])
+    tau = np.linspace(0.0, 5.0, 11)
+    got = equilibria.solve_ode(lambda v: k * (v - c), np.array([3.0, 0.0]), tau)
+    want = c + (np.array([3.0, 0.0]) - c) * np.exp(-k * tau)[:, None]
+    np.testing.assert_allclose(got, want, rtol=1e-7, atol=1e-9)
+    # the paper's printed sign runs away instead
+    away = equilibria.solve_ode(lambda v: k * (v - c), np.array([3.0, 0.0]), tau, sign=+1.0)
+    np.testing.assert_allclose(away[-1], c + (np.array([3.0, 0.0]) - c) * np.exp(k * 5.0),
+                               rtol=1e-6)
+
+
+def test_ode_clipped_field_moves_at_speed_lambda_then_decays():
+    """H = clamp(θ, −1, 1) from θ = 3: θ(τ) = 3 − τ until θ = 1 (τ = 2), then e^{−(τ − 2)}."""
+    tau = np.array([0.0, 1.0, 2.0, 3.0, 4.0])
+    got = equilibria.solve_ode(lambda v: np.clip(v, -1, 1), np.array([3.0]), tau)[:, 0]
+    np.testing.assert_allclose(got, [3, 2, 1, math.exp(-1), math.exp(-2)], rtol=1e-6)
+
+
+def test_tracking_gap_of_the_euler_scheme_shrinks_like_the_step():
+    """The noiseless SGD path of H(θ) = θ is the Euler scheme θ(t+1) = (1 − a(t))θ(t); its gap
+    to e^{−τ} over a window of τ-length 1 is O(a(t_n)), so it shrinks as t_n grows."""
+    steps = 4000
+    a = 1.0 / (np.arange(steps) + 2.0)
+    path = np.concatenate([[1.0], np.cumprod(1 - a)])[:, None]
+    tau = np.concatenate([[0.0], np.cumsum(a)])
+    gaps = equilibria.tracking_gaps(path, tau, lambda v: v, 1.0, [10, 100, 1000])
+    assert np.all(np.diff(gaps) < 0)
+    # against the hand-computed gap of the first window
+    n = 10
+    stop = np.searchsorted(tau, tau[n] + 1.0, side="right")
+    want = np.max(np.abs(path[n:stop, 0] - path[n, 0] * np.exp(-(tau[n:stop] - tau[n]))))
+    assert gaps[0] == pytest.approx(want, rel=1e-5)
+
+
+def test_marchaud_check_of_clipped_fields_and_a_jump():
+    rng = np.random.default_rng(0)
+    shells = equilibria.shell_points(np.zeros(2), [0.5, 5.0, 50.0], 32, rng)
+    for s, r in zip(shells, [0.5, 5.0, 50.0], strict=True):
+        np.testing.assert_allclose(np.linalg.norm(s, axis=1), r)
+
+    def clipped(v):  # classic clipping of g = θ − 1: ‖H‖ ≤ λ = 2
+        g = v - 1.0
+        n = np.linalg.norm(g, axis=1, keepdims=True)
+        return g * np.minimum(1.0, 2.0 / n)
+
+    check = equilibria.marchaud_check(clipped, shells, analytic_k=2.0)
+    assert check.growth <= 2.0 and check.continuous
+    assert check.growth_by_shell[-1] == pytest.approx(2.0 / 51.0, rel=0.05)
+    # sign(θ_1) jumps on θ_1 = 0: points on that line keep an increment of size 1
+    on_jump = [np.array([[0.0, y] for y in np.linspace(-2, 2, 9)])]
+    jump = equilibria.marchaud_check(lambda v: np.sign(v[:, :1]) * np.ones_like(v), on_jump)
+    assert not jump.continuous
