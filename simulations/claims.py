@@ -145,7 +145,7 @@ def probability_verdict(k: int, n: int, log10_bound: float, *,
         return "vacuous", "the event cannot happen before the horizon"
     estimate = k / n
     if _log10(lo) > log10_bound:
-        return "violated", (f"{k} of {n} paths: the interval's lower limit {lo:.3g} is above "
+        return "violated", (f"{k} of {n} paths: the interval's lower limit {lo:.4g} is above "
                             f"the bound 10^{log10_bound:.4g}")
     if _log10(estimate) <= log10_bound:
         if k == 0 and _log10(hi) > log10_bound:
