@@ -28,13 +28,13 @@ LAM = 1.0
 SCHEDULE = "1/(t+1)"
 SCENARIOS = {"far": 100.0, "near": 0.0}  #: scenario: mean of y
 COLOURS = {"far": style.OKABE_ITO["vermillion"], "near": style.OKABE_ITO["blue"]}
-LABELS = {"far": "far: y ~ N(100, 1)", "near": "near: y ~ N(0, 1)"}
+LABELS = {"far": "far, y ~ N(100, 1)", "near": "near, y ~ N(0, 1)"}
 FLOOR = 1e-6  #: lower end of the probability axis
 
 
 def measure(ctx: Context, scenario: str) -> dict[str, np.ndarray]:
     """max_s ‖θ(s) − θ(0)‖ and max_s ‖ξ(s)‖ per path for one scenario."""
-    paths, steps = ctx.size(2000, 20000), ctx.size(500, 10000)
+    paths, steps = ctx.size(2000, 10000), ctx.size(500, 3000)
     arrays = simulation(
         ctx, f"blowup-{scenario}",
         problem={"name": "quadratic", "noise": "normal", "mean": SCENARIOS[scenario], "sd": 1.0},
@@ -68,10 +68,10 @@ def make(ctx: Context) -> list[Path]:
             colour = COLOURS[name]
             seen = k > 0
             ax.fill_between(grid, np.maximum(lower, FLOOR), upper, where=seen, color=colour,
-                            alpha=0.25, lw=0, label=f"{LABELS[name]}: 95% band")
+                            alpha=0.25, lw=0)
             ax.plot(grid, np.where(seen, upper, np.nan), color=colour, lw=0.5, alpha=0.6)
             ax.plot(grid, np.where(seen, frac, np.nan), color=colour,
-                    label=f"{LABELS[name]}: fraction of paths")
+                    label=f"{LABELS[name]}: fraction, 95% band")
             ax.plot(grid, np.where(seen, np.nan, upper), color="0.45", lw=0.8, ls=(0, (1, 1)),
                     label="95% upper limit where no path exceeds")
     rows += series("a", "paper bound (15)", m_grid, 10.0**paper, log10_y=paper, lam=LAM)
@@ -83,7 +83,7 @@ def make(ctx: Context) -> list[Path]:
     ax_a.axvline(radius, color="0.35", ls=":", lw=1.2,
                  label=f"deterministic radius λΣa = {radius:.2f}")
     ax_b.plot(r_grid, np.where(pinelis >= np.log10(FLOOR), 10.0**pinelis, np.nan), "k--",
-              label="Pinelis: 2exp(−r²/(8λ²γ_T))")
+              label=r"Pinelis: $2\exp(-r^2/(8\lambda^2\gamma_T))$")
     for ax, letter, title, xlabel in (
             (ax_a, "a", "paper's event", "radius M (units of θ)"),
             (ax_b, "b", "martingale part ξ", "radius r (units of θ)")):
@@ -92,9 +92,9 @@ def make(ctx: Context) -> list[Path]:
         ax.set_xlim(0, ax.get_xlim()[1])
         ax.set_xlabel(xlabel)
         style.panel_label(ax, letter, title)
-    ax_a.set_ylabel("P(max_s ‖θ(s) − θ(0)‖ > M)")
-    ax_b.set_ylabel("P(max_s ‖ξ(s)‖ ≥ r)")
-    style.legend_below(fig, [ax_a, ax_b], ncols=4)
+    ax_a.set_ylabel(r"$P(\mathrm{max}_{s\leq T}\,\|\theta(s)-\theta(0)\| > M)$")
+    ax_b.set_ylabel(r"$P(\mathrm{max}_{s\leq T}\,\|\xi(s)\| \geq r)$")
+    style.legend_below(fig, [ax_a, ax_b], ncols=3)
     fig.suptitle(f"classic clipping, λ = {LAM:g}, a(t) = 1/(t+1), T = {steps} steps, "
                  f"{len(data['far']['max_deviation'])} paths per scenario", fontsize=7.5)
     return style.save(fig, rows, ctx.out, NAME)

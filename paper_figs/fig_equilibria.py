@@ -45,8 +45,8 @@ def zero_of_h(lam: float) -> float:
 
 
 def make(ctx: Context) -> list[Path]:
-    lams = ctx.size([1.0, 3.0, 6.0, 9.0, 12.0], [0.5 * k for k in range(1, 29)])
-    paths, steps = ctx.size(1000, 2000), ctx.size(1000, 10000)
+    lams = ctx.size([1.0, 3.0, 6.0, 9.0, 12.0], [0.5, *range(1, 14)])
+    paths, steps = ctx.size(1000, 4000), ctx.size(1000, 5000)
     curve_lams = np.linspace(0.05, max(lams) + 1.0, 120)
     curve = np.array([zero_of_h(lam) for lam in curve_lams])
     fig, (ax_a, ax_b) = style.figure(style.FULL, 2.7, ncols=2)

@@ -59,7 +59,7 @@ def envelopes(steps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def make(ctx: Context) -> list[Path]:
-    paths, steps = ctx.size(400, 2000), ctx.size(1000, 10000)
+    paths, steps = ctx.size(400, 1000), ctx.size(1000, 10000)
     data = {name: simulation(ctx, f"growth-{name}", problem=PROBLEM, rule=rule,
                              schedule=SCHEDULE, paths=paths, steps=steps, seed=2,
                              record=["paths"], keep_paths=paths, reduce=norm_percentiles,

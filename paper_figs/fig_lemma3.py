@@ -37,7 +37,7 @@ def doob_bound(t: int, horizon: int | None) -> float:
 
 
 def make(ctx: Context) -> list[Path]:
-    horizons = ctx.size([64, 256, 1024], [256, 1024, 4096, 16384, 65536])
+    horizons = ctx.size([64, 256, 1024], [256, 1024, 4096, 16384])
     paths = ctx.size(1000, 2000)
     fig, ax = style.figure(style.COLUMN, 3.0)
     rows: Rows = []
@@ -56,12 +56,13 @@ def make(ctx: Context) -> list[Path]:
             sup, 90, axis=0), doob_bound=bound, horizon=horizon, paths=paths, lam=LAM)
     grid = np.geomspace(min(horizons) * ANCHORS[0], max(horizons) * ANCHORS[-1], 100)
     limit = np.array([doob_bound(int(t), None) for t in grid])
-    ax.plot(grid, limit, "k--", label="4λ·√(Σ_{u≥t} a(u)²) (Doob, T = ∞)")
+    ax.plot(grid, limit, "k--",
+            label=r"Doob, $T=\infty$: $4\lambda\sqrt{\Sigma_{u\geq t} a(u)^2}$")
     rows += series("a", "Doob bound, T = infinity", grid, limit, lam=LAM)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("step t")
-    ax.set_ylabel("sup_{t<s≤T} ‖ξ(s) − ξ(t)‖ (units of θ)")
+    ax.set_ylabel(r"$\mathrm{sup}_{t<s\leq T}\,\|\xi(s)-\xi(t)\|$ (units of θ)")
     ax.set_title(f"skewed quadratic, classic λ = {LAM:g}, a(t) = 1/(t+1); {paths} paths",
                  fontsize=6.5)
     style.legend_below(fig, [ax], ncols=2)

@@ -65,7 +65,7 @@ def shown(values: np.ndarray, problem: str) -> np.ndarray:
 
 def make(ctx: Context) -> list[Path]:
     steps, kept = ctx.size(2000, 20000), ctx.size(8, 32)
-    starts_count, gap_paths = ctx.size(7, 12), ctx.size(3, 32)
+    starts_count, gap_paths = ctx.size(7, 12), ctx.size(3, 16)
     fig, axes = style.figure(style.FULL, 2.6, ncols=3)
     rows: Rows = []
     for ax, (panel, name) in zip(axes[:2], (("a", "quadratic"), ("b", "logistic")), strict=True):
@@ -82,7 +82,7 @@ def make(ctx: Context) -> list[Path]:
         ax.plot(tau[::every], shown(d["ode"], name)[::every], "k--", lw=1.2,
                 label="ODE dθ/dτ = −H(θ)")
         rows += series(panel, "ODE", tau[::every], shown(d["ode"], name)[::every])
-        ax.set_xlabel("ODE time τ(t) = Σ_{s<t} a(s) (dimensionless)")
+        ax.set_xlabel(r"ODE time $\tau(t)=\Sigma_{s<t} a(s)$ (dimensionless)")
         ax.set_ylabel("θ (units of y)" if name == "quadratic" else "‖θ‖ (units of θ)")
         style.panel_label(axes[0 if panel == "a" else 1], panel, TITLES[name])
         ax.legend(loc="upper right" if name == "quadratic" else "lower right")
@@ -98,6 +98,6 @@ def make(ctx: Context) -> list[Path]:
     axes[2].set_xlabel("window start τ(n)")
     axes[2].set_ylabel(f"tracking gap over Δτ = {WINDOW:g} (units of θ)")
     style.panel_label(axes[2], "c", "gap to the ODE")
-    axes[2].legend(loc="lower left")
+    axes[2].legend(loc="upper right")
     fig.suptitle(f"classic clipping, λ = 1, a(t) = 1/(t+1), T = {steps} steps", fontsize=7.5)
     return style.save(fig, rows, ctx.out, NAME)

@@ -46,8 +46,8 @@ def make(ctx: Context) -> list[Path]:
         rows += series("b", f"sum a^2 {text}", horizons, squares, gamma=schedule.gamma,
                        **common)
     for ax, letter, title, ylabel in (
-            (ax_a, "a", "Σa must diverge", "Σ_{t<T} a(t) (τ reached, dimensionless)"),
-            (ax_b, "b", "Σa² must converge", "Σ_{t<T} a(t)² (dimensionless)")):
+            (ax_a, "a", "Σa must diverge", r"$\Sigma_{t<T} a(t)$ (τ reached, dimensionless)"),
+            (ax_b, "b", "Σa² must converge", r"$\Sigma_{t<T} a(t)^2$ (dimensionless)")):
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("horizon T (steps)")
