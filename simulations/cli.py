@@ -106,26 +106,25 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _names(text: str, allowed: tuple[str, ...], what: str) -> tuple[str, ...]:
+    """A comma-separated list of names, each one of ``allowed``."""
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    if not names or any(n not in allowed for n in names):
+        raise argparse.ArgumentTypeError(
+            f"expected {what} from {', '.join(allowed)} separated by commas, got {text!r}")
+    return names
+
+
 def _record(text: str) -> tuple[str, ...]:
     from simulations.observers import OBSERVERS
 
-    names = tuple(n.strip() for n in text.split(",") if n.strip())
-    unknown = [n for n in names if n not in OBSERVERS]
-    if not names or unknown:
-        raise argparse.ArgumentTypeError(
-            f"expected observers from {', '.join(OBSERVERS)} separated by commas, got {text!r}")
-    return names
+    return _names(text, OBSERVERS, "observers")
 
 
 def _claims(text: str) -> tuple[str, ...]:
     from simulations.claims import CLAIMS
 
-    names = tuple(n.strip() for n in text.split(",") if n.strip())
-    unknown = [n for n in names if n not in CLAIMS]
-    if not names or unknown:
-        raise argparse.ArgumentTypeError(
-            f"expected claims from {', '.join(CLAIMS)} separated by commas, got {text!r}")
-    return names
+    return _names(text, CLAIMS, "claims")
 
 
 # ---- the problems' flags ----------------------------------------------------------------------
