@@ -91,13 +91,14 @@ def make(ctx: Context) -> list[Path]:
         low, high = d["gaps"].min(axis=0), d["gaps"].max(axis=0)
         axes[2].fill_between(gap_tau, low, high, color=colour, alpha=0.25, lw=0)
         axes[2].plot(gap_tau, median, "o-", color=colour, ms=3,
-                     label=f"{name}: median, range of {len(d['gaps'])} paths")
+                     label=name)
         rows += series("c", f"gap {name}", gap_tau, median, lower=low, upper=high,
                        start_step=d["starts"], window=WINDOW, paths=len(d["gaps"]))
     axes[2].set_yscale("log")
     axes[2].set_xlabel("window start τ(n)")
     axes[2].set_ylabel(f"tracking gap over Δτ = {WINDOW:g} (units of θ)")
     style.panel_label(axes[2], "c", "gap to the ODE")
-    axes[2].legend(loc="upper right")
+    axes[2].legend(loc="lower left", title=f"median, range of {gap_paths} paths",
+                   title_fontsize=6)
     fig.suptitle(f"classic clipping, λ = 1, a(t) = 1/(t+1), T = {steps} steps", fontsize=7.5)
     return style.save(fig, rows, ctx.out, NAME)
