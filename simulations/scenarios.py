@@ -117,7 +117,8 @@ class Scenario:
         return {"name": self.name, "description": self.description, "problem": self.problem,
                 "clip": self.clip, "schedule": self.schedule, "paths": self.paths,
                 "steps": self.steps, "batch": self.batch, "seed": self.seed,
-                "dtype": self.dtype, "claims": list(self.claims),
+                "dtype": self.dtype, "keep_paths": self.keep_paths, "xi_paths": self.xi_paths,
+                "claims": list(self.claims),
                 "exit_radii": list(self.exit_radii), "xi_radii": list(self.xi_radii),
                 "blowup_radius": self.blowup_radius, "options": self.options,
                 "source": self.source}

@@ -157,3 +157,25 @@ def test_bad_scenarios_are_refused_naming_the_key(tmp_path, text, message):
     path.write_text(text, encoding="utf-8")
     with pytest.raises(ValueError, match=re.escape(message)):
         load_scenario(path)
+
+
+def test_resume_loads_only_a_run_of_the_same_scenario(tmp_path):
+    from dataclasses import replace
+
+    from simulations.scenarios import scenario_from_dict
+    from simulations.verify import run_scenario
+
+    sc = scenario_from_dict({
+        "name": "tiny", "claims": ["L3"],
+        "problem": {"name": "quadratic", "noise": "discrete", "values": [0.0, 3.0],
+                    "probs": [0.5, 0.5]},
+        "clip": {"rule": "classic", "lam": 1.0},
+        "run": {"schedule": "1/(t+1)", "paths": 8, "steps": 32, "xi_paths": 4}})
+    first = run_scenario(sc, out=tmp_path, progress=False)
+    result = tmp_path / "runs" / "tiny" / "result.json"
+    stamp = result.stat().st_mtime_ns
+    again = run_scenario(sc, out=tmp_path, resume=True, progress=False)
+    assert result.stat().st_mtime_ns == stamp  # loaded, not run
+    assert (again.arrays["xi_max"] == first.arrays["xi_max"]).all()
+    changed = run_scenario(replace(sc, xi_paths=8), out=tmp_path, resume=True, progress=False)
+    assert len(changed.arrays["xi_max"]) == 8 and result.stat().st_mtime_ns != stamp
