@@ -145,11 +145,10 @@ def _check_run(where: str, table: dict[str, Any], name: str) -> dict[str, Any]:
             raise _bad(where, f"{name}.{key}", f"unknown key (expected one of "
                                                f"{', '.join(RUN_KEYS)})")
         kind = RUN_KEYS[key]
+        lowest = 0 if key in ("steps", "seed", "keep_paths") else 1
         if kind is int and (isinstance(value, bool) or not isinstance(value, int)
-                            or value < (0 if key in ("steps", "seed", "keep_paths") else 1)):
-            raise _bad(where, f"{name}.{key}", f"expected an integer >= "
-                                               f"{0 if key in ('steps', 'seed') else 1}, "
-                                               f"got {value!r}")
+                            or value < lowest):
+            raise _bad(where, f"{name}.{key}", f"expected an integer >= {lowest}, got {value!r}")
         if kind is str and not isinstance(value, str):
             raise _bad(where, f"{name}.{key}", f"expected a string, got {value!r}")
         if key == "dtype" and value not in ("float64", "float32"):
