@@ -53,6 +53,7 @@ Verdict rules (each one a small function below, tested on constructed inputs):
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -219,7 +220,6 @@ class Context:
     problem: Any = None
     rule: Any = None
     _field: Callable | None = None
-    _field_method: str = ""
 
     def __post_init__(self):
         self.problem = self.scenario.make_problem()
@@ -236,16 +236,21 @@ class Context:
     def field(self) -> Callable[[np.ndarray], np.ndarray]:
         """H as a numpy callable, exact for B = 1 where the mean field is (else Monte Carlo)."""
         if self._field is None:
-            import torch
-
-            from simulations.mean_field import field, mean_field
+            from simulations.mean_field import field
 
             self._field = field(self.problem, self.rule, batch=self.scenario.batch)
-            theta0 = torch.as_tensor(self.problem.initial(
-                torch.arange(1), self.scenario.seed, torch.float64, "cpu"))
-            est = mean_field(self.problem, self.rule, theta0, batch=self.scenario.batch)
-            self._field_method = est.method + ("" if est.exact else " (not exact)")
         return self._field
+
+    @functools.cached_property
+    def h_method(self) -> str:
+        """How H is computed (the mean field's method at θ(0), "(not exact)" if estimated)."""
+        import torch
+
+        from simulations.mean_field import mean_field
+
+        est = mean_field(self.problem, self.rule, torch.as_tensor(self.theta0())[None],
+                         batch=self.scenario.batch)
+        return est.method + ("" if est.exact else " (not exact)")
 
     def theta0(self) -> np.ndarray:
         import torch
@@ -336,7 +341,6 @@ def _check_l1_mart(ctx: Context) -> list[ClaimResult]:
     xi_max = arr["xi_max"]
     n = len(xi_max)
     reach = 2 * ctx.lam * float(np.sum(ctx.a))
-    ctx.field()
     for r in ctx.scenario.xi_radii:
         b = bounds.pinelis(ctx.lam, r, ctx.schedule, horizon=T)
         k = int(np.sum(xi_max >= r))
@@ -346,10 +350,10 @@ def _check_l1_mart(ctx: Context) -> list[ClaimResult]:
             "L1-mart", f"Pinelis: P(max_s‖ξ(s)‖ ≥ {_fmt(r)}) ≤ 2exp(−r²/(8λ²γ_T))",
             prediction=_bound_text(b), measurement=f"{k}/{n} = {_fmt(k / n)}",
             interval=(lo, hi), verdict=verdict,
-            reason=why + f"; H by {ctx._field_method}",
+            reason=why + f"; H by {ctx.h_method}",
             prediction_value=b.log10_probability, measurement_value=k / n,
             details={"radius": r, "log10_bound": b.log10_probability, "exits": k, "paths": n,
-                     "max_xi": float(np.max(xi_max)), "h_method": ctx._field_method}))
+                     "max_xi": float(np.max(xi_max)), "h_method": ctx.h_method}))
     return out
 
 
@@ -459,7 +463,7 @@ def _check_l2(ctx: Context) -> list[ClaimResult]:
     why += (f"; increments {', '.join(_fmt(i) for i in check.increments)} at δ = "
             f"{', '.join(f'{d:g}' for d in check.deltas)} "
             f"({'shrinking' if check.continuous else 'not shrinking: discontinuous?'}); "
-            f"H by {ctx._field_method}")
+            f"H by {ctx.h_method}")
     if not check.continuous:
         verdict = "violated"
     return [ctx.row(
@@ -467,7 +471,7 @@ def _check_l2(ctx: Context) -> list[ClaimResult]:
         prediction="K = " + ("none known" if k is None else _fmt(k)),
         measurement=f"sup ‖H‖/(1+‖θ‖) ≈ {_fmt(check.growth)}", interval=None, verdict=verdict,
         reason=why, prediction_value=k, measurement_value=check.growth,
-        details={**asdict(check), "shell_radii": radii, "h_method": ctx._field_method})]
+        details={**asdict(check), "shell_radii": radii, "h_method": ctx.h_method})]
 
 
 def _check_l3(ctx: Context) -> list[ClaimResult]:
@@ -477,14 +481,13 @@ def _check_l3(ctx: Context) -> list[ClaimResult]:
     mean = sup.mean(0)
     se = sup.std(0, ddof=1) / math.sqrt(len(sup)) if len(sup) > 1 else np.zeros_like(mean)
     verdict = _decrease_verdict(mean[0], mean[-1], math.hypot(se[0], se[-1]))
-    ctx.field()
     gamma_t = float(np.sum(ctx.a**2))
     second = float(np.mean(arr["xi_norm_at"][:, -1] ** 2))
     why = ("mean sup_{s>t}‖ξ(s)−ξ(t)‖ at t = " + ", ".join(
         f"{t}: {_fmt(m)}" for t, m in zip(anchors, mean, strict=True)))
     if ctx.rule.kind == "classic":
         why += f"; E‖ξ(T)‖² ≈ {_fmt(second)} ≤ 4λ²γ_T = {_fmt(4 * ctx.lam**2 * gamma_t)}"
-    why += f"; H by {ctx._field_method}"
+    why += f"; H by {ctx.h_method}"
     return [ctx.row(
         "L3", "Lemma 3: ξ(t) converges (sup_{s>t}‖ξ(s)−ξ(t)‖ → 0)",
         prediction="decreasing in t", measurement=f"{_fmt(mean[0])} → {_fmt(mean[-1])}",
@@ -492,7 +495,7 @@ def _check_l3(ctx: Context) -> list[ClaimResult]:
         verdict=verdict, reason=why, prediction_value=None, measurement_value=float(mean[-1]),
         details={"anchors": anchors, "mean": mean.tolist(), "se": se.tolist(),
                  "mean_sq_xi_T": second, "sum_sq_mean": float(np.mean(arr["xi_sum_sq"])),
-                 "h_method": ctx._field_method})]
+                 "h_method": ctx.h_method})]
 
 
 def _minimiser(ctx: Context, start: np.ndarray) -> tuple[np.ndarray | None, str]:
@@ -538,7 +541,7 @@ def _check_t1(ctx: Context) -> list[ClaimResult]:
     se = end.std(0, ddof=1) / math.sqrt(len(end)) if len(end) > 1 else np.zeros_like(mean)
     theta0 = ctx.theta0()
     details: dict[str, Any] = {"mean_endpoint": mean.tolist(), "se": se.tolist(),
-                               "h_method": ctx._field_method}
+                               "h_method": ctx.h_method}
     if ctx.problem.n_params == 1:
         lo, hi = ctx.opt("zero_range", [float(min(end.min(), theta0[0]) - 10),
                                         float(max(end.max(), theta0[0]) + 10)])
@@ -620,7 +623,7 @@ def _check_ode(ctx: Context) -> list[ClaimResult]:
     why = (f"median gap over {len(paths)} paths in windows of τ-length {window:g} from t = "
            + ", ".join(f"{s}: {_fmt(g)}" for s, g in zip(starts, median, strict=True))
            + f"; with the printed sign dθ/dτ = +H: {_fmt(float(printed[0]))} in the first "
-             f"window, {_fmt(float(printed[1]))} in the last; H by {ctx._field_method}")
+             f"window, {_fmt(float(printed[1]))} in the last; H by {ctx.h_method}")
     return [ctx.row(
         "ODE", "Section 4: the iterates track dθ/dτ = −H(θ), τ = Σa",
         prediction="gap shrinks as t grows", measurement=f"{_fmt(median[0])} → {_fmt(median[-1])}",
@@ -628,7 +631,7 @@ def _check_ode(ctx: Context) -> list[ClaimResult]:
         reason=why, measurement_value=float(median[-1]),
         details={"starts": starts.tolist(), "tau_starts": tau[starts].tolist(),
                  "window": window, "median_gap": median.tolist(), "gaps": gaps.tolist(),
-                 "printed_sign_gap": printed.tolist(), "h_method": ctx._field_method})]
+                 "printed_sign_gap": printed.tolist(), "h_method": ctx.h_method})]
 
 
 ACTIVATIONS = {"mlp-regression": "tanh", "mlp-classification": "tanh", "rnn-cliff": "tanh"}
