@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from simulations.claims import ClaimResult
-from simulations.results import _atomic_write, to_json
+from simulations.results import atomic_write, to_json
 
 __all__ = ["FILES", "as_json", "latex", "markdown", "rows_of", "text", "unexpected", "write"]
 
@@ -116,7 +116,7 @@ def write(rows: Sequence[ClaimResult], out: str | os.PathLike) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / name for name in FILES]
     for path, content in zip(paths, (markdown(rows), as_json(rows), latex(rows)), strict=True):
-        _atomic_write(path, lambda f, c=content: f.write(c.encode("utf-8")))
+        atomic_write(path, lambda f, c=content: f.write(c.encode("utf-8")))
     return paths
 
 
