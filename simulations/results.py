@@ -44,7 +44,8 @@ import shutil
 import subprocess
 import tempfile
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -54,8 +55,8 @@ import numpy as np
 from simulations.engine import Simulation
 from simulations.spec import RunSpec
 
-__all__ = ["ARRAYS", "RESULT", "atomic_write", "git_revision", "load", "package_version", "save",
-           "to_json", "write_unit"]
+__all__ = ["ARRAYS", "RESULT", "atomic_write", "git_revision", "load", "load_arrays",
+           "package_version", "save", "to_json", "write_unit"]
 
 ARRAYS = "arrays.npz"
 RESULT = "result.json"
@@ -263,13 +264,29 @@ def load(out_dir: str | os.PathLike) -> Simulation:
     A missing, truncated or foreign pair raises ``ValueError`` naming the folder.
     """
     out = Path(out_dir)
-    try:
+    with _damaged(out):
         result = json.loads((out / RESULT).read_text(encoding="utf-8"))
-        with np.load(out / ARRAYS, allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
+        arrays = load_arrays(out)
         setting = result["setting"]
         run = None if result.get("run") is None else RunSpec.from_dict(result["run"])
+    return Simulation(setting, arrays, run)
+
+
+def load_arrays(out_dir: str | os.PathLike) -> dict[str, np.ndarray]:
+    """The arrays of ``out_dir/arrays.npz``; a missing or damaged file raises ``ValueError``
+    naming the folder."""
+    out = Path(out_dir)
+    with _damaged(out), np.load(out / ARRAYS, allow_pickle=False) as npz:
+        return {k: npz[k] for k in npz.files}
+
+
+@contextmanager
+def _damaged(out: Path) -> Iterator[None]:
+    """Turn any error of reading a saved unit into one ``ValueError`` naming its folder."""
+    try:
+        yield
     except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as error:
+        if isinstance(error, ValueError) and str(error).startswith(f"{out}: not a complete"):
+            raise
         why = " ".join(str(error).split())[:160] or type(error).__name__
         raise ValueError(f"{out}: not a complete saved run ({why})") from None
-    return Simulation(setting, arrays, run)

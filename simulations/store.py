@@ -97,11 +97,9 @@ class RunStore:
         folder = self.folder(key)
         if (folder / results.RESULT).exists():
             try:
-                with np.load(folder / results.ARRAYS, allow_pickle=False) as saved:
-                    return {k: saved[k] for k in saved.files}
-            except (OSError, ValueError, EOFError) as error:
-                print(f"note: {folder}: not a complete saved result ({error}); computing it "
-                      "again", file=sys.stderr)
+                return results.load_arrays(folder)
+            except ValueError as error:
+                print(f"note: {error}; computing it again", file=sys.stderr)
         self._refuse_read_only(key, name)
         arrays = {k: np.asarray(v) for k, v in compute().items()}
         results.write_unit(folder, arrays, {"name": name, "key": key, **(meta or {}),

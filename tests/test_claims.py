@@ -12,6 +12,7 @@ from simulations.engine import Simulation, simulate
 from simulations.problems import make_problem
 from simulations.rules import ClipRule
 from simulations.scenarios import scenario_from_dict
+from simulations.spec import Execution, RunSpec
 
 # ---- the rules on numbers -------------------------------------------------------------------
 
@@ -160,10 +161,13 @@ def test_claims_are_refused_for_rules_they_are_not_stated_for():
 def test_xi_observer_against_a_reference_loop():
     """ξ(s) = Σ_{t<s} a(t)(g/c − H(θ(t))) rebuilt from whole paths: g/c = (θ(t) − θ(t+1))/a(t),
     and H(θ) = 0.9·clamp(θ, −1, 1) + 0.1·clamp(θ − 10, −1, 1) by hand."""
-    problem = make_problem("quadratic", noise="discrete", values=[0.0, 10.0], probs=[0.9, 0.1])
     steps, paths = 64, 16
-    sim = simulate(problem, ClipRule("classic", lam=1.0), "1/(t+1)", paths=paths, steps=steps,
-                   record=("paths", "xi"), keep_paths=paths, xi_paths=paths, progress=False)
+    run = RunSpec.from_dict({
+        "problem": {"name": "quadratic", "noise": "discrete", "values": [0.0, 10.0],
+                    "probs": [0.9, 0.1]},
+        "clip": {"rule": "classic", "lam": 1.0}, "schedule": "1/(t+1)", "paths": paths,
+        "steps": steps, "record": ("paths", "xi"), "keep_paths": paths, "xi_paths": paths})
+    sim = simulate(run, Execution(progress=False))
     theta = sim.arrays["path"][:, :, 0]  # (R, T+1)
     a = 1.0 / (np.arange(steps) + 1.0)
     step = (theta[:, :-1] - theta[:, 1:]) / a
