@@ -34,10 +34,10 @@ numpy reference for the same minibatch indices (the engine's own indices), to 1e
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
-import functools
 import statistics
 import sys
 import time

@@ -17,9 +17,13 @@ path that fails (a norm too large, infinite or NaN) is marked blown up at step s
 frozen at θ(s−1), and the observers count it as having exited every radius at step s. (Value
 clipping turns an infinite gradient into a finite ±λ step, so there ‖g/c‖ is what is checked.)
 
-Long runs can checkpoint: with ``checkpoint_dir`` the state is saved (atomically) every
+What is computed is a :class:`~simulations.spec.RunSpec` (problem, rule, schedule, sizes, seed,
+dtype, guard, observers), how an :class:`~simulations.spec.Execution` (device, chunk size,
+backend, compile, checkpoints, progress): :func:`simulate` takes the two. Long runs can
+checkpoint: with ``Execution.checkpoint_dir`` the state is saved (atomically) every
 ``checkpoint_every`` steps and at the end of every chunk, and ``resume=True`` continues from
-the last save; the result is bit-identical to an uninterrupted run.
+the last save; the result is bit-identical to an uninterrupted run. A damaged checkpoint is
+refused with one :class:`~simulations.errors.BadArgument` naming ``resume``.
 """
 
 from __future__ import annotations

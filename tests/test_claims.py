@@ -9,8 +9,6 @@ from scipy import stats
 
 from simulations import claims
 from simulations.engine import Simulation, simulate
-from simulations.problems import make_problem
-from simulations.rules import ClipRule
 from simulations.scenarios import scenario_from_dict
 from simulations.spec import Execution, RunSpec
 
