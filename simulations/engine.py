@@ -275,10 +275,9 @@ def _run_chunk(ctx: _Context, rows: torch.Tensor, first_row: int,
     block = max(1, min(steps, WORD_BUDGET // max(1, len(rows) * words_per_step)))
     if ctx.fused:
         block = max(block, min(steps, 256))
-        blocks = _FusedBlocks(problem, ctx.rule, a, rows, run.batch, run.seed, ctx.guard,
-                              run.radii, theta0, obs)
+        blocks = _FusedBlocks(ctx, rows, theta0, obs)
     else:
-        blocks = _TorchBlocks(ctx.torch_step, a, rows, run.batch, run.seed, obs)
+        blocks = _TorchBlocks(ctx, rows, obs)
     checkpointing = ctx.checkpointing
     t = start
     while t < steps:
@@ -327,9 +326,10 @@ class _TorchStep:
 class _TorchBlocks:
     """Steps [t, stop) of a chunk as torch operations on (R, P) tensors."""
 
-    def __init__(self, step, a, rows, batch, seed, obs):
-        self.step, self.a, self.rows, self.seed, self.obs = step, a, rows, seed, obs
-        self.words_per_step = batch * step.problem.words_per_sample
+    def __init__(self, ctx: _Context, rows: torch.Tensor, obs: Observers):
+        self.step, self.a, self.rows, self.seed, self.obs = (ctx.torch_step, ctx.a, rows,
+                                                             ctx.run.seed, obs)
+        self.words_per_step = ctx.run.batch * ctx.problem.words_per_sample
         self.tnorm = None
 
     def __call__(self, theta, alive, blown, t, stop):
@@ -351,8 +351,10 @@ class _TorchBlocks:
 class _FusedBlocks:
     """Steps [t, stop) of a chunk by the numba kernel of :mod:`simulations.fused` (in place)."""
 
-    def __init__(self, problem, rule, a, rows, batch, seed, guard, radii, theta0, obs):
-        self.problem, self.rule, self.a, self.batch, self.seed = problem, rule, a, batch, seed
+    def __init__(self, ctx: _Context, rows: torch.Tensor, theta0: torch.Tensor, obs: Observers):
+        problem, seed, batch = ctx.problem, ctx.run.seed, ctx.run.batch
+        self.problem, self.rule, self.a, self.batch, self.seed = (problem, ctx.rule, ctx.a,
+                                                                  batch, seed)
         self.obs = obs
         dtype = theta0.dtype
         data = problem.data(dtype, "cpu")
@@ -362,9 +364,9 @@ class _FusedBlocks:
             0, np.int32)
         self.hidden = problem.params.get("hidden", 0)
         self.theta0 = theta0.numpy()
-        self.guard = guard
+        self.guard = ctx.guard
         self.gmax = math.sqrt(torch.finfo(dtype).max)
-        self.radii = np.asarray(radii, dtype=np.float64)
+        self.radii = np.asarray(ctx.run.radii, dtype=np.float64)
         rec = obs.record
         self.flags = np.array([name in rec for name in fused.OBSERVERS], dtype=np.int8)
         st, r = obs.state, len(rows)
