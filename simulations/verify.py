@@ -4,7 +4,8 @@ r"""Run scenarios and hold their claims against the paths: the work behind
 :func:`run_scenario` simulates one scenario with the observers its claims need and, given
 ``out``, saves the run in the store ``OUT/runs`` (:mod:`simulations.store`: one folder per
 :meth:`~simulations.spec.RunSpec.key`, the scenario's name in ``OUT/runs/index.json``); with
-``resume=True`` a run saved there with the same spec is loaded instead of run again, so an
+``resume=True`` a run saved there with the same spec (or the scenario's run for all its
+claims, which records a superset of the observers) is loaded instead of run again, so an
 interrupted suite loses only the scenario it was in. :func:`verify` does this for a list of
 scenarios and returns the rows of :mod:`simulations.claims`, with a progress bar on a terminal
 and, elsewhere, one line per scenario on stderr (time taken, about how long is left).
@@ -44,9 +45,12 @@ def run_scenario(sc: Scenario, claims: Sequence[str] | None = None, *,
     execution = Execution(device=device, progress=progress)
     if out is None:
         return simulate(run, execution)
-    return RunStore(Path(out) / "runs").run(
-        run, lambda: simulate(run, execution), reuse=resume, name=sc.name, device=device,
-        extra={"scenario": sc.describe()})
+    store = RunStore(Path(out) / "runs")
+    if resume:  # this very run, or the scenario's run for all its claims (a superset)
+        for saved in filter(None, map(store.load, dict.fromkeys((run, sc.run)))):
+            return saved
+    return store.run(run, lambda: simulate(run, execution), reuse=False, name=sc.name,
+                     device=device, extra={"scenario": sc.describe()})
 
 
 def verify(scenarios: Sequence[Scenario], claims: Sequence[str] | None = None, *,

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 from simulations.scenarios import load_scenario, load_suite
@@ -200,6 +201,23 @@ def test_resume_loads_only_a_run_of_the_same_scenario(tmp_path):
     assert len(changed.arrays["xi_max"]) == 8
     assert result.stat().st_mtime_ns == stamp  # another key, another folder
     assert (tmp_path / "runs" / run_of(changed_sc).key() / "result.json").exists()
+
+
+def test_resume_with_fewer_claims_reuses_the_scenarios_whole_run(tmp_path):
+    from dataclasses import replace
+
+    from simulations.verify import run_of, run_scenario
+
+    sc = replace(_tiny(), claims=("L3", "L1-det"))
+    sc = replace(sc, run=run_of(sc))  # the run for both claims
+    whole = run_scenario(sc, out=tmp_path, progress=False)
+    assert set(run_of(sc, ["L1-det"]).record) < set(sc.run.record)
+    part = run_scenario(sc, ["L1-det"], out=tmp_path, resume=True, progress=False)
+    assert part.run == sc.run and "xi_max" in part.arrays  # loaded: the superset
+    assert [p.name for p in (tmp_path / "runs").iterdir() if p.is_dir()] == [sc.run.key()]
+    np.testing.assert_array_equal(part.arrays["max_deviation"], whole.arrays["max_deviation"])
+    fresh = run_scenario(sc, ["L1-det"], out=tmp_path, progress=False)  # without --resume
+    assert fresh.run == run_of(sc, ["L1-det"]) and "xi_max" not in fresh.arrays
 
 
 def test_scenario_names_never_become_paths_and_never_collide(tmp_path):
