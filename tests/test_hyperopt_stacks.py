@@ -4,6 +4,7 @@ end."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 
@@ -69,3 +70,13 @@ def test_bad_max_epochs_is_rejected(tmp_path, capsys) -> None:
         seed003.main(["--max-epochs", "0", "--out", str(tmp_path)])
     assert done.value.code == 2 and "--max-epochs must be >= 1" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
+
+
+def test_setting_describe_is_text_and_to_dict_a_dict() -> None:
+    setting = seed003.Setting(n_train=2_560, seeds=2)
+    text = setting.describe()
+    assert isinstance(text, str)
+    assert "2560 training / 10000 test samples" in text and "(10 steps per epoch)" in text
+    data = setting.to_dict()
+    assert isinstance(data, dict) and data["n_train"] == 2_560 and data["seeds"] == 2
+    assert set(data) == {f.name for f in dataclasses.fields(seed003.Setting)}

@@ -103,6 +103,17 @@ class Setting:
     def steps_per_epoch(self) -> int:
         return math.ceil(self.n_train / self.batch_size)
 
+    def describe(self) -> str:
+        """The data, model, batching and seeds in one line of text."""
+        return (f"{self.dataset}, {self.n_train} training / {self.n_test} test samples, "
+                f"MLP 40-{self.hidden} (tanh)-10, batch {self.batch_size} "
+                f"({self.steps_per_epoch} steps per epoch), {self.seeds} seeds from "
+                f"{self.base_seed}")
+
+    def to_dict(self) -> dict:
+        """Every field, as a dict (what the results file records)."""
+        return asdict(self)
+
 
 def quick_setting(base_seed: int = 0) -> Setting:
     """A smoke run: 2,560 training samples (10 steps/epoch), 2 epochs, 3 kappas, 2 seeds."""
@@ -241,10 +252,7 @@ def render(summary: dict[str, list[dict]], setting: Setting, seconds: float,
     lines = [
         "# Seed 003: averaged-norm clipping in hyperoptimizer stacks",
         "",
-        f"Ours: {setting.dataset}, {setting.n_train} training / {setting.n_test} test samples, "
-        f"MLP 40-{setting.hidden} (tanh)-10, batch {setting.batch_size} "
-        f"({setting.steps_per_epoch} steps per epoch), {setting.seeds} seeds from "
-        f"{setting.base_seed}, float32, {seconds:.0f} s wall time ({setting.workers} worker "
+        f"Ours: {setting.describe()}, float32, {seconds:.0f} s wall time ({setting.workers} worker "
         "process(es), one thread each). "
         "Seed: MNIST, MLP 784-128-10 (its Tables 1-4). Mean test error (%) over the seeds, "
         f"without / with clipping; **bold** where clipping lowers it by more than {HELPS:g} "
@@ -339,7 +347,7 @@ def main(argv: list[str]) -> int:
               f"{result['seconds']:.0f} s", flush=True)
     seconds = time.perf_counter() - start
     summary = {name: summarise(name, result) for name, result in results.items()}
-    meta = provenance({**asdict(setting), "quick": args.quick, "seconds": round(seconds, 1)})
+    meta = provenance({**setting.to_dict(), "quick": args.quick, "seconds": round(seconds, 1)})
     meta.pop("kappas")
     write_atomic(args.out / f"{STEM}.md", render(summary, setting, seconds, meta))
     write_json(args.out / f"{STEM}.json",
