@@ -311,3 +311,19 @@ def test_wrapper_is_an_optimizer_sharing_the_wrapped_state():
     assert twin.steps == 1 and twin.optimizer is not adam and "ClippedOptimizer" in repr(twin)
     with pytest.raises(ValueError, match="optimizer must be a torch.optim.Optimizer"):
         ClippedOptimizer(object(), EMAClipper(1.0, 0.5))
+
+
+@pytest.mark.parametrize("norm_type", [1.0, float("inf")])
+def test_wrapper_records_post_norm_in_the_clippers_norm(norm_type):
+    p = torch.nn.Parameter(torch.zeros(3, dtype=torch.float64))
+    clipper = functools.partial(clip_grad_norm_, max_norm=1.0, norm_type=norm_type)
+    opt = ClippedOptimizer(torch.optim.SGD([p], lr=0.1), clipper)
+    assert opt.norm_type == norm_type
+    for g in ([3.0, -4.0, 0.5], [0.1, 0.2, -0.1]):
+        p.grad = torch.tensor(g, dtype=torch.float64)
+        opt.step()
+    h = opt.history()
+    pre = [np.linalg.norm([3.0, -4.0, 0.5], norm_type), np.linalg.norm([0.1, 0.2, -0.1], norm_type)]
+    np.testing.assert_allclose(h["pre_norm"], pre, rtol=1e-12)
+    np.testing.assert_allclose(h["post_norm"], [1.0, pre[1]], rtol=1e-12)
+    assert h["clipped"].tolist() == [True, False]

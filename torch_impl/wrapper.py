@@ -7,7 +7,8 @@ lam=1.0)``) or a stateful one (:class:`torch_impl.stateful.Clipper`). Each step 
 history, as tensors on the gradients' device (no host sync):
 
 * ``pre_norm``: the global gradient norm before clipping, as the clipper returns it;
-* ``post_norm``: the global gradient norm after clipping;
+* ``post_norm``: the global gradient norm after clipping, in the clipper's norm (``norm_type``:
+  by default the ``norm_type`` keyword of a ``functools.partial`` clipper, else 2);
 * ``threshold``: the clipper's ``last_threshold``, or NaN for a clipper without one (the
   functional clippers: their threshold is an argument, or per layer, unit or coordinate);
 * ``clipped``: ``post_norm < pre_norm``, i.e. whether the clipper changed the gradient (the
@@ -29,7 +30,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from torch_impl.clip import get_total_norm, grads_of
+from torch_impl.clip import _norm_order, get_total_norm, grads_of
 from torch_impl.stateful import Clipper
 
 __all__ = ["ClippedOptimizer"]
@@ -40,13 +41,14 @@ _FIELDS = ("pre_norm", "post_norm", "threshold", "clipped")
 class ClippedOptimizer(torch.optim.Optimizer):
     """``step()`` = clip the gradients with ``clipper``, then ``optimizer.step()``.
 
-    ``parameters`` defaults to every parameter of ``optimizer.param_groups`` (read at each step,
-    so groups added later are clipped too). The wrapped optimizer stays available as
-    ``.optimizer``; ``param_groups``, ``defaults`` and ``state`` are its own, so a scheduler
-    constructed on the wrapper (``torch.optim.lr_scheduler.StepLR(clipped, ...)``) sets the
-    learning rate the wrapped optimizer uses. ``state_dict()`` holds the optimizer's state, the
-    clipper's (empty for a functional one) and the step count; the history is a record and is
-    not part of it.
+    ``norm_type``: the norm of the recorded ``post_norm``, which should be the clipper's
+    (module docstring). ``parameters`` defaults to every parameter of
+    ``optimizer.param_groups`` (read at each step, so groups added later are clipped too).
+    The wrapped optimizer stays available as ``.optimizer``; ``param_groups``, ``defaults``
+    and ``state`` are its own, so a scheduler constructed on the wrapper
+    (``torch.optim.lr_scheduler.StepLR(clipped, ...)``) sets the learning rate the wrapped
+    optimizer uses. ``state_dict()`` holds the optimizer's state, the clipper's (empty for a
+    functional one) and the step count; the history is a record and is not part of it.
 
     ``Optimizer.__init__`` is deliberately not called: it would build groups and state of its
     own, where this class shares the wrapped optimizer's.
@@ -57,6 +59,7 @@ class ClippedOptimizer(torch.optim.Optimizer):
         optimizer: torch.optim.Optimizer,
         clipper: Callable[[Iterable[Tensor]], Tensor] | Clipper,
         parameters: Iterable[Tensor] | None = None,
+        norm_type: float | str | None = None,
     ) -> None:
         if not isinstance(optimizer, torch.optim.Optimizer):
             raise ValueError(f"optimizer must be a torch.optim.Optimizer, got "
@@ -66,6 +69,9 @@ class ClippedOptimizer(torch.optim.Optimizer):
         self.optimizer = optimizer
         self.clipper = clipper
         self._parameters = None if parameters is None else list(parameters)
+        if norm_type is None:
+            norm_type = getattr(clipper, "keywords", {}).get("norm_type", 2.0)
+        self.norm_type = _norm_order(norm_type)
         self.steps = 0
         self._records: list[Tensor] = []
         # what Optimizer.__init__ would set besides groups and state: the hook registries
@@ -113,7 +119,7 @@ class ClippedOptimizer(torch.optim.Optimizer):
         """Clip the gradients and append this step's record; return the pre-clip norm."""
         parameters = self.parameters
         pre = self.clipper(parameters)
-        post = get_total_norm(grads_of(parameters))
+        post = get_total_norm(grads_of(parameters), self.norm_type)
         threshold = getattr(self.clipper, "last_threshold", None)
         if threshold is None:
             threshold = torch.tensor(float("nan"))
