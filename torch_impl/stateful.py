@@ -16,6 +16,8 @@ and differs only in how ``tau_t`` is obtained from ``||g_0||, ..., ||g_t||``:
   percentile of ``{||g_0||, ..., ||g_t||}``.
 
 Both include the current norm ``||g_t||`` in the statistic *before* taking the threshold.
+They share the base class :class:`NormClipper`, as does seed 003's
+:class:`torch_impl.averaged.AveragedNormClipper` (which also clips per tensor).
 
 Non-finite norms (a NaN or infinite gradient) do not enter the statistic, so one bad batch does
 not poison all later thresholds; that step's gradients are clipped with the threshold of the
