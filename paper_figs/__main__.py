@@ -62,14 +62,18 @@ def scenario_main(args: argparse.Namespace) -> int:
             raise ValueError("--only tables: the tables are not drawn for a --scenario")
         if args.source is not None and not (args.source / "runs").is_dir():
             raise ValueError(f"--from {args.source}: no runs folder there")
-        scenarios = scenario.load(args.scenario, full=not args.quick)
+        quick = args.quick
+        if args.source is not None and (args.source / "manifest.json").exists():
+            saved = json.loads((args.source / "manifest.json").read_text(encoding="utf-8"))
+            quick = bool(saved.get("quick", quick))  # the sizes of the saved runs
+        scenarios = scenario.load(args.scenario, full=not quick)
     except ValueError as err:
         print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
         return 2
     store = (RunStore(args.source / "runs", read_only=True) if args.source is not None
              else RunStore(args.out / "runs"))
-    ctx = Context(store=store, out=args.out, quick=args.quick)
-    manifest: dict = {"quick": args.quick, "from": None if args.source is None
+    ctx = Context(store=store, out=args.out, quick=quick)
+    manifest: dict = {"quick": quick, "from": None if args.source is None
                       else str(args.source), "scenarios": {}, "figures": {}, "failed": {},
                       "seconds": {}}
     modules = scenario.figure_modules(FIGURES)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 
@@ -214,8 +215,10 @@ def test_zero_set_lemma3_and_schedule(made):
                                rtol=1e-10)
 
 
-def test_a_rerun_reuses_the_saved_run(made, monkeypatch):
-    folder, out = made
+def test_a_rerun_reuses_the_saved_run(made, monkeypatch, tmp_path):
+    folder, first = made
+    out = tmp_path / "copy"
+    shutil.copytree(first / "runs", out / "runs")
 
     def refuse(*args, **kwargs):
         raise AssertionError("simulated again")
@@ -225,6 +228,20 @@ def test_a_rerun_reuses_the_saved_run(made, monkeypatch):
                  "--only", "fig_claim2"]) == 0
     claims = json.loads((out / "manifest.json").read_text())["scenarios"]["stiff"]["claims"]
     assert claims == {"C2": ["stiff_fig3_claim2"], "C2-growth": "not drawn (--only)"}
+
+
+def test_from_draws_the_saved_run_and_names_a_missing_one(made, tmp_path):
+    folder, out = made
+    again = tmp_path / "again"
+    assert main(["--from", str(out), "--out", str(again), "--scenario",
+                 str(folder / "adaptive.toml"), "--only", "fig_claim2"]) == 0
+    assert (again / "stiff_fig3_claim2.csv").read_text() == (
+        out / "stiff_fig3_claim2.csv").read_text()
+    (tmp_path / "other.toml").write_text(ADAPTIVE.replace("paths = 200", "paths = 300"))
+    assert main(["--from", str(out), "--out", str(tmp_path / "x"), "--scenario",
+                 str(tmp_path / "other.toml")]) == 1
+    failed = json.loads((tmp_path / "x" / "manifest.json").read_text())["failed"]
+    assert "no saved run" in failed["stiff"]
 
 
 @pytest.mark.parametrize("case", ["missing", "invalid", "tables"])
