@@ -150,7 +150,7 @@ def bound_claim(table: dict[str, Any], where: str = "bound") -> Claim:
         values_at = ctx.sim.arrays[array]
         n = len(values_at)
         sum_a = float(np.sum(ctx.a))
-        gamma = ctx.schedule.gamma()
+        gamma = float(ctx.schedule.gamma)
         base = {"lam": ctx.lam, "eps": ctx.rule.eps, "T": ctx.steps, "sum_a": sum_a,
                 "sum_a2": float(np.sum(ctx.a**2)), "gamma": gamma}
         norm0 = float(np.linalg.norm(ctx.theta0()))
@@ -168,13 +168,13 @@ def bound_claim(table: dict[str, Any], where: str = "bound") -> Claim:
                 why += f" (classic clipping reaches at most {fmt(reach)} < {fmt(R)})"
             shown = f"P ≤ {10**lg:.4g}" if lg > -300 else f"P ≤ 10^{lg:.6g}"
             out.append(ctx.row(
-                statement=f"P({event_text.format(R=fmt(R))}) ≤ {text}", prediction=shown,
+                statement=f"P({event_text.replace('{R}', fmt(R))}) ≤ {text}", prediction=shown,
                 measurement=f"{k}/{n} = {fmt(k / n)}", interval=(lo, hi), verdict=verdict,
                 reason=why, prediction_value=lg, measurement_value=k / n,
                 details={"event": event, "expression": text, "radius": R, "log10_bound": lg,
                          "exits": k, "paths": n, "symbols": base | {"M": R, "r": R}}))
         return out
 
-    return Claim(id=name, statement=f"P({event_text.format(R='R')}) ≤ {text}", check=check,
+    return Claim(id=name, statement=f"P({event_text.replace('{R}', 'R')}) ≤ {text}", check=check,
                  observers=(observer,), needs=applicable,
                  source=f"[[bound]] {name}: P({event}) ≤ {text}, radius {radius!r}")
