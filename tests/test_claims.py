@@ -342,3 +342,21 @@ def test_t1_with_a_monte_carlo_h_reports_an_uncertain_zero_set():
     a, b = row.details["intervals"][0]
     assert a < 3.0 < b and 0 < b - a < 0.5
     assert row.verdict == "holds" and "Monte Carlo" in row.prediction
+
+
+def test_t1_in_two_dimensions_with_a_monte_carlo_h_gives_the_zero_its_standard_error():
+    """y ~ N(2, 1) in each of 2 coordinates (a continuous law in d > 1: H is estimated from
+    4096 samples). The zero's standard error is s_H/H' per coordinate, with, by hand,
+    s_H² = E[clamp(z, −1, 1)²]/4096 = (2Φ(1) − 1 − 2φ(1) + 2(1 − Φ(1)))/4096 and
+    H' = P(|z| < 1) = 2Φ(1) − 1 for z ~ N(0, 1)."""
+    sc = _t1_scenario({"name": "quadratic", "noise": "normal", "mean": 2.0, "sd": 1.0,
+                       "dim": 2})
+    rng = np.random.default_rng(0)
+    row = claims.evaluate(sc, _t1_sim(2.0 + 0.01 * rng.standard_normal((256, 2))))[0]
+    inside = 2 * stats.norm.cdf(1) - 1
+    second = inside - 2 * stats.norm.pdf(1) + 2 * stats.norm.sf(1)
+    want = math.sqrt(second / 4096) / inside
+    np.testing.assert_allclose(row.details["zero_se"], [want, want], rtol=0.1)
+    zero = np.array(row.details["zeros"][0])
+    assert np.all(np.abs(zero - 2.0) <= 4 * want) and row.details["stability"] == ["attracting"]
+    assert row.verdict == "holds" and "±" in row.prediction

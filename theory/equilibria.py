@@ -11,11 +11,14 @@ of E[ℓ], because c depends on the sample.
 Everything here takes H as a plain callable on numpy arrays, so it knows nothing of problems or
 clip rules (see :func:`simulations.mean_field.field` for H of a problem):
 
-* :func:`zeros_1d`: the zero set of a scalar H on [lo, hi]: isolated zeros by ``brentq`` at every
-  sign change of a grid, and intervals on which H vanishes (|H| ≤ atol on consecutive grid
-  points, the ends refined by bisection);
+* :func:`zeros_1d`: the zero set of a scalar H on [lo, hi] as pieces (isolated zeros by
+  ``brentq`` at every sign change of a grid, intervals on which |H| is within rounding, or
+  within a confidence band where H is estimated, of 0; pieces closer than two grid steps
+  merged), each attracting, repelling or touching for dθ/dτ = −H; :func:`search_zeros_1d`
+  widens the window in the direction of the flow while no zero is found;
 * :func:`zeros`: zeros of H: R^d → R^d from several starts (``scipy.optimize.root``), each with
-  its residual ‖H(θ*)‖, duplicates merged;
+  its residual ‖H(θ*)‖, its Jacobian (:func:`jacobian`) and stability (:func:`stability`: the
+  eigenvalues of J), duplicates merged;
 * :func:`minimise`: the minimiser of a smooth function with its gradient (``scipy.optimize``);
 * :func:`stochastic_time`, :func:`solve_ode`, :func:`tracking_gaps`: the ODE in τ-time and the
   gap between an interpolated SGD path and the ODE started on it, over windows of τ-length Δ;

@@ -19,7 +19,9 @@ A verdict is one of ``holds``, ``violated``, ``vacuous``, ``inconclusive``. The 
   difference θ(s) − θ(0) and the square root of the norm round once more (ε/2 each), and the
   bound b is computed in float64 in the order the engine sums (at most ε/2 more on its last
   operation): ε/2·(2 + 2) + ε₆₄/2 ≤ 2.5ε, rounded up to 4ε. Nothing looser: an excess of
-  5 ulps is a violation. (The paper suite's attained bounds reach 1, 2 and 1 ulps.)
+  5 ulps is a violation. (Where the paper suite attains a bound, the largest ratios are
+  1 + ε (far-minimiser, L1-det), 1 + 2ε (mlp-tanh, L1-det) and 1 + 2ε (far-adaptive,
+  C2-growth).)
 
 * **Mean position** (T1): the mean endpoint m (standard error s per coordinate) agrees with a
   target x when |z| ≤ 3, z = max_k |m_k − x_k| / √(s_k² + σ_k²), with σ the standard error of
