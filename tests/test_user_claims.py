@@ -118,3 +118,32 @@ def test_a_bad_bound_is_one_line_on_stderr(tmp_path):
     done = _verify("--scenario", str(bad), "--out", str(tmp_path / "o"))
     assert done.returncode == 2 and "bound[1].expression" in done.stderr
     assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_blowup_bound_on_constructed_paths():
+    """P(max_s‖θ(s)‖ > M) ≤ 10⁻³ for classic clipping, 8 steps of 1/(t+1) (λΣa = 2.718): at
+    M = 1 with every path at 2 it is violated; at M = 100 no path can get there (vacuous)."""
+    import numpy as np
+
+    from simulations.engine import Simulation
+
+    data = {"name": "blow", "claims": [], "bound": [
+        {"name": "tmp-blow", "event": "blowup", "expression": "1e-3", "radius": [1.0, 100.0]}],
+        "problem": {"name": "quadratic", "noise": "point", "mean": 0.0},
+        "clip": {"rule": "classic", "lam": 1.0},
+        "run": {"schedule": "1/(t+1)", "paths": 400, "steps": 8}}
+    try:
+        sc = scenario_from_dict(data)
+        sim = Simulation({"paths": 400, "steps": 8}, {"max_norm": np.full(400, 2.0)})
+        rows = claims.evaluate(sc, sim)
+        assert [r.verdict for r in rows] == ["violated", "vacuous"]
+        assert rows[0].details["exits"] == 400 and rows[0].prediction_value == -3.0
+        with pytest.raises(ValueError, match="uses eps"):
+            scenario_from_dict({**data, "bound": [{**data["bound"][0], "expression": "eps",
+                                                   "name": "tmp-eps"}]})
+        # the same id with another formula is refused, not silently replaced
+        with pytest.raises(ValueError, match="already defined"):
+            scenario_from_dict({**data, "bound": [{**data["bound"][0], "expression": "0.5"}]})
+    finally:
+        claims.unregister("tmp-blow")
+        claims.unregister("tmp-eps")
