@@ -207,3 +207,5 @@ def test_jacobian_and_stability_against_a_linear_field():
     assert equilibria.stability(np.array([[1.0, 0.0], [0.0, -0.1]])) == "repelling"
     found = equilibria.zeros(lambda v: -(v - 1.0), [np.zeros(2)])
     assert found[0].stability == "repelling" and found[0].point == pytest.approx([1.0, 1.0])
+    np.testing.assert_allclose(found[0].to_dict()["jacobian"], -np.eye(2), atol=1e-8)
+    assert found[0].describe().endswith("repelling")

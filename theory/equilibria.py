@@ -277,6 +277,18 @@ class Zero:
     jacobian: np.ndarray | None = None
     stability: str = "unknown"
 
+    def describe(self) -> str:
+        """The point (first 3 coordinates), its residual and stability, as text."""
+        head = ", ".join(f"{v:.6g}" for v in self.point[:3]) + (", …" if self.point.size > 3
+                                                                 else "")
+        return f"({head}), ‖H‖ = {self.residual:.2g}, {self.stability}"
+
+    def to_dict(self) -> dict:
+        return {"point": self.point.tolist(), "residual": self.residual,
+                "start": self.start.tolist(), "converged": self.converged,
+                "jacobian": None if self.jacobian is None else self.jacobian.tolist(),
+                "stability": self.stability}
+
 
 def jacobian(h: Field, x: np.ndarray, delta: float = 1e-6) -> np.ndarray:
     """J_ij = ∂H_i/∂θ_j at x by central differences, (H(x + δ_j e_j) − H(x − δ_j e_j))/(2δ_j),
