@@ -8,7 +8,7 @@ optional)::
 
     name = "skewed-huber"                  # defaults to the file name
     description = "one line"
-    claims = ["T1", "ODE", "L3"]            # ids of simulations.claims.CLAIMS
+    claims = ["T1", "ODE", "L3"]            # claim ids, or modules/files of your own claims
 
     [problem]                              # make_problem(name, **the rest)
     name = "quadratic"
@@ -36,8 +36,13 @@ optional)::
     xi = [0.5]                             # r of L1-mart (max_s ‖ξ(s)‖ ≥ r)
     blowup = 1e6                           # A3's blow-up radius for max_s ‖θ(s)‖
 
-    [options]                              # per-claim settings, see simulations.claims
+    [options]                              # the OPTIONS the checked claims declare
     zero_range = [-5.0, 15.0]
+
+    [[bound]]                              # a bound of your own (simulations.claims.bound)
+    name = "azuma-exit"
+    event = "exit"
+    expression = "2*exp(-M**2/(2*lam**2*sum_a2))"
 
     [full]                                 # overrides of [run] for --full
     paths = 65536
@@ -66,10 +71,8 @@ SUITES = Path(__file__).with_name("suites")
 RUN_KEYS = ("schedule", "paths", "steps", "batch", "seed", "dtype", "guard", "keep_paths",
             "xi_paths")
 RADII_KEYS = {"exit", "xi", "blowup"}
-OPTION_KEYS = {"zero_range", "zero_grid", "ode_window", "ode_windows", "a3_delta",
-               "l2_radii", "l2_points"}
 TOP_KEYS = {"name", "description", "claims", "problem", "clip", "run", "radii", "options",
-            "full", "expect"}
+            "full", "expect", "bound"}
 
 
 @dataclass(frozen=True)
@@ -172,10 +175,40 @@ def _run_spec(where: str, data: dict[str, Any], run: dict[str, Any], radii: tupl
         raise ValueError(f"{where}: {' '.join(str(error).split())}") from None
 
 
+def _claims(where: str, data: dict[str, Any]) -> tuple[list[str], dict[str, str]]:
+    """The ids of the claims ``data`` names (``claims``: ids, modules ``pkg.mod`` or files
+    ``./x.py``, each registered; ``[[bound]]`` tables, each a claim of its own), and the name
+    each was given as → its id."""
+    from simulations.claims.bound import bound_claim
+    from simulations.claims.registry import ids, register, resolve
+
+    names = data.get("claims", [])
+    if not isinstance(names, list) or not (names or data.get("bound")):
+        raise _bad(where, "claims", f"expected a non-empty list of claim ids "
+                                    f"({', '.join(ids())}), modules or files")
+    aliases = {}
+    for name in names:
+        try:
+            aliases[name] = resolve(name, where).id
+        except ValueError as error:
+            raise _bad(where, "claims", str(error)) from None
+    tables = data.get("bound", [])
+    if not isinstance(tables, list):
+        raise _bad(where, "bound", "expected [[bound]] tables")
+    for i, table in enumerate(tables):
+        try:
+            claim = register(bound_claim(table, f"bound[{i}]"))
+        except ValueError as error:
+            raise ValueError(f"{where}: {error}") from None
+        aliases.setdefault(claim.id, claim.id)
+    return list(dict.fromkeys(aliases.values())), aliases
+
+
 def scenario_from_dict(data: dict[str, Any], where: str = "scenario",
                        default_name: str | None = None) -> Scenario:
     """A :class:`Scenario` from the parsed TOML ``data``; ``where`` names it in errors."""
-    from simulations.claims import CLAIMS, VERDICTS
+    from simulations.claims import VERDICTS
+    from simulations.claims.registry import check_options
 
     unknown = set(data) - TOP_KEYS
     if unknown:
@@ -185,21 +218,14 @@ def scenario_from_dict(data: dict[str, Any], where: str = "scenario",
             raise _bad(where, table, "a [" + table + "] table is required")
     run = _run_table(where, data.get("run", {}), "run")
     full = _run_table(where, data.get("full", {}), "full")
-    claims = data.get("claims", [])
-    if not isinstance(claims, list) or not claims:
-        raise _bad(where, "claims", f"expected a non-empty list of claim ids ({', '.join(CLAIMS)})")
-    for claim in claims:
-        if claim not in CLAIMS:
-            raise _bad(where, "claims", f"unknown claim {claim!r} (expected {', '.join(CLAIMS)})")
+    claims, aliases = _claims(where, data)
     radii = dict(data.get("radii", {}))
     if set(radii) - RADII_KEYS:
         raise _bad(where, "radii", f"expected keys {', '.join(sorted(RADII_KEYS))}")
-    options = dict(data.get("options", {}))
-    if set(options) - OPTION_KEYS:
-        raise _bad(where, "options." + sorted(set(options) - OPTION_KEYS)[0],
-                   f"unknown option (expected {', '.join(sorted(OPTION_KEYS))})")
+    options = check_options(dict(data.get("options", {})), claims, where)
     expect = {}
     for claim, verdicts in dict(data.get("expect", {})).items():
+        claim = aliases.get(claim, claim)
         verdicts = verdicts if isinstance(verdicts, list) else [verdicts]
         if claim not in claims or not verdicts or any(v not in VERDICTS for v in verdicts):
             raise _bad(where, f"expect.{claim}", f"expected a checked claim and one of "

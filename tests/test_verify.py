@@ -8,6 +8,7 @@ not on the minimiser of E[ℓ] for the skewed law, T1 failing where H has no zer
 """
 
 import json
+import math
 import re
 import subprocess
 import sys
@@ -255,3 +256,16 @@ def test_progress_lines_on_stderr_when_not_a_terminal(tmp_path):
                         done.stderr.strip()), done.stderr
     quiet = _verify("--scenario", str(path), "--out", str(tmp_path / "o"))
     assert quiet.returncode == 0 and quiet.stderr == ""
+
+
+def test_probability_rows_hold_only_when_the_interval_resolves_the_bound(quick):
+    """Every probability row that holds has its 95% upper limit at or below the bound; the rows
+    that 0 exits cannot resolve (mlp-tanh at M = 10: 0 of 1024 against 10^−345) are
+    inconclusive."""
+    rows = json.loads(quick[1].stdout)
+    for r in rows:
+        if r["claim"] in ("L1-paper", "L1-mart") and r["verdict"] == "holds":
+            assert math.log10(r["interval"][1]) <= r["details"]["log10_bound"], r
+    mlp = [r for r in rows if r["scenario"] == "mlp-tanh" and r["claim"] == "L1-paper"]
+    assert [r["verdict"] for r in mlp] == ["violated", "inconclusive"]
+    assert mlp[1]["details"]["exits"] == 0 and mlp[1]["interval"][1] > 1e-3
