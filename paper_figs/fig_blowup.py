@@ -150,7 +150,7 @@ def draw_scenario(ctx: Context, sc: Scenario, sim: Simulation, name: str) -> lis
         if claim == "L1-paper":
             values = arr["deviation_at"][:, -1]
             reach = bounds.deterministic_radius(lam, schedule, horizon=steps)
-            grid = _grid(values, [*sc.exit_radii, reach])
+            grid, log_x = _grid(values, [*sc.exit_radii, reach])
             rows += draw_tail(ax, letter, "empirical", grid, values, strict=True, colour=colour,
                               label="‖θ(T) − θ(0)‖ > M: fraction, 95% band")
             for horizon, form, ls in ((None, "(15)", "--"), (steps, "(14)", "-.")):
@@ -162,11 +162,11 @@ def draw_scenario(ctx: Context, sc: Scenario, sim: Simulation, name: str) -> lis
             ax.axvline(reach, color="0.35", ls=":", lw=1.2,
                        label=f"deterministic radius λΣa = {reach:.3g}")
             _mark(ax, sc.exit_radii, "the claim's radii")
-            axes_style(ax, letter, "L1-paper", "radius M (units of θ)")
+            axes_style(ax, letter, "L1-paper", "radius M (units of θ)", log_x)
             ax.set_ylabel(r"$P(\|\theta(T)-\theta(0)\| > M)$")
         elif claim == "L1-mart":
             values = arr["xi_max"]
-            grid = _grid(values, sc.xi_radii)
+            grid, log_x = _grid(values, sc.xi_radii)
             rows += draw_tail(ax, letter, "empirical", grid, values, strict=False, colour=colour,
                               label="max ‖ξ‖ ≥ r: fraction, 95% band")
             log10 = log10_bound(bounds.pinelis, lam, grid, schedule, steps)
@@ -174,7 +174,7 @@ def draw_scenario(ctx: Context, sc: Scenario, sim: Simulation, name: str) -> lis
                            horizon=steps)
             draw_bound(ax, grid, log10, PINELIS_LABEL)
             _mark(ax, sc.xi_radii, "the claim's radii")
-            axes_style(ax, letter, "L1-mart", "radius r (units of θ)")
+            axes_style(ax, letter, "L1-mart", "radius r (units of θ)", log_x)
             ax.set_ylabel(YLABEL_XI)
         else:
             values = arr["max_norm"]
@@ -203,11 +203,20 @@ def log10_bound(bound: Callable[..., bounds.ProbabilityBound], lam: float, radii
     return math.log10(2.0) - exponent * np.asarray(radii) ** 2 / math.log(10.0)
 
 
-def _grid(values: np.ndarray, radii: list[float] | tuple[float, ...]) -> np.ndarray:
-    """240 radii from 0 to 1.2 × the largest of the finite values and ``radii``."""
+def _grid(values: np.ndarray, radii: list[float] | tuple[float, ...]) -> tuple[np.ndarray, bool]:
+    """Radii up to 1.2 × the largest of the finite ``values`` and ``radii``, and whether the
+    axis is logarithmic: 240 equally spaced ones, plus 120 up to the largest value so that the
+    measured curve is resolved; log-spaced (300) when the radii reach past 20 × the values."""
     finite = values[np.isfinite(values)]
-    top = 1.2 * max([*radii, float(finite.max()) if finite.size else 0.0, 1e-12])
-    return np.linspace(top / 240, top, 240)
+    data_top = float(finite.max()) if finite.size else 0.0
+    top = 1.2 * max([*radii, data_top, 1e-12])
+    if data_top > 0 and top > 20 * data_top:
+        positive = finite[finite > 0]
+        return np.geomspace(float(positive.min()) / 2, top, 300), True
+    grid = np.linspace(top / 240, top, 240)
+    if data_top > 0:
+        grid = np.union1d(grid, np.linspace(data_top / 120, 1.05 * data_top, 120))
+    return grid, False
 
 
 def _mark(ax: Axes, radii: list[float] | tuple[float, ...], label: str) -> None:
