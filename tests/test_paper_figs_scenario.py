@@ -263,3 +263,16 @@ def test_safe_name_cannot_leave_the_folder():
     assert safe_name("../../etc/passwd") == "etc-passwd"
     assert safe_name("..") == safe_name("/") == "scenario"
     assert safe_name("a b\\c") == "a-b-c"
+
+
+def test_a_claim_whose_figure_does_not_apply_is_listed_as_no_figure(tmp_path):
+    (tmp_path / "plane.toml").write_text(
+        CLASSIC.replace('claims = ["L1-paper", "L1-det", "L1-mart", "A3", "L3", "T1", "ODE", '
+                        '"L2"]', 'claims = ["T1"]')
+        .replace('theta0 = 0.0', 'dim = 2').replace('name = "my quad/../run"', 'name = "plane"')
+        .replace(f"paths = {PATHS}", "paths = 50"))
+    out = tmp_path / "out"
+    assert main(["--quick", "--out", str(out), "--scenario", str(tmp_path / "plane.toml")]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["scenarios"]["plane"]["claims"]["T1"].startswith("no figure (")
+    assert set(manifest["figures"]) == {"plane_fig7_schedules"}
