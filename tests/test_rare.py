@@ -97,9 +97,9 @@ def test_words_are_those_of_sampling_row_by_row():
     ("xi", ClipRule("classic", lam=1.0), torch.float64),  # H = 0 on the walk, so ξ(s) = −θ(s)
 ])
 def test_walk_probability_at_1e_9_is_in_the_interval(event, rule, dtype):
-    exact = float(walk_probability(100, 60))
-    assert 1e-9 < exact < 3e-9
-    res = ams(WALK, rule, 1.0, event=event, level=59.5, steps=100, particles=50, kill=10,
+    exact = float(walk_probability(60, 46))
+    assert 5e-10 < exact < 2e-9
+    res = ams(WALK, rule, 1.0, event=event, level=45.5, steps=60, particles=50, kill=10,
               replicas=10, seed=3, dtype=dtype)
     assert res.interval[0] <= exact <= res.interval[1]
     assert res.relative_error < 0.35
