@@ -111,10 +111,12 @@ class RareEventResult:
     setting: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready: the summary numbers, the setting and the per-replica estimates."""
+        """JSON-ready: the summary numbers, the setting and the per-replica estimates (a
+        relative error that is not finite, p̄ = 0, becomes None)."""
         return {
             "probability": self.probability, "interval": list(self.interval),
-            "relative_error": self.relative_error, "replicas": self.replicas,
+            "relative_error": (self.relative_error if math.isfinite(self.relative_error)
+                               else None), "replicas": self.replicas,
             "trajectory_steps": self.trajectory_steps, "iterations": self.iterations,
             "extinct": self.extinct, "capped": self.capped, "setting": self.setting,
             "estimates": self.estimates.tolist(),

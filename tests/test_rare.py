@@ -139,9 +139,9 @@ def test_gaussian_recursion_at_1e_8():
 ])
 def test_agrees_with_plain_monte_carlo_at_1e_2(event, key, problem, level):
     rule = ClipRule("classic", lam=1.0)
-    sim = simulate(problem, rule, "1/(t+1)", paths=20000, steps=50, seed=1,
+    sim = simulate(problem, rule, "1/(t+1)", paths=10000, steps=50, seed=1,
                    record=("running_max", "xi") if event == "xi" else ("running_max",),
-                   xi_paths=20000)
+                   xi_paths=10000)
     hits = sim.arrays[key] >= level
     p_mc = hits.mean()
     se_mc = math.sqrt(p_mc * (1 - p_mc) / len(hits))
