@@ -26,6 +26,7 @@ from simulations.engine import simulate
 from simulations.problems import make_problem
 from simulations.rare import ams
 from simulations.rules import ClipRule
+from simulations.spec import Execution, RunSpec
 
 STEPS = 200
 LEVELS = (48, 70, 86, 100)  # p ≈ 1e-3, 1e-6, 1e-9, 1e-12 at T = 200
@@ -62,8 +63,12 @@ def main() -> None:
     # the engine's rate on this walk (trajectory-steps per second)
     paths = 100_000
     start = time.perf_counter()
-    simulate(problem, rule, 1.0, paths=paths, steps=STEPS, seed=1, record=("running_max",),
-             progress=False)
+    walk = {"problem": {"name": "quadratic", "noise": "discrete", "values": [-1000.0, 1000.0],
+                        "probs": [0.5, 0.5], "theta0": 0.0},
+            "clip": {"rule": "classic", "lam": 1.0}, "schedule": "1", "steps": STEPS,
+            "record": ["running_max"]}
+    quiet = Execution(progress=False)
+    simulate(RunSpec.from_dict({**walk, "paths": paths, "seed": 1}), quiet)
     rate = paths * STEPS / (time.perf_counter() - start)
     rows = []
     print(f"torch threads {torch.get_num_threads()}, load {os.getloadavg()}, "
@@ -84,8 +89,7 @@ def main() -> None:
         mc = None
         if mc_wall < args.mc_budget:
             n = int(np.ceil(mc_paths))
-            sim = simulate(problem, rule, 1.0, paths=n, steps=STEPS, seed=10_000 + r,
-                           record=("running_max",), progress=False)
+            sim = simulate(RunSpec.from_dict({**walk, "paths": n, "seed": 10_000 + r}), quiet)
             hits = sim.arrays["max_deviation"] >= r - 0.5
             p_mc = float(hits.mean())
             mc = (p_mc, float(np.sqrt(p_mc * (1 - p_mc) / n) / p_mc) if p_mc else None)

@@ -69,7 +69,7 @@ import numpy as np
 import torch
 
 from simulations import sampling
-from simulations.engine import DEFAULT_GUARD, WORD_BUDGET, _check_int, _TorchStep
+from simulations.engine import DEFAULT_GUARD, WORD_BUDGET, _TorchStep
 from simulations.mean_field import mean_field
 from simulations.problems import Problem
 from simulations.rules import ClipRule, norms
@@ -121,6 +121,12 @@ class RareEventResult:
             "extinct": self.extinct, "capped": self.capped, "setting": self.setting,
             "estimates": self.estimates.tolist(),
         }
+
+
+def _check_int(value: Any, name: str, lowest: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lowest:
+        raise ValueError(f"{name} must be an integer >= {lowest}, got {value!r}")
+    return int(value)
 
 
 def summarize(estimates: np.ndarray) -> tuple[float, tuple[float, float], float]:

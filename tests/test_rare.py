@@ -25,6 +25,7 @@ from simulations.engine import simulate
 from simulations.problems import make_problem
 from simulations.rare import _Words, ams, importance_scale, summarize
 from simulations.rules import ClipRule
+from simulations.spec import RunSpec
 
 
 def walk_probability(steps: int, r: int) -> Fraction:
@@ -133,15 +134,18 @@ def test_gaussian_recursion_at_1e_8():
 
 @pytest.mark.parametrize("event,key,problem,level", [
     ("exit", "max_deviation",
-     make_problem("quadratic", noise="normal", mean=0.0, sd=3.0, dim=2, theta0=0.0), 1.85),
-    ("xi", "xi_max", make_problem("quadratic", noise="normal", mean=2.0, sd=3.0, theta0=0.0),
-     2.6),
+     {"name": "quadratic", "noise": "normal", "mean": 0.0, "sd": 3.0, "dim": 2, "theta0": 0.0},
+     1.85),
+    ("xi", "xi_max",
+     {"name": "quadratic", "noise": "normal", "mean": 2.0, "sd": 3.0, "theta0": 0.0}, 2.6),
 ])
 def test_agrees_with_plain_monte_carlo_at_1e_2(event, key, problem, level):
-    rule = ClipRule("classic", lam=1.0)
-    sim = simulate(problem, rule, "1/(t+1)", paths=10000, steps=50, seed=1,
-                   record=("running_max", "xi") if event == "xi" else ("running_max",),
-                   xi_paths=10000)
+    spec = RunSpec.from_dict({
+        "problem": problem, "clip": {"rule": "classic", "lam": 1.0}, "schedule": "1/(t+1)",
+        "paths": 10000, "steps": 50, "seed": 1, "xi_paths": 10000,
+        "record": ["running_max", "xi"] if event == "xi" else ["running_max"]})
+    sim = simulate(spec)
+    problem, rule = spec.make_problem(), spec.make_rule()
     hits = sim.arrays[key] >= level
     p_mc = hits.mean()
     se_mc = math.sqrt(p_mc * (1 - p_mc) / len(hits))
