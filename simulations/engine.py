@@ -107,7 +107,7 @@ class Simulation:
         ``key="first_exit_norm"`` gives the same for ‖θ(s)‖ > M.
         """
         out = []
-        first = self.arrays.get(key)
+        first = self.arrays.get(key, np.zeros((self.paths, 0), dtype=np.int64))
         for j, radius in enumerate(self.setting["radii"]):
             steps = first[:, j][first[:, j] >= 0]
             out.append({
@@ -198,7 +198,7 @@ def simulate(run: RunSpec, execution: Execution | None = None) -> Simulation:
         "radii": list(run.radii), "dtype": run.dtype, "guard": guard, "record": list(run.record),
         "backend": "fused" if use_fused else "torch",
     }
-    ckdir = ex.checkpoint_dir
+    ckdir = None if ex.checkpoint_dir is None else Path(ex.checkpoint_dir)
     saved_chunks: list[dict[str, torch.Tensor]] = []
     partial = None
     if ckdir is not None:
@@ -273,6 +273,7 @@ def _run_chunk(ctx: _Context, rows: torch.Tensor, first_row: int,
         obs.state = partial["observers"]
     words_per_step = run.batch * problem.words_per_sample
     block = max(1, min(steps, WORD_BUDGET // max(1, len(rows) * words_per_step)))
+    blocks: _FusedBlocks | _TorchBlocks
     if ctx.fused:
         block = max(block, min(steps, 256))
         blocks = _FusedBlocks(ctx, rows, theta0, obs)

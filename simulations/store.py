@@ -23,7 +23,7 @@ import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -124,11 +124,17 @@ class RunStore:
                 index = {}
         except (OSError, ValueError):
             index = {}
-        names = index.get(key) if isinstance(index.get(key), list) else []
+        known = index.get(key)
+        names: list[str] = known if isinstance(known, list) else []
         if name not in names:
             index[key] = [*names, name]
-            text = json.dumps(index, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
-            results.atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+            data = (json.dumps(index, indent=1, sort_keys=True, ensure_ascii=False)
+                    + "\n").encode("utf-8")
+
+            def write(f: IO[bytes]) -> None:
+                f.write(data)
+
+            results.atomic_write(path, write)
 
 
 @functools.cache
