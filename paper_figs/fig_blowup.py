@@ -59,7 +59,7 @@ AMS_LABEL = "splitting (AMS)"
 AMS_IMPORTANCE = "max"
 #: AMS levels of the near scenario per panel (quick, full): off the atoms λ·Σ_{t<s} a(t)
 AMS_LEVELS = {"a": ((0.9, 1.2), (1.2, 1.65, 1.95, 2.2)),
-              "b": ((2.0,), (2.0, 2.6, 3.2, 3.8))}
+              "b": ((2.0,), (2.0, 2.65, 3.2, 3.8))}
 
 
 CLAIMS = ("L1-paper", "L1-mart", "A3")
