@@ -270,8 +270,10 @@ def test_constant_and_as_schedule():
     assert isinstance(as_schedule("1/(t+1)"), PowerSchedule)
     with pytest.raises(ValueError):
         as_schedule(True)
+    with pytest.raises(ValueError, match="positive"):
+        as_schedule([1, -2])
     with pytest.raises(ValueError):
-        as_schedule([1, 2])
+        as_schedule(object())
 
 
 # ----------------------------------------------------------------------------- expression sums
