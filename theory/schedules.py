@@ -180,6 +180,12 @@ class Schedule(ABC):
                 return 0
 
             limit = MAX_HORIZON if self.horizon is None else self.horizon
+            if self.horizon is None and self._converges(power):
+                # a(t) > 0: every partial sum is below the limit Σ_{t≥0}, which a level at (or
+                # within TIE_TOLERANCE of) it is never reached by (Σ 0.1·0.99^t never hits 10)
+                if mp.mpf(level) * (1 + TIE_TOLERANCE) >= self.partial_sum_estimate(
+                        None, power).value:
+                    return None
 
             def total(horizon: int) -> mp.mpf:
                 return self.partial_sum_estimate(min(horizon, limit), power).value
@@ -206,6 +212,14 @@ class Schedule(ABC):
                 else:
                     low, low_sum = middle, value
             return high
+
+    def _converges(self, power: float) -> bool:
+        """Whether Σ_{t≥0} a(t)^power is known to be finite (power laws: p·power > 1)."""
+        if isinstance(self, PowerSchedule):
+            return bool(self.exact_p * sp.nsimplify(power) > 1)
+        if isinstance(self, ExpressionSchedule) and self.horizon is None:
+            return _sympy_converges(self.expression ** sp.nsimplify(power)) is True
+        return False
 
     def describe(self) -> str:
         """One line naming the schedule and how its sums are computed."""
@@ -527,7 +541,7 @@ def _parse(text: str, horizon: int | None) -> sp.Expr:
     except Exception as error:  # sympy raises many kinds (SyntaxError, TokenError, TypeError…)
         why = " ".join(str(error).split()) or type(error).__name__
         raise ValueError(f"schedule: cannot parse {text!r} as an expression in t ({why})") from None
-    if not isinstance(expression, sp.Expr) or isinstance(expression, sp.logic.boolalg.Boolean):
+    if not isinstance(expression, sp.Expr):
         raise ValueError(f"schedule: {text!r} is not an expression in t")
     unknown = sorted(str(s) for s in expression.free_symbols if s != t)
     if unknown:
@@ -569,9 +583,10 @@ def _check_tokens(text: str) -> None:
                          "numbers, t, T (the horizon), + - * / ** ^ ( ) , < > <= >= and "
                          f"the functions {', '.join(sorted(FUNCTIONS))}")
     if unknown:
+        complex_unit = " (complex numbers are not step sizes)" if "I" in unknown else ""
         raise ValueError(f"schedule: unknown symbol(s) {', '.join(sorted(set(unknown)))} in "
-                         f"{text!r}; a schedule is an expression in t (T: the horizon) with "
-                         f"the functions {', '.join(sorted(FUNCTIONS))} and pi, E")
+                         f"{text!r}{complex_unit}; a schedule is an expression in t (T: the "
+                         f"horizon) with the functions {', '.join(sorted(FUNCTIONS))} and pi, E")
 
 
 def _check_code(code: str, names: set[str]) -> None:
