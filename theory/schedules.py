@@ -608,8 +608,11 @@ def _check_code(code: str, names: set[str]) -> None:
 
 
 def _constant_value(node: ast.AST) -> float | None:
-    """The float value of a constant subtree of sympy's code (None where it involves a name or
-    a function other than the number constructors); inf where it overflows."""
+    """The float value of a subtree of sympy's code at t = 0 (None where it involves a
+    function other than the number constructors); inf where it overflows. A heuristic guard
+    against exponents like 10**(t*0 + 10**9) that sympy would evaluate exactly, forever."""
+    if isinstance(node, ast.Name) and node.id == "t":
+        return 0.0
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
             and node.func.id in _NUMBER_CALLS and len(node.args) == 1 \
             and isinstance(node.args[0], ast.Constant):
@@ -629,8 +632,10 @@ def _constant_value(node: ast.AST) -> float | None:
                       ast.Pow: lambda a, b: abs(a) ** b}
         try:
             return float(operations[type(node.op)](left, right))
-        except (OverflowError, ZeroDivisionError, KeyError):
+        except (OverflowError, ZeroDivisionError):
             return math.inf
+        except (KeyError, TypeError):  # a complex power: let sympy decide
+            return None
     return None
 
 
