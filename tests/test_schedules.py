@@ -6,6 +6,7 @@ mpmath special functions (harmonic numbers, Hurwitz zeta via ``nsum``, ``sumem``
 plus the numbers published with the paper (Ramaswamy, ICPRAM 2023).
 """
 
+import json
 import math
 import re
 import time
@@ -765,3 +766,52 @@ def test_allowed_syntax_still_parses():
     for text, value in [("2^(-1)", 0.5), ("2t+1", 1.0), ("E**(-t)", 1.0), ("ceil(t/2)+1", 1.0),
                         ("abs(1-t)+1", 2.0), ("1e-3*(t+1)", 0.001), (".5", 0.5)]:
         assert parse_schedule(text, horizon=10)(np.array([0]))[0] == pytest.approx(value)
+
+
+# ----------------------------------------------------------------------------- simulations run
+SIM_KINDS = {  # a(t) written out here in plain Python, independently of the parser
+    "0.1": lambda k: 0.1,
+    "0.1*0.5**floor(t/100)": lambda k: 0.1 * 0.5 ** (k // 100),
+    "0.5*0.1*(1+cos(pi*t/T))": lambda k: 0.05 * (1 + math.cos(math.pi * k / 200)),
+    "Min(1,(t+1)/100)*0.1/sqrt(t+1)": lambda k: min(1, (k + 1) / 100) * 0.1 / math.sqrt(k + 1),
+    "Max(0.01, 0.1*(1-t/T))": lambda k: max(0.01, 0.1 * (1 - k / 200)),
+    "0.1*0.99**t": lambda k: 0.1 * 0.99**k,
+}
+
+
+@pytest.mark.parametrize("text", SIM_KINDS)
+def test_simulations_run_for_each_kind(text, tmp_path, capsys):
+    # y ~ N(100, 1), θ(0) = 0, classic clipping with λ = 1: every gradient is clipped to length 1
+    # toward y, so θ(s) = Σ_{t<s} a(t) and every path leaves the ball of radius M at the first
+    # s with Σ_{t<s} a(t) > M (M chosen between two partial sums, away from ties)
+    from simulations import cli
+
+    steps = 200
+    partial = np.cumsum([SIM_KINDS[text](k) for k in range(steps)])
+    radius = float((partial[59] + partial[60]) / 2)  # first exit at step 61
+    status = cli.main(["run", "--problem", "quadratic", "--noise", "normal", "--mean", "100",
+                       "--sd", "1", "--dim", "1", "--theta0", "0", "--clip", "classic", "--lam",
+                       "1", "--schedule", text, "--paths", "8", "--steps", str(steps),
+                       "--radius", str(radius), "--seed", "0", "--quiet", "--out",
+                       str(tmp_path)])
+    assert status == 0, capsys.readouterr().err
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert result["setting"]["schedule"] == text
+    (row,) = result["radii"]
+    assert row["exit_fraction"] == 1.0
+    assert row["first_exit_step"]["min"] == row["first_exit_step"]["max"] == 61
+
+
+@pytest.mark.parametrize("text, word", [("__import__('os')", "not allowed"),
+                                        ("sqrt(-1)", "complex"), ("I", "complex"),
+                                        ("(-1)**(t/2)", "complex"), ("x/(t+1)", "unknown")])
+def test_simulations_run_bad_schedule_is_one_line_and_exit_2(text, word, tmp_path, capsys):
+    from simulations import cli
+
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["run", "--problem", "quadratic", "--clip", "classic", "--lam", "1",
+                  "--schedule", text, "--paths", "4", "--steps", "10", "--quiet", "--out",
+                  str(tmp_path)])
+    assert stop.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "argument --schedule" in lines[0] and word in lines[0], lines
