@@ -1,6 +1,7 @@
 r"""Step-size schedules a(t), t = 0, 1, 2, ... (the index starts at 0).
 
-Two kinds of schedule:
+Three kinds of schedule (text is read by :func:`parse_schedule`, which never runs Python: a
+token whitelist, a node-by-node check of sympy's translation, evaluation without builtins):
 
 * :class:`PowerSchedule`: a(t) = c / (t + t0)^p with c > 0 and t0 > 0 (p = 0 is the constant c,
   p = 1 the harmonic schedule). Its partial sums have closed forms in the Hurwitz zeta function
@@ -23,7 +24,17 @@ Two kinds of schedule:
       |R_m| ≤ 2ζ(2m)/(2π)^{2m} · ∫_N^T |f^{(2m)}(x)| dx,
 
   with m = ``EM_ORDER``, derivatives from sympy and integrals by mpmath quadrature; the bound on
-  |R_m| (plus the quadrature's own error estimate) is returned as the stated error.
+  |R_m| (plus the quadrature's own error estimate) is returned as the stated error. An
+  expression with T (the horizon: cosine decay ``0.05*(1+cos(pi*t/T))``), or positive on the
+  horizon only, is given for t < T only (:attr:`Schedule.horizon`).
+
+* :class:`SampledSchedule`: a(t) on a finite horizon t < n from its float64 values: a numpy
+  array or sequence, a Python callable, or an expression that is not smooth (floor, ceil, Min,
+  Max, Abs, Piecewise: step decay, warmup, linear decay to a floor). Its sums are the
+  correctly rounded ``math.fsum`` of the values; nothing symbolic is computed.
+
+A schedule given on a finite horizon has no Σ_{t≥0} (γ raises ValueError), and (A2), a
+statement about t → ∞, is "not applicable" for it.
 
 All sums are computed with mpmath at ``DPS`` significant digits, so that a single step is
 resolved even at T ~ 10^15 (where float64 cannot tell Σ_{t<T} a(t) from Σ_{t<T+1} a(t)).
