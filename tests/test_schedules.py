@@ -815,3 +815,12 @@ def test_simulations_run_bad_schedule_is_one_line_and_exit_2(text, word, tmp_pat
     assert stop.value.code == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and "argument --schedule" in lines[0] and word in lines[0], lines
+
+
+def test_positive_beyond_the_horizon_keeps_all_t():
+    # sympy cannot decide (2 + sin t)/(t+1) > 0, the values can: the schedule stays one on all
+    # t ≥ 0 (infinite sums, (A2)); 1 − t/10 is positive on t < 10 only
+    schedule = parse_schedule("(2+sin(t))/(t+1)", horizon=1000)
+    assert schedule.horizon is None and schedule.partial_sum(None) == math.inf
+    assert parse_schedule("1-t/10", horizon=10).horizon == 10
+    assert parse_schedule("0.05*(1+cos(pi*t/1000))", horizon=1000).horizon == 1000

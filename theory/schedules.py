@@ -805,10 +805,23 @@ def check_positive(schedule: Schedule, horizon: int | None = None) -> int | None
     else ``horizon``. Power schedules are positive by construction, sampled ones are checked
     value by value on their horizon. For expressions: sympy's assumption system first (t a
     non-negative integer); where it cannot decide, the values at every t below
-    min(horizon, GRID_DENSE) and at log-spaced t up to the horizon (or 10^15) are checked.
+    min(horizon, GRID_DENSE) and at log-spaced t up to the horizon (or 10^15) are checked, and
+    with a horizon, the same check without it says whether a(t) > 0 beyond it too.
     """
     if isinstance(schedule, PowerSchedule):
         return None
+    if horizon is not None and schedule.horizon is None and \
+            isinstance(schedule, ExpressionSchedule) and not schedule.expression.is_positive:
+        _check_values(schedule, horizon)
+        try:
+            return _check_values(schedule, None)
+        except ValueError:  # positive on the horizon only
+            return _check_horizon(horizon)
+    return _check_values(schedule, horizon)
+
+
+def _check_values(schedule: Schedule, horizon: int | None) -> int | None:
+    """The value checks of :func:`check_positive`."""
     if isinstance(schedule, SampledSchedule):
         end, steps = schedule.horizon, None
     else:
