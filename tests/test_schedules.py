@@ -824,3 +824,24 @@ def test_positive_beyond_the_horizon_keeps_all_t():
     assert schedule.horizon is None and schedule.partial_sum(None) == math.inf
     assert parse_schedule("1-t/10", horizon=10).horizon == 10
     assert parse_schedule("0.05*(1+cos(pi*t/1000))", horizon=1000).horizon == 1000
+
+
+ALPHABET = ["t", "T", "1", "0.5", "2", "10", "+", "-", "*", "/", "**", "^", "(", ")", ",", "<",
+            ">=", "sqrt", "exp", "log", "cos", "floor", "Min", "Max", "Piecewise", "pi", "E",
+            "True", "abs", "ceil", "tanh", "1e-3", "(t+1)"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(words=st.lists(st.sampled_from(ALPHABET), min_size=1, max_size=8),
+       spaced=st.booleans(), horizon=st.sampled_from([None, 50]))
+def test_any_text_of_allowed_tokens_is_a_schedule_or_one_line_value_error(words, spaced,
+                                                                          horizon):
+    text = (" " if spaced else "").join(words)
+    try:
+        schedule = parse_schedule(text, horizon=horizon)
+        total = schedule.partial_sum(20)
+    except ValueError as error:
+        assert "\n" not in str(error) and str(error).startswith(("schedule:", "horizon:"))
+    else:
+        values = schedule(np.arange(20))
+        assert np.all(values > 0) and total == pytest.approx(math.fsum(values), rel=1e-12)

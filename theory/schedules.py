@@ -156,7 +156,11 @@ class Schedule(ABC):
         if horizon == 0:
             return SumEstimate(mp.mpf(0), mp.mpf(0), "empty sum")
         with mp.workdps(DPS):
-            return self._sum(horizon, power)
+            try:
+                return self._sum(horizon, power)
+            except (OverflowError, MemoryError) as error:  # exp(exp(t)): 2^(10^1779) bits
+                raise ValueError(f"schedule: the sums of a(t) = {self.source} overflow "
+                                 f"({type(error).__name__})") from None
 
     def partial_sum(self, horizon: int | None, power: float = 1) -> float:
         """Σ_{t<T} a(t)^power as a float (``inf`` for a divergent infinite sum)."""
@@ -191,6 +195,10 @@ class Schedule(ABC):
                 return 0
 
             limit = MAX_HORIZON if self.horizon is None else self.horizon
+            if isinstance(self, PowerSchedule) and self.exact_p <= 0 and power > 0:
+                # a(t) ≥ a(0) for every t: the level is reached by T = ⌈level/a(0)^power⌉
+                first = (_mp(self.exact_c) * _mp(self.exact_t0) ** -_mp(self.exact_p)) ** power
+                limit = min(limit, int(mp.ceil(target / first)) + 1)
             if self.horizon is None and self._converges(power):
                 # a(t) > 0: every partial sum is below the limit Σ_{t≥0}, which a level at (or
                 # within TIE_TOLERANCE of) it is never reached by (Σ 0.1·0.99^t never hits 10)
@@ -419,11 +427,11 @@ class SampledSchedule(Schedule):
         partial, largest = [], 0.0
         for begin in range(0, horizon, CHUNK):
             terms = self._terms(begin, min(begin + CHUNK, horizon), power)
-            partial.append(math.fsum(terms))
+            partial.append(_fsum(terms))
             largest = max(largest, float(np.max(terms)))
         exact = self._exact_values and power == 1
         error = 0.0 if exact else 4 * horizon * np.finfo(np.float64).eps * largest
-        return SumEstimate(mp.mpf(math.fsum(partial)), mp.mpf(error),
+        return SumEstimate(mp.mpf(_fsum(partial)), mp.mpf(error),
                            "fsum of the given values" if exact else "direct float64 summation")
 
     def log_product(self, scale: float, horizon: int | None) -> SumEstimate:
@@ -431,7 +439,7 @@ class SampledSchedule(Schedule):
         horizon = None if horizon is None else _check_horizon(horizon)
         self._check_within(horizon)
         terms = np.log1p(float(scale) * self(np.arange(horizon, dtype=np.float64)))
-        return SumEstimate(mp.mpf(math.fsum(terms)), mp.mpf(0), "direct float64 summation")
+        return SumEstimate(mp.mpf(_fsum(terms)), mp.mpf(0), "direct float64 summation")
 
     def horizon_for_sum(self, level: float, power: float = 1) -> int | None:
         """The smallest T ≤ n with math.fsum(a(0)^k, …, a(T−1)^k) ≥ level; None if Σ_{t<n} < level.
@@ -444,7 +452,7 @@ class SampledSchedule(Schedule):
         terms = self._terms(0, self.horizon, power)
 
         def reached(count: int) -> bool:
-            return math.fsum(terms[:count]) >= target
+            return _fsum(terms[:count]) >= target
 
         if not reached(self.horizon):
             return None
@@ -513,6 +521,14 @@ def parse_schedule(text: str, horizon: int | None = None) -> Schedule:
     if horizon is not None:
         horizon = _check_horizon(horizon)
     expression = _parse(text, horizon)
+    try:
+        return _make_schedule(expression, text, horizon)
+    except Exception as error:  # sympy or numpy refusing an odd combination (exp(True), …)
+        raise _cannot("evaluate", text, error) from None
+
+
+def _make_schedule(expression: sp.Expr, text: str, horizon: int | None) -> Schedule:
+    """The schedule of a parsed expression (see :func:`parse_schedule`), checked positive."""
     finite = horizon if _uses_horizon(text) else None
     if not expression.has(t):
         schedule: Schedule = _constant_schedule(expression, text)
@@ -545,13 +561,14 @@ def _parse(text: str, horizon: int | None) -> sp.Expr:
     names = {**FUNCTIONS, **CONSTANTS, **_NUMBER_CALLS}
     try:
         code = stringify_expr(text, local, dict(names), _TRANSFORMATIONS)
-        _check_code(code, {*local, *names})
-        expression = eval_expr(code, local, {**names, "__builtins__": {}})
-    except ValueError:
-        raise
+        tree = ast.parse(code, mode="eval")
     except Exception as error:  # sympy raises many kinds (SyntaxError, TokenError, TypeError…)
-        why = " ".join(str(error).split()) or type(error).__name__
-        raise ValueError(f"schedule: cannot parse {text!r} as an expression in t ({why})") from None
+        raise _cannot("parse", text, error) from None
+    _check_code(tree, {*local, *names})
+    try:
+        expression = eval_expr(code, local, {**names, "__builtins__": {}})
+    except Exception as error:  # SympifyError, TypeError, sympy's own ValueErrors…
+        raise _cannot("parse", text, error) from None
     if not isinstance(expression, sp.Expr):
         raise ValueError(f"schedule: {text!r} is not an expression in t")
     unknown = sorted(str(s) for s in expression.free_symbols if s != t)
@@ -600,10 +617,18 @@ def _check_tokens(text: str) -> None:
                          f"horizon) with the functions {', '.join(sorted(FUNCTIONS))} and pi, E")
 
 
-def _check_code(code: str, names: set[str]) -> None:
+def _cannot(what: str, text: str, error: Exception) -> ValueError:
+    """The one-line ValueError for text that sympy or numpy could not handle."""
+    if isinstance(error, ValueError) and str(error).startswith(("schedule:", "horizon:")):
+        return error
+    why = " ".join(str(error).split()) or type(error).__name__
+    goal = "an expression in t" if what == "parse" else "a step size"
+    return ValueError(f"schedule: cannot {what} {text!r} as {goal} ({why})")
+
+
+def _check_code(tree: ast.AST, names: set[str]) -> None:
     """Check sympy's translation node by node: only arithmetic, comparisons, tuples, calls of
     allowed names, and constant powers with |exponent| ≤ MAX_CONSTANT_EXPONENT."""
-    tree = ast.parse(code, mode="eval")
     for node in ast.walk(tree):
         if not isinstance(node, _AST_NODES):
             raise ValueError(f"schedule: {type(node).__name__} is not allowed in a schedule")
@@ -1016,10 +1041,10 @@ def _direct_float_sum(f_numpy: Callable, horizon: int) -> SumEstimate:
     for begin in range(0, horizon, chunk):
         steps = np.arange(begin, min(begin + chunk, horizon), dtype=np.float64)
         values = np.broadcast_to(np.asarray(f_numpy(steps), dtype=np.float64), steps.shape)
-        partial.append(math.fsum(values))
+        partial.append(_fsum(values))
         largest = max(largest, float(np.max(np.abs(values))))
     error = 4 * horizon * np.finfo(np.float64).eps * largest
-    return SumEstimate(mp.mpf(math.fsum(partial)), mp.mpf(error), "direct float64 summation")
+    return SumEstimate(mp.mpf(_fsum(partial)), mp.mpf(error), "direct float64 summation")
 
 
 @functools.lru_cache(maxsize=256)
@@ -1079,3 +1104,11 @@ def _finite_a2(horizon: int) -> A2Verdict:
     return A2Verdict(None, None, None,
                      f"not applicable: a(t) is given for t < {horizon} only (a finite horizon); "
                      "(A2) is about Σ a(t) and Σ a(t)² as t → ∞")
+
+
+def _fsum(values: ArrayLike) -> float:
+    """math.fsum, with inf where the exact sum overflows float64 (fsum raises there)."""
+    try:
+        return math.fsum(values)
+    except OverflowError:
+        return math.inf
