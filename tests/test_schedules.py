@@ -795,7 +795,8 @@ def test_simulations_run_for_each_kind(text, tmp_path, capsys):
                        "--radius", str(radius), "--seed", "0", "--quiet", "--out",
                        str(tmp_path)])
     assert status == 0, capsys.readouterr().err
-    result = json.loads((tmp_path / "result.json").read_text())
+    (saved,) = tmp_path.rglob("result.json")  # OUT/result.json or OUT/runs/<key>/result.json
+    result = json.loads(saved.read_text())
     assert result["setting"]["schedule"] == text
     (row,) = result["radii"]
     assert row["exit_fraction"] == 1.0
