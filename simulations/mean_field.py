@@ -33,8 +33,9 @@ every step on every tracked path. How (the first that applies):
 
 * **Exact finite sum**, B = 1 and μ finite (a dataset, a discrete or point law; a point law for
   any B): H(θ) = Σ_s w_s · clip(∇ℓ(θ; ξ_s)), the clipped per-sample gradients of the S atoms for
-  all N points, computed as (N, S) pairs in pieces of at most ``MAX_ROWS`` rows (the pieces cut
-  both the points and the atoms, so a dataset of any size needs bounded memory).
+  all N points, computed as (N, S) pairs in pieces of at most ``MAX_ROWS`` rows and
+  ``MAX_ENTRIES`` gradient entries (the pieces cut both the points and the atoms, so a dataset
+  of any size needs bounded memory).
 
 * **Monte Carlo with common random numbers** otherwise (B > 1 without a closed form, a
   d-dimensional law under a norm-based rule): the same S = ``samples`` minibatches, drawn once
@@ -64,10 +65,13 @@ from simulations import sampling
 from simulations.problems import Problem, Quadratic
 from simulations.rules import ClipRule
 
-__all__ = ["MAX_ROWS", "HEstimate", "MeanField", "evaluator", "field", "mean_field",
+__all__ = ["MAX_ENTRIES", "MAX_ROWS", "HEstimate", "MeanField", "evaluator", "field", "mean_field",
            "normal_clamp_mean", "t_cdf", "t_clamp_mean"]
 
 MAX_ROWS = 1 << 16  #: rows (point × atom or point × draw pairs) evaluated in one batch
+#: and at most this many entries rows·P per batch: per-sample gradients of a few MB stay in
+#: cache (a 20–25–1 MLP, P = 551: 1903 rows per batch, three times faster than 65536)
+MAX_ENTRIES = 1 << 20
 
 _ADAPTIVE = ("adaptive", "layerwise", "unitwise")
 
@@ -160,10 +164,20 @@ def _clipped(problem: Problem, rule: ClipRule, theta: torch.Tensor, batch: Any) 
     return out.direction if out.direction is not None else g * out.scale[:, None]
 
 
-def _pieces(n_points: int, n_rows: int) -> tuple[int, int]:
-    """Points and rows (atoms or draws) per piece, with points·rows ≤ MAX_ROWS where possible."""
-    rows = min(n_rows, MAX_ROWS)
-    return max(1, MAX_ROWS // rows), rows
+def _tile(points: torch.Tensor, times: int) -> torch.Tensor:
+    """Each of the k points repeated ``times`` times, (k·times, P); one point is expanded, not
+    copied (a quarter faster for an MLP's 1000 atoms)."""
+    if len(points) == 1:
+        return points.expand(times, -1)
+    return points.repeat_interleave(times, 0)
+
+
+def _pieces(n_rows: int, n_params: int) -> tuple[int, int]:
+    """Points and rows (atoms or draws) per piece: points·rows ≤ min(MAX_ROWS,
+    MAX_ENTRIES/P) where possible (one point with at least one row)."""
+    cap = max(1, min(MAX_ROWS, MAX_ENTRIES // n_params))
+    rows = min(n_rows, cap)
+    return max(1, cap // rows), rows
 
 
 class MeanField:
@@ -252,13 +266,13 @@ class MeanField:
         n, p = theta.shape
         s = len(weights)
         out = torch.zeros_like(theta)
-        step_pts, step_rows = _pieces(n, s)
+        step_pts, step_rows = _pieces(s, p)
         for i in range(0, n, step_pts):
             part = theta[i:i + step_pts]
             k = len(part)
             for j in range(0, s, step_rows):
                 idx = torch.arange(j, min(s, j + step_rows), device=theta.device)
-                d = _clipped(problem, rule, part.repeat_interleave(len(idx), 0),
+                d = _clipped(problem, rule, _tile(part, len(idx)),
                              problem.batch_of(atoms, idx.repeat(k)))
                 out[i:i + k] += (d.view(k, len(idx), p) * weights[idx, None]).sum(1)
         return out
@@ -271,13 +285,13 @@ class MeanField:
         big = self.samples
         mean = torch.zeros(n, p, dtype=torch.float64, device=theta.device)
         m2 = torch.zeros_like(mean)
-        step_pts, step_rows = _pieces(n, big)
+        step_pts, step_rows = _pieces(big, p)
         for i in range(0, n, step_pts):
             part = theta[i:i + step_pts]
             k, seen = len(part), 0
             for j in range(0, big, step_rows):
                 idx = torch.arange(j, min(big, j + step_rows), device=theta.device)
-                d = _clipped(problem, rule, part.repeat_interleave(len(idx), 0),
+                d = _clipped(problem, rule, _tile(part, len(idx)),
                              problem.batch_of(draws, idx.repeat(k)))
                 d = d.view(k, len(idx), p).to(torch.float64)
                 cm = d.mean(1)

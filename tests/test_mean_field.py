@@ -130,6 +130,9 @@ def test_finite_dataset_exact_against_loop(name, finite_problems):
         scale = max(1.0, float(np.abs(expected).max()))
         np.testing.assert_allclose(est.value.numpy(), expected, rtol=1e-6, atol=1e-6 * scale,
                                    err_msg=f"{name}, {kind}")
+        one = mean_field(problem, rule, torch.from_numpy(pts[1:2]))  # a single point
+        np.testing.assert_allclose(one.value.numpy(), expected[1:2], rtol=1e-6,
+                                   atol=1e-6 * scale, err_msg=f"{name}, {kind}, one point")
 
 
 def test_finite_sum_in_pieces(finite_problems, monkeypatch):
