@@ -272,9 +272,16 @@ class MeanField:
             k = len(part)
             for j in range(0, s, step_rows):
                 idx = torch.arange(j, min(s, j + step_rows), device=theta.device)
-                d = _clipped(problem, rule, _tile(part, len(idx)),
-                             problem.batch_of(atoms, idx.repeat(k)))
-                out[i:i + k] += (d.view(k, len(idx), p) * weights[idx, None]).sum(1)
+                rows = _tile(part, len(idx))
+                g = problem.grad(rows, problem.batch_of(atoms, idx.repeat(k)))
+                coef = weights[idx].expand(k, -1)
+                if rule.kind != "projection":
+                    c = rule.apply(g, rows, problem.layout)
+                    if c.scale is None:
+                        g = c.direction
+                    else:  # g/c = scale·g: fold the scale into the weights, one pass over g
+                        coef = coef * c.scale.view(k, -1)
+                out[i:i + k] += torch.bmm(coef[:, None, :], g.view(k, len(idx), p))[:, 0]
         return out
 
     def _monte_carlo(self, theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
