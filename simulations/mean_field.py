@@ -354,7 +354,12 @@ def field(problem: Problem, rule: ClipRule, *, batch: int = 1, samples: int = 40
           seed: int = 0, device: torch.device | str = "cpu"):
     """H = E_μ[g/c] of ``problem`` under ``rule`` as a numpy callable for
     :mod:`theory.equilibria`: θ of shape (P,) or (N, P) (float64) to H(θ) of the same shape,
-    computed by :func:`mean_field` in float64 (exact where it is exact)."""
+    computed by :func:`mean_field` in float64 (exact where it is exact).
+
+    The callable has a ``jacobian(θ)`` attribute, θ of shape (P,): the forward-difference
+    Jacobian J[i, j] ≈ (H_i(θ + δ_j e_j) − H_i(θ))/δ_j, δ_j = √ε_mach·max(1, |θ_j|), from one
+    batched evaluation at the P + 1 points (a root finder's or a stiff ODE solver's own
+    differences call H once per column)."""
     h_of = evaluator(problem, rule, batch=batch, samples=samples, seed=seed, device=device)
 
     def h(theta: np.ndarray) -> np.ndarray:
@@ -362,4 +367,12 @@ def field(problem: Problem, rule: ClipRule, *, batch: int = 1, samples: int = 40
         points = torch.as_tensor(arr.reshape(-1, problem.n_params), device=device)
         return h_of(points).value.cpu().numpy().reshape(arr.shape)
 
+    def jacobian(theta: np.ndarray) -> np.ndarray:
+        x = np.asarray(theta, dtype=np.float64).reshape(problem.n_params)
+        delta = math.sqrt(np.finfo(np.float64).eps) * np.maximum(1.0, np.abs(x))
+        delta = (x + delta) - x  # a step that is exact in floating point
+        values = h(np.vstack([x, x + np.diag(delta)]))
+        return (values[1:] - values[0]).T / delta
+
+    h.jacobian = jacobian
     return h

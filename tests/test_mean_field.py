@@ -627,3 +627,23 @@ def test_evaluator_is_cached_and_checks_its_arguments():
     for bad in (dict(batch=0), dict(samples=1), dict(batch=1.5)):
         with pytest.raises(ValueError, match=next(iter(bad))):
             evaluator(problem, rule, **bad)
+
+
+def test_field_jacobian_against_analytic_derivatives():
+    """field(...).jacobian: the Hessian 2/n·[X 1]ᵀ[X 1] of unclipped least squares, and
+    dH/dθ = L·P(|z| < λ) = L[Φ(β) − Φ(α)] for the 1-D normal quadratic under classic clipping."""
+    from simulations.mean_field import field
+
+    problem = make_problem("linear-regression", n=6, dim=3)
+    xa = np.hstack([problem.x, np.ones((problem.n, 1))])
+    theta = np.array([0.3, -1.0, 2.0, 0.5])
+    jac = field(problem, ClipRule("none")).jacobian(theta)
+    np.testing.assert_allclose(jac, 2.0 / problem.n * xa.T @ xa, rtol=1e-6, atol=1e-6)
+
+    mean, sd, lam, L = 0.2, 1.1, 0.7, 1.8
+    quad = make_problem("quadratic", mean=mean, sd=sd, curvature=L)
+    for th in (-1.0, 0.2, 2.5):
+        m, s = L * (th - mean), L * sd
+        want = L * (stats.norm.cdf((lam - m) / s) - stats.norm.cdf((-lam - m) / s))
+        got = field(quad, ClipRule("classic", lam=lam)).jacobian(np.array([th]))
+        assert got.shape == (1, 1) and abs(got[0, 0] - want) < 1e-6
