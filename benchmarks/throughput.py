@@ -34,6 +34,7 @@ numpy reference for the same minibatch indices (the engine's own indices), to 1e
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -51,8 +52,7 @@ import baselines as bl  # noqa: E402
 from simulations import sampling  # noqa: E402
 from simulations.engine import simulate  # noqa: E402
 from simulations.problems import make_problem  # noqa: E402
-from simulations.rules import ClipRule  # noqa: E402
-from theory.schedules import as_schedule  # noqa: E402
+from simulations.spec import Execution, RunSpec  # noqa: E402
 
 SCHEDULE = "0.05/(1+t/100)"
 LAM = 1.0
@@ -68,16 +68,19 @@ def engine_indices(seed: int, paths: int, steps: int, batch: int) -> np.ndarray:
     return sampling.uniform_indices(w, 1000).numpy()
 
 
-_PROBLEMS = {}
+@functools.cache
+def run_spec(model: str, paths: int, steps: int, batch: int, dtype, seed: int) -> RunSpec:
+    """The run (built and checked once per size, outside any timing)."""
+    return RunSpec.from_dict({
+        "problem": {"name": PROBLEMS[model]}, "clip": {"rule": "classic", "lam": LAM},
+        "schedule": SCHEDULE, "paths": paths, "steps": steps, "batch": batch, "seed": seed,
+        "dtype": dtype, "record": ()})
 
 
 def run_engine(model: str, paths: int, steps: int, batch: int, dtype, seed: int = 0, **kw):
-    """The engine's endpoints; the problem and schedule are built once, outside any timing."""
-    if model not in _PROBLEMS:
-        _PROBLEMS[model] = make_problem(PROBLEMS[model]), as_schedule(SCHEDULE)
-    problem, schedule = _PROBLEMS[model]
-    sim = simulate(problem, ClipRule("classic", lam=LAM), schedule, paths=paths, steps=steps,
-                   batch=batch, seed=seed, dtype=dtype, record=(), progress=False, **kw)
+    """The engine's endpoints (``kw``: the Execution's settings, e.g. ``backend``)."""
+    sim = simulate(run_spec(model, paths, steps, batch, dtype, seed),
+                   Execution(progress=False, **kw))
     return sim.arrays["endpoints"], sim.setting["backend"]
 
 

@@ -2,5 +2,5 @@
 
 One module per figure (``fig_*.py``), each with ``NAME`` and ``make(ctx) -> list[Path]``; they
 share the style of :mod:`paper_figs.style`, the CSV layout of :mod:`paper_figs.data` and the
-result cache of :mod:`paper_figs.store`.
+run store of :mod:`simulations.store` (through :func:`paper_figs.runs.simulation`).
 """

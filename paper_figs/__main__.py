@@ -1,12 +1,12 @@
 r"""``python -m paper_figs [--quick] [--out DIR] [--from DIR] [--only NAME ...]``.
 
 Writes every figure (PDF, PNG and CSV each) and the tables of a write-up into ``--out``
-(default ``paper-figures``). Simulation results are kept in ``OUT/results`` (one file per
-setting, written atomically), so a rerun, or an interrupted run started again, reuses
-everything already computed; ``--from DIR`` draws every figure from ``DIR/results`` without
-simulating and copies the tables from ``DIR/tables``. ``OUT/manifest.json`` lists what was
-written and what is missing. Exit status 0 when everything was made, 1 when something failed or
-is missing, 2 on bad usage.
+(default ``paper-figures``). Simulation results are kept in the run store ``OUT/runs`` (one
+folder per run spec, :mod:`simulations.store`, written atomically), so a rerun, or an
+interrupted run started again, reuses everything already computed; ``--from DIR`` draws every
+figure from ``DIR/runs`` without simulating and copies the tables from ``DIR/tables``.
+``OUT/manifest.json`` lists what was written and what is missing. Exit status 0 when
+everything was made, 1 when something failed or is missing, 2 on bad usage.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from tqdm.auto import tqdm
 
 from paper_figs import tables
 from paper_figs.runs import Context
-from paper_figs.store import Store, atomic_path
+from paper_figs.store import atomic_path
+from simulations.store import RunStore
 
 FIGURES = ("fig_blowup", "fig_growth", "fig_claim2", "fig_equilibria", "fig_ode",
            "fig_lemma3", "fig_schedules")
@@ -48,14 +49,14 @@ def main(argv: list[str] | None = None) -> int:
     quick = args.quick
     if args.source is not None:
         saved = args.source / "manifest.json"
-        if not (args.source / "results").is_dir():
-            print(f"error: --from {args.source}: no results folder there", file=sys.stderr)
+        if not (args.source / "runs").is_dir():
+            print(f"error: --from {args.source}: no runs folder there", file=sys.stderr)
             return 2
         if saved.exists():
             quick = bool(json.loads(saved.read_text(encoding="utf-8"))["quick"])
-        store = Store(args.source / "results", read_only=True)
+        store = RunStore(args.source / "runs", read_only=True)
     else:
-        store = Store(args.out / "results")
+        store = RunStore(args.out / "runs")
     ctx = Context(store=store, out=args.out, quick=quick)
     wanted = args.only or (*FIGURES, "tables")
     manifest: dict = {"quick": quick, "from": None if args.source is None else str(args.source),

@@ -38,7 +38,7 @@ def measure(ctx: Context, scenario: str) -> dict[str, np.ndarray]:
     arrays = simulation(
         ctx, f"blowup-{scenario}",
         problem={"name": "quadratic", "noise": "normal", "mean": SCENARIOS[scenario], "sd": 1.0},
-        rule={"kind": "classic", "lam": LAM}, schedule=SCHEDULE, paths=paths, steps=steps,
+        clip={"rule": "classic", "lam": LAM}, schedule=SCHEDULE, paths=paths, steps=steps,
         seed=1, record=["running_max", "xi"], xi_paths=paths, progress=None)
     xi_max = arrays["xi_max"] if "xi_max" in arrays else arrays["xi_norm_at"].max(axis=1)
     return {"max_deviation": arrays["max_deviation"], "xi_max": xi_max, "steps": steps}

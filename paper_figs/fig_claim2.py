@@ -20,8 +20,7 @@ import torch
 
 from paper_figs import style
 from paper_figs.data import Rows, series
-from paper_figs.runs import Context, simulation
-from paper_figs.store import Arrays
+from paper_figs.runs import Arrays, Context, simulation
 from simulations import sampling
 from simulations.engine import Simulation
 from simulations.problems import Problem
@@ -65,7 +64,7 @@ def make(ctx: Context) -> list[Path]:
     rows: Rows = []
     for ax, (panel, (lam, eps)) in zip(axes, SETTINGS.items(), strict=True):
         d = simulation(ctx, f"claim2-{panel}", problem=PROBLEM,
-                       rule={"kind": "adaptive", "lam": lam, "eps": eps}, schedule=SCHEDULE,
+                       clip={"rule": "adaptive", "lam": lam, "eps": eps}, schedule=SCHEDULE,
                        paths=kept, steps=steps, seed=SEED, record=["paths", "claim2"],
                        keep_paths=kept, reduce=visited_points, progress=None)
         k = bounds.claim2_constants(lam, eps)

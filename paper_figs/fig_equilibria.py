@@ -56,7 +56,7 @@ def make(ctx: Context) -> list[Path]:
     ends, means, errors = [], [], []
     for lam in lams:
         d = simulation(ctx, f"equilibria-{lam:g}", problem=PROBLEM,
-                       rule={"kind": "classic", "lam": lam}, schedule=SCHEDULE, paths=paths,
+                       clip={"rule": "classic", "lam": lam}, schedule=SCHEDULE, paths=paths,
                        steps=steps, seed=4, record=[], progress=None)
         end = d["endpoints"][:, 0]
         ends.append(end)

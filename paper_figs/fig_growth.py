@@ -19,8 +19,7 @@ import numpy as np
 
 from paper_figs import style
 from paper_figs.data import Rows, series
-from paper_figs.runs import Context, simulation
-from paper_figs.store import Arrays
+from paper_figs.runs import Arrays, Context, simulation
 from simulations.engine import Simulation
 from simulations.problems import Problem
 from simulations.rules import ClipRule
@@ -32,9 +31,9 @@ SCHEDULE = "1/(t+1)"
 PROBLEM = {"name": "quadratic", "noise": "normal", "mean": 0.0, "sd": 1.0,
            "curvature": CURVATURE, "theta0": THETA0}
 RULES = {
-    "classic": {"kind": "classic", "lam": LAM},
-    "adaptive": {"kind": "adaptive", "lam": LAM, "eps": EPS},
-    "unclipped": {"kind": "none"},
+    "classic": {"rule": "classic", "lam": LAM},
+    "adaptive": {"rule": "adaptive", "lam": LAM, "eps": EPS},
+    "unclipped": {"rule": "none"},
 }
 COLOURS = {"classic": style.OKABE_ITO["blue"], "adaptive": style.OKABE_ITO["vermillion"],
            "unclipped": style.OKABE_ITO["green"]}
@@ -60,7 +59,7 @@ def envelopes(steps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def make(ctx: Context) -> list[Path]:
     paths, steps = ctx.size(400, 1000), ctx.size(1000, 10000)
-    data = {name: simulation(ctx, f"growth-{name}", problem=PROBLEM, rule=rule,
+    data = {name: simulation(ctx, f"growth-{name}", problem=PROBLEM, clip=rule,
                              schedule=SCHEDULE, paths=paths, steps=steps, seed=2,
                              record=["paths"], keep_paths=paths, reduce=norm_percentiles,
                              progress=None)

@@ -44,7 +44,7 @@ def make(ctx: Context) -> list[Path]:
     colours = [style.OKABE_ITO[k] for k in ("blue", "vermillion", "green", "orange", "purple")]
     for horizon, colour in zip(horizons, colours, strict=False):
         d = simulation(ctx, f"lemma3-{horizon}", problem=PROBLEM,
-                       rule={"kind": "classic", "lam": LAM}, schedule=SCHEDULE, paths=paths,
+                       clip={"rule": "classic", "lam": LAM}, schedule=SCHEDULE, paths=paths,
                        steps=horizon, seed=6, record=["xi"], xi_paths=paths, progress=None)
         anchors = np.array(sorted({int(horizon * f) for f in ANCHORS}))
         sup = d["xi_sup_after"]  # (paths, anchors)

@@ -20,8 +20,7 @@ import numpy as np
 
 from paper_figs import style
 from paper_figs.data import Rows, series
-from paper_figs.runs import Context, simulation
-from paper_figs.store import Arrays
+from paper_figs.runs import Arrays, Context, simulation
 from simulations.engine import Simulation
 from simulations.mean_field import field
 from simulations.problems import Problem
@@ -70,7 +69,7 @@ def make(ctx: Context) -> list[Path]:
     rows: Rows = []
     for ax, (panel, name) in zip(axes[:2], (("a", "quadratic"), ("b", "logistic")), strict=True):
         d = simulation(ctx, f"ode-{name}", problem=PROBLEMS[name],
-                       rule={"kind": "classic", "lam": 1.0}, schedule=SCHEDULE, paths=kept,
+                       clip={"rule": "classic", "lam": 1.0}, schedule=SCHEDULE, paths=kept,
                        steps=steps, seed=5, record=["paths"], keep_paths=kept,
                        reduce=tracking(starts_count, gap_paths), progress=None)
         tau, colour = d["tau"], COLOURS[name]

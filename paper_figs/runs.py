@@ -1,10 +1,10 @@
 r"""How a figure asks for simulations: a :class:`Context` (where results live, quick or full)
-and :func:`simulation`, which runs :func:`simulations.engine.simulate` once per setting and
-keeps its (reduced) arrays in the :class:`~paper_figs.store.Store`."""
+and :func:`simulation`, which builds a :class:`~simulations.spec.RunSpec` (through
+:meth:`~simulations.spec.RunSpec.from_dict`), runs it once and keeps its arrays, or what
+``reduce`` makes of them, in the run store (:class:`~simulations.store.RunStore`)."""
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,22 +12,24 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from paper_figs.store import Arrays, Store
 from simulations.engine import Simulation, simulate
-from simulations.problems import Problem, make_problem
+from simulations.problems import Problem
 from simulations.rules import ClipRule
+from simulations.spec import Execution, RunSpec, content_key
+from simulations.store import RunStore
 
-__all__ = ["Context", "simulation"]
+__all__ = ["Arrays", "Context", "simulation"]
 
 T = TypeVar("T")
+Arrays = dict[str, np.ndarray]
 
 
 @dataclass(frozen=True)
 class Context:
-    """Where a figure reads and writes: the result ``store``, the output folder ``out``, and
+    """Where a figure reads and writes: the run ``store``, the output folder ``out``, and
     whether this is the ``quick`` run."""
 
-    store: Store
+    store: RunStore
     out: Path
     quick: bool
 
@@ -39,24 +41,22 @@ class Context:
 Reduce = Callable[[Simulation, Problem, ClipRule], Arrays]
 
 
-def simulation(ctx: Context, name: str, *, problem: dict[str, Any], rule: dict[str, Any],
-               schedule: str, reduce: Reduce | None = None, **options: Any) -> Arrays:
-    """The arrays of ``simulate(make_problem(**problem), ClipRule(**rule), schedule,
-    **options)`` (or of ``reduce(sim, problem, rule)``), computed once per setting.
-
-    ``problem`` holds ``name`` and the problem's parameters; ``options`` the engine's keyword
-    arguments (``paths``, ``steps``, ``seed``, ``record``, ...), all JSON-ready.
+def simulation(ctx: Context, name: str, *, reduce: Reduce | None = None,
+               progress: bool | None = None, **run: Any) -> Arrays:
+    """The arrays of the run ``RunSpec.from_dict(run)`` (keys ``problem``, ``clip``,
+    ``schedule``, ``paths``, ``steps``, ``seed``, ``record``, ...), or of
+    ``reduce(sim, problem, rule)``, computed once per spec (and reduction) and saved in the
+    store under the spec's key (with a reduction: the key of the spec's key and
+    ``reduce.__qualname__``); ``name`` is the entry's name in the store's index.
     """
-    setting = {"problem": problem, "rule": rule, "schedule": schedule, "options": options,
-               "reduce": None if reduce is None else reduce.__qualname__}
+    spec = RunSpec.from_dict(run)
+    execution = Execution(progress=progress)
+    if reduce is None:
+        return dict(ctx.store.run(spec, lambda: simulate(spec, execution), name=name).arrays)
 
     def compute() -> Arrays:
-        spec = copy.deepcopy(problem)
-        made = make_problem(spec.pop("name"), **spec)
-        clip = ClipRule(**rule)
-        sim = simulate(made, clip, schedule, **options)
-        if reduce is None:
-            return {k: np.asarray(v) for k, v in sim.arrays.items()}
-        return reduce(sim, made, clip)
+        return reduce(simulate(spec, execution), spec.make_problem(), spec.make_rule())
 
-    return ctx.store.get(name, setting, compute)
+    key = content_key({"run": spec.key(), "reduce": reduce.__qualname__})
+    return ctx.store.arrays(key, compute, name=name,
+                            meta={"run": spec.to_dict(), "reduce": reduce.__qualname__})

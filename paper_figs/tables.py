@@ -8,7 +8,9 @@ r"""Item 8: the verification table and the three seed-reproduction tables, in ``
   ``DIR/tables`` (or ``DIR``) instead. Where the command does not exist in this checkout the step
   is skipped with a message.
 * The seed tables ``torch_impl/experiments/results/seed000.md``, ``seed001.md`` and
-  ``seed003.md`` are copied where they exist; the missing ones are named.
+  ``seed003.md`` (the full runs of ``python -m torch_impl.experiments norm_vs_value``,
+  ``ema_vs_fixed`` and ``hyperopt_stacks``) are copied where they exist; the missing ones are
+  named.
 """
 
 from __future__ import annotations
@@ -21,12 +23,15 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from torch_impl.experiments import EXPERIMENTS
+from torch_impl.experiments.common import DEFAULT_OUT
+
 __all__ = ["REPORTS", "SEED_TABLES", "TableStatus", "make"]
 
 REPORTS = ("report.md", "report.json", "report.tex")
-SEED_TABLES = ("seed000.md", "seed001.md", "seed003.md")
+SEED_TABLES = tuple(f"{stem}.md" for stem in EXPERIMENTS.values())
 ROOT = Path(__file__).resolve().parent.parent
-SEED_DIR = ROOT / "torch_impl" / "experiments" / "results"
+SEED_DIR = DEFAULT_OUT
 VERIFY_TIMEOUT = 25 * 60  #: seconds allowed to ``simulations verify``
 
 

@@ -2,9 +2,11 @@ r"""Command line: ``python -m simulations run ...``, ``python -m simulations pro
 ``python -m simulations verify [--suite paper] [--full] [--scenario my.toml] [--claims T1,ODE]
 [--json] [--out DIR]``.
 
-``run`` builds a problem of the catalog, a clip rule and a step schedule from its flags, runs
-:func:`simulations.engine.simulate` with checkpoints in ``<out>/checkpoint``, saves the result
-with :func:`simulations.results.save` into ``--out`` and prints a summary table::
+``run`` turns its flags into a :class:`simulations.spec.RunSpec` (through
+:meth:`~simulations.spec.RunSpec.from_dict`, like every other caller), runs
+:func:`simulations.engine.simulate` with checkpoints in ``OUT/checkpoints/<key>``, saves the
+result in the run store ``OUT/runs/<key>/`` (:mod:`simulations.store`; ``<key>`` the spec's
+content hash) and prints a summary table::
 
     python -m simulations run --problem quadratic --noise normal --mean 100 --sd 1 --dim 1 \
         --theta0 0 --clip classic --lam 1 --schedule "1/(t+1)" --paths 10000 --steps 1000 \
@@ -12,8 +14,11 @@ with :func:`simulations.results.save` into ``--out`` and prints a summary table:
 
 Each problem takes only its own flags (``python -m simulations problems`` lists them); a flag
 the chosen problem, law or rule does not take is refused. Bad input ends with one line on
-stderr naming the argument and exit status 2; Ctrl-C ends with one line saying where the last
-checkpoint is and exit status 130 (rerun the same command with ``--resume`` to continue).
+stderr naming the flag (the library's :class:`~simulations.errors.BadArgument` names the
+parameter) and exit status 2; a file that cannot be written (a full disk) with one line and
+exit status 1; Ctrl-C with one line saying where the last checkpoint is and exit status 130
+(rerun the same command with ``--resume`` to continue; ``--resume`` also reuses a run already
+saved with the same spec).
 """
 
 from __future__ import annotations
@@ -224,9 +229,10 @@ def _defaults_text(dest: str) -> str:
 # ---- the parser -------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
-    from simulations.engine import DEFAULT_RECORD, MEMORY_BUDGET
+    from simulations.engine import MEMORY_BUDGET
     from simulations.problems import PROBLEMS
     from simulations.rules import RULES
+    from simulations.spec import DEFAULT_RECORD, DEFAULTS
 
     parser = _Parser(prog=PROG, formatter_class=_Formatter,
                      description="Monte Carlo runs of clipped SGD: 'run' simulates and saves, "
@@ -239,8 +245,8 @@ def build_parser() -> argparse.ArgumentParser:
         "run", formatter_class=_Formatter,
         help="run clipped SGD on many paths, save the result and print a summary",
         description="Run R paths of clipped SGD θ(t+1) = θ(t) − a(t)·g(t)/c(t) for T steps, "
-                    "save arrays.npz and result.json into --out and print the exit statistics "
-                    "per radius. Problem flags without a default shown take the chosen "
+                    "save arrays.npz and result.json into OUT/runs/<key> and print the exit "
+                    "statistics per radius. Problem flags without a default shown take the chosen "
                     "problem's own (python -m simulations problems lists them).",
         epilog="example: python -m simulations run --problem quadratic --noise normal "
                "--mean 100 --sd 1 --dim 1 --theta0 0 --clip classic --lam 1 "
@@ -272,13 +278,14 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--out", type=Path, default=Path("runs/verify"),
                         help="folder for report.md, report.json, report.tex and runs/")
     verify.add_argument("--resume", action="store_true",
-                        help="reuse the runs already saved in OUT/runs with the same setting")
+                        help="reuse the runs already saved in OUT/runs with the same spec")
     verify.add_argument("--check", action="store_true",
                         help="exit with status 1 when a verdict differs from the scenario's "
                              "[expect] table")
     verify.add_argument("--device", default="cpu",
                         help="torch device: cpu, or cuda (cuda:0, ...) where available")
-    verify.add_argument("--quiet", action="store_true", help="no progress bars")
+    verify.add_argument("--quiet", action="store_true",
+                        help="no progress bar (on a terminal) or progress lines (elsewhere)")
     parser.commands = {"run": run, "problems": problems, "verify": verify}
 
     group = run.add_argument_group("problem")
@@ -312,8 +319,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="floating-point type of θ")
     group.add_argument("--record", type=_record, default=",".join(DEFAULT_RECORD),
                        help="observers to record, separated by commas")
-    group.add_argument("--keep-paths", type=_natural, default=4,
+    group.add_argument("--keep-paths", type=_natural, default=DEFAULTS["keep_paths"],
                        help="whole paths kept by the paths observer")
+    group.add_argument("--xi-paths", type=_count, default=DEFAULTS["xi_paths"],
+                       help="paths on which the xi observer tracks ξ")
     group.add_argument("--chunk-size", type=_count, default=None,
                        help=f"paths per chunk (default: sized to a {MEMORY_BUDGET >> 20} MiB "
                             "memory budget)")
@@ -325,14 +334,16 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--device", default="cpu",
                        help="torch device: cpu, or cuda (cuda:0, ...) where available")
     group.add_argument("--checkpoint-every", type=_count, default=1000,
-                       help="steps between checkpoints in OUT/checkpoint")
+                       help="steps between checkpoints in OUT/checkpoints/<key>")
     group.add_argument("--resume", action="store_true",
-                       help="continue from the checkpoint in OUT/checkpoint (the same command)")
+                       help="reuse the run saved in OUT/runs with the same spec, or continue "
+                            "from its checkpoint (the same command)")
     group.add_argument("--quiet", action="store_true", help="no progress bar")
 
     group = run.add_argument_group("output")
     group.add_argument("--out", required=True, type=Path,
-                       help="folder for arrays.npz and result.json (created if needed)")
+                       help="folder of the run store: the run goes into OUT/runs/<key> "
+                            "(created if needed)")
     return parser
 
 
@@ -378,19 +389,29 @@ def _signature_names(name: str) -> list[str]:
     return list(inspect.signature(PROBLEMS[name]).parameters)
 
 
-def _rule(args: argparse.Namespace):
-    from simulations.rules import ClipRule
-
-    kwargs = {}
+def _clip(args: argparse.Namespace) -> dict[str, Any]:
+    """The run's clip table from the flags; refuses a parameter the rule does not take."""
+    clip = {"rule": args.clip}
     for dest, (field, rules) in RULE_PARAMS.items():
         if hasattr(args, dest):
             if args.clip not in rules:
                 raise _BadFlag(dest, f"the {args.clip} rule does not take it "
                                      f"(only {', '.join(rules)})")
-            kwargs[field] = getattr(args, dest)
+            clip[field] = getattr(args, dest)
         elif args.clip in rules:
             raise _BadFlag(dest, f"the {args.clip} rule needs it")
-    return ClipRule(args.clip, **kwargs)
+    return clip
+
+
+def run_spec(args: argparse.Namespace):
+    """The :class:`~simulations.spec.RunSpec` of the ``run`` flags."""
+    from simulations.spec import RunSpec
+
+    return RunSpec.from_dict({
+        "problem": {"name": args.problem, **_problem_kwargs(args)}, "clip": _clip(args),
+        "schedule": args.schedule, "paths": args.paths, "steps": args.steps,
+        "batch": args.batch, "seed": args.seed, "dtype": args.dtype, "record": args.record,
+        "radii": args.radii, "keep_paths": args.keep_paths, "xi_paths": args.xi_paths})
 
 
 def _device(text: str) -> tuple[Any, str]:
@@ -425,24 +446,22 @@ def _writable(out: Path) -> None:
         raise _BadFlag("out", f"cannot write to {str(out)!r}: {why}") from None
 
 
+#: the flag of each RunSpec / Execution parameter whose name is not the flag's
+PARAM_FLAGS = {"problem.name": "problem", "clip.rule": "clip", "clip.lam": "lam",
+               "clip.eps": "eps", "clip.radius": "ball", "radii": "radius"}
+
+
 def _message(error: ValueError, problem: str | None) -> str:
-    """A library ValueError as one line, naming the flag where the message names a parameter
-    ("lam must ...", "schedule: ...")."""
+    """A library ValueError as one line; a :class:`~simulations.errors.BadArgument` names its
+    flag."""
+    from simulations.errors import BadArgument
+
     text = " ".join(str(error).split())
-    if isinstance(error, _BadFlag):
-        return text
-    match = re.match(r"(\w+)(?::\s*|\s+(?=must\b))(.*)", text)
-    if match:
-        param, rest = match.groups()
-        flags = {"radius": "ball", "lam": "lam", "eps": "eps", "schedule": "schedule",
-                 "paths": "paths", "steps": "steps", "batch": "batch", "seed": "seed",
-                 "chunk_size": "chunk_size", "clip": "clip", "backend": "backend"}
-        if problem is not None:
-            flags.update({p: _dest(problem, p) for p in _signature_names(problem)})
-            if problem == "quadratic":
-                flags.update({p: p for p in LAW_PARAMS}, noise="noise")
-        if param in flags:
-            return f"argument {_flag(flags[param])}: {rest}"
+    if isinstance(error, BadArgument):
+        param = PARAM_FLAGS.get(error.param, error.param)
+        if param.startswith("problem.") and problem is not None:
+            param = _dest(problem, param.removeprefix("problem."))
+        return f"argument {_flag(param)}: {' '.join(error.message.split())}"
     return text
 
 
@@ -503,33 +522,37 @@ def print_problems() -> None:
 def run(args: argparse.Namespace, parser: argparse.ArgumentParser,
         argv: list[str] | None = None) -> int:
     """The ``run`` command (see the module docstring); returns the exit status."""
-    import torch
-
-    from simulations import engine, results
-    from simulations.problems import make_problem
-    from theory.schedules import as_schedule
+    from simulations.engine import simulate
+    from simulations.spec import Execution
+    from simulations.store import RunStore
 
     try:
-        problem = make_problem(args.problem, **_problem_kwargs(args))
-        rule = _rule(args)
-        as_schedule(args.schedule, horizon=max(args.steps, 1))
+        spec = run_spec(args)
         device, device_text = _device(args.device)
+        checkpoint = args.out / "checkpoints" / spec.key()
+        execution = Execution(
+            device=device, chunk_size=args.chunk_size, backend=args.backend,
+            compile=args.compile, checkpoint_dir=checkpoint,
+            checkpoint_every=args.checkpoint_every, resume=args.resume,
+            progress=False if args.quiet else None)
         _writable(args.out)
     except ValueError as error:
         parser.error(_message(error, args.problem))
-    checkpoint = args.out / "checkpoint"
+    store = RunStore(args.out / "runs")
     command = shlex.join([*PROG.split(), *(sys.argv[1:] if argv is None else argv)])
     try:
-        sim = engine.simulate(
-            problem, rule, args.schedule, paths=args.paths, steps=args.steps, batch=args.batch,
-            seed=args.seed, radii=args.radii, dtype=getattr(torch, args.dtype), device=device,
-            record=args.record, keep_paths=args.keep_paths, chunk_size=args.chunk_size,
-            checkpoint_dir=checkpoint, checkpoint_every=args.checkpoint_every,
-            resume=args.resume, progress=False if args.quiet else None, backend=args.backend,
-            compile=args.compile)
-        path = results.save(sim, args.out, device=device_text, command=command)
+        sim = store.load(spec) if args.resume else None
+        if sim is None:
+            sim = simulate(spec, execution)
+            path = store.save(sim, device=device_text, command=command)
+        else:
+            path = store.folder(spec.key()) / "result.json"
+            print(f"reusing the run saved in {path.parent}", file=sys.stderr)
     except ValueError as error:
         parser.error(_message(error, args.problem))
+    except OSError as error:
+        why = error.strerror or str(error)
+        parser.exit(1, f"{parser.prog}: error: cannot write into {args.out}: {why}\n")
     except KeyboardInterrupt:
         if (checkpoint / "state.pt").exists():
             print(f"interrupted: the state up to the last checkpoint is in {checkpoint}; "
@@ -564,6 +587,11 @@ def verify(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     try:
         rows = run_verify(scenarios, args.claims, out=args.out, resume=args.resume,
                           progress=False if args.quiet else None, device=str(device))
+    except ValueError as error:
+        parser.error(" ".join(str(error).split()))
+    except OSError as error:
+        why = error.strerror or str(error)
+        parser.exit(1, f"{parser.prog}: error: cannot write into {args.out}: {why}\n")
     except KeyboardInterrupt:
         print(f"interrupted: the scenarios finished so far are saved in {args.out / 'runs'}; "
               "rerun the same command with --resume to continue", file=sys.stderr)

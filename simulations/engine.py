@@ -17,9 +17,13 @@ path that fails (a norm too large, infinite or NaN) is marked blown up at step s
 frozen at θ(s−1), and the observers count it as having exited every radius at step s. (Value
 clipping turns an infinite gradient into a finite ±λ step, so there ‖g/c‖ is what is checked.)
 
-Long runs can checkpoint: with ``checkpoint_dir`` the state is saved (atomically) every
+What is computed is a :class:`~simulations.spec.RunSpec` (problem, rule, schedule, sizes, seed,
+dtype, guard, observers), how an :class:`~simulations.spec.Execution` (device, chunk size,
+backend, compile, checkpoints, progress): :func:`simulate` takes the two. Long runs can
+checkpoint: with ``Execution.checkpoint_dir`` the state is saved (atomically) every
 ``checkpoint_every`` steps and at the end of every chunk, and ``resume=True`` continues from
-the last save; the result is bit-identical to an uninterrupted run.
+the last save; the result is bit-identical to an uninterrupted run. A damaged checkpoint is
+refused with one :class:`~simulations.errors.BadArgument` naming ``resume``.
 """
 
 from __future__ import annotations
@@ -28,7 +32,6 @@ import contextlib
 import math
 import os
 import tempfile
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,9 +41,9 @@ import torch
 from tqdm.auto import tqdm
 
 from simulations import fused, sampling
+from simulations.errors import BadArgument
 from simulations.mean_field import mean_field
 from simulations.observers import (
-    OBSERVERS,
     Observers,
     StepView,
     checkpoint_steps,
@@ -48,13 +51,12 @@ from simulations.observers import (
 )
 from simulations.problems import Problem
 from simulations.rules import ClipRule, norms
-from theory.schedules import Schedule, as_schedule
+from simulations.spec import DEFAULT_RECORD, Execution, RunSpec
 
-__all__ = ["DEFAULT_GUARD", "DEFAULT_RECORD", "Simulation", "default_chunk_size", "simulate"]
+__all__ = ["DEFAULT_GUARD", "DEFAULT_RECORD", "Execution", "RunSpec", "Simulation",
+           "default_chunk_size", "simulate"]
 
 DEFAULT_GUARD = {torch.float64: 1e100, torch.float32: 1e18}
-#: observers recorded unless told otherwise
-DEFAULT_RECORD = ("exits", "running_max", "claim2", "clipped", "checkpoints", "paths")
 MEMORY_BUDGET = 1 << 29  #: bytes of working memory a chunk may use by default (512 MiB)
 WORD_BUDGET = 1 << 22  #: random words drawn at once
 
@@ -74,13 +76,17 @@ def default_chunk_size(problem: Problem, batch: int, dtype: torch.dtype) -> int:
 class Simulation:
     """A finished run: its setting, per-path arrays (numpy, leading axis R) and summaries.
 
-    ``arrays`` holds ``blown_step`` (−1 if the path never blew up), ``endpoints`` θ(T), and the
-    observers' arrays (see :mod:`simulations.observers`); ``checkpoint_steps`` the steps of the
-    checkpoint columns, ``xi_anchors`` the steps t of ``xi_sup_after``.
+    ``setting`` is the engine's description of the run (problem, rule, schedule, sizes,
+    backend: what ``result.json`` records); ``run`` the :class:`~simulations.spec.RunSpec` it
+    computed (None for a run saved without one). ``arrays`` holds ``blown_step`` (−1 if the
+    path never blew up), ``endpoints`` θ(T), and the observers' arrays (see
+    :mod:`simulations.observers`); ``checkpoint_steps`` the steps of the checkpoint columns,
+    ``xi_anchors`` the steps t of ``xi_sup_after``.
     """
 
     setting: dict[str, Any]
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    run: RunSpec | None = None
 
     @property
     def paths(self) -> int:
@@ -101,7 +107,7 @@ class Simulation:
         ``key="first_exit_norm"`` gives the same for ‖θ(s)‖ > M.
         """
         out = []
-        first = self.arrays.get(key)
+        first = self.arrays.get(key, np.zeros((self.paths, 0), dtype=np.int64))
         for j, radius in enumerate(self.setting["radii"]):
             steps = first[:, j][first[:, j] >= 0]
             out.append({
@@ -118,141 +124,145 @@ class Simulation:
 def _atomic_save(obj: Any, path: Path) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     os.close(fd)
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
-def _check_int(value: Any, name: str, lowest: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lowest:
-        raise ValueError(f"{name} must be an integer >= {lowest}, got {value!r}")
-    return int(value)
+def _load_checkpoint(path: Path) -> dict[str, Any]:
+    """The saved state, or one clear error when the file is damaged."""
+    try:
+        saved = torch.load(path, weights_only=False)
+        if not isinstance(saved, dict) or not {"setting", "chunk", "done", "partial"} <= set(
+                saved):
+            raise ValueError("not a checkpoint of this engine")
+    except Exception as error:  # a truncated or foreign file: any unpickling error
+        why = " ".join(str(error).split())[:120] or type(error).__name__
+        raise BadArgument("resume", f"the checkpoint {path} is damaged ({why}); delete it, or "
+                                    "run without resuming to start again") from None
+    return saved
 
 
-def simulate(
-    problem: Problem,
-    rule: ClipRule,
-    schedule: Schedule | str | float,
-    *,
-    paths: int,
-    steps: int,
-    batch: int = 1,
-    seed: int = 0,
-    radii: Sequence[float] = (),
-    dtype: torch.dtype = torch.float64,
-    device: torch.device | str = "cpu",
-    record: Sequence[str] = DEFAULT_RECORD,
-    keep_paths: int = 4,
-    xi_paths: int = 1024,
-    guard: float | None = None,
-    chunk_size: int | None = None,
-    checkpoint_dir: str | os.PathLike | None = None,
-    checkpoint_every: int = 1000,
-    resume: bool = False,
-    progress: bool | None = None,
-    backend: str = "auto",
-    compile: bool = False,
-) -> Simulation:
-    """Run ``paths`` paths of clipped SGD for ``steps`` steps (see the module docstring).
+@dataclass
+class _Context:
+    """What every chunk of one run shares."""
 
-    ``record`` names the observers (:data:`simulations.observers.OBSERVERS`); ``radii`` the
-    radii M of the ``exits`` observer. ``progress``: a tqdm bar (None: only on a terminal).
-    Raises ``ValueError`` for bad input, naming the argument.
+    run: RunSpec
+    problem: Problem
+    rule: ClipRule
+    a: np.ndarray  #: a(t), t < T
+    dtype: torch.dtype
+    guard: float
+    mean_field: Any  #: θ ↦ H(θ) for the xi observer, or None
+    bar: Any  #: the tqdm bar
+    checkpointing: tuple[Any, int] | None  #: (save(state), every) or None
+    fused: bool
+    torch_step: _TorchStep | None
+
+
+def simulate(run: RunSpec, execution: Execution | None = None) -> Simulation:
+    """Run ``run.paths`` paths of clipped SGD for ``run.steps`` steps (see the module docstring)
+    as ``execution`` says (default: :class:`~simulations.spec.Execution` ()).
+
+    Raises :class:`~simulations.errors.BadArgument` (a ``ValueError``) for bad input, naming
+    the argument; a run whose arrays would not fit in memory is refused before it starts.
     """
-    paths = _check_int(paths, "paths", 1)
-    steps = _check_int(steps, "steps", 0)
-    batch = _check_int(batch, "batch", 1)
-    seed = _check_int(seed, "seed", 0)
-    if dtype not in DEFAULT_GUARD:
-        raise ValueError(f"dtype must be torch.float64 or torch.float32, got {dtype!r}")
-    radii = [float(r) for r in radii]
-    if any(not (0 < r < math.inf) for r in radii):
-        raise ValueError(f"every radius must satisfy 0 < radius < inf, got {radii}")
-    if set(record) - set(OBSERVERS):
-        raise ValueError(f"record must name observers from {OBSERVERS}, got {list(record)}")
-    guard = DEFAULT_GUARD[dtype] if guard is None else float(guard)
-    if backend not in ("auto", "torch", "fused"):
-        raise ValueError(f"backend must be 'auto', 'torch' or 'fused', got {backend!r}")
-    can_fuse = fused.supports(problem, rule, record, device)
-    if backend == "fused" and not can_fuse:
-        raise ValueError("backend 'fused' supports linear-regression and mlp-regression with the "
-                         "none, classic and adaptive rules on the CPU, without the xi observer")
-    use_fused = can_fuse and backend != "torch"
-    schedule = as_schedule(schedule, horizon=max(steps, 1))
-    a = np.asarray(schedule(np.arange(steps)), dtype=np.float64)
-    chunk = default_chunk_size(problem, batch, dtype) if chunk_size is None else _check_int(
-        chunk_size, "chunk_size", 1)
-    chunk = min(chunk, paths)
-    device = torch.device(device)
+    if not isinstance(run, RunSpec):
+        raise BadArgument("run", f"expected a RunSpec (RunSpec.from_dict), got {run!r}")
+    ex = Execution() if execution is None else execution
+    problem, rule = run.make_problem(), run.make_rule()
+    run.check_memory(problem.n_params)
+    dtype = run.torch_dtype()
+    guard = DEFAULT_GUARD[dtype] if run.guard is None else run.guard
+    try:
+        device = torch.device(ex.device)
+    except (RuntimeError, ValueError, TypeError):
+        raise BadArgument("device", f"not a torch device: {ex.device!r}") from None
+    can_fuse = fused.supports(problem, rule, run.record, device)
+    if ex.backend == "fused" and not can_fuse:
+        raise BadArgument("backend", "'fused' supports linear-regression and mlp-regression "
+                                     "with the none, classic and adaptive rules on the CPU, "
+                                     "without the xi observer")
+    use_fused = can_fuse and ex.backend != "torch"
+    schedule = run.schedule_obj()
+    a = np.asarray(schedule(np.arange(run.steps)), dtype=np.float64)
+    chunk = default_chunk_size(problem, run.batch, dtype) if ex.chunk_size is None \
+        else ex.chunk_size
+    chunk = min(chunk, run.paths)
     setting = {
         **problem.settings(), **rule.describe(), "schedule": schedule.source,
-        "paths": paths, "steps": steps, "batch": batch, "seed": seed, "radii": radii,
-        "dtype": str(dtype).removeprefix("torch."), "guard": guard, "record": list(record),
+        "paths": run.paths, "steps": run.steps, "batch": run.batch, "seed": run.seed,
+        "radii": list(run.radii), "dtype": run.dtype, "guard": guard, "record": list(run.record),
         "backend": "fused" if use_fused else "torch",
     }
-    ckdir = None if checkpoint_dir is None else Path(checkpoint_dir)
+    ckdir = None if ex.checkpoint_dir is None else Path(ex.checkpoint_dir)
     saved_chunks: list[dict[str, torch.Tensor]] = []
     partial = None
     if ckdir is not None:
         ckdir.mkdir(parents=True, exist_ok=True)
         state_file = ckdir / "state.pt"
-        if resume and state_file.exists():
-            saved = torch.load(state_file, weights_only=False)
+        if ex.resume and state_file.exists():
+            saved = _load_checkpoint(state_file)
             if saved["setting"] != setting or saved["chunk"] != chunk:
-                raise ValueError("the checkpoint in checkpoint_dir was written by a different "
-                                 "setting; refuse to resume it")
+                raise BadArgument("resume", "the checkpoint in checkpoint_dir was written by a "
+                                            "different setting; refuse to resume it")
             saved_chunks, partial = saved["done"], saved["partial"]
-        elif not resume:
+        elif not ex.resume:
             for old in ckdir.glob("state.pt*"):
                 old.unlink()
     h_fn = None
-    if "xi" in record:
+    if "xi" in run.record:
         def h_fn(theta):
-            return mean_field(problem, rule, theta, batch=batch).value
+            return mean_field(problem, rule, theta, batch=run.batch).value
 
-    total = math.ceil(paths / chunk) * steps
-    bar = tqdm(total=total, disable=(None if progress is None else not progress),
+    n_chunks = math.ceil(run.paths / chunk)
+    bar = tqdm(total=n_chunks * run.steps,
+               disable=(None if ex.progress is None else not ex.progress),
                unit="step", desc=f"{problem.name}/{rule.kind}", leave=False)
-    bar.update(len(saved_chunks) * steps + (partial["t"] if partial else 0))
+    bar.update(len(saved_chunks) * run.steps + (partial["t"] if partial else 0))
     results = list(saved_chunks)
-    torch_step = None if use_fused else _TorchStep(problem, rule, guard, "xi" in record, dtype,
-                                                   device, compile)
-    for index in range(len(saved_chunks), math.ceil(paths / chunk)):
-        rows = torch.arange(index * chunk, min(paths, (index + 1) * chunk), device=device)
 
-        def save(state, rows_done=results):
-            _atomic_save({"setting": setting, "chunk": chunk, "done": rows_done,
-                          "partial": state}, ckdir / "state.pt")
+    def save(state, rows_done=results):
+        _atomic_save({"setting": setting, "chunk": chunk, "done": rows_done,
+                      "partial": state}, ckdir / "state.pt")
 
-        out = _run_chunk(problem, rule, a, rows, index * chunk, batch, seed, dtype, guard,
-                         radii, record, keep_paths, xi_paths, h_fn, bar, partial,
-                         None if ckdir is None else (save, checkpoint_every), use_fused,
-                         torch_step)
+    ctx = _Context(run, problem, rule, a, dtype, guard, h_fn, bar,
+                   None if ckdir is None else (save, ex.checkpoint_every), use_fused,
+                   None if use_fused else _TorchStep(problem, rule, guard, "xi" in run.record,
+                                                     dtype, device, ex.compile))
+    for index in range(len(saved_chunks), n_chunks):
+        rows = torch.arange(index * chunk, min(run.paths, (index + 1) * chunk), device=device)
+        results.append(_run_chunk(ctx, rows, index * chunk, partial))
         partial = None
-        results.append(out)
         if ckdir is not None:
             save(None)
     bar.close()
     arrays = {k: torch.cat([r[k] for r in results]).cpu().numpy() for k in results[0]}
-    if "checkpoints" in record or "xi" in record:
-        arrays["checkpoint_steps"] = checkpoint_steps(steps)
-    if "xi" in record:
-        arrays["xi_anchors"] = xi_anchor_steps(steps)
+    if "checkpoints" in run.record or "xi" in run.record:
+        arrays["checkpoint_steps"] = checkpoint_steps(run.steps)
+    if "xi" in run.record:
+        arrays["xi_anchors"] = xi_anchor_steps(run.steps)
     if ckdir is not None:  # the run is complete: drop its checkpoint (and only that)
         for old in ckdir.glob("state.pt*"):
             old.unlink()
         with contextlib.suppress(OSError):
             ckdir.rmdir()  # only if nothing else is in it
-    return Simulation(setting, arrays)
+    return Simulation(setting, arrays, run)
 
 
-def _run_chunk(problem, rule, a, rows, first_row, batch, seed, dtype, guard, radii, record,
-               keep_paths, xi_paths, h_fn, bar, partial, checkpointing, use_fused, torch_step):
-    """All steps for one chunk of paths; returns its arrays (tensors, leading axis = rows)."""
+def _run_chunk(ctx: _Context, rows: torch.Tensor, first_row: int,
+               partial: dict[str, Any] | None) -> dict[str, torch.Tensor]:
+    """All steps for one chunk of paths (rows ``first_row``, ...), from the saved ``partial``
+    state if given; returns its arrays (tensors, leading axis = rows)."""
+    run, a, problem = ctx.run, ctx.a, ctx.problem
     steps = len(a)
     device = rows.device
-    theta0 = problem.initial(rows, seed, dtype, device)
-    obs = Observers(record, theta0, steps, radii, keep_paths=keep_paths, xi_paths=xi_paths,
-                    mean_field=h_fn, first_row=first_row)
+    theta0 = problem.initial(rows, run.seed, ctx.dtype, device)
+    obs = Observers(run.record, theta0, steps, run.radii, keep_paths=run.keep_paths,
+                    xi_paths=run.xi_paths, mean_field=ctx.mean_field, first_row=first_row)
     if partial is None:
         theta = theta0.clone()
         start = 0
@@ -261,21 +271,23 @@ def _run_chunk(problem, rule, a, rows, first_row, batch, seed, dtype, guard, rad
     else:
         start, theta, alive, blown = (partial[k] for k in ("t", "theta", "alive", "blown"))
         obs.state = partial["observers"]
-    words_per_step = batch * problem.words_per_sample
+    words_per_step = run.batch * problem.words_per_sample
     block = max(1, min(steps, WORD_BUDGET // max(1, len(rows) * words_per_step)))
-    if use_fused:
+    blocks: _FusedBlocks | _TorchBlocks
+    if ctx.fused:
         block = max(block, min(steps, 256))
-        run = _FusedBlocks(problem, rule, a, rows, batch, seed, guard, radii, theta0, obs)
+        blocks = _FusedBlocks(ctx, rows, theta0, obs)
     else:
-        run = _TorchBlocks(torch_step, a, rows, batch, seed, obs)
+        blocks = _TorchBlocks(ctx, rows, obs)
+    checkpointing = ctx.checkpointing
     t = start
     while t < steps:
         stop = min(steps, t + block)
         if checkpointing is not None:
             every = checkpointing[1]
             stop = min(stop, (t // every + 1) * every)
-        theta, alive, blown = run(theta, alive, blown, t, stop)
-        bar.update(stop - t)
+        theta, alive, blown = blocks(theta, alive, blown, t, stop)
+        ctx.bar.update(stop - t)
         t = stop
         if checkpointing is not None and t < steps and t % checkpointing[1] == 0:
             checkpointing[0]({"t": t, "theta": theta, "alive": alive, "blown": blown,
@@ -315,9 +327,10 @@ class _TorchStep:
 class _TorchBlocks:
     """Steps [t, stop) of a chunk as torch operations on (R, P) tensors."""
 
-    def __init__(self, step, a, rows, batch, seed, obs):
-        self.step, self.a, self.rows, self.seed, self.obs = step, a, rows, seed, obs
-        self.words_per_step = batch * step.problem.words_per_sample
+    def __init__(self, ctx: _Context, rows: torch.Tensor, obs: Observers):
+        self.step, self.a, self.rows, self.seed, self.obs = (ctx.torch_step, ctx.a, rows,
+                                                             ctx.run.seed, obs)
+        self.words_per_step = ctx.run.batch * ctx.problem.words_per_sample
         self.tnorm = None
 
     def __call__(self, theta, alive, blown, t, stop):
@@ -339,8 +352,10 @@ class _TorchBlocks:
 class _FusedBlocks:
     """Steps [t, stop) of a chunk by the numba kernel of :mod:`simulations.fused` (in place)."""
 
-    def __init__(self, problem, rule, a, rows, batch, seed, guard, radii, theta0, obs):
-        self.problem, self.rule, self.a, self.batch, self.seed = problem, rule, a, batch, seed
+    def __init__(self, ctx: _Context, rows: torch.Tensor, theta0: torch.Tensor, obs: Observers):
+        problem, seed, batch = ctx.problem, ctx.run.seed, ctx.run.batch
+        self.problem, self.rule, self.a, self.batch, self.seed = (problem, ctx.rule, ctx.a,
+                                                                  batch, seed)
         self.obs = obs
         dtype = theta0.dtype
         data = problem.data(dtype, "cpu")
@@ -350,9 +365,9 @@ class _FusedBlocks:
             0, np.int32)
         self.hidden = problem.params.get("hidden", 0)
         self.theta0 = theta0.numpy()
-        self.guard = guard
+        self.guard = ctx.guard
         self.gmax = math.sqrt(torch.finfo(dtype).max)
-        self.radii = np.asarray(radii, dtype=np.float64)
+        self.radii = np.asarray(ctx.run.radii, dtype=np.float64)
         rec = obs.record
         self.flags = np.array([name in rec for name in fused.OBSERVERS], dtype=np.int8)
         st, r = obs.state, len(rows)

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from simulations import sampling
+from simulations.errors import BadArgument
 from simulations.layout import Layout
 
 __all__ = [
@@ -49,7 +50,7 @@ __all__ = [
 
 def _positive_int(value: Any, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        raise BadArgument(name, f"must be a positive integer, got {value!r}")
     return int(value)
 
 
@@ -57,7 +58,7 @@ def _finite(value: Any, name: str, *, positive: bool = False) -> float:
     value = float(value)
     if not math.isfinite(value) or (positive and value <= 0):
         rng = "0 < {} < inf" if positive else "a finite number for {}"
-        raise ValueError(f"{name} must be {rng.format(name)}, got {value!r}")
+        raise BadArgument(name, f"must be {rng.format(name)}, got {value!r}")
     return value
 
 
@@ -73,10 +74,9 @@ class Problem(ABC):
         self.layout = layout
         self.theta0 = None if theta0 is None else np.asarray(theta0, dtype=np.float64)
         if self.theta0 is not None and self.theta0.shape != (layout.size,):
-            raise ValueError(
-                f"theta0 must have {layout.size} entries for {self.name}, "
-                f"got shape {self.theta0.shape}"
-            )
+            raise BadArgument(
+                "theta0", f"must have {layout.size} entries for {self.name}, "
+                          f"got shape {self.theta0.shape}")
         self.init_scale = init_scale
         self._cache: dict[tuple, Any] = {}
 
@@ -370,7 +370,7 @@ class MLPClassification(_TanhMLP):
             x, y = np.asarray(data["x"], dtype=np.float64), np.asarray(data["y"])
             n, dim, classes = x.shape[0], x.shape[1], int(y.max()) + 1
         else:
-            raise ValueError(f"dataset must be 'blobs' or 'mnist1d', got {dataset!r}")
+            raise BadArgument("dataset", f"must be 'blobs' or 'mnist1d', got {dataset!r}")
         self.n, self.classes = n, classes
         self.x, self.y = x.astype(np.float64), y.astype(np.int64)
         self.params = {"dataset": dataset, "n": n, "dim": dim, "classes": classes,
@@ -475,7 +475,7 @@ class Law:
 
     def __post_init__(self):
         if self.kind not in ("normal", "student-t", "discrete", "point"):
-            raise ValueError("noise must be one of normal, student-t, discrete, point, "
+            raise BadArgument("noise", "must be one of normal, student-t, discrete, point, "
                              f"got {self.kind!r}")
         _finite(self.mean, "mean")
         if self.kind in ("normal", "student-t"):
@@ -484,11 +484,12 @@ class Law:
             _positive_int(self.df, "df")
         if self.kind == "discrete":
             if len(self.values) < 1 or len(self.values) != len(self.probs):
-                raise ValueError("a discrete law needs as many values as probs (at least one), "
-                                 f"got {len(self.values)} values and {len(self.probs)} probs")
+                raise BadArgument("probs", "a discrete law needs as many values as probs (at "
+                                           f"least one), got {len(self.values)} values and "
+                                           f"{len(self.probs)} probs")
             p = np.asarray(self.probs, dtype=np.float64)
             if np.any(~np.isfinite(p)) or np.any(p < 0) or abs(p.sum() - 1.0) > 1e-9:
-                raise ValueError(f"probs must be non-negative and sum to 1, got {self.probs}")
+                raise BadArgument("probs", f"must be non-negative and sum to 1, got {self.probs}")
             for v in self.values:
                 _finite(v, "values")
 
@@ -525,7 +526,7 @@ class Quadratic(Problem):
         self.dim = _positive_int(dim, "dim")
         self.curvature = _finite(curvature, "curvature")
         if self.curvature == 0:
-            raise ValueError("curvature must be non-zero")
+            raise BadArgument("curvature", "must be non-zero")
         self.words_per_sample = max(1, self.law.words() * (1 if self.law.kind == "discrete"
                                                            else self.dim))
         self.params = {**self.law.describe(), "dim": self.dim, "curvature": self.curvature}
@@ -594,7 +595,7 @@ def _stiff(kind="stiff", dim=1, curvature=None, target=None, theta0=None):
     """
     presets = {"stiff": (100.0, 0.0), "far": (1.0, 1e8), "concave": (-1.0, 0.0)}
     if kind not in presets:
-        raise ValueError(f"kind must be one of {', '.join(presets)}, got {kind!r}")
+        raise BadArgument("kind", f"must be one of {', '.join(presets)}, got {kind!r}")
     default_curv, default_target = presets[kind]
     curv = default_curv if curvature is None else curvature
     target = default_target if target is None else target
@@ -623,7 +624,7 @@ def make_problem(name: str, **params: Any) -> Problem:
     parameters ``mean``, ``sd``, ``df``, ``values``, ``probs``.
     """
     if name not in PROBLEMS:
-        raise ValueError(f"unknown problem {name!r}; choose from {', '.join(PROBLEMS)}")
+        raise BadArgument("problem", f"unknown problem {name!r}; choose from {', '.join(PROBLEMS)}")
     try:
         return _make(name, params)
     except TypeError as err:

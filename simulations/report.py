@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from simulations.claims import ClaimResult
-from simulations.results import _atomic_write, to_json
+from simulations.claims import VERDICTS, ClaimResult
+from simulations.results import atomic_write, to_json
 
 __all__ = ["FILES", "as_json", "latex", "markdown", "rows_of", "text", "unexpected", "write"]
 
@@ -61,8 +61,7 @@ def text(rows: Sequence[ClaimResult], width: int = 100) -> str:
     for row, cell in zip(rows, cells, strict=True):
         lines.append("  ".join(c.ljust(w) for c, w in zip(cell, widths, strict=True)).rstrip())
         lines.append("    └ " + row.reason)
-    counts = {v: sum(r.verdict == v for r in rows) for v in
-              ("holds", "violated", "vacuous", "inconclusive")}
+    counts = {v: sum(r.verdict == v for r in rows) for v in VERDICTS}
     lines.append(f"{len(rows)} rows: " + ", ".join(f"{n} {v}" for v, n in counts.items()))
     return "\n".join(lines)
 
@@ -116,7 +115,7 @@ def write(rows: Sequence[ClaimResult], out: str | os.PathLike) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / name for name in FILES]
     for path, content in zip(paths, (markdown(rows), as_json(rows), latex(rows)), strict=True):
-        _atomic_write(path, lambda f, c=content: f.write(c.encode("utf-8")))
+        atomic_write(path, lambda f, c=content: f.write(c.encode("utf-8")))
     return paths
 
 

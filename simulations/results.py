@@ -1,15 +1,19 @@
 r"""A finished run on disk: ``arrays.npz`` (every per-path array) and ``result.json`` (the setting,
 the exit statistics per radius, a few summaries and where the numbers came from).
 
-:func:`save` writes ``arrays.npz`` first and ``result.json`` last, each atomically (a temporary
-file in the same folder, then :func:`os.replace`), so a folder with a ``result.json`` always
-holds a complete pair, and an interrupted save leaves the previous pair (or nothing) intact.
-:func:`load` reads the pair back as a :class:`~simulations.engine.Simulation`.
+:func:`save` writes the pair as one unit (:func:`write_unit`: both files into a temporary
+folder, which is then renamed), so a folder always holds a complete pair of one run, and an
+interrupted save (or a full disk) leaves the previous pair (or nothing) and no temporary
+folder. :func:`load` reads the pair back as a :class:`~simulations.engine.Simulation`, and
+refuses a damaged one with one ``ValueError``. :func:`atomic_write` writes a single file the
+same way (temporary file, then :func:`os.replace`).
 
 ``result.json`` holds:
 
 * ``setting``: the run's setting as the engine wrote it (problem, rule, schedule, paths, steps,
   batch, seed, radii, dtype, guard, record, backend);
+* ``run`` and ``key``: the :class:`~simulations.spec.RunSpec` (``to_dict()``) and its key, the
+  run's name in the store (:mod:`simulations.store`);
 * ``paths``, ``steps``, ``seed``, ``blown_up`` (the number of paths that blew up);
 * ``radii``: per radius M, ``{radius, exit_fraction, exits, first_exit_step}`` for
   ‖θ(s) − θ(0)‖ > M, with ``first_exit_step`` = ``{min, median, max}`` over the paths that
@@ -36,9 +40,12 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable
+import zipfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -46,8 +53,10 @@ from typing import IO, Any
 import numpy as np
 
 from simulations.engine import Simulation
+from simulations.spec import RunSpec
 
-__all__ = ["ARRAYS", "RESULT", "git_revision", "load", "package_version", "save", "to_json"]
+__all__ = ["ARRAYS", "RESULT", "atomic_write", "git_revision", "load", "load_arrays",
+           "package_version", "save", "to_json", "write_unit"]
 
 ARRAYS = "arrays.npz"
 RESULT = "result.json"
@@ -143,14 +152,22 @@ def _summary(sim: Simulation) -> dict[str, Any]:
     return out
 
 
-def _atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
-    """Write ``path`` through a temporary file in its folder and :func:`os.replace`."""
+def _write_file(path: Path, write: Callable[[IO[bytes]], None]) -> None:
+    with open(path, "wb") as handle:
+        write(handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> None:
+    """Write the file ``path`` through a temporary file in its folder and :func:`os.replace`;
+    on any failure (a full disk too) the temporary file is removed and ``path`` untouched."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
+        _write_file(Path(tmp), write)
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
         os.replace(tmp, path)
     except BaseException:
@@ -173,6 +190,8 @@ def result_dict(sim: Simulation, *, device: str | None = None,
 
     out = {
         "setting": sim.setting,
+        "run": None if sim.run is None else sim.run.to_dict(),
+        "key": None if sim.run is None else sim.run.key(),
         "paths": sim.paths,
         "steps": sim.steps,
         "seed": sim.setting.get("seed"),
@@ -192,33 +211,82 @@ def result_dict(sim: Simulation, *, device: str | None = None,
     return to_json(out)
 
 
+def write_unit(folder: str | os.PathLike, arrays: dict[str, Any],
+               result: dict[str, Any]) -> Path:
+    """Write ``arrays.npz`` and ``result.json`` into ``folder`` as one unit: both go into a
+    temporary folder beside it, which is then renamed onto ``folder`` (an older ``folder`` is
+    moved aside first and deleted after). A crash or a full disk leaves the old pair or nothing,
+    never a new array beside an old JSON, and no temporary folder. Returns ``folder/result.json``.
+    """
+    out = Path(folder)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    arrays = {k: np.asarray(v) for k, v in arrays.items()}
+    text = json.dumps(to_json(result), indent=1, allow_nan=False, ensure_ascii=False) + "\n"
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
+    old = None
+    try:
+        _write_file(tmp / ARRAYS, lambda f: np.savez(f, **arrays))
+        _write_file(tmp / RESULT, lambda f: f.write(text.encode("utf-8")))
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; give the usual permissions
+        if out.exists():
+            old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".old"))
+            os.rename(out, old / "x")
+        os.replace(tmp, out)
+    except BaseException:
+        if old is not None and not out.exists():
+            os.rename(old / "x", out)  # put the old unit back
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    finally:
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    return out / RESULT
+
+
 def save(sim: Simulation, out_dir: str | os.PathLike, *, device: str | None = None,
          command: str | None = None, extra: dict[str, Any] | None = None) -> Path:
-    """Write ``arrays.npz`` and then ``result.json`` for ``sim`` into ``out_dir`` (created if
-    needed), each atomically; returns the path of ``result.json``.
+    """Write ``arrays.npz`` and ``result.json`` for ``sim`` into ``out_dir`` as one unit
+    (:func:`write_unit`); returns the path of ``result.json``.
 
     ``device`` (e.g. ``"cpu"``, ``"cuda:0 (NVIDIA H100)"``) and ``command`` (the command line)
     are recorded as given; ``device`` is null when not given. ``extra``: more top-level
     entries of ``result.json`` (the verifier stores its scenario there).
     """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    arrays = {k: np.asarray(v) for k, v in sim.arrays.items()}
-    _atomic_write(out / ARRAYS, lambda f: np.savez(f, **arrays))
-    text = json.dumps(result_dict(sim, device=device, command=command, extra=extra), indent=1,
-                      allow_nan=False, ensure_ascii=False) + "\n"
-    _atomic_write(out / RESULT, lambda f: f.write(text.encode("utf-8")))
-    return out / RESULT
+    return write_unit(out_dir, sim.arrays,
+                      result_dict(sim, device=device, command=command, extra=extra))
 
 
 def load(out_dir: str | os.PathLike) -> Simulation:
     """The :class:`~simulations.engine.Simulation` saved in ``out_dir`` by :func:`save`.
 
     The setting comes from ``result.json`` (so non-finite numbers in it would come back as
-    None), the arrays exactly from ``arrays.npz``.
+    None), the arrays exactly from ``arrays.npz``, the run spec from ``result.json``'s ``run``.
+    A missing, truncated or foreign pair raises ``ValueError`` naming the folder.
     """
     out = Path(out_dir)
-    result = json.loads((out / RESULT).read_text(encoding="utf-8"))
-    with np.load(out / ARRAYS, allow_pickle=False) as npz:
-        arrays = {k: npz[k] for k in npz.files}
-    return Simulation(result["setting"], arrays)
+    with _damaged(out):
+        result = json.loads((out / RESULT).read_text(encoding="utf-8"))
+        arrays = load_arrays(out)
+        setting = result["setting"]
+        run = None if result.get("run") is None else RunSpec.from_dict(result["run"])
+    return Simulation(setting, arrays, run)
+
+
+def load_arrays(out_dir: str | os.PathLike) -> dict[str, np.ndarray]:
+    """The arrays of ``out_dir/arrays.npz``; a missing or damaged file raises ``ValueError``
+    naming the folder."""
+    out = Path(out_dir)
+    with _damaged(out), np.load(out / ARRAYS, allow_pickle=False) as npz:
+        return {k: npz[k] for k in npz.files}
+
+
+@contextmanager
+def _damaged(out: Path) -> Iterator[None]:
+    """Turn any error of reading a saved unit into one ``ValueError`` naming its folder."""
+    try:
+        yield
+    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as error:
+        if isinstance(error, ValueError) and str(error).startswith(f"{out}: not a complete"):
+            raise
+        why = " ".join(str(error).split())[:160] or type(error).__name__
+        raise ValueError(f"{out}: not a complete saved run ({why})") from None

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
+from simulations.errors import BadArgument
 from simulations.layout import Layout
 from theory import clipping
 
@@ -71,14 +72,14 @@ class ClipRule:
 
     def __post_init__(self):
         if self.kind not in RULES:
-            raise ValueError(f"clip must be one of {', '.join(RULES)}, got {self.kind!r}")
+            raise BadArgument("clip", f"must be one of {', '.join(RULES)}, got {self.kind!r}")
         needs = {"classic": ("lam",), "adaptive": ("lam", "eps"), "layerwise": ("lam", "eps"),
                  "unitwise": ("lam", "eps"), "value": ("lam",), "projection": ("radius",)}
         for name in needs.get(self.kind, ()):
             value = getattr(self, name)
             if value is None or not (0 < float(value) < math.inf):
-                raise ValueError(f"{name} must satisfy 0 < {name} < inf for the {self.kind} "
-                                 f"rule, got {value!r}")
+                raise BadArgument(name, f"must satisfy 0 < {name} < inf for the {self.kind} "
+                                        f"rule, got {value!r}")
             object.__setattr__(self, name, float(value))
 
     def describe(self) -> dict:

@@ -8,7 +8,7 @@ optional)::
 
     name = "skewed-huber"                  # defaults to the file name
     description = "one line"
-    claims = ["T1", "ODE", "L3"]            # ids of simulations.claims.CLAIMS
+    claims = ["T1", "ODE", "L3"]            # claim ids, or modules/files of your own claims
 
     [problem]                              # make_problem(name, **the rest)
     name = "quadratic"
@@ -21,7 +21,7 @@ optional)::
     rule = "classic"
     lam = 1.0
 
-    [run]                                  # simulations.engine.simulate
+    [run]                                  # simulations.spec.RunSpec (its defaults)
     schedule = "1/(t+1)"
     paths = 4096
     steps = 2000
@@ -36,8 +36,13 @@ optional)::
     xi = [0.5]                             # r of L1-mart (max_s ‖ξ(s)‖ ≥ r)
     blowup = 1e6                           # A3's blow-up radius for max_s ‖θ(s)‖
 
-    [options]                              # per-claim settings, see simulations.claims
+    [options]                              # the OPTIONS the checked claims declare
     zero_range = [-5.0, 15.0]
+
+    [[bound]]                              # a bound of your own (simulations.claims.bound)
+    name = "azuma-exit"
+    event = "exit"
+    expression = "2*exp(-M**2/(2*lam**2*sum_a2))"
 
     [full]                                 # overrides of [run] for --full
     paths = 65536
@@ -58,37 +63,32 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from simulations.spec import RunSpec
+
 SUITES = Path(__file__).with_name("suites")
 
-RUN_KEYS = {"schedule": str, "paths": int, "steps": int, "batch": int, "seed": int,
-            "dtype": str, "keep_paths": int, "xi_paths": int}
-RUN_DEFAULTS = {"batch": 1, "seed": 0, "dtype": "float64", "keep_paths": 8, "xi_paths": 1024}
+#: the keys of ``[run]`` and ``[full]`` (checked, with their defaults, by RunSpec.from_dict)
+RUN_KEYS = ("schedule", "paths", "steps", "batch", "seed", "dtype", "guard", "keep_paths",
+            "xi_paths")
 RADII_KEYS = {"exit", "xi", "blowup"}
-CLIP_KEYS = {"rule", "lam", "eps", "radius"}
-OPTION_KEYS = {"zero_range", "zero_grid", "ode_window", "ode_windows", "a3_delta",
-               "l2_radii", "l2_points"}
 TOP_KEYS = {"name", "description", "claims", "problem", "clip", "run", "radii", "options",
-            "full", "expect"}
+            "full", "expect", "bound"}
 
 
 @dataclass(frozen=True)
 class Scenario:
-    """One setting to verify (see the module docstring for the meaning of each field)."""
+    """One setting to verify (see the module docstring for the meaning of each field).
+
+    ``run`` is the :class:`~simulations.spec.RunSpec` of its quick size, recording the
+    observers its claims need (:func:`simulations.claims.observers_for`) and ``[radii] exit``
+    as its radii; ``full`` the ``[full]`` overrides of ``[run]``. The read-only properties
+    (``paths``, ``schedule``, ``exit_radii``, ...) are the run's.
+    """
 
     name: str
-    problem: dict[str, Any]
-    clip: dict[str, Any]
-    schedule: str
-    paths: int
-    steps: int
+    run: RunSpec
     claims: tuple[str, ...]
     description: str = ""
-    batch: int = 1
-    seed: int = 0
-    dtype: str = "float64"
-    keep_paths: int = 8
-    xi_paths: int = 1024
-    exit_radii: tuple[float, ...] = ()
     xi_radii: tuple[float, ...] = ()
     blowup_radius: float = 1e6
     options: dict[str, Any] = field(default_factory=dict)
@@ -98,19 +98,31 @@ class Scenario:
 
     def sized(self, full: bool) -> Scenario:
         """This scenario at its quick size, or with the ``[full]`` overrides applied."""
-        return replace(self, **self.full) if full else self
+        return replace(self, run=self.run.replace(**self.full)) if full else self
+
+    @property
+    def problem(self) -> dict[str, Any]:
+        return self.run.problem.thaw()
+
+    @property
+    def clip(self) -> dict[str, Any]:
+        return self.run.clip.thaw()
+
+    schedule = property(lambda self: self.run.schedule)
+    paths = property(lambda self: self.run.paths)
+    steps = property(lambda self: self.run.steps)
+    batch = property(lambda self: self.run.batch)
+    seed = property(lambda self: self.run.seed)
+    dtype = property(lambda self: self.run.dtype)
+    keep_paths = property(lambda self: self.run.keep_paths)
+    xi_paths = property(lambda self: self.run.xi_paths)
+    exit_radii = property(lambda self: self.run.radii)
 
     def make_problem(self):
-        from simulations.problems import make_problem
-
-        params = dict(self.problem)
-        return make_problem(params.pop("name"), **params)
+        return self.run.make_problem()
 
     def make_rule(self):
-        from simulations.rules import ClipRule
-
-        params = dict(self.clip)
-        return ClipRule(params.pop("rule"), **params)
+        return self.run.make_rule()
 
     def describe(self) -> dict[str, Any]:
         """The scenario as JSON-ready values."""
@@ -138,30 +150,65 @@ def _number_list(where: str, key: str, value: Any) -> tuple[float, ...]:
     return tuple(out)
 
 
-def _check_run(where: str, table: dict[str, Any], name: str) -> dict[str, Any]:
-    out = {}
-    for key, value in table.items():
+def _run_table(where: str, table: Any, name: str) -> dict[str, Any]:
+    if not isinstance(table, dict):
+        raise _bad(where, name, f"expected a table, got {table!r}")
+    for key in table:
         if key not in RUN_KEYS:
             raise _bad(where, f"{name}.{key}", f"unknown key (expected one of "
                                                f"{', '.join(RUN_KEYS)})")
-        kind = RUN_KEYS[key]
-        lowest = 0 if key in ("steps", "seed", "keep_paths") else 1
-        if kind is int and (isinstance(value, bool) or not isinstance(value, int)
-                            or value < lowest):
-            raise _bad(where, f"{name}.{key}", f"expected an integer >= {lowest}, got {value!r}")
-        if kind is str and not isinstance(value, str):
-            raise _bad(where, f"{name}.{key}", f"expected a string, got {value!r}")
-        if key == "dtype" and value not in ("float64", "float32"):
-            raise _bad(where, f"{name}.{key}", f"expected float64 or float32, got {value!r}")
-        out[key] = value
-    return out
+    return dict(table)
+
+
+def _run_spec(where: str, data: dict[str, Any], run: dict[str, Any], radii: tuple[float, ...],
+              claims: list[str], table: str = "run") -> RunSpec:
+    """The RunSpec of a scenario: [problem], [clip], the ``table`` ([run] or [full]), the exit
+    radii, and the observers of its claims (whole paths kept only when recorded)."""
+    from simulations.claims import observers_for
+
+    names = {k: f"{table}.{k}" for k in RUN_KEYS} | {"radii": "radii.exit"}
+    try:
+        return RunSpec.from_dict({"problem": data["problem"], "clip": data["clip"], **run,
+                                  "radii": radii, "record": observers_for(claims)},
+                                 names=names)
+    except ValueError as error:
+        raise ValueError(f"{where}: {' '.join(str(error).split())}") from None
+
+
+def _claims(where: str, data: dict[str, Any]) -> tuple[list[str], dict[str, str]]:
+    """The ids of the claims ``data`` names (``claims``: ids, modules ``pkg.mod`` or files
+    ``./x.py``, each registered; ``[[bound]]`` tables, each a claim of its own), and the name
+    each was given as → its id."""
+    from simulations.claims.bound import bound_claim
+    from simulations.claims.registry import ids, register, resolve
+
+    names = data.get("claims", [])
+    if not isinstance(names, list) or not (names or data.get("bound")):
+        raise _bad(where, "claims", f"expected a non-empty list of claim ids "
+                                    f"({', '.join(ids())}), modules or files")
+    aliases = {}
+    for name in names:
+        try:
+            aliases[name] = resolve(name, where).id
+        except ValueError as error:
+            raise _bad(where, "claims", str(error)) from None
+    tables = data.get("bound", [])
+    if not isinstance(tables, list):
+        raise _bad(where, "bound", "expected [[bound]] tables")
+    for i, table in enumerate(tables):
+        try:
+            claim = register(bound_claim(table, f"bound[{i}]"))
+        except ValueError as error:
+            raise ValueError(f"{where}: {error}") from None
+        aliases.setdefault(claim.id, claim.id)
+    return list(dict.fromkeys(aliases.values())), aliases
 
 
 def scenario_from_dict(data: dict[str, Any], where: str = "scenario",
                        default_name: str | None = None) -> Scenario:
     """A :class:`Scenario` from the parsed TOML ``data``; ``where`` names it in errors."""
-    from simulations.claims import CLAIMS, VERDICTS
-    from simulations.problems import PROBLEMS
+    from simulations.claims import VERDICTS
+    from simulations.claims.registry import check_options
 
     unknown = set(data) - TOP_KEYS
     if unknown:
@@ -169,34 +216,16 @@ def scenario_from_dict(data: dict[str, Any], where: str = "scenario",
     for table in ("problem", "clip"):
         if not isinstance(data.get(table), dict):
             raise _bad(where, table, "a [" + table + "] table is required")
-    problem = dict(data["problem"])
-    if problem.get("name") not in PROBLEMS:
-        raise _bad(where, "problem.name", f"expected one of {', '.join(PROBLEMS)}, "
-                                          f"got {problem.get('name')!r}")
-    clip = dict(data["clip"])
-    if set(clip) - CLIP_KEYS or "rule" not in clip:
-        raise _bad(where, "clip", f"expected keys {', '.join(sorted(CLIP_KEYS))} with a rule, "
-                                  f"got {', '.join(clip)}")
-    run = _check_run(where, dict(data.get("run", {})), "run")
-    for key in ("schedule", "paths", "steps"):
-        if key not in run:
-            raise _bad(where, f"run.{key}", "required")
-    full = _check_run(where, dict(data.get("full", {})), "full")
-    claims = data.get("claims", [])
-    if not isinstance(claims, list) or not claims:
-        raise _bad(where, "claims", f"expected a non-empty list of claim ids ({', '.join(CLAIMS)})")
-    for claim in claims:
-        if claim not in CLAIMS:
-            raise _bad(where, "claims", f"unknown claim {claim!r} (expected {', '.join(CLAIMS)})")
+    run = _run_table(where, data.get("run", {}), "run")
+    full = _run_table(where, data.get("full", {}), "full")
+    claims, aliases = _claims(where, data)
     radii = dict(data.get("radii", {}))
     if set(radii) - RADII_KEYS:
         raise _bad(where, "radii", f"expected keys {', '.join(sorted(RADII_KEYS))}")
-    options = dict(data.get("options", {}))
-    if set(options) - OPTION_KEYS:
-        raise _bad(where, "options." + sorted(set(options) - OPTION_KEYS)[0],
-                   f"unknown option (expected {', '.join(sorted(OPTION_KEYS))})")
+    options = check_options(dict(data.get("options", {})), claims, where)
     expect = {}
     for claim, verdicts in dict(data.get("expect", {})).items():
+        claim = aliases.get(claim, claim)
         verdicts = verdicts if isinstance(verdicts, list) else [verdicts]
         if claim not in claims or not verdicts or any(v not in VERDICTS for v in verdicts):
             raise _bad(where, f"expect.{claim}", f"expected a checked claim and one of "
@@ -206,21 +235,15 @@ def scenario_from_dict(data: dict[str, Any], where: str = "scenario",
     name = data.get("name", default_name)
     if not isinstance(name, str) or not name:
         raise _bad(where, "name", "a scenario needs a name")
+    exit_radii = _number_list(where, "radii.exit", radii.get("exit", []))
+    spec = _run_spec(where, data, run, exit_radii, claims)
+    _run_spec(where, data, {**run, **full}, exit_radii, claims, "full")  # checked at load time
     sc = Scenario(
-        name=name, description=str(data.get("description", "")), problem=problem, clip=clip,
-        claims=tuple(claims), **{**RUN_DEFAULTS, **run},
-        exit_radii=_number_list(where, "radii.exit", radii.get("exit", [])),
+        name=name, description=str(data.get("description", "")), run=spec,
+        claims=tuple(claims),
         xi_radii=_number_list(where, "radii.xi", radii.get("xi", [])),
         blowup_radius=_number_list(where, "radii.blowup", radii.get("blowup", 1e6))[0],
         options=options, full=full, expect=expect, source=where)
-    try:  # build once, so that a bad problem, rule or schedule is refused at load time
-        sc.make_problem()
-        sc.make_rule()
-        from theory.schedules import as_schedule
-
-        as_schedule(sc.schedule, horizon=max(sc.steps, 1))
-    except ValueError as error:
-        raise ValueError(f"{where}: {error}") from None
     from simulations.claims import applicable
 
     for claim in claims:

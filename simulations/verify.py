@@ -1,72 +1,82 @@
 r"""Run scenarios and hold their claims against the paths: the work behind
 ``python -m simulations verify``.
 
-:func:`run_scenario` simulates one scenario with the observers its claims need and saves the run
-into ``OUT/runs/<name>`` (:func:`simulations.results.save`, atomic); with ``resume=True`` a run
-already saved there with the same setting is loaded instead of run again, so an interrupted
-suite loses only the scenario it was in. :func:`verify` does this for a list of scenarios and
-returns the rows of :mod:`simulations.claims`.
+:func:`run_scenario` simulates one scenario with the observers its claims need and, given
+``out``, saves the run in the store ``OUT/runs`` (:mod:`simulations.store`: one folder per
+:meth:`~simulations.spec.RunSpec.key`, the scenario's name in ``OUT/runs/index.json``); with
+``resume=True`` a run saved there with the same spec (or the scenario's run for all its
+claims, which records a superset of the observers) is loaded instead of run again, so an
+interrupted suite loses only the scenario it was in. :func:`verify` does this for a list of
+scenarios and returns the rows of :mod:`simulations.claims`, with a progress bar on a terminal
+and, elsewhere, one line per scenario on stderr (time taken, about how long is left).
 """
 
 from __future__ import annotations
 
-import json
+import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import torch
 from tqdm.auto import tqdm
 
 from simulations import claims as claims_mod
-from simulations import results
 from simulations.engine import Simulation, simulate
 from simulations.scenarios import Scenario
+from simulations.spec import Execution, RunSpec
+from simulations.store import RunStore
 
-__all__ = ["run_scenario", "verify"]
+__all__ = ["run_of", "run_scenario", "verify"]
 
 
-def _simulate_kwargs(sc: Scenario, claims: Sequence[str]) -> dict:
-    record = claims_mod.observers_for(claims)
-    return dict(paths=sc.paths, steps=sc.steps, batch=sc.batch, seed=sc.seed,
-                radii=list(sc.exit_radii), dtype=getattr(torch, sc.dtype), record=record,
-                keep_paths=sc.keep_paths if "paths" in record else 0,
-                xi_paths=sc.xi_paths)
+def run_of(sc: Scenario, claims: Sequence[str] | None = None) -> RunSpec:
+    """The RunSpec of scenario ``sc`` recording what ``claims`` (default: all its claims)
+    need."""
+    record = claims_mod.observers_for(sc.claims if claims is None else claims)
+    return sc.run if record == sc.run.record else sc.run.replace(record=record)
 
 
 def run_scenario(sc: Scenario, claims: Sequence[str] | None = None, *,
                  out: str | Path | None = None, resume: bool = False,
                  progress: bool | None = None, device: str = "cpu") -> Simulation:
-    """The run of scenario ``sc`` (its claims' observers recorded), saved under
-    ``out/runs/<name>`` when ``out`` is given; see the module docstring for ``resume``."""
-    claims = sc.claims if claims is None else tuple(claims)
-    problem, rule = sc.make_problem(), sc.make_rule()
-    kwargs = _simulate_kwargs(sc, claims)
-    folder = None if out is None else Path(out) / "runs" / sc.name
-    if folder is not None and resume and (folder / results.RESULT).exists():
-        saved = json.loads((folder / results.RESULT).read_text(encoding="utf-8"))
-        if saved.get("scenario") == results.to_json(sc.describe()) and set(kwargs["record"]) <= set(
-                saved["setting"]["record"]):
-            return results.load(folder)
-    sim = simulate(problem, rule, sc.schedule, progress=progress, device=device, **kwargs)
-    if folder is not None:
-        results.save(sim, folder, device=device, extra={"scenario": sc.describe()})
-    return sim
+    """The run of scenario ``sc`` (its claims' observers recorded), saved in the store
+    ``out/runs`` when ``out`` is given; see the module docstring for ``resume``."""
+    run = run_of(sc, claims)
+    execution = Execution(device=device, progress=progress)
+    if out is None:
+        return simulate(run, execution)
+    store = RunStore(Path(out) / "runs")
+    if resume:  # this very run, or the scenario's run for all its claims (a superset)
+        for saved in filter(None, map(store.load, dict.fromkeys((run, sc.run)))):
+            return saved
+    return store.run(run, lambda: simulate(run, execution), reuse=False, name=sc.name,
+                     device=device, extra={"scenario": sc.describe()})
 
 
 def verify(scenarios: Sequence[Scenario], claims: Sequence[str] | None = None, *,
            out: str | Path | None = None, resume: bool = False,
            progress: bool | None = None, device: str = "cpu") -> list[claims_mod.ClaimResult]:
-    """Every scenario's claims (or those of ``claims`` each scenario checks) as table rows."""
+    """Every scenario's claims (or those of ``claims`` each scenario checks) as table rows.
+
+    ``progress``: None shows a bar on a terminal and a line per scenario otherwise; False
+    nothing."""
     rows: list[claims_mod.ClaimResult] = []
+    lines = progress is None and not sys.stderr.isatty()
     bar = tqdm(scenarios, desc="scenarios", unit="scenario", leave=False,
-               disable=None if progress is None else not progress)
-    for sc in bar:
+               disable=True if lines else None if progress is None else not progress)
+    start = time.perf_counter()
+    for i, sc in enumerate(bar, 1):
         bar.set_postfix_str(sc.name)
         chosen = sc.claims if claims is None else tuple(c for c in sc.claims if c in claims)
-        if not chosen:
-            continue
-        sim = run_scenario(sc, chosen, out=out, resume=resume, progress=progress,
-                           device=device)
-        rows.extend(claims_mod.evaluate(sc, sim, chosen))
+        if chosen:
+            began = time.perf_counter()
+            sim = run_scenario(sc, chosen, out=out, resume=resume,
+                               progress=False if lines else progress, device=device)
+            rows.extend(claims_mod.evaluate(sc, sim, chosen))
+            if lines:
+                now = time.perf_counter()
+                left = (now - start) / i * (len(scenarios) - i)
+                print(f"scenario {i}/{len(scenarios)} {sc.name}: {now - began:.1f} s, about "
+                      f"{left:.0f} s left", file=sys.stderr, flush=True)
     bar.close()
     return rows

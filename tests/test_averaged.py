@@ -214,3 +214,71 @@ def test_rejects_bad_input() -> None:
 def test_follows_clipper_protocol() -> None:
     stateful = pytest.importorskip("torch_impl.stateful")
     assert isinstance(AveragedNormClipper(), stateful.Clipper)
+
+
+def grads_list(seed: int, scale: float) -> list[list[torch.Tensor]]:
+    gen = torch.Generator().manual_seed(seed)
+    shapes = [(4, 3), (3,), (2, 2, 2)]
+    return [[scale * (1 + 5 * (t % 3)) * torch.randn(s, generator=gen, dtype=torch.float64)
+             for s in shapes] for t in range(6)]
+
+
+@pytest.mark.parametrize("per_tensor", [True, False])
+def test_foreach_paths_agree_with_the_pure_function(per_tensor: bool) -> None:
+    """foreach None/True/False clip alike, and as averaged_clip applied by hand."""
+    sequence = grads_list(3, 2.0)
+    results = {}
+    for foreach in (None, True, False):
+        params = [torch.zeros(g.shape, dtype=torch.float64, requires_grad=True)
+                  for g in sequence[0]]
+        clipper = AveragedNormClipper(per_tensor, foreach=foreach)
+        out = []
+        for step in sequence:
+            for p, g in zip(params, step, strict=True):
+                p.grad = g.clone()
+            clipper(params)
+            out.append([p.grad.clone() for p in params])
+        results[foreach] = out
+    # by hand: lines 1-9 per tensor (or on the concatenated gradient)
+    means = [torch.zeros((), dtype=torch.float64) for _ in sequence[0]]
+    for t, step in enumerate(sequence, start=1):
+        if per_tensor:
+            expected = []
+            for i, g in enumerate(step):
+                clipped, _, means[i] = averaged_clip(g, means[i], t)
+                expected.append(clipped)
+        else:
+            flat = torch.cat([g.flatten() for g in step])
+            clipped, _, means[0] = averaged_clip(flat, means[0], t)
+            expected = list(clipped.split([g.numel() for g in step]))
+            expected = [e.reshape(g.shape) for e, g in zip(expected, step, strict=True)]
+        for foreach, out in results.items():
+            for got, want in zip(out[t - 1], expected, strict=True):
+                torch.testing.assert_close(got, want, rtol=1e-13, atol=0, msg=str(foreach))
+
+
+@pytest.mark.parametrize("per_tensor", [True, False])
+def test_error_if_nonfinite_raises_before_touching_anything(per_tensor: bool) -> None:
+    p = torch.zeros(3, dtype=torch.float64, requires_grad=True)
+    clipper = AveragedNormClipper(per_tensor, error_if_nonfinite=True)
+    p.grad = f64([3.0, 0.0, 4.0])
+    clipper([p])
+    state = clipper.state_dict()
+    p.grad = f64([1.0, float("inf"), 0.0])
+    with pytest.raises(RuntimeError, match="non-finite"):
+        clipper([p])
+    assert torch.equal(p.grad, f64([1.0, float("inf"), 0.0]))
+    assert clipper.state_dict()["steps"] == state["steps"] == [1]
+    # without the flag the average turns non-finite, as in the seed
+    lenient = AveragedNormClipper(per_tensor)
+    lenient([p])
+    assert not math.isfinite(lenient.means[0].item())
+
+
+def test_is_a_stateful_norm_clipper() -> None:
+    stateful = pytest.importorskip("torch_impl.stateful")
+    assert isinstance(AveragedNormClipper(), stateful.NormClipper)
+    q = torch.zeros(2, device="meta", requires_grad=True)  # meta tensors: no foreach kernels
+    q.grad = torch.ones(2, device="meta")
+    with pytest.raises(RuntimeError, match="foreach=True"):
+        AveragedNormClipper(foreach=True)([q])

@@ -8,10 +8,10 @@ import pytest
 from scipy import stats
 
 from simulations import claims
+from simulations.claims import verdicts
 from simulations.engine import Simulation, simulate
-from simulations.problems import make_problem
-from simulations.rules import ClipRule
 from simulations.scenarios import scenario_from_dict
+from simulations.spec import Execution, RunSpec
 
 # ---- the rules on numbers -------------------------------------------------------------------
 
@@ -27,10 +27,21 @@ def test_probability_bound_that_is_violated():
     assert verdict == "violated" and "lower limit" in why
 
 
-def test_probability_bound_that_holds_and_cannot_be_resolved():
+def test_probability_bound_holds_only_when_the_upper_limit_is_below_it():
+    """0 of n paths cannot resolve a bound below the upper limit 1 − 0.025^{1/n}: that is
+    inconclusive, never holds (0 of 100 against 1e-6, or against a false bound)."""
     verdict, why = claims.probability_verdict(0, 10000, -614.9)
-    assert verdict == "holds" and "cannot resolve" in why
-    assert claims.probability_verdict(3, 1000, math.log10(0.01))[0] == "holds"
+    assert verdict == "inconclusive" and "cannot resolve" in why
+    assert claims.probability_verdict(0, 100, -6.0)[0] == "inconclusive"
+    # a false bound (the true P is 0.5) that 0 of 100 happens to meet: not holds either
+    assert claims.probability_verdict(0, 100, math.log10(0.01))[0] == "inconclusive"
+    # 3 of 1000: upper limit 0.00874 (scipy's exact interval) ≤ 0.01
+    hi = stats.binomtest(3, 1000).proportion_ci(0.95, method="exact").high
+    assert hi < 0.01 and claims.probability_verdict(3, 1000, math.log10(0.01))[0] == "holds"
+    # just above the upper limit of 0 of 100: 1 − 0.025^{1/100}
+    edge = 1 - 0.025 ** (1 / 100)
+    assert claims.probability_verdict(0, 100, math.log10(edge * 1.0001))[0] == "holds"
+    assert claims.probability_verdict(0, 100, math.log10(edge * 0.9999))[0] == "inconclusive"
 
 
 def test_vacuous_bounds():
@@ -46,6 +57,9 @@ def test_inconclusive_when_the_interval_reaches_the_bound():
 def test_pathwise_tolerance():
     assert claims.pathwise_verdict(1 + 0.5e-9, 1e-9, "x")[0] == "holds"
     assert claims.pathwise_verdict(1 + 2e-9, 1e-9, "x")[0] == "violated"
+    # the tolerance is 4 machine epsilons of the run's dtype: 4·2⁻⁵², 4·2⁻²³
+    assert verdicts.pathwise_rtol("float64") == 4 * 2.0**-52
+    assert verdicts.pathwise_rtol("float32") == 4 * 2.0**-23
     assert claims.pathwise_verdict(float("inf"), 1e-9, "x")[0] == "violated"
     assert claims.pathwise_verdict(float("nan"), 1e-9, "x")[0] == "violated"
 
@@ -160,10 +174,13 @@ def test_claims_are_refused_for_rules_they_are_not_stated_for():
 def test_xi_observer_against_a_reference_loop():
     """ξ(s) = Σ_{t<s} a(t)(g/c − H(θ(t))) rebuilt from whole paths: g/c = (θ(t) − θ(t+1))/a(t),
     and H(θ) = 0.9·clamp(θ, −1, 1) + 0.1·clamp(θ − 10, −1, 1) by hand."""
-    problem = make_problem("quadratic", noise="discrete", values=[0.0, 10.0], probs=[0.9, 0.1])
     steps, paths = 64, 16
-    sim = simulate(problem, ClipRule("classic", lam=1.0), "1/(t+1)", paths=paths, steps=steps,
-                   record=("paths", "xi"), keep_paths=paths, xi_paths=paths, progress=False)
+    run = RunSpec.from_dict({
+        "problem": {"name": "quadratic", "noise": "discrete", "values": [0.0, 10.0],
+                    "probs": [0.9, 0.1]},
+        "clip": {"rule": "classic", "lam": 1.0}, "schedule": "1/(t+1)", "paths": paths,
+        "steps": steps, "record": ("paths", "xi"), "keep_paths": paths, "xi_paths": paths})
+    sim = simulate(run, Execution(progress=False))
     theta = sim.arrays["path"][:, :, 0]  # (R, T+1)
     a = 1.0 / (np.arange(steps) + 1.0)
     step = (theta[:, :-1] - theta[:, 1:]) / a
@@ -176,3 +193,172 @@ def test_xi_observer_against_a_reference_loop():
                                    atol=1e-14)
     np.testing.assert_allclose(sim.arrays["xi_sum_sq"], ((a * (step - h)) ** 2).sum(1),
                                rtol=1e-9)
+
+
+# ---- the pathwise tolerance is a few ulps, no looser ----------------------------------------
+
+def test_l1_det_tolerates_an_ulp_but_not_a_relative_1e_12():
+    sc = _scenario(["L1-det"])
+    r = _radius([0, 1, 2, 4, 8])
+    dev = np.tile(r, (4, 1))
+    dev[1, 4] = np.nextafter(np.nextafter(r[4], np.inf), np.inf)  # 2 ulps past λΣa
+    assert claims.evaluate(sc, _sim(deviation_at=dev, max_deviation=dev[:, -1].copy()))[0] \
+        .verdict == "holds"
+    dev[1, 4] = r[4] * (1 + 1e-12)  # far more than a rounding unit of θ
+    row = claims.evaluate(sc, _sim(deviation_at=dev, max_deviation=dev[:, -1].copy()))[0]
+    assert row.verdict == "violated" and row.details["rtol"] == 4 * 2.0**-52
+
+
+def test_c2_and_c2_growth_tolerate_ulps_only():
+    sc = _scenario(["C2"], rule="adaptive")  # K = 1
+    ok = np.array([0.5, np.nextafter(1.0, 2.0), 0.2, 0.9])
+    assert claims.evaluate(sc, _sim(claim2_ratio=ok))[0].verdict == "holds"
+    assert claims.evaluate(sc, _sim(claim2_ratio=np.array([0.5, 1 + 1e-13, 0.2, 0.9])))[0] \
+        .verdict == "violated"
+    sc = _scenario(["C2-growth"], rule="adaptive")
+    steps = np.array([0, 1, 2, 4, 8])
+    bound = 0.5 * np.array([math.prod(1 + 1 / (t + 1) for t in range(s)) for s in steps])
+    norms = np.tile(bound, (4, 1))
+    norms[:, 0] = 0.0
+    norms[2, 3] = bound[3] * (1 + 1e-12)
+    assert claims.evaluate(sc, _sim(norm_at=norms, max_norm=norms.max(1)))[0].verdict \
+        == "violated"
+
+
+# ---- the registry: a claim from one file ----------------------------------------------------
+
+CLAIM_FILE = '''
+"""A claim in one file: the fraction of paths whose running maximum of ‖θ(s)‖ exceeds 2."""
+import numpy as np
+
+ID = "tmp-max-norm"
+STATEMENT = "max_s ‖θ(s)‖ ≤ R on every path"
+RULES = ("classic",)
+OBSERVERS = ("running_max",)
+OPTIONS = {"tmp_radius": 2.0}
+
+
+def check(ctx):
+    radius = ctx.opt("tmp_radius")
+    worst = float(np.max(ctx.sim.arrays["max_norm"]))
+    verdict = "holds" if worst <= radius else "violated"
+    return [ctx.row(prediction=f"<= {radius}", measurement=f"max {worst:.4g}", interval=None,
+                    verdict=verdict, reason=f"largest {worst}", measurement_value=worst)]
+'''
+
+
+@pytest.fixture
+def claim_file(tmp_path):
+    path = tmp_path / "tmp_claim.py"
+    path.write_text(CLAIM_FILE, encoding="utf-8")
+    yield path
+    claims.unregister("tmp-max-norm")
+
+
+def test_a_claim_from_one_file_runs_through_evaluate_and_verify(claim_file, tmp_path):
+    from simulations.verify import verify
+
+    data = {"name": "one-file", "claims": ["L1-det", str(claim_file)],
+            "problem": {"name": "quadratic", "noise": "point", "mean": 5.0, "theta0": 0.0},
+            "clip": {"rule": "classic", "lam": 1.0},
+            "run": {"schedule": "1/(t+1)", "paths": 8, "steps": 4},
+            "options": {"tmp_radius": 1.5}, "expect": {str(claim_file): "violated"}}
+    sc = scenario_from_dict(data)
+    assert sc.claims == ("L1-det", "tmp-max-norm") and sc.expect == {"tmp-max-norm":
+                                                                     ("violated",)}
+    assert claims.observers_for(sc.claims) == ("exits", "running_max", "checkpoints")
+    rows = verify([sc], progress=False)
+    assert [r.claim for r in rows] == ["L1-det", "tmp-max-norm"]
+    # θ moves by a(t) = 1, 1/2, 1/3, 1/4 towards 5: max ‖θ‖ = 25/12 > 1.5
+    assert rows[1].measurement_value == pytest.approx(25 / 12) and rows[1].verdict == "violated"
+    assert claims.get("tmp-max-norm").to_dict()["options"] == {"tmp_radius": 2.0}
+    assert "tmp-max-norm" in claims.get("tmp-max-norm").describe()
+    with pytest.raises(ValueError, match="options.tmp_radius: expected a value like"):
+        scenario_from_dict({**data, "options": {"tmp_radius": "big"}})
+    with pytest.raises(ValueError, match="tmp-max-norm: stated for classic"):
+        scenario_from_dict({**data, "clip": {"rule": "adaptive", "lam": 1.0, "eps": 0.1},
+                            "claims": [str(claim_file)], "expect": {}})
+
+
+def test_registry_refuses_bad_claims_and_clashing_ids():
+    with pytest.raises(ValueError, match="missing STATEMENT, check"):
+        claims.Claim.from_module(type("M", (), {"ID": "x"}))
+    with pytest.raises(ValueError, match="OBSERVERS must be"):
+        claims.Claim(id="x", statement="s", check=lambda ctx: [], observers=("telepathy",))
+    with pytest.raises(ValueError, match="already defined"):
+        claims.register(claims.Claim(id="T1", statement="s", check=lambda ctx: [],
+                                     source="elsewhere"))
+    with pytest.raises(ValueError, match="unknown claim 'T9'"):
+        claims.get("T9")
+    with pytest.raises(ValueError, match="options.zero_grid: unknown option"):
+        _scenario(["L1-det"], options={"zero_grid": 11})
+
+
+# ---- T1: the zero set of H, its window, its uncertainty and its stability -------------------
+
+def _t1_sim(endpoints):
+    endpoints = np.asarray(endpoints, dtype=np.float64).reshape(len(endpoints), -1)
+    return Simulation({"paths": len(endpoints), "steps": 8},
+                      {"blown_step": np.full(len(endpoints), -1), "endpoints": endpoints})
+
+
+def _t1_scenario(problem, **extra):
+    return _scenario(["T1"], problem=problem, **extra)
+
+
+def test_t1_widens_the_window_to_the_far_zero():
+    """y ~ N(100, 1), classic λ = 1: H(θ) = E[clamp(θ − y, −1, 1)] is odd about 100, so its zero
+    is 100, far outside θ(0) = 0 and endpoints near λΣa = 7.5 (+10): the window is widened to it,
+    and endpoints that have not reached it are inconclusive, not 'H has no zero'."""
+    sc = _t1_scenario({"name": "quadratic", "noise": "normal", "mean": 100.0, "sd": 1.0,
+                       "theta0": 0.0})
+    row = claims.evaluate(sc, _t1_sim(np.full(16, 7.485)))[0]
+    assert row.details["zeros"] == pytest.approx([100.0], abs=1e-9)
+    lo, hi = row.details["window"]
+    assert lo <= 0 and hi >= 100 and "searched" in row.prediction
+    assert row.verdict == "inconclusive"
+
+
+def test_t1_on_a_repelling_zero_is_not_holds():
+    """ℓ = −½(θ − y)² (concave), y ~ N(0, 1): H(θ) = −E[clamp(θ − y, −1, 1)] is decreasing, its
+    zero 0 repels dθ/dτ = −H. Endpoints that ran off symmetrically have mean 0, on the zero."""
+    sc = _t1_scenario({"name": "quadratic", "noise": "normal", "mean": 0.0, "sd": 1.0,
+                       "theta0": 0.0, "curvature": -1.0})
+    row = claims.evaluate(sc, _t1_sim(np.repeat([-6.0, 6.0], 64)))[0]
+    assert row.details["zeros"] == pytest.approx([0.0], abs=1e-9)
+    assert row.details["pieces"][0]["stability"] == "repelling"
+    assert row.verdict == "violated" and "repelling" in row.reason
+
+
+def test_t1_with_a_monte_carlo_h_reports_an_uncertain_zero_set():
+    """B = 2 makes H a Monte Carlo estimate. y ~ N(3, 1) is symmetric about E[y] = 3, so the zero
+    of H is 3; the estimated zero set is an interval (the 95% band of the estimate) that
+    contains 3, never an exact point, and endpoints at 3 agree with it."""
+    sc = _t1_scenario({"name": "quadratic", "noise": "normal", "mean": 3.0, "sd": 1.0,
+                       "theta0": 0.0}, run={"schedule": "1/(t+1)", "paths": 4, "steps": 8,
+                                            "batch": 2})
+    rng = np.random.default_rng(0)
+    row = claims.evaluate(sc, _t1_sim(3.0 + 0.01 * rng.standard_normal(512)))[0]
+    assert row.details["h_exact"] is False and row.details["zeros_estimated"] is True
+    assert row.details["zeros"] == [] and len(row.details["intervals"]) == 1
+    a, b = row.details["intervals"][0]
+    assert a < 3.0 < b and 0 < b - a < 0.5
+    assert row.verdict == "holds" and "Monte Carlo" in row.prediction
+
+
+def test_t1_in_two_dimensions_with_a_monte_carlo_h_gives_the_zero_its_standard_error():
+    """y ~ N(2, 1) in each of 2 coordinates (a continuous law in d > 1: H is estimated from
+    4096 samples). The zero's standard error is s_H/H' per coordinate, with, by hand,
+    s_H² = E[clamp(z, −1, 1)²]/4096 = (2Φ(1) − 1 − 2φ(1) + 2(1 − Φ(1)))/4096 and
+    H' = P(|z| < 1) = 2Φ(1) − 1 for z ~ N(0, 1)."""
+    sc = _t1_scenario({"name": "quadratic", "noise": "normal", "mean": 2.0, "sd": 1.0,
+                       "dim": 2})
+    rng = np.random.default_rng(0)
+    row = claims.evaluate(sc, _t1_sim(2.0 + 0.01 * rng.standard_normal((256, 2))))[0]
+    inside = 2 * stats.norm.cdf(1) - 1
+    second = inside - 2 * stats.norm.pdf(1) + 2 * stats.norm.sf(1)
+    want = math.sqrt(second / 4096) / inside
+    np.testing.assert_allclose(row.details["zero_se"], [want, want], rtol=0.1)
+    zero = np.array(row.details["zeros"][0])
+    assert np.all(np.abs(zero - 2.0) <= 4 * want) and row.details["stability"] == ["attracting"]
+    assert row.verdict == "holds" and "±" in row.prediction

@@ -100,3 +100,47 @@ def test_bad_input_is_one_line_naming_the_argument(args, argument):
 def test_one_over_t_gets_the_hint():
     done = run("--lam", "1", "--radius", "1", "--schedule", "1/t")
     assert "did you mean 1/(t+1)?" in done.stderr
+
+
+# ---- the clipverify console command ---------------------------------------------------------
+
+def test_clipverify_is_a_console_script_of_the_package():
+    import configparser
+    from pathlib import Path
+
+    cfg = configparser.ConfigParser()
+    cfg.read(Path(__file__).resolve().parents[1] / "setup.cfg")
+    scripts = cfg["options.entry_points"]["console_scripts"].split("=")
+    assert [s.strip() for s in scripts] == ["clipverify", "paper_figs.console:main"]
+
+
+def test_clipverify_dispatches_every_command(tmp_path, capsys, monkeypatch):
+    from paper_figs.console import main
+
+    assert main(["bound", *PAPER, "--json"]) == 0
+    paper = json.loads(capsys.readouterr().out)["bounds"]["lemma1_paper"]
+    assert paper["exponent"] == pytest.approx(2**21 / (150 * math.pi**2), rel=1e-13)
+
+    assert main(["problems"]) == 0
+    assert "rnn-cliff" in capsys.readouterr().out
+
+    assert main(["run", "--problem", "stiff", "--kind", "far", "--clip", "classic", "--lam",
+                 "1", "--schedule", "1/(t+1)", "--paths", "3", "--steps", "8", "--radius", "2",
+                 "--quiet", "--out", str(tmp_path / "run")]) == 0
+    out = capsys.readouterr().out
+    # always clipped towards a far target: θ(s) − θ(0) = Σ_{t<s} 1/(t+1) > 2 first at s = 4
+    assert "blown up: 0 of 3 paths" in out
+    row = next(line for line in out.splitlines() if line.split()[:1] == ["2"])
+    assert row.split()[:6] == ["2", "1.0000", "3", "4", "4", "4"]
+
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    assert main(["figs", "--quick", "--out", str(tmp_path / "figs"), "--only",
+                 "fig_schedules"]) == 0
+    assert (tmp_path / "figs" / "fig7_schedules.csv").exists()
+
+    with pytest.raises(SystemExit) as stop:
+        main(["verify", "--claims", "T9"])
+    assert stop.value.code == 2
+    assert main(["frobnicate"]) == 2
+    assert "unknown command 'frobnicate'" in capsys.readouterr().err
+    assert main([]) == 2

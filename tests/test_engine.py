@@ -20,16 +20,16 @@ import pytest
 import torch
 
 from simulations import engine
-from simulations.engine import simulate
 from simulations.problems import make_problem
 from simulations.rules import ClipRule
+from simulations.spec import Execution, RunSpec
 from tests import reference as ref
 from theory.schedules import PowerSchedule
 
 RTOL = 1e-12
 T = 40  # steps
 R = 6  # paths
-KEEP = 4  # the engine's default keep_paths
+KEEP = 8  # the default keep_paths (RunSpec's)
 
 # name: (catalog name, parameters, settings). Settings: lam (classic), lam_a and eps (adaptive,
 # layerwise, unitwise), lam_v (value), radius (projection), c (schedule c/(t+1)); the
@@ -71,6 +71,25 @@ RULE_KINDS = ("none", "classic", "adaptive", "layerwise", "unitwise", "value", "
 def problem(name: str):
     catalog, params, _ = PROBLEMS[name]
     return make_problem(catalog, **params)
+
+
+def pspec(name: str) -> dict:
+    """The problem ``name`` of PROBLEMS as a RunSpec's problem entry."""
+    catalog, params, _ = PROBLEMS[name]
+    return {"name": catalog, **params}
+
+
+EXECUTION = {"device", "chunk_size", "backend", "compile", "checkpoint_dir", "checkpoint_every",
+             "resume", "progress"}
+
+
+def simulate(problem: dict, rule: ClipRule, schedule, **kwargs):
+    """engine.simulate on the RunSpec of these settings (the keywords of RunSpec.from_dict and
+    of Execution)."""
+    execution = Execution(**{k: kwargs.pop(k) for k in list(kwargs) if k in EXECUTION})
+    clip = {"rule": rule.kind, "lam": rule.lam, "eps": rule.eps, "radius": rule.radius}
+    run = RunSpec.from_dict({"problem": problem, "clip": clip, "schedule": schedule, **kwargs})
+    return engine.simulate(run, execution)
 
 
 def rule_for(name: str, kind: str, **override) -> ClipRule:
@@ -158,14 +177,15 @@ def assert_matches(sim, want, steps: int = T, keep: int = KEEP):
 def run_both(name, rule, *, batch, seed, backend="auto", paths=R, steps=T, guard=None,
              radii=None):
     """The reference, then the engine on radii chosen from the reference's paths."""
-    pb = problem(name)
-    want = ref.reference(pb, as_ref_rule(rule), steps_of(name, steps), paths=paths, batch=batch,
+    want = ref.reference(problem(name), as_ref_rule(rule), steps_of(name, steps), paths=paths,
+                         batch=batch,
                          seed=seed, guard=1e100 if guard is None else guard)
     radii = pick_radii(want) if radii is None else radii
     want["first_exit"], want["first_exit_norm"] = ref.exits(
         want["norms"], want["deviations"], want["blown_step"], radii)
-    sim = simulate(pb, rule, schedule_for(name), paths=paths, steps=steps, batch=batch,
-                   seed=seed, radii=radii, guard=guard, backend=backend, progress=False)
+    sim = simulate(pspec(name), rule, schedule_for(name), paths=paths, steps=steps,
+                   batch=batch, seed=seed, radii=radii, guard=guard, backend=backend,
+                   progress=False)
     return sim, want
 
 
@@ -249,7 +269,7 @@ def test_float32_close_to_reference():
     rule = rule_for(name, "classic")
     want = ref.reference(problem(name), as_ref_rule(rule), steps_of(name), paths=R, batch=3,
                          seed=2)
-    sim = simulate(problem(name), rule, schedule_for(name), paths=R, steps=T, batch=3, seed=2,
+    sim = simulate(pspec(name), rule, schedule_for(name), paths=R, steps=T, batch=3, seed=2,
                    dtype=torch.float32, progress=False)
     assert sim.arrays["endpoints"].dtype == np.float32
     np.testing.assert_allclose(sim.arrays["endpoints"], want["endpoints"], rtol=0, atol=1e-5)
@@ -273,7 +293,7 @@ def test_chunk_size_does_not_change_anything(name, kind, batch, backend):
     runs = {}
     steps = 10 if name == "mlp-classification" else 25  # its float64 softmax is slow on CPU
     for chunk in (1, 3, 7, None):
-        runs[chunk] = simulate(problem(name), rule_for(name, kind), schedule_for(name), paths=10,
+        runs[chunk] = simulate(pspec(name), rule_for(name, kind), schedule_for(name), paths=10,
                                steps=steps, batch=batch, seed=9, radii=[0.5, 2.0, 50.0],
                                chunk_size=chunk, keep_paths=5, backend=backend, progress=False)
     base = runs[None].arrays
@@ -316,7 +336,7 @@ def _assert_frozen(sim):
 def test_concave_blows_up_at_the_predicted_step():
     """ℓ = −½‖θ‖² with adaptive clipping (λ = 30) and a(t) = 1/(t+1): g = −θ is never clipped,
     so θ(s) = (s+1)·θ(0); with θ(0) = (1, 1) and guard 10, ‖θ(s)‖ = (s+1)√2 > 10 first at s = 7."""
-    pb = make_problem("stiff", kind="concave", dim=2)
+    pb = {"name": "stiff", "kind": "concave", "dim": 2}
     sim = simulate(pb, ClipRule("adaptive", lam=30.0, eps=1.0), "1/(t+1)", paths=3, steps=20,
                    radii=[1.0, 5.0, 100.0], guard=10.0, progress=False)
     arr = sim.arrays
@@ -338,7 +358,7 @@ def test_concave_blows_up_at_the_predicted_step():
 def test_exits_are_strict_inequalities():
     """In 1-D the concave path is exact: θ(s) = s + 1, ‖θ(s) − θ(0)‖ = s. With M = 3 the first
     s with s > 3 is 4 (not 3), and the first with s + 1 > 3 is 3 (not 2)."""
-    pb = make_problem("stiff", kind="concave", dim=1)
+    pb = {"name": "stiff", "kind": "concave", "dim": 1}
     sim = simulate(pb, ClipRule("classic", lam=100.0), "1/(t+1)", paths=2, steps=10,
                    radii=[3.0, 11.0], progress=False)
     arr = sim.arrays
@@ -375,7 +395,7 @@ def test_blow_ups_match_reference(name, kind, guard, batch):
 def test_paper_setting_adaptive_exceeds_while_classic_stays_within():
     """A3 with the paper's λ = 30, a(t) = 1/(t+1) on the stiff quadratic: adaptive clipping's
     running maximum passes 10^6, classic clipping stays below λ·Σa."""
-    pb = problem("stiff-stiff")
+    pb = pspec("stiff-stiff")
     adaptive = simulate(pb, ClipRule("adaptive", lam=30.0, eps=1.0), "1/(t+1)", paths=2,
                         steps=T, progress=False)
     classic = simulate(pb, ClipRule("classic", lam=30.0), "1/(t+1)", paths=2, steps=T,
@@ -393,8 +413,8 @@ def test_infinite_gradient_blows_up_without_nan(kind, dtype):
     1e30·1e10 in float32) is a blow-up at step 1: the path stays at θ(0), it exits every radius
     at step 1, and no array gets a NaN (although the clip factor λ/‖g‖ = 0 makes
     ‖g/c‖ = inf·0 = NaN)."""
-    pb = make_problem("quadratic", noise="point", mean=0.0, dim=2, theta0=1e10,
-                      curvature=1e300 if dtype == torch.float64 else 1e30)
+    pb = {"name": "quadratic", "noise": "point", "mean": 0.0, "dim": 2, "theta0": 1e10,
+          "curvature": 1e300 if dtype == torch.float64 else 1e30}
     rule = {"none": ClipRule("none"), "projection": ClipRule("projection", radius=1e12)}.get(
         kind) or ClipRule(kind, lam=1.0, eps=1.0)
     sim = simulate(pb, rule, "0.1/(t+1)", paths=3, steps=10, radii=[1.0, 1e15], dtype=dtype,
@@ -412,8 +432,8 @@ def test_infinite_gradient_blows_up_without_nan(kind, dtype):
 def test_backends_agree_when_the_gradient_norm_overflows():
     """An MLP whose gradient norm overflows (entries ~1e200, ‖g‖² > 1.8e308): the fused kernel
     and the torch path give the same arrays (both count it as a blow-up at step 1)."""
-    pb = make_problem("mlp-regression", n=20, dim=3, hidden=2,
-                      theta0=np.r_[np.full(8, 0.5), 1e100, 1e100, 0.0])
+    pb = {"name": "mlp-regression", "n": 20, "dim": 3, "hidden": 2,
+          "theta0": np.r_[np.full(8, 0.5), 1e100, 1e100, 0.0]}
     for rule in (ClipRule("none"), ClipRule("classic", lam=1.0),
                  ClipRule("adaptive", lam=1.0, eps=1.0)):
         runs = [simulate(pb, rule, "0.1/(t+1)", paths=3, steps=10, radii=[1.0], guard=1e308,
@@ -462,7 +482,7 @@ def _interrupt_after(monkeypatch, steps_done: int):
 def test_resume_is_bit_identical(tmp_path, monkeypatch, name, kind, backend, crash_at):
     kwargs = dict(paths=10, steps=30, batch=2, seed=6, radii=[0.5, 3.0], chunk_size=4,
                   backend=backend, progress=False)
-    pb, rule, sched = problem(name), rule_for(name, kind), schedule_for(name)
+    pb, rule, sched = pspec(name), rule_for(name, kind), schedule_for(name)
     whole = simulate(pb, rule, sched, **kwargs)
     ckdir = tmp_path / "ck"
     with monkeypatch.context() as m:
@@ -485,9 +505,9 @@ def test_resume_refuses_a_different_setting(tmp_path, monkeypatch):
     with monkeypatch.context() as m:
         _interrupt_after(m, 12)
         with pytest.raises(Interrupt):
-            simulate(problem(name), rule_for(name, "classic"), schedule_for(name), **kwargs)
+            simulate(pspec(name), rule_for(name, "classic"), schedule_for(name), **kwargs)
     with pytest.raises(ValueError, match="different"):
-        simulate(problem(name), rule_for(name, "classic", lam=1.0), schedule_for(name),
+        simulate(pspec(name), rule_for(name, "classic", lam=1.0), schedule_for(name),
                  resume=True, **kwargs)
 
 
@@ -500,7 +520,7 @@ def test_resume_refuses_a_different_setting(tmp_path, monkeypatch):
 def test_classic_clipping_stays_within_lambda_sum_a(name):
     rule = rule_for(name, "classic")
     sched = schedule_for(name)
-    sim = simulate(problem(name), rule, sched, paths=R, steps=T, batch=2, seed=8,
+    sim = simulate(pspec(name), rule, sched, paths=R, steps=T, batch=2, seed=8,
                    progress=False)
     bound = rule.lam * sched.partial_sum(T)
     assert bound == pytest.approx(rule.lam * steps_of(name).sum(), rel=1e-12)
@@ -520,7 +540,7 @@ def _sim(**kw):
     name = "quadratic-normal"
     args = dict(paths=2, steps=3, progress=False)
     args.update(kw)
-    return simulate(problem(name), rule_for(name, "classic"), schedule_for(name), **args)
+    return simulate(pspec(name), rule_for(name, "classic"), schedule_for(name), **args)
 
 
 @pytest.mark.parametrize("kwargs", [
@@ -536,17 +556,17 @@ def test_bad_simulate_arguments_raise(kwargs):
 
 def test_fused_backend_refuses_what_it_cannot_run():
     with pytest.raises(ValueError):
-        simulate(problem("rnn-cliff"), rule_for("rnn-cliff", "classic"), "0.1", paths=2,
+        simulate(pspec("rnn-cliff"), rule_for("rnn-cliff", "classic"), "0.1", paths=2,
                  steps=3, backend="fused", progress=False)
     with pytest.raises(ValueError):
-        simulate(problem("mlp-regression"), rule_for("mlp-regression", "value"), "0.1",
+        simulate(pspec("mlp-regression"), rule_for("mlp-regression", "value"), "0.1",
                  paths=2, steps=3, backend="fused", progress=False)
 
 
 @pytest.mark.parametrize("schedule", ["1/t", "-1/(t+1)", "t+q", 0.0, -1.0])
 def test_bad_schedule_raises(schedule):
     with pytest.raises(ValueError):
-        simulate(problem("quadratic-normal"), rule_for("quadratic-normal", "classic"),
+        simulate(pspec("quadratic-normal"), rule_for("quadratic-normal", "classic"),
                  schedule, paths=2, steps=3, progress=False)
 
 

@@ -156,3 +156,56 @@ def test_marchaud_check_of_clipped_fields_and_a_jump():
     on_jump = [np.array([[0.0, y] for y in np.linspace(-2, 2, 9)])]
     jump = equilibria.marchaud_check(lambda v: np.sign(v[:, :1]) * np.ones_like(v), on_jump)
     assert not jump.continuous
+
+
+def test_zero_pieces_carry_their_stability():
+    """sin on [−1, 10]: increasing through 0 and 2π (attracting for dθ/dτ = −H), decreasing
+    through π and 3π (repelling); a tangency touches."""
+    zs = equilibria.zeros_1d(np.sin, -1.0, 10.0)
+    assert [p.stability for p in zs.pieces] == ["attracting", "repelling", "attracting",
+                                                "repelling"]
+    assert zs.only("attracting").points == pytest.approx([0.0, 2 * math.pi], abs=1e-11)
+    touch = equilibria.zeros_1d(lambda x: (x - 0.5) ** 2, -1.0, 2.0, grid=31)  # on the grid
+    assert len(touch.pieces) == 1 and touch.pieces[0].stability == "touching"
+    assert touch.to_dict()["pieces"][0]["stability"] == "touching"
+
+
+def test_a_flat_zero_set_with_noise_is_one_interval_not_hundreds_of_points():
+    """H = 0.3·clamp(θ + 2, −1, 1) + 0.3·clamp(θ − 2, −1, 1) vanishes on [−1, 1]; with noise of
+    1e-11 (above any fixed tolerance like 1e-12) alternating in sign on the grid, every grid
+    cell of [−1, 1] holds a sign change. The zero set is still the one interval [−1, 1] (to a
+    grid step), by merging pieces closer than two grid steps."""
+    lo, hi, grid = -5.0, 5.0, 4001
+    step = (hi - lo) / (grid - 1)
+
+    def h(x):
+        return (0.3 * np.clip(x + 2, -1, 1) + 0.3 * np.clip(x - 2, -1, 1)
+                + 1e-11 * np.cos(np.pi * (x - lo) / step))
+
+    zs = equilibria.zeros_1d(h, lo, hi, grid=grid)
+    assert len(zs.pieces) == 1 and len(zs.points) == 0
+    np.testing.assert_allclose(zs.intervals[0], (-1.0, 1.0), atol=2 * step)
+    assert zs.pieces[0].stability == "attracting"
+    assert zs.describe().count(",") == 1  # "{[-1, 1]}"
+
+
+def test_search_widens_towards_the_flow_until_a_zero():
+    """H(θ) = clamp(θ − 100, −1, 1): on [−10, 20] H = −1, the flow dθ/dτ = +1 points out at the
+    right end; the window grows to the right until it holds 100."""
+    zs = equilibria.search_zeros_1d(lambda x: np.clip(x - 100.0, -1, 1), -10.0, 20.0)
+    assert zs.points == pytest.approx([100.0], abs=1e-10) and zs.hi >= 100 and zs.lo == -10.0
+    none = equilibria.search_zeros_1d(lambda x: np.ones_like(x), -1.0, 1.0, max_widenings=3)
+    # H = 1 > 0: the flow goes left; the left end moves out by the width 3 times: −1 − 2 − 4 − 8
+    assert none.empty and (none.lo, none.hi) == (-15.0, 1.0)
+
+
+def test_jacobian_and_stability_against_a_linear_field():
+    a = np.array([[2.0, 1.0], [0.0, 0.5]])  # eigenvalues 2, 0.5: attracting for θ' = −Aθ
+    j = equilibria.jacobian(lambda v: v @ a.T, np.array([1.0, -2.0]))
+    np.testing.assert_allclose(j, a, atol=1e-8)
+    assert equilibria.stability(a) == "attracting"
+    assert equilibria.stability(np.array([[1.0, 0.0], [0.0, -0.1]])) == "repelling"
+    found = equilibria.zeros(lambda v: -(v - 1.0), [np.zeros(2)])
+    assert found[0].stability == "repelling" and found[0].point == pytest.approx([1.0, 1.0])
+    np.testing.assert_allclose(found[0].to_dict()["jacobian"], -np.eye(2), atol=1e-8)
+    assert found[0].describe().endswith("repelling")

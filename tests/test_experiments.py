@@ -1,14 +1,23 @@
-"""The seed reproductions' --quick runs: files written, real numbers, clipping bounds held."""
+"""The seed reproductions' --quick runs: files written, real numbers, clipping bounds held,
+the shipped full results left alone; the command line's names and aliases."""
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import re
 
 import pytest
 
+from torch_impl.experiments import ALIASES, EXPERIMENTS
 from torch_impl.experiments.__main__ import main
+from torch_impl.experiments.common import DEFAULT_OUT, QUICK_OUT
+
+
+def shipped() -> dict[str, bytes]:
+    """The bytes of every file of the shipped full results."""
+    return {p.name: p.read_bytes() for p in sorted(DEFAULT_OUT.iterdir()) if p.is_file()}
 
 
 def numbers_in_table(markdown: str) -> list[float]:
@@ -20,10 +29,23 @@ def numbers_in_table(markdown: str) -> list[float]:
 
 
 @pytest.fixture(scope="module")
-def seed000(tmp_path_factory):
-    out = tmp_path_factory.mktemp("seed000")
-    assert main(["seed000", "--quick", "--out", str(out)]) == 0
-    return out
+def seed000_run(tmp_path_factory):
+    """``norm_vs_value --quick`` with the default --out, from a scratch working directory;
+    returns the working directory and the shipped results' bytes from before the run."""
+    cwd = tmp_path_factory.mktemp("cwd")
+    before = shipped()
+    here = os.getcwd()
+    os.chdir(cwd)
+    try:
+        assert main(["norm_vs_value", "--quick"]) == 0
+    finally:
+        os.chdir(here)
+    return cwd, before
+
+
+@pytest.fixture(scope="module")
+def seed000(seed000_run):
+    return seed000_run[0] / QUICK_OUT
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +53,7 @@ def seed001(tmp_path_factory):
     pytest.importorskip("optuna")
     pytest.importorskip("mnist1d")
     out = tmp_path_factory.mktemp("seed001")
-    assert main(["seed001", "--quick", "--out", str(out)]) == 0
+    assert main(["ema_vs_fixed", "--quick", "--out", str(out)]) == 0
     return out
 
 
@@ -83,3 +105,39 @@ def test_seed001_tuning_respects_space(seed001):
 def test_unknown_experiment(capsys):
     assert main(["seed999"]) == 2
     assert "unknown experiment" in capsys.readouterr().err
+
+
+def test_quick_run_leaves_the_shipped_results_alone(seed000_run):
+    cwd, before = seed000_run
+    assert {"seed000.md", "seed001.md", "seed003.md", "seed000.json"} <= set(before)
+    assert shipped() == before
+    written = sorted(p.name for p in (cwd / QUICK_OUT).iterdir())
+    assert written == ["seed000.json", "seed000.md", "seed000_norm.png",
+                       "seed000_norm_per_tensor.png", "seed000_value.png"]
+    assert "(quick)" in (cwd / QUICK_OUT / "seed000.md").read_text()
+
+
+@pytest.mark.parametrize("name", [*EXPERIMENTS, *ALIASES])
+def test_quick_into_the_shipped_folder_is_refused(name, capsys):
+    before = shipped()
+    with pytest.raises(SystemExit) as done:
+        main([name, "--quick", "--out", str(DEFAULT_OUT)])
+    assert done.value.code == 2
+    assert "shipped full results" in capsys.readouterr().err
+    assert shipped() == before
+
+
+@pytest.mark.parametrize(("alias", "name"), list(ALIASES.items()))
+def test_seed_ids_are_aliases_of_the_module_names(alias, name, capsys):
+    with pytest.raises(SystemExit) as done:
+        main([alias, "--help"])
+    assert done.value.code == 0
+    assert f"python -m torch_impl.experiments {name}" in capsys.readouterr().out
+
+
+def test_shipped_full_results_load():
+    """The shipped tables and raw numbers of full (not quick) runs, one per experiment."""
+    for stem in EXPERIMENTS.values():
+        assert (DEFAULT_OUT / f"{stem}.md").read_text().startswith("# Seed")
+        data = json.loads((DEFAULT_OUT / f"{stem}.json").read_text())
+        assert data["setting"]["quick"] is False

@@ -16,7 +16,8 @@ from scipy import special  # noqa: E402
 from paper_figs import tables  # noqa: E402
 from paper_figs.__main__ import FIGURES, main  # noqa: E402
 from paper_figs.data import read_csv  # noqa: E402
-from paper_figs.store import Store  # noqa: E402
+from simulations.spec import content_key  # noqa: E402
+from simulations.store import RunStore  # noqa: E402
 
 NAMES = ("fig1_blowup", "fig2_growth", "fig3_claim2", "fig4_equilibria", "fig5_ode",
          "fig6_lemma3", "fig7_schedules")
@@ -197,7 +198,7 @@ def test_from_redraws_without_simulating_and_names_what_is_missing(out, tmp_path
     assert main(["--from", str(out), "--out", str(again), "--only", "fig_claim2"]) == 0
     assert (again / "fig3_claim2.csv").read_text() == (out / "fig3_claim2.csv").read_text()
     empty = tmp_path / "empty"
-    (empty / "results").mkdir(parents=True)
+    (empty / "runs").mkdir(parents=True)
     assert main(["--from", str(empty), "--out", str(tmp_path / "x"), "--only", "fig_ode"]) == 1
     failed = json.loads((tmp_path / "x" / "manifest.json").read_text())["failed"]
     assert "no saved result" in failed["fig_ode"]
@@ -220,16 +221,37 @@ def test_tables_are_copied_and_missing_ones_named(tmp_path, monkeypatch):
 
 
 def test_store_reuses_a_result_and_keys_it_by_setting(tmp_path):
-    store, calls = Store(tmp_path), []
+    store, calls = RunStore(tmp_path), []
 
     def compute():
         calls.append(1)
         return {"x": np.arange(3.0)}
 
-    first = store.get("demo", {"seed": 1}, compute)
-    again = store.get("demo", {"seed": 1}, compute)
-    other = store.get("demo", {"seed": 2}, compute)
+    one, two = content_key({"seed": 1}), content_key({"seed": 2})
+    first = store.arrays(one, compute, name="demo")
+    again = store.arrays(one, compute, name="demo")
+    other = store.arrays(two, compute, name="demo")
     assert len(calls) == 2 and np.array_equal(first["x"], again["x"]) and len(other) == 1
-    assert sorted(p.name.split("-")[0] for p in tmp_path.iterdir()) == ["demo", "demo"]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == sorted([one, two])
+    assert json.loads((tmp_path / "index.json").read_text()) == {one: ["demo"], two: ["demo"]}
     with pytest.raises(FileNotFoundError, match="no saved result"):
-        Store(tmp_path, read_only=True).get("demo", {"seed": 3}, compute)
+        RunStore(tmp_path, read_only=True).arrays(content_key({"seed": 3}), compute)
+    with pytest.raises(ValueError, match="16 hex digits"):
+        store.folder("../../etc")
+    data = (tmp_path / one / "arrays.npz").read_bytes()
+    (tmp_path / one / "arrays.npz").write_bytes(data[:20])  # damaged: computed again
+    assert np.array_equal(store.arrays(one, compute)["x"], np.arange(3.0)) and len(calls) == 3
+
+
+def test_relative_out_works(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["--quick", "--out", "figs", "--only", "fig_schedules", "fig_equilibria"]) == 0
+    assert (tmp_path / "figs" / "fig7_schedules.csv").exists()
+    assert (tmp_path / "figs" / "fig4_equilibria.csv").exists()
+    manifest = json.loads((tmp_path / "figs" / "manifest.json").read_text())
+    assert manifest["failed"] == {}
+    # the runs are in the store under the relative folder, and --from reads them back
+    assert any(p.is_dir() for p in (tmp_path / "figs" / "runs").iterdir())
+    assert main(["--from", "figs", "--out", "again", "--only", "fig_equilibria"]) == 0
+    assert (tmp_path / "again" / "fig4_equilibria.csv").read_text() == (
+        tmp_path / "figs" / "fig4_equilibria.csv").read_text()

@@ -1,6 +1,7 @@
 """simulations.results: save/load round trip (with infinities), strict JSON, atomic writes,
 provenance."""
 
+import errno
 import json
 import os
 import re
@@ -14,8 +15,7 @@ import torch
 
 from simulations import results
 from simulations.engine import Simulation, simulate
-from simulations.problems import make_problem
-from simulations.rules import ClipRule
+from simulations.spec import Execution, RunSpec
 
 
 def strict_json(path):
@@ -27,7 +27,8 @@ def strict_json(path):
 
 
 def no_temporaries(folder):
-    return [p.name for p in folder.iterdir() if p.name.endswith(".tmp")] == []
+    """No hidden (temporary) file or folder left in ``folder``."""
+    return [p.name for p in folder.iterdir() if p.name.startswith(".")] == []
 
 
 def mixed_simulation() -> Simulation:
@@ -82,9 +83,10 @@ def test_round_trip_keeps_infinities_and_writes_strict_json(tmp_path):
 
 def test_blown_up_run_saves_and_loads(tmp_path):
     # ℓ = −½θ², no clipping, a = 1: θ doubles each step and passes float32's guard 1e18.
-    problem = make_problem("stiff", kind="concave")
-    sim = simulate(problem, ClipRule("none"), 1.0, paths=3, steps=80, radii=[10.0],
-                   dtype=torch.float32, progress=False)
+    run = RunSpec.from_dict({"problem": {"name": "stiff", "kind": "concave"},
+                             "clip": {"rule": "none"}, "schedule": 1.0, "paths": 3,
+                             "steps": 80, "radii": [10.0], "dtype": "float32"})
+    sim = simulate(run, Execution(progress=False))
     assert sim.blown_up == 3
     results.save(sim, tmp_path)
     result = strict_json(tmp_path / "result.json")
@@ -97,6 +99,7 @@ def test_blown_up_run_saves_and_loads(tmp_path):
     assert np.all(np.isinf(back.arrays["max_deviation"]))
     np.testing.assert_array_equal(back.arrays["path"], sim.arrays["path"])
     assert back.setting == sim.setting
+    assert back.run == run and result["key"] == run.key() and result["run"] == run.to_dict()
 
 
 def test_without_the_exits_observer_radii_are_null(tmp_path):
@@ -117,39 +120,82 @@ def test_to_json_writes_non_finite_numbers_as_null():
 
 
 def test_writes_are_atomic(tmp_path, monkeypatch):
-    sim = mixed_simulation()
-    results.save(sim, tmp_path)
-    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    """result.json and arrays.npz are one unit: a failure while writing either (a full disk
+    included) or while renaming leaves the previous pair, byte for byte, and no temporary."""
+    unit = tmp_path / "run"
+    results.save(mixed_simulation(), unit)
+    before = {p.name: p.read_bytes() for p in unit.iterdir()}
     assert sorted(before) == ["arrays.npz", "result.json"]
-    mode = stat.S_IMODE((tmp_path / "result.json").stat().st_mode)
+    mode = stat.S_IMODE((unit / "result.json").stat().st_mode)
     umask = os.umask(0o022)
     os.umask(umask)
     assert mode == 0o666 & ~umask
+    assert stat.S_IMODE(unit.stat().st_mode) == 0o777 & ~umask
+    other = mixed_simulation()
+    other.arrays["clipped_steps"] = other.arrays["clipped_steps"] + 1  # a different array
+
+    def unchanged():
+        assert {p.name: p.read_bytes() for p in unit.iterdir()} == before
+        assert no_temporaries(tmp_path)
+        results.load(unit)  # still a readable pair
+
+    real_write = results._write_file
+
+    def json_fails(path, write):
+        if path.name == "result.json":  # the new arrays.npz is already written
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_write(path, write)
+
+    monkeypatch.setattr(results, "_write_file", json_fails)
+    with pytest.raises(OSError) as error:
+        results.save(other, unit)
+    assert error.value.errno == errno.ENOSPC
+    unchanged()
+    monkeypatch.undo()
 
     def broken_savez(file, **arrays):
         file.write(b"half an archive")
-        raise OSError("disk full")
+        raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(np, "savez", broken_savez)
-    with pytest.raises(OSError, match="disk full"):
-        results.save(mixed_simulation(), tmp_path)
-    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+    with pytest.raises(OSError):
+        results.save(other, unit)
+    unchanged()
     monkeypatch.undo()
 
     real_replace = os.replace
 
     def interrupted_replace(src, dst):
-        if str(dst).endswith("result.json"):
+        if str(dst) == str(unit):  # the new unit's rename: the old one is already aside
             raise KeyboardInterrupt
         real_replace(src, dst)
 
     monkeypatch.setattr(os, "replace", interrupted_replace)
     with pytest.raises(KeyboardInterrupt):
-        results.save(mixed_simulation(), tmp_path)
-    assert no_temporaries(tmp_path)
-    assert (tmp_path / "result.json").read_bytes() == before["result.json"]
+        results.save(other, unit)
     monkeypatch.undo()
-    results.load(tmp_path)  # still a readable pair
+    unchanged()
+    results.save(other, unit)  # and a save that completes replaces the pair
+    assert results.load(unit).arrays["clipped_steps"].tolist() == [11, 5, 6, 8, 1]
+    assert no_temporaries(tmp_path)
+
+
+@pytest.mark.parametrize("damage", ["truncate-json", "truncate-npz", "delete-npz", "foreign"])
+def test_a_damaged_saved_run_is_refused_in_one_error(tmp_path, damage):
+    unit = tmp_path / "run"
+    results.save(mixed_simulation(), unit)
+    if damage == "truncate-json":
+        text = (unit / "result.json").read_bytes()
+        (unit / "result.json").write_bytes(text[: len(text) // 2])
+    elif damage == "truncate-npz":
+        data = (unit / "arrays.npz").read_bytes()
+        (unit / "arrays.npz").write_bytes(data[: len(data) // 2])
+    elif damage == "delete-npz":
+        (unit / "arrays.npz").unlink()
+    else:
+        (unit / "result.json").write_text('{"something": "else"}')
+    with pytest.raises(ValueError, match="not a complete saved run"):
+        results.load(unit)
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="needs git")

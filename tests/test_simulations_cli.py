@@ -1,6 +1,7 @@
 """The command line `python -m simulations`: runs checked against numbers computed here, bad
 input, Ctrl-C and --resume."""
 
+import errno
 import json
 import math
 import re
@@ -11,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from simulations import cli, engine
+from simulations import cli, engine, results
 from simulations.results import load
 
 FAR = ["--problem", "quadratic", "--noise", "normal", "--mean", "100", "--sd", "1", "--dim", "1",
@@ -23,6 +24,14 @@ STEPS = 200
 def run(*args, timeout=120) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "simulations", *args], capture_output=True,
                           text=True, timeout=timeout)
+
+
+def saved(out: Path) -> Path:
+    """The one run saved in the store ``out/runs`` (its folder ``out/runs/<key>``)."""
+    folders = [p for p in (out / "runs").iterdir() if p.is_dir()]
+    assert len(folders) == 1, folders
+    assert re.fullmatch(r"[0-9a-f]{16}", folders[0].name)
+    return folders[0]
 
 
 def harmonic_exit(radius: float) -> int | None:
@@ -40,7 +49,7 @@ def far(tmp_path_factory):
     out = tmp_path_factory.mktemp("far") / "runs" / "far"
     done = run("run", *FAR, "--radius", "2", "--radius", "5", "--radius", "6", "--out", str(out))
     assert done.returncode == 0, done.stderr
-    return out, json.loads((out / "result.json").read_text()), done
+    return saved(out), json.loads((saved(out) / "result.json").read_text()), done
 
 
 def test_far_quadratic_leaves_every_radius_at_the_harmonic_step(far):
@@ -110,11 +119,11 @@ def test_two_point_law_without_clipping_is_the_running_mean(tmp_path, capsys):
                        "--paths", "2000", "--steps", "200", "--radius", "0.5", "--quiet",
                        "--out", str(tmp_path)])
     assert status == 0, capsys.readouterr().err
-    result = json.loads((tmp_path / "result.json").read_text())
+    result = json.loads((saved(tmp_path) / "result.json").read_text())
     assert result["setting"]["values"] == [0.0, 10.0]
     assert result["setting"]["probs"] == [0.9, 0.1]
-    sim = load(tmp_path)
-    paths = sim.arrays["path"][:, :, 0]  # (4, T+1)
+    sim = load(saved(tmp_path))
+    paths = sim.arrays["path"][:, :, 0]  # (8, T+1)
     s = np.arange(paths.shape[1])
     draws = np.diff(s * paths, axis=1)
     assert np.allclose(draws[np.abs(draws) < 5], 0, atol=1e-9)
@@ -137,7 +146,7 @@ def test_adaptive_rule_grows_like_gronwall(tmp_path, capsys):
                        "1/(t+1)", "--paths", "500", "--steps", str(steps), "--radius", "10",
                        "--quiet", "--out", str(tmp_path)])
     assert status == 0, capsys.readouterr().err
-    result = json.loads((tmp_path / "result.json").read_text())
+    result = json.loads((saved(tmp_path) / "result.json").read_text())
     assert (result["setting"]["clip"], result["setting"]["eps"]) == ("adaptive", 0.5)
     exit_step = next(s for s in range(1, steps + 1) if (s + 1) / 4 > 10)
     assert result["radii"][0]["first_exit_step"] == {"min": exit_step, "median": exit_step,
@@ -190,7 +199,8 @@ def test_bad_input_is_one_line_and_exit_2(args, flag, tmp_path, capsys):
     assert len(lines) == 1, captured.err
     assert lines[0].startswith(f"python -m simulations run: error: argument {flag}"), lines[0]
     assert captured.out == ""
-    assert not (tmp_path / "out" / "result.json").exists()
+    assert not (tmp_path / "out" / "runs").exists() or not any((tmp_path / "out" / "runs")
+                                                                .iterdir())
 
 
 def test_flags_of_other_problems_are_refused(tmp_path, capsys):
@@ -260,7 +270,7 @@ def test_every_problem_parameter_has_a_flag():
 
 
 def _numbers(out):
-    result = json.loads((out / "result.json").read_text())
+    result = json.loads((saved(out) / "result.json").read_text())
     for key in ("created", "command", "git_revision"):
         result.pop(key)
     return result
@@ -289,16 +299,95 @@ def test_ctrl_c_then_resume_gives_the_uninterrupted_result(tmp_path, monkeypatch
     captured = capsys.readouterr()
     lines = captured.err.strip().splitlines()
     assert len(lines) == 1
-    assert str(out / "checkpoint") in lines[0] and "--resume" in lines[0]
-    assert (out / "checkpoint" / "state.pt").exists()
-    assert not (out / "result.json").exists()
+    (checkpoint,) = (out / "checkpoints").iterdir()
+    assert str(checkpoint) in lines[0] and "--resume" in lines[0]
+    assert (checkpoint / "state.pt").exists()
+    assert not (out / "runs").exists() or not any((out / "runs").iterdir())
     assert saves == [50, 100, 150, None, 50]  # chunk 1 whole, chunk 2 up to step 50
 
     monkeypatch.setattr(engine, "_atomic_save", original)
     assert cli.main([*args, "--out", str(out), "--resume"]) == 0
     assert _numbers(out) == _numbers(tmp_path / "straight")
-    resumed, straight = load(out), load(tmp_path / "straight")
+    resumed, straight = load(saved(out)), load(saved(tmp_path / "straight"))
+    assert saved(out).name == saved(tmp_path / "straight").name == resumed.run.key()
     assert resumed.arrays.keys() == straight.arrays.keys()
     for key in straight.arrays:
         np.testing.assert_array_equal(resumed.arrays[key], straight.arrays[key], err_msg=key)
-    assert not (out / "checkpoint").exists()
+    assert not checkpoint.exists()
+
+
+def test_a_damaged_checkpoint_is_refused_in_one_line(tmp_path, monkeypatch, capsys):
+    args = [*BASE, "--paths", "40", "--steps", "60", "--chunk-size", "20",
+            "--checkpoint-every", "10", "--out", str(tmp_path)]
+    original = engine._atomic_save
+
+    def interrupt(obj, path):
+        original(obj, path)
+        if obj["partial"] is not None and obj["partial"]["t"] == 30:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(engine, "_atomic_save", interrupt)
+    assert cli.main(args) == 130
+    monkeypatch.undo()
+    (state,) = (tmp_path / "checkpoints").glob("*/state.pt")
+    state.write_bytes(state.read_bytes()[:100])  # truncated
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stop:
+        cli.main([*args, "--resume"])
+    assert stop.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "argument --resume: the checkpoint" in lines[0], lines
+    assert "damaged" in lines[0]
+    assert cli.main(args) == 0  # without --resume: computed afresh
+
+
+def test_resume_reuses_a_saved_run_and_recomputes_a_damaged_one(tmp_path, capsys):
+    args = [*BASE, "--out", str(tmp_path)]
+    assert cli.main(args) == 0
+    unit = saved(tmp_path)
+    stamp = (unit / "result.json").stat().st_mtime_ns
+    assert cli.main([*args, "--resume"]) == 0
+    assert (unit / "result.json").stat().st_mtime_ns == stamp  # loaded, not run
+    assert "reusing" in capsys.readouterr().err
+    data = (unit / "arrays.npz").read_bytes()
+    (unit / "arrays.npz").write_bytes(data[: len(data) // 3])  # truncated
+    assert cli.main([*args, "--resume"]) == 0
+    err = capsys.readouterr().err
+    assert "not a complete saved run" in err and "Traceback" not in err
+    assert load(unit).paths == 5  # saved again, readable
+
+
+def test_a_full_disk_is_one_line_and_leaves_no_temporary(tmp_path, monkeypatch, capsys):
+    def full(path, write):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(results, "_write_file", full)
+    with pytest.raises(SystemExit) as stop:
+        cli.main([*BASE, "--out", str(tmp_path)])
+    assert stop.value.code == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines == [f"python -m simulations run: error: cannot write into {tmp_path}: "
+                     "No space left on device"]
+    assert [p for p in (tmp_path / "runs").rglob("*")] == []  # no temporary folder or file
+
+
+@pytest.mark.parametrize("args, flag, need", [
+    (["--paths", "1e12"], "--paths", "TiB"),  # R·(P + observers) numbers: terabytes
+    (["--paths", "1e6", "--keep-paths", "1e6", "--steps", "1e6"], "--keep-paths", "TiB"),
+])
+def test_huge_runs_are_refused_up_front_with_the_memory_they_need(args, flag, need, tmp_path,
+                                                                  capsys):
+    with pytest.raises(SystemExit) as stop:
+        cli.main([*BASE, "--out", str(tmp_path), *args])
+    assert stop.value.code == 2
+    line = capsys.readouterr().err.strip()
+    assert line.startswith(f"python -m simulations run: error: argument {flag}: this run would "
+                           "need about ") and need in line and "\n" not in line
+
+
+def test_runs_with_one_out_never_overwrite_each_other(tmp_path):
+    for seed in ("1", "2"):
+        assert cli.main([*BASE, "--seed", seed, "--out", str(tmp_path)]) == 0
+    units = sorted(p for p in (tmp_path / "runs").iterdir() if p.is_dir())
+    assert len(units) == 2
+    assert sorted(load(u).setting["seed"] for u in units) == [1, 2]

@@ -16,6 +16,7 @@ from torch_impl.clip import (
     clip_grad_layerwise_,
     clip_grad_norm_,
     clip_grad_value_,
+    clip_grads_with_norm_,
     get_total_norm,
 )
 
@@ -329,3 +330,134 @@ def test_value_clip_nonfinite():
     clip_grad_value_(params, 0.3)
     assert torch.isnan(params[0].grad[0, 0])
     assert torch.isfinite(params[0].grad.flatten()[1:]).all()
+
+
+# --------------------------------------------------------------------------------------------
+# Drop-in for torch.nn.utils: torch's argument names and norm_type, against torch itself
+# --------------------------------------------------------------------------------------------
+
+NORM_TYPES = [2.0, 1.0, float("inf"), "inf", 3.0]
+
+
+def np_order(norm_type):
+    return np.inf if norm_type in ("inf", float("inf")) else float(norm_type)
+
+
+@pytest.mark.parametrize("norm_type", NORM_TYPES)
+@pytest.mark.parametrize("scale", [0.01, 10.0])
+@pytest.mark.parametrize("name", list(SHAPES))
+def test_clip_grad_norm_is_a_drop_in_for_torch(name, scale, norm_type):
+    params = make_params(SHAPES[name], torch.float64, 5, scale)
+    twin = make_params(SHAPES[name], torch.float64, 5, scale)
+    grads = np_grads(params)
+    ours = clip_grad_norm_(params, max_norm=0.7, norm_type=norm_type)
+    theirs = torch.nn.utils.clip_grad_norm_(twin, max_norm=0.7, norm_type=norm_type)
+    p = np_order(norm_type)
+    np.testing.assert_allclose(ours.item(), np.linalg.norm(flat(grads), p), rtol=1e-12)
+    torch.testing.assert_close(ours, theirs, rtol=1e-12, atol=0)
+    for a, b in zip(params, twin, strict=True):  # torch divides by norm + 1e-6
+        torch.testing.assert_close(a.grad, b.grad, rtol=2e-6, atol=1e-12)
+    after = np.linalg.norm(flat(np_grads(params)), p)
+    np.testing.assert_allclose(after, min(0.7, ours.item()), rtol=1e-12)
+
+
+def test_clip_grad_norm_takes_torch_positional_arguments():
+    params = make_params(SHAPES["mlp"], torch.float64, 2, 10.0)
+    twin = make_params(SHAPES["mlp"], torch.float64, 2, 10.0)
+    ours = clip_grad_norm_(params, 2.0, 1.0, False, False)  # max_norm, norm_type, eif, foreach
+    theirs = torch.nn.utils.clip_grad_norm_(twin, 2.0, 1.0, False, False)
+    torch.testing.assert_close(ours, theirs)
+    for a, b in zip(params, twin, strict=True):
+        torch.testing.assert_close(a.grad, b.grad, rtol=2e-6, atol=1e-12)
+
+
+@pytest.mark.parametrize("norm_type", NORM_TYPES)
+@pytest.mark.parametrize("foreach", [None, False])
+def test_get_total_norm_matches_torch(norm_type, foreach):
+    tensors = [p.grad for p in make_params(SHAPES["conv"], torch.float64, 4, 3.0)]
+    ours = get_total_norm(tensors, norm_type, False, foreach)
+    theirs = torch.nn.utils.get_total_norm(tensors, norm_type, False, foreach)
+    torch.testing.assert_close(ours, theirs, rtol=1e-12, atol=0)
+
+
+def test_clip_grads_with_norm_matches_torch_and_takes_threshold_alias():
+    params = make_params(SHAPES["mlp"], torch.float64, 6, 10.0)
+    twin = make_params(SHAPES["mlp"], torch.float64, 6, 10.0)
+    alias = make_params(SHAPES["mlp"], torch.float64, 6, 10.0)
+    total = get_total_norm([p.grad for p in params])
+    clip_grads_with_norm_(params, max_norm=1.0, total_norm=total)
+    torch.nn.utils.clip_grads_with_norm_(twin, max_norm=1.0, total_norm=total)
+    clip_grads_with_norm_(alias, 1.0, total)
+    for a, b, c in zip(params, twin, alias, strict=True):
+        torch.testing.assert_close(a.grad, b.grad, rtol=2e-6, atol=1e-12)
+        assert torch.equal(a.grad, c.grad)
+    with pytest.raises(ValueError, match="max_norm or its alias threshold"):
+        clip_grads_with_norm_(params, 1.0, total, threshold=1.0)
+
+
+@pytest.mark.parametrize("foreach", [None, False])
+def test_clip_grad_value_matches_torch(foreach):
+    params = make_params(SHAPES["conv"], torch.float64, 7, 1.0)
+    twin = make_params(SHAPES["conv"], torch.float64, 7, 1.0)
+    before = [p.grad.clone() for p in params]
+    total = clip_grad_value_(params, clip_value=0.3, foreach=foreach)
+    assert torch.nn.utils.clip_grad_value_(twin, 0.3, foreach) is None
+    for a, b in zip(params, twin, strict=True):
+        assert torch.equal(a.grad, b.grad)
+    np.testing.assert_allclose(total.item(), np.linalg.norm(flat([b.numpy() for b in before])))
+    assert clip_grad_value_(params, 0.3, norm_type=np.inf).item() <= 0.3
+
+
+@pytest.mark.parametrize(("func", "canonical", "alias", "value"), [
+    (clip_grad_norm_, "max_norm", "lam", 0.8),
+    (clip_grad_value_, "clip_value", "lam", 0.05),
+    (functools.partial(clip_grad_agc_, eps=1e-3), "lam", "clip_factor", 0.02),
+])
+def test_alias_gives_the_same_result_and_both_is_an_error(func, canonical, alias, value):
+    params = make_params(SHAPES["conv"], torch.float64, 8, 10.0)
+    twin = make_params(SHAPES["conv"], torch.float64, 8, 10.0)
+    total = func(params, **{canonical: value})
+    total_alias = func(twin, **{alias: value})
+    assert torch.equal(total, total_alias)
+    for a, b in zip(params, twin, strict=True):
+        assert torch.equal(a.grad, b.grad)
+    with pytest.raises(ValueError, match=f"{canonical} or its alias {alias}"):
+        func(params, value, **{alias: value})
+    with pytest.raises(ValueError, match=f"{canonical} or its alias {alias}"):
+        func(params, **{canonical: value, alias: value})
+
+
+@pytest.mark.parametrize("bad", [0.5, 0, -1.0, float("nan"), "two", True, None])
+@pytest.mark.parametrize("clipper", [
+    clip_grad_norm_,
+    functools.partial(clip_grad_value_, clip_value=0.1),
+    functools.partial(clip_grad_adaptive_, lam=0.1, eps=1e-3),
+    functools.partial(clip_grad_layerwise_, lam=0.1, eps=1e-3),
+])
+def test_bad_norm_type_rejected(clipper, bad):
+    params = make_params(SHAPES["mlp"], torch.float64, 0, 10.0)
+    before = [p.grad.clone() for p in params]
+    kwargs = {"max_norm": 1.0} if clipper is clip_grad_norm_ else {}
+    with pytest.raises(ValueError, match="norm_type"):
+        clipper(params, norm_type=bad, **kwargs)
+    assert all(torch.equal(p.grad, b) for p, b in zip(params, before, strict=True))
+
+
+@pytest.mark.parametrize("norm_type", [1.0, float("inf")])
+def test_adaptive_and_layerwise_with_other_norms(norm_type):
+    """tau = lam * max(||theta||_p, eps), g <- g * tau / max(||g||_p, tau), in numpy."""
+    params = make_params(SHAPES["mlp"], torch.float64, 9, 10.0)
+    grads, values = np_grads(params), np_values(params)
+    lam, eps = 0.3, 1e-2
+    tau = lam * max(np.linalg.norm(flat(values), norm_type), eps)
+    factor = tau / max(np.linalg.norm(flat(grads), norm_type), tau)
+    total = clip_grad_adaptive_(params, lam, eps, norm_type=norm_type)
+    np.testing.assert_allclose(total.item(), np.linalg.norm(flat(grads), norm_type))
+    assert_grads(params, [g * factor for g in grads], torch.float64)
+    params = make_params(SHAPES["mlp"], torch.float64, 9, 10.0)
+    clip_grad_layerwise_(params, lam, eps, norm_type=norm_type)
+    expected = []
+    for g, v in zip(grads, values, strict=True):
+        tau_l = lam * max(np.linalg.norm(v.ravel(), norm_type), eps)
+        expected.append(g * tau_l / max(np.linalg.norm(g.ravel(), norm_type), tau_l))
+    assert_grads(params, expected, torch.float64)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import warnings
 
 import numpy as np
 import pytest
@@ -233,3 +234,96 @@ def test_wrapper_resume_equals_uninterrupted(kind):
         assert torch.equal(a, b)
     torch.testing.assert_close(opt2.history()["threshold"], opt.history()["threshold"][12:],
                                equal_nan=True, rtol=0, atol=0)
+
+
+# LR schedulers on the wrapper: (factory, closed form of the lr after k scheduler steps)
+LR0 = 0.05
+SCHEDULERS = {
+    "step": (lambda opt: torch.optim.lr_scheduler.StepLR(opt, step_size=3, gamma=0.5),
+             lambda k: LR0 * 0.5 ** (k // 3)),
+    "cosine": (lambda opt: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=10),
+               lambda k: LR0 * (1 + np.cos(np.pi * k / 10)) / 2),
+    "lambda": (lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, lambda e: 1 / (1 + e)),
+               lambda k: LR0 / (1 + k)),
+    "onecycle": (lambda opt: torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=0.2, total_steps=12, anneal_strategy="linear"), lambda k: one_cycle(k)),
+}
+
+
+def one_cycle(k, max_lr=0.2, total=12, pct_start=0.3):
+    """OneCycleLR's documented linear schedule: from max_lr / 25 up to max_lr at step
+    pct_start * total - 1, then down to max_lr / 25 / 1e4 at step total - 1."""
+    start, peak, end = max_lr / 25, pct_start * total - 1, total - 1
+    if k <= peak:
+        return start + (max_lr - start) * k / peak
+    return max_lr + (start / 1e4 - max_lr) * (k - peak) / (end - peak)
+
+
+@pytest.mark.parametrize("name", SCHEDULERS)
+@pytest.mark.parametrize("kind", ["fixed", "ema"])
+def test_schedulers_drive_the_wrapped_optimizer(name, kind):
+    """A scheduler on ClippedOptimizer sets the wrapped optimizer's lr, which the steps use:
+    the same run by hand (clip, bare SGD step, scheduler on the bare SGD) is bit-identical."""
+    make_scheduler, closed_form = SCHEDULERS[name]
+    model, x, y = model_and_data()
+    bare_model, _, _ = model_and_data()
+    sgd = torch.optim.SGD(model.parameters(), lr=LR0, momentum=0.9)
+    wrapped = ClippedOptimizer(sgd, WRAPPED[kind]())
+    bare = torch.optim.SGD(bare_model.parameters(), lr=LR0, momentum=0.9)
+    clipper = WRAPPED[kind]()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # e.g. torch's "scheduler.step() before optimizer.step()"
+        scheduler, bare_scheduler = make_scheduler(wrapped), make_scheduler(bare)
+        lrs = []
+        for t in range(11):
+            lrs.append(sgd.param_groups[0]["lr"])
+            assert lrs[-1] == bare.param_groups[0]["lr"] == scheduler.get_last_lr()[0]
+            train(model, wrapped, x, y, [t])
+            bare.zero_grad()
+            torch.nn.functional.mse_loss(bare_model(x[t]), y[t]).backward()
+            clipper(list(bare_model.parameters()))
+            bare.step()
+            scheduler.step()
+            bare_scheduler.step()
+            for a, b in zip(model.parameters(), bare_model.parameters(), strict=True):
+                assert torch.equal(a, b)
+    assert len(set(lrs)) > 3  # the schedule did change the learning rate
+    np.testing.assert_allclose(lrs, [closed_form(k) for k in range(11)], rtol=1e-12)
+    if name == "onecycle":  # it cycles the momentum too, found through wrapped.defaults
+        assert sgd.param_groups[0]["momentum"] != 0.9
+
+
+def test_wrapper_is_an_optimizer_sharing_the_wrapped_state():
+    p = torch.nn.Parameter(torch.ones(3))
+    adam = torch.optim.Adam([p], lr=0.1)
+    opt = ClippedOptimizer(adam, EMAClipper(1.0, 0.5))
+    assert isinstance(opt, torch.optim.Optimizer)
+    assert opt.param_groups is adam.param_groups and opt.defaults is adam.defaults
+    calls = []
+    opt.register_step_post_hook(lambda optimizer, args, kwargs: calls.append(optimizer))
+    p.grad = torch.full((3,), 10.0)
+    assert opt.step(closure=lambda: torch.tensor(2.0)) == 2.0
+    assert calls == [opt] and opt.state is adam.state and p in opt.state
+    q = torch.nn.Parameter(torch.ones(2))
+    opt.add_param_group({"params": [q]})
+    assert opt.parameters == [p, q]
+    twin = copy.deepcopy(opt)
+    assert twin.steps == 1 and twin.optimizer is not adam and "ClippedOptimizer" in repr(twin)
+    with pytest.raises(ValueError, match="optimizer must be a torch.optim.Optimizer"):
+        ClippedOptimizer(object(), EMAClipper(1.0, 0.5))
+
+
+@pytest.mark.parametrize("norm_type", [1.0, float("inf")])
+def test_wrapper_records_post_norm_in_the_clippers_norm(norm_type):
+    p = torch.nn.Parameter(torch.zeros(3, dtype=torch.float64))
+    clipper = functools.partial(clip_grad_norm_, max_norm=1.0, norm_type=norm_type)
+    opt = ClippedOptimizer(torch.optim.SGD([p], lr=0.1), clipper)
+    assert opt.norm_type == norm_type
+    for g in ([3.0, -4.0, 0.5], [0.1, 0.2, -0.1]):
+        p.grad = torch.tensor(g, dtype=torch.float64)
+        opt.step()
+    h = opt.history()
+    pre = [np.linalg.norm([3.0, -4.0, 0.5], norm_type), np.linalg.norm([0.1, 0.2, -0.1], norm_type)]
+    np.testing.assert_allclose(h["pre_norm"], pre, rtol=1e-12)
+    np.testing.assert_allclose(h["post_norm"], [1.0, pre[1]], rtol=1e-12)
+    assert h["clipped"].tolist() == [True, False]

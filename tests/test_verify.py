@@ -8,11 +8,13 @@ not on the minimiser of E[ℓ] for the skewed law, T1 failing where H has no zer
 """
 
 import json
+import math
 import re
 import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 from simulations.scenarios import load_scenario, load_suite
@@ -78,8 +80,14 @@ def test_report_files(quick):
     assert saved == json.loads(done.stdout)
     assert md.count("\n") == len(saved) + 2 and "| skewed-huber | T1 |" in md
     assert tex.count(r" \\") >= len(saved) + 1 and r"\begin{tabularx}" in tex
+    index = json.loads((out / "runs" / "index.json").read_text(encoding="utf-8"))
+    from simulations.verify import run_of
+
     for sc in load_suite("paper"):
-        assert (out / "runs" / sc.name / "result.json").exists()
+        key = run_of(sc).key()
+        assert index[key] == [sc.name]
+        saved = json.loads((out / "runs" / key / "result.json").read_text(encoding="utf-8"))
+        assert saved["key"] == key and saved["scenario"]["name"] == sc.name
 
 
 def test_quick_suite_fits_its_budget(quick):
@@ -140,10 +148,17 @@ L1-det = "holds"
     ('claims = ["T1"]\n[problem]\nname = "nope"\n[clip]\nrule = "classic"\nlam = 1.0\n'
      '[run]\nschedule = "1/(t+1)"\npaths = 1\nsteps = 1\n', "problem.name"),
     ('claims = ["T1"]\n[problem]\nname = "quadratic"\n[clip]\nrule = "classic"\nlam = -1.0\n'
-     '[run]\nschedule = "1/(t+1)"\npaths = 1\nsteps = 1\n', "lam must satisfy"),
+     '[run]\nschedule = "1/(t+1)"\npaths = 1\nsteps = 1\n', "clip.lam: must satisfy"),
     ('claims = ["T1"]\n[problem]\nname = "quadratic"\nnoise = "discrete"\nvalues = [1.0]\n'
      'probs = [0.5]\n[clip]\nrule = "classic"\nlam = 1.0\n'
-     '[run]\nschedule = "1/(t+1)"\npaths = 1\nsteps = 1\n', "probs must"),
+     '[run]\nschedule = "1/(t+1)"\npaths = 1\nsteps = 1\n', "problem.probs: must"),
+    ('claims = ["T1"]\n[problem]\nname = "quadratic"\n[clip]\nrule = "classic"\nlam = 1.0\n'
+     '[run]\nschedule = "1/(t+1)"\npaths = "10"\nsteps = 1\n', "run.paths: expected an integer"),
+    ('claims = ["T1"]\n[problem]\nname = "quadratic"\n[clip]\nrule = "classic"\nlam = 1.0\n'
+     '[run]\nschedule = "1/(t+1)"\npaths = 2\nsteps = 1\n[full]\nsteps = 1.5\n',
+     "full.steps: expected an integer"),
+    ('claims = ["T1"]\n[problem]\nname = "quadratic"\nsd = "wide"\n[clip]\nrule = "classic"\n'
+     'lam = 1.0\n[run]\nschedule = "1/(t+1)"\npaths = 2\nsteps = 1\n', "problem"),
     ('claims = ["T1"]\n[problem]\nname = "quadratic"\n[clip]\nrule = "classic"\nlam = 1.0\n'
      '[run]\nschedule = "1/t"\npaths = 1\nsteps = 1\n', "1/(t+1)"),
     ('claims = ["T1"]\n[problem]\nname = "quadratic"\n[clip]\nrule = "classic"\nlam = 1.0\n'
@@ -159,23 +174,98 @@ def test_bad_scenarios_are_refused_naming_the_key(tmp_path, text, message):
         load_scenario(path)
 
 
-def test_resume_loads_only_a_run_of_the_same_scenario(tmp_path):
-    from dataclasses import replace
-
+def _tiny(name="tiny", **run):
     from simulations.scenarios import scenario_from_dict
-    from simulations.verify import run_scenario
 
-    sc = scenario_from_dict({
-        "name": "tiny", "claims": ["L3"],
+    return scenario_from_dict({
+        "name": name, "claims": ["L3"],
         "problem": {"name": "quadratic", "noise": "discrete", "values": [0.0, 3.0],
                     "probs": [0.5, 0.5]},
         "clip": {"rule": "classic", "lam": 1.0},
-        "run": {"schedule": "1/(t+1)", "paths": 8, "steps": 32, "xi_paths": 4}})
+        "run": {"schedule": "1/(t+1)", "paths": 8, "steps": 32, "xi_paths": 4, **run}})
+
+
+def test_resume_loads_only_a_run_of_the_same_scenario(tmp_path):
+    from dataclasses import replace
+
+    from simulations.verify import run_of, run_scenario
+
+    sc = _tiny()
     first = run_scenario(sc, out=tmp_path, progress=False)
-    result = tmp_path / "runs" / "tiny" / "result.json"
+    result = tmp_path / "runs" / run_of(sc).key() / "result.json"
     stamp = result.stat().st_mtime_ns
     again = run_scenario(sc, out=tmp_path, resume=True, progress=False)
     assert result.stat().st_mtime_ns == stamp  # loaded, not run
     assert (again.arrays["xi_max"] == first.arrays["xi_max"]).all()
-    changed = run_scenario(replace(sc, xi_paths=8), out=tmp_path, resume=True, progress=False)
-    assert len(changed.arrays["xi_max"]) == 8 and result.stat().st_mtime_ns != stamp
+    changed_sc = replace(sc, run=sc.run.replace(xi_paths=8))
+    changed = run_scenario(changed_sc, out=tmp_path, resume=True, progress=False)
+    assert len(changed.arrays["xi_max"]) == 8
+    assert result.stat().st_mtime_ns == stamp  # another key, another folder
+    assert (tmp_path / "runs" / run_of(changed_sc).key() / "result.json").exists()
+
+
+def test_resume_with_fewer_claims_reuses_the_scenarios_whole_run(tmp_path):
+    from dataclasses import replace
+
+    from simulations.verify import run_of, run_scenario
+
+    sc = replace(_tiny(), claims=("L3", "L1-det"))
+    sc = replace(sc, run=run_of(sc))  # the run for both claims
+    whole = run_scenario(sc, out=tmp_path, progress=False)
+    assert set(run_of(sc, ["L1-det"]).record) < set(sc.run.record)
+    part = run_scenario(sc, ["L1-det"], out=tmp_path, resume=True, progress=False)
+    assert part.run == sc.run and "xi_max" in part.arrays  # loaded: the superset
+    assert [p.name for p in (tmp_path / "runs").iterdir() if p.is_dir()] == [sc.run.key()]
+    np.testing.assert_array_equal(part.arrays["max_deviation"], whole.arrays["max_deviation"])
+    fresh = run_scenario(sc, ["L1-det"], out=tmp_path, progress=False)  # without --resume
+    assert fresh.run == run_of(sc, ["L1-det"]) and "xi_max" not in fresh.arrays
+
+
+def test_scenario_names_never_become_paths_and_never_collide(tmp_path):
+    """A name like ../../etc stays out of the paths; two scenarios with one name but
+    different settings are saved side by side (and reloaded each as its own)."""
+    from simulations.verify import run_of, run_scenario
+
+    out = tmp_path / "out"
+    evil, other = _tiny("../../etc"), _tiny("../../etc", seed=1)
+    a = run_scenario(evil, out=out, progress=False)
+    b = run_scenario(other, out=out, progress=False)
+    inside = {p.relative_to(tmp_path) for p in tmp_path.rglob("*")}
+    assert all(p.parts[0] == "out" for p in inside)  # nothing written outside --out
+    units = sorted(p.name for p in (out / "runs").iterdir() if p.is_dir())
+    assert units == sorted([run_of(evil).key(), run_of(other).key()])
+    index = json.loads((out / "runs" / "index.json").read_text(encoding="utf-8"))
+    assert index == {run_of(evil).key(): ["../../etc"], run_of(other).key(): ["../../etc"]}
+    again_a = run_scenario(evil, out=out, resume=True, progress=False)
+    again_b = run_scenario(other, out=out, resume=True, progress=False)
+    assert (again_a.arrays["xi_max"] == a.arrays["xi_max"]).all()
+    assert (again_b.arrays["xi_max"] == b.arrays["xi_max"]).all()
+    assert not (a.arrays["xi_max"] == b.arrays["xi_max"]).all()  # seeds 0 and 1 differ
+
+
+def test_progress_lines_on_stderr_when_not_a_terminal(tmp_path):
+    path = tmp_path / "mine.toml"
+    path.write_text('claims = ["L1-det"]\n[problem]\nname = "quadratic"\n[clip]\n'
+                    'rule = "classic"\nlam = 1.0\n[run]\nschedule = "1/(t+1)"\npaths = 16\n'
+                    'steps = 20\n', encoding="utf-8")
+    done = subprocess.run([sys.executable, "-m", "simulations", "verify", "--scenario",
+                           str(path), "--out", str(tmp_path / "o")], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert re.fullmatch(r"scenario 1/1 mine: \d+\.\d s, about 0 s left",
+                        done.stderr.strip()), done.stderr
+    quiet = _verify("--scenario", str(path), "--out", str(tmp_path / "o"))
+    assert quiet.returncode == 0 and quiet.stderr == ""
+
+
+def test_probability_rows_hold_only_when_the_interval_resolves_the_bound(quick):
+    """Every probability row that holds has its 95% upper limit at or below the bound; the rows
+    that 0 exits cannot resolve (mlp-tanh at M = 10: 0 of 1024 against 10^−345) are
+    inconclusive."""
+    rows = json.loads(quick[1].stdout)
+    for r in rows:
+        if r["claim"] in ("L1-paper", "L1-mart") and r["verdict"] == "holds":
+            assert math.log10(r["interval"][1]) <= r["details"]["log10_bound"], r
+    mlp = [r for r in rows if r["scenario"] == "mlp-tanh" and r["claim"] == "L1-paper"]
+    assert [r["verdict"] for r in mlp] == ["violated", "inconclusive"]
+    assert mlp[1]["details"]["exits"] == 0 and mlp[1]["interval"][1] > 1e-3

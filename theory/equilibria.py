@@ -11,11 +11,14 @@ of E[ℓ], because c depends on the sample.
 Everything here takes H as a plain callable on numpy arrays, so it knows nothing of problems or
 clip rules (see :func:`simulations.mean_field.field` for H of a problem):
 
-* :func:`zeros_1d`: the zero set of a scalar H on [lo, hi]: isolated zeros by ``brentq`` at every
-  sign change of a grid, and intervals on which H vanishes (|H| ≤ atol on consecutive grid
-  points, the ends refined by bisection);
+* :func:`zeros_1d`: the zero set of a scalar H on [lo, hi] as pieces (isolated zeros by
+  ``brentq`` at every sign change of a grid, intervals on which |H| is within rounding, or
+  within a confidence band where H is estimated, of 0; pieces closer than two grid steps
+  merged), each attracting, repelling or touching for dθ/dτ = −H; :func:`search_zeros_1d`
+  widens the window in the direction of the flow while no zero is found;
 * :func:`zeros`: zeros of H: R^d → R^d from several starts (``scipy.optimize.root``), each with
-  its residual ‖H(θ*)‖, duplicates merged;
+  its residual ‖H(θ*)‖, its Jacobian (:func:`jacobian`) and stability (:func:`stability`: the
+  eigenvalues of J), duplicates merged;
 * :func:`minimise`: the minimiser of a smooth function with its gradient (``scipy.optimize``);
 * :func:`stochastic_time`, :func:`solve_ode`, :func:`tracking_gaps`: the ODE in τ-time and the
   gap between an interpolated SGD path and the ODE started on it, over windows of τ-length Δ;
@@ -27,7 +30,7 @@ clip rules (see :func:`simulations.mean_field.field` for H of a problem):
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from scipy import integrate, optimize
@@ -38,11 +41,15 @@ __all__ = [
     "MarchaudCheck",
     "Minimum",
     "Zero",
+    "ZeroPiece",
     "ZeroSet",
+    "jacobian",
     "marchaud_check",
     "minimise",
+    "search_zeros_1d",
     "shell_points",
     "solve_ode",
+    "stability",
     "stochastic_time",
     "tracking_gaps",
     "zeros",
@@ -55,54 +62,116 @@ Field = Callable[[np.ndarray], np.ndarray]
 # ---- zeros ---------------------------------------------------------------------------------
 
 
+STABILITY = ("attracting", "repelling", "touching", "unknown")
+
+
+@dataclass(frozen=True)
+class ZeroPiece:
+    """One connected piece [lo, hi] of the zero set of a scalar H (lo == hi for an isolated
+    zero), with ``residual`` = max |H| found on it and its ``stability`` for dθ/dτ = −H(θ):
+    ``attracting`` when H < 0 left of it and H > 0 right of it, ``repelling`` for the reverse,
+    ``touching`` when H has one sign on both sides, ``unknown`` at the edge of the window."""
+
+    lo: float
+    hi: float
+    residual: float
+    stability: str = "unknown"
+
+    @property
+    def is_point(self) -> bool:
+        return self.lo == self.hi
+
+    def describe(self) -> str:
+        where = f"{self.lo:.6g}" if self.is_point else f"[{self.lo:.6g}, {self.hi:.6g}]"
+        return where if self.stability == "attracting" else f"{where} ({self.stability})"
+
+    def to_dict(self) -> dict:
+        return {"lo": self.lo, "hi": self.hi, "residual": self.residual,
+                "stability": self.stability}
+
+
 @dataclass(frozen=True)
 class ZeroSet:
-    """The zeros of a scalar field on [lo, hi]: isolated ``points`` with their ``residuals``
-    |H(θ*)|, and closed ``intervals`` (a, b) on which |H| ≤ atol."""
+    """The zeros of a scalar field on the window [lo, hi], as sorted :class:`ZeroPiece` s.
+    ``estimated``: H was a Monte Carlo estimate and each piece is the set where it is within
+    its confidence band of 0 (never an exact zero). ``points``, ``residuals`` and ``intervals``
+    are the isolated zeros, their |H(θ*)|, and the pieces of positive length."""
 
-    points: np.ndarray
-    residuals: np.ndarray
-    intervals: list[tuple[float, float]] = field(default_factory=list)
+    pieces: list[ZeroPiece] = field(default_factory=list)
     lo: float = -np.inf
     hi: float = np.inf
+    estimated: bool = False
+
+    @property
+    def points(self) -> np.ndarray:
+        return np.array([p.lo for p in self.pieces if p.is_point], dtype=np.float64)
+
+    @property
+    def residuals(self) -> np.ndarray:
+        return np.array([p.residual for p in self.pieces if p.is_point], dtype=np.float64)
+
+    @property
+    def intervals(self) -> list[tuple[float, float]]:
+        return [(p.lo, p.hi) for p in self.pieces if not p.is_point]
 
     @property
     def empty(self) -> bool:
-        return len(self.points) == 0 and not self.intervals
+        return not self.pieces
+
+    def only(self, *stability: str) -> ZeroSet:
+        """The pieces whose stability is one of ``stability``."""
+        return ZeroSet([p for p in self.pieces if p.stability in stability], self.lo, self.hi,
+                       self.estimated)
 
     def distance(self, x: float) -> float:
         """The distance from x to the zero set (inf when it is empty)."""
-        gaps = [abs(x - p) for p in self.points]
-        gaps += [max(a - x, 0.0, x - b) for a, b in self.intervals]
-        return min(gaps, default=np.inf)
+        return min((max(p.lo - x, 0.0, x - p.hi) for p in self.pieces), default=np.inf)
 
     def nearest(self, x: float) -> float:
         """The point of the zero set nearest to x (nan when it is empty)."""
-        best, where = np.inf, np.nan
-        for p in self.points:
-            if abs(x - p) < best:
-                best, where = abs(x - p), float(p)
-        for a, b in self.intervals:
-            y = min(max(x, a), b)
-            if abs(x - y) < best:
-                best, where = abs(x - y), float(y)
-        return where
+        best = min(self.pieces, key=lambda p: max(p.lo - x, 0.0, x - p.hi), default=None)
+        return np.nan if best is None else float(min(max(x, best.lo), best.hi))
 
-    def describe(self) -> str:
-        parts = [f"{p:.6g}" for p in self.points]
-        parts += [f"[{a:.6g}, {b:.6g}]" for a, b in self.intervals]
-        return "{" + ", ".join(parts) + "}" if parts else f"none in [{self.lo:g}, {self.hi:g}]"
+    def describe(self, limit: int = 6) -> str:
+        """The pieces as text, at most ``limit`` of them ("… and k more")."""
+        if self.empty:
+            return f"none in [{self.lo:g}, {self.hi:g}]"
+        parts = [p.describe() for p in self.pieces[:limit]]
+        if len(self.pieces) > limit:
+            parts.append(f"… and {len(self.pieces) - limit} more")
+        return "{" + ", ".join(parts) + "}" + (" (Monte Carlo, 95% band)" if self.estimated
+                                                else "")
+
+    def to_dict(self) -> dict:
+        return {"pieces": [p.to_dict() for p in self.pieces], "window": [self.lo, self.hi],
+                "estimated": self.estimated}
 
 
-def zeros_1d(h: Field, lo: float, hi: float, *, grid: int = 4001, atol: float = 1e-12,
-             xtol: float = 1e-13) -> ZeroSet:
+def _stability(left: float | None, right: float | None) -> str:
+    if left is None or right is None or left == 0 or right == 0:
+        return "unknown"
+    if left < 0 < right:
+        return "attracting"
+    if left > 0 > right:
+        return "repelling"
+    return "touching"
+
+
+def zeros_1d(h: Field, lo: float, hi: float, *, grid: int = 4001, atol: float | None = None,
+             band: Field | None = None, xtol: float = 1e-13) -> ZeroSet:
     """The zero set of a scalar field h on [lo, hi].
 
-    h is evaluated on ``grid`` equally spaced points (h takes and returns 1-D arrays). Runs of
-    grid points with |h| ≤ atol become intervals, whose ends are refined by bisection on the
-    predicate |h(x)| ≤ atol; every strict sign change between neighbours outside such runs is
-    refined by ``scipy.optimize.brentq`` to ``xtol``. A zero of h that touches zero without a
-    sign change between grid points (a tangency) is found only if it lands on the grid.
+    h is evaluated on ``grid`` equally spaced points x_i (h takes and returns 1-D arrays). A
+    grid point is *at zero* when |h(x_i)| ≤ tol_i, tol_i = max(atol, band(x_i)): ``atol``
+    defaults to 64·ε·max_i |h(x_i)| (the rounding of a sum of terms of that size); ``band`` is
+    the half-width of a confidence band where h is an estimate (e.g. 1.96 standard errors).
+    Runs of points at zero become pieces, their ends refined by bisection on that predicate;
+    every strict sign change between neighbours not at zero is refined by
+    ``scipy.optimize.brentq`` to ``xtol``. Pieces closer than two grid steps are merged into
+    one (finer structure is below the grid's resolution: rounding noise on a flat H would
+    otherwise give hundreds of points). Each piece's stability is read from the signs of h at
+    the grid points just outside it. A zero that touches 0 without a sign change between grid
+    points (a tangency) is found only if it lands on the grid.
     """
     if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
         raise ValueError(f"zeros_1d: expected finite lo < hi, got lo={lo}, hi={hi}")
@@ -112,44 +181,82 @@ def zeros_1d(h: Field, lo: float, hi: float, *, grid: int = 4001, atol: float = 
     y = np.asarray(h(x), dtype=np.float64).reshape(grid)
     if not np.all(np.isfinite(y)):
         raise ValueError("zeros_1d: h is not finite on the grid")
+    base = 64 * np.finfo(np.float64).eps * float(np.max(np.abs(y))) if atol is None else atol
+
+    def tol(t: np.ndarray) -> np.ndarray:
+        if band is None:
+            return np.full(len(t), base)
+        return np.maximum(base, np.asarray(band(t), dtype=np.float64).reshape(len(t)))
 
     def scalar(t: float) -> float:
         return float(np.asarray(h(np.array([t])), dtype=np.float64).reshape(-1)[0])
 
-    small = np.abs(y) <= atol
-    points, intervals = [], []
+    def at_zero(t: float) -> bool:
+        return abs(scalar(t)) <= float(tol(np.array([t]))[0])
+
+    small = np.abs(y) <= tol(x)
+    raw = []  # (a, b, index left of it or None, index right of it or None, residual)
     i = 0
     while i < grid:
         if small[i]:
             j = i
             while j + 1 < grid and small[j + 1]:
                 j += 1
-            if j == i:
-                points.append(x[i])
-            else:
-                a = x[i] if i == 0 else _edge(scalar, x[i - 1], x[i], atol, xtol)
-                b = x[j] if j == grid - 1 else _edge(scalar, x[j + 1], x[j], atol, xtol)
-                intervals.append((float(a), float(b)))
+            a = x[i] if i == 0 else _edge(at_zero, x[i - 1], x[i], xtol)
+            b = x[j] if j == grid - 1 else _edge(at_zero, x[j + 1], x[j], xtol)
+            raw.append([float(a), float(b), i - 1 if i > 0 else None,
+                        j + 1 if j < grid - 1 else None, float(np.max(np.abs(y[i:j + 1])))])
             i = j + 1
             continue
         if i + 1 < grid and not small[i + 1] and np.sign(y[i]) != np.sign(y[i + 1]):
-            points.append(optimize.brentq(scalar, x[i], x[i + 1], xtol=xtol, rtol=4 * np.finfo(
-                float).eps))
+            p = optimize.brentq(scalar, x[i], x[i + 1], xtol=xtol, rtol=4 * np.finfo(float).eps)
+            raw.append([float(p), float(p), i, i + 1, abs(scalar(p))])
         i += 1
-    pts = np.asarray(points, dtype=np.float64)
-    residuals = np.abs(np.asarray(h(pts), dtype=np.float64)).reshape(-1) if len(pts) else pts
-    return ZeroSet(pts, residuals, intervals, float(lo), float(hi))
+    step = (hi - lo) / (grid - 1)
+    merged: list[list] = []
+    for piece in raw:
+        if merged and piece[0] - merged[-1][1] <= 2 * step * (1 + 1e-9):
+            last = merged[-1]
+            merged[-1] = [last[0], piece[1], last[2], piece[3], max(last[4], piece[4])]
+        else:
+            merged.append(piece)
+    pieces = []
+    for a, b, li, ri, r in merged:
+        if band is None and b - a < step:  # a simple zero that landed near the grid
+            a = b = 0.5 * (a + b)
+        pieces.append(ZeroPiece(a, b, r, _stability(None if li is None else y[li],
+                                                     None if ri is None else y[ri])))
+    return ZeroSet(pieces, float(lo), float(hi), band is not None)
 
 
-def _edge(h: Callable[[float], float], outside: float, inside: float, atol: float,
+def search_zeros_1d(h: Field, lo: float, hi: float, *, grid: int = 4001,
+                    band: Field | None = None, max_widenings: int = 40) -> ZeroSet:
+    """:func:`zeros_1d` on [lo, hi], widened while no zero is found and the flow dθ/dτ = −H
+    points out of the window: the end where it does (H(hi) < 0, or H(lo) > 0) moves out by
+    the window's width, at most ``max_widenings`` times. The returned set's ``lo``, ``hi`` is
+    the window searched last."""
+    for _ in range(max_widenings + 1):
+        zs = zeros_1d(h, lo, hi, grid=grid, band=band)
+        if not zs.empty:
+            return zs
+        ends = np.asarray(h(np.array([lo, hi])), dtype=np.float64).reshape(2)
+        width = hi - lo
+        out_left, out_right = ends[0] > 0, ends[1] < 0
+        if not (out_left or out_right):
+            return zs
+        lo, hi = lo - width * out_left, hi + width * out_right
+    return zs
+
+
+def _edge(at_zero: Callable[[float], bool], outside: float, inside: float,
           xtol: float) -> float:
-    """Bisection for the boundary of {|h| ≤ atol} between ``outside`` (|h| > atol) and
-    ``inside`` (|h| ≤ atol); returns the last point known to be inside."""
+    """Bisection for the boundary of the zero set between ``outside`` (not at zero) and
+    ``inside`` (at zero); returns the last point known to be inside."""
     for _ in range(200):
         if abs(outside - inside) <= xtol:
             break
         mid = 0.5 * (outside + inside)
-        if abs(h(mid)) <= atol:
+        if at_zero(mid):
             inside = mid
         else:
             outside = mid
@@ -159,21 +266,58 @@ def _edge(h: Callable[[float], float], outside: float, inside: float, atol: floa
 @dataclass(frozen=True)
 class Zero:
     """A zero θ* of H found from ``start``: ``residual`` = ‖H(θ*)‖, ``converged`` by the solver's
-    own test."""
+    own test, ``jacobian`` J = ∂H/∂θ at θ* (central differences) and ``stability`` for
+    dθ/dτ = −H(θ): ``attracting`` when every eigenvalue of J has a positive real part,
+    ``repelling`` when one has a negative real part, ``unknown`` otherwise."""
 
     point: np.ndarray
     residual: float
     start: np.ndarray
     converged: bool
+    jacobian: np.ndarray | None = None
+    stability: str = "unknown"
+
+    def describe(self) -> str:
+        """The point (first 3 coordinates), its residual and stability, as text."""
+        head = ", ".join(f"{v:.6g}" for v in self.point[:3]) + (", …" if self.point.size > 3
+                                                                 else "")
+        return f"({head}), ‖H‖ = {self.residual:.2g}, {self.stability}"
+
+    def to_dict(self) -> dict:
+        return {"point": self.point.tolist(), "residual": self.residual,
+                "start": self.start.tolist(), "converged": self.converged,
+                "jacobian": None if self.jacobian is None else self.jacobian.tolist(),
+                "stability": self.stability}
+
+
+def jacobian(h: Field, x: np.ndarray, delta: float = 1e-6) -> np.ndarray:
+    """J_ij = ∂H_i/∂θ_j at x by central differences, (H(x + δ_j e_j) − H(x − δ_j e_j))/(2δ_j),
+    δ_j = delta·(1 + |x_j|); h is called on one point (d,) at a time, as by :func:`zeros`."""
+    x = np.asarray(x, dtype=np.float64)
+    d = x.size
+    steps = delta * (1 + np.abs(x))
+    points = np.concatenate([x + np.diag(steps), x - np.diag(steps)])
+    values = np.array([np.asarray(h(p), dtype=np.float64).reshape(d) for p in points])
+    return ((values[:d] - values[d:]) / (2 * steps[:, None])).T
+
+
+def stability(jac: np.ndarray, tol: float = 1e-9) -> str:
+    """``attracting`` when min Re eig(J) > tol·‖J‖, ``repelling`` when it is < −tol·‖J‖, else
+    ``unknown`` (dθ/dτ = −H(θ) linearised at the zero: θ' = −Jθ)."""
+    eig = np.linalg.eigvals(np.atleast_2d(jac))
+    scale = tol * max(float(np.max(np.abs(eig))), 1e-300)
+    low = float(np.min(eig.real))
+    return "attracting" if low > scale else "repelling" if low < -scale else "unknown"
 
 
 def zeros(h: Field, starts: Sequence[np.ndarray] | np.ndarray, *, tol: float = 1e-8,
-          merge: float = 1e-6, method: str = "hybr") -> list[Zero]:
+          merge: float = 1e-6, method: str = "hybr", classify: bool = True) -> list[Zero]:
     """Zeros of H: R^d → R^d from each start (``scipy.optimize.root``), sorted by residual.
 
     Each solution with residual ‖H(θ*)‖ ≤ tol is kept; two solutions closer than
     ``merge``·(1 + ‖θ*‖) are one zero (the one with the smaller residual stays). An empty list
-    means no start reached a zero.
+    means no start reached a zero. With ``classify`` each zero gets its Jacobian and stability
+    (:func:`jacobian`, :func:`stability`).
     """
     found: list[Zero] = []
     for start in np.atleast_2d(np.asarray(starts, dtype=np.float64)):
@@ -190,6 +334,9 @@ def zeros(h: Field, starts: Sequence[np.ndarray] | np.ndarray, *, tol: float = 1
             found.append(zero)
         elif residual < found[twin].residual:
             found[twin] = zero
+    if classify:
+        found = [replace(z, jacobian=(j := jacobian(h, z.point)), stability=stability(j))
+                 for z in found]
     return sorted(found, key=lambda z: z.residual)
 
 

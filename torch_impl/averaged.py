@@ -21,12 +21,11 @@ as in the seed), so the caller should treat that run as diverged.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import torch
 
 from theory.clipping import clip_factor, norm
-from torch_impl.clip import _as_list, get_total_norm, grads_of
+from torch_impl.clip import _norms, _scale_
+from torch_impl.stateful import NormClipper
 
 
 def averaged_threshold(
@@ -74,7 +73,7 @@ def averaged_clip(
     return grad * factor.reshape(shape), threshold, new_mean
 
 
-class AveragedNormClipper:
+class AveragedNormClipper(NormClipper):
     """Seed 003's cumulative-average norm clipper for ``.grad`` of a list of tensors.
 
     ``clipper(parameters)`` clips each ``p.grad`` in place by lines 1-9 (module docstring) and
@@ -82,17 +81,22 @@ class AveragedNormClipper:
     host sync. ``per_tensor=True`` (the seed's use): one running average per tensor, by
     position in ``parameters``; ``per_tensor=False``: one average of the global norm.
     Tensors whose ``.grad`` is ``None`` are skipped (their average is not advanced).
+    ``foreach`` and ``error_if_nonfinite`` as in :mod:`torch_impl.clip` (base class
+    :class:`torch_impl.stateful.NormClipper`); unlike the other stateful clippers, a non-finite
+    norm does enter the average (as in the seed: the run is then diverged).
 
     ``last_threshold`` (0-d, NaN before the first call): the threshold ``theta_t`` of the last
-    call; in per-tensor mode ``sqrt(sum_p theta_{p,t}^2)``, which bounds the post-clip total
-    norm, with the individual thresholds in ``last_thresholds`` (1-d, NaN for skipped tensors).
+    call (floored at the smallest normal number in global mode); in per-tensor mode
+    ``sqrt(sum_p theta_{p,t}^2)``, which bounds the post-clip total norm, with the individual
+    thresholds in ``last_thresholds`` (1-d, NaN for skipped tensors).
     """
 
-    def __init__(self, per_tensor: bool = True) -> None:
+    def __init__(self, per_tensor: bool = True, *, error_if_nonfinite: bool = False,
+                 foreach: bool | None = None) -> None:
+        super().__init__(error_if_nonfinite=error_if_nonfinite, foreach=foreach)
         self.per_tensor = per_tensor
         self.means: list[torch.Tensor | None] = []
         self.steps: list[int] = []
-        self.last_threshold = torch.tensor(float("nan"))
         self.last_thresholds = torch.empty(0)
 
     def _slots(self, count: int) -> None:
@@ -116,30 +120,30 @@ class AveragedNormClipper:
         )
         return factor, threshold
 
-    @torch.no_grad()
-    def __call__(self, parameters: Iterable[torch.Tensor] | torch.Tensor) -> torch.Tensor:
-        """Clip the ``.grad`` of ``parameters`` in place; return the pre-clip total norm."""
-        params = _as_list(parameters)
-        total = get_total_norm(grads_of(params))
+    def _threshold(self, norm: torch.Tensor) -> torch.Tensor:
+        """Global mode: ``theta_t`` of the global norm (the base class clips to it)."""
+        self._slots(1)
+        threshold = self._advance(0, norm)[1]
+        self.last_thresholds = threshold.reshape(1)
+        return threshold
+
+    def _clip_(self, params: list[torch.Tensor], norm: torch.Tensor) -> None:
         if not self.per_tensor:
-            self._slots(1)
-            factor, self.last_threshold = self._advance(0, total)
-            self.last_thresholds = self.last_threshold.reshape(1)
-            for g in grads_of(params):
-                g.mul_(factor.to(g.dtype))
-            return total
+            super()._clip_(params, norm)
+            return
         self._slots(len(params))
-        thresholds = []
-        for slot, p in enumerate(params):
-            if p.grad is None:
-                thresholds.append(torch.full((), float("nan"), device=total.device))
-                continue
-            factor, threshold = self._advance(slot, get_total_norm([p.grad]))
-            p.grad.mul_(factor)
-            thresholds.append(threshold.to(total.device, total.dtype))
+        present = [slot for slot, p in enumerate(params) if p.grad is not None]
+        grads = [params[slot].grad for slot in present]
+        thresholds = [torch.full((), float("nan"), dtype=norm.dtype, device=norm.device)
+                      for _ in params]
+        factors = []
+        for slot, grad_norm in zip(present, _norms(grads, self.foreach), strict=True):
+            factor, threshold = self._advance(slot, grad_norm)
+            factors.append(factor)
+            thresholds[slot] = threshold.to(norm.device, norm.dtype)
+        _scale_(grads, factors, self.foreach)
         self.last_thresholds = torch.stack(thresholds)
         self.last_threshold = torch.linalg.vector_norm(self.last_thresholds.nan_to_num(0.0))
-        return total
 
     def state_dict(self) -> dict:
         """The running averages ``theta'`` (tensors, ``None`` before a slot's first step),

@@ -18,11 +18,27 @@ module only gathers the gradients, takes their norms and applies the multiplier 
 The building blocks :func:`get_total_norm` and :func:`clip_grads_with_norm_` are public, as in
 torch, for clippers whose threshold is a tensor (see :mod:`torch_impl.stateful`).
 
+Drop-in for torch
+-----------------
+:func:`get_total_norm`, :func:`clip_grads_with_norm_`, :func:`clip_grad_norm_` and
+:func:`clip_grad_value_` have torch's signatures (``max_norm``, ``norm_type``, ``clip_value``,
+``error_if_nonfinite``, ``foreach``, in torch's order), so ``clip_grad_norm_(params,
+max_norm=1.0, norm_type=2.0)`` is a drop-in for ``torch.nn.utils.clip_grad_norm_``. The
+threshold is also accepted under this package's name ``lam`` (an alias: pass one of the two),
+which the adaptive clippers take as their canonical name (``clip_factor``, timm's, is an alias
+for AGC's ``lam``).
+
 Common arguments
 ----------------
-``lam`` and ``eps`` are python reals with ``0 < value < inf``; anything else raises
-``ValueError`` naming the argument, before any gradient is touched (torch's ``clip_grad_norm_``
-with a negative ``max_norm`` silently flips the gradients; these do not).
+``max_norm``/``lam``, ``clip_value`` and ``eps`` are python reals with ``0 < value < inf``;
+anything else raises ``ValueError`` naming the argument, before any gradient is touched
+(torch's ``clip_grad_norm_`` with a negative ``max_norm`` silently flips the gradients; these
+do not).
+
+``norm_type`` is ``p`` in ``1 <= p <= inf`` (``float('inf')`` or ``'inf'``): the norms are
+``||x||_p = (sum_i |x_i|**p)**(1/p)`` (``max_i |x_i|`` for ``p = inf``), and the total norm of
+several tensors is the ``p``-norm of their ``p``-norms, i.e. of all entries as one vector, as
+in torch. The default 2 is the Euclidean norm of the paper.
 
 ``foreach``: ``None`` uses torch's fused ``_foreach`` kernels where the device supports them
 and falls back to a per-tensor loop otherwise; ``True`` requires them (``RuntimeError`` if the
@@ -42,7 +58,10 @@ total norm lives on the device of the first gradient.
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
 import torch
 from torch import Tensor
@@ -108,25 +127,26 @@ def _groups(tensors: list[Tensor]):
         yield device, dtype, group, indices
 
 
-def _norms(tensors: list[Tensor], foreach: bool | None) -> list[Tensor]:
-    """The Euclidean norm ``||x_i||`` of each tensor, as 0-d tensors in the input order."""
+def _norms(tensors: list[Tensor], foreach: bool | None, norm_type: float = 2.0) -> list[Tensor]:
+    """The ``p``-norm ``||x_i||_p`` of each tensor, as 0-d tensors in the input order."""
     norms: list[Tensor] = [torch.empty(())] * len(tensors)
     for device, _, group, indices in _groups(tensors):
         if _use_foreach(group, device, foreach):
-            group_norms = torch._foreach_norm(group)
+            group_norms = torch._foreach_norm(group, norm_type)
         else:
-            group_norms = [torch.linalg.vector_norm(x) for x in group]
+            group_norms = [torch.linalg.vector_norm(x, norm_type) for x in group]
         for i, n in zip(indices, group_norms, strict=True):
             norms[i] = n
     return norms
 
 
-def _combine(norms: list[Tensor]) -> Tensor:
-    """``sqrt(sum_i n_i**2)`` on the device of the first norm; 0 for no norms."""
+def _combine(norms: list[Tensor], norm_type: float = 2.0) -> Tensor:
+    """``(sum_i n_i**p)**(1/p)`` (``max_i n_i`` for ``p = inf``) on the device of the first
+    norm; 0 for no norms."""
     if not norms:
         return torch.tensor(0.0)
     device = norms[0].device
-    return torch.linalg.vector_norm(torch.stack([n.to(device) for n in norms]))
+    return torch.linalg.vector_norm(torch.stack([n.to(device) for n in norms]), norm_type)
 
 
 def _check_finite(total_norm: Tensor, error_if_nonfinite: bool) -> None:
@@ -157,6 +177,44 @@ def _positive(value: float, name: str) -> float:
     return _check_scalar(value, name)
 
 
+def _norm_order(norm_type: float | str) -> float:
+    """Validate the order ``p`` of a norm: a real ``1 <= p <= inf``, or ``'inf'``."""
+    try:
+        p = float(norm_type)
+    except (TypeError, ValueError):
+        p = float("nan")
+    if isinstance(norm_type, bool) or not p >= 1:
+        raise ValueError(f"norm_type must be a real number with 1 <= norm_type <= inf "
+                         f"(or 'inf'), got {norm_type!r}")
+    return p
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _aliases(**aliases: str) -> Callable[[F], F]:
+    """Accept the keyword ``alias=value`` for the parameter ``aliases[alias]`` of the function.
+
+    Passing both the parameter (by keyword or position) and its alias raises ``ValueError``;
+    the function itself only ever sees the canonical name.
+    """
+    def decorate(func: F) -> F:
+        names = list(inspect.signature(func).parameters)
+
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            for alias, canonical in aliases.items():
+                if alias in kwargs:
+                    if canonical in kwargs or len(args) > names.index(canonical):
+                        raise ValueError(f"pass {canonical} or its alias {alias}, not both")
+                    kwargs[canonical] = kwargs.pop(alias)
+            return func(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
 # --------------------------------------------------------------------------------------------
 # Building blocks
 # --------------------------------------------------------------------------------------------
@@ -164,36 +222,43 @@ def _positive(value: float, name: str) -> float:
 
 @torch.no_grad()
 def get_total_norm(
-    tensors: Parameters, *, error_if_nonfinite: bool = False, foreach: bool | None = None
+    tensors: Parameters,
+    norm_type: float | str = 2.0,
+    error_if_nonfinite: bool = False,
+    foreach: bool | None = None,
 ) -> Tensor:
-    """The Euclidean norm of the tensors viewed as one vector: ``sqrt(sum_i ||x_i||**2)``.
+    """The ``p``-norm of the tensors viewed as one vector: ``(sum_i ||x_i||_p**p)**(1/p)``.
 
-    A 0-d tensor on the device of the first tensor (``tensor(0.)`` for none), no host sync
-    unless ``error_if_nonfinite`` (then a non-finite norm raises ``RuntimeError``).
+    ``p = norm_type`` (default 2: ``sqrt(sum_i ||x_i||**2)``; ``max_i ||x_i||_inf`` for
+    ``inf``). A 0-d tensor on the device of the first tensor (``tensor(0.)`` for none), no host
+    sync unless ``error_if_nonfinite`` (then a non-finite norm raises ``RuntimeError``).
+    Signature and result as ``torch.nn.utils.get_total_norm``.
     """
-    total = _combine(_norms(_as_list(tensors), foreach))
+    p = _norm_order(norm_type)
+    total = _combine(_norms(_as_list(tensors), foreach, p), p)
     _check_finite(total, error_if_nonfinite)
     return total
 
 
+@_aliases(threshold="max_norm")
 @torch.no_grad()
 def clip_grads_with_norm_(
     parameters: Parameters,
-    threshold: float | Tensor,
+    max_norm: float | Tensor,
     total_norm: Tensor,
-    *,
     foreach: bool | None = None,
 ) -> None:
-    """Classic clipping to ``threshold`` given the pre-computed norm: ``g <- g * 1/c``.
+    """Classic clipping to ``max_norm`` given the pre-computed norm: ``g <- g * 1/c``.
 
     ``1/c = tau / max(||g||, tau)`` (:func:`theory.clipping.clip_factor`) with ``tau =
-    threshold`` (a positive real, or a positive 0-d tensor, which is not checked so as not to
-    sync) and ``||g|| = total_norm``. Every gradient of ``parameters`` gets the same factor.
+    max_norm`` (alias ``threshold``: a positive real, or a positive 0-d tensor, which is not
+    checked so as not to sync) and ``||g|| = total_norm``. Every gradient of ``parameters``
+    gets the same factor. Torch's signature; torch's factor is ``min(tau / (||g|| + 1e-6), 1)``.
     """
     grads = grads_of(parameters)
     if not grads:
         return
-    factor = clipping.clip_factor(total_norm, threshold)
+    factor = clipping.clip_factor(total_norm, max_norm)
     _scale_(grads, [factor] * len(grads), foreach)
 
 
@@ -202,30 +267,31 @@ def clip_grads_with_norm_(
 # --------------------------------------------------------------------------------------------
 
 
+@_aliases(lam="max_norm")
 @torch.no_grad()
 def clip_grad_norm_(
     parameters: Parameters,
-    lam: float,
-    *,
+    max_norm: float,
+    norm_type: float | str = 2.0,
     error_if_nonfinite: bool = False,
     foreach: bool | None = None,
 ) -> Tensor:
     """Classic norm clipping (eq. 11) of the global gradient, in place.
 
-    ``g <- g / c`` with ``c = max(||g|| / lam, 1)``, i.e. ``g <- g * lam / max(||g||, lam)``,
-    where ``||g||`` is the norm of all gradients viewed as one vector; afterwards
-    ``||g|| = min(||g||_before, lam)``. Unlike ``torch.nn.utils.clip_grad_norm_`` there is no
-    ``+ 1e-6`` in the denominator, so the clipped norm is ``lam`` up to rounding.
+    ``g <- g / c`` with ``c = max(||g||_p / lam, 1)``, i.e. ``g <- g * lam / max(||g||_p,
+    lam)``, where ``lam = max_norm`` (alias ``lam``) and ``||g||_p`` is the ``norm_type``-norm
+    of all gradients viewed as one vector (:func:`get_total_norm`); afterwards
+    ``||g||_p = min(||g||_p before, lam)``. Torch's signature and result, except that there is
+    no ``+ 1e-6`` in the denominator, so the clipped norm is ``lam`` up to rounding.
 
     Returns the pre-clip total norm (0-d tensor, no host sync). See the module docstring for
-    ``foreach``, ``error_if_nonfinite`` and non-finite gradients; ``lam`` must satisfy
-    ``0 < lam < inf``.
+    ``foreach``, ``error_if_nonfinite`` and non-finite gradients; ``max_norm`` must satisfy
+    ``0 < max_norm < inf``.
     """
-    lam = _positive(lam, "lam")
+    max_norm = _positive(max_norm, "max_norm (lam)")
     params = _as_list(parameters)
-    total = get_total_norm(grads_of(params), error_if_nonfinite=error_if_nonfinite,
-                           foreach=foreach)
-    clip_grads_with_norm_(params, lam, total, foreach=foreach)
+    total = get_total_norm(grads_of(params), norm_type, error_if_nonfinite, foreach)
+    clip_grads_with_norm_(params, max_norm, total, foreach)
     return total
 
 
@@ -235,6 +301,7 @@ def clip_grad_adaptive_(
     lam: float,
     eps: float,
     *,
+    norm_type: float | str = 2.0,
     error_if_nonfinite: bool = False,
     foreach: bool | None = None,
 ) -> Tensor:
@@ -242,8 +309,8 @@ def clip_grad_adaptive_(
 
     ``g <- g / c`` with ``c = max(||g|| / (lam * max(||theta||, eps)), 1)``, i.e. classic
     clipping to ``tau = lam * max(||theta||, eps)``, where ``||g||`` and ``||theta||`` are the
-    norms of all gradients, resp. of the parameters that have a gradient, each viewed as one
-    vector; afterwards ``||g|| = min(||g||_before, tau)``.
+    ``norm_type``-norms of all gradients, resp. of the parameters that have a gradient, each
+    viewed as one vector; afterwards ``||g|| = min(||g||_before, tau)``.
 
     Returns the pre-clip total gradient norm (0-d tensor, no host sync). ``lam`` and ``eps``
     must satisfy ``0 < value < inf``.
@@ -251,12 +318,12 @@ def clip_grad_adaptive_(
     lam = _positive(lam, "lam")
     eps = _positive(eps, "eps")
     params = [p for p in _as_list(parameters) if p.grad is not None]
-    total = get_total_norm(grads_of(params), error_if_nonfinite=error_if_nonfinite,
-                           foreach=foreach)
+    total = get_total_norm(grads_of(params), norm_type, error_if_nonfinite, foreach)
     if not params:
         return total
-    threshold = clipping.adaptive_threshold(get_total_norm(params, foreach=foreach), lam, eps)
-    clip_grads_with_norm_(params, threshold, total, foreach=foreach)
+    param_norm = get_total_norm(params, norm_type, foreach=foreach)
+    threshold = clipping.adaptive_threshold(param_norm, lam, eps)
+    clip_grads_with_norm_(params, threshold, total, foreach)
     return total
 
 
@@ -265,6 +332,7 @@ def _clip_per_layer_(
     lam: float,
     eps: float,
     layer_norms: Callable[[list[Tensor]], list[Tensor]],
+    norm_type: float,
     error_if_nonfinite: bool,
     foreach: bool | None,
 ) -> Tensor:
@@ -272,10 +340,10 @@ def _clip_per_layer_(
 
     ``1/c_l = tau_l / max(N(g_l), tau_l)``, ``tau_l = lam * max(N(theta_l), eps)``, where
     ``N = layer_norms`` maps a list of tensors to their norms (0-d, or broadcastable against
-    each tensor). Returns the pre-clip total gradient norm.
+    each tensor). Returns the pre-clip total ``norm_type``-norm of the gradients.
     """
     grads = [p.grad for p in params]
-    total = get_total_norm(grads, error_if_nonfinite=error_if_nonfinite, foreach=foreach)
+    total = get_total_norm(grads, norm_type, error_if_nonfinite, foreach)
     factors = [
         clipping.clip_factor(grad_norm, clipping.adaptive_threshold(param_norm, lam, eps))
         for grad_norm, param_norm in zip(layer_norms(grads), layer_norms(params), strict=True)
@@ -290,13 +358,15 @@ def clip_grad_layerwise_(
     lam: float,
     eps: float,
     *,
+    norm_type: float | str = 2.0,
     error_if_nonfinite: bool = False,
     foreach: bool | None = None,
 ) -> Tensor:
     """Layer-wise adaptive clipping (eq. 18), each parameter tensor on its own, in place.
 
     ``g_l <- g_l / c_l`` with ``c_l = max(||g_l|| / (lam * max(||theta_l||, eps)), 1)`` for each
-    parameter tensor ``theta_l`` (Frobenius norms); afterwards
+    parameter tensor ``theta_l`` (``norm_type``-norms of the tensor's entries, by default
+    Frobenius); afterwards
     ``||g_l|| = min(||g_l||_before, lam * max(||theta_l||, eps))``.
 
     Returns the pre-clip total norm of all gradients (0-d tensor, no host sync). ``lam`` and
@@ -304,14 +374,16 @@ def clip_grad_layerwise_(
     """
     lam = _positive(lam, "lam")
     eps = _positive(eps, "eps")
+    order = _norm_order(norm_type)
     params = [p for p in _as_list(parameters) if p.grad is not None]
 
-    def frobenius(tensors: list[Tensor]) -> list[Tensor]:
-        return _norms(tensors, foreach)
+    def per_tensor(tensors: list[Tensor]) -> list[Tensor]:
+        return _norms(tensors, foreach, order)
 
-    return _clip_per_layer_(params, lam, eps, frobenius, error_if_nonfinite, foreach)
+    return _clip_per_layer_(params, lam, eps, per_tensor, order, error_if_nonfinite, foreach)
 
 
+@_aliases(clip_factor="lam")
 @torch.no_grad()
 def clip_grad_agc_(
     parameters: Parameters,
@@ -329,8 +401,8 @@ def clip_grad_agc_(
     first; the whole tensor when ``W.ndim <= 1``, see :func:`theory.clipping.unitwise_norm`):
     ``max_norm_i = lam * max(||W_i||, eps)`` and ``G_i <- G_i * max_norm_i / ||G_i||`` where
     ``||G_i|| > max_norm_i``, i.e. ``G_i <- G_i * max_norm_i / max(||G_i||, max_norm_i)``
-    (eq. 18 unit-wise). ``lam`` is timm's ``clip_factor`` (default 0.01), ``eps`` defaults to
-    timm's 1e-3.
+    (eq. 18 unit-wise), with Euclidean norms. ``lam`` is timm's ``clip_factor`` (accepted as an
+    alias; default 0.01), ``eps`` defaults to timm's 1e-3.
 
     ``skip_last`` leaves the last ``skip_last`` parameters with a gradient unclipped (NFNets do
     not clip the classifier: pass 2 for its weight and bias, as timm's ``exclude_head``), and
@@ -348,34 +420,36 @@ def clip_grad_agc_(
     excluded = {id(p) for p in exclude}
     kept = params[: len(params) - skip_last] if skip_last else params
     clipped = [p for p in kept if id(p) not in excluded]
-    total = get_total_norm(grads_of(params), error_if_nonfinite=error_if_nonfinite,
-                           foreach=foreach)
+    total = get_total_norm(grads_of(params), 2.0, error_if_nonfinite, foreach)
 
     def unitwise(tensors: list[Tensor]) -> list[Tensor]:
         return [clipping.unitwise_norm(x) for x in tensors]
 
-    _clip_per_layer_(clipped, lam, eps, unitwise, False, foreach)
+    _clip_per_layer_(clipped, lam, eps, unitwise, 2.0, False, foreach)
     return total
 
 
+@_aliases(lam="clip_value")
 @torch.no_grad()
 def clip_grad_value_(
     parameters: Parameters,
-    lam: float,
-    *,
-    error_if_nonfinite: bool = False,
+    clip_value: float,
     foreach: bool | None = None,
+    *,
+    norm_type: float | str = 2.0,
+    error_if_nonfinite: bool = False,
 ) -> Tensor:
     """Coordinate-wise value clipping, in place: ``g_i <- min(max(g_i, -lam), lam)``.
 
-    The rule of :func:`theory.clipping.value_clip`, applied in place (``clamp_``). Returns the
-    pre-clip total norm of all gradients (0-d tensor, no host sync), which
-    ``torch.nn.utils.clip_grad_value_`` does not. ``+-inf`` entries become ``+-lam``, NaN stays
-    NaN. ``lam`` must satisfy ``0 < lam < inf``.
+    ``lam = clip_value`` (alias ``lam``); torch's signature, plus keywords. The rule of
+    :func:`theory.clipping.value_clip`, applied in place (``clamp_``). Returns the pre-clip
+    total ``norm_type``-norm of all gradients (0-d tensor, no host sync), where
+    ``torch.nn.utils.clip_grad_value_`` returns None. ``+-inf`` entries become ``+-lam``, NaN
+    stays NaN. ``clip_value`` must satisfy ``0 < clip_value < inf``.
     """
-    lam = _positive(lam, "lam")
+    lam = _positive(clip_value, "clip_value (lam)")
     grads = grads_of(parameters)
-    total = get_total_norm(grads, error_if_nonfinite=error_if_nonfinite, foreach=foreach)
+    total = get_total_norm(grads, norm_type, error_if_nonfinite, foreach)
     for device, _, group, _ in _groups(grads):
         if _use_foreach(group, device, foreach):
             torch._foreach_clamp_min_(group, -lam)

@@ -16,6 +16,8 @@ and differs only in how ``tau_t`` is obtained from ``||g_0||, ..., ||g_t||``:
   percentile of ``{||g_0||, ..., ||g_t||}``.
 
 Both include the current norm ``||g_t||`` in the statistic *before* taking the threshold.
+They share the base class :class:`NormClipper`, as does seed 003's
+:class:`torch_impl.averaged.AveragedNormClipper` (which also clips per tensor).
 
 Non-finite norms (a NaN or infinite gradient) do not enter the statistic, so one bad batch does
 not poison all later thresholds; that step's gradients are clipped with the threshold of the
@@ -36,7 +38,7 @@ from torch import Tensor
 
 from torch_impl.clip import _as_list, clip_grads_with_norm_, get_total_norm, grads_of
 
-__all__ = ["Clipper", "EMAClipper", "PercentileClipper"]
+__all__ = ["Clipper", "EMAClipper", "NormClipper", "PercentileClipper"]
 
 
 @runtime_checkable
@@ -75,10 +77,18 @@ def _floor(threshold: Tensor) -> Tensor:
     return threshold.clamp(min=torch.finfo(threshold.dtype).tiny)
 
 
-class _NormClipper:
-    """Shared call path: take ``||g_t||``, ask :meth:`_threshold` for ``tau_t``, clip."""
+class NormClipper:
+    """Base class of the stateful clippers: the shared call path of the :class:`Clipper`
+    protocol, with ``foreach`` and ``error_if_nonfinite`` as in :mod:`torch_impl.clip`.
 
-    def __init__(self, *, error_if_nonfinite: bool, foreach: bool | None) -> None:
+    ``clipper(parameters)`` takes the pre-clip global norm ``||g_t||`` (raising first for a
+    non-finite one if ``error_if_nonfinite``), then :meth:`_clip_`, whose default asks
+    :meth:`_threshold` for ``tau_t`` (the one method a subclass must write), floors it and
+    clips ``g_t <- g_t * tau_t / max(||g_t||, tau_t)``. A clipper with thresholds per tensor
+    overrides :meth:`_clip_` instead.
+    """
+
+    def __init__(self, *, error_if_nonfinite: bool = False, foreach: bool | None = None) -> None:
         self.error_if_nonfinite = error_if_nonfinite
         self.foreach = foreach
         self.last_threshold = torch.tensor(float("nan"))
@@ -86,18 +96,22 @@ class _NormClipper:
     def _threshold(self, norm: Tensor) -> Tensor:
         raise NotImplementedError
 
+    def _clip_(self, params: list[Tensor], norm: Tensor) -> None:
+        """Clip to the global threshold ``tau_t = max(_threshold(||g_t||), tiny)``."""
+        self.last_threshold = _floor(self._threshold(norm))
+        clip_grads_with_norm_(params, self.last_threshold, norm, foreach=self.foreach)
+
     @torch.no_grad()
-    def __call__(self, parameters: Iterable[Tensor]) -> Tensor:
+    def __call__(self, parameters: Iterable[Tensor] | Tensor) -> Tensor:
         """Clip the gradients of ``parameters`` in place; return the pre-clip global norm."""
         params = _as_list(parameters)
         norm = get_total_norm(grads_of(params), error_if_nonfinite=self.error_if_nonfinite,
                               foreach=self.foreach)
-        self.last_threshold = _floor(self._threshold(norm))
-        clip_grads_with_norm_(params, self.last_threshold, norm, foreach=self.foreach)
+        self._clip_(params, norm)
         return norm
 
 
-class EMAClipper(_NormClipper):
+class EMAClipper(NormClipper):
     """Clip to ``alpha`` times an exponential moving average of past global norms (seed 001).
 
     ``m_t = beta * m_{t-1} + (1 - beta) * ||g_t||`` with ``m_0 = ||g_0||`` (the first finite
@@ -142,7 +156,7 @@ class EMAClipper(_NormClipper):
         self.last_threshold = state_dict["last_threshold"].clone()
 
 
-class PercentileClipper(_NormClipper):
+class PercentileClipper(NormClipper):
     """AutoClip (Seetharaman et al. 2020): clip to a percentile of all norms seen so far.
 
     ``tau_t = percentile_p({||g_0||, ..., ||g_t||})``, the current norm included, with linear

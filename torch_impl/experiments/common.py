@@ -18,16 +18,40 @@ from tqdm import tqdm
 from simulations.results import git_revision, package_version
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
+"""Where a full run writes by default: the shipped results."""
+
+QUICK_OUT = Path("runs") / "experiments-quick"
+"""Where a ``--quick`` run writes by default (relative to the working directory)."""
+
+
+def parser(name: str, description: str) -> argparse.ArgumentParser:
+    """The command line of one reproduction: ``--quick``, ``--out DIR`` and ``--seed N``
+    (add more arguments, then :func:`parse`)."""
+    result = argparse.ArgumentParser(prog=f"python -m torch_impl.experiments {name}",
+                                     description=description)
+    result.add_argument("--quick", action="store_true", help="a smoke run of under a minute")
+    result.add_argument("--out", type=Path, default=None,
+                        help=f"output folder (default: {DEFAULT_OUT} for a full run, "
+                             f"{QUICK_OUT} for --quick)")
+    result.add_argument("--seed", type=int, default=0, help="base seed of the runs")
+    return result
+
+
+def parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """Parse ``argv``, fill in the default ``--out``; a quick run may not write into the
+    shipped results (:data:`DEFAULT_OUT`), which is a usage error (exit status 2)."""
+    args = parser.parse_args(argv)
+    if args.out is None:
+        args.out = QUICK_OUT if args.quick else DEFAULT_OUT
+    elif args.quick and args.out.resolve() == DEFAULT_OUT:
+        parser.error(f"--quick would overwrite the shipped full results in {DEFAULT_OUT}; "
+                     "choose another --out")
+    return args
 
 
 def parse_args(name: str, description: str, argv: list[str]) -> argparse.Namespace:
-    """``--quick``, ``--out DIR`` and ``--seed N``, common to every reproduction."""
-    parser = argparse.ArgumentParser(prog=f"python -m torch_impl.experiments {name}",
-                                     description=description)
-    parser.add_argument("--quick", action="store_true", help="a smoke run of under a minute")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder")
-    parser.add_argument("--seed", type=int, default=0, help="base seed of the runs")
-    return parser.parse_args(argv)
+    """The common arguments only: ``parse(parser(name, description), argv)``."""
+    return parse(parser(name, description), argv)
 
 
 def seed_everything(seed: int) -> None:

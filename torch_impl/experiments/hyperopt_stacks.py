@@ -1,4 +1,4 @@
-"""Seed 003: averaged-norm clipping of the secondary SGD in hyperoptimizer stacks.
+"""Averaged-norm clipping of the secondary SGD in hyperoptimizer stacks (seed 003).
 
 The seed (``/work/shared/seeds/003_*.txt``) trains an MLP (one tanh hidden layer of 128,
 batch 256) on MNIST with the stacks SGD/SGD, Adam/SGD, AdaGrad/SGD and RMSProp/SGD of Chandra
@@ -26,14 +26,13 @@ import math
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from torch_impl.experiments import common
 from torch_impl.experiments.common import (
-    DEFAULT_OUT,
     figure,
     markdown_table,
     progress,
@@ -44,6 +43,10 @@ from torch_impl.experiments.common import (
     write_json,
 )
 from torch_impl.hyper import PRIMARIES, HyperStack
+
+NAME = "hyperopt_stacks"
+STEM = "seed003"
+"""The seed reproduced, which names the result files."""
 
 CHANCE_ERROR = 90.0
 """Test error (%) charged to a diverged run."""
@@ -99,6 +102,17 @@ class Setting:
     @property
     def steps_per_epoch(self) -> int:
         return math.ceil(self.n_train / self.batch_size)
+
+    def describe(self) -> str:
+        """The data, model, batching and seeds in one line of text."""
+        return (f"{self.dataset}, {self.n_train} training / {self.n_test} test samples, "
+                f"MLP 40-{self.hidden} (tanh)-10, batch {self.batch_size} "
+                f"({self.steps_per_epoch} steps per epoch), {self.seeds} seeds from "
+                f"{self.base_seed}")
+
+    def to_dict(self) -> dict:
+        """Every field, as a dict (what the results file records)."""
+        return asdict(self)
 
 
 def quick_setting(base_seed: int = 0) -> Setting:
@@ -238,10 +252,7 @@ def render(summary: dict[str, list[dict]], setting: Setting, seconds: float,
     lines = [
         "# Seed 003: averaged-norm clipping in hyperoptimizer stacks",
         "",
-        f"Ours: {setting.dataset}, {setting.n_train} training / {setting.n_test} test samples, "
-        f"MLP 40-{setting.hidden} (tanh)-10, batch {setting.batch_size} "
-        f"({setting.steps_per_epoch} steps per epoch), {setting.seeds} seeds from "
-        f"{setting.base_seed}, float32, {seconds:.0f} s wall time ({setting.workers} worker "
+        f"Ours: {setting.describe()}, float32, {seconds:.0f} s wall time ({setting.workers} worker "
         "process(es), one thread each). "
         "Seed: MNIST, MLP 784-128-10 (its Tables 1-4). Mean test error (%) over the seeds, "
         f"without / with clipping; **bold** where clipping lowers it by more than {HELPS:g} "
@@ -300,25 +311,22 @@ def plot(summary: dict[str, list[dict]], path) -> None:
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m torch_impl.experiments seed003",
-                                     description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a smoke run of under a minute")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder")
-    parser.add_argument("--seed", type=int, default=0, help="base seed of the runs")
+    """The common arguments (:func:`common.parser`) and ``--max-epochs``, ``--workers``."""
+    parser = common.parser(NAME, __doc__.splitlines()[0])
     parser.add_argument("--max-epochs", type=int, default=None,
                         help="cap every stack's epochs (default: the seed's 30 or 5)")
     parser.add_argument("--workers", type=int, default=2,
                         help="stacks trained in parallel processes (default 2)")
-    return parser.parse_args(argv)
+    args = common.parse(parser, argv)
+    if args.max_epochs is not None and args.max_epochs < 1:
+        parser.error(f"--max-epochs must be >= 1, got {args.max_epochs}")
+    return args
 
 
 def main(argv: list[str]) -> int:
-    """``python -m torch_impl.experiments seed003 [--quick] [--out DIR] [--seed N]
+    """``python -m torch_impl.experiments hyperopt_stacks [--quick] [--out DIR] [--seed N]
     [--max-epochs N] [--workers N]``."""
     args = parse_args(argv)
-    if args.max_epochs is not None and args.max_epochs < 1:
-        print(f"error: --max-epochs must be >= 1, got {args.max_epochs}")
-        return 2
     setting = quick_setting(args.seed) if args.quick else Setting(base_seed=args.seed)
     setting.max_epochs = args.max_epochs if not args.quick else None
     setting.workers = 1 if args.quick else max(1, args.workers)
@@ -339,13 +347,12 @@ def main(argv: list[str]) -> int:
               f"{result['seconds']:.0f} s", flush=True)
     seconds = time.perf_counter() - start
     summary = {name: summarise(name, result) for name, result in results.items()}
-    meta = provenance({**asdict(setting), "quick": args.quick, "seconds": round(seconds, 1)})
+    meta = provenance({**setting.to_dict(), "quick": args.quick, "seconds": round(seconds, 1)})
     meta.pop("kappas")
-    stem = "seed003_quick" if args.quick else "seed003"
-    write_atomic(args.out / f"{stem}.md", render(summary, setting, seconds, meta))
-    write_json(args.out / f"{stem}.json",
+    write_atomic(args.out / f"{STEM}.md", render(summary, setting, seconds, meta))
+    write_json(args.out / f"{STEM}.json",
                {"setting": {**meta, "kappas": setting.kappas}, "runs": results,
                 "summary": summary})
-    plot(summary, args.out / f"{stem}.png")
-    print(f"wrote {args.out / stem}.md, .json, .png ({seconds:.0f} s)")
+    plot(summary, args.out / f"{STEM}.png")
+    print(f"{NAME}: wrote {args.out / STEM}.md, .json, .png ({seconds:.0f} s)")
     return 0

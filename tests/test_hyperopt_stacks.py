@@ -1,14 +1,16 @@
-"""Tests of the seed-003 reproduction: its transcription of the seed's tables, the row
-summary and agreement count on hand-made results, and the --quick run end to end."""
+"""Tests of the seed-003 reproduction (hyperopt_stacks): its transcription of the seed's
+tables, the row summary and agreement count on hand-made results, and the --quick run end to
+end."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 
 import pytest
 
-from torch_impl.experiments import seed003
+from torch_impl.experiments import hyperopt_stacks as seed003
 
 
 def test_seed_bold_rows_follow_the_one_point_rule() -> None:
@@ -43,9 +45,9 @@ def test_summary_means_divergence_and_agreement() -> None:
 def test_quick_run_writes_table_with_numbers(tmp_path) -> None:
     pytest.importorskip("mnist1d")
     assert seed003.main(["--quick", "--out", str(tmp_path)]) == 0
-    text = (tmp_path / "seed003_quick.md").read_text()
-    data = json.loads((tmp_path / "seed003_quick.json").read_text())
-    assert (tmp_path / "seed003_quick.png").stat().st_size > 1000
+    text = (tmp_path / "seed003.md").read_text()
+    data = json.loads((tmp_path / "seed003.json").read_text())
+    assert (tmp_path / "seed003.png").stat().st_size > 1000
     for name in seed003.SEED_TABLES:
         assert f"## {name} / SGD(kappa)" in text
     rows = [line for line in text.splitlines() if re.match(r"\| \d", line)]
@@ -63,5 +65,18 @@ def test_quick_run_writes_table_with_numbers(tmp_path) -> None:
     assert all(0.0 <= e <= 100.0 for e in errors)
 
 
-def test_bad_max_epochs_is_rejected(tmp_path) -> None:
-    assert seed003.main(["--max-epochs", "0", "--out", str(tmp_path)]) == 2
+def test_bad_max_epochs_is_rejected(tmp_path, capsys) -> None:
+    with pytest.raises(SystemExit) as done:
+        seed003.main(["--max-epochs", "0", "--out", str(tmp_path)])
+    assert done.value.code == 2 and "--max-epochs must be >= 1" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+
+
+def test_setting_describe_is_text_and_to_dict_a_dict() -> None:
+    setting = seed003.Setting(n_train=2_560, seeds=2)
+    text = setting.describe()
+    assert isinstance(text, str)
+    assert "2560 training / 10000 test samples" in text and "(10 steps per epoch)" in text
+    data = setting.to_dict()
+    assert isinstance(data, dict) and data["n_train"] == 2_560 and data["seeds"] == 2
+    assert set(data) == {f.name for f in dataclasses.fields(seed003.Setting)}

@@ -1,4 +1,4 @@
-"""Seed 000: gradient norm scaling vs value clipping on an exploding regression MLP.
+"""Gradient norm scaling vs value clipping on an exploding regression MLP (seed 000).
 
 The published experiment (``seeds/000_…``; after Brownlee's Keras example): scikit-learn's
 ``make_regression(n_samples=1000, n_features=20, noise=0.1, random_state=1)``, first half for
@@ -53,6 +53,9 @@ MODE_TITLES = {
     "value": "Gradient value clipping",
 }
 Data = tuple[Tensor, Tensor, Tensor, Tensor]
+NAME = "norm_vs_value"
+STEM = "seed000"
+"""The seed reproduced, which names the result files."""
 
 
 def load_data(random_state: int = 1) -> Data:
@@ -192,7 +195,7 @@ def plot(runs: list[dict[str, Any]], mode: str, path: Path) -> None:
 
 def main(argv: list[str]) -> int:
     """Run all settings, write ``seed000.md``, ``seed000.json`` and figures into ``--out``."""
-    args = common.parse_args("seed000", __doc__.splitlines()[0], argv)
+    args = common.parse_args(NAME, __doc__.splitlines()[0], argv)
     epochs, n_seeds = (3, 1) if args.quick else (100, 5)
     common.seed_everything(args.seed)
     data = load_data()
@@ -202,22 +205,22 @@ def main(argv: list[str]) -> int:
     jobs = [(*s, args.seed + k) for s in settings for k in range(n_seeds)]
     start = time.perf_counter()
     runs = [train_run(data, act, mode, lam, epochs, seed)
-            for act, mode, lam, seed in common.progress(jobs, desc="seed000")]
+            for act, mode, lam, seed in common.progress(jobs, desc=NAME)]
     runtime = time.perf_counter() - start
-    setting = {"experiment": "seed000", "epochs": epochs, "seeds": n_seeds,
+    setting = {"experiment": NAME, "reproduces": STEM, "epochs": epochs, "seeds": n_seeds,
                "base_seed": args.seed, "quick": args.quick, "lambdas": list(LAMBDAS),
                "runtime_s": runtime}
-    common.write_json(args.out / "seed000.json",
+    common.write_json(args.out / f"{STEM}.json",
                       {"setting": common.provenance(setting), "runs": runs})
     for mode in MODE_TITLES:
-        plot(runs, mode, args.out / f"seed000_{mode}.png")
+        plot(runs, mode, args.out / f"{STEM}_{mode}.png")
     sections = [f"# Seed 000 reproduction{' (quick)' if args.quick else ''}\n",
                 f"{epochs} epochs, {n_seeds} seed(s) from {args.seed}; final MSE as median "
                 f"[min, max] over seeds; 'clipped' is the mean fraction of steps clipped. "
                 f"Runtime {runtime:.0f} s.\n"]
     for mode, title in MODE_TITLES.items():
         sections += [f"## {title}\n", table(runs, mode),
-                     f"\n![{mode}](seed000_{mode}.png)\n"]
-    common.write_atomic(args.out / "seed000.md", "\n".join(sections))
-    print(f"seed000: wrote {args.out / 'seed000.md'} ({runtime:.0f} s)")
+                     f"\n![{mode}]({STEM}_{mode}.png)\n"]
+    common.write_atomic(args.out / f"{STEM}.md", "\n".join(sections))
+    print(f"{NAME}: wrote {args.out / STEM}.md ({runtime:.0f} s)")
     return 0

@@ -1,4 +1,4 @@
-"""Seed 001: Adam with a tuned fixed clip vs Adam behind the EMA-adaptive clipper, on mnist1d.
+"""Adam with a tuned fixed clip vs Adam behind the EMA-adaptive clipper, mnist1d (seed 001).
 
 The published experiment (``seeds/001_…``) gives the method, not the setting; ours:
 
@@ -42,6 +42,9 @@ SPACE = {  # name: (low, high, log scale)
                  "beta": (0.5, 0.999, False)},
 }
 Data = dict[str, Tensor]
+NAME = "ema_vs_fixed"
+STEM = "seed001"
+"""The seed reproduced, which names the result files."""
 
 
 def load_data(num_samples: int = 5000) -> Data:
@@ -121,7 +124,7 @@ def tune(data: Data, method: str, trials: int, epochs: int, seed: int) -> Any:
 
     study = optuna.create_study(direction="minimize",
                                 sampler=optuna.samplers.TPESampler(seed=seed))
-    bar = common.progress(range(trials), desc=f"seed001 tune {method}")
+    bar = common.progress(range(trials), desc=f"{NAME} tune {method}")
     for _ in bar:
         study.optimize(objective, n_trials=1)
     return study
@@ -155,7 +158,7 @@ def plot(finals: dict[str, list[dict[str, Any]]], path: Path) -> None:
 
 def main(argv: list[str]) -> int:
     """Tune both methods, retrain with the best parameters, write the table and figure."""
-    args = common.parse_args("seed001", __doc__.splitlines()[0], argv)
+    args = common.parse_args(NAME, __doc__.splitlines()[0], argv)
     if args.quick:
         samples, trials, tune_epochs, epochs, n_seeds = 1000, 3, 2, 3, 1
     else:
@@ -169,8 +172,8 @@ def main(argv: list[str]) -> int:
     with_seed_params = {m: [train(data, m, SEED_BEST[m], epochs, args.seed + k)
                             for k in range(n_seeds)] for m in SPACE}
     runtime = time.perf_counter() - start
-    plot(finals, args.out / "seed001.png")
-    setting = {"experiment": "seed001", "samples": samples, "trials": trials,
+    plot(finals, args.out / f"{STEM}.png")
+    setting = {"experiment": NAME, "reproduces": STEM, "samples": samples, "trials": trials,
                "tune_epochs": tune_epochs, "epochs": epochs, "seeds": n_seeds,
                "base_seed": args.seed, "quick": args.quick, "space": SPACE,
                "runtime_s": runtime}
@@ -178,7 +181,7 @@ def main(argv: list[str]) -> int:
                    "trials": [t.params | {"value": t.value} for t in s.trials],
                    "final": finals[m], "with_seed_params": with_seed_params[m]}
                for m, s in studies.items()}
-    common.write_json(args.out / "seed001.json",
+    common.write_json(args.out / f"{STEM}.json",
                       {"setting": common.provenance(setting), "results": results})
     rows = []
     for m, s in studies.items():
@@ -201,8 +204,8 @@ def main(argv: list[str]) -> int:
         f"trial; then {epochs} epochs with the best parameters over {n_seeds} seed(s) "
         f"(means shown; 'clipped' is the fraction of steps clipped). Runtime {runtime:.0f} s.\n",
         common.markdown_table(headers, rows),
-        "\n![validation loss](seed001.png)\n",
+        f"\n![validation loss]({STEM}.png)\n",
     ])
-    common.write_atomic(args.out / "seed001.md", text)
-    print(f"seed001: wrote {args.out / 'seed001.md'} ({runtime:.0f} s)")
+    common.write_atomic(args.out / f"{STEM}.md", text)
+    print(f"{NAME}: wrote {args.out / STEM}.md ({runtime:.0f} s)")
     return 0

@@ -1,0 +1,76 @@
+r"""Each claim of the paper held against what the paths did: a prediction, a measurement with its
+95% interval, a verdict and a one-line reason.
+
+One module per claim (SCIENCE.md's table), each declaring its ``ID``, ``STATEMENT``, the clip
+``RULES`` it is stated for, the engine ``OBSERVERS`` it reads, the ``OPTIONS`` it takes (with
+defaults) and ``check(ctx) -> list[ClaimResult]`` (:mod:`simulations.claims.registry`):
+
+* :mod:`~simulations.claims.a1`, :mod:`~simulations.claims.a2`: the assumptions (A1), (A2);
+* :mod:`~simulations.claims.l1_paper`: Lemma 1 as printed, P(‖θ(T) − θ(0)‖ > M) ≤ 2e^{−2M²/(γλ²)};
+* :mod:`~simulations.claims.l1_det`: ‖θ(s) − θ(0)‖ ≤ λΣ_{t<s}a(t) on every path;
+* :mod:`~simulations.claims.l1_mart`: Pinelis, P(max_s‖ξ(s)‖ ≥ r) ≤ 2exp(−r²/(8λ²γ_T));
+* :mod:`~simulations.claims.c2`, :mod:`~simulations.claims.c2_growth`: Claim 2 and Grönwall;
+* :mod:`~simulations.claims.a3`: adaptive clipping is stable w.h.p.;
+* :mod:`~simulations.claims.l2`, :mod:`~simulations.claims.l3`: H is Marchaud, ξ converges;
+* :mod:`~simulations.claims.t1`: θ(t) → {H = 0}; :mod:`~simulations.claims.ode`: the ODE.
+
+A scenario may also name a claim module of the user's (``claims = ["T1", "mypkg.my_claim"]``
+or ``"./my_claim.py"``, the same interface) or declare ``[[bound]]`` tables
+(:mod:`simulations.claims.bound`). The verdict rules are in :mod:`simulations.claims.verdicts`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from simulations.claims import (
+    a1,
+    a2,
+    a3,
+    c2,
+    c2_growth,
+    l1_det,
+    l1_mart,
+    l1_paper,
+    l2,
+    l3,
+    ode,
+    t1,
+)
+from simulations.claims.context import Context
+from simulations.claims.registry import (
+    Claim,
+    applicable,
+    get,
+    observers_for,
+    register,
+    resolve,
+    unregister,
+)
+from simulations.claims.result import ClaimResult
+from simulations.claims.verdicts import (
+    VERDICTS,
+    clopper_pearson,
+    mean_agreement,
+    pathwise_verdict,
+    probability_verdict,
+)
+
+__all__ = ["CLAIMS", "VERDICTS", "Claim", "ClaimResult", "Context", "applicable",
+           "clopper_pearson", "evaluate", "get", "mean_agreement", "observers_for",
+           "pathwise_verdict", "probability_verdict", "register", "resolve", "unregister"]
+
+BUILT_IN = (a1, a2, l1_paper, l1_det, l1_mart, c2, c2_growth, a3, l2, l3, t1, ode)
+#: the ids of the built-in claims, in table order
+CLAIMS = tuple(register(module).id for module in BUILT_IN)
+
+
+def evaluate(scenario, sim, claims: Sequence[str] | None = None) -> list[ClaimResult]:
+    """The rows of ``claims`` (default: the scenario's; ids of registered claims) for a
+    finished run ``sim``."""
+    ctx = Context(scenario, sim)
+    rows: list[ClaimResult] = []
+    for claim_id in scenario.claims if claims is None else claims:
+        ctx.claim = get(claim_id)
+        rows.extend(ctx.claim.check(ctx))
+    return rows

@@ -1,0 +1,207 @@
+r"""``T1``: Theorem 1, θ(t) → {θ : H(θ) = 0}, H = E[g/c]. The row gives the zero set of H, the
+minimiser of E[ℓ], and which of the two the mean endpoint matches.
+
+* The zero set. In 1-D: :func:`theory.equilibria.search_zeros_1d` on a window that contains
+  θ(0), every endpoint (10 beyond them) and the option ``zero_range``, widened while no zero is
+  found and the flow dθ/dτ = −H points out of it; the window searched is reported. In d > 1:
+  :func:`theory.equilibria.zeros` from the mean endpoint, θ(0) and a few endpoints. Each zero
+  has a stability for dθ/dτ = −H (the sign of H on either side in 1-D, the eigenvalues of the
+  Jacobian in d > 1).
+* Where H is a Monte Carlo estimate (B > 1, or a continuous law in d > 1) it is evaluated with
+  the same minibatches at every point, so that it is continuous in θ, and the zero set is the set
+  where the estimate is within 1.96 standard errors of 0 (in 1-D; an interval, never an exact
+  point), or a zero with its standard error σ = √diag(J⁻¹ diag(s_H²) J⁻ᵀ) (in d > 1).
+* The verdict: ``violated`` when H has no zero in the window searched, or when every zero is
+  repelling (the iterates leave it); ``holds`` when the mean endpoint agrees with a zero that is
+  not repelling (|z| ≤ 3, :func:`simulations.claims.verdicts.mean_agreement`, the distance to
+  an interval of zeros taken to its nearest point); ``inconclusive`` otherwise (the endpoints
+  have not reached the zero set).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from simulations.claims.context import Context, fmt
+from simulations.claims.result import ClaimResult
+from simulations.claims.verdicts import Z_AGREE, mean_agreement
+from theory import equilibria
+
+ID = "T1"
+STATEMENT = "Theorem 1: θ(t) → {θ : E[g/c](θ) = 0}"
+RULES = None
+OBSERVERS = ()
+OPTIONS = {"zero_range": None, "zero_grid": 4001}
+BAND_Z = 1.96  #: half-width of the band of an estimated H, in standard errors
+MC_GRID = 401  #: grid points of the 1-D search where H is estimated (one estimate per point)
+PAD = 10.0  #: the window reaches this far beyond θ(0) and the endpoints
+
+
+def applicable(scenario) -> str | None:
+    zr = scenario.options.get("zero_range")
+    if zr is not None and not (isinstance(zr, list) and len(zr) == 2 and all(
+            isinstance(v, (int, float)) and math.isfinite(v) for v in zr) and zr[0] < zr[1]):
+        return f"options.zero_range must be [lo, hi] with lo < hi, got {zr!r}"
+    grid = scenario.options.get("zero_grid", 4001)
+    if not isinstance(grid, int) or grid < 3:
+        return f"options.zero_grid must be an integer >= 3, got {grid!r}"
+    return None
+
+
+def _minimiser(ctx: Context, start: np.ndarray) -> tuple[np.ndarray | None, str]:
+    """argmin E[ℓ]: E[y] for the quadratic family, else BFGS on the exact expected loss."""
+    import torch
+
+    from simulations.mean_field import field
+    from simulations.problems import Quadratic
+    from simulations.rules import ClipRule
+
+    problem = ctx.problem
+    if isinstance(problem, Quadratic):
+        law = problem.law
+        if problem.curvature < 0:
+            return None, "E[ℓ] is concave: no minimiser"
+        mean = float(np.dot(law.values, law.probs)) if law.kind == "discrete" else law.mean
+        return np.full(problem.dim, mean), "E[y]"
+    grad = field(problem, ClipRule("none"))
+    atoms, weights = problem.atoms(torch.float64, "cpu")
+
+    def loss(theta: np.ndarray) -> float:
+        th = torch.as_tensor(theta, dtype=torch.float64)[None].expand(len(weights), -1)
+        return float((problem.loss(th, problem.batch_of(atoms, torch.arange(len(weights))))
+                      * weights).sum())
+
+    m = equilibria.minimise(loss, grad, start)
+    if not m.converged:
+        return None, (f"E[ℓ] has no minimiser found (BFGS stopped at ‖θ‖ = "
+                      f"{fmt(float(np.linalg.norm(m.point)))} with ‖∇E[ℓ]‖ = {fmt(m.grad_norm)})")
+    return m.point, "BFGS on the exact E[ℓ]"
+
+
+def _point_text(point: np.ndarray) -> str:
+    return "(" + ", ".join(f"{v:.4g}" for v in point[:3]) + (", …" if len(point) > 3 else "") + ")"
+
+
+def _zeros_1d(ctx: Context, end: np.ndarray, theta0: np.ndarray) -> equilibria.ZeroSet:
+    lo = float(min(end.min(), theta0[0])) - PAD
+    hi = float(max(end.max(), theta0[0])) + PAD
+    zr = ctx.opt("zero_range")
+    if zr is not None:
+        lo, hi = min(lo, float(zr[0])), max(hi, float(zr[1]))
+    grid = int(ctx.opt("zero_grid"))
+    if ctx.h_exact:
+        h = ctx.field()
+        return equilibria.search_zeros_1d(lambda x: h(x[:, None])[:, 0], lo, hi, grid=grid)
+    cache: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
+
+    def estimate(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        key = np.asarray(x, dtype=np.float64).tobytes()
+        if key not in cache:
+            value, se = ctx.field_with_se(np.asarray(x, dtype=np.float64)[:, None])
+            cache[key] = (value[:, 0], se[:, 0])
+        return cache[key]
+
+    return equilibria.search_zeros_1d(lambda x: estimate(x)[0], lo, hi, grid=min(grid, MC_GRID),
+                                      band=lambda x: BAND_Z * estimate(x)[1])
+
+
+def _check_1d(ctx, end, mean, se, theta0, details) -> tuple[str, Any, float | None, str]:
+    zs = _zeros_1d(ctx, end, theta0)
+    details.update(zeros=zs.points.tolist(), intervals=zs.intervals,
+                   residuals=zs.residuals.tolist(), pieces=[p.to_dict() for p in zs.pieces],
+                   window=[zs.lo, zs.hi], zeros_estimated=zs.estimated)
+    text = zs.describe() + f", searched [{zs.lo:.4g}, {zs.hi:.4g}]"
+    if zs.empty:
+        return "none", None, None, text
+    stable = zs.only("attracting", "touching", "unknown")
+    if stable.empty:
+        return "repelling", zs, None, text
+    target = stable.nearest(float(mean[0]))
+    z = float(abs(mean[0] - target) / max(se[0], 1e-12 * (1 + abs(mean[0]))))
+    if stable.distance(float(mean[0])) == 0:
+        z = 0.0
+    return "found", np.array([target]), z, text
+
+
+def _check_nd(ctx, end, mean, se, theta0, details) -> tuple[str, Any, float | None, str]:
+    if ctx.h_exact:
+        h = ctx.field()
+    else:
+        def h(v):
+            v = np.asarray(v, dtype=np.float64)
+            return ctx.field_with_se(v.reshape(-1, v.shape[-1]))[0].reshape(v.shape)
+    starts = np.vstack([mean, theta0, end[: min(4, len(end))]])
+    found = [z for z in equilibria.zeros(h, starts, tol=1e-12 if ctx.h_exact else 1e-8)
+             if z.converged]
+    text = f"none found from {len(starts)} starts" if not found else "{" + ", ".join(
+        _point_text(z.point) + ("" if z.stability == "attracting" else f" ({z.stability})")
+        for z in found[:3]) + "}"
+    details.update(zeros=[z.point.tolist() for z in found],
+                   residuals=[z.residual for z in found],
+                   stability=[z.stability for z in found], zeros_estimated=not ctx.h_exact)
+    if not found:
+        return "none", None, None, text
+    stable = [z for z in found if z.stability != "repelling"]
+    if not stable:
+        return "repelling", found, None, text
+    best = min(stable, key=lambda z: np.linalg.norm(z.point - mean))
+    target_se = None
+    if not ctx.h_exact:
+        se_h = ctx.field_with_se(best.point[None])[1][0]
+        inv = np.linalg.pinv(best.jacobian)
+        target_se = np.sqrt(np.einsum("ij,j,ij->i", inv, se_h**2, inv))
+        details["zero_se"] = target_se.tolist()
+        text += " ± " + ", ".join(f"{s:.2g}" for s in target_se[:3])
+    return "found", best.point, mean_agreement(mean, se, best.point, target_se), text
+
+
+def check(ctx: Context) -> list[ClaimResult]:
+    arr = ctx.sim.arrays
+    alive = arr["blown_step"] < 0
+    end = arr["endpoints"][alive]
+    mean = end.mean(0)
+    se = end.std(0, ddof=1) / math.sqrt(len(end)) if len(end) > 1 else np.zeros_like(mean)
+    theta0 = ctx.theta0()
+    details: dict[str, Any] = {"mean_endpoint": mean.tolist(), "se": se.tolist(),
+                               "h_method": ctx.h_method, "h_exact": ctx.h_exact}
+    search = _check_1d if ctx.problem.n_params == 1 else _check_nd
+    status, target, z_zero, zero_text = search(ctx, end, mean, se, theta0, details)
+    minimiser, how = _minimiser(ctx, mean)
+    details["minimiser"] = None if minimiser is None else minimiser.tolist()
+    z_min = None if minimiser is None else mean_agreement(mean, se, minimiser)
+    mean_text = ", ".join(f"{m:.5g} ± {s:.2g}" for m, s in zip(mean[:3], se[:3], strict=False))
+    min_text = "none" if minimiser is None else ", ".join(f"{v:.5g}" for v in minimiser[:3])
+    spread = float(np.median(np.linalg.norm(end - mean, axis=1)))
+    if status == "none":
+        verdict = "violated"
+        why = (f"H has no zero ({zero_text}); the iterates cannot converge to one: mean ‖θ(T)‖ "
+               f"= {fmt(float(np.mean(np.linalg.norm(end, axis=1))))} from ‖θ(0)‖ = "
+               f"{fmt(float(np.linalg.norm(theta0)))}")
+    elif status == "repelling":
+        verdict = "violated"
+        why = (f"every zero of H is repelling for dθ/dτ = −H ({zero_text}): the iterates leave "
+               f"it (median ‖θ(T) − mean θ(T)‖ = {fmt(spread)})")
+        target = None
+    else:
+        verdict = "holds" if z_zero <= Z_AGREE else "inconclusive"
+        why = (f"endpoints {'match' if z_zero <= Z_AGREE else 'do not (yet) match'} the zero "
+               f"of H (|z| = {z_zero:.2g}; zeros {zero_text})")
+    if z_min is not None:
+        matches = z_min <= Z_AGREE
+        why += f"; {'and also' if matches else 'not'} the minimiser of E[ℓ] (|z| = {z_min:.3g})"
+        if not matches and verdict == "holds":
+            why += ": the reading 'minimum of E[ℓ]' is false here"
+    else:
+        why += f"; {how}"
+    why += f"; H by {ctx.h_method}"
+    details.update(z_zero=z_zero, z_minimiser=z_min)
+    return [ctx.row(
+        prediction=f"zeros of H {zero_text}; argmin E[ℓ] = {min_text}",
+        measurement=f"mean θ(T) = {mean_text}",
+        interval=(float(mean[0] - 1.96 * se[0]), float(mean[0] + 1.96 * se[0])),
+        verdict=verdict, reason=why,
+        prediction_value=None if target is None else float(np.atleast_1d(target)[0]),
+        measurement_value=float(mean[0]), details=details)]

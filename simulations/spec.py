@@ -1,0 +1,410 @@
+r"""What a run computes (:class:`RunSpec`) and how it is executed (:class:`Execution`).
+
+A :class:`RunSpec` is a value: the problem of the catalog with its parameters, the clip rule,
+the step schedule, the size (paths R, steps T, minibatch B), the seed, the floating-point type,
+the blow-up guard and what is recorded (observers, exit radii, kept paths, ξ paths). Two specs
+with the same content compute bit-identical arrays (on the default float64 path), so
+:meth:`RunSpec.key` (a hash of the content) names a run in the store (:mod:`simulations.store`).
+An :class:`Execution` says only how: device, chunk size, backend, compilation, checkpoints,
+progress; it never changes the draws.
+
+:meth:`RunSpec.from_dict` is the one place where every default lives and every key is checked.
+Every caller (scenario files, the command line, the figure scripts, tests) builds its runs
+through it; a bad key or value raises :class:`~simulations.errors.BadArgument` naming it (the
+caller's own name for it through ``names``, e.g. ``run.paths`` in a TOML scenario). The
+canonical form :meth:`RunSpec.to_dict` reads back through :meth:`RunSpec.from_dict` unchanged::
+
+    {"problem": {"name": "quadratic", "noise": "normal", ...}, "clip": {"rule": "classic",
+     "lam": 1.0}, "schedule": "1/(t+1)", "paths": 1000, "steps": 1000, "batch": 1, "seed": 0,
+     "dtype": "float64", "guard": null, "record": ["exits", ...], "radii": [2.0],
+     "keep_paths": 8, "xi_paths": 1024}
+
+``guard`` null means the dtype's default (:data:`simulations.engine.DEFAULT_GUARD`);
+``record`` is kept in the order of :data:`simulations.observers.OBSERVERS`, and ``keep_paths``
+is 0 when the ``paths`` observer is not recorded, so that one computation has one key.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import math
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from simulations.errors import BadArgument
+from simulations.observers import OBSERVERS
+
+__all__ = ["DEFAULTS", "DEFAULT_RECORD", "Execution", "Frozen", "RunSpec", "content_key"]
+
+#: observers recorded unless told otherwise
+DEFAULT_RECORD = ("exits", "running_max", "claim2", "clipped", "checkpoints", "paths")
+#: every optional key of :meth:`RunSpec.from_dict` with its default
+DEFAULTS: dict[str, Any] = {"batch": 1, "seed": 0, "dtype": "float64", "guard": None,
+                            "record": DEFAULT_RECORD, "radii": (), "keep_paths": 8,
+                            "xi_paths": 1024}
+REQUIRED = ("problem", "clip", "schedule", "paths", "steps")
+#: integer keys and their lowest (and highest, exclusive) values
+INTEGERS = {"paths": (1, None), "steps": (0, 2**32), "batch": (1, 2**31), "seed": (0, 2**63),
+            "keep_paths": (0, None), "xi_paths": (1, None)}
+CLIP_KEYS = ("rule", "lam", "eps", "radius")
+DTYPES = ("float64", "float32")
+
+
+def _freeze(value: Any) -> Any:
+    """``value`` as a hashable, JSON-ready value (lists, tuples and arrays as tuples)."""
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, (list, tuple)):
+        return tuple(_freeze(v) for v in value)
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise TypeError(f"expected numbers, strings or lists of them, got {value!r}")
+
+
+def _thaw(value: Any) -> Any:
+    return [_thaw(v) for v in value] if isinstance(value, tuple) else value
+
+
+class Frozen(Mapping):
+    """A read-only, hashable mapping of str to frozen values (see :func:`_freeze`)."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: Mapping[str, Any]):
+        self._items = {str(k): _freeze(v) for k, v in items.items()}
+
+    def __getitem__(self, key: str) -> Any:
+        return self._items[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __hash__(self) -> int:
+        return hash(tuple(sorted(self._items.items())))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Mapping) and dict(self.items()) == dict(other.items())
+
+    def __repr__(self) -> str:
+        return f"Frozen({self._items!r})"
+
+    def thaw(self) -> dict[str, Any]:
+        """A plain dict with lists in place of tuples."""
+        return {k: _thaw(v) for k, v in self._items.items()}
+
+
+def content_key(value: Any) -> str:
+    """The first 16 hex digits of SHA-256 of ``value``'s canonical JSON (sorted keys, no
+    spaces, non-finite numbers as null)."""
+    from simulations.results import to_json
+
+    text = json.dumps(to_json(value), sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+@functools.lru_cache(maxsize=64)
+def _problem(spec: Frozen):
+    from simulations.problems import make_problem
+
+    params = dict(spec)
+    return make_problem(params.pop("name"), **params)
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """What a run computes; build it with :meth:`from_dict` (see the module docstring)."""
+
+    problem: Frozen
+    clip: Frozen
+    schedule: str
+    paths: int
+    steps: int
+    batch: int = 1
+    seed: int = 0
+    dtype: str = "float64"
+    guard: float | None = None
+    record: tuple[str, ...] = DEFAULT_RECORD
+    radii: tuple[float, ...] = ()
+    keep_paths: int = 8
+    xi_paths: int = 1024
+
+    # ---- the one way in ---------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *,
+                  names: Mapping[str, str] | None = None) -> RunSpec:
+        """A checked spec from ``data`` (keys as in :meth:`to_dict`; the optional ones default
+        to :data:`DEFAULTS`). ``names``: what the caller calls each key, for the errors.
+
+        Raises :class:`~simulations.errors.BadArgument` naming the key (problem and clip
+        parameters as ``problem.<param>`` and ``clip.<key>``).
+        """
+        names = dict(names or {})
+
+        def name(key: str) -> str:
+            return names.get(key, key)
+
+        if not isinstance(data, Mapping):
+            raise BadArgument("run", f"expected a table of settings, got {data!r}")
+        known = (*REQUIRED, *DEFAULTS)
+        for key in data:
+            if key not in known:
+                raise BadArgument(name(key), f"unknown key (expected one of {', '.join(known)})")
+        for key in REQUIRED:
+            if key not in data:
+                raise BadArgument(name(key), "required")
+        values = {**DEFAULTS, **data}
+        out: dict[str, Any] = {}
+        for key, (lowest, highest) in INTEGERS.items():
+            out[key] = _integer(values[key], name(key), lowest, highest)
+        dtype = values["dtype"]
+        dtype = str(dtype).removeprefix("torch.") if not isinstance(dtype, str) else dtype
+        if dtype not in DTYPES:
+            raise BadArgument(name("dtype"), f"expected float64 or float32, got {dtype!r}")
+        out["dtype"] = dtype
+        guard = values["guard"]
+        if guard is not None:
+            guard = _number(guard, name("guard"))
+            if guard <= 0:
+                raise BadArgument(name("guard"), f"expected a number > 0, got {guard!r}")
+        out["guard"] = guard
+        out["record"] = _record(values["record"], name("record"))
+        if "paths" not in out["record"]:
+            out["keep_paths"] = 0  # nothing kept: one spec (and key) for the same numbers
+        radii = values["radii"]
+        radii = list(radii) if isinstance(radii, (list, tuple, np.ndarray)) else [radii]
+        out["radii"] = tuple(_positive(r, name("radii")) for r in radii)
+        out["schedule"] = _schedule_text(values["schedule"], out["steps"], name("schedule"))
+        out["clip"] = _clip(values["clip"], name("clip"))
+        out["problem"] = _problem_spec(values["problem"], name("problem"))
+        return cls(**out)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The spec as JSON-ready values; ``from_dict(spec.to_dict()) == spec``."""
+        return {"problem": self.problem.thaw(), "clip": self.clip.thaw(),
+                "schedule": self.schedule, "paths": self.paths, "steps": self.steps,
+                "batch": self.batch, "seed": self.seed, "dtype": self.dtype, "guard": self.guard,
+                "record": list(self.record), "radii": list(self.radii),
+                "keep_paths": self.keep_paths, "xi_paths": self.xi_paths}
+
+    def replace(self, **changes: Any) -> RunSpec:
+        """This spec with ``changes`` (checked like :meth:`from_dict`)."""
+        return RunSpec.from_dict({**self.to_dict(), **changes})
+
+    def key(self) -> str:
+        """The run's name in the store: :func:`content_key` of :meth:`to_dict`."""
+        return content_key(self.to_dict())
+
+    # ---- the objects it names ---------------------------------------------------------------
+    def make_problem(self):
+        """The :class:`~simulations.problems.Problem` (built once per spec and shared)."""
+        return _problem(self.problem)
+
+    def make_rule(self):
+        """The :class:`~simulations.rules.ClipRule`."""
+        from simulations.rules import ClipRule
+
+        params = dict(self.clip)
+        return ClipRule(params.pop("rule"), **params)
+
+    def schedule_obj(self):
+        """The :class:`~theory.schedules.Schedule` a(t) on the horizon ``steps``."""
+        from theory.schedules import as_schedule
+
+        return as_schedule(self.schedule, horizon=max(self.steps, 1))
+
+    def torch_dtype(self):
+        import torch
+
+        return getattr(torch, self.dtype)
+
+    def result_bytes(self, n_params: int) -> dict[str, int]:
+        """Bytes of the arrays a run keeps (the engine holds them twice while it joins the
+        chunks): per path θ(T) and the observers' numbers (``paths``), the kept paths
+        keep·(T+1)·P (``keep_paths``), and ξ's arrays on the ξ paths (``xi_paths``)."""
+        from simulations.observers import checkpoint_steps, xi_anchor_steps
+
+        item = 8 if self.dtype == "float64" else 4
+        ck = len(checkpoint_steps(self.steps))
+        per_path = item * n_params + 8 * (2 + 2 * len(self.radii) + 4 + 2 * ck)
+        keep = min(self.keep_paths, self.paths) if "paths" in self.record else 0
+        xi = min(self.xi_paths, self.paths) if "xi" in self.record else 0
+        anchors = len(xi_anchor_steps(self.steps))
+        return {"paths": self.paths * per_path,
+                "keep_paths": keep * (self.steps + 1) * n_params * item,
+                "xi_paths": xi * 8 * (n_params + ck + anchors * (n_params + 1) + 2)}
+
+    def check_memory(self, n_params: int, available: int | None = None) -> None:
+        """Refuse, naming the key that costs most, a run whose arrays would not fit in
+        ``available`` bytes (default: this machine's memory)."""
+        parts = self.result_bytes(n_params)
+        need = 2 * sum(parts.values())
+        available = _memory() if available is None else available
+        if available is not None and need > available:
+            worst = max(parts, key=parts.__getitem__)
+            raise BadArgument(worst, f"this run would need about {_size(need)} of memory for "
+                                     f"its arrays ({worst} = {getattr(self, worst)}, P = "
+                                     f"{n_params}, T = {self.steps}), more than the "
+                                     f"{_size(available)} of this machine")
+
+
+@dataclass(frozen=True)
+class Execution:
+    """How a run is executed; changes nothing in its results (bit-identical in float64).
+
+    ``device``: a torch device; ``chunk_size``: paths per chunk (None: sized to a memory
+    budget); ``backend``: ``auto``, ``torch`` or ``fused``; ``compile``: torch.compile the
+    step; ``checkpoint_dir``/``checkpoint_every``/``resume``: save the state every so many
+    steps and continue from it; ``progress``: a tqdm bar (None: only on a terminal).
+    """
+
+    device: Any = "cpu"
+    chunk_size: int | None = None
+    backend: str = "auto"
+    compile: bool = False
+    checkpoint_dir: str | os.PathLike | None = None
+    checkpoint_every: int = 1000
+    resume: bool = False
+    progress: bool | None = None
+
+    def __post_init__(self):
+        if self.backend not in ("auto", "torch", "fused"):
+            raise BadArgument("backend", f"must be 'auto', 'torch' or 'fused', got "
+                                         f"{self.backend!r}")
+        if self.chunk_size is not None:
+            _integer(self.chunk_size, "chunk_size", 1, None)
+        _integer(self.checkpoint_every, "checkpoint_every", 1, None)
+        if self.checkpoint_dir is not None:
+            object.__setattr__(self, "checkpoint_dir", Path(self.checkpoint_dir))
+
+
+# ---- checks -------------------------------------------------------------------------------------
+
+def _integer(value: Any, name: str, lowest: int, highest: int | None) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise BadArgument(name, f"expected an integer >= {lowest}, got {value!r}")
+    if value < lowest:
+        raise BadArgument(name, f"expected an integer >= {lowest}, got {value!r}")
+    if highest is not None and value >= highest:
+        raise BadArgument(name, f"expected an integer < {highest}, got {value!r}")
+    return int(value)
+
+
+def _number(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise BadArgument(name, f"expected a number, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise BadArgument(name, f"expected a finite number, got {value!r}")
+    return value
+
+
+def _positive(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not 0 < float(value) < math.inf:
+        raise BadArgument(name, f"expected positive finite numbers, got {value!r}")
+    return float(value)
+
+
+def _record(value: Any, name: str) -> tuple[str, ...]:
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)) or any(not isinstance(v, str) for v in items):
+        raise BadArgument(name, f"expected a list of observers from {', '.join(OBSERVERS)}, "
+                                f"got {value!r}")
+    items = [v.strip() for v in items if v.strip()]
+    unknown = [v for v in items if v not in OBSERVERS]
+    if unknown:
+        raise BadArgument(name, f"unknown observer {unknown[0]!r} (expected observers from "
+                                f"{', '.join(OBSERVERS)})")
+    return tuple(o for o in OBSERVERS if o in items)  # one canonical order
+
+
+def _schedule_text(value: Any, steps: int, name: str) -> str:
+    from theory.schedules import Schedule, as_schedule
+
+    if isinstance(value, Schedule):
+        text = value.source
+    elif isinstance(value, str):
+        text = value.strip()
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        text = str(value)
+    else:
+        raise BadArgument(name, f"expected an expression in t or a number, got {value!r}")
+    try:
+        as_schedule(text, horizon=max(steps, 1))
+    except ValueError as error:
+        raise BadArgument(name, str(error).removeprefix("schedule: ")) from None
+    return text
+
+
+def _clip(value: Any, name: str) -> Frozen:
+    if not isinstance(value, Mapping):
+        raise BadArgument(name, f"expected a table with keys {', '.join(CLIP_KEYS)}, "
+                                f"got {value!r}")
+    for key in value:
+        if key not in CLIP_KEYS:
+            raise BadArgument(f"{name}.{key}", f"unknown key (expected one of "
+                                               f"{', '.join(CLIP_KEYS)})")
+    if not isinstance(value.get("rule"), str):
+        raise BadArgument(f"{name}.rule", f"required: the name of a rule, got "
+                                          f"{value.get('rule')!r}")
+    clip = {"rule": value["rule"]}
+    for key in CLIP_KEYS[1:]:
+        if value.get(key) is not None:
+            clip[key] = _number(value[key], f"{name}.{key}")
+    from simulations.rules import ClipRule
+
+    params = dict(clip)
+    try:
+        ClipRule(params.pop("rule"), **params)
+    except BadArgument as error:
+        raise error.renamed(f"{name}.{'rule' if error.param == 'clip' else error.param}") \
+            from None
+    return Frozen(clip)
+
+
+def _problem_spec(value: Any, name: str) -> Frozen:
+    from simulations.problems import PROBLEMS
+
+    if not isinstance(value, Mapping):
+        raise BadArgument(name, f"expected a table with a name and parameters, got {value!r}")
+    if value.get("name") not in PROBLEMS:
+        raise BadArgument(f"{name}.name", f"expected one of {', '.join(PROBLEMS)}, "
+                                          f"got {value.get('name')!r}")
+    try:
+        spec = Frozen(value)
+    except TypeError as error:
+        raise BadArgument(name, str(error)) from None
+    try:
+        _problem(spec)
+    except BadArgument as error:
+        raise error.renamed(f"{name}.{error.param}") from None
+    except ValueError as error:
+        raise BadArgument(name, str(error)) from None
+    return spec
+
+
+def _memory() -> int | None:
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _size(n: float) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if n < 1024 or unit == "PiB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError

@@ -1,0 +1,142 @@
+r"""The one store of finished runs, content-addressed: ``ROOT/<key>/`` with ``result.json`` and
+``arrays.npz`` (:mod:`simulations.results`), ``key`` = :meth:`simulations.spec.RunSpec.key`.
+
+``python -m simulations run`` and ``verify`` keep their runs in ``OUT/runs``, ``python -m
+paper_figs`` its (reduced) arrays in ``OUT/runs`` too. A folder's name is the 16 hex digits of
+a hash of everything that determines the numbers, so a saved run is reused only for the very
+same spec (problem, rule, schedule, sizes, seed, dtype, guard, observers, radii, kept paths,
+ξ paths), a name given by a user (a scenario's, a figure's) never becomes a path, and two runs
+with one name never overwrite each other. ``ROOT/index.json`` lists, for the reader, the names
+each key was saved under: ``{key: [name, ...]}``.
+
+Each entry is written as one unit (:func:`simulations.results.write_unit`); an entry that
+cannot be read back (truncated, half-deleted) is reported on stderr in one line and computed
+again.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from simulations import results
+from simulations.engine import Simulation
+from simulations.spec import RunSpec
+
+__all__ = ["INDEX", "RunStore"]
+
+INDEX = "index.json"
+KEY = re.compile(r"[0-9a-f]{16}")
+Arrays = dict[str, np.ndarray]
+
+
+class RunStore:
+    """Runs under ``root``; ``read_only`` refuses to compute or write anything."""
+
+    def __init__(self, root: str | os.PathLike, *, read_only: bool = False):
+        self.root = Path(root)
+        self.read_only = read_only
+
+    def folder(self, key: str) -> Path:
+        """``root/<key>``; ``key`` must be 16 hex digits (so it never leaves ``root``)."""
+        if not isinstance(key, str) or not KEY.fullmatch(key):
+            raise ValueError(f"a store key is 16 hex digits, got {key!r}")
+        return self.root / key
+
+    # ---- whole runs ---------------------------------------------------------------------------
+    def load(self, run: RunSpec) -> Simulation | None:
+        """The saved run of ``run``, or None (nothing saved, or a damaged entry, said on
+        stderr)."""
+        folder = self.folder(run.key())
+        if not folder.exists():
+            return None
+        try:
+            sim = results.load(folder)
+        except ValueError as error:
+            print(f"note: {error}; computing it again", file=sys.stderr)
+            return None
+        if sim.run != run:  # a hash collision, or a hand-edited entry
+            return None
+        return sim
+
+    def save(self, sim: Simulation, *, name: str | None = None, device: str | None = None,
+             command: str | None = None, extra: dict[str, Any] | None = None) -> Path:
+        """Save ``sim`` (which carries its RunSpec) under its key; returns its
+        ``result.json``."""
+        if sim.run is None:
+            raise ValueError("only a run with its RunSpec can be stored")
+        key = sim.run.key()
+        extra = {**(extra or {}), **({"name": name} if name is not None else {})}
+        path = results.save(sim, self.folder(key), device=device, command=command, extra=extra)
+        self._index(key, name)
+        return path
+
+    def run(self, run: RunSpec, compute: Callable[[], Simulation], *, reuse: bool = True,
+            name: str | None = None, **save: Any) -> Simulation:
+        """The saved run of ``run`` when ``reuse``, else ``compute()`` saved first."""
+        sim = self.load(run) if reuse else None
+        if sim is None:
+            self._refuse_read_only(run.key(), name)
+            sim = compute()
+            self.save(sim, name=name, **save)
+        return sim
+
+    # ---- arrays derived from a run (figures) --------------------------------------------------
+    def arrays(self, key: str, compute: Callable[[], Arrays], *, name: str | None = None,
+               meta: dict[str, Any] | None = None) -> Arrays:
+        """The arrays saved under ``key``, or ``compute()`` saved first with ``meta`` (and the
+        provenance) in its ``result.json``."""
+        folder = self.folder(key)
+        if (folder / results.RESULT).exists():
+            try:
+                return results.load_arrays(folder)
+            except ValueError as error:
+                print(f"note: {error}; computing it again", file=sys.stderr)
+        self._refuse_read_only(key, name)
+        arrays = {k: np.asarray(v) for k, v in compute().items()}
+        results.write_unit(folder, arrays, {"name": name, "key": key, **(meta or {}),
+                                            "package_version": results.package_version(),
+                                            "git_revision": _revision()})
+        self._index(key, name)
+        return arrays
+
+    def _refuse_read_only(self, key: str, name: str | None) -> None:
+        if self.read_only:
+            raise FileNotFoundError(
+                f"{self.root}: no saved result {key} for {name or 'this run'} with this "
+                "setting; run without --from (and with the same --quick) to compute it")
+
+    def _index(self, key: str, name: str | None) -> None:
+        if name is None:
+            return
+        path = self.root / INDEX
+        try:
+            index = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(index, dict):
+                index = {}
+        except (OSError, ValueError):
+            index = {}
+        known = index.get(key)
+        names: list[str] = known if isinstance(known, list) else []
+        if name not in names:
+            index[key] = [*names, name]
+            data = (json.dumps(index, indent=1, sort_keys=True, ensure_ascii=False)
+                    + "\n").encode("utf-8")
+
+            def write(f: IO[bytes]) -> None:
+                f.write(data)
+
+            results.atomic_write(path, write)
+
+
+@functools.cache
+def _revision() -> str | None:
+    return results.git_revision()

@@ -1,0 +1,196 @@
+"""simulations.spec: RunSpec as a value (round trip, hash, key against a hash computed here),
+every key checked with an error naming it, the memory refusal against sizes counted here, and
+the engine's interface (simulate with at most 3 parameters, _TorchStep unchanged)."""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from simulations import engine
+from simulations.errors import BadArgument
+from simulations.observers import checkpoint_steps, xi_anchor_steps
+from simulations.spec import DEFAULTS, Execution, RunSpec
+
+BASE = {"problem": {"name": "quadratic", "noise": "discrete", "values": [0.0, 10.0],
+                    "probs": [0.9, 0.1]},
+        "clip": {"rule": "classic", "lam": 1}, "schedule": "1/(t+1)", "paths": 6, "steps": 12}
+
+
+def spec(**changes) -> RunSpec:
+    return RunSpec.from_dict({**BASE, **changes})
+
+
+def test_to_dict_is_canonical_and_round_trips():
+    run = spec(radii=[2.0, 0.5], record=["paths", "exits"])
+    d = run.to_dict()
+    assert d == {"problem": {"name": "quadratic", "noise": "discrete", "values": [0.0, 10.0],
+                             "probs": [0.9, 0.1]},
+                 "clip": {"rule": "classic", "lam": 1.0}, "schedule": "1/(t+1)", "paths": 6,
+                 "steps": 12, "batch": 1, "seed": 0, "dtype": "float64", "guard": None,
+                 "record": ["exits", "paths"], "radii": [2.0, 0.5], "keep_paths": 8,
+                 "xi_paths": 1024}
+    again = RunSpec.from_dict(json.loads(json.dumps(d)))
+    assert again == run and hash(again) == hash(run) and again.key() == run.key()
+    assert {run, again} == {run}
+    with pytest.raises(AttributeError):
+        run.paths = 7  # frozen
+    with pytest.raises(TypeError):
+        run.problem["noise"] = "normal"  # the problem's table too
+
+
+def test_key_is_sha256_of_the_canonical_json():
+    run = spec()
+    text = json.dumps(run.to_dict(), sort_keys=True, separators=(",", ":"))
+    assert run.key() == hashlib.sha256(text.encode()).hexdigest()[:16]
+    assert len(run.key()) == 16
+
+
+def test_key_tells_apart_what_changes_the_numbers_and_only_that():
+    base = spec()
+    for change in (dict(seed=1), dict(paths=7), dict(keep_paths=3), dict(xi_paths=5),
+                   dict(record=["exits", "xi"]), dict(radii=[1.0]), dict(dtype="float32"),
+                   dict(guard=1e6), dict(schedule="2/(t+2)"), dict(clip={"rule": "none"})):
+        assert spec(**change).key() != base.key(), change
+    # the same run written differently: the same key
+    assert spec(record=["paths", "exits", "running_max", "claim2", "clipped", "checkpoints",
+                        "exits"]).key() == base.key()
+    assert spec(clip={"rule": "classic", "lam": 1.0}).key() == base.key()
+    assert spec(record=["exits"], keep_paths=3).key() == spec(record=["exits"]).key()
+    assert spec(record=["exits"]).keep_paths == 0  # nothing kept without the paths observer
+
+
+def test_the_defaults_live_in_one_place():
+    run = spec()
+    for key, value in DEFAULTS.items():
+        got = getattr(run, key)
+        assert (list(got) if isinstance(got, tuple) else got) == (
+            list(value) if isinstance(value, tuple) else value), key
+    assert DEFAULTS["keep_paths"] == 8
+
+
+@pytest.mark.parametrize("change, param", [
+    (dict(paths="10"), "paths"), (dict(paths=0), "paths"), (dict(paths=2.0), "paths"),
+    (dict(paths=True), "paths"), (dict(steps=-1), "steps"), (dict(batch=0), "batch"),
+    (dict(seed=-1), "seed"), (dict(keep_paths=-1), "keep_paths"), (dict(xi_paths=0), "xi_paths"),
+    (dict(dtype="float16"), "dtype"), (dict(guard=0.0), "guard"), (dict(guard="x"), "guard"),
+    (dict(record=["exits", "nope"]), "record"), (dict(radii=[0.0]), "radii"),
+    (dict(radii=[float("inf")]), "radii"), (dict(schedule="1/t"), "schedule"),
+    (dict(schedule=[1]), "schedule"), (dict(walkers=3), "walkers"),
+    (dict(clip={"rule": "classic"}), "clip.lam"), (dict(clip={"rule": "clip-all"}), "clip.rule"),
+    (dict(clip={"rule": "classic", "lam": "1"}), "clip.lam"),
+    (dict(clip={"rule": "classic", "lam": 1.0, "gamma": 2}), "clip.gamma"),
+    (dict(problem={"name": "nope"}), "problem.name"),
+    (dict(problem={"name": "quadratic", "sd": 0.0}), "problem.sd"),
+    (dict(problem={"name": "quadratic", "dim": 0}), "problem.dim"),
+    (dict(problem={"name": "quadratic", "noise": "discrete", "values": [1.0],
+                   "probs": [0.5]}), "problem.probs"),
+    (dict(problem={"name": "quadratic", "bogus": 1}), "problem"),
+])
+def test_every_key_is_checked_and_named(change, param):
+    with pytest.raises(BadArgument) as error:
+        spec(**change)
+    assert error.value.param == param
+    assert str(error.value).startswith(f"{param}: ")
+    assert "\n" not in str(error.value)
+
+
+def test_required_keys_and_the_callers_names():
+    for key in ("problem", "clip", "schedule", "paths", "steps"):
+        data = {k: v for k, v in BASE.items() if k != key}
+        with pytest.raises(BadArgument, match=f"^{key}: required"):
+            RunSpec.from_dict(data)
+    with pytest.raises(BadArgument) as error:
+        RunSpec.from_dict({**BASE, "paths": "10"}, names={"paths": "run.paths"})
+    assert str(error.value) == "run.paths: expected an integer >= 1, got '10'"
+
+
+def test_objects_it_names():
+    run = spec(problem={"name": "stiff", "kind": "far", "dim": 2}, schedule=0.5,
+               clip={"rule": "adaptive", "lam": 2, "eps": 0.5})
+    assert run.make_problem() is run.make_problem()  # built once
+    assert run.make_problem().n_params == 2
+    rule = run.make_rule()
+    assert (rule.kind, rule.lam, rule.eps) == ("adaptive", 2.0, 0.5)
+    np.testing.assert_array_equal(run.schedule_obj()(np.arange(3)), [0.5, 0.5, 0.5])
+    assert run.torch_dtype() is torch.float64
+
+
+def test_memory_refusal_against_sizes_counted_here():
+    """The arrays of a run, counted by hand: per path θ(T) (P numbers), blown_step, two exit
+    steps per radius, four running statistics and two numbers per checkpoint; keep·(T+1)·P for
+    the kept paths; per ξ path ξ (P), ‖ξ‖ per checkpoint, ξ and the sup per anchor, and two."""
+    run = spec(paths=100, steps=50, radii=[1.0, 2.0], keep_paths=7, xi_paths=9,
+               record=["exits", "running_max", "checkpoints", "paths", "xi"])
+    p, ck, an = 3, len(checkpoint_steps(50)), len(xi_anchor_steps(50))
+    want = {"paths": 100 * (8 * p + 8 * (2 + 2 * 2 + 4 + 2 * ck)),
+            "keep_paths": 7 * 51 * p * 8,
+            "xi_paths": 9 * 8 * (p + ck + an * (p + 1) + 2)}
+    assert run.result_bytes(p) == want
+    need = 2 * sum(want.values())
+    run.check_memory(p, available=need)  # fits exactly
+    with pytest.raises(BadArgument) as error:
+        run.check_memory(p, available=need - 1)
+    assert error.value.param == "paths" and "KiB" in error.value.message
+
+
+@pytest.mark.parametrize("change, param, unit", [
+    (dict(paths=10**12), "paths", "TiB"),
+    (dict(paths=10**6, keep_paths=10**6, steps=10**6), "keep_paths", "TiB"),
+])
+def test_huge_runs_are_refused_before_anything_is_allocated(change, param, unit):
+    with pytest.raises(BadArgument) as error:
+        engine.simulate(spec(**change))
+    assert error.value.param == param and unit in error.value.message
+    assert "would need about" in error.value.message
+
+
+def test_execution_is_checked():
+    for kwargs, param in ((dict(backend="gpu"), "backend"), (dict(chunk_size=0), "chunk_size"),
+                          (dict(checkpoint_every=0), "checkpoint_every")):
+        with pytest.raises(BadArgument) as error:
+            Execution(**kwargs)
+        assert error.value.param == param
+    with pytest.raises(BadArgument, match="device"):
+        engine.simulate(spec(), Execution(device="nope"))
+
+
+def test_engine_interface():
+    """simulate takes at most 3 parameters; _TorchStep keeps its constructor and fn (the
+    rare-event splitting estimator calls them)."""
+    params = inspect.signature(engine.simulate).parameters
+    assert list(params) == ["run", "execution"] and len(params) <= 3
+    assert list(inspect.signature(engine._TorchStep.__init__).parameters) == [
+        "self", "problem", "rule", "guard", "need_step", "dtype", "device", "compile"]
+    assert list(inspect.signature(engine._TorchStep._step).parameters) == [
+        "self", "theta", "tnorm", "alive", "blown", "words", "at", "done"]
+    run = spec()
+    step = engine._TorchStep(run.make_problem(), run.make_rule(), 1e100, False, torch.float64,
+                             "cpu", False)
+    theta = torch.zeros(2, 1, dtype=torch.float64)
+    words = torch.zeros(2, run.make_problem().words_per_sample, dtype=torch.int32)
+    out = step.fn(theta, torch.zeros(2, dtype=torch.float64), torch.ones(2, dtype=torch.bool),
+                  torch.full((2,), -1), words, torch.tensor(0.5, dtype=torch.float64),
+                  torch.tensor(1))
+    assert len(out) == 7 and out[0].shape == (2, 1)
+
+
+def test_a_simulation_carries_its_spec_and_the_same_spec_gives_the_same_arrays():
+    run = spec(record=["exits", "paths"], radii=[1.0])
+    first, second = engine.simulate(run), engine.simulate(
+        RunSpec.from_dict(run.to_dict()), Execution(chunk_size=4, progress=False))
+    assert first.run == run and first.setting["paths"] == 6
+    for key in first.arrays:
+        np.testing.assert_array_equal(first.arrays[key], second.arrays[key], err_msg=key)
+
+
+def test_a_damaged_checkpoint_is_refused_naming_resume(tmp_path):
+    (tmp_path / "state.pt").write_bytes(b"\x80\x02truncated")
+    with pytest.raises(BadArgument) as error:
+        engine.simulate(spec(), Execution(checkpoint_dir=tmp_path, resume=True))
+    assert error.value.param == "resume" and "damaged" in error.value.message

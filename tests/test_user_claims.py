@@ -1,0 +1,149 @@
+"""Claims of the user's own: the worked example of README (examples/my_bounds.toml with the
+claim module examples/xi_second_moment.py and two [[bound]] formulas) run through the command
+line, its numbers held against hand computations; the formula parser refusing anything but a
+formula; a claim module named by its dotted import path."""
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from simulations import claims
+from simulations.claims.bound import log10_bound, parse_expression
+from simulations.scenarios import load_scenario, scenario_from_dict
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def _verify(*args):
+    return subprocess.run([sys.executable, "-m", "simulations", "verify", "--quiet", *args],
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_the_readme_example_runs_with_the_expected_verdicts(tmp_path):
+    done = _verify("--scenario", str(EXAMPLES / "my_bounds.toml"), "--check", "--json",
+                   "--out", str(tmp_path))
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = json.loads(done.stdout)
+    assert [(r["claim"], r["verdict"]) for r in rows] == [
+        ("L1-det", "holds"), ("xi-second-moment", "holds"), ("paper-exit", "violated"),
+        ("pinelis-xi", "holds"), ("pinelis-xi", "inconclusive")]
+    by = {(r["claim"], r["details"].get("radius")): r for r in rows}
+    # γ = π²/6 and γ_T = Σ_{t<500} 1/(t+1)², by hand
+    gamma, gamma_t = math.pi**2 / 6, math.fsum(1 / (t + 1) ** 2 for t in range(500))
+    paper = by[("paper-exit", 2.0)]
+    assert paper["prediction_value"] == pytest.approx(
+        math.log10(2) - 2 * 4 / gamma / math.log(10), rel=1e-12)
+    assert paper["details"]["exits"] == 1000  # every path moves > 2 towards the zero near 5
+    for r in (8.0, 12.0):
+        assert by[("pinelis-xi", r)]["prediction_value"] == pytest.approx(
+            math.log10(2) - r**2 / (8 * gamma_t) / math.log(10), rel=1e-12)
+    moment = by[("xi-second-moment", None)]
+    assert moment["prediction_value"] == pytest.approx(4 * gamma_t, rel=1e-12)
+    assert moment["interval"][1] < moment["prediction_value"]
+
+
+def test_the_example_scenario_names_its_claims_by_file_and_by_formula():
+    sc = load_scenario(EXAMPLES / "my_bounds.toml")
+    assert sc.claims == ("L1-det", "xi-second-moment", "paper-exit", "pinelis-xi")
+    assert claims.get("xi-second-moment").source == str(EXAMPLES / "xi_second_moment.py")
+    assert claims.observers_for(sc.claims) == ("exits", "running_max", "checkpoints", "xi")
+
+
+@pytest.mark.parametrize("text,message", [
+    ("__import__('os').system('true')", "__"),
+    ("lam.real", "Attribute"),
+    ("lam[0]", "Subscript"),
+    ("x + 1", "unknown name 'x'"),
+    ("open('f')", "may be called"),
+    ("(lambda: 1)()", "may be called"),
+    ("lambda: 1", "Lambda"),
+    ("'a' + lam", "only contain numbers"),
+    ("exp(lam)(2)", "only exp"),
+    ("M >", "not a formula"),
+    ("[lam for lam in (1,)]", "ListComp"),
+])
+def test_the_parser_refuses_anything_but_a_formula(text, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(")):
+        parse_expression(text)
+
+
+def test_bounds_are_evaluated_in_log_space():
+    """The paper's example: 2e^{−2M²/(γλ²)} with λ = 30, M = 2¹⁰, γ = π²/6 is 10^−614.9087
+    (SCIENCE.md), far below the smallest float64; ^ is a power."""
+    expr = parse_expression("2*exp(-2*M^2/(gamma*lam**2))")
+    got = log10_bound(expr, {"M": 2.0**10, "lam": 30.0, "gamma": math.pi**2 / 6})
+    assert got == pytest.approx(math.log10(2) - 2 * 2**20 / (math.pi**2 / 6 * 900)
+                                / math.log(10), rel=1e-13)
+    assert got == pytest.approx(-614.9087, abs=5e-5)
+    assert log10_bound(parse_expression("Min(1, 0*lam)"), {"lam": 1.0}) == -math.inf
+    with pytest.raises(ValueError, match="needs eps"):
+        log10_bound(parse_expression("eps*lam"), {"lam": 1.0})
+
+
+def test_a_claim_module_named_by_import_path(tmp_path, monkeypatch):
+    package = tmp_path / "mypkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "my_claim.py").write_text(
+        (EXAMPLES / "xi_second_moment.py").read_text(encoding="utf-8")
+        .replace('ID = "xi-second-moment"', 'ID = "my-moment"'), encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        sc = scenario_from_dict({
+            "name": "dotted", "claims": ["T1", "mypkg.my_claim"],
+            "problem": {"name": "quadratic", "noise": "normal", "mean": 1.0, "sd": 1.0},
+            "clip": {"rule": "classic", "lam": 1.0},
+            "run": {"schedule": "1/(t+1)", "paths": 4, "steps": 4},
+            "options": {"xi_moment_factor": 1.0}, "expect": {"mypkg.my_claim": "holds"}})
+        assert sc.claims == ("T1", "my-moment") and sc.expect == {"my-moment": ("holds",)}
+        with pytest.raises(ValueError, match="cannot import"):
+            scenario_from_dict({"claims": ["mypkg.nothing_here"], "problem": sc.problem,
+                                "clip": sc.clip, "run": {"schedule": "1/(t+1)", "paths": 1,
+                                                         "steps": 1}, "name": "x"})
+    finally:
+        claims.unregister("my-moment")
+
+
+def test_a_bad_bound_is_one_line_on_stderr(tmp_path):
+    text = (EXAMPLES / "my_bounds.toml").read_text(encoding="utf-8")
+    bad = tmp_path / "bad.toml"
+    bad.write_text(text.replace('claims = ["L1-det", "./xi_second_moment.py"]',
+                                'claims = ["L1-det"]')
+                   .replace('"2*exp(-r**2/(8*lam**2*sum_a2))"', '"__import__(\'os\')"'),
+                   encoding="utf-8")
+    done = _verify("--scenario", str(bad), "--out", str(tmp_path / "o"))
+    assert done.returncode == 2 and "bound[1].expression" in done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_blowup_bound_on_constructed_paths():
+    """P(max_s‖θ(s)‖ > M) ≤ 10⁻³ for classic clipping, 8 steps of 1/(t+1) (λΣa = 2.718): at
+    M = 1 with every path at 2 it is violated; at M = 100 no path can get there (vacuous)."""
+    import numpy as np
+
+    from simulations.engine import Simulation
+
+    data = {"name": "blow", "claims": [], "bound": [
+        {"name": "tmp-blow", "event": "blowup", "expression": "1e-3", "radius": [1.0, 100.0]}],
+        "problem": {"name": "quadratic", "noise": "point", "mean": 0.0},
+        "clip": {"rule": "classic", "lam": 1.0},
+        "run": {"schedule": "1/(t+1)", "paths": 400, "steps": 8}}
+    try:
+        sc = scenario_from_dict(data)
+        sim = Simulation({"paths": 400, "steps": 8}, {"max_norm": np.full(400, 2.0)})
+        rows = claims.evaluate(sc, sim)
+        assert [r.verdict for r in rows] == ["violated", "vacuous"]
+        assert rows[0].details["exits"] == 400 and rows[0].prediction_value == -3.0
+        with pytest.raises(ValueError, match="uses eps"):
+            scenario_from_dict({**data, "bound": [{**data["bound"][0], "expression": "eps",
+                                                   "name": "tmp-eps"}]})
+        # the same id with another formula is refused, not silently replaced
+        with pytest.raises(ValueError, match="already defined"):
+            scenario_from_dict({**data, "bound": [{**data["bound"][0], "expression": "0.5"}]})
+    finally:
+        claims.unregister("tmp-blow")
+        claims.unregister("tmp-eps")
