@@ -62,6 +62,7 @@ import numpy as np
 import torch
 
 from simulations import sampling
+from simulations.errors import BadArgument
 from simulations.problems import Problem, Quadratic
 from simulations.rules import ClipRule
 
@@ -191,7 +192,7 @@ class MeanField:
         for name, value, least in (("batch", batch, 1), ("samples", samples, 2)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) \
                     or value < least:
-                raise ValueError(f"{name} must be an integer ≥ {least}, got {value!r}")
+                raise BadArgument(name, f"must be an integer ≥ {least}, got {value!r}")
         batch, samples = int(batch), int(samples)
         self.problem, self.rule, self.batch = problem, rule, batch
         self.dtype, self.device = dtype, torch.device(device)
@@ -200,7 +201,8 @@ class MeanField:
         if self.kind == "closed":
             law = problem.law
             if law.kind == "student-t" and law.df == 1 and rule.kind in ("none", "projection"):
-                raise ValueError("E[g] does not exist for a Cauchy (df = 1) law without clipping")
+                raise BadArgument("df", "E[g] does not exist for a Cauchy (df = 1) law without "
+                                        "clipping")
             self.method = f"closed form ({law.kind} law)"
         elif self.kind == "atoms":
             self.atoms, self.weights = problem.atoms(dtype, self.device)
@@ -343,8 +345,8 @@ def mean_field(
     """
     theta = torch.as_tensor(theta)
     if theta.ndim != 2 or theta.shape[1] != problem.n_params:
-        raise ValueError(f"theta must have shape (N, {problem.n_params}), got "
-                         f"{tuple(theta.shape)}")
+        raise BadArgument("theta", f"must have shape (N, {problem.n_params}), got "
+                                   f"{tuple(theta.shape)}")
     h = evaluator(problem, rule, batch=batch, samples=samples, seed=seed, dtype=theta.dtype,
                   device=theta.device)
     return h(theta)

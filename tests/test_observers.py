@@ -16,6 +16,7 @@ from simulations.mean_field import evaluator
 from simulations.observers import Observers, StepView
 from simulations.problems import make_problem
 from simulations.rules import ClipRule
+from simulations.spec import Execution, RunSpec
 
 
 def _xi_from_paths(theta: np.ndarray, h: np.ndarray, a: np.ndarray) -> np.ndarray:
@@ -24,6 +25,13 @@ def _xi_from_paths(theta: np.ndarray, h: np.ndarray, a: np.ndarray) -> np.ndarra
     step = (theta[:, :-1] - theta[:, 1:]) / a[None, :, None]
     inc = a[None, :, None] * (step - h)
     return np.concatenate([np.zeros_like(theta[:, :1]), np.cumsum(inc, axis=1)], axis=1)
+
+
+def _run(problem: dict, clip: dict, steps: int, paths: int):
+    run = RunSpec.from_dict({"problem": problem, "clip": clip, "schedule": "1/(t+1)",
+                             "paths": paths, "steps": steps, "record": ("paths", "xi"),
+                             "keep_paths": paths, "xi_paths": paths})
+    return simulate(run, Execution(progress=False))
 
 
 def _check(sim, xi: np.ndarray) -> None:
@@ -40,9 +48,8 @@ def _check(sim, xi: np.ndarray) -> None:
 def test_xi_student_t_against_quadrature_loop():
     """H(θ) = ∫ clamp(θ − y, −λ, λ) f(y) dy by scipy.integrate.quad for each path and step."""
     df, lam, steps, paths = 3, 1.0, 24, 6
-    problem = make_problem("quadratic", noise="student-t", df=df, sd=1.5, theta0=4.0)
-    sim = simulate(problem, ClipRule("classic", lam=lam), "1/(t+1)", paths=paths, steps=steps,
-                   record=("paths", "xi"), keep_paths=paths, xi_paths=paths, progress=False)
+    sim = _run({"name": "quadratic", "noise": "student-t", "df": df, "sd": 1.5, "theta0": 4.0},
+               {"rule": "classic", "lam": lam}, steps, paths)
     theta = sim.arrays["path"]  # (R, T+1, 1)
     const = stats.t.pdf(0.0, df) / 1.5  # the density of y = 1.5·T at 0
 
@@ -63,10 +70,10 @@ def test_xi_two_dim_normal_uses_common_draws():
     """Classic clipping of a 2-D normal law has no closed form: H is the Monte Carlo mean over
     the evaluator's common draws, rebuilt here with numpy from those draws."""
     lam, steps, paths = 0.5, 16, 5
-    problem = make_problem("quadratic", mean=1.0, sd=0.7, dim=2, theta0=[3.0, -1.0])
-    rule = ClipRule("classic", lam=lam)
-    sim = simulate(problem, rule, "1/(t+1)", paths=paths, steps=steps,
-                   record=("paths", "xi"), keep_paths=paths, xi_paths=paths, progress=False)
+    spec = {"name": "quadratic", "mean": 1.0, "sd": 0.7, "dim": 2, "theta0": [3.0, -1.0]}
+    sim = _run(spec, {"rule": "classic", "lam": lam}, steps, paths)
+    # the draws depend only on the problem's parameters and the evaluator's seed
+    problem, rule = make_problem(**spec), ClipRule("classic", lam=lam)
     theta = sim.arrays["path"]  # (R, T+1, 2)
     y = evaluator(problem, rule).draws[:, 0, :].numpy()  # (S, 2)
 
