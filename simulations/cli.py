@@ -344,7 +344,98 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--out", required=True, type=Path,
                        help="folder of the run store: the run goes into OUT/runs/<key> "
                             "(created if needed)")
+    parser.commands["rare"] = add_rare_parser(commands, run)
     return parser
+
+
+# ---- rare events ------------------------------------------------------------------------------
+
+#: the flags of run's "run" group that ``rare`` takes too
+RARE_RUN_FLAGS = ("steps", "batch", "seed", "dtype", "device", "compile")
+#: ValueErrors of :func:`simulations.rare.ams` that name these parameters name their flags
+RARE_PARAMS = ("event", "level", "particles", "replicas", "kill", "importance",
+               "max_iterations", "steps", "batch", "seed")
+
+
+def add_rare_parser(commands, run: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The ``rare`` subcommand: run's problem, clip-rule and schedule flags (the very same
+    argparse actions, so the same parsing and the same checks), the flags of
+    ``RARE_RUN_FLAGS``, and the splitting flags."""
+    from simulations.rare import EVENTS, IMPORTANCE
+
+    rare = commands.add_parser(
+        "rare", formatter_class=_Formatter,
+        help="estimate a rare probability P(max_{s<=T} z(s) >= L) by adaptive multilevel "
+             "splitting",
+        description="Estimate p = P(max_{s≤T} z(s) ≥ L) by adaptive multilevel splitting "
+                    "(simulations/rare.py), z(s) = ‖θ(s) − θ(0)‖ (exit), ‖ξ(s)‖ (xi) or ‖θ(s)‖ "
+                    "(blowup); prints the mean over replicas, its 95%% interval, the relative "
+                    "error and the cost in trajectory-steps.",
+        epilog="example: python -m simulations rare --problem quadratic --noise discrete "
+               "--values -1000 1000 --probs 0.5 0.5 --theta0 0 --clip classic --lam 1 "
+               "--schedule 1 --steps 200 --event exit --level 99.5 --particles 100 "
+               "--kill 20 --replicas 20")
+    for group in run._action_groups:
+        if group.title in ("problem", "clip rule and step sizes", "run"):
+            mine = rare.add_argument_group(group.title)
+            for action in group._group_actions:
+                if group.title != "run" or action.dest in RARE_RUN_FLAGS:
+                    mine._add_action(action)
+    group = rare.add_argument_group("splitting")
+    group.add_argument("--event", required=True, choices=EVENTS,
+                       help="the score z: exit ‖θ(s) − θ(0)‖, xi ‖ξ(s)‖, blowup ‖θ(s)‖")
+    group.add_argument("--level", required=True, type=_positive, help="the level L > 0")
+    group.add_argument("--particles", type=_count, default=100, help="particles N ≥ 2")
+    group.add_argument("--replicas", type=_count, default=20, help="independent replicas n ≥ 2")
+    group.add_argument("--kill", type=_count, default=None,
+                       help="rank k < N of the level among the scores (default: N // 10)")
+    group.add_argument("--importance", choices=IMPORTANCE, default="scaled",
+                       help="importance function: (z − L)/√(Σ_{t≥s} a²) or the running max")
+    group.add_argument("--max-iterations", type=_count, default=100_000,
+                       help="iterations after which a replica is stopped")
+    group.add_argument("--json", action="store_true", help="print the result as JSON")
+    return rare
+
+
+def rare(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """The ``rare`` command: :func:`simulations.rare.ams` from the flags; returns 0."""
+    import json
+
+    from simulations.rare import ams
+    from simulations.spec import RunSpec
+
+    try:
+        spec = RunSpec.from_dict({
+            "problem": {"name": args.problem, **_problem_kwargs(args)}, "clip": _clip(args),
+            "schedule": args.schedule, "paths": 1, "steps": args.steps, "batch": args.batch,
+            "seed": args.seed, "dtype": args.dtype})
+        device, _ = _device(args.device)
+        result = ams(spec.make_problem(), spec.make_rule(), spec.schedule, event=args.event,
+                     level=args.level, steps=args.steps, importance=args.importance,
+                     particles=args.particles, replicas=args.replicas, kill=args.kill,
+                     batch=args.batch, seed=args.seed, dtype=spec.torch_dtype(),
+                     device=device, max_iterations=args.max_iterations,
+                     compile=args.compile)
+    except ValueError as error:
+        from simulations.errors import BadArgument
+
+        text = " ".join(str(error).split())
+        name = text.split(" ", 1)[0]
+        if name in RARE_PARAMS and not isinstance(error, (_BadFlag, BadArgument)):
+            parser.error(f"argument {_flag(name)}: {text.split(' ', 1)[1]}")
+        parser.error(_message(error, args.problem))
+    if args.json:
+        print(json.dumps(result.to_dict()))
+        return 0
+    z = {"exit": "‖θ(s) − θ(0)‖", "xi": "‖ξ(s)‖", "blowup": "‖θ(s)‖"}[args.event]
+    low, high = result.interval
+    print(f"P(max_{{s≤{args.steps}}} {z} ≥ {args.level:g}) = {result.probability:.4g}, 95% "
+          f"interval [{low:.4g}, {high:.4g}], relative error {result.relative_error:.3g}")
+    print(f"{result.replicas} replicas × {args.particles} particles: "
+          f"{result.trajectory_steps} trajectory-steps, {result.iterations} iterations"
+          + (f", {result.extinct} replicas extinct" if result.extinct else "")
+          + (f", {result.capped} stopped at --max-iterations" if result.capped else ""))
+    return 0
 
 
 # ---- building the run -------------------------------------------------------------------------
@@ -620,4 +711,6 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "verify":
         return verify(args, parser.commands["verify"])
+    if args.command == "rare":
+        return rare(args, parser.commands["rare"])
     return run(args, parser.commands["run"], argv)

@@ -1,0 +1,421 @@
+r"""Rare events of clipped SGD by generalized adaptive multilevel splitting (AMS).
+
+The probability p = P(max_{s≤T} z(s) ≥ L) of a path of (10) reaching a level L, for the score
+z(s) of the event:
+
+* ``exit``:   z(s) = ‖θ(s) − θ(0)‖  (Lemma 1's deviation);
+* ``xi``:     z(s) = ‖ξ(s)‖, ξ(s) = Σ_{t<s} a(t)(g(t)/c(t) − H(θ(t))) (the martingale of L1-mart;
+  H from :func:`simulations.mean_field.mean_field`, as the engine's ``xi`` observer);
+* ``blowup``: z(s) = ‖θ(s)‖  (A3's blow-up).
+
+A path that blows up (see :mod:`simulations.engine`) gets z = +inf from that step on.
+
+Algorithm (Bréhier, Gazeau, Goudenège, Lelièvre, Rousset, "Unbiasedness of some generalized
+adaptive multilevel splitting algorithms", Ann. Appl. Probab. 26 (2016)). The chain is the
+state (s, θ(s), ξ(s)) with s ≤ T; the importance function is φ(s) = (z(s) − L)/w(s) with w > 0
+(:func:`importance_scale`), so φ(s) ≥ 0 exactly when z(s) ≥ L; a particle's score is
+S = max_{s≤T} φ(s), and a particle stops when it reaches φ ≥ 0. Start from N independent
+particles; at iteration q:
+
+1. the level Z_q is the k-th smallest score; if Z_q ≥ 0, stop;
+2. kill ALL particles with S ≤ Z_q (ties are killed together); their number is K_q; if K_q = N,
+   stop with the estimate 0;
+3. replace each killed particle by a clone of a survivor chosen uniformly (independently for
+   each killed particle), equal to the survivor up to its FIRST step s* with running score
+   > Z_q, and resimulated from (s*, θ(s*), ξ(s*)) with fresh randomness.
+
+The estimate p̂ = Π_q (1 − K_q/N) · #{n : S_n ≥ 0}/N is unbiased, E[p̂] = p, for any N ≥ 2,
+1 ≤ k < N and any importance function. Independent replicas give the mean, its 95% interval
+mean ± 1.96·s.e. (clipped at 0) and the relative error s.e./mean (:class:`RareEventResult`).
+The relative variance of one replica is about log(1/p)/N for small k/N with a good importance
+function, so the cost grows like log(1/p) rather than 1/p.
+
+Which importance function: with ``importance="max"`` (w ≡ 1) the level of a path is its
+running maximum of z, blind to the time left. Conditioned on a high maximum, a path reaches it
+late, so the clones branch nearer and nearer to T and cannot climb further: on the ±1 walk with
+T = 200 and p ≈ 1e-12, 19 of 20 replicas of 100 particles ended with all particles tied (estimate
+0). The default ``scaled`` divides by the spread still ahead, w(s)² = Σ_{t≥s} a(t)² (+ a(T−1)²),
+the normal approximation of the committor's quantile, and prefers paths that climb early.
+
+Memory O(N·P) per replica, no per-step storage. Each particle keeps only its starting point:
+the step b where its own segment of randomness begins, θ(b), ξ(b), the running score at b,
+θ(0) (for ``exit``), its final score, and the counter of its segment. A path is the prefix of its
+ancestor up to b followed by its own segment, so the survivor's first crossing s* of a new
+level Z_q > (the level at which it was born) is never before b: the clone replays the survivor's
+own segment from b (the same words, so the same path) and switches to its fresh words at the
+first step whose running score exceeds Z_q, detected on the fly. (Scores are in φ, so
+"running score" is max_{s'≤s} φ(s').) The replay costs s* − b steps (counted in
+``trajectory_steps``), in exchange for memory O(N·P) instead of O(N·T·P).
+
+Randomness: the words of a segment at step t are those of :mod:`simulations.sampling` for the
+path counter ``generation·N + particle`` in the stream ``STREAM_AMS + 2·replica`` (generation 0:
+the initial particles, generation q: the clones made at iteration q); the survivor that killed
+particle j of iteration q copies comes from the word of counter j at step q of stream
+``STREAM_AMS + 2·replica + 1``; θ(0) of initial particle j of replica r is the problem's
+:meth:`~simulations.problems.Problem.initial` for path r·N + j. So a replica's estimate depends
+on (seed, replica) only, not on how many replicas run together (``replica_chunk``).
+
+All clones of an iteration, of all replicas of a chunk, run as one batch through the engine's
+own step (:class:`simulations.engine._TorchStep`), so every problem, clip rule and dtype works.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from simulations import sampling
+from simulations.engine import DEFAULT_GUARD, WORD_BUDGET, _TorchStep
+from simulations.mean_field import mean_field
+from simulations.problems import Problem
+from simulations.rules import ClipRule, norms
+from theory.schedules import Schedule, as_schedule
+
+__all__ = ["EVENTS", "IMPORTANCE", "STREAM_AMS", "RareEventResult", "ams", "importance_scale",
+           "summarize"]
+
+EVENTS = ("exit", "xi", "blowup")
+IMPORTANCE = ("scaled", "max")
+STREAM_AMS = 16
+"""First stream of the AMS draws: replica r uses streams STREAM_AMS + 2r (steps) and
+STREAM_AMS + 2r + 1 (choice of survivors)."""
+
+
+@dataclass(frozen=True)
+class RareEventResult:
+    """An AMS estimate of p = P(max_{s≤T} z(s) ≥ L) over independent replicas.
+
+    ``probability`` the mean p̄ of the replicas' estimates; ``interval`` (p̄ − 1.96·se,
+    p̄ + 1.96·se), the low end clipped at 0, se = sd/√n; ``relative_error`` se/p̄ (inf when
+    p̄ = 0); ``trajectory_steps`` the steps simulated (replays included) over all replicas;
+    ``iterations`` the AMS iterations over all replicas; ``estimates`` and
+    ``replica_iterations`` per replica; ``extinct`` replicas whose particles were all killed
+    at once (estimate 0); ``capped`` replicas stopped at ``max_iterations`` (their estimate
+    is the running Π(1 − K/N)·#{S ≥ L}/N).
+    """
+
+    probability: float
+    interval: tuple[float, float]
+    relative_error: float
+    replicas: int
+    trajectory_steps: int
+    iterations: int
+    estimates: np.ndarray = field(repr=False)
+    replica_iterations: np.ndarray = field(repr=False)
+    extinct: int = 0
+    capped: int = 0
+    setting: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: the summary numbers, the setting and the per-replica estimates (a
+        relative error that is not finite, p̄ = 0, becomes None)."""
+        return {
+            "probability": self.probability, "interval": list(self.interval),
+            "relative_error": (self.relative_error if math.isfinite(self.relative_error)
+                               else None), "replicas": self.replicas,
+            "trajectory_steps": self.trajectory_steps, "iterations": self.iterations,
+            "extinct": self.extinct, "capped": self.capped, "setting": self.setting,
+            "estimates": self.estimates.tolist(),
+        }
+
+
+def _check_int(value: Any, name: str, lowest: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lowest:
+        raise ValueError(f"{name} must be an integer >= {lowest}, got {value!r}")
+    return int(value)
+
+
+def summarize(estimates: np.ndarray) -> tuple[float, tuple[float, float], float]:
+    """(mean p̄, (max(0, p̄ − 1.96·se), p̄ + 1.96·se), se/p̄) with se = sd(ddof=1)/√n."""
+    est = np.asarray(estimates, dtype=np.float64)
+    mean = float(est.mean())
+    se = float(est.std(ddof=1) / math.sqrt(len(est))) if len(est) > 1 else math.nan
+    rel = se / mean if mean > 0 else math.inf
+    return mean, (max(0.0, mean - 1.96 * se), mean + 1.96 * se), rel
+
+
+def importance_scale(a: np.ndarray, importance: str = "scaled") -> np.ndarray:
+    """The scale w(s), s = 0..T, of the importance function φ(s) = (z(s) − L)/w(s).
+
+    ``scaled``: w(s) = √(Σ_{t=s}^{T−1} a(t)² + a(T−1)²), the spread left to a martingale with
+    steps of size ∝ a(t) (the a(T−1)² keeps w(T) > 0); ``max``: w ≡ 1, so the level of a path
+    is its running maximum of z itself. φ ≥ 0 exactly when z ≥ L, for either.
+    """
+    a = np.asarray(a, dtype=np.float64)
+    if importance == "max":
+        return np.ones(len(a) + 1)
+    tail = np.concatenate([np.cumsum((a**2)[::-1])[::-1], [0.0]])
+    return np.sqrt(tail + a[-1] ** 2)
+
+
+def _signed(x: torch.Tensor) -> torch.Tensor:
+    """int64 values in [0, 2^32) as the int32 with the same bits."""
+    x = x & 0xFFFFFFFF
+    return torch.where(x >= 1 << 31, x - (1 << 32), x).to(torch.int32)
+
+
+class _Words:
+    """:func:`simulations.sampling.words` for rows that each have their own stream.
+
+    ``w = mix32(mix32(K_r + K_t) + K_j)`` with the keys of :mod:`simulations.sampling` computed
+    from the words (s0, s1, s2, s3) of each row's (seed, stream): equal, row by row, to
+    ``sampling.words(seed, [counter], steps, count, stream=stream)``.
+    """
+
+    def __init__(self, seed: int, streams: list[int], device: torch.device):
+        table = torch.tensor([list(sampling.seed_words(seed, s)) for s in streams],
+                             dtype=torch.int64, device=device)
+        self.s = _signed(table)  # (n_streams, 4) int32
+
+    def __call__(self, stream: torch.Tensor, counter: torch.Tensor, steps: range,
+                 count: int) -> torch.Tensor:
+        """Words (K, R, count) for rows with stream indices ``stream`` (R,) and path counters
+        ``counter`` (R,) at the steps ``steps``."""
+        s = self.s[stream]  # (R, 4)
+        mix = sampling.mix32
+        key_path = mix(mix(_signed(counter) + s[:, 0]) ^ s[:, 1])
+        t = torch.tensor(list(steps), dtype=torch.int64, device=counter.device)
+        key_step = mix(_signed(t * 0x9E3779B9)[:, None] + self.s[None, :, 2])  # (K, streams)
+        pair = mix(key_path[None, :] + key_step[:, stream])
+        if count == 1:
+            return pair[:, :, None]
+        j = torch.arange(count, dtype=torch.int64, device=counter.device)
+        key_word = mix(_signed(j * 0x85EBCA6B)[None, :] + s[:, 3:4])  # (R, count)
+        return mix(pair[:, :, None] + key_word[None])
+
+
+@dataclass
+class _Batch:
+    """Rows to advance: each replays ``parent`` (its segment from ``start``) and switches to
+    its own fresh segment ``counter`` at the first step whose running score exceeds ``level``.
+    """
+
+    replica: torch.Tensor  # (R,) local replica index (stream index)
+    level: torch.Tensor  # (R,) float64
+    start: torch.Tensor  # (R,) int64 b of the replayed segment
+    parent_counter: torch.Tensor  # (R,) int64
+    counter: torch.Tensor  # (R,) int64
+    theta: torch.Tensor  # (R, P) θ(b)
+    theta0: torch.Tensor  # (R, P)
+    xi: torch.Tensor | None  # (R, P) float64 ξ(b)
+    runmax: torch.Tensor  # (R,) float64 running max at b
+
+
+class _Sampler:
+    """The pieces shared by every batch of one run: schedule, step function, words, event."""
+
+    def __init__(self, problem, rule, a, event, level, scale, batch, seed, streams, dtype,
+                 device, guard, compile):
+        self.problem, self.rule, self.a, self.event = problem, rule, a, event
+        self.level, self.batch, self.dtype, self.device = level, batch, dtype, device
+        self.scale = torch.as_tensor(scale, dtype=torch.float64, device=device)
+        self.step = _TorchStep(problem, rule, guard, event == "xi", dtype, device, compile)
+        self.words = _Words(seed, streams, device)
+        self.words_per_step = batch * problem.words_per_sample
+        self.a_t = torch.as_tensor(a, dtype=dtype, device=device)
+        self.done_t = torch.arange(1, len(a) + 1, device=device)
+
+    def advance(self, b: _Batch):
+        """Run the rows of ``b`` to T; returns (start step, θ, ξ, running max at that start;
+        final score; steps simulated per row) of each row's own segment."""
+        steps, device = len(self.a), self.device
+        rows = len(b.level)
+        theta, xi, runmax = b.theta.clone(), None if b.xi is None else b.xi.clone(), b.runmax
+        tnorm = norms(theta)
+        switched = runmax > b.level
+        new_start, new_theta, new_xi, new_max = b.start, theta, xi, runmax
+        running = runmax < 0
+        work = torch.zeros(rows, dtype=torch.int64, device=device)
+        blown = torch.full((rows,), -1, dtype=torch.int64, device=device)
+        inf = torch.tensor(math.inf, dtype=torch.float64, device=device)
+        first = int(b.start.min()) if rows else steps
+        block = max(1, min(steps, WORD_BUDGET // max(1, 2 * rows * self.words_per_step)))
+        for t0 in range(first, steps, block):
+            stop = min(steps, t0 + block)
+            span = range(t0, stop)
+            w_old = self.words(b.replica, b.parent_counter, span, self.words_per_step)
+            w_new = self.words(b.replica, b.counter, span, self.words_per_step)
+            for k, t in enumerate(span):
+                active = running & (b.start <= t)
+                w = torch.where(switched[:, None], w_new[k], w_old[k])
+                theta_prev = theta
+                theta, tnorm, _, _, newly, _, direction = self.step.fn(
+                    theta, tnorm, active, blown, w, self.a_t[t], self.done_t[t])
+                if self.event == "exit":
+                    z = norms(theta - b.theta0)
+                elif self.event == "blowup":
+                    z = tnorm
+                else:
+                    h = mean_field(self.problem, self.rule, theta_prev, batch=self.batch).value
+                    m = direction.to(torch.float64) - h.to(torch.float64)
+                    xi = torch.where(active[:, None], xi + float(self.a[t]) * m, xi)
+                    z = torch.linalg.vector_norm(xi, dim=1)
+                z = torch.where(newly, inf, (z - self.level) / self.scale[t + 1])
+                runmax = torch.where(active, torch.maximum(runmax, z), runmax)
+                cross = active & ~switched & (runmax > b.level)
+                switched = switched | cross
+                new_start = torch.where(cross, t + 1, new_start)
+                new_theta = torch.where(cross[:, None], theta, new_theta)
+                if xi is not None:
+                    new_xi = torch.where(cross[:, None], xi, new_xi)
+                new_max = torch.where(cross, runmax, new_max)
+                running = active & (runmax < 0) | running & ~active
+                work += active
+        return new_start, new_theta, new_xi, new_max, runmax, work
+
+
+def ams(
+    problem: Problem,
+    rule: ClipRule,
+    schedule: Schedule | str | float,
+    *,
+    event: str,
+    level: float,
+    steps: int,
+    importance: str = "scaled",
+    particles: int = 100,
+    replicas: int = 20,
+    kill: int | None = None,
+    batch: int = 1,
+    seed: int = 0,
+    dtype: torch.dtype = torch.float64,
+    device: torch.device | str = "cpu",
+    guard: float | None = None,
+    max_iterations: int = 100_000,
+    replica_chunk: int | None = None,
+    compile: bool = False,
+) -> RareEventResult:
+    """Estimate p = P(max_{s≤T} z(s) ≥ ``level``) by AMS (see the module docstring).
+
+    ``event`` the score z (``exit``, ``xi``, ``blowup``); ``importance`` the importance
+    function φ (:func:`importance_scale`); ``particles`` N ≥ 2; ``kill`` k, the
+    rank of the level among the scores, 1 ≤ k < N (default max(1, N // 10)); ``replicas`` n ≥ 2
+    independent replicas, run ``replica_chunk`` at a time (default all; the result does not
+    depend on it). Raises ``ValueError`` for bad input, naming the argument.
+    """
+    if event not in EVENTS:
+        raise ValueError(f"event must be one of {', '.join(EVENTS)}, got {event!r}")
+    if importance not in IMPORTANCE:
+        raise ValueError(f"importance must be one of {', '.join(IMPORTANCE)}, got "
+                         f"{importance!r}")
+    level = float(level)
+    if not (0 < level < math.inf):
+        raise ValueError(f"level must satisfy 0 < level < inf, got {level!r}")
+    steps = _check_int(steps, "steps", 1)
+    particles = _check_int(particles, "particles", 2)
+    replicas = _check_int(replicas, "replicas", 2)
+    kill = max(1, particles // 10) if kill is None else _check_int(kill, "kill", 1)
+    if kill >= particles:
+        raise ValueError(f"kill must be smaller than particles ({particles}), got {kill}")
+    batch = _check_int(batch, "batch", 1)
+    seed = _check_int(seed, "seed", 0)
+    max_iterations = _check_int(max_iterations, "max_iterations", 1)
+    if particles * (max_iterations + 1) >= 1 << 32:
+        raise ValueError("max_iterations must satisfy particles·(max_iterations + 1) < 2**32 "
+                         f"(the path counters), got {max_iterations}")
+    chunk = replicas if replica_chunk is None else _check_int(replica_chunk, "replica_chunk", 1)
+    if dtype not in DEFAULT_GUARD:
+        raise ValueError(f"dtype must be torch.float64 or torch.float32, got {dtype!r}")
+    if replicas * particles >= 1 << 32:
+        raise ValueError("replicas·particles must be < 2**32")
+    guard = DEFAULT_GUARD[dtype] if guard is None else float(guard)
+    schedule = as_schedule(schedule, horizon=steps)
+    a = np.asarray(schedule(np.arange(steps)), dtype=np.float64)
+    scale = importance_scale(a, importance)
+    device = torch.device(device)
+    estimates, iterations = np.zeros(replicas), np.zeros(replicas, dtype=np.int64)
+    work, extinct, capped = 0, 0, 0
+    for first in range(0, replicas, chunk):
+        reps = list(range(first, min(replicas, first + chunk)))
+        out = _run(problem, rule, a, event, level, scale, particles, kill, batch, seed, reps,
+                   dtype, device, guard, max_iterations, compile)
+        estimates[reps], iterations[reps] = out[0], out[1]
+        work += out[2]
+        extinct += out[3]
+        capped += out[4]
+    mean, interval, rel = summarize(estimates)
+    setting = {**problem.settings(), **rule.describe(), "schedule": schedule.source,
+               "steps": steps, "batch": batch, "seed": seed,
+               "dtype": str(dtype).removeprefix("torch."), "guard": guard, "event": event,
+               "level": level, "importance": importance, "particles": particles, "kill": kill,
+               "replicas": replicas, "max_iterations": max_iterations}
+    return RareEventResult(mean, interval, rel, replicas, int(work), int(iterations.sum()),
+                           estimates, iterations, extinct, capped, setting)
+
+
+def _run(problem, rule, a, event, level, scale, n_part, kill, batch, seed, reps, dtype,
+         device, guard, max_iterations, compile):
+    """AMS on the replicas ``reps`` together; returns (estimates, iterations, steps simulated,
+    extinct, capped)."""
+    n = len(reps)
+    streams = [STREAM_AMS + 2 * r + i for r in reps for i in (0, 1)]
+    sampler = _Sampler(problem, rule, a, event, level, scale, batch, seed, streams, dtype,
+                       device, guard, compile)
+    rows = n * n_part
+    local = torch.arange(n, device=device).repeat_interleave(n_part)  # replica of each row
+    j = torch.arange(n_part, device=device).repeat(n)  # particle index of each row
+    paths = torch.tensor(reps, device=device).repeat_interleave(n_part) * n_part + j
+    theta0 = problem.initial(paths, seed, dtype, device)
+    f64 = dict(dtype=torch.float64, device=device)
+    xi0 = torch.zeros(rows, problem.n_params, **f64) if event == "xi" else None
+    z0 = norms(theta0) if event == "blowup" else torch.zeros(rows, **f64)
+    z0 = (z0 - level) / float(scale[0])
+    # generation 0: every row is its own parent, switched from the start (level −inf)
+    start, theta, xi, zmax, score, cost = sampler.advance(_Batch(
+        2 * local, torch.full((rows,), -math.inf, **f64), torch.zeros_like(j), j, j,
+        theta0, theta0, xi0, z0))
+    counter = j.clone()
+    work = int(cost.sum())
+    log_weight = torch.zeros(n, **f64)
+    estimate = torch.zeros(n, **f64)
+    going = torch.ones(n, dtype=torch.bool, device=device)
+    iterations = torch.zeros(n, dtype=torch.int64, device=device)
+    extinct = torch.zeros(n, dtype=torch.bool, device=device)
+    q = 0
+    while True:
+        scores = score.view(n, n_part)
+        hit = (scores >= 0).to(torch.float64).mean(1)
+        estimate = torch.where(going, torch.exp(log_weight) * hit, estimate)
+        if q == max_iterations or not bool(going.any()):
+            break
+        q += 1
+        lvl = torch.kthvalue(scores, kill, dim=1).values
+        killed = scores <= lvl[:, None]
+        k_count = killed.sum(1)
+        newly_extinct = going & (lvl < 0) & (k_count == n_part)
+        estimate = torch.where(newly_extinct, 0.0, estimate)
+        extinct |= newly_extinct
+        going = going & (lvl < 0) & (k_count < n_part)
+        killed &= going[:, None]
+        log_weight = torch.where(going, log_weight + torch.log1p(-k_count / n_part), log_weight)
+        iterations += going
+        if not bool(going.any()):
+            break
+        # a survivor for each killed particle: index floor(u·M) among the M survivors, in order
+        order = torch.argsort(killed.to(torch.int8), dim=1, stable=True)
+        survivors = (n_part - k_count)[:, None]
+        u = sampler.words(2 * torch.arange(n, device=device)[:, None].expand(-1, n_part)
+                          .reshape(-1) + 1, j, range(q, q + 1), 1)[0, :, 0]
+        pick = ((u.to(torch.int64) & 0xFFFFFFFF) * survivors.reshape(-1).repeat_interleave(
+            n_part)) >> 32
+        parent_j = order.reshape(-1)[local * n_part + pick]
+        rows_k = torch.nonzero(killed.reshape(-1)).squeeze(1)
+        parent = (local * n_part + parent_j)[rows_k]
+        out = sampler.advance(_Batch(
+            2 * local[rows_k], lvl[local[rows_k]], start[parent], counter[parent],
+            q * n_part + j[rows_k], theta[parent], theta0[parent],
+            None if xi is None else xi[parent], zmax[parent]))
+        start[rows_k], theta[rows_k], zmax[rows_k], score[rows_k] = out[0], out[1], out[3], \
+            out[4]
+        if xi is not None:
+            xi[rows_k] = out[2]
+        theta0[rows_k] = theta0[parent]
+        counter[rows_k] = q * n_part + j[rows_k]
+        work += int(out[5].sum())
+    capped = int((going & (iterations == max_iterations)).sum())
+    return (estimate.cpu().numpy(), iterations.cpu().numpy(), work, int(extinct.sum()),
+            capped)

@@ -1,0 +1,239 @@
+"""Adaptive multilevel splitting (simulations.rare) against exact answers.
+
+The references are computed here, independently of the package:
+
+* the symmetric ±1 walk (quadratic, two-point law ±1000, λ = 1, a = 1, θ(0) = 0: every clipped
+  step is ±1): P(max_{s≤T}|S_s| ≥ r) by dynamic programming over the walk in exact rationals;
+* the Gaussian recursion θ(t+1) = (1 − a)θ(t) + a·y(t), y ~ N(0, 1) (unclipped SGD on the
+  quadratic): P(max_{s≤T}|θ(s)| ≥ r) by the Nyström method on the killed chain (Gauss–Legendre
+  nodes, converged to 1e-12 relative);
+* plain Monte Carlo with the engine's ``simulate`` where p ≈ 1e-2.
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import numpy as np
+import pytest
+import torch
+from scipy import special
+
+from simulations import cli, sampling
+from simulations.engine import simulate
+from simulations.problems import make_problem
+from simulations.rare import _Words, ams, importance_scale, summarize
+from simulations.rules import ClipRule
+from simulations.spec import RunSpec
+
+
+def walk_probability(steps: int, r: int) -> Fraction:
+    """P(max_{s≤T}|S_s| ≥ r) for the simple symmetric walk, exactly: the walk absorbed at ±r,
+    path counts per site, each absorbed count weighted by 2^−t."""
+    counts, hit = {0: 1}, Fraction(0)
+    for t in range(1, steps + 1):
+        new: dict[int, int] = {}
+        for x, c in counts.items():
+            for y in (x - 1, x + 1):
+                if abs(y) >= r:
+                    hit += Fraction(c, 2**t)
+                else:
+                    new[y] = new.get(y, 0) + c
+        counts = new
+    return hit
+
+
+def ar1_probability(a: float, steps: int, r: float, nodes: int = 200) -> float:
+    """P(max_{s≤T}|θ(s)| ≥ r) for θ(0) = 0, θ(t+1) = (1 − a)θ(t) + a·N(0, 1).
+
+    f_s the sub-density of θ(s) on paths still inside (−r, r); the mass absorbed at step s + 1
+    is ∫ f_s(x)·P(|(1 − a)x + aY| ≥ r) dx and f_{s+1}(y) = ∫ f_s(x)·φ((y − (1 − a)x)/a)/a dx,
+    both by Gauss–Legendre quadrature on (−r, r)."""
+    x, w = np.polynomial.legendre.leggauss(nodes)
+    x, w = r * x, r * w
+
+    def tail(m):
+        return special.ndtr((-r - m) / a) + special.ndtr((m - r) / a)
+
+    p = float(tail(np.zeros(1))[0])
+    f = np.exp(-0.5 * (x / a) ** 2) / (a * math.sqrt(2 * math.pi))
+    kernel = np.exp(-0.5 * ((x[None, :] - (1 - a) * x[:, None]) / a) ** 2) / (
+        a * math.sqrt(2 * math.pi))
+    tails = tail((1 - a) * x)
+    for _ in range(1, steps):
+        p += float(np.sum(w * f * tails))
+        f = (w * f) @ kernel
+    return p
+
+
+WALK = make_problem("quadratic", noise="discrete", values=(-1000.0, 1000.0), probs=(0.5, 0.5),
+                    theta0=0.0)
+
+
+def test_references_agree_with_hand_values():
+    # two steps: |S_1| = 1, |S_2| ∈ {0, 2}: P(max ≥ 2) = 1/2; three steps, r = 3: 1/4
+    assert walk_probability(2, 2) == Fraction(1, 2)
+    assert walk_probability(3, 3) == Fraction(1, 4)
+    # one step: P(|a·Y| ≥ r) = 2Φ(−r/a); and the quadrature has converged
+    assert ar1_probability(0.5, 1, 1.0) == pytest.approx(2 * special.ndtr(-2.0), rel=1e-14)
+    assert ar1_probability(0.03, 40, 0.7, 800) == pytest.approx(
+        ar1_probability(0.03, 40, 0.7, 400), rel=1e-9)
+
+
+def test_words_are_those_of_sampling_row_by_row():
+    words = _Words(7, [16, 17, 40], torch.device("cpu"))
+    stream = torch.tensor([0, 1, 2, 2])
+    counter = torch.tensor([0, 5, 2**32 - 1, 123456])
+    for count in (1, 3):
+        w = words(stream, counter, range(3, 9), count)
+        for i, s in enumerate([16, 17, 40, 40]):
+            ref = sampling.words(7, [int(counter[i])], range(3, 9), count, stream=s)[:, 0]
+            assert torch.equal(w[:, i], ref)
+
+
+@pytest.mark.parametrize("event,rule,dtype", [
+    ("exit", ClipRule("classic", lam=1.0), torch.float64),
+    ("blowup", ClipRule("value", lam=1.0), torch.float32),
+    ("xi", ClipRule("classic", lam=1.0), torch.float64),  # H = 0 on the walk, so ξ(s) = −θ(s)
+])
+def test_walk_probability_at_1e_9_is_in_the_interval(event, rule, dtype):
+    exact = float(walk_probability(60, 46))
+    assert 5e-10 < exact < 2e-9
+    res = ams(WALK, rule, 1.0, event=event, level=45.5, steps=60, particles=50, kill=10,
+              replicas=10, seed=3, dtype=dtype)
+    assert res.interval[0] <= exact <= res.interval[1]
+    assert res.relative_error < 0.35
+    assert res.trajectory_steps < 2e6  # plain MC would need ~1e11 paths for the same precision
+
+
+def test_walk_estimator_is_unbiased_with_ties():
+    """Value clipping moves exactly ±1, so the running maxima tie; ALL tied particles must be
+    killed together. The mean of 1200 replicas of 10 particles (kill = 1) against the DP."""
+    exact = float(walk_probability(30, 19))
+    assert 5e-4 < exact < 1e-3
+    res = ams(WALK, ClipRule("value", lam=1.0), 1.0, event="exit", level=18.5, steps=30,
+              particles=10, kill=1, replicas=1200, seed=11, importance="max")
+    se = res.probability * res.relative_error
+    assert abs(res.probability - exact) < 3.5 * se
+    assert se < 0.07 * exact  # so that a bias of ~25% would be seen
+
+
+def test_gaussian_recursion_at_1e_8():
+    """a = 0.03 over T = 40 steps: the correlation time 1/a is about T, so the rare event builds
+    up over many steps (with a = 0.5 it is one big jump, the paths' maxima tie at the branch
+    points and the replicas die out)."""
+    exact = ar1_probability(0.03, 40, 0.7, 800)
+    assert 5e-9 < exact < 2e-8
+    problem = make_problem("quadratic", noise="normal", mean=0.0, sd=1.0, theta0=0.0)
+    res = ams(problem, ClipRule("none"), 0.03, event="blowup", level=0.7, steps=40,
+              particles=50, kill=10, replicas=10, seed=5)
+    assert res.interval[0] <= exact <= res.interval[1]
+    assert res.relative_error < 0.3
+
+
+@pytest.mark.parametrize("event,key,problem,level", [
+    ("exit", "max_deviation",
+     {"name": "quadratic", "noise": "normal", "mean": 0.0, "sd": 3.0, "dim": 2, "theta0": 0.0},
+     1.85),
+    ("xi", "xi_max",
+     {"name": "quadratic", "noise": "normal", "mean": 2.0, "sd": 3.0, "theta0": 0.0}, 2.6),
+])
+def test_agrees_with_plain_monte_carlo_at_1e_2(event, key, problem, level):
+    spec = RunSpec.from_dict({
+        "problem": problem, "clip": {"rule": "classic", "lam": 1.0}, "schedule": "1/(t+1)",
+        "paths": 10000, "steps": 50, "seed": 1, "xi_paths": 10000,
+        "record": ["running_max", "xi"] if event == "xi" else ["running_max"]})
+    sim = simulate(spec)
+    problem, rule = spec.make_problem(), spec.make_rule()
+    hits = sim.arrays[key] >= level
+    p_mc = hits.mean()
+    se_mc = math.sqrt(p_mc * (1 - p_mc) / len(hits))
+    assert 0.005 < p_mc < 0.03
+    res = ams(problem, rule, "1/(t+1)", event=event, level=level, steps=50, particles=40,
+              kill=8, replicas=10, seed=2)
+    se = res.probability * res.relative_error
+    assert abs(res.probability - p_mc) < 4 * math.hypot(se, se_mc)
+    assert res.relative_error < 0.2
+
+
+def test_replicas_do_not_depend_on_how_they_are_grouped():
+    kwargs = dict(event="exit", level=20.5, steps=40, particles=20, kill=4, replicas=4, seed=9)
+    rule = ClipRule("classic", lam=1.0)
+    together = ams(WALK, rule, 1.0, **kwargs)
+    alone = ams(WALK, rule, 1.0, replica_chunk=1, **kwargs)
+    assert np.array_equal(together.estimates, alone.estimates)
+    assert together.trajectory_steps == alone.trajectory_steps
+    other = ams(WALK, rule, 1.0, **{**kwargs, "seed": 10})
+    assert not np.array_equal(together.estimates, other.estimates)
+
+
+def test_result_summary_and_dict():
+    est = np.array([1e-6, 3e-6, 2e-6, 0.0])
+    mean, interval, rel = summarize(est)
+    se = np.std(est, ddof=1) / 2
+    assert mean == pytest.approx(1.5e-6)
+    assert interval == pytest.approx((max(0.0, 1.5e-6 - 1.96 * se), 1.5e-6 + 1.96 * se))
+    assert rel == pytest.approx(se / 1.5e-6)
+    assert summarize(np.zeros(3))[2] == math.inf
+    res = ams(WALK, ClipRule("classic", lam=1.0), 1.0, event="exit", level=5.5, steps=10,
+              particles=10, replicas=2)
+    d = res.to_dict()
+    for key in ("probability", "interval", "relative_error", "replicas", "trajectory_steps",
+                "iterations"):
+        assert key in d
+    assert d["setting"]["event"] == "exit" and len(d["estimates"]) == 2
+
+
+def test_importance_scale():
+    a = np.array([1.0, 0.5, 0.25])
+    w = importance_scale(a)
+    expected = np.sqrt([1 + 0.25 + 0.0625, 0.25 + 0.0625, 0.0625, 0.0] + np.float64(0.0625))
+    assert np.allclose(w, expected, rtol=1e-15)
+    assert np.array_equal(importance_scale(a, "max"), np.ones(4))
+
+
+@pytest.mark.parametrize("kwargs,name", [
+    (dict(event="speed"), "event"), (dict(level=0.0), "level"), (dict(particles=1), "particles"),
+    (dict(replicas=1), "replicas"), (dict(kill=10), "kill"), (dict(steps=0), "steps"),
+    (dict(importance="min"), "importance"), (dict(dtype=torch.int32), "dtype"),
+])
+def test_bad_input_names_the_argument(kwargs, name):
+    base = dict(event="exit", level=3.0, steps=10, particles=10, replicas=2)
+    with pytest.raises(ValueError, match=name):
+        ams(WALK, ClipRule("classic", lam=1.0), 1.0, **{**base, **kwargs})
+
+
+WALK_FLAGS = ["--problem", "quadratic", "--noise", "discrete", "--values", "-1000", "1000",
+              "--probs", "0.5", "0.5", "--theta0", "0", "--clip", "classic", "--lam", "1",
+              "--schedule", "1", "--steps", "40"]
+
+
+def test_cli_json(capsys):
+    import json
+
+    status = cli.main(["rare", *WALK_FLAGS, "--event", "exit", "--level", "20.5",
+                       "--particles", "20", "--replicas", "4", "--seed", "9", "--json"])
+    assert status == 0
+    out = json.loads(capsys.readouterr().out)
+    ref = ams(WALK, ClipRule("classic", lam=1.0), 1.0, event="exit", level=20.5, steps=40,
+              particles=20, replicas=4, seed=9)
+    assert out["probability"] == ref.probability
+    assert out["interval"] == list(ref.interval)
+    for key in ("relative_error", "replicas", "trajectory_steps", "iterations"):
+        assert out[key] == getattr(ref, key)
+
+
+@pytest.mark.parametrize("args,flag", [
+    (["--level", "-1"], "--level"), (["--particles", "1"], "--particles"),
+    (["--kill", "30"], "--kill"), (["--event", "nope"], "--event"),
+])
+def test_cli_bad_input_is_one_line_and_exit_2(args, flag, capsys):
+    base = {"--event": "exit", "--level": "5", "--particles": "20", "--replicas": "2"}
+    for key, value in zip(args[::2], args[1::2], strict=True):
+        base[key] = value
+    with pytest.raises(SystemExit) as info:
+        cli.main(["rare", *WALK_FLAGS, *[x for kv in base.items() for x in kv]])
+    assert info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and flag in err
