@@ -27,7 +27,6 @@ from simulations.problems import Problem
 from simulations.rules import ClipRule
 from simulations.scenarios import Scenario
 from theory import bounds
-from theory.schedules import as_schedule
 
 NAME = "fig3_claim2"
 SCHEDULE = "1/(t+1)"
@@ -60,7 +59,7 @@ def visited_points(sim: Simulation, problem: Problem, rule: ClipRule) -> Arrays:
     theta = path[:, :-1].transpose(0, 1).reshape(steps * k, -1)
     g = problem.grad(theta, problem.sample(words.reshape(steps * k, -1), theta.dtype))
     clipped = rule.apply(g, theta, problem.layout)
-    a = torch.as_tensor(np.repeat(as_schedule(sim.setting["schedule"])(np.arange(steps)), k))
+    a = torch.as_tensor(np.repeat(sim.schedule()(np.arange(steps)), k))
     replay = theta - a[:, None] * g * clipped.scale[:, None]
     target = path[:, 1:].transpose(0, 1).reshape(steps * k, -1)
     return {"theta_norm": torch.linalg.vector_norm(theta, dim=1).numpy(),

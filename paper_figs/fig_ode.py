@@ -49,7 +49,7 @@ def tracking(starts_count: int, gap_paths: int, window: float = WINDOW):
 
     def reduce(sim: Simulation, problem: Problem, rule: ClipRule) -> Arrays:
         path = sim.arrays["path"]
-        tau = stochastic_time(sim.setting["schedule"], sim.steps)
+        tau = stochastic_time(sim.schedule(), sim.steps)
         h = field(problem, rule, batch=int(sim.setting.get("batch", 1)))
         ode = solve_ode(h, path[0, 0], tau)
         last = int(np.searchsorted(tau, tau[-1] - window, side="right")) - 1

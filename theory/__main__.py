@@ -54,7 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     bound.add_argument("--radius", type=_number, required=True,
                        help="radius M > 0 (also the r of the martingale bound)")
     bound.add_argument("--schedule", required=True,
-                       help='step sizes a(t), t = 0, 1, ...: an expression in t, e.g. "1/(t+1)"')
+                       help='step sizes a(t), t = 0, 1, ...: an expression in t, e.g. "1/(t+1)", '
+                            '"0.1*0.5**floor(t/100)", "0.05*(1+cos(pi*t/T))" (T: the horizon)')
     bound.add_argument("--horizon", type=_horizon, default=None,
                        help="horizon T (e.g. 1000, 1e15, 10**15); without it γ = Σ_{t≥0} a(t)²")
     bound.add_argument("--eps", type=_number, default=None,
