@@ -158,11 +158,12 @@ def splitting(ctx: Context, scenario: str, event: str, levels: tuple[float, ...]
 def draw_splitting(ax: Axes, panel: str, name: str, est: dict[str, np.ndarray],
                    colour: str) -> Rows:
     """Plot the AMS estimates (diamonds, 95% interval bars, the low end clipped at the axis
-    floor; an estimate of 0 is not drawn) and return their rows."""
+    floor, or at the estimate when that is below the floor; an estimate of 0 is not drawn)
+    and return their rows."""
     y, low, high = est["estimate"], est["low"], est["high"]
     shown = y > 0
     ax.errorbar(est["level"][shown], y[shown],
-                yerr=[y[shown] - np.maximum(low[shown], FLOOR_AMS), high[shown] - y[shown]],
+                yerr=[y[shown] - np.clip(low[shown], FLOOR_AMS, y[shown]), high[shown] - y[shown]],
                 fmt="D", ms=3.5, color=colour, mfc="white", elinewidth=0.9, capsize=2,
                 label=AMS_LABEL)
     return series(panel, name, est["level"], y, level=est["level"], estimate=y, low=low,
