@@ -92,10 +92,10 @@ class Context:
         return self._field
 
     def field_with_se(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """H and its standard error at the points ``theta`` (N, P). Where H is estimated, every
-        point is estimated from the same minibatches (one call per point), so that the estimate
-        is a continuous function of θ whose zeros can be searched; where H is exact the
-        standard error is 0."""
+        """H and its standard error at the points ``theta`` (N, P), in one batched call. Where H
+        is estimated, every point is estimated from the same minibatches (the mean field's
+        common random numbers), so that the estimate is a continuous function of θ whose zeros
+        can be searched; where H is exact the standard error is 0."""
         import torch
 
         from simulations.mean_field import mean_field
@@ -104,13 +104,10 @@ class Context:
         if self.h_exact:
             value = np.asarray(self._field(theta), dtype=np.float64).reshape(theta.shape)
             return value, np.zeros_like(value)
-        values, errors = [], []
-        for point in theta:
-            est = mean_field(self.problem, self.rule, torch.as_tensor(point)[None],
-                             batch=self.scenario.batch)
-            values.append(est.value[0].numpy())
-            errors.append(est.stderr[0].numpy())
-        return np.array(values, dtype=np.float64), np.array(errors, dtype=np.float64)
+        est = mean_field(self.problem, self.rule, torch.as_tensor(theta),
+                         batch=self.scenario.batch)
+        return (est.value.numpy().astype(np.float64, copy=False),
+                est.stderr.numpy().astype(np.float64, copy=False))
 
     def theta0(self) -> np.ndarray:
         """θ(0) of the run (the problem's initial point for the scenario's seed)."""
