@@ -105,8 +105,14 @@ def test_l1_paper_violated_when_every_path_leaves_and_vacuous_when_none_can():
     dev = np.tile(_radius([0, 1, 2, 4, 8]), (4, 1))  # ‖θ(8) − θ(0)‖ = 2.72 > 1 on every path
     rows = claims.evaluate(sc, _sim(deviation_at=dev))
     # M = 1: bound 2exp(−2/γ) = 0.6 at most, but 4 of 4 left: lower limit 0.40 < 0.6 → 4 paths
-    # cannot prove it; M = 100 > λΣa: vacuous
-    assert [r.verdict for r in rows] == ["inconclusive", "vacuous"]
+    # cannot prove it; M = 100 > λΣa: vacuous. Two rows per radius, (15) then (14) (bound
+    # 2exp(−2/Σ_{t<8}a²) ≈ 0.54). AMS is tried on M = 1, on the problem itself, where θ never
+    # moves (point noise at 0): every replica estimates 0, which bounds nothing: inconclusive
+    assert [r.verdict for r in rows] == ["inconclusive"] * 2 + ["vacuous"] * 2
+    assert [r.details["form"] for r in rows] == ["15", "14"] * 2
+    assert rows[1].details["log10_bound"] == pytest.approx(
+        math.log10(2 * math.exp(-2 / sum(1 / (t + 1) ** 2 for t in range(8)))), rel=1e-12)
+    assert rows[0].details["estimator"] == "ams" and rows[0].measurement_value == 0
     many = scenario_from_dict({**_dict(sc), "run": {"schedule": "1/(t+1)", "paths": 400,
                                                      "steps": 8}})
     sim = Simulation({"paths": 400, "steps": 8}, {"deviation_at": np.tile(dev[0], (400, 1))})

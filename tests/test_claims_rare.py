@@ -100,6 +100,9 @@ def test_rare_false_and_the_floor_keep_plain_monte_carlo():
     assert row.verdict == "inconclusive" and row.details["estimator"] == "monte carlo"
     assert row.interval == verdicts.clopper_pearson(0, PATHS)
     assert row.details["log10_tightness"] is None and "estimate 0" in row.reason
+    hi = verdicts.clopper_pearson(0, PATHS)[1]
+    assert row.details["log10_tightness_at_least"] == pytest.approx(
+        row.details["log10_bound"] - math.log10(hi), rel=1e-12)
     (row,) = _walk("A3", {"a3_delta": 1e-5, "rare_floor": -4.0}, radii={"blowup": R_LEVEL - 0.5})
     assert row.verdict == "inconclusive" and row.details["estimator"] == "monte carlo"
 

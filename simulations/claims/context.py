@@ -176,7 +176,8 @@ class Context:
 
         Returns the row's ``verdict``, ``reason``, ``interval``, ``measurement`` (text),
         ``measurement_value`` and ``details``: ``estimator`` ("monte carlo" or "ams"),
-        ``log10_tightness`` = log10 b − log10 p̂ (None when p̂ = 0) and, with AMS, ``rare``
+        ``log10_tightness`` = log10 b − log10 p̂ (None when p̂ = 0; then
+        ``log10_tightness_at_least`` = log10 b − log10 hi, as p ≤ hi at 95%) and, with AMS, ``rare``
         (:meth:`simulations.rare.RareEventResult.to_dict`) and
         ``rare_seconds``."""
         import time
@@ -218,8 +219,13 @@ class Context:
             why += " (the event cannot happen before T, AMS is not tried)"
         tight = log10_tightness(log10_bound, estimate)
         details["log10_tightness"] = tight
+        if tight is None and interval[1] > 0:  # p ≤ hi at 95%, so b/p ≥ b/hi
+            details["log10_tightness_at_least"] = log10_bound - math.log10(interval[1])
         if verdict != "vacuous":
             why += (f"; bound/estimate = 10^{tight:.3g}" if tight is not None else
+                    "; bound/estimate: estimate 0, bound/upper limit = "
+                    f"10^{details['log10_tightness_at_least']:.3g}"
+                    if "log10_tightness_at_least" in details else
                     "; bound/estimate: no finite ratio (estimate 0)")
         return {"verdict": verdict, "reason": why, "interval": tuple(interval),
                 "measurement": measurement, "measurement_value": estimate, "details": details}
