@@ -57,7 +57,7 @@ def check(ctx: Context) -> list[ClaimResult]:
                        f"{bounds.deterministic_horizon(ctx.lam, M, ctx.schedule)}")
             out.append(ctx.row(
                 statement=f"Lemma 1 ({form}): P(‖θ(T)−θ(0)‖ > {fmt(M)}) ≤ {text}",
-                prediction=bound_text(b), measurement=got["measurement"],
+                prediction=f"({form}) {bound_text(b)}", measurement=got["measurement"],
                 interval=got["interval"], verdict=got["verdict"], reason=why,
                 prediction_value=b.log10_probability,
                 measurement_value=got["measurement_value"],
