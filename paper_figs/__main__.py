@@ -1,4 +1,5 @@
-r"""``python -m paper_figs [--quick] [--out DIR] [--from DIR] [--only NAME ...]``.
+r"""``python -m paper_figs [--quick] [--out DIR] [--from DIR] [--only NAME ...]
+[--scenario TOML ...]``.
 
 Writes every figure (PDF, PNG and CSV each) and the tables of a write-up into ``--out``
 (default ``paper-figures``). Simulation results are kept in the run store ``OUT/runs`` (one
@@ -7,6 +8,13 @@ interrupted run started again, reuses everything already computed; ``--from DIR`
 figure from ``DIR/runs`` without simulating and copies the tables from ``DIR/tables``.
 ``OUT/manifest.json`` lists what was written and what is missing. Exit status 0 when
 everything was made, 1 when something failed or is missing, 2 on bad usage.
+
+``--scenario FILE`` (repeatable) draws, instead of the built-in figures, the figures that apply
+to the claims of each scenario file (:mod:`paper_figs.scenario`): ``OUT/<name>_<figure>.*``,
+its run kept in ``OUT/runs``, at its ``[run]`` size with ``--quick`` and with its ``[full]``
+overrides otherwise. ``--only`` then picks among those figures (``tables`` is refused); with
+``--from DIR`` the scenario's run is read from ``DIR/runs``. A missing or invalid file is one
+line on stderr and exit status 2.
 """
 
 from __future__ import annotations
@@ -21,7 +29,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from paper_figs import tables
+from paper_figs import scenario, tables
 from paper_figs.runs import Context
 from paper_figs.store import atomic_path
 from simulations.store import RunStore
@@ -41,11 +49,50 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         help="draw from the saved results of an earlier run in DIR")
     parser.add_argument("--only", nargs="+", choices=(*FIGURES, "tables"), default=None,
                         metavar="NAME", help=f"make only these ({', '.join(FIGURES)}, tables)")
+    parser.add_argument("--scenario", action="append", type=Path, default=None,
+                        metavar="TOML", help="draw the figures of this scenario's claims "
+                        "instead of the built-in ones (repeatable)")
     return parser.parse_args(argv)
+
+
+def scenario_main(args: argparse.Namespace) -> int:
+    """``--scenario``: the figures of each scenario's claims (see the module docstring)."""
+    try:
+        if args.only and "tables" in args.only:
+            raise ValueError("--only tables: the tables are not drawn for a --scenario")
+        if args.source is not None and not (args.source / "runs").is_dir():
+            raise ValueError(f"--from {args.source}: no runs folder there")
+        quick = args.quick
+        if args.source is not None and (args.source / "manifest.json").exists():
+            saved = json.loads((args.source / "manifest.json").read_text(encoding="utf-8"))
+            quick = bool(saved.get("quick", quick))  # the sizes of the saved runs
+        scenarios = scenario.load(args.scenario, full=not quick)
+    except ValueError as err:
+        print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
+        return 2
+    store = (RunStore(args.source / "runs", read_only=True) if args.source is not None
+             else RunStore(args.out / "runs"))
+    ctx = Context(store=store, out=args.out, quick=quick)
+    manifest: dict = {"quick": quick, "from": None if args.source is None
+                      else str(args.source), "scenarios": {}, "figures": {}, "failed": {},
+                      "seconds": {}}
+    modules = scenario.figure_modules(FIGURES)
+    for sc in scenarios:
+        scenario.scenario_figures(ctx, sc, modules, manifest, args.source,
+                                  None if args.only is None else set(args.only))
+    args.out.mkdir(parents=True, exist_ok=True)
+    with atomic_path(args.out / "manifest.json") as tmp:
+        tmp.write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    print(f"paper_figs: {len(manifest['figures'])} figures of {len(scenarios)} scenario(s) into "
+          f"{args.out}" + (f"; failed: {', '.join(manifest['failed'])}" if manifest["failed"]
+                           else ""))
+    return 1 if manifest["failed"] else 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
+    if args.scenario:
+        return scenario_main(args)
     quick = args.quick
     if args.source is not None:
         saved = args.source / "manifest.json"

@@ -13,14 +13,19 @@ deterministic radius, while (15) says that almost none does) and y ~ N(0, 1) (ne
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from matplotlib.axes import Axes
 
 from paper_figs import style
 from paper_figs.data import Rows, series
 from paper_figs.intervals import clopper_pearson, exceedance
 from paper_figs.runs import Context, simulation
+from simulations.engine import Simulation
+from simulations.scenarios import Scenario
 from theory import bounds
 
 NAME = "fig1_blowup"
@@ -30,6 +35,49 @@ SCENARIOS = {"far": 100.0, "near": 0.0}  #: scenario: mean of y
 COLOURS = {"far": style.OKABE_ITO["vermillion"], "near": style.OKABE_ITO["blue"]}
 LABELS = {"far": "far, y ~ N(100, 1)", "near": "near, y ~ N(0, 1)"}
 FLOOR = 1e-6  #: lower end of the probability axis
+
+
+CLAIMS = ("L1-paper", "L1-mart", "A3")
+PINELIS_LABEL = r"Pinelis: $2\exp(-r^2/(8\lambda^2\gamma_T))$"
+YLABEL_XI = r"$P(\mathrm{max}_{s\leq T}\,\|\xi(s)\| \geq r)$"
+
+
+def draw_tail(ax: Axes, panel: str, name: str, grid: np.ndarray, values: np.ndarray, *,
+              strict: bool, colour: str, label: str) -> Rows:
+    """Plot the fraction k/n of the n ``values`` above each level of ``grid`` (> when
+    ``strict``, ≥ otherwise; inf and nan count as above) with its Clopper–Pearson 95% band,
+    and, where no value exceeds, the band's upper limit 1 − 0.025^(1/n); return the rows."""
+    n = len(values)
+    k = exceedance(values, grid, strict=strict)
+    lower, upper = clopper_pearson(k, n)
+    frac = k / n
+    seen = k > 0
+    ax.fill_between(grid, np.maximum(lower, FLOOR), upper, where=seen, color=colour,
+                    alpha=0.25, lw=0)
+    ax.plot(grid, np.where(seen, upper, np.nan), color=colour, lw=0.5, alpha=0.6)
+    ax.plot(grid, np.where(seen, frac, np.nan), color=colour, label=label)
+    ax.plot(grid, np.where(seen, np.nan, upper), color="0.45", lw=0.8, ls=(0, (1, 1)),
+            label="95% upper limit where no path exceeds")
+    return series(panel, name, grid, frac, lower=lower, upper=upper, exceed=k, paths=n)
+
+
+def draw_bound(ax: Axes, grid: np.ndarray, log10: np.ndarray, label: str,
+               ls: object = "--") -> None:
+    """Plot a probability bound given by its log10 (where it is above the axis floor)."""
+    ax.plot(grid, np.where(log10 >= np.log10(FLOOR), 10.0**log10, np.nan), color="k", ls=ls,
+            label=label)
+
+
+def axes_style(ax: Axes, letter: str, title: str, xlabel: str, log_x: bool = False) -> None:
+    """Log probability axis from the floor to 3, x from 0 (or log), labels and title."""
+    ax.set_yscale("log")
+    ax.set_ylim(FLOOR, 3.0)
+    if log_x:
+        ax.set_xscale("log")
+    else:
+        ax.set_xlim(0, ax.get_xlim()[1])
+    ax.set_xlabel(xlabel)
+    style.panel_label(ax, letter, title)
 
 
 def measure(ctx: Context, scenario: str) -> dict[str, np.ndarray]:
@@ -57,44 +105,121 @@ def make(ctx: Context) -> list[Path]:
     fig, (ax_a, ax_b) = style.figure(style.FULL, 3.1, ncols=2)
     rows: Rows = []
     for name, d in data.items():
-        n = len(d["max_deviation"])
         for ax, panel, grid, values, strict in ((ax_a, "a", m_grid, d["max_deviation"], True),
                                                 (ax_b, "b", r_grid, d["xi_max"], False)):
-            k = exceedance(values, grid, strict=strict)
-            lower, upper = clopper_pearson(k, n)
-            frac = k / n
-            rows += series(panel, f"empirical {name}", grid, frac, lower=lower, upper=upper,
-                           exceed=k, paths=n)
-            colour = COLOURS[name]
-            seen = k > 0
-            ax.fill_between(grid, np.maximum(lower, FLOOR), upper, where=seen, color=colour,
-                            alpha=0.25, lw=0)
-            ax.plot(grid, np.where(seen, upper, np.nan), color=colour, lw=0.5, alpha=0.6)
-            ax.plot(grid, np.where(seen, frac, np.nan), color=colour,
-                    label=f"{LABELS[name]}: fraction, 95% band")
-            ax.plot(grid, np.where(seen, np.nan, upper), color="0.45", lw=0.8, ls=(0, (1, 1)),
-                    label="95% upper limit where no path exceeds")
+            rows += draw_tail(ax, panel, f"empirical {name}", grid, values, strict=strict,
+                              colour=COLOURS[name], label=f"{LABELS[name]}: fraction, 95% band")
     rows += series("a", "paper bound (15)", m_grid, 10.0**paper, log10_y=paper, lam=LAM)
     rows += series("a", "deterministic radius", [radius], lam=LAM, horizon=steps)
     rows += series("b", "Pinelis bound", r_grid, 10.0**pinelis, log10_y=pinelis, lam=LAM,
                    horizon=steps)
-    ax_a.plot(m_grid, np.where(paper >= np.log10(FLOOR), 10.0**paper, np.nan), "k--",
-              label="paper's bound (15): 2exp(−2M²/(λ²γ))")
+    draw_bound(ax_a, m_grid, paper, "paper's bound (15): 2exp(−2M²/(λ²γ))")
     ax_a.axvline(radius, color="0.35", ls=":", lw=1.2,
                  label=f"deterministic radius λΣa = {radius:.2f}")
-    ax_b.plot(r_grid, np.where(pinelis >= np.log10(FLOOR), 10.0**pinelis, np.nan), "k--",
-              label=r"Pinelis: $2\exp(-r^2/(8\lambda^2\gamma_T))$")
+    draw_bound(ax_b, r_grid, pinelis, PINELIS_LABEL)
     for ax, letter, title, xlabel in (
             (ax_a, "a", "paper's event", "radius M (units of θ)"),
             (ax_b, "b", "martingale part ξ", "radius r (units of θ)")):
-        ax.set_yscale("log")
-        ax.set_ylim(FLOOR, 3.0)
-        ax.set_xlim(0, ax.get_xlim()[1])
-        ax.set_xlabel(xlabel)
-        style.panel_label(ax, letter, title)
+        axes_style(ax, letter, title, xlabel)
     ax_a.set_ylabel(r"$P(\mathrm{max}_{s\leq T}\,\|\theta(s)-\theta(0)\| > M)$")
-    ax_b.set_ylabel(r"$P(\mathrm{max}_{s\leq T}\,\|\xi(s)\| \geq r)$")
+    ax_b.set_ylabel(YLABEL_XI)
     style.legend_below(fig, [ax_a, ax_b], ncols=3)
     fig.suptitle(f"classic clipping, λ = {LAM:g}, a(t) = 1/(t+1), T = {steps} steps, "
                  f"{len(data['far']['max_deviation'])} paths per scenario", fontsize=7.5)
     return style.save(fig, rows, ctx.out, NAME)
+
+
+def draw_scenario(ctx: Context, sc: Scenario, sim: Simulation, name: str) -> list[Path]:
+    """A panel per tail claim of the scenario, each the measured fraction against the radius
+    with the claim's bound:
+
+    * L1-paper: P(‖θ(T) − θ(0)‖ > M) against (15) 2·exp(−2M²/(λ²γ)) and (14) with
+      γ_T = Σ_{t<T} a(t)², the scenario's radii M and, for classic clipping, λ·Σ_{t<T} a(t);
+    * L1-mart: P(max_{s≤T} ‖ξ(s)‖ ≥ r) against Pinelis 2·exp(−r²/(8λ²γ_T)), the radii r;
+    * A3: P(max_{s≤T} ‖θ(s)‖ > R) against the level δ (option ``a3_delta``, 0.05) and the
+      scenario's blow-up radius.
+    """
+    arr, steps = sim.arrays, sim.steps
+    lam, schedule = sc.clip.get("lam"), sc.schedule
+    kinds = [c for c in CLAIMS if c in sc.claims]
+    fig, axes = style.figure(min(style.FULL, 2.5 + 2.3 * len(kinds)), 3.1, ncols=len(kinds))
+    axes = np.atleast_1d(axes)
+    rows: Rows = []
+    colour = style.OKABE_ITO["blue"]
+    for ax, letter, claim in zip(axes, "abc", kinds, strict=False):
+        if claim == "L1-paper":
+            values = arr["deviation_at"][:, -1]
+            reach = bounds.deterministic_radius(lam, schedule, horizon=steps)
+            grid, log_x = _grid(values, [*sc.exit_radii, reach])
+            rows += draw_tail(ax, letter, "empirical", grid, values, strict=True, colour=colour,
+                              label="‖θ(T) − θ(0)‖ > M: fraction, 95% band")
+            for horizon, form, ls in ((None, "(15)", "--"), (steps, "(14)", "-.")):
+                log10 = log10_bound(bounds.lemma1_paper, lam, grid, schedule, horizon)
+                rows += series(letter, f"paper bound {form}", grid, 10.0**log10, log10_y=log10,
+                               lam=lam, horizon=np.nan if horizon is None else horizon)
+                draw_bound(ax, grid, log10, f"paper's bound {form}", ls)
+            rows += series(letter, "deterministic radius", [reach], lam=lam, horizon=steps)
+            ax.axvline(reach, color="0.35", ls=":", lw=1.2,
+                       label=f"deterministic radius λΣa = {reach:.3g}")
+            _mark(ax, sc.exit_radii, "the claim's radii")
+            axes_style(ax, letter, "L1-paper", "radius M (units of θ)", log_x)
+            ax.set_ylabel(r"$P(\|\theta(T)-\theta(0)\| > M)$")
+        elif claim == "L1-mart":
+            values = arr["xi_max"]
+            grid, log_x = _grid(values, sc.xi_radii)
+            rows += draw_tail(ax, letter, "empirical", grid, values, strict=False, colour=colour,
+                              label="max ‖ξ‖ ≥ r: fraction, 95% band")
+            log10 = log10_bound(bounds.pinelis, lam, grid, schedule, steps)
+            rows += series(letter, "Pinelis bound", grid, 10.0**log10, log10_y=log10, lam=lam,
+                           horizon=steps)
+            draw_bound(ax, grid, log10, PINELIS_LABEL)
+            _mark(ax, sc.xi_radii, "the claim's radii")
+            axes_style(ax, letter, "L1-mart", "radius r (units of θ)", log_x)
+            ax.set_ylabel(YLABEL_XI)
+        else:
+            values = arr["max_norm"]
+            finite = values[np.isfinite(values)]
+            top = max(sc.blowup_radius, float(finite.max()) if finite.size else 1.0) * 2
+            low = float(finite[finite > 0].min()) / 2 if np.any(finite > 0) else top * 1e-6
+            grid = np.geomspace(min(low, top / 10), top, 240)
+            rows += draw_tail(ax, letter, "empirical", grid, values, strict=True, colour=colour,
+                              label="max ‖θ‖ > R: fraction, 95% band")
+            delta = float(sc.options.get("a3_delta", 0.05))
+            rows += series(letter, "delta", grid, np.full(len(grid), delta))
+            ax.axhline(delta, color="k", ls="--", label=f"A3's level δ = {delta:g}")
+            _mark(ax, [sc.blowup_radius], "the blow-up radius")
+            axes_style(ax, letter, "A3", "radius R (units of θ)", log_x=True)
+            ax.set_ylabel(r"$P(\mathrm{max}_{s\leq T}\,\|\theta(s)\| > R)$")
+    style.legend_below(fig, list(axes), ncols=2)
+    fig.suptitle(style.scenario_title(sc, sim), fontsize=7)
+    return style.save(fig, rows, ctx.out, name)
+
+
+def log10_bound(bound: Callable[..., bounds.ProbabilityBound], lam: float, radii: np.ndarray,
+                schedule: str, horizon: int | None) -> np.ndarray:
+    """log10 of the bound 2·exp(−κr²/(λ²γ_T)) at each radius r: the exponent at r = 1 from
+    ``bound`` (:mod:`theory.bounds`), times r², so log10 P = log10 2 − exponent(1)·r²/ln 10."""
+    exponent = bound(lam, 1.0, schedule, horizon=horizon).exponent
+    return math.log10(2.0) - exponent * np.asarray(radii) ** 2 / math.log(10.0)
+
+
+def _grid(values: np.ndarray, radii: list[float] | tuple[float, ...]) -> tuple[np.ndarray, bool]:
+    """Radii up to 1.2 × the largest of the finite ``values`` and ``radii``, and whether the
+    axis is logarithmic: 240 equally spaced ones, plus 120 up to the largest value so that the
+    measured curve is resolved; log-spaced (300) when the radii reach past 20 × the values."""
+    finite = values[np.isfinite(values)]
+    data_top = float(finite.max()) if finite.size else 0.0
+    top = 1.2 * max([*radii, data_top, 1e-12])
+    if data_top > 0 and top > 20 * data_top:
+        positive = finite[finite > 0]
+        return np.geomspace(float(positive.min()) / 2, top, 300), True
+    grid = np.linspace(top / 240, top, 240)
+    if data_top > 0:
+        grid = np.union1d(grid, np.linspace(data_top / 120, 1.05 * data_top, 120))
+    return grid, False
+
+
+def _mark(ax: Axes, radii: list[float] | tuple[float, ...], label: str) -> None:
+    for i, r in enumerate(radii):
+        ax.axvline(r, color=style.OKABE_ITO["orange"], ls="-.", lw=0.9,
+                   label=label if i == 0 else None)

@@ -25,8 +25,8 @@ from simulations import sampling
 from simulations.engine import Simulation
 from simulations.problems import Problem
 from simulations.rules import ClipRule
+from simulations.scenarios import Scenario
 from theory import bounds
-from theory.schedules import as_schedule
 
 NAME = "fig3_claim2"
 SCHEDULE = "1/(t+1)"
@@ -36,6 +36,17 @@ PROBLEM = {"name": "quadratic", "noise": "normal", "mean": 0.0, "sd": 1.0, "curv
 SETTINGS = {"a": (30.0, 1e-3), "b": (0.5, 0.1)}  #: panel: (λ, ε)
 LEGEND = {"a": "upper left", "b": "lower right"}  #: where each panel has no points
 SHOWN = 3000  #: points drawn (and written to the CSV) per panel
+
+
+CLAIMS = ("C2",)
+
+
+def k_lines(lam: float, eps: float) -> list[tuple[str, float, str, str]]:
+    """(name, K, line style, colour) of the tight K = λ·max(1, ε) and the paper's
+    K = max(λε, λ, 1) (:func:`theory.bounds.claim2_constants`)."""
+    k = bounds.claim2_constants(lam, eps)
+    return [("tight K", k.k_tight, "-", style.OKABE_ITO["vermillion"]),
+            ("paper's K", k.k_paper, "--", style.OKABE_ITO["black"])]
 
 
 def visited_points(sim: Simulation, problem: Problem, rule: ClipRule) -> Arrays:
@@ -48,7 +59,7 @@ def visited_points(sim: Simulation, problem: Problem, rule: ClipRule) -> Arrays:
     theta = path[:, :-1].transpose(0, 1).reshape(steps * k, -1)
     g = problem.grad(theta, problem.sample(words.reshape(steps * k, -1), theta.dtype))
     clipped = rule.apply(g, theta, problem.layout)
-    a = torch.as_tensor(np.repeat(as_schedule(sim.setting["schedule"])(np.arange(steps)), k))
+    a = torch.as_tensor(np.repeat(sim.schedule()(np.arange(steps)), k))
     replay = theta - a[:, None] * g * clipped.scale[:, None]
     target = path[:, 1:].transpose(0, 1).reshape(steps * k, -1)
     return {"theta_norm": torch.linalg.vector_norm(theta, dim=1).numpy(),
@@ -67,7 +78,6 @@ def make(ctx: Context) -> list[Path]:
                        clip={"rule": "adaptive", "lam": lam, "eps": eps}, schedule=SCHEDULE,
                        paths=kept, steps=steps, seed=SEED, record=["paths", "claim2"],
                        keep_paths=kept, reduce=visited_points, progress=None)
-        k = bounds.claim2_constants(lam, eps)
         theta, clipped = d["theta_norm"], d["clipped_norm"]
         pick = np.random.default_rng(0).permutation(len(theta))[:SHOWN]
         ratio = clipped / (1 + theta)
@@ -79,10 +89,9 @@ def make(ctx: Context) -> list[Path]:
                    lw=0, rasterized=True, label=f"visited (θ(t), g(t)), {len(pick)} of "
                    f"{len(theta)}")
         grid = np.geomspace(max(theta.min(), 1e-12) / 2, theta.max() * 2, 200)
-        for name, value, ls, colour in (("tight K", k.k_tight, "-", "vermillion"),
-                                        ("paper's K", k.k_paper, "--", "black")):
+        for name, value, ls, colour in k_lines(lam, eps):
             rows += series(panel, name, grid, value * (1 + grid), K=value)
-            ax.plot(grid, value * (1 + grid), ls=ls, color=style.OKABE_ITO[colour],
+            ax.plot(grid, value * (1 + grid), ls=ls, color=colour,
                     label=f"{name} = {value:g}: K(1 + ‖θ‖)")
         threshold = lam * np.maximum(grid, eps)
         ax.plot(grid, threshold, ls=":", color="0.4", label="λ·max(‖θ‖, ε)")
@@ -94,3 +103,27 @@ def make(ctx: Context) -> list[Path]:
                           f"{ratio.max():.3g}")
         ax.legend(loc=LEGEND[panel], fontsize=6)
     return style.save(fig, rows, ctx.out, NAME)
+
+
+def draw_scenario(ctx: Context, sc: Scenario, sim: Simulation, name: str) -> list[Path]:
+    """Claim 2 on the scenario's paths: the histogram over the paths of
+    max_{t<T} ‖g(t)/c(t)‖/(1 + ‖θ(t)‖) on [0, 1.1·max(K, largest ratio)], with the tight and
+    the paper's K."""
+    lam, eps = float(sc.clip["lam"]), float(sc.clip["eps"])
+    ratio = sim.arrays["claim2_ratio"]
+    top = 1.1 * max(float(ratio.max()), *(value for _, value, _, _ in k_lines(lam, eps)))
+    counts, edges = np.histogram(ratio, bins=np.linspace(0.0, top, 45))
+    rows: Rows = series("a", "ratio histogram", 0.5 * (edges[1:] + edges[:-1]), counts,
+                        lower=edges[:-1], upper=edges[1:], paths=len(ratio))
+    rows += series("a", "max ratio over paths", [float(ratio.max())])
+    fig, ax = style.figure(style.COLUMN, 2.6)
+    ax.hist(ratio, bins=edges, color=style.OKABE_ITO["sky"], edgecolor=style.OKABE_ITO["blue"],
+            lw=0.4, label=f"{len(ratio)} paths")
+    for label, value, ls, colour in k_lines(lam, eps):
+        rows += series("a", label, [value], K=value)
+        ax.axvline(value, ls=ls, color=colour, label=f"{label} = {value:g}")
+    ax.set_xlabel(r"$\mathrm{max}_{t<T}\,\|g/c\|/(1+\|\theta\|)$ on a path")
+    ax.set_ylabel("paths")
+    ax.set_title(style.scenario_title(sc, sim), fontsize=6)
+    style.legend_below(fig, [ax], ncols=3)
+    return style.save(fig, rows, ctx.out, name)

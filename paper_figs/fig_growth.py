@@ -14,8 +14,10 @@ clipping the same happens while a(t)·L > 2, far longer.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from matplotlib.axes import Axes
 
 from paper_figs import style
 from paper_figs.data import Rows, series
@@ -23,9 +25,11 @@ from paper_figs.runs import Arrays, Context, simulation
 from simulations.engine import Simulation
 from simulations.problems import Problem
 from simulations.rules import ClipRule
+from simulations.scenarios import Scenario
 from theory import bounds
 
 NAME = "fig2_growth"
+CLAIMS = ("C2-growth", "L1-det")  #: A3 adds its blow-up radius when drawn with them
 LAM, EPS, CURVATURE, THETA0 = 30.0, 1e-3, 100.0, 1.0
 SCHEDULE = "1/(t+1)"
 PROBLEM = {"name": "quadratic", "noise": "normal", "mean": 0.0, "sd": 1.0,
@@ -57,6 +61,19 @@ def envelopes(steps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return THETA0 + radius, log10_gronwall
 
 
+def draw_percentiles(ax: Axes, panel: str, name: str, t: np.ndarray, percentiles: np.ndarray,
+                     colour: str, label: str, **columns: Any) -> Rows:
+    """Plot the 5–95 % and 25–75 % bands and the median of ``percentiles`` (rows:
+    ``PERCENTILES``) at the steps ``t`` > 0 (log axes); the rows ``{name} percentiles``."""
+    p5, p25, p50, p75, p95 = percentiles
+    on = t > 0
+    ax.fill_between(t[on], p5[on], p95[on], color=colour, alpha=0.18, lw=0)
+    ax.fill_between(t[on], p25[on], p75[on], color=colour, alpha=0.3, lw=0)
+    ax.plot(t[on], p50[on], color=colour, label=label)
+    return series(panel, f"{name} percentiles", t, p50, p5=p5, p25=p25, p75=p75, p95=p95,
+                  **columns)
+
+
 def make(ctx: Context) -> list[Path]:
     paths, steps = ctx.size(400, 1000), ctx.size(1000, 10000)
     data = {name: simulation(ctx, f"growth-{name}", problem=PROBLEM, clip=rule,
@@ -68,16 +85,10 @@ def make(ctx: Context) -> list[Path]:
     fig, ax = style.figure(style.COLUMN, 3.4)
     rows: Rows = []
     for name, d in data.items():
-        p5, p25, p50, p75, p95 = d["percentiles"]
-        colour = COLOURS[name]
-        ax.fill_between(t[1:], p5[1:], p95[1:], color=colour, alpha=0.18, lw=0)
-        ax.fill_between(t[1:], p25[1:], p75[1:], color=colour, alpha=0.3, lw=0)
-        ax.plot(t[1:], p50[1:], color=colour, label=f"{name}: median, 25–75 %, 5–95 %")
-        for single in d["single"]:
-            ax.plot(t[1:], single[1:], color=colour, lw=0.4, alpha=0.8)
-        rows += series("a", f"{name} percentiles", t, p50, p5=p5, p25=p25, p75=p75, p95=p95,
-                       paths=paths)
+        rows += draw_percentiles(ax, "a", name, t, d["percentiles"], COLOURS[name],
+                                 f"{name}: median, 25–75 %, 5–95 %", paths=paths)
         for i, single in enumerate(d["single"]):
+            ax.plot(t[1:], single[1:], color=COLOURS[name], lw=0.4, alpha=0.8)
             rows += series("a", f"{name} path {i}", t, single)
     grid = np.unique(np.round(np.geomspace(1, steps, 120)).astype(int))
     deterministic, log10_gronwall = envelopes(grid)
@@ -97,3 +108,55 @@ def make(ctx: Context) -> list[Path]:
                  f"{paths} paths", fontsize=6.5)
     style.legend_below(fig, [ax], ncols=1)
     return style.save(fig, rows, ctx.out, NAME)
+
+
+def draw_scenario(ctx: Context, sc: Scenario, sim: Simulation, name: str) -> list[Path]:
+    """Percentiles over the paths at the checkpoints s, and the largest over the paths, of
+
+    * C2-growth (adaptive): ‖θ(s)‖ against Grönwall max(max_paths ‖θ(0)‖, ε)·Π_{t<s}(1 + λa(t));
+    * L1-det (classic): ‖θ(s) − θ(0)‖ against λ·Σ_{t<s} a(t);
+
+    with A3's blow-up radius when the scenario checks A3 too.
+    """
+    arr = sim.arrays
+    steps = arr["checkpoint_steps"].astype(np.int64)
+    lam, schedule = float(sc.clip["lam"]), sc.schedule
+    if "C2-growth" in sc.claims:
+        values, what = arr["norm_at"], "‖θ(s)‖"
+        eps, theta0 = float(sc.clip["eps"]), float(np.max(arr["norm_at"][:, 0]))
+        log10 = np.array([bounds.gronwall(lam, eps, schedule, int(s), theta0).log10_norm
+                          for s in steps])
+        envelope, envelope_name = 10.0**log10, "Gronwall envelope"
+        label, extra = "Grönwall: max(‖θ(0)‖, ε)·Π(1 + λa)", {"log10_y": log10, "eps": eps,
+                                                             "theta0": theta0}
+    else:
+        values, what = arr["deviation_at"], "‖θ(s) − θ(0)‖"
+        envelope = np.array([bounds.deterministic_radius(lam, schedule, horizon=int(s))
+                             for s in steps])
+        envelope_name, label, extra = "deterministic envelope", "λΣ_{t<s} a(t)", {}
+    finite = np.where(np.isfinite(values), values, np.nan)
+    fig, ax = style.figure(style.COLUMN + 0.6, 3.2)
+    rows = draw_percentiles(ax, "a", "norm", steps, np.nanpercentile(finite, PERCENTILES,
+                                                                     axis=0),
+                            style.OKABE_ITO["blue"], f"{what}: median, 25–75 %, 5–95 %",
+                            paths=len(values))
+    worst = np.max(values, axis=0)
+    ax.plot(steps[steps > 0], worst[steps > 0], color=style.OKABE_ITO["vermillion"], lw=0.8,
+            label=f"largest {what} over the paths")
+    rows += series("a", "max over paths", steps, worst)
+    ax.plot(steps[steps > 0], envelope[steps > 0], color="k", ls="--", label=label)
+    rows += series("a", envelope_name, steps, envelope, lam=lam, **extra)
+    shown = np.concatenate([worst, envelope])
+    top = float(np.max(shown[np.isfinite(shown)], initial=0.0))
+    if "A3" in sc.claims:  # drawn where it does not squash the data
+        rows += series("a", "blow-up radius", [steps[-1]], [sc.blowup_radius])
+        if sc.blowup_radius <= 100 * top:
+            ax.axhline(sc.blowup_radius, color="0.4", ls=":",
+                       label=f"A3's blow-up radius {sc.blowup_radius:g}")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("step s")
+    ax.set_ylabel(f"{what} (units of θ)")
+    ax.set_title(style.scenario_title(sc, sim), fontsize=6)
+    style.legend_below(fig, [ax], ncols=1)
+    return style.save(fig, rows, ctx.out, name)

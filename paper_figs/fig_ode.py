@@ -17,6 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from matplotlib.axes import Axes
 
 from paper_figs import style
 from paper_figs.data import Rows, series
@@ -25,9 +26,11 @@ from simulations.engine import Simulation
 from simulations.mean_field import field
 from simulations.problems import Problem
 from simulations.rules import ClipRule
+from simulations.scenarios import Scenario
 from theory.equilibria import solve_ode, stochastic_time, tracking_gaps
 
 NAME = "fig5_ode"
+CLAIMS = ("ODE",)
 SCHEDULE = "1/(t+1)"
 WINDOW = 1.0  #: Δ, the τ-length of a tracking window
 PROBLEMS = {
@@ -39,27 +42,66 @@ TITLES = {"quadratic": "skewed quadratic: θ", "logistic": "separable logistic: 
 COLOURS = {"quadratic": style.OKABE_ITO["blue"], "logistic": style.OKABE_ITO["vermillion"]}
 
 
-def tracking(starts_count: int, gap_paths: int):
+def tracking(starts_count: int, gap_paths: int, window: float = WINDOW):
     """A reduce step: the paths, the ODE from θ(0) on the τ grid, and the tracking gaps of the
-    first ``gap_paths`` paths at ``starts_count`` log-spaced window starts."""
+    first ``gap_paths`` paths at ``starts_count`` log-spaced window starts (none when τ(T) is
+    shorter than one window and a step)."""
 
     def reduce(sim: Simulation, problem: Problem, rule: ClipRule) -> Arrays:
         path = sim.arrays["path"]
-        tau = stochastic_time(sim.setting["schedule"], sim.steps)
-        h = field(problem, rule)
+        tau = stochastic_time(sim.schedule(), sim.steps)
+        h = field(problem, rule, batch=int(sim.setting.get("batch", 1)))
         ode = solve_ode(h, path[0, 0], tau)
-        last = int(np.searchsorted(tau, tau[-1] - WINDOW, side="right")) - 1
-        starts = np.unique(np.round(np.geomspace(1, last, starts_count)).astype(int))
-        gaps = np.array([tracking_gaps(p, tau, h, WINDOW, starts) for p in path[:gap_paths]])
-        return {"path": path, "tau": tau, "ode": ode, "starts": starts, "gaps": gaps}
+        last = int(np.searchsorted(tau, tau[-1] - window, side="right")) - 1
+        starts = (np.unique(np.round(np.geomspace(1, last, starts_count)).astype(int))
+                  if last >= 1 else np.zeros(0, dtype=int))
+        gaps = np.array([tracking_gaps(p, tau, h, window, starts) for p in path[:gap_paths]])
+        return {"path": path, "tau": tau, "ode": ode, "starts": starts,
+                "gaps": gaps.reshape(len(path[:gap_paths]), len(starts))}
 
-    reduce.__qualname__ = f"tracking({starts_count}, {gap_paths})"
+    reduce.__qualname__ = f"tracking({starts_count}, {gap_paths})" + (
+        "" if window == WINDOW else f"[{window:g}]")
     return reduce
 
 
-def shown(values: np.ndarray, problem: str) -> np.ndarray:
-    """What panels (a) and (b) plot: θ itself in 1-D, ‖θ‖ otherwise."""
-    return values[..., 0] if problem == "quadratic" else np.linalg.norm(values, axis=-1)
+def shown(values: np.ndarray) -> np.ndarray:
+    """What the path panels plot: θ itself in 1-D, ‖θ‖ otherwise."""
+    return values[..., 0] if values.shape[-1] == 1 else np.linalg.norm(values, axis=-1)
+
+
+def draw_tracking(ax: Axes, gap_ax: Axes, panel: str, name: str, d: Arrays,
+                  colour: str, window: float = WINDOW) -> Rows:
+    """Plot the kept paths and the ODE against τ on ``ax`` (panel ``panel``) and the median and
+    range over the paths of the tracking gap against the window start τ(n) on ``gap_ax``
+    (panel c, series ``gap {name}``); the rows."""
+    tau, rows = d["tau"], []
+    every = max(1, len(tau) // 1500)  # thin the drawn curves; the CSV has the same points
+    for i, p in enumerate(d["path"]):
+        ax.plot(tau[::every], shown(p)[::every], color=colour, lw=0.5, alpha=0.6,
+                label="SGD paths" if i == 0 else None)
+        rows += series(panel, f"SGD path {i}", tau[::every], shown(p)[::every])
+    ax.plot(tau[::every], shown(d["ode"])[::every], "k--", lw=1.2, label="ODE dθ/dτ = −H(θ)")
+    rows += series(panel, "ODE", tau[::every], shown(d["ode"])[::every])
+    ax.set_xlabel(r"ODE time $\tau(t)=\Sigma_{s<t} a(s)$ (dimensionless)")
+    ax.set_ylabel("θ (units of y)" if d["ode"].shape[-1] == 1 else "‖θ‖ (units of θ)")
+    if d["gaps"].size:
+        gap_tau = tau[d["starts"]]
+        median = np.median(d["gaps"], axis=0)
+        low, high = d["gaps"].min(axis=0), d["gaps"].max(axis=0)
+        gap_ax.fill_between(gap_tau, low, high, color=colour, alpha=0.25, lw=0)
+        gap_ax.plot(gap_tau, median, "o-", color=colour, ms=3, label=name)
+        rows += series("c", f"gap {name}", gap_tau, median, lower=low, upper=high,
+                       start_step=d["starts"], window=window, paths=len(d["gaps"]))
+    return rows
+
+
+def gap_axes(ax: Axes, window: float, gap_paths: int, letter: str = "c") -> None:
+    """Labels of the tracking-gap panel."""
+    ax.set_yscale("log")
+    ax.set_xlabel("window start τ(n)")
+    ax.set_ylabel(f"tracking gap over Δτ = {window:g} (units of θ)")
+    style.panel_label(ax, letter, "gap to the ODE")
+    ax.legend(loc="lower left", title=f"median, range of {gap_paths} paths", title_fontsize=6)
 
 
 def make(ctx: Context) -> list[Path]:
@@ -72,32 +114,29 @@ def make(ctx: Context) -> list[Path]:
                        clip={"rule": "classic", "lam": 1.0}, schedule=SCHEDULE, paths=kept,
                        steps=steps, seed=5, record=["paths"], keep_paths=kept,
                        reduce=tracking(starts_count, gap_paths), progress=None)
-        tau, colour = d["tau"], COLOURS[name]
-        every = max(1, len(tau) // 1500)  # thin the drawn curves; the CSV has the same points
-        for i, p in enumerate(d["path"]):
-            ax.plot(tau[::every], shown(p, name)[::every], color=colour, lw=0.5, alpha=0.6,
-                    label="SGD paths" if i == 0 else None)
-            rows += series(panel, f"SGD path {i}", tau[::every], shown(p, name)[::every])
-        ax.plot(tau[::every], shown(d["ode"], name)[::every], "k--", lw=1.2,
-                label="ODE dθ/dτ = −H(θ)")
-        rows += series(panel, "ODE", tau[::every], shown(d["ode"], name)[::every])
-        ax.set_xlabel(r"ODE time $\tau(t)=\Sigma_{s<t} a(s)$ (dimensionless)")
-        ax.set_ylabel("θ (units of y)" if name == "quadratic" else "‖θ‖ (units of θ)")
-        style.panel_label(axes[0 if panel == "a" else 1], panel, TITLES[name])
+        rows += draw_tracking(ax, axes[2], panel, name, d, COLOURS[name])
+        style.panel_label(ax, panel, TITLES[name])
         ax.legend(loc="upper right" if name == "quadratic" else "lower right")
-        gap_tau = tau[d["starts"]]
-        median = np.median(d["gaps"], axis=0)
-        low, high = d["gaps"].min(axis=0), d["gaps"].max(axis=0)
-        axes[2].fill_between(gap_tau, low, high, color=colour, alpha=0.25, lw=0)
-        axes[2].plot(gap_tau, median, "o-", color=colour, ms=3,
-                     label=name)
-        rows += series("c", f"gap {name}", gap_tau, median, lower=low, upper=high,
-                       start_step=d["starts"], window=WINDOW, paths=len(d["gaps"]))
-    axes[2].set_yscale("log")
-    axes[2].set_xlabel("window start τ(n)")
-    axes[2].set_ylabel(f"tracking gap over Δτ = {WINDOW:g} (units of θ)")
-    style.panel_label(axes[2], "c", "gap to the ODE")
-    axes[2].legend(loc="lower left", title=f"median, range of {gap_paths} paths",
-                   title_fontsize=6)
+    gap_axes(axes[2], WINDOW, gap_paths)
     fig.suptitle(f"classic clipping, λ = 1, a(t) = 1/(t+1), T = {steps} steps", fontsize=7.5)
     return style.save(fig, rows, ctx.out, NAME)
+
+
+def draw_scenario(ctx: Context, sc: Scenario, sim: Simulation, name: str) -> list[Path]:
+    """The scenario's kept paths against τ with the ODE dθ/dτ = −H(θ) from θ(0), and the
+    tracking gap over windows of τ-length Δ (option ``ode_window``, 1) for up to 16 paths."""
+    window = float(sc.options.get("ode_window", WINDOW))
+    gap_paths = min(16, len(sim.arrays["path"]))
+    d = tracking(ctx.size(7, 12), gap_paths, window)(sim, sc.make_problem(), sc.make_rule())
+    fig, (ax, gap_ax) = style.figure(style.FULL * 2 / 3, 2.6, ncols=2)
+    rows = draw_tracking(ax, gap_ax, "a", sc.name, d, style.OKABE_ITO["blue"], window)
+    style.panel_label(ax, "a", "SGD paths and the ODE")
+    ax.legend(loc="best")
+    if d["gaps"].size:
+        gap_axes(gap_ax, window, gap_paths, "b")
+    else:
+        gap_ax.text(0.5, 0.5, f"τ(T) = {d['tau'][-1]:.3g} is shorter than\none window "
+                    f"Δτ = {window:g}", ha="center", va="center", transform=gap_ax.transAxes)
+        style.panel_label(gap_ax, "b", "gap to the ODE")
+    fig.suptitle(style.scenario_title(sc, sim), fontsize=7)
+    return style.save(fig, rows, ctx.out, name)

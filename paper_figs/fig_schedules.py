@@ -8,12 +8,17 @@ from :mod:`theory.schedules` (closed forms for the power family c/(t+t0)^p), γ 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
 from paper_figs import style
 from paper_figs.data import Rows, series
 from paper_figs.runs import Context
+from simulations.engine import Simulation
+from simulations.scenarios import Scenario
 from theory.schedules import parse_schedule
 
 NAME = "fig7_schedules"
@@ -28,23 +33,29 @@ SCHEDULES = {
 STYLES = ("-", "--", "-.", ":", (0, (5, 1, 1, 1)))
 
 
-def make(ctx: Context) -> list[Path]:
-    horizons = np.unique(np.round(np.geomspace(1, 1e8, ctx.size(30, 120))).astype(np.int64))
-    fig, (ax_a, ax_b) = style.figure(style.FULL, 2.8, ncols=2)
-    rows: Rows = []
-    for (text, role), ls in zip(SCHEDULES.items(), STYLES, strict=True):
-        schedule = parse_schedule(text)
-        verdict = schedule.a2()
-        word = {True: "holds", False: "fails", None: "undecided"}[verdict.holds]
-        sums = np.array([schedule.partial_sum(int(t), 1) for t in horizons])
-        squares = np.array([schedule.partial_sum(int(t), 2) for t in horizons])
-        label = f"a(t) = {text} ({role}): (A2) {word}"
-        ax_a.plot(horizons, sums, ls=ls, label=label)
-        ax_b.plot(horizons, squares, ls=ls, label=label)
-        common = {"schedule": text, "a2": word, "a2_reason": verdict.reason}
-        rows += series("a", f"sum a {text}", horizons, sums, **common)
-        rows += series("b", f"sum a^2 {text}", horizons, squares, gamma=schedule.gamma,
-                       **common)
+CLAIMS = ("A2",)  #: drawn for every scenario, whatever its claims
+ALWAYS = True
+
+
+def draw_schedule(ax_a: Axes, ax_b: Axes, text: str, horizons: np.ndarray, label: str,
+                  ls: Any = "-") -> Rows:
+    """Plot Σ_{t<T} a(t) on ``ax_a`` and Σ_{t<T} a(t)² on ``ax_b`` at each T in ``horizons``
+    for the schedule ``text``; the rows (panels a, b) carry (A2)'s verdict and γ."""
+    schedule = parse_schedule(text)
+    verdict = schedule.a2()
+    word = {True: "holds", False: "fails", None: "undecided"}[verdict.holds]
+    sums = np.array([schedule.partial_sum(int(t), 1) for t in horizons])
+    squares = np.array([schedule.partial_sum(int(t), 2) for t in horizons])
+    label = f"{label}: (A2) {word}"
+    ax_a.plot(horizons, sums, ls=ls, label=label)
+    ax_b.plot(horizons, squares, ls=ls, label=label)
+    common = {"schedule": text, "a2": word, "a2_reason": verdict.reason}
+    return (series("a", f"sum a {text}", horizons, sums, **common)
+            + series("b", f"sum a^2 {text}", horizons, squares, gamma=schedule.gamma, **common))
+
+
+def finish(fig: Figure, ax_a: Axes, ax_b: Axes) -> None:
+    """Log axes, labels, panel titles and the legend of the two panels."""
     for ax, letter, title, ylabel in (
             (ax_a, "a", "Σa must diverge", r"$\Sigma_{t<T} a(t)$ (τ reached, dimensionless)"),
             (ax_b, "b", "Σa² must converge", r"$\Sigma_{t<T} a(t)^2$ (dimensionless)")):
@@ -54,4 +65,31 @@ def make(ctx: Context) -> list[Path]:
         ax.set_ylabel(ylabel)
         style.panel_label(ax, letter, title)
     style.legend_below(fig, [ax_a, ax_b], ncols=2)
+
+
+def horizons(count: int, last: float = 1e8) -> np.ndarray:
+    """About ``count`` log-spaced integer horizons in [1, last]."""
+    return np.unique(np.round(np.geomspace(1, last, count)).astype(np.int64))
+
+
+def make(ctx: Context) -> list[Path]:
+    grid = horizons(ctx.size(30, 120))
+    fig, (ax_a, ax_b) = style.figure(style.FULL, 2.8, ncols=2)
+    rows: Rows = []
+    for (text, role), ls in zip(SCHEDULES.items(), STYLES, strict=True):
+        rows += draw_schedule(ax_a, ax_b, text, grid, f"a(t) = {text} ({role})", ls)
+    finish(fig, ax_a, ax_b)
     return style.save(fig, rows, ctx.out, NAME)
+
+
+def draw_scenario(ctx: Context, sc: Scenario, sim: Simulation, name: str) -> list[Path]:
+    """The scenario's schedule: Σa and Σa² up to 10⁸ steps (at least 100·T), the run's
+    horizon T marked."""
+    grid = np.union1d(horizons(ctx.size(30, 120), max(1e8, 100.0 * sim.steps)), [sim.steps])
+    fig, (ax_a, ax_b) = style.figure(style.FULL, 2.8, ncols=2)
+    rows = draw_schedule(ax_a, ax_b, sc.schedule, grid, f"a(t) = {sc.schedule}")
+    for ax in (ax_a, ax_b):
+        ax.axvline(max(sim.steps, 1), color="0.4", ls=":", label=f"the run's T = {sim.steps}")
+    finish(fig, ax_a, ax_b)
+    fig.suptitle(style.scenario_title(sc, sim), fontsize=7.5)
+    return style.save(fig, rows, ctx.out, name)

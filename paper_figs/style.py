@@ -26,7 +26,7 @@ from paper_figs.data import write_csv  # noqa: E402
 from paper_figs.store import atomic_path  # noqa: E402
 
 __all__ = ["COLUMN", "FULL", "OKABE_ITO", "PNG_DPI", "figure", "legend_below", "panel_label",
-           "save"]
+           "save", "scenario_title"]
 
 COLUMN = 3.4  #: inches, one column of a two-column paper
 FULL = 7.0  #: inches, the full text width
@@ -86,3 +86,12 @@ def save(fig: Figure, rows: Iterable[dict[str, Any]], out: Path, name: str) -> l
     plt.close(fig)
     written.append(write_csv(out / f"{name}.csv", rows))
     return written
+
+
+def scenario_title(sc: Any, sim: Any) -> str:
+    """One line naming a scenario's setting: name, problem, clip rule, schedule, T and R."""
+    clip = ", ".join([sc.clip["rule"]] + [f"{symbol} = {sc.clip[key]:g}" for key, symbol in
+                                          (("lam", "λ"), ("eps", "ε"), ("radius", "r"))
+                                          if sc.clip.get(key) is not None])
+    return (f"{sc.name}: {sc.problem['name']}, {clip}, a(t) = {sc.schedule}, "
+            f"T = {sim.steps} steps, {sim.paths} paths")

@@ -52,6 +52,7 @@ from simulations.observers import (
 from simulations.problems import Problem
 from simulations.rules import ClipRule, norms
 from simulations.spec import DEFAULT_RECORD, Execution, RunSpec
+from theory.schedules import Schedule, as_schedule
 
 __all__ = ["DEFAULT_GUARD", "DEFAULT_RECORD", "Execution", "RunSpec", "Simulation",
            "default_chunk_size", "simulate"]
@@ -95,6 +96,12 @@ class Simulation:
     @property
     def steps(self) -> int:
         return int(self.setting["steps"])
+
+    def schedule(self) -> Schedule:
+        """The run's step schedule a(t) on its horizon (from the spec when it has one)."""
+        if self.run is not None:
+            return self.run.schedule_obj()
+        return as_schedule(self.setting["schedule"], horizon=max(self.steps, 1))
 
     @property
     def blown_up(self) -> int:

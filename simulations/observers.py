@@ -17,7 +17,9 @@ Observers (each a name in ``record``):
   log-spaced steps in 0..T, always with 0 and T): ``norm_at``, ``deviation_at``.
 * ``paths``: the whole paths θ(s), s = 0..T, of paths 0..keep_paths−1 (``path``).
 * ``xi``: the martingale ξ(s) = Σ_{t<s} a(t)(g(t)/c(t) − H(θ(t))) of paths 0..xi_paths−1,
-  with H the problem's mean field (:mod:`simulations.mean_field`): ‖ξ(s)‖ at the checkpoints
+  with H the problem's mean field (:mod:`simulations.mean_field`), evaluated in one batched call
+  per step on all tracked paths (closed form, exact finite sum, or Monte Carlo over common random
+  draws, with no host synchronisation): ‖ξ(s)‖ at the checkpoints
   (``xi_norm_at``), max_{s≤T}‖ξ(s)‖ (``xi_max``), sup_{s>t}‖ξ(s) − ξ(t)‖ for t in
   ``xi_anchors`` (:func:`xi_anchor_steps`; ``xi_sup_after``), and Σ_t a(t)²‖M(t+1)‖²
   (``xi_sum_sq``).

@@ -12,7 +12,7 @@ A problem gives the engine four things, all batched over a leading path axis R:
 
 For the mean field H(θ) = E_μ[g/c] (see :mod:`simulations.mean_field`) a problem whose μ is
 finite (a dataset, or a discrete law) lists its atoms with ``atoms()``; the quadratic family has
-closed forms and quadrature for 1-D laws.
+closed forms for normal and Student-t laws.
 
 Problems with a finite dataset D draw ξ = (x_i, y_i) with i uniform on {0..n-1}. Their data are
 generated once from a seed (``sklearn.datasets.make_regression``, ``make_blobs``, mnist1d's
@@ -516,7 +516,7 @@ class Quadratic(Problem):
     (default 0) for every path. Defaults: d = 1, μ = normal(0, 1), L = 1.
 
     H(θ) = E[g/c] for B = 1 is exact for a discrete or point law in any dimension (a finite sum),
-    and for 1-D normal (closed form) and Student-t (adaptive quadrature) laws.
+    and in closed form for normal and Student-t laws in 1-D (any rule) or under value clipping.
     """
 
     name = "quadratic"

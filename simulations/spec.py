@@ -128,7 +128,7 @@ class RunSpec:
 
     problem: Frozen
     clip: Frozen
-    schedule: str
+    schedule: str | tuple[float, ...]
     paths: int
     steps: int
     batch: int = 1
@@ -185,7 +185,7 @@ class RunSpec:
         radii = values["radii"]
         radii = list(radii) if isinstance(radii, (list, tuple, np.ndarray)) else [radii]
         out["radii"] = tuple(_positive(r, name("radii")) for r in radii)
-        out["schedule"] = _schedule_text(values["schedule"], out["steps"], name("schedule"))
+        out["schedule"] = _schedule_value(values["schedule"], out["steps"], name("schedule"))
         out["clip"] = _clip(values["clip"], name("clip"))
         out["problem"] = _problem_spec(values["problem"], name("problem"))
         return cls(**out)
@@ -193,7 +193,9 @@ class RunSpec:
     def to_dict(self) -> dict[str, Any]:
         """The spec as JSON-ready values; ``from_dict(spec.to_dict()) == spec``."""
         return {"problem": self.problem.thaw(), "clip": self.clip.thaw(),
-                "schedule": self.schedule, "paths": self.paths, "steps": self.steps,
+                "schedule": (self.schedule if isinstance(self.schedule, str)
+                             else list(self.schedule)),
+                "paths": self.paths, "steps": self.steps,
                 "batch": self.batch, "seed": self.seed, "dtype": self.dtype, "guard": self.guard,
                 "record": list(self.record), "radii": list(self.radii),
                 "keep_paths": self.keep_paths, "xi_paths": self.xi_paths}
@@ -222,7 +224,8 @@ class RunSpec:
         """The :class:`~theory.schedules.Schedule` a(t) on the horizon ``steps``."""
         from theory.schedules import as_schedule
 
-        return as_schedule(self.schedule, horizon=max(self.steps, 1))
+        spec = self.schedule if isinstance(self.schedule, str) else np.array(self.schedule)
+        return as_schedule(spec, horizon=max(self.steps, 1))
 
     def torch_dtype(self):
         import torch
@@ -330,19 +333,31 @@ def _record(value: Any, name: str) -> tuple[str, ...]:
     return tuple(o for o in OBSERVERS if o in items)  # one canonical order
 
 
-def _schedule_text(value: Any, steps: int, name: str) -> str:
+def _schedule_value(value: Any, steps: int, name: str) -> str | tuple[float, ...]:
+    """The schedule as the spec keeps it: an expression's text (checked by parsing it), or, for
+    values given as an array, a sequence or a Python callable (or a Schedule built from them),
+    the float64 values a(0), …, a(T−1) on the horizon T = max(steps, 1) as a tuple."""
     from theory.schedules import Schedule, as_schedule
 
-    if isinstance(value, Schedule):
-        text = value.source
-    elif isinstance(value, str):
+    horizon = max(steps, 1)
+    if isinstance(value, Schedule) and getattr(value, "expression", None) is not None:
+        value = value.source
+    if isinstance(value, str):
         text = value.strip()
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
         text = str(value)
+    elif isinstance(value, (Schedule, list, tuple, np.ndarray)) or callable(value):
+        try:
+            schedule = as_schedule(value, horizon=horizon)
+            values = np.asarray(schedule(np.arange(horizon)), dtype=np.float64)
+        except ValueError as error:
+            raise BadArgument(name, str(error).removeprefix("schedule: ")) from None
+        return tuple(float(v) for v in values)
     else:
-        raise BadArgument(name, f"expected an expression in t or a number, got {value!r}")
+        raise BadArgument(name, f"expected an expression in t, a number, values or a callable, "
+                                f"got {value!r}")
     try:
-        as_schedule(text, horizon=max(steps, 1))
+        as_schedule(text, horizon=horizon)
     except ValueError as error:
         raise BadArgument(name, str(error).removeprefix("schedule: ")) from None
     return text

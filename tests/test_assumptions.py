@@ -1,4 +1,5 @@
-"""Tests for theory.assumptions: the symbolic check of (A1), activations are C² on ℝ."""
+"""Tests for theory.assumptions: the symbolic check of (A1), activations are C² on ℝ, and
+(A2) for step schedules (not applicable on a finite horizon)."""
 
 import dataclasses
 import math
@@ -10,7 +11,7 @@ import sympy as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from theory.assumptions import ALIASES, KNOWN_ACTIVATIONS, A1Verdict, X, a1, activation_expr
+from theory.assumptions import ALIASES, KNOWN_ACTIVATIONS, A1Verdict, X, a1, a2, activation_expr
 
 # Known smoothness orders (largest k <= 2 with f in C^k), from the textbook definitions.
 EXPECTED_ORDER = {
@@ -200,3 +201,29 @@ def test_all_known_activations_are_quick():
     for name in KNOWN_ACTIVATIONS:
         a1(name)
     assert time.perf_counter() - start < 3.0
+
+
+# ----------------------------------------------------------------------------- (A2)
+@pytest.mark.parametrize("schedule, horizon", [
+    ("0.1*0.5**floor(t/100)", 1000),
+    ("0.5*0.1*(1+cos(pi*t/T))", 1000),
+    ("Min(1,(t+1)/100)*0.1/sqrt(t+1)", 1000),
+    ("Max(0.01, 0.1*(1-t/T))", 1000),
+    ("1-t/10", 10),  # positive on the horizon only
+    (np.array([0.1, 0.2]), None),
+    ([0.3, 0.2, 0.1], 3),
+    (lambda steps: 0.1 / (steps + 1.0), 50),
+])
+def test_a2_not_applicable_on_a_finite_horizon(schedule, horizon):
+    verdict = a2(schedule, horizon)
+    assert verdict.holds is None and verdict.sum_diverges is None
+    assert "not applicable" in verdict.reason and "finite horizon" in verdict.reason
+
+
+@pytest.mark.parametrize("schedule, holds", [
+    ("1/(t+1)", True), ("0.3/(t+0.7)**0.6", True), ("0.1", False), ("(t+1)**-0.5", False),
+    ("0.1*0.99**t", False),
+])
+def test_a2_for_schedules_on_all_t(schedule, holds):
+    # c/(t+t0)^p: (A2) iff 1/2 < p ≤ 1 (p = 1/2: Σa² = Σ1/(t+1) diverges); 0.99^t: Σa < ∞
+    assert a2(schedule, 1000).holds is holds

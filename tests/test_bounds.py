@@ -6,14 +6,18 @@ computations done here on their own: mpmath closed forms at 50 digits, brute-for
 loops, a 1-D simulation of the worst case, and sampling of the adaptive clipping map.
 """
 
+import json
 import math
+from fractions import Fraction
 
 import mpmath as mp
 import numpy as np
 import pytest
+import sympy as sp
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from theory.__main__ import main as theory_main
 from theory.bounds import (
     azuma,
     claim2_constants,
@@ -28,6 +32,7 @@ from theory.bounds import (
     vacuous_horizon,
 )
 from theory.schedules import PowerSchedule, constant, harmonic, parse_schedule
+from theory.table import bound_table
 
 NAMES = ["lemma1_paper", "azuma", "pinelis"]
 KAPPA = {"lemma1_paper": mp.mpf(2), "azuma": mp.mpf(1) / 2, "pinelis": mp.mpf(1) / 8}
@@ -460,3 +465,126 @@ def test_bad_schedule_propagates():
     assert azuma(1.0, 1.0, "1-t/10", horizon=10).sum_of_squares == pytest.approx(
         float(mp_sum(lambda n: (1 - n / 10) ** 2, 10)), rel=1e-14)
     assert parse_schedule("1-t/10", horizon=10).partial_sum(10, 2) == pytest.approx(3.85)
+
+
+# ----------------------------------------------------------------------------- exact to the step
+def exact_first_horizon(lam: float, radius: float, term, limit: int = 10**5) -> int | None:
+    """The first T with λ·Σ_{t<T} a(t) ≥ M in exact rational arithmetic (λ, M: their binary
+    values; a(t) a Fraction)."""
+    level, total = Fraction(radius) / Fraction(lam), Fraction(0)
+    for n in range(limit):
+        total += term(n)
+        if total >= level:
+            return n + 1
+    return None
+
+
+@pytest.mark.parametrize("lam, radius, text, term", [
+    (1.0, 3.0, "0.3", lambda n: Fraction(3, 10)),  # Σ_{t<10} = 3 exactly; float 0.3 gives 11
+    (10.0, 4.5, "0.3/(t+1)", lambda n: Fraction(3, 10) / (n + 1)),  # 0.3 + 0.15 = 0.45
+    (2.0, 1.1, "0.1/(1+t/10)", lambda n: Fraction(1, 1) / (n + 10)),
+    (1.0, 0.7, "0.7/(t+0.7)", lambda n: Fraction(7, 10) / (n + Fraction(7, 10))),
+    (3.0, 2.5, "1/(10*t+3)", lambda n: Fraction(1, 10 * n + 3)),
+    (1.0, 1.3, "0.1+0*t", lambda n: Fraction(1, 10)),
+])
+def test_deterministic_horizon_exact_rational(lam, radius, text, term):
+    expected = exact_first_horizon(lam, radius, term)
+    assert deterministic_horizon(lam, radius, text) == expected
+
+
+@pytest.mark.parametrize("horizon", [1, 50, 777, 3000])
+def test_power_schedule_with_decimal_exponent_exact_to_the_step(horizon):
+    # a(t) = 0.3/(t+0.7)^0.6 with c = 3/10, t0 = 7/10, p = 3/5 exactly: the level Σ_{t<T*} a(t)
+    # by direct summation at 60 digits is reached at T* (a tie), and a level 10^-25 above it
+    # only at T* + 1. With c, t0, p rounded to float64 the sums move by ~1e-16 and both fail.
+    schedule = parse_schedule("0.3/(t+0.7)**0.6")
+    with mp.workdps(60):
+        c, t0, p = mp.mpf(3) / 10, mp.mpf(7) / 10, mp.mpf(3) / 5
+        level = mp.fsum(c / (n + t0) ** p for n in range(horizon))
+        assert schedule.horizon_for_sum(level) == horizon
+        assert schedule.horizon_for_sum(level * (1 + mp.mpf("1e-25"))) == horizon + 1
+
+
+def test_power_schedule_exact_far_out_vs_hurwitz_zeta():
+    # T* = 10^12 + 7: Σ_{t<T} (3/10)(t + 7/10)^(−3/5) = (3/10)(ζ(3/5, 7/10) − ζ(3/5, 7/10 + T))
+    schedule = parse_schedule("0.3/(t+0.7)**0.6")
+    target = 10**12 + 7
+    with mp.workdps(60):
+        c, t0, s = mp.mpf(3) / 10, mp.mpf(7) / 10, mp.mpf(3) / 5
+
+        def total(horizon):
+            return c * (mp.zeta(s, t0) - mp.zeta(s, t0 + horizon))
+
+        step = c / (target + t0) ** s  # a(T*): the sum's increment from T* to T* + 1
+        assert schedule.horizon_for_sum(total(target)) == target
+        assert schedule.horizon_for_sum(total(target) - step / 2) == target
+        assert schedule.horizon_for_sum(total(target) + step / 2) == target + 1
+
+
+def test_text_power_law_keeps_exact_parameters():
+    schedule = parse_schedule("0.3/(t+0.7)**0.6")
+    assert (schedule.exact_c, schedule.exact_t0, schedule.exact_p) == (
+        sp.Rational(3, 10), sp.Rational(7, 10), sp.Rational(3, 5))
+
+
+# ----------------------------------------------------------------------------- the command line
+KINDS = {  # schedule, horizon, Σ_{t<T} a(t) computed here
+    "constant": ("0.1", 1000, 100.0),
+    "step decay": ("0.1*0.5**floor(t/100)", 1000, 20 * (1 - 2**-10)),
+    "cosine": ("0.5*0.1*(1+cos(pi*t/T))", 1000, 0.05 * 1001),
+    "warmup": ("Min(1,(t+1)/100)*0.1/sqrt(t+1)", 1000,
+               math.fsum(min(1, (k + 1) / 100) * 0.1 / math.sqrt(k + 1) for k in range(1000))),
+    "linear decay": ("Max(0.01, 0.1*(1-t/T))", 1000,
+                     float(sum(max(Fraction(1, 100), Fraction(1, 10) * (1 - Fraction(k, 1000)))
+                               for k in range(1000)))),
+    "exponential": ("0.1*0.99**t", 1000, 10 * (1 - 0.99**1000)),
+    "piecewise": ("Piecewise((0.1, t < 100), (0.01, True))", 1000, 19.0),
+    "harmonic": ("1/(t+1)", 1000, math.fsum(1 / (k + 1) for k in range(1000))),
+}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_bound_command_for_each_kind(kind, capsys):
+    text, horizon, sum_a = KINDS[kind]
+    assert theory_main(["bound", "--lam", "1", "--radius", "10", "--schedule", text,
+                        "--horizon", str(horizon), "--eps", "0.1", "--json"]) == 0
+    table = json.loads(capsys.readouterr().out)
+    assert table["schedule"]["sum_a"] == pytest.approx(sum_a, rel=1e-13)
+    assert table["bounds"]["deterministic"]["radius"] == pytest.approx(sum_a, rel=1e-13)
+    expected = lemma1_paper(1.0, 10.0, text, horizon=horizon).exponent
+    assert table["bounds"]["lemma1_paper"]["exponent"] == expected
+    first = table["bounds"]["deterministic"]["horizon_for_radius"]
+    values = parse_schedule(text, horizon=horizon)(np.arange(max(horizon, first or 0)))
+    if first is not None:
+        assert math.fsum(values[:first]) >= 10 > math.fsum(values[:first - 1])
+    assert theory_main(["bound", "--lam", "1", "--radius", "10", "--schedule", text,
+                        "--horizon", str(horizon)]) == 0
+    assert "Σ_{t<T} a(t)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("text, word", [
+    ("__import__('os').system('true')", "not allowed"),
+    ("sqrt(-1)", "complex"),
+    ("(-1)**(t/2)", "complex"),
+    ("cos(pi*t/T)+1", "give a horizon"),
+    ("0.1*0.5**floor(t/100)", "give a horizon"),
+    ("lambda: 1", "not allowed"),
+    ("1/t", "did you mean"),
+])
+def test_bound_command_bad_schedule_is_one_line_and_exit_2(text, word, capsys):
+    with pytest.raises(SystemExit) as stop:
+        theory_main(["bound", "--lam", "1", "--radius", "10", "--schedule", text])
+    assert stop.value.code == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and "argument --schedule" in lines[0] and word in lines[0], lines
+    assert captured.out == ""
+
+
+def test_bound_table_for_values_uses_their_horizon():
+    table = bound_table(1.0, 0.3, np.array([0.1, 0.2, 0.3]))
+    assert table["input"]["horizon"] == 3
+    assert table["schedule"]["sum_a"] == pytest.approx(0.6, rel=1e-15)
+    assert table["schedule"]["gamma"] is None
+    assert table["bounds"]["deterministic"]["horizon_for_radius"] == 2  # 0.1 + 0.2 ≥ 0.3
+    assert table["bounds"]["pinelis"]["sum_of_squares"] == pytest.approx(0.14, rel=1e-15)

@@ -130,6 +130,9 @@ def test_finite_dataset_exact_against_loop(name, finite_problems):
         scale = max(1.0, float(np.abs(expected).max()))
         np.testing.assert_allclose(est.value.numpy(), expected, rtol=1e-6, atol=1e-6 * scale,
                                    err_msg=f"{name}, {kind}")
+        one = mean_field(problem, rule, torch.from_numpy(pts[1:2]))  # a single point
+        np.testing.assert_allclose(one.value.numpy(), expected[1:2], rtol=1e-6,
+                                   atol=1e-6 * scale, err_msg=f"{name}, {kind}, one point")
 
 
 def test_finite_sum_in_pieces(finite_problems, monkeypatch):
@@ -476,3 +479,171 @@ def test_bad_theta_shape():
         mean_field(problem, ClipRule("classic", lam=1.0), torch.zeros(3, 3))
     with pytest.raises(ValueError):
         mean_field(problem, ClipRule("classic", lam=1.0), torch.zeros(2))
+
+
+# --------------------------------------------------------------------------------------------
+# The closed forms of simulations.mean_field against scipy (cdf, quad) directly
+# --------------------------------------------------------------------------------------------
+
+T_DFS = [1, 2, 3, 4, 5, 8, 17, 30]
+T_XS = np.array([-1e4, -300.0, -25.0, -3.3, -1.0, -0.2, 0.0, 1e-3, 0.5, 2.0, 7.5, 60.0, 1e5])
+
+
+@pytest.mark.parametrize("df", T_DFS)
+def test_t_cdf_against_scipy(df):
+    from simulations.mean_field import t_cdf
+
+    got = t_cdf(torch.from_numpy(T_XS), df).numpy()
+    np.testing.assert_allclose(got, stats.t.cdf(T_XS, df), rtol=1e-12, atol=2e-15)
+
+
+@pytest.mark.parametrize("df", [2, 3, 4, 7, 30])
+def test_t_partial_expectation_against_quad(df):
+    """E[T·1{T ≤ x}] = −(ν + x²)/(ν − 1)·f_ν(x) (the module docstring's derivation) against
+    scipy.integrate.quad of t·f_ν(t) over (−∞, x] (the code's use of it is checked by
+    test_t_clamp_mean_against_quad)."""
+    for x in (-40.0, -2.0, -0.3, 0.0, 1.1, 6.0):
+        want, _ = integrate.quad(lambda t: t * stats.t.pdf(t, df), -np.inf, x, epsabs=1e-13,
+                                 epsrel=1e-12, limit=400)
+        formula = -(df + x * x) / (df - 1) * stats.t.pdf(x, df)
+        assert abs(formula - want) <= 1e-9 * max(1.0, abs(want)), (df, x, formula, want)
+
+
+@pytest.mark.parametrize("df", [1, 2, 3, 6])
+def test_t_clamp_mean_against_quad(df):
+    """E[clamp(m + sT, −τ, τ)] = ∫ clamp(m + st, −τ, τ) f_ν(t) dt by scipy.integrate.quad, split
+    at the kinks t = (±τ − m)/s."""
+    from simulations.mean_field import t_clamp_mean
+
+    cases = [(0.0, 1.0, 1.0), (0.7, 0.5, 2.0), (-3.0, 2.0, 0.4), (25.0, 1.0, 1.0),
+             (-1e3, 3.0, 50.0), (0.2, 10.0, 0.1)]
+    m = torch.tensor([c[0] for c in cases], dtype=torch.float64)
+    s = torch.tensor([c[1] for c in cases], dtype=torch.float64)
+    tau = torch.tensor([c[2] for c in cases], dtype=torch.float64)
+    got = t_clamp_mean(m, s, tau, df).numpy()
+    for (mi, si, ti), h in zip(cases, got, strict=True):
+        lo, hi = (-ti - mi) / si, (ti - mi) / si
+        inner = integrate.quad(lambda t, mi=mi, si=si: (mi + si * t) * stats.t.pdf(t, df), lo,
+                               hi, epsabs=1e-13, epsrel=1e-12, limit=400)[0]
+        want = inner + ti * stats.t.sf(hi, df) - ti * stats.t.cdf(lo, df)
+        assert abs(h - want) <= 1e-10 * max(1.0, abs(want)), (df, mi, si, ti, h, want)
+        assert abs(h) <= ti * (1 + 1e-12)
+
+
+@pytest.mark.parametrize("noise", ["normal", "student-t"])
+def test_value_clipping_in_2d_is_closed_form(noise):
+    """Value clipping acts per coordinate and the coordinates of y are iid: H_i is the 1-D
+    closed form of coordinate i; checked against a numpy Monte Carlo of 10⁶ draws."""
+    mean, sd, df, lam, L = 0.5, 1.2, 3, 0.7, 1.5
+    problem = make_problem("quadratic", noise=noise, mean=mean, sd=sd, df=df, dim=2,
+                           curvature=L)
+    pts = np.array([[0.0, 0.0], [1.0, -2.0], [4.0, 0.4]])
+    est = mean_field(problem, ClipRule("value", lam=lam), torch.from_numpy(pts))
+    assert est.exact and est.method.startswith("closed form")
+    rng = np.random.default_rng(5)
+    noise_draws = (rng.standard_normal(1_000_000) if noise == "normal"
+                   else rng.standard_t(df, 1_000_000))
+    y = mean + sd * noise_draws
+    for k, theta in enumerate(pts):
+        for i in range(2):
+            z = np.clip(L * (theta[i] - y), -lam, lam)
+            se = z.std() / 1000.0
+            assert abs(est.value[k, i].item() - z.mean()) < 5 * se
+
+
+def test_normal_minibatch_closed_form():
+    """For a normal law the minibatch mean ȳ is N(mean, sd²/B): H for B > 1 is the closed form
+    with s = |L|·sd/√B, checked against quadrature over ȳ."""
+    mean, sd, lam, batch = -0.2, 1.5, 0.5, 4
+    problem = make_problem("quadratic", mean=mean, sd=sd)
+    thetas = [-2.0, 0.0, 0.3, 3.0]
+    est = mean_field(problem, ClipRule("classic", lam=lam),
+                     torch.tensor(thetas, dtype=torch.float64)[:, None], batch=batch)
+    assert est.exact
+    for theta, h in zip(thetas, est.value[:, 0].tolist(), strict=True):
+        want = quad_normal(theta, 1.0, mean, sd / math.sqrt(batch), lam)
+        assert abs(h - want) < 1e-10
+
+
+# --------------------------------------------------------------------------------------------
+# Batched evaluation: one call for many points equals one call per point
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("setting", [
+    dict(name="quadratic", noise="student-t", df=3, rule=("adaptive", 0.8)),
+    dict(name="quadratic", noise="normal", rule=("classic", 0.8)),
+    dict(name="quadratic", noise="discrete", values=[-1.0, 2.0], probs=[0.3, 0.7], dim=2,
+         rule=("classic", 0.8)),
+    dict(name="quadratic", noise="normal", dim=3, rule=("classic", 0.8)),
+    dict(name="linear-regression", n=7, dim=2, rule=("classic", 2.0)),
+])
+def test_batched_equals_pointwise(setting, monkeypatch):
+    import simulations.mean_field as mf
+
+    setting = dict(setting)
+    kind, lam = setting.pop("rule")
+    problem = make_problem(setting.pop("name"), **setting)
+    rule = make_rule(kind, lam)
+    pts = torch.from_numpy(points_near(problem, 9, 1.5, seed=1))
+    monkeypatch.setattr(mf, "MAX_ROWS", 3 * 64)  # several pieces of points and of atoms/draws
+    whole = mean_field(problem, rule, pts, samples=64)
+    for k in range(len(pts)):
+        one = mean_field(problem, rule, pts[k:k + 1], samples=64)
+        np.testing.assert_allclose(one.value.numpy(), whole.value[k:k + 1].numpy(), rtol=1e-13,
+                                   atol=1e-15)
+        np.testing.assert_allclose(one.stderr.numpy(), whole.stderr[k:k + 1].numpy(),
+                                   rtol=1e-12, atol=1e-15)
+
+
+def test_monte_carlo_common_random_numbers_against_numpy():
+    """Monte Carlo H uses the same S draws at every point: rebuilt with numpy from the draws
+    the evaluator holds, its mean and standard error match, and two equal points get equal H."""
+    from simulations.mean_field import evaluator
+
+    problem = make_problem("quadratic", mean=1.0, sd=0.5, dim=2)
+    rule = ClipRule("classic", lam=0.3)
+    pts = np.array([[0.0, 0.0], [1.2, 0.8], [0.0, 0.0]])
+    est = mean_field(problem, rule, torch.from_numpy(pts), samples=500, seed=9)
+    ev = evaluator(problem, rule, samples=500, seed=9)
+    y = ev.draws[:, 0, :].numpy()  # (S, d), one sample per minibatch
+    assert y.shape == (500, 2)
+    for k, theta in enumerate(pts):
+        g = theta - y
+        d = g * np.minimum(1.0, 0.3 / np.linalg.norm(g, axis=1))[:, None]
+        np.testing.assert_allclose(est.value[k].numpy(), d.mean(0), rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(est.stderr[k].numpy(), d.std(0, ddof=1) / math.sqrt(500),
+                                   rtol=1e-10)
+    assert torch.equal(est.value[0], est.value[2])
+
+
+def test_evaluator_is_cached_and_checks_its_arguments():
+    from simulations.mean_field import evaluator
+
+    problem = make_problem("quadratic", noise="student-t", df=4)
+    rule = ClipRule("classic", lam=1.0)
+    assert evaluator(problem, rule) is evaluator(problem, rule)
+    assert evaluator(problem, rule) is not evaluator(problem, rule, dtype=torch.float32)
+    for bad in (dict(batch=0), dict(samples=1), dict(batch=1.5)):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            evaluator(problem, rule, **bad)
+
+
+def test_field_jacobian_against_analytic_derivatives():
+    """field(...).jacobian: the Hessian 2/n·[X 1]ᵀ[X 1] of unclipped least squares, and
+    dH/dθ = L·P(|z| < λ) = L[Φ(β) − Φ(α)] for the 1-D normal quadratic under classic clipping."""
+    from simulations.mean_field import field
+
+    problem = make_problem("linear-regression", n=6, dim=3)
+    xa = np.hstack([problem.x, np.ones((problem.n, 1))])
+    theta = np.array([0.3, -1.0, 2.0, 0.5])
+    jac = field(problem, ClipRule("none")).jacobian(theta)
+    np.testing.assert_allclose(jac, 2.0 / problem.n * xa.T @ xa, rtol=1e-6, atol=1e-6)
+
+    mean, sd, lam, L = 0.2, 1.1, 0.7, 1.8
+    quad = make_problem("quadratic", mean=mean, sd=sd, curvature=L)
+    for th in (-1.0, 0.2, 2.5):
+        m, s = L * (th - mean), L * sd
+        want = L * (stats.norm.cdf((lam - m) / s) - stats.norm.cdf((-lam - m) / s))
+        got = field(quad, ClipRule("classic", lam=lam)).jacobian(np.array([th]))
+        assert got.shape == (1, 1) and abs(got[0, 0] - want) < 1e-6

@@ -6,6 +6,7 @@ mpmath special functions (harmonic numbers, Hurwitz zeta via ``nsum``, ``sumem``
 plus the numbers published with the paper (Ramaswamy, ICPRAM 2023).
 """
 
+import json
 import math
 import re
 import time
@@ -270,8 +271,10 @@ def test_constant_and_as_schedule():
     assert isinstance(as_schedule("1/(t+1)"), PowerSchedule)
     with pytest.raises(ValueError):
         as_schedule(True)
+    with pytest.raises(ValueError, match="positive"):
+        as_schedule([1, -2])
     with pytest.raises(ValueError):
-        as_schedule([1, 2])
+        as_schedule(object())
 
 
 # ----------------------------------------------------------------------------- expression sums
@@ -550,3 +553,296 @@ def test_horizon_for_sum_nonpositive_level(level):
 def test_schedule_is_abstract():
     with pytest.raises(TypeError):
         Schedule()
+
+
+# ----------------------------------------------------------------------------- schedules in use
+# Each sum is checked against a closed form or an exact rational (Fraction) sum written here.
+COSINE_T = 1000
+
+
+def fraction_sum(term, horizon: int, power: int = 1) -> Fraction:
+    return sum((term(k) ** power for k in range(horizon)), Fraction(0))
+
+
+@pytest.mark.parametrize("text, term", [
+    ("0.1*0.5**floor(t/100)", lambda k: Fraction(1, 10) * Fraction(1, 2) ** (k // 100)),
+    ("Max(0.01, 0.1*(1-t/T))",
+     lambda k: max(Fraction(1, 100), Fraction(1, 10) * (1 - Fraction(k, COSINE_T)))),
+    ("Piecewise((0.1, t < 100), (0.01, True))",
+     lambda k: Fraction(1, 10) if k < 100 else Fraction(1, 100)),
+    ("max(0.001, min(0.1, (t+1)/1000))",
+     lambda k: max(Fraction(1, 1000), min(Fraction(1, 10), Fraction(k + 1, 1000)))),
+])
+@pytest.mark.parametrize("power", [1, 2])
+def test_nonsmooth_schedule_sums_are_exact_rational_sums(text, term, power):
+    schedule = parse_schedule(text, horizon=COSINE_T)
+    assert isinstance(schedule, S.SampledSchedule) and schedule.horizon == COSINE_T
+    for horizon in (1, 99, 100, 101, 777, COSINE_T):
+        exact = fraction_sum(term, horizon, power)
+        estimate = schedule.partial_sum_estimate(horizon, power)
+        # the float64 terms are within 4 ulp of the exact ones, the fsum is correctly rounded
+        assert abs(Fraction(float(estimate.value)) - exact) <= Fraction(float(estimate.error)) \
+            + Fraction(2**-52) * exact
+
+
+def test_step_decay_closed_form():
+    # Σ_{t<1000} 0.1·0.5^⌊t/100⌋ = 10·Σ_{k<10} 2^−k = 20·(1 − 2^−10), squares: (4/3)(1 − 4^−10)
+    schedule = S.step_decay(0.1, 0.5, 100, horizon=1000)
+    assert schedule.source == "0.1*0.5**floor(t/100)"
+    assert schedule.partial_sum(1000) == pytest.approx(20 * (1 - 2**-10), rel=1e-15)
+    assert schedule.partial_sum(1000, 2) == pytest.approx(4 / 3 * (1 - 4**-10), rel=1e-15)
+
+
+@pytest.mark.parametrize("horizon", [1, 2, 10, 1000, 5000])
+def test_cosine_with_the_horizon_closed_form(horizon):
+    # Σ_{t<T} cos(πt/T) = 1 and Σ_{t<T} cos²(πt/T) = T/2 (T ≥ 2), so for a = 0.05(1 + cos(πt/T)):
+    # Σ a = 0.05(T + 1), Σ a² = 0.0025(3T/2 + 2)
+    schedule = parse_schedule("0.5*0.1*(1+cos(pi*t/T))", horizon=horizon)
+    assert schedule.horizon == horizon
+    cos_squares = horizon / 2 if horizon >= 2 else 1
+    assert schedule.partial_sum(horizon) == pytest.approx(0.05 * (horizon + 1), rel=1e-13)
+    assert schedule.partial_sum(horizon, 2) == pytest.approx(
+        0.0025 * (horizon + 2 + cos_squares), rel=1e-13)
+    named = S.cosine(0.1, horizon)
+    assert named.partial_sum(horizon) == pytest.approx(0.05 * (horizon + 1), rel=1e-13)
+
+
+def test_warmup_vs_loop():
+    schedule = S.warmup(100, "0.1/sqrt(t+1)", horizon=3000)
+    brute = math.fsum(min(1.0, (k + 1) / 100) * 0.1 / math.sqrt(k + 1) for k in range(3000))
+    assert schedule.partial_sum(3000) == pytest.approx(brute, rel=1e-14)
+    assert schedule(np.array([0, 99, 2999])) == pytest.approx(
+        [0.1 / 100, 0.1 / 10, 0.1 / math.sqrt(3000)], rel=1e-15)
+
+
+def test_exponential_decay_closed_form():
+    schedule = parse_schedule("0.1*0.99**t")
+    with mp.workdps(50):
+        q = mp.mpf(99) / 100
+        for horizon in (10, 1000, 10**5):
+            exact = 10 * (1 - q**horizon)
+            assert rel_err(schedule.partial_sum_estimate(horizon).value, exact) < 1e-15
+        assert rel_err(schedule.partial_sum_estimate(None).value, 10) < 1e-15
+        assert rel_err(schedule.gamma, mp.mpf(1) / 100 / (1 - q**2)) < 1e-15
+
+
+def test_a_level_at_the_limit_of_the_sums_is_never_reached():
+    # Σ_{t<T} 0.1·0.99^t = 10(1 − 0.99^T) < 10 for every T; Σ 1/(t+1)² < π²/6 likewise
+    assert parse_schedule("0.1*0.99**t").horizon_for_sum(10.0) is None
+    assert parse_schedule("0.1*0.99**t").horizon_for_sum(9.5) == brute_horizon(
+        lambda n: mp.mpf("0.1") * mp.mpf("0.99") ** n, 9.5)
+    with mp.workdps(50):
+        assert PowerSchedule(1, 1, 2).horizon_for_sum(mp.pi**2 / 6) is None
+
+
+def test_arrays_sequences_and_callables():
+    values = np.array([0.5, 0.25, 0.125, 0.1])
+    for spec in (values, list(values), tuple(values)):
+        schedule = as_schedule(spec)
+        assert schedule.horizon == 4
+        assert schedule.partial_sum(4) == 0.975 and schedule.partial_sum(2) == 0.75
+        assert schedule.partial_sum(4, 2) == pytest.approx(0.25 + 1 / 16 + 1 / 64 + 0.01)
+        assert schedule.horizon_for_sum(0.75) == 2 and schedule.horizon_for_sum(0.976) is None
+        assert np.array_equal(schedule(np.arange(4)), values)
+    vectorized = as_schedule(lambda steps: 0.1 / np.sqrt(steps + 1.0), horizon=500)
+
+    def scalar(step: int) -> float:
+        return 0.1 / math.sqrt(step + 1)
+
+    for schedule in (vectorized, as_schedule(scalar, horizon=500)):
+        assert schedule.partial_sum(500) == pytest.approx(
+            math.fsum(0.1 / math.sqrt(k + 1) for k in range(500)), rel=1e-15)
+    assert as_schedule(scalar, horizon=5).source == "scalar(t)"
+
+
+@pytest.mark.parametrize("spec, horizon, word", [
+    ([0.1, 0.0], None, "positive"),
+    ([0.1, math.nan], None, "positive"),
+    ([[0.1, 0.2]], None, "1-D"),
+    ([], None, "non-empty"),
+    (np.array([0.1, 0.2]), 3, "horizon"),
+    (lambda steps: 0.1, None, "horizon"),
+    (lambda steps: -1.0 + 0 * steps, 10, "positive"),
+    (lambda steps: 1 / 0, 10, "failed"),
+])
+def test_bad_values_and_callables(spec, horizon, word):
+    with pytest.raises(ValueError, match=word):
+        as_schedule(spec, horizon=horizon)
+
+
+def test_finite_horizon_is_enforced():
+    schedule = parse_schedule("0.5*0.1*(1+cos(pi*t/T))", horizon=100)
+    assert as_schedule(schedule, horizon=50) is schedule
+    for call in (lambda: schedule.partial_sum(101), lambda: schedule.gamma,
+                 lambda: as_schedule(schedule, horizon=101),
+                 lambda: schedule.log_product(1.0, None)):
+        with pytest.raises(ValueError, match="horizon: .* t < 100 only"):
+            call()
+    # the search for a level stops at the horizon: Σ_{t<100} a(t) = 0.05·101 = 5.05
+    assert schedule.horizon_for_sum(5.05) == 100
+    assert schedule.horizon_for_sum(5.06) is None
+    expected = brute_horizon(lambda n: mp.mpf("0.05") * (1 + mp.cos(mp.pi * n / 100)), 3.0)
+    assert schedule.horizon_for_sum(3.0) == expected
+
+
+def test_linear_decay_horizon_for_sum_vs_exact_loop():
+    schedule = parse_schedule("Max(0.01, 0.1*(1-t/T))", horizon=1000)
+    term = lambda k: max(Fraction(1, 100), Fraction(1, 10) * (1 - Fraction(k, 1000)))  # noqa: E731
+    for level in (0.05, 1.0, 10.0, 50.0):
+        total, expected = Fraction(0), None
+        for k in range(1000):
+            total += term(k)
+            if total >= Fraction(level):
+                expected = k + 1
+                break
+        assert schedule.horizon_for_sum(level) == expected
+
+
+@pytest.mark.parametrize("text", ["0.1*0.5**floor(t/100)", "Min(1, (t+1)/100)*0.1",
+                                  "cos(pi*t/T)+1", "Piecewise((0.1, t < 5), (0.01, True))"])
+def test_finite_kinds_need_a_horizon(text):
+    with pytest.raises(ValueError, match="give a horizon"):
+        parse_schedule(text)
+
+
+def test_finite_kinds_are_quick():
+    start = time.perf_counter()
+    for text in ["0.1*0.5**floor(t/100)", "0.5*0.1*(1+cos(pi*t/T))", "Max(0.01,0.1*(1-t/T))",
+                 "Min(1,(t+1)/100)*0.1/sqrt(t+1)"]:
+        schedule = parse_schedule(text, horizon=10**5)
+        schedule.partial_sum(10**5, 2), schedule.horizon_for_sum(50.0), schedule.a2()
+    assert time.perf_counter() - start < 5.0
+
+
+# ----------------------------------------------------------------------------- safety
+def test_text_is_not_executed(tmp_path):
+    marker = tmp_path / "ran"
+    for text in [f"__import__('os').system('touch {marker}')",
+                 f"0*__import__('pathlib').Path('{marker}').touch() + 1",
+                 f"(lambda: open('{marker}', 'w'))() and 1"]:
+        with pytest.raises(ValueError, match="not allowed|unknown"):
+            parse_schedule(text)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("text", [
+    "len('ab')",  # a builtin: sympy's parse_expr would call it and return 2
+    "(lambda x: 1)(0)+0*t",
+    "t.__class__",
+    "t.subs(t, 1)",
+    "Symbol('x')+1",
+    "Rational(1, 2)",
+    "[0.1][0]",
+    "{1: 0.1}[1]",
+    "0.1 if t else 0.2",
+    "x+1",
+    "t == 1",
+    "t; 0.1",
+    "N(1)",
+    "S(1)",
+])
+def test_python_and_unknown_names_refused(text):
+    with pytest.raises(ValueError, match="schedule: .*(not allowed|unknown|cannot parse)"):
+        parse_schedule(text, horizon=10)
+
+
+@pytest.mark.parametrize("text", ["10**10**10", "2**(10**9)", "10**(t*0+10**9)",
+                                  "10**((t+1)/(t+1)*10**9)"])
+def test_huge_constant_powers_refused_quickly(text):
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match="exponent"):
+        parse_schedule(text)
+    assert time.perf_counter() - start < 1.0
+
+
+@pytest.mark.parametrize("text", ["sqrt(-1)", "I", "1+I", "exp(I*t)+2", "(-1)**(t/2)",
+                                  "(-2)**(0.5)+t", "log(-1)+1", "sqrt(t-5)"])
+def test_complex_valued_schedules_refused(text):
+    with pytest.raises(ValueError, match="complex"):
+        parse_schedule(text, horizon=10)
+
+
+def test_allowed_syntax_still_parses():
+    for text, value in [("2^(-1)", 0.5), ("2t+1", 1.0), ("E**(-t)", 1.0), ("ceil(t/2)+1", 1.0),
+                        ("abs(1-t)+1", 2.0), ("1e-3*(t+1)", 0.001), (".5", 0.5)]:
+        assert parse_schedule(text, horizon=10)(np.array([0]))[0] == pytest.approx(value)
+
+
+# ----------------------------------------------------------------------------- simulations run
+SIM_KINDS = {  # a(t) written out here in plain Python, independently of the parser
+    "0.1": lambda k: 0.1,
+    "0.1*0.5**floor(t/100)": lambda k: 0.1 * 0.5 ** (k // 100),
+    "0.5*0.1*(1+cos(pi*t/T))": lambda k: 0.05 * (1 + math.cos(math.pi * k / 200)),
+    "Min(1,(t+1)/100)*0.1/sqrt(t+1)": lambda k: min(1, (k + 1) / 100) * 0.1 / math.sqrt(k + 1),
+    "Max(0.01, 0.1*(1-t/T))": lambda k: max(0.01, 0.1 * (1 - k / 200)),
+    "0.1*0.99**t": lambda k: 0.1 * 0.99**k,
+}
+
+
+@pytest.mark.parametrize("text", SIM_KINDS)
+def test_simulations_run_for_each_kind(text, tmp_path, capsys):
+    # y ~ N(100, 1), θ(0) = 0, classic clipping with λ = 1: every gradient is clipped to length 1
+    # toward y, so θ(s) = Σ_{t<s} a(t) and every path leaves the ball of radius M at the first
+    # s with Σ_{t<s} a(t) > M (M chosen between two partial sums, away from ties)
+    from simulations import cli
+
+    steps = 200
+    partial = np.cumsum([SIM_KINDS[text](k) for k in range(steps)])
+    radius = float((partial[59] + partial[60]) / 2)  # first exit at step 61
+    status = cli.main(["run", "--problem", "quadratic", "--noise", "normal", "--mean", "100",
+                       "--sd", "1", "--dim", "1", "--theta0", "0", "--clip", "classic", "--lam",
+                       "1", "--schedule", text, "--paths", "8", "--steps", str(steps),
+                       "--radius", str(radius), "--seed", "0", "--quiet", "--out",
+                       str(tmp_path)])
+    assert status == 0, capsys.readouterr().err
+    (saved,) = tmp_path.rglob("result.json")  # OUT/result.json or OUT/runs/<key>/result.json
+    result = json.loads(saved.read_text())
+    assert result["setting"]["schedule"] == text
+    (row,) = result["radii"]
+    assert row["exit_fraction"] == 1.0
+    assert row["first_exit_step"]["min"] == row["first_exit_step"]["max"] == 61
+
+
+@pytest.mark.parametrize("text, word", [("__import__('os')", "not allowed"),
+                                        ("sqrt(-1)", "complex"), ("I", "complex"),
+                                        ("(-1)**(t/2)", "complex"), ("x/(t+1)", "unknown")])
+def test_simulations_run_bad_schedule_is_one_line_and_exit_2(text, word, tmp_path, capsys):
+    from simulations import cli
+
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["run", "--problem", "quadratic", "--clip", "classic", "--lam", "1",
+                  "--schedule", text, "--paths", "4", "--steps", "10", "--quiet", "--out",
+                  str(tmp_path)])
+    assert stop.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "argument --schedule" in lines[0] and word in lines[0], lines
+
+
+def test_positive_beyond_the_horizon_keeps_all_t():
+    # sympy cannot decide (2 + sin t)/(t+1) > 0, the values can: the schedule stays one on all
+    # t ≥ 0 (infinite sums, (A2)); 1 − t/10 is positive on t < 10 only
+    schedule = parse_schedule("(2+sin(t))/(t+1)", horizon=1000)
+    assert schedule.horizon is None and schedule.partial_sum(None) == math.inf
+    assert parse_schedule("1-t/10", horizon=10).horizon == 10
+    assert parse_schedule("0.05*(1+cos(pi*t/1000))", horizon=1000).horizon == 1000
+
+
+ALPHABET = ["t", "T", "1", "0.5", "2", "10", "+", "-", "*", "/", "**", "^", "(", ")", ",", "<",
+            ">=", "sqrt", "exp", "log", "cos", "floor", "Min", "Max", "Piecewise", "pi", "E",
+            "True", "abs", "ceil", "tanh", "1e-3", "(t+1)"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(words=st.lists(st.sampled_from(ALPHABET), min_size=1, max_size=8),
+       spaced=st.booleans(), horizon=st.sampled_from([None, 50]))
+def test_any_text_of_allowed_tokens_is_a_schedule_or_one_line_value_error(words, spaced,
+                                                                          horizon):
+    text = (" " if spaced else "").join(words)
+    try:
+        schedule = parse_schedule(text, horizon=horizon)
+        total = schedule.partial_sum(20)
+    except ValueError as error:
+        assert "\n" not in str(error) and str(error).startswith(("schedule:", "horizon:"))
+    else:
+        values = schedule(np.arange(20))
+        assert np.all(values > 0) and total == pytest.approx(math.fsum(values), rel=1e-12)

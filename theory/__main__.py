@@ -11,6 +11,7 @@ import json
 import re
 import sys
 from decimal import Decimal, InvalidOperation
+from typing import NoReturn
 
 from theory.table import bound_table, format_table
 
@@ -18,7 +19,7 @@ from theory.table import bound_table, format_table
 class _Parser(argparse.ArgumentParser):
     """argparse, but an error is one line on stderr and exit status 2 (no usage block)."""
 
-    def error(self, message: str) -> None:
+    def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
@@ -54,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     bound.add_argument("--radius", type=_number, required=True,
                        help="radius M > 0 (also the r of the martingale bound)")
     bound.add_argument("--schedule", required=True,
-                       help='step sizes a(t), t = 0, 1, ...: an expression in t, e.g. "1/(t+1)"')
+                       help='step sizes a(t), t = 0, 1, ...: an expression in t, e.g. "1/(t+1)", '
+                            '"0.1*0.5**floor(t/100)", "0.05*(1+cos(pi*t/T))" (T: the horizon)')
     bound.add_argument("--horizon", type=_horizon, default=None,
                        help="horizon T (e.g. 1000, 1e15, 10**15); without it γ = Σ_{t≥0} a(t)²")
     bound.add_argument("--eps", type=_number, default=None,

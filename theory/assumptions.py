@@ -357,6 +357,9 @@ def a2(schedule: Schedule | str | float, horizon: int | None = None) -> A2Verdic
     ``schedule`` is a :class:`~theory.schedules.Schedule`, an expression in t or a number;
     positivity is checked on ``horizon`` (all t ≥ 0 without one) and raises ValueError.
     The power family c/(t+t0)^p is decided analytically (1/2 < p ≤ 1), other expressions by
-    sympy's convergence test (undecided after a time limit).
+    sympy's convergence test (undecided after a time limit). A schedule given on a finite
+    horizon only (values, a callable, text with T or with floor/Min/Max/Piecewise, or positive
+    on the horizon only) gets ``holds=None`` with the reason "not applicable": (A2) is a
+    statement about t → ∞.
     """
     return as_schedule(schedule, horizon).a2()

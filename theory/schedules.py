@@ -1,6 +1,7 @@
 r"""Step-size schedules a(t), t = 0, 1, 2, ... (the index starts at 0).
 
-Two kinds of schedule:
+Three kinds of schedule (text is read by :func:`parse_schedule`, which never runs Python: a
+token whitelist, a node-by-node check of sympy's translation, evaluation without builtins):
 
 * :class:`PowerSchedule`: a(t) = c / (t + t0)^p with c > 0 and t0 > 0 (p = 0 is the constant c,
   p = 1 the harmonic schedule). Its partial sums have closed forms in the Hurwitz zeta function
@@ -23,7 +24,17 @@ Two kinds of schedule:
       |R_m| ≤ 2ζ(2m)/(2π)^{2m} · ∫_N^T |f^{(2m)}(x)| dx,
 
   with m = ``EM_ORDER``, derivatives from sympy and integrals by mpmath quadrature; the bound on
-  |R_m| (plus the quadrature's own error estimate) is returned as the stated error.
+  |R_m| (plus the quadrature's own error estimate) is returned as the stated error. An
+  expression with T (the horizon: cosine decay ``0.05*(1+cos(pi*t/T))``), or positive on the
+  horizon only, is given for t < T only (:attr:`Schedule.horizon`).
+
+* :class:`SampledSchedule`: a(t) on a finite horizon t < n from its float64 values: a numpy
+  array or sequence, a Python callable, or an expression that is not smooth (floor, ceil, Min,
+  Max, Abs, Piecewise: step decay, warmup, linear decay to a floor). Its sums are the
+  correctly rounded ``math.fsum`` of the values; nothing symbolic is computed.
+
+A schedule given on a finite horizon has no Σ_{t≥0} (γ raises ValueError), and (A2), a
+statement about t → ∞, is "not applicable" for it.
 
 All sums are computed with mpmath at ``DPS`` significant digits, so that a single step is
 resolved even at T ~ 10^15 (where float64 cannot tell Σ_{t<T} a(t) from Σ_{t<T+1} a(t)).
@@ -33,11 +44,15 @@ runs on a daemon thread with a timeout of ``SYMPY_TIMEOUT`` seconds.
 
 from __future__ import annotations
 
+import ast
 import functools
+import io
 import math
+import re
 import threading
+import tokenize
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import mpmath as mp
@@ -46,10 +61,11 @@ import sympy as sp
 from numpy.typing import ArrayLike
 from sympy.parsing.sympy_parser import (
     convert_xor,
+    eval_expr,
     implicit_multiplication_application,
-    parse_expr,
     rationalize,
     standard_transformations,
+    stringify_expr,
 )
 
 #: The time index: a non-negative integer.
@@ -65,6 +81,9 @@ TINY_EXPONENT = 1e-15  #: below this |p·k|, power sums go through Euler–Macla
 QUAD_MAXDEGREE = 6  #: caps mpmath's tanh-sinh effort (an oscillating f gets a large error, fast)
 DIRECT_LIMIT = 10**7  #: largest T summed term by term in float64 when Euler–Maclaurin is poor
 GRID_DENSE = 10**5  #: t < GRID_DENSE checked one by one when positivity is not decided by sympy
+SAMPLED_LIMIT = 10**8  #: largest horizon of a schedule summed value by value (SampledSchedule)
+CALLABLE_LIMIT = 10**7  #: largest horizon on which a Python callable is evaluated and kept
+CHUNK = 1 << 20  #: values evaluated at a time by a direct sum
 
 
 @dataclass(frozen=True)
@@ -105,8 +124,10 @@ class Schedule(ABC):
     (vectorized float64 values), :meth:`_sum` (Σ_{t<T} a(t)^k in mpmath), and :meth:`a2`.
     """
 
-    expression: sp.Expr
+    expression: sp.Expr | None
     source: str
+    #: a(t) is given (and checked positive) for t < horizon only; None: for every t ≥ 0.
+    horizon: int | None = None
 
     @abstractmethod
     def __call__(self, steps: ArrayLike) -> np.ndarray:
@@ -125,13 +146,21 @@ class Schedule(ABC):
         """Σ_{t<T} log(1 + scale·a(t)) = log Π_{t<T} (1 + scale·a(t))."""
 
     def partial_sum_estimate(self, horizon: int | None, power: float = 1) -> SumEstimate:
-        """Σ_{t<T} a(t)^power with its error bound; ``horizon=None`` gives Σ_{t≥0}."""
+        """Σ_{t<T} a(t)^power with its error bound; ``horizon=None`` gives Σ_{t≥0}.
+
+        A schedule given on a finite horizon n (:attr:`horizon`) has sums for T ≤ n only.
+        """
         if horizon is not None:
             horizon = _check_horizon(horizon)
-            if horizon == 0:
-                return SumEstimate(mp.mpf(0), mp.mpf(0), "empty sum")
+        self._check_within(horizon)
+        if horizon == 0:
+            return SumEstimate(mp.mpf(0), mp.mpf(0), "empty sum")
         with mp.workdps(DPS):
-            return self._sum(horizon, power)
+            try:
+                return self._sum(horizon, power)
+            except (OverflowError, MemoryError) as error:  # exp(exp(t)): 2^(10^1779) bits
+                raise ValueError(f"schedule: the sums of a(t) = {self.source} overflow "
+                                 f"({type(error).__name__})") from None
 
     def partial_sum(self, horizon: int | None, power: float = 1) -> float:
         """Σ_{t<T} a(t)^power as a float (``inf`` for a divergent infinite sum)."""
@@ -139,14 +168,22 @@ class Schedule(ABC):
 
     @property
     def gamma(self) -> float:
-        """γ = Σ_{t≥0} a(t)² (``inf`` when the sum diverges)."""
+        """γ = Σ_{t≥0} a(t)² (``inf`` when the sum diverges; ValueError on a finite horizon)."""
         return self.partial_sum(None, 2)
+
+    def _check_within(self, horizon: int | None) -> None:
+        """ValueError unless Σ_{t<horizon} is defined: horizon ≤ :attr:`horizon` when finite."""
+        if self.horizon is not None and (horizon is None or horizon > self.horizon):
+            wanted = "Σ_{t≥0}" if horizon is None else f"the horizon {horizon}"
+            raise ValueError(f"horizon: a(t) = {self.source} is given for t < {self.horizon} "
+                             f"only (a finite horizon), so {wanted} is beyond it")
 
     def horizon_for_sum(self, level: float, power: float = 1) -> int | None:
         """The smallest integer T ≥ 0 with Σ_{t<T} a(t)^power ≥ level, exact to the step.
 
         None when Σ_{t<MAX_HORIZON} a(t)^power < level (in particular when the infinite sum
         stays below ``level``): beyond MAX_HORIZON = 10^24, 40 digits no longer resolve a step.
+        On a finite horizon n (:attr:`horizon`) the search stops at n: None when Σ_{t<n} < level.
         The sums are compared in mpmath at ``DPS`` digits; a sum within a relative
         ``TIE_TOLERANCE`` below the level counts as reaching it, so that an exact tie
         (Σ_{t<2} 1/(t+1) = 1.5) is not lost to rounding. The search bisects on the exponent
@@ -157,18 +194,30 @@ class Schedule(ABC):
             if target <= 0:
                 return 0
 
-            def total(horizon: int) -> mp.mpf:
-                return self.partial_sum_estimate(horizon, power).value
+            limit = MAX_HORIZON if self.horizon is None else self.horizon
+            if isinstance(self, PowerSchedule) and self.exact_p <= 0 and power > 0:
+                # a(t) ≥ a(0) for every t: the level is reached by T = ⌈level/a(0)^power⌉
+                first = (_mp(self.exact_c) * _mp(self.exact_t0) ** -_mp(self.exact_p)) ** power
+                limit = min(limit, int(mp.ceil(target / first)) + 1)
+            if self.horizon is None and self._converges(power):
+                # a(t) > 0: every partial sum is below the limit Σ_{t≥0}, which a level at (or
+                # within TIE_TOLERANCE of) it is never reached by (Σ 0.1·0.99^t never hits 10)
+                if mp.mpf(level) * (1 + TIE_TOLERANCE) >= self.partial_sum_estimate(
+                        None, power).value:
+                    return None
 
-            if total(MAX_HORIZON) < target:
+            def total(horizon: int) -> mp.mpf:
+                return self.partial_sum_estimate(min(horizon, limit), power).value
+
+            if total(limit) < target:
                 return None
-            low_k, high_k = -1, MAX_HORIZON.bit_length()  # reached at 2^high_k (≥ MAX_HORIZON)
+            low_k, high_k = -1, limit.bit_length()  # reached at 2^high_k (≥ limit)
             while high_k - low_k > 1:
                 middle = (low_k + high_k) // 2
                 low_k, high_k = (low_k, middle) if total(2**middle) >= target else (middle, high_k)
             if high_k == 0:
                 return 1
-            low, high = 2**low_k, min(2**high_k, MAX_HORIZON)  # not reached at low, reached at high
+            low, high = 2**low_k, min(2**high_k, limit)  # not reached at low, reached at high
             low_sum, high_sum, interpolate = total(low), total(high), True
             while high - low > 1:
                 middle = (low + high) // 2
@@ -183,16 +232,42 @@ class Schedule(ABC):
                     low, low_sum = middle, value
             return high
 
+    def _converges(self, power: float) -> bool:
+        """Whether Σ_{t≥0} a(t)^power is known to be finite (power laws: p·power > 1)."""
+        if isinstance(self, PowerSchedule):
+            return bool(self.exact_p * sp.nsimplify(power) > 1)
+        if isinstance(self, ExpressionSchedule) and self.horizon is None:
+            return _sympy_converges(self.expression ** sp.nsimplify(power)) is True
+        return False
+
     def describe(self) -> str:
         """One line naming the schedule and how its sums are computed."""
         return f"a(t) = {self.source}"
 
 
 class PowerSchedule(Schedule):
-    """a(t) = c / (t + t0)^p with c > 0, t0 > 0 (p = 0: the constant c; p = 1: harmonic)."""
+    """a(t) = c / (t + t0)^p with c > 0, t0 > 0 (p = 0: the constant c; p = 1: harmonic).
 
-    def __init__(self, c: float = 1.0, t0: float = 1.0, p: float = 1.0, source: str | None = None):
-        c, t0, p = float(c), float(t0), float(p)
+    c, t0 and p are kept exactly (sympy numbers: ``0.3`` read from text is 3/10, a float passed
+    here is its own binary value) and enter the mpmath sums at ``DPS`` digits, so that sums and
+    :meth:`horizon_for_sum` are exact to the step; ``.c``, ``.t0``, ``.p`` are their floats.
+    """
+
+    def __init__(self, c: float | sp.Expr = 1.0, t0: float | sp.Expr = 1.0,
+                 p: float | sp.Expr = 1.0, source: str | None = None):
+        exact = []
+        for name, value in (("c", c), ("t0", t0), ("p", p)):
+            try:
+                if isinstance(value, float | int) and not math.isfinite(value):
+                    number, as_float = sp.nan, float(value)  # sp.Rational(nan) would be 0
+                else:
+                    number = sp.Rational(value) if isinstance(value, float | int) \
+                        else sp.sympify(value)
+                    as_float = float(number)
+            except (TypeError, ValueError, OverflowError):
+                raise ValueError(f"schedule: {name} must be a real number, got {value!r}") from None
+            exact.append((number, as_float))
+        (self.exact_c, c), (self.exact_t0, t0), (self.exact_p, p) = exact
         if not (c > 0 and math.isfinite(c)):
             raise ValueError(f"schedule: c must be a positive number, got {c}")
         if not (t0 > 0 and math.isfinite(t0)):
@@ -200,7 +275,7 @@ class PowerSchedule(Schedule):
         if not math.isfinite(p):
             raise ValueError(f"schedule: p must be finite, got {p}")
         self.c, self.t0, self.p = c, t0, p
-        self.expression = sp.nsimplify(c) * (t + sp.nsimplify(t0)) ** (-sp.nsimplify(p))
+        self.expression = self.exact_c * (t + self.exact_t0) ** (-self.exact_p)
         self.source = source or _power_text(c, t0, p)
 
     def __call__(self, steps: ArrayLike) -> np.ndarray:
@@ -208,9 +283,9 @@ class PowerSchedule(Schedule):
         return self.c * (steps + self.t0) ** (-self.p)
 
     def _sum(self, horizon: int | None, power: float) -> SumEstimate:
-        scale = mp.mpf(self.c) ** power
-        exponent = mp.mpf(self.p) * power
-        t0 = mp.mpf(self.t0)
+        scale = _mp(self.exact_c) ** power
+        exponent = _mp(self.exact_p) * power
+        t0 = _mp(self.exact_t0)
         if horizon is None:
             if exponent <= 1:
                 return SumEstimate(mp.inf, mp.mpf(0), f"diverges: Σ (t+t0)^-{_num(exponent)}")
@@ -218,7 +293,7 @@ class PowerSchedule(Schedule):
         if exponent == 0:
             return SumEstimate(scale * horizon, mp.mpf(0), "c^k·T")
         if abs(exponent) < TINY_EXPONENT:  # mpmath's ζ(s, q) loses all digits for s → 0⁻
-            terms = (t + sp.nsimplify(self.t0)) ** (-sp.Float(exponent, DPS))
+            terms = (t + self.exact_t0) ** (-sp.Float(exponent, DPS))
             estimate = _sum_expression(terms, horizon)
             return SumEstimate(scale * estimate.value, scale * estimate.error, estimate.method)
         if exponent == 1:
@@ -233,7 +308,7 @@ class PowerSchedule(Schedule):
         Π_{t<T} (1 + s·c/(t+t0)) = Γ(T+t0+sc)·Γ(t0) / (Γ(t0+sc)·Γ(T+t0)).
         """
         with mp.workdps(DPS):
-            shift = mp.mpf(scale) * self.c
+            shift = mp.mpf(scale) * _mp(self.exact_c)
             if horizon is None:
                 if self.p <= 1:
                     return SumEstimate(mp.inf, mp.mpf(0), "diverges with Σ a(t)")
@@ -241,8 +316,8 @@ class PowerSchedule(Schedule):
             horizon = _check_horizon(horizon)
             if self.p == 0:
                 return SumEstimate(horizon * mp.log1p(shift), mp.mpf(0), "T·log(1 + s·c)")
-            if self.p == 1:
-                t0 = mp.mpf(self.t0)
+            if self.exact_p == 1:
+                t0 = _mp(self.exact_t0)
                 value = (mp.loggamma(horizon + t0 + shift) - mp.loggamma(horizon + t0)
                          - mp.loggamma(t0 + shift) + mp.loggamma(t0))
                 return SumEstimate(value, mp.mpf(0), "log-gamma closed form")
@@ -250,7 +325,8 @@ class PowerSchedule(Schedule):
 
     def a2(self) -> A2Verdict:
         """(A2) for c/(t+t0)^p: Σa = ∞ iff p ≤ 1, Σa² < ∞ iff p > 1/2; holds iff 1/2 < p ≤ 1."""
-        diverges, converges = self.p <= 1, self.p > 0.5
+        diverges = bool(self.exact_p <= 1)
+        converges = bool(self.exact_p > sp.Rational(1, 2))
         holds = diverges and converges
         why = (f"p = {_num(self.p)}: Σ a(t) {'diverges' if diverges else 'converges'} "
                f"(needs p ≤ 1), Σ a(t)² {'converges' if converges else 'diverges'} (needs p > 1/2)")
@@ -264,9 +340,13 @@ class PowerSchedule(Schedule):
 class ExpressionSchedule(Schedule):
     """a(t) given by a sympy expression in t (summed exactly, then by Euler–Maclaurin)."""
 
-    def __init__(self, expression: sp.Expr, source: str | None = None):
+    expression: sp.Expr
+
+    def __init__(self, expression: sp.Expr, source: str | None = None,
+                 horizon: int | None = None):
         self.expression = sp.sympify(expression)
         self.source = source or str(self.expression)
+        self.horizon = None if horizon is None else _check_horizon(horizon)
         self._numpy = sp.lambdify(t, self.expression, "numpy")
 
     def __call__(self, steps: ArrayLike) -> np.ndarray:
@@ -283,6 +363,7 @@ class ExpressionSchedule(Schedule):
 
     def log_product(self, scale: float, horizon: int | None) -> SumEstimate:
         """Σ_{t<T} log(1 + s·a(t)), summed like any expression (Euler–Maclaurin beyond the head)."""
+        self._check_within(horizon)
         if horizon is None and self.a2_parts()[0] is True:
             return SumEstimate(mp.inf, mp.mpf(0), "diverges with Σ a(t)")
         with mp.workdps(DPS):
@@ -295,6 +376,8 @@ class ExpressionSchedule(Schedule):
         return (None if converges is None else not converges), squares
 
     def a2(self) -> A2Verdict:
+        if self.horizon is not None:
+            return _finite_a2(self.horizon)
         diverges, converges = self.a2_parts()
         parts = [f"Σ a(t) {_verdict_word(diverges, 'diverges', 'converges')}",
                  f"Σ a(t)² {_verdict_word(converges, 'converges', 'diverges')}"]
@@ -304,36 +387,322 @@ class ExpressionSchedule(Schedule):
         return A2Verdict(holds, diverges, converges, ", ".join(parts) + " (sympy)")
 
     def describe(self) -> str:
-        return (f"a(t) = {self.source}  [expression; exact sum of the first {HEAD_TERMS} terms, "
-                f"Euler–Maclaurin (m = {EM_ORDER}) beyond]")
+        given = "" if self.horizon is None else f"given for t < {self.horizon}; "
+        return (f"a(t) = {self.source}  [expression; {given}exact sum of the first {HEAD_TERMS} "
+                f"terms, Euler–Maclaurin (m = {EM_ORDER}) beyond]")
+
+
+class SampledSchedule(Schedule):
+    """a(t) on a finite horizon t < n from its float64 values: an array, a Python callable, or an
+    expression that is not smooth (floor, Min, Max, Piecewise, …: step decay, warmup, linear
+    decay with a floor). Sums are the correctly rounded float64 sums of the values,
+
+        Σ_{t<T} a(t)^k = math.fsum(a(0)^k, …, a(T−1)^k),
+
+    with the stated error 4·T·ε·max a(t)^k (rounding of the terms; 0 for k = 1 and given
+    values); nothing symbolic is computed. (A2), a statement about t → ∞, does not apply.
+    """
+
+    horizon: int  #: always finite here
+
+    def __init__(self, values: Callable[[np.ndarray], np.ndarray], horizon: int, source: str,
+                 expression: sp.Expr | None = None, exact_values: bool = False):
+        self.horizon = _check_horizon(horizon)
+        if self.horizon < 1:
+            raise ValueError(f"horizon: a schedule given by its values needs a horizon ≥ 1, "
+                             f"got {horizon}")
+        if self.horizon > SAMPLED_LIMIT:
+            raise ValueError(f"horizon: a(t) = {source} is summed value by value, up to "
+                             f"T = {SAMPLED_LIMIT:.0e}; got {horizon}")
+        self._values, self.source, self.expression = values, source, expression
+        self._exact_values = exact_values
+
+    def __call__(self, steps: ArrayLike) -> np.ndarray:
+        steps = np.asarray(steps, dtype=np.float64)
+        with np.errstate(all="ignore"):
+            values = self._values(steps)
+        return np.broadcast_to(np.asarray(values, dtype=np.float64), steps.shape).copy()
+
+    def _terms(self, begin: int, end: int, power: float) -> np.ndarray:
+        values = self(np.arange(begin, end, dtype=np.float64))
+        return values if power == 1 else values ** float(power)
+
+    def _within(self, horizon: int | None) -> int:
+        """``horizon``, checked ≤ n by :meth:`_check_within` (which refuses None here)."""
+        self._check_within(horizon)
+        if horizon is None:  # unreachable: _check_within refuses Σ_{t≥0} on a finite horizon
+            raise ValueError(f"horizon: a(t) = {self.source} has sums for T ≤ {self.horizon} only")
+        return horizon
+
+    def _sum(self, horizon: int | None, power: float) -> SumEstimate:
+        end = self._within(horizon)
+        partial, largest = [], 0.0
+        for begin in range(0, end, CHUNK):
+            terms = self._terms(begin, min(begin + CHUNK, end), power)
+            partial.append(_fsum(terms))
+            largest = max(largest, float(np.max(terms)))
+        exact = self._exact_values and power == 1
+        error = 0.0 if exact else 4 * end * np.finfo(np.float64).eps * largest
+        return SumEstimate(mp.mpf(_fsum(partial)), mp.mpf(error),
+                           "fsum of the given values" if exact else "direct float64 summation")
+
+    def log_product(self, scale: float, horizon: int | None) -> SumEstimate:
+        """Σ_{t<T} log(1 + s·a(t)) = math.fsum(log1p(s·a(t)))."""
+        end = self._within(None if horizon is None else _check_horizon(horizon))
+        terms = np.log1p(float(scale) * self(np.arange(end, dtype=np.float64)))
+        return SumEstimate(mp.mpf(_fsum(terms)), mp.mpf(0), "direct float64 summation")
+
+    def horizon_for_sum(self, level: float, power: float = 1) -> int | None:
+        """The smallest T ≤ n with math.fsum(a(0)^k, …, a(T−1)^k) ≥ level; None if Σ_{t<n} < level.
+
+        Located on the float64 running sums, then settled with exact fsum prefixes (the terms
+        are positive, so the prefix sums do not decrease)."""
+        target = float(level)
+        if target <= 0:
+            return 0
+        terms = self._terms(0, self.horizon, power)
+
+        def reached(count: int) -> bool:
+            return _fsum(terms[:count]) >= target
+
+        if not reached(self.horizon):
+            return None
+        count = min(int(np.searchsorted(np.cumsum(terms), target)) + 1, self.horizon)
+        while not reached(count):
+            count += 1
+        while count > 0 and reached(count - 1):
+            count -= 1
+        return count
+
+    def a2(self) -> A2Verdict:
+        return _finite_a2(self.horizon)
+
+    def describe(self) -> str:
+        return (f"a(t) = {self.source}  [given for t < {self.horizon}; sums of the float64 "
+                "values by math.fsum]")
+
+
+#: Functions and constants a schedule's text may use (nothing else is looked up).
+FUNCTIONS = {
+    "sqrt": sp.sqrt, "exp": sp.exp, "log": sp.log, "ln": sp.log, "sin": sp.sin, "cos": sp.cos,
+    "tan": sp.tan, "atan": sp.atan, "sinh": sp.sinh, "cosh": sp.cosh, "tanh": sp.tanh,
+    "floor": sp.floor, "ceil": sp.ceiling, "ceiling": sp.ceiling, "Min": sp.Min, "Max": sp.Max,
+    "min": sp.Min, "max": sp.Max, "Abs": sp.Abs, "abs": sp.Abs, "Piecewise": sp.Piecewise,
+}
+CONSTANTS = {"pi": sp.pi, "E": sp.E, "True": sp.true}
+#: Functions that make a(t) not smooth: such a schedule is summed value by value on a horizon.
+NONSMOOTH = (sp.floor, sp.ceiling, sp.Min, sp.Max, sp.Piecewise, sp.Abs, sp.sign, sp.Heaviside,
+             sp.frac, sp.Mod)
+_OPERATORS = {"+", "-", "*", "/", "**", "^", "(", ")", ",", "<", ">", "<=", ">="}
+_NUMBER = re.compile(r"(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+_TRANSFORMATIONS = (*standard_transformations, convert_xor, rationalize,
+                    implicit_multiplication_application)
+_AST_NODES = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Call, ast.Name, ast.Constant,
+              ast.Compare, ast.Tuple, ast.Load, ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Pow,
+              ast.USub, ast.UAdd, ast.Lt, ast.Gt, ast.LtE, ast.GtE)
+_NUMBER_CALLS = {"Integer": sp.Integer, "Float": sp.Float, "Rational": sp.Rational}
+MAX_TEXT = 1000  #: longest schedule text accepted
+MAX_CONSTANT_EXPONENT = 10_000  #: |k| of a constant power x^k (10**10**10 would never finish)
 
 
 def parse_schedule(text: str, horizon: int | None = None) -> Schedule:
-    """Parse ``text`` as a(t) and check that a(t) > 0 on the horizon (or for all t ≥ 0).
+    """Parse ``text`` as a(t), t = 0, 1, …, and check that a(t) > 0 on the horizon (or all t ≥ 0).
 
-    Accepts ``^`` for powers and implicit multiplication; decimals are read as exact rationals
-    (``0.05`` is 1/20). The text goes through sympy's ``parse_expr``, which evaluates Python:
-    do not pass untrusted strings. A power law c/(t + t0)^p in any
-    spelling becomes a :class:`PowerSchedule`; anything else an :class:`ExpressionSchedule`.
-    Raises ValueError for text sympy cannot parse, a symbol other than t, a(0) undefined
-    (``"1/t"``: the index starts at 0, so the hint suggests ``1/(t+1)``), or a(t) ≤ 0.
+    The text is read without running Python: its tokens are checked against a whitelist (numbers,
+    ``t``, ``T`` = the horizon, + − * / ** ^ ( ) , < > <= >=, and the names of :data:`FUNCTIONS`
+    and :data:`CONSTANTS`), and sympy's translation of it is checked node by node before it is
+    evaluated with no builtins. ``^`` is a power, multiplication may be implicit (``2t``),
+    decimals are exact rationals (``0.05`` is 1/20). What comes out:
+
+    * a power law c/(t + t0)^p in any spelling: :class:`PowerSchedule` (closed-form sums, exact
+      c, t0, p);
+    * a smooth expression (exp, cos, …; cosine decay ``0.05*(1+cos(pi*t/T))`` with T the
+      horizon): :class:`ExpressionSchedule`, given for t < horizon where it is positive only there;
+    * an expression with floor, ceil, Min, Max, Abs or Piecewise (step decay, warmup, linear
+      decay): :class:`SampledSchedule` on the horizon, which it needs.
+
+    Raises ValueError (one line, starting "schedule:" or "horizon:") for text that is not
+    allowed or does not parse, a name other than those above, a complex value, a(0) undefined
+    (``"1/t"``: the index starts at 0, so the hint suggests ``1/(t+1)``), a(t) ≤ 0 on the
+    horizon, or T / a non-smooth function without a horizon.
     """
     if not isinstance(text, str) or not text.strip():
         raise ValueError("schedule: expected an expression in t such as '1/(t+1)'")
+    text = text.strip()
+    if horizon is not None:
+        horizon = _check_horizon(horizon)
+    expression = _parse(text, horizon)
     try:
-        transformations = (*standard_transformations, convert_xor, rationalize,
-                           implicit_multiplication_application)
-        expression = parse_expr(text, local_dict={"t": t}, transformations=transformations)
-        expression = sp.sympify(expression)
+        return _make_schedule(expression, text, horizon)
+    except Exception as error:  # sympy or numpy refusing an odd combination (exp(True), …)
+        raise _cannot("evaluate", text, error) from None
+
+
+def _make_schedule(expression: sp.Expr, text: str, horizon: int | None) -> Schedule:
+    """The schedule of a parsed expression (see :func:`parse_schedule`), checked positive."""
+    finite = horizon if _uses_horizon(text) else None
+    if not expression.has(t):
+        schedule: Schedule = _constant_schedule(expression, text)
+    elif expression.has(*NONSMOOTH):
+        if horizon is None:
+            raise ValueError(f"schedule: {text!r} uses floor/ceil/Min/Max/Abs/Piecewise, so it is "
+                             "summed value by value on a horizon: give a horizon")
+        schedule = SampledSchedule(_lambdify(expression, text), horizon, text, expression)
+    else:
+        _check_first_value(expression, text)
+        schedule = (_as_power_schedule(expression, text) if finite is None else None) \
+            or ExpressionSchedule(expression, text, finite)
+    domain = check_positive(schedule, horizon)
+    if isinstance(schedule, ExpressionSchedule) and domain is not None:
+        schedule.horizon = domain
+    return schedule
+
+
+def _parse(text: str, horizon: int | None) -> sp.Expr:
+    """``text`` as a real sympy expression in :data:`t`, without executing Python (see
+    :func:`parse_schedule`); T becomes the horizon."""
+    if len(text) > MAX_TEXT:
+        raise ValueError(f"schedule: the text is {len(text)} characters long; at most {MAX_TEXT}")
+    _check_tokens(text)
+    local = {"t": t}
+    if _uses_horizon(text):
+        if horizon is None:
+            raise ValueError(f"schedule: {text!r} uses T, the horizon: give a horizon")
+        local["T"] = sp.Integer(horizon)
+    names = {**FUNCTIONS, **CONSTANTS, **_NUMBER_CALLS}
+    try:
+        code = stringify_expr(text, local, dict(names), _TRANSFORMATIONS)
+        tree = ast.parse(code, mode="eval")
     except Exception as error:  # sympy raises many kinds (SyntaxError, TokenError, TypeError…)
-        raise ValueError(
-            f"schedule: cannot parse {text!r} as an expression in t ({error})") from None
+        raise _cannot("parse", text, error) from None
+    _check_code(tree, {*local, *names})
+    try:
+        expression = eval_expr(code, local, {**names, "__builtins__": {}})
+    except Exception as error:  # SympifyError, TypeError, sympy's own ValueErrors…
+        raise _cannot("parse", text, error) from None
     if not isinstance(expression, sp.Expr):
         raise ValueError(f"schedule: {text!r} is not an expression in t")
     unknown = sorted(str(s) for s in expression.free_symbols if s != t)
     if unknown:
         raise ValueError(f"schedule: unknown symbol(s) {', '.join(unknown)} in {text!r}; "
                          "a schedule is an expression in t only")
+    if expression.has(sp.I, sp.zoo, sp.nan, sp.oo, -sp.oo) or any(
+            power.base.is_negative and power.exp.is_integer is not True
+            for power in expression.atoms(sp.Pow)):
+        raise ValueError(f"schedule: {text!r} is complex-valued or infinite ({expression}); "
+                         "a step size is a positive real number")
+    return expression
+
+
+def _check_tokens(text: str) -> None:
+    """ValueError unless every token of ``text`` is a number, an allowed name or operator."""
+    allowed = {"t", "T", *FUNCTIONS, *CONSTANTS}
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(text).readline))
+    except (tokenize.TokenError, SyntaxError, IndentationError) as error:
+        why = " ".join(str(error).split())
+        raise ValueError(f"schedule: cannot parse {text!r} as an expression in t ({why})") \
+            from None
+    unknown = []
+    for token in tokens:
+        kind, value = token.type, token.string
+        if kind in (tokenize.NEWLINE, tokenize.NL, tokenize.ENDMARKER) or not value.strip():
+            continue
+        if kind == tokenize.NAME and value in allowed:
+            continue
+        if kind == tokenize.NAME and "__" not in value and value.isidentifier() \
+                and value not in ("lambda", "import", "exec", "eval"):
+            unknown.append(value)
+            continue
+        if kind == tokenize.OP and value in _OPERATORS:
+            continue
+        if kind == tokenize.NUMBER and _NUMBER.fullmatch(value):
+            continue
+        raise ValueError(f"schedule: {value!r} is not allowed in {text!r}: a schedule is "
+                         "numbers, t, T (the horizon), + - * / ** ^ ( ) , < > <= >= and "
+                         f"the functions {', '.join(sorted(FUNCTIONS))}")
+    if unknown:
+        complex_unit = " (complex numbers are not step sizes)" if "I" in unknown else ""
+        raise ValueError(f"schedule: unknown symbol(s) {', '.join(sorted(set(unknown)))} in "
+                         f"{text!r}{complex_unit}; a schedule is an expression in t (T: the "
+                         f"horizon) with the functions {', '.join(sorted(FUNCTIONS))} and pi, E")
+
+
+def _cannot(what: str, text: str, error: Exception) -> ValueError:
+    """The one-line ValueError for text that sympy or numpy could not handle."""
+    if isinstance(error, ValueError) and str(error).startswith(("schedule:", "horizon:")):
+        return error
+    why = " ".join(str(error).split()) or type(error).__name__
+    goal = "an expression in t" if what == "parse" else "a step size"
+    return ValueError(f"schedule: cannot {what} {text!r} as {goal} ({why})")
+
+
+def _check_code(tree: ast.AST, names: set[str]) -> None:
+    """Check sympy's translation node by node: only arithmetic, comparisons, tuples, calls of
+    allowed names, and constant powers with |exponent| ≤ MAX_CONSTANT_EXPONENT."""
+    for node in ast.walk(tree):
+        if not isinstance(node, _AST_NODES):
+            raise ValueError(f"schedule: {type(node).__name__} is not allowed in a schedule")
+        if isinstance(node, ast.Name) and node.id not in names:
+            raise ValueError(f"schedule: unknown symbol {node.id} in a schedule")
+        if isinstance(node, ast.Call) and (not isinstance(node.func, ast.Name) or node.keywords):
+            raise ValueError("schedule: only the listed functions may be called in a schedule")
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Pow):
+            exponent = _constant_value(node.right)
+            if exponent is not None and not abs(exponent) <= MAX_CONSTANT_EXPONENT:
+                raise ValueError(f"schedule: a constant exponent must be at most "
+                                 f"{MAX_CONSTANT_EXPONENT} in size")
+
+
+def _constant_value(node: ast.AST) -> float | None:
+    """The float value of a subtree of sympy's code at t = 0 (None where it involves a
+    function other than the number constructors); inf where it overflows. A heuristic guard
+    against exponents like 10**(t*0 + 10**9) that sympy would evaluate exactly, forever."""
+    if isinstance(node, ast.Name) and node.id == "t":
+        return 0.0
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
+            and node.func.id in _NUMBER_CALLS and len(node.args) == 1 \
+            and isinstance(node.args[0], ast.Constant):
+        value = node.args[0].value
+        if not isinstance(value, int | float | str | bytes):  # None, ..., complex: float() fails
+            return math.inf
+        try:
+            return float(value)
+        except (TypeError, ValueError, OverflowError):
+            return math.inf
+    if isinstance(node, ast.UnaryOp):
+        value = _constant_value(node.operand)
+        return None if value is None else (-value if isinstance(node.op, ast.USub) else value)
+    if isinstance(node, ast.BinOp):
+        left, right = _constant_value(node.left), _constant_value(node.right)
+        if left is None or right is None:
+            return None
+        operations = {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b,
+                      ast.Mult: lambda a, b: a * b, ast.Div: lambda a, b: a / b,
+                      ast.Pow: lambda a, b: abs(a) ** b}
+        try:
+            return float(operations[type(node.op)](left, right))
+        except (OverflowError, ZeroDivisionError):
+            return math.inf
+        except (KeyError, TypeError):  # a complex power: let sympy decide
+            return None
+    return None
+
+
+def _uses_horizon(text: str) -> bool:
+    return re.search(r"(?<![A-Za-z_0-9])T(?![A-Za-z_0-9])", text) is not None
+
+
+def _lambdify(expression: sp.Expr, text: str) -> Callable[[np.ndarray], np.ndarray]:
+    try:
+        return sp.lambdify(t, expression, "numpy")
+    except Exception as error:  # a function numpy's printer does not know
+        why = " ".join(str(error).split())
+        raise ValueError(f"schedule: cannot evaluate {text!r} with numpy ({why})") from None
+
+
+def _check_first_value(expression: sp.Expr, text: str) -> None:
+    """a(0) must be defined: ``1/t`` is refused with the hint ``1/(t+1)``."""
     first = expression.subs(t, 0)
     if not first.is_finite:
         shifted = expression.subs(t, t + 1)
@@ -341,23 +710,102 @@ def parse_schedule(text: str, horizon: int | None = None) -> Schedule:
                 if shifted.subs(t, 0).is_positive else "")
         raise ValueError(f"schedule: a(0) of {text!r} is undefined, and the index starts at "
                          f"t = 0{hint}")
-    schedule = _as_power_schedule(expression, text.strip()) or ExpressionSchedule(
-        expression, text.strip())
-    check_positive(schedule, horizon)
-    return schedule
 
 
-def as_schedule(spec: Schedule | str | float, horizon: int | None = None) -> Schedule:
-    """A schedule from a :class:`Schedule`, an expression string, or a number (constant)."""
+def _constant_schedule(expression: sp.Expr, text: str) -> PowerSchedule:
+    value = sp.N(expression, DPS)
+    if not (value.is_real and value.is_finite):
+        raise ValueError(f"schedule: {text!r} = {value} is not a real number")
+    if not value > 0:
+        raise ValueError(f"schedule: a(t) = {text} must be positive, got {float(value):g}")
+    return PowerSchedule(expression, 1, 0, source=text)
+
+
+def as_schedule(spec: Schedule | str | float | ArrayLike | Callable,
+                horizon: int | None = None) -> Schedule:
+    """A schedule from a :class:`Schedule`, an expression string (:func:`parse_schedule`), a
+    number (constant), a sequence / numpy array of values a(0), …, a(n−1) (a finite horizon n),
+    or a Python callable a(t) (vectorized over a numpy array of t, or scalar), which needs the
+    horizon on which it is evaluated.
+
+    Raises ValueError when the horizon exceeds what a finite schedule covers, or a(t) ≤ 0.
+    """
+    if horizon is not None:
+        horizon = _check_horizon(horizon)
     if isinstance(spec, Schedule):
+        if spec.horizon is not None:
+            spec._check_within(horizon if horizon is not None else spec.horizon)
+            return spec
         check_positive(spec, horizon)
         return spec
     if isinstance(spec, str):
         return parse_schedule(spec, horizon)
-    if isinstance(spec, int | float) and not isinstance(spec, bool):
+    if isinstance(spec, int | float | np.floating | np.integer) and not isinstance(spec, bool):
+        if not (spec > 0 and math.isfinite(spec)):
+            raise ValueError(f"schedule: a constant step size must be positive and finite, "
+                             f"got {spec}")
         return PowerSchedule(c=float(spec), t0=1.0, p=0.0, source=str(spec))
-    raise ValueError(
-        f"schedule: expected a Schedule, an expression string or a number, got {spec!r}")
+    if callable(spec):
+        return from_callable(spec, horizon)
+    if isinstance(spec, list | tuple | np.ndarray):
+        schedule = from_values(spec)
+        schedule._check_within(horizon if horizon is not None else schedule.horizon)
+        return schedule
+    raise ValueError(f"schedule: expected a Schedule, an expression string, a number, an array "
+                     f"of values or a callable, got {spec!r}")
+
+
+def from_values(values: ArrayLike, source: str | None = None) -> SampledSchedule:
+    """a(t) = values[t] for t < n = len(values): a finite horizon n; sums by math.fsum."""
+    try:
+        array = np.array(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError("schedule: the values must be real numbers") from None
+    if array.ndim != 1 or array.size == 0:
+        raise ValueError(f"schedule: expected a non-empty 1-D sequence of values, got shape "
+                         f"{array.shape}")
+    bad = np.flatnonzero(~((array > 0) & np.isfinite(array)))
+    if bad.size:
+        raise ValueError(f"schedule: the values must be positive and finite, but a({bad[0]}) = "
+                         f"{array[bad[0]]:g}")
+    array.setflags(write=False)
+
+    def lookup(steps: np.ndarray) -> np.ndarray:
+        index = np.asarray(steps)
+        whole = index.astype(np.int64)
+        if np.any(whole != index) or np.any(whole < 0) or np.any(whole >= array.size):
+            raise ValueError(f"horizon: the schedule has {array.size} values, a(t) for integer "
+                             f"t < {array.size} only")
+        return array[whole]
+
+    text = source or (f"[{array.size} values: {array[0]:.6g}, …, {array[-1]:.6g}]"
+                      if array.size > 2 else f"[{', '.join(f'{v:.6g}' for v in array)}]")
+    return SampledSchedule(lookup, array.size, text, exact_values=True)
+
+
+def from_callable(function: Callable, horizon: int | None, source: str | None = None
+                  ) -> SampledSchedule:
+    """a(t) = function(t) for t < horizon, evaluated once (on the numpy array of t if the
+    callable accepts it, else t by t on Python ints) and kept as values."""
+    if horizon is None:
+        raise ValueError("horizon: a schedule given as a Python callable needs a horizon")
+    horizon = _check_horizon(horizon)
+    if not 1 <= horizon <= CALLABLE_LIMIT:
+        raise ValueError(f"horizon: a callable schedule is evaluated on 1 ≤ T ≤ "
+                         f"{CALLABLE_LIMIT:.0e} steps, got {horizon}")
+    name = source or f"{getattr(function, '__name__', 'callable')}(t)"
+    steps = np.arange(horizon)
+    try:
+        values = np.asarray(function(steps), dtype=np.float64)
+        if values.shape != steps.shape:
+            raise TypeError("not vectorized")
+    except Exception:  # noqa: BLE001  (a scalar callable: evaluate it t by t)
+        try:
+            values = np.array([function(int(k)) for k in steps], dtype=np.float64)
+        except Exception as error:  # the user's function failed
+            why = " ".join(str(error).split()) or type(error).__name__
+            raise ValueError(f"schedule: {name} failed ({why})") from None
+    return from_values(values, source=name)
 
 
 def harmonic(c: float = 1.0, t0: float = 1.0) -> PowerSchedule:
@@ -370,40 +818,90 @@ def constant(c: float) -> PowerSchedule:
     return PowerSchedule(c, 1.0, 0.0, source=_num(c))
 
 
-def check_positive(schedule: Schedule, horizon: int | None = None) -> None:
+def cosine(peak: float, horizon: int, floor: float = 0.0) -> Schedule:
+    """Cosine decay over the horizon T: a(t) = floor + (peak − floor)·(1 + cos(πt/T))/2."""
+    return parse_schedule(f"{floor!r} + ({peak!r} - {floor!r})*(1 + cos(pi*t/T))/2", horizon)
+
+
+def step_decay(initial: float, factor: float, every: int, horizon: int) -> Schedule:
+    """Step decay: a(t) = initial·factor^⌊t/every⌋ (e.g. 0.1·0.5^⌊t/100⌋) on t < horizon."""
+    if not (isinstance(every, int | np.integer) and every >= 1):
+        raise ValueError(f"every: expected an integer ≥ 1, got {every!r}")
+    return parse_schedule(f"{initial!r}*{factor!r}**floor(t/{int(every)})", horizon)
+
+
+def warmup(steps: int, after: str, horizon: int) -> Schedule:
+    """Linear warmup: a(t) = min(1, (t+1)/steps)·after(t), ``after`` an expression in t."""
+    if not (isinstance(steps, int | np.integer) and steps >= 1):
+        raise ValueError(f"steps: expected an integer ≥ 1, got {steps!r}")
+    return parse_schedule(f"Min(1, (t+1)/{int(steps)})*({after})", horizon)
+
+
+def check_positive(schedule: Schedule, horizon: int | None = None) -> int | None:
     """Raise ValueError unless a(t) > 0 for every t < horizon (every t ≥ 0 without one).
 
-    Power schedules are positive by construction. For expressions: sympy's assumption system
-    first (t a non-negative integer); where it cannot decide, the values at every t below
-    min(horizon, GRID_DENSE) and at log-spaced t up to the horizon (or 10^15) are checked.
+    Returns the horizon on which positivity was shown: None when a(t) > 0 for every t ≥ 0,
+    else ``horizon``. Power schedules are positive by construction, sampled ones are checked
+    value by value on their horizon. For expressions: sympy's assumption system first (t a
+    non-negative integer); where it cannot decide, the values at every t below
+    min(horizon, GRID_DENSE) and at log-spaced t up to the horizon (or 10^15) are checked, and
+    with a horizon, the same check without it says whether a(t) > 0 beyond it too.
     """
     if isinstance(schedule, PowerSchedule):
-        return
-    expression = schedule.expression
-    if horizon is None and expression.is_positive:
-        return
-    end = 10**15 if horizon is None else _check_horizon(horizon)
-    dense = np.arange(min(end, GRID_DENSE), dtype=np.float64)
-    sparse = np.unique(np.floor(np.geomspace(max(GRID_DENSE, 1), max(end - 1, 1), 2000)))
-    steps = np.concatenate([dense, sparse[sparse < end]])
-    values = schedule(steps)
-    bad = np.flatnonzero(~((values > 0) & np.isfinite(values)))
-    if bad.size:
-        where = int(steps[bad[0]])
-        scope = "for t ≥ 0" if horizon is None else f"on the horizon t < {horizon}"
-        raise ValueError(f"schedule: a(t) = {schedule.source} must be positive and finite {scope}, "
-                         f"but a({where}) = {values[bad[0]]:g}")
+        return None
+    if horizon is not None and schedule.horizon is None and \
+            isinstance(schedule, ExpressionSchedule) and not schedule.expression.is_positive:
+        _check_values(schedule, horizon)
+        try:
+            return _check_values(schedule, None)
+        except ValueError:  # positive on the horizon only
+            return _check_horizon(horizon)
+    return _check_values(schedule, horizon)
+
+
+def _check_values(schedule: Schedule, horizon: int | None) -> int | None:
+    """The value checks of :func:`check_positive`."""
+    if isinstance(schedule, SampledSchedule):
+        end, steps = schedule.horizon, None
+    else:
+        if schedule.expression is not None and schedule.expression.is_positive:
+            return None
+        end = 10**15 if horizon is None else _check_horizon(horizon)
+        dense = np.arange(min(end, GRID_DENSE), dtype=np.float64)
+        sparse = np.unique(np.floor(np.geomspace(max(GRID_DENSE, 1), max(end - 1, 1), 2000)))
+        steps = np.concatenate([dense, sparse[sparse < end]])
+    for begin in range(0, end, CHUNK) if steps is None else [0]:
+        chunk = np.arange(begin, min(begin + CHUNK, end), dtype=np.float64) \
+            if steps is None else steps
+        values = schedule(chunk)
+        bad = np.flatnonzero(~((values > 0) & np.isfinite(values)))
+        if bad.size:
+            where = int(chunk[bad[0]])
+            scope = "for t ≥ 0" if horizon is None and schedule.horizon is None \
+                else f"on the horizon t < {end}"
+            kind = "positive and finite"
+            if np.isnan(values[bad[0]]) and schedule.expression is not None:
+                value = sp.N(schedule.expression.subs(t, where))
+                if value.is_real is False:
+                    kind = "real (it is complex there)"
+            raise ValueError(f"schedule: a(t) = {schedule.source} must be {kind} {scope}, "
+                             f"but a({where}) = {values[bad[0]]:g}")
+    return None if horizon is None and schedule.horizon is None else end
 
 
 def _as_power_schedule(expression: sp.Expr, source: str) -> PowerSchedule | None:
-    """Recognise c·(t + t0)^(−p): then −a/a′ = (t + t0)/p is linear in t.
+    """Recognise c·(t + t0)^(−p) in an algebraic expression (numbers, t, +, ·, powers): then
+    −a/a′ = (t + t0)/p is linear in t, with exact slope 1/p and intercept t0/p, and
+    c = a(0)·t0^p exactly.
 
     The fit is accepted only if it reproduces the expression at several t to 1e-12 relative.
     """
+    if not all(isinstance(node, sp.Add | sp.Mul | sp.Pow | sp.Symbol | sp.Number)
+               for node in sp.preorder_traversal(expression)):
+        return None
     derivative = sp.diff(expression, t)
     if derivative == 0:
-        value = float(expression)
-        return PowerSchedule(value, 1.0, 0.0, source=source) if value > 0 else None
+        return None
     ratio = sp.cancel(sp.powsimp(-expression / derivative, force=True))
     ratio = ratio.replace(lambda x: x.is_Pow and x.exp.is_Number and float(x.exp) == 1.0,
                           lambda x: x.base)
@@ -411,14 +909,14 @@ def _as_power_schedule(expression: sp.Expr, source: str) -> PowerSchedule | None
     if not ratio.is_polynomial(t) or sp.degree(ratio, t) != 1:
         return None
     slope, intercept = sp.Poly(ratio, t).all_coeffs()
-    p, t0 = float(1 / slope), float(intercept / slope)
+    p, t0 = 1 / slope, intercept / slope
+    first = expression.subs(t, 0)
+    if not (t0.is_positive and first.is_positive):
+        return None
     try:
-        first = float(expression.subs(t, 0))
-    except TypeError:
+        candidate = PowerSchedule(first * t0**p, t0, p, source=source)
+    except ValueError:
         return None
-    if not (t0 > 0 and first > 0):
-        return None
-    candidate = PowerSchedule(first * t0**p, t0, p, source=source)
     probe = np.array([0.0, 1.0, 7.0, 1e3, 1e6, 1e12])
     expected = np.array([float(expression.subs(t, int(s))) for s in probe])
     if not np.allclose(candidate(probe), expected, rtol=1e-12, atol=0):
@@ -430,16 +928,33 @@ def _expression_schedule_of(schedule: PowerSchedule) -> ExpressionSchedule:
     return ExpressionSchedule(schedule.expression, schedule.source)
 
 
-@dataclass(frozen=True, eq=False)  # hashed by identity: a key of _cached_segment
 class _Numeric:
-    """Callables for f(x) = expression(t = x): f in mpmath, its odd derivatives f′, f‴, …,
-    f^(2m) for the remainder, f in numpy, and the exact prefix sums of the first HEAD_TERMS."""
+    """Callables for f(x) = expression(t = x): f in mpmath, f in numpy, the exact prefix sums of
+    the first HEAD_TERMS terms, and (computed only when Euler–Maclaurin needs them) the odd
+    derivatives f′, f‴, … and f^(2m) for the remainder. Hashed by identity: a key of
+    _cached_segment."""
 
-    f: Callable
-    odd_derivatives: list
-    top_derivative: Callable
-    f_numpy: Callable
-    head: list
+    def __init__(self, f: sp.Expr, x: sp.Symbol):
+        self._f, self._x = f, x
+        self.f = _mpmath(x, f)
+        self.f_numpy = sp.lambdify(x, f, "numpy")
+        self.head = _head_prefix_sums(self.f)
+
+    @functools.cached_property
+    def _derivatives(self) -> tuple[list, Callable]:
+        derivatives = [self._f]
+        for _ in range(2 * EM_ORDER):
+            derivatives.append(sp.diff(derivatives[-1], self._x))
+        odd = [_mpmath(self._x, derivatives[2 * j - 1]) for j in range(1, EM_ORDER + 1)]
+        return odd, _mpmath(self._x, derivatives[-1])
+
+    @property
+    def odd_derivatives(self) -> list:
+        return self._derivatives[0]
+
+    @property
+    def top_derivative(self) -> Callable:
+        return self._derivatives[1]
 
     def segment(self, low: mp.mpf) -> tuple[mp.mpf, mp.mpf, mp.mpf]:
         """:func:`_integrate` over the whole segment [low, 8·low], cached."""
@@ -449,14 +964,7 @@ class _Numeric:
 @functools.lru_cache(maxsize=64)
 def _numeric(expression: sp.Expr) -> _Numeric:
     x = sp.Symbol("x", positive=True)
-    f = expression.subs(t, x)
-    derivatives = [f]
-    for _ in range(2 * EM_ORDER):
-        derivatives.append(sp.diff(derivatives[-1], x))
-    odd = [_mpmath(x, derivatives[2 * j - 1]) for j in range(1, EM_ORDER + 1)]
-    f_mp = _mpmath(x, f)
-    return _Numeric(f_mp, odd, _mpmath(x, derivatives[-1]), sp.lambdify(x, f, "numpy"),
-                    _head_prefix_sums(f_mp))
+    return _Numeric(expression.subs(t, x), x)
 
 
 def _mpmath(x: sp.Symbol, expression: sp.Expr) -> Callable:
@@ -547,10 +1055,10 @@ def _direct_float_sum(f_numpy: Callable, horizon: int) -> SumEstimate:
     for begin in range(0, horizon, chunk):
         steps = np.arange(begin, min(begin + chunk, horizon), dtype=np.float64)
         values = np.broadcast_to(np.asarray(f_numpy(steps), dtype=np.float64), steps.shape)
-        partial.append(math.fsum(values))
+        partial.append(_fsum(values))
         largest = max(largest, float(np.max(np.abs(values))))
     error = 4 * horizon * np.finfo(np.float64).eps * largest
-    return SumEstimate(mp.mpf(math.fsum(partial)), mp.mpf(error), "direct float64 summation")
+    return SumEstimate(mp.mpf(_fsum(partial)), mp.mpf(error), "direct float64 summation")
 
 
 @functools.lru_cache(maxsize=256)
@@ -572,7 +1080,7 @@ def _sympy_converges(expression: sp.Expr) -> bool | None:
     return bool(answer[0])
 
 
-def _check_horizon(horizon: int) -> int:
+def _check_horizon(horizon: object) -> int:
     if isinstance(horizon, bool) or not isinstance(horizon, int | np.integer):
         if isinstance(horizon, float) and horizon.is_integer():
             horizon = int(horizon)
@@ -596,3 +1104,25 @@ def _power_text(c: float, t0: float, p: float) -> str:
         return _num(c)
     base = f"(t+{_num(t0)})" if p == 1 else f"(t+{_num(t0)})^{_num(p)}"
     return f"{_num(c)}/{base}"
+
+
+def _mp(value: sp.Expr) -> mp.mpf:
+    """An exact sympy number as an mpmath number at the working precision (rationals exactly
+    rounded, anything else evaluated by sympy at 10 digits beyond it)."""
+    if isinstance(value, sp.Rational):
+        return mp.mpf(value.p) / value.q
+    return mp.mpf(sp.N(value, mp.mp.dps + 10)._mpf_)
+
+
+def _finite_a2(horizon: int) -> A2Verdict:
+    return A2Verdict(None, None, None,
+                     f"not applicable: a(t) is given for t < {horizon} only (a finite horizon); "
+                     "(A2) is about Σ a(t) and Σ a(t)² as t → ∞")
+
+
+def _fsum(values: Iterable[float]) -> float:
+    """math.fsum, with inf where the exact sum overflows float64 (fsum raises there)."""
+    try:
+        return math.fsum(values)
+    except OverflowError:
+        return math.inf

@@ -11,7 +11,7 @@ import math
 from typing import Any
 
 from theory import bounds
-from theory.schedules import Schedule, as_schedule
+from theory.schedules import PowerSchedule, Schedule, as_schedule
 
 PROBABILITY_BOUNDS = {
     "lemma1_paper": "Lemma 1 as printed (paper)",
@@ -35,14 +35,19 @@ def bound_table(lam: float, radius: float, schedule: Schedule | str, horizon: in
     if not 0 <= theta0_norm < math.inf:
         raise ValueError(f"theta0_norm: expected a finite number ≥ 0, got {theta0_norm}")
     schedule = as_schedule(schedule, horizon)
+    if horizon is None:  # values or a callable: their own horizon
+        horizon = schedule.horizon
     verdict = schedule.a2()
+    # γ = Σ_{t≥0} a(t)² only where it is defined and needed (no horizon) or free (closed form)
+    wanted = schedule.horizon is None and (horizon is None or isinstance(schedule, PowerSchedule))
     table: dict[str, Any] = {
         "input": {"lam": lam, "radius": radius, "schedule": schedule.source, "horizon": horizon,
                   "eps": eps, "theta0_norm": theta0_norm, "delta": delta},
         "schedule": {
             "expression": schedule.source,
             "description": schedule.describe(),
-            "gamma": schedule.gamma,
+            "finite_horizon": schedule.horizon,
+            "gamma": schedule.gamma if wanted else None,
             "a2": verdict.holds,
             "a2_reason": verdict.reason,
             "sum_a": schedule.partial_sum(horizon, 1) if horizon is not None else None,
@@ -81,12 +86,15 @@ def bound_table(lam: float, radius: float, schedule: Schedule | str, horizon: in
 def format_table(table: dict[str, Any]) -> str:
     """The table of :func:`bound_table` as text for a terminal."""
     given, schedule, results = table["input"], table["schedule"], table["bounds"]
-    horizon = given["horizon"]
+    horizon, finite = given["horizon"], schedule.get("finite_horizon")
+    gamma_missing = ("not defined (a finite horizon)" if finite is not None
+                     else "∞ (diverges)" if horizon is None else "not needed (a horizon is given)")
+    never = "never" if finite is None else f"not for T ≤ {finite}"
     lines = [
         f"λ = {_g(given['lam'])}, M = r = {_g(given['radius'])}, "
         + (f"horizon T = {horizon}" if horizon is not None else "no horizon (γ = Σ_{t≥0} a(t)²)"),
         schedule["description"],
-        f"  γ = Σ_{{t≥0}} a(t)² = {_g(schedule['gamma'], '∞ (diverges)')}",
+        f"  γ = Σ_{{t≥0}} a(t)² = {_g(schedule['gamma'], gamma_missing)}",
         f"  (A2) {_holds(schedule['a2'])}: {schedule['a2_reason']}",
     ]
     if horizon is not None:
@@ -99,14 +107,14 @@ def format_table(table: dict[str, Any]) -> str:
         probability = "underflow" if row["probability"] is None else f"{row['probability']:.4g}"
         probability = "≥ 1" if row["vacuous"] else probability
         lines.append(f"{label:<30} {_g(row['exponent']):>12} {_g(row['log10_probability']):>12} "
-                     f"{probability:>11}  {_g(row['vacuous_from'], 'never'):>16}  {row['form']}")
+                     f"{probability:>11}  {_g(row['vacuous_from'], never):>16}  {row['form']}")
     deterministic = results["deterministic"]
     lines += [
         "",
         "deterministic (classic clipping, every path): ‖θ(T) − θ(0)‖ ≤ λ·Σ_{t<T} a(t)",
         f"  radius at the horizon: {_g(deterministic['radius'], '∞')}"
         + ("" if horizon is not None else " (no horizon)"),
-        f"  first T with λ·Σ_{{t<T}} a(t) ≥ M: {_g(deterministic['horizon_for_radius'], 'never')}"
+        f"  first T with λ·Σ_{{t<T}} a(t) ≥ M: {_g(deterministic['horizon_for_radius'], never)}"
         "  (no path can leave the ball before it)",
     ]
     if "claim2" in results:
