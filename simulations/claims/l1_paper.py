@@ -4,8 +4,9 @@ r"""``L1-paper``: Lemma 1 as printed, in both of its forms,
     (14)  P(‖θ(T) − θ(0)‖ > M) ≤ 2exp(−2M²/(λ²Σ_{t<T} a(t)²)),
 
 measured as the fraction of paths with ‖θ(T) − θ(0)‖ > M at the horizon T: two rows per radius
-M of ``[radii] exit``, (15) then (14). Classic clipping. ``vacuous`` when λ·Σ_{t<T} a(t) ≤ M (no
-path can leave).
+M of ``[radii] exit``, (15) then (14); only (14) for a schedule defined on a finite horizon
+(cosine, step or linear decay to T, values), where γ does not exist. Classic clipping.
+``vacuous`` when λ·Σ_{t<T} a(t) ≤ M (no path can leave).
 
 Where the plain run cannot resolve a bound (:meth:`Context.probability`), AMS estimates the
 probability of the running maximum, P(max_{s≤T} ‖θ(s) − θ(0)‖ > M) (score ``exit`` at the level
@@ -39,22 +40,23 @@ def applicable(scenario) -> str | None:
 def check(ctx: Context) -> list[ClaimResult]:
     dev_T = ctx.sim.arrays["deviation_at"][:, -1]
     reach = ctx.lam * float(np.sum(ctx.a))
+    finite = ctx.schedule.horizon is not None
     out = []
     for M in ctx.scenario.exit_radii:
-        b15 = bounds.lemma1_paper(ctx.lam, M, ctx.schedule)
+        b15 = None if finite else bounds.lemma1_paper(ctx.lam, M, ctx.schedule)
         b14 = bounds.lemma1_paper(ctx.lam, M, ctx.schedule, horizon=ctx.steps) \
-            if ctx.steps > 0 else b15
+            if ctx.steps > 0 or b15 is None else b15
         k, n = int(np.sum(~(dev_T <= M))), len(dev_T)
-        for form, text in FORMS:
-            b = b15 if form == "15" else b14
+        for form, text in FORMS[1:] if finite else FORMS:
+            b = b14 if form == "14" or b15 is None else b15
             got = ctx.probability(k, n, b.log10_probability, event="exit",
                                   level=math.nextafter(M, math.inf), impossible=reach <= M,
                                   upper_only=True)
             why = got["reason"]
             if got["verdict"] == "vacuous" and reach <= M:
-                why = (f"λ·Σ_{{t<T}}a(t) = {fmt(reach)} ≤ M = {fmt(M)}: no path can leave the "
-                       f"ball before T = "
-                       f"{bounds.deterministic_horizon(ctx.lam, M, ctx.schedule)}")
+                why = f"λ·Σ_{{t<T}}a(t) = {fmt(reach)} ≤ M = {fmt(M)}: no path can leave the ball"
+                why += (f" on the schedule's horizon {ctx.schedule.horizon}" if finite else
+                        f" before T = {bounds.deterministic_horizon(ctx.lam, M, ctx.schedule)}")
             out.append(ctx.row(
                 statement=f"Lemma 1 ({form}): P(‖θ(T)−θ(0)‖ > {fmt(M)}) ≤ {text}",
                 prediction=f"({form}) {bound_text(b)}", measurement=got["measurement"],
@@ -63,7 +65,7 @@ def check(ctx: Context) -> list[ClaimResult]:
                 measurement_value=got["measurement_value"],
                 details={"radius": M, "form": form, "exponent": b.exponent,
                          "log10_bound": b.log10_probability,
-                         "log10_bound_15": b15.log10_probability,
+                         "log10_bound_15": None if b15 is None else b15.log10_probability,
                          "log10_bound_14": b14.log10_probability, "exits": k, "paths": n,
                          "deterministic_radius": reach, **got["details"]}))
     return out
