@@ -147,3 +147,32 @@ def test_a_blowup_bound_on_constructed_paths():
     finally:
         claims.unregister("tmp-blow")
         claims.unregister("tmp-eps")
+
+
+def _cosine_scenario(expression: str, name: str) -> dict:
+    return {"name": name, "claims": ["L1-det"],
+            "problem": {"name": "quadratic", "noise": "normal", "mean": 5.0, "sd": 1.0},
+            "clip": {"rule": "classic", "lam": 1.0},
+            "run": {"schedule": "0.05*(1+cos(pi*t/T))", "paths": 64, "steps": 50},
+            "radii": {"exit": [0.5]},
+            "bound": [{"name": name, "event": "exit", "expression": expression}]}
+
+
+def test_a_bound_on_a_cosine_schedule_uses_the_horizon_sums_and_refuses_gamma():
+    """Cosine decay is defined for t < T only, so γ = Σ_{t≥0} a(t)² does not exist: a formula
+    with gamma is refused at load time in one line; one with sum_a2 = Σ_{t<T} a(t)² runs, and
+    its value is the formula evaluated on the sums written out here."""
+    from simulations.verify import run_scenario
+
+    with pytest.raises(ValueError, match="gamma") as error:
+        scenario_from_dict(_cosine_scenario("2*exp(-2*M**2/(gamma*lam**2))", "cos-gamma"))
+    assert "\n" not in str(error.value)
+    try:
+        sc = scenario_from_dict(_cosine_scenario("2*exp(-2*M**2/(sum_a2*lam**2))", "cos-t"))
+        rows = claims.evaluate(sc, run_scenario(sc, progress=False))
+    finally:
+        claims.registry.unregister("cos-t")
+    sum_a2 = math.fsum((0.05 * (1 + math.cos(math.pi * t / 50))) ** 2 for t in range(50))
+    row = next(r for r in rows if r.claim == "cos-t")
+    assert row.prediction_value == pytest.approx(
+        math.log10(2) - 2 * 0.25 / sum_a2 / math.log(10), rel=1e-12)

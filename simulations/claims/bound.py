@@ -144,15 +144,19 @@ def bound_claim(table: dict[str, Any], where: str = "bound") -> Claim:
             return f"needs a radius (radius = [...] in [[bound]], or [radii] {event})"
         if "eps" in {s.name for s in expr.free_symbols} and scenario.clip.get("eps") is None:
             return "the expression uses eps, which this clip rule does not have"
+        if "gamma" in {s.name for s in expr.free_symbols} and \
+                scenario.run.schedule_obj().horizon is not None:
+            return ("the expression uses gamma = Σ_{t≥0} a(t)², which a schedule defined on a "
+                    "finite horizon does not have (use sum_a2)")
         return None
 
     def check(ctx: Context) -> list[ClaimResult]:
         values_at = ctx.sim.arrays[array]
         n = len(values_at)
         sum_a = float(np.sum(ctx.a))
-        gamma = float(ctx.schedule.gamma)
+        gamma = None if ctx.schedule.horizon is not None else float(ctx.schedule.gamma)
         base = {"lam": ctx.lam, "eps": ctx.rule.eps, "T": ctx.steps, "sum_a": sum_a,
-                "sum_a2": float(np.sum(ctx.a**2)), "gamma": gamma}
+                "sum_a2": float(np.sum(ctx.a**2))} | ({} if gamma is None else {"gamma": gamma})
         norm0 = float(np.linalg.norm(ctx.theta0()))
         reach = {"exit": ctx.lam * sum_a, "xi": 2 * ctx.lam * sum_a,
                  "blowup": norm0 + ctx.lam * sum_a}[event]
