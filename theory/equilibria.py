@@ -382,24 +382,27 @@ def search_zeros(h: Field, starts: Sequence[np.ndarray] | np.ndarray, *, tol: fl
     of h outside the budget, and :func:`stability`).
     """
     budget = Budget() if budget is None else budget
-    best = [np.inf, None]
+    best_residual = np.inf
+    best_point: np.ndarray | None = None
 
     def h_counted(v: np.ndarray) -> np.ndarray:
+        nonlocal best_residual, best_point
         v = np.asarray(v, dtype=np.float64)
         budget.charge(1 if v.ndim == 1 else len(v))
         out = np.asarray(h(v), dtype=np.float64)
         if v.ndim == 1:
             r = float(np.linalg.norm(out))
-            if r < best[0]:
-                best[:] = [r, v.copy()]
+            if r < best_residual:
+                best_residual, best_point = r, v.copy()
         return out
 
     def jac_counted(v: np.ndarray) -> np.ndarray:
+        assert jac is not None
         budget.charge(np.asarray(v).size + 1)
         return np.asarray(jac(v), dtype=np.float64)
 
     found: list[Zero] = []
-    exhausted = None
+    exhausted: str | None = None
     for start in np.atleast_2d(np.asarray(starts, dtype=np.float64)):
         try:
             sol = optimize.root(h_counted, start, method=method, tol=tol * 1e-2,
@@ -422,7 +425,7 @@ def search_zeros(h: Field, starts: Sequence[np.ndarray] | np.ndarray, *, tol: fl
         found = [replace(z, jacobian=(j := jacobian(h, z.point)), stability=stability(j))
                  for z in found]
     return ZeroSearch(sorted(found, key=lambda z: z.residual), exhausted, budget.used,
-                      float(best[0]), best[1])
+                      float(best_residual), best_point)
 
 
 def zeros(h: Field, starts: Sequence[np.ndarray] | np.ndarray, *, tol: float = 1e-8,
@@ -457,23 +460,24 @@ def minimise(f: Callable[[np.ndarray], float], grad: Field, x0: np.ndarray, *,
     runs out the result has ``converged`` False and ``exhausted`` set."""
     x0 = np.asarray(x0, dtype=np.float64)
     budget = Budget() if budget is None else budget
-    last = [x0, np.inf]
+    last_x, last_g = x0, np.inf
 
     def f_counted(v: np.ndarray) -> float:
         budget.charge(1)
         return float(f(v))
 
     def grad_counted(v: np.ndarray) -> np.ndarray:
+        nonlocal last_x, last_g
         budget.charge(1)
         g = np.asarray(grad(v), dtype=np.float64)
-        last[:] = [np.array(v, dtype=np.float64), float(np.linalg.norm(g))]
+        last_x, last_g = np.array(v, dtype=np.float64), float(np.linalg.norm(g))
         return g
 
     try:
         sol = optimize.minimize(f_counted, x0, jac=grad_counted, method="BFGS",
                                 options={"gtol": gtol, "maxiter": max_iter})
     except OutOfBudget as stop:
-        return Minimum(last[0], float("nan"), last[1], False, str(stop))
+        return Minimum(last_x, float("nan"), last_g, False, str(stop))
     x = np.asarray(sol.x, dtype=np.float64)
     g = float(np.linalg.norm(np.asarray(grad(x), dtype=np.float64)))
     # a minimiser x ≠ 0 has f(2x) > f(x) (strictly, for a strict minimum); f(2x) ≤ f(x) means
