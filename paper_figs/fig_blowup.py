@@ -9,6 +9,21 @@ bound 2·exp(−r²/(8λ²γ_T)), γ_T = Σ_{t<T} a(t)².
 Both on ½(θ − y)² in 1-D with θ(0) = 0, classic clipping λ = 1, a(t) = 1/(t+1): y ~ N(100, 1)
 (far minimiser: every path runs at full speed λa(t) and leaves every ball inside the
 deterministic radius, while (15) says that almost none does) and y ~ N(0, 1) (near minimiser).
+
+Below what plain Monte Carlo resolves (about 1/paths), the near scenario's curves go on with
+adaptive multilevel splitting (:func:`simulations.rare.ams`, diamonds with their 95% intervals,
+"splitting (AMS)"): one ``ams`` call per level L, estimating P(max_{s≤T} z(s) ≥ L) for the same
+chain and T (z = ‖θ(s) − θ(0)‖ in (a), ‖ξ(s)‖ in (b)), with ``importance="max"``. One call per
+level and not one curve from a single run: :class:`~simulations.rare.RareEventResult` gives
+only the final estimate, not the running products Π_i(1 − K_i/N) at the intermediate levels,
+and those levels differ from replica to replica, so they could not be averaged without them.
+``max`` and not the default ``scaled``: the near chain has atoms (a path that saturates every
+step sits exactly at λ·Σ_{t<s} a(t)), and (z − L)/w(s) ties every path that never climbs at its
+value at s = 0, which killed all particles of most replicas at high levels. The levels stay off
+the atoms λ·Σ_{t<s} a(t), where ">" (the Monte Carlo curve of (a)) and "≥" (AMS) agree, and
+inside the deterministic radius. The far scenario has no rare event to resolve: every step is
+saturated (P(y < θ + λ) < 1e-1800 per step), so the exit probability is 1 up to λΣa and exactly
+0 beyond, and ξ stays at 0 up to that same chance.
 """
 
 from __future__ import annotations
@@ -24,8 +39,12 @@ from paper_figs import style
 from paper_figs.data import Rows, series
 from paper_figs.intervals import clopper_pearson, exceedance
 from paper_figs.runs import Context, simulation
+from simulations import rare
 from simulations.engine import Simulation
+from simulations.problems import make_problem
+from simulations.rules import ClipRule
 from simulations.scenarios import Scenario
+from simulations.spec import content_key
 from theory import bounds
 
 NAME = "fig1_blowup"
@@ -34,7 +53,13 @@ SCHEDULE = "1/(t+1)"
 SCENARIOS = {"far": 100.0, "near": 0.0}  #: scenario: mean of y
 COLOURS = {"far": style.OKABE_ITO["vermillion"], "near": style.OKABE_ITO["blue"]}
 LABELS = {"far": "far, y ~ N(100, 1)", "near": "near, y ~ N(0, 1)"}
-FLOOR = 1e-6  #: lower end of the probability axis
+FLOOR = 1e-6  #: lower end of the probability axis (the scenario figures)
+FLOOR_AMS = 1e-12  #: lower end of Figure 1's probability axis, reached by splitting
+AMS_LABEL = "splitting (AMS)"
+AMS_IMPORTANCE = "max"
+#: AMS levels of the near scenario per panel (quick, full): off the atoms λ·Σ_{t<s} a(t)
+AMS_LEVELS = {"a": ((0.9, 1.2), (1.2, 1.65, 1.95, 2.2)),
+              "b": ((2.0,), (2.0, 2.65, 3.2, 3.8))}
 
 
 CLAIMS = ("L1-paper", "L1-mart", "A3")
@@ -62,16 +87,17 @@ def draw_tail(ax: Axes, panel: str, name: str, grid: np.ndarray, values: np.ndar
 
 
 def draw_bound(ax: Axes, grid: np.ndarray, log10: np.ndarray, label: str,
-               ls: object = "--") -> None:
+               ls: object = "--", floor: float = FLOOR) -> None:
     """Plot a probability bound given by its log10 (where it is above the axis floor)."""
-    ax.plot(grid, np.where(log10 >= np.log10(FLOOR), 10.0**log10, np.nan), color="k", ls=ls,
+    ax.plot(grid, np.where(log10 >= np.log10(floor), 10.0**log10, np.nan), color="k", ls=ls,
             label=label)
 
 
-def axes_style(ax: Axes, letter: str, title: str, xlabel: str, log_x: bool = False) -> None:
+def axes_style(ax: Axes, letter: str, title: str, xlabel: str, log_x: bool = False,
+               floor: float = FLOOR) -> None:
     """Log probability axis from the floor to 3, x from 0 (or log), labels and title."""
     ax.set_yscale("log")
-    ax.set_ylim(FLOOR, 3.0)
+    ax.set_ylim(floor, 3.0)
     if log_x:
         ax.set_xscale("log")
     else:
@@ -92,6 +118,58 @@ def measure(ctx: Context, scenario: str) -> dict[str, np.ndarray]:
     return {"max_deviation": arrays["max_deviation"], "xi_max": xi_max, "steps": steps}
 
 
+def splitting(ctx: Context, scenario: str, event: str, levels: tuple[float, ...],
+              steps: int) -> dict[str, np.ndarray]:
+    """AMS estimates of P(max_{s≤T} z(s) ≥ L) at each level L (one :func:`~simulations.rare.ams`
+    call per level; z the ``event``'s score), kept in the run store: estimate, interval ends,
+    relative error, extinct replicas, trajectory-steps."""
+    setting = {"problem": {"name": "quadratic", "noise": "normal", "mean": SCENARIOS[scenario],
+                           "sd": 1.0, "theta0": 0.0},
+               "lam": LAM, "schedule": SCHEDULE, "steps": steps, "event": event,
+               "levels": list(levels), "importance": AMS_IMPORTANCE,
+               "particles": ctx.size(20, 50), "kill": ctx.size(8, 10),
+               "replicas": ctx.size(6, 8), "seed": 5}
+
+    def compute() -> dict[str, np.ndarray]:
+        problem = make_problem(**setting["problem"])
+        rule = ClipRule("classic", lam=LAM)
+        out: dict[str, list[float]] = {k: [] for k in (
+            "level", "estimate", "low", "high", "relative_error", "extinct", "steps")}
+        for level in levels:
+            r = rare.ams(problem, rule, SCHEDULE, event=event, level=level, steps=steps,
+                         importance=AMS_IMPORTANCE, particles=setting["particles"],
+                         kill=setting["kill"], replicas=setting["replicas"],
+                         seed=setting["seed"])
+            for key, value in (("level", level), ("estimate", r.probability),
+                               ("low", r.interval[0]), ("high", r.interval[1]),
+                               ("relative_error", r.relative_error), ("extinct", r.extinct),
+                               ("steps", r.trajectory_steps)):
+                out[key].append(value)
+        return {k: np.asarray(v, dtype=np.float64) for k, v in out.items()}
+
+    key = content_key({"ams": setting})
+    arrays = dict(ctx.store.arrays(key, compute, name=f"ams-{scenario}-{event}",
+                                   meta={"ams": setting}))
+    arrays["estimator"] = (f"AMS importance={AMS_IMPORTANCE} N={setting['particles']} "
+                           f"k={setting['kill']} replicas={setting['replicas']}")
+    return arrays
+
+
+def draw_splitting(ax: Axes, panel: str, name: str, est: dict[str, np.ndarray],
+                   colour: str) -> Rows:
+    """Plot the AMS estimates (diamonds, 95% interval bars, the low end clipped at the axis
+    floor; an estimate of 0 is not drawn) and return their rows."""
+    y, low, high = est["estimate"], est["low"], est["high"]
+    shown = y > 0
+    ax.errorbar(est["level"][shown], y[shown],
+                yerr=[y[shown] - np.maximum(low[shown], FLOOR_AMS), high[shown] - y[shown]],
+                fmt="D", ms=3.5, color=colour, mfc="white", elinewidth=0.9, capsize=2,
+                label=AMS_LABEL)
+    return series(panel, name, est["level"], y, level=est["level"], estimate=y, low=low,
+                  high=high, relative_error=est["relative_error"], extinct=est["extinct"],
+                  trajectory_steps=est["steps"], estimator=est["estimator"])
+
+
 def make(ctx: Context) -> list[Path]:
     data = {name: measure(ctx, name) for name in SCENARIOS}
     steps = int(data["far"]["steps"])
@@ -109,18 +187,22 @@ def make(ctx: Context) -> list[Path]:
                                                 (ax_b, "b", r_grid, d["xi_max"], False)):
             rows += draw_tail(ax, panel, f"empirical {name}", grid, values, strict=strict,
                               colour=COLOURS[name], label=f"{LABELS[name]}: fraction, 95% band")
+    for ax, panel, event in ((ax_a, "a", "exit"), (ax_b, "b", "xi")):
+        levels = AMS_LEVELS[panel][0 if ctx.quick else 1]
+        est = splitting(ctx, "near", event, levels, steps)
+        rows += draw_splitting(ax, panel, "AMS near", est, COLOURS["near"])
     rows += series("a", "paper bound (15)", m_grid, 10.0**paper, log10_y=paper, lam=LAM)
     rows += series("a", "deterministic radius", [radius], lam=LAM, horizon=steps)
     rows += series("b", "Pinelis bound", r_grid, 10.0**pinelis, log10_y=pinelis, lam=LAM,
                    horizon=steps)
-    draw_bound(ax_a, m_grid, paper, "paper's bound (15): 2exp(−2M²/(λ²γ))")
+    draw_bound(ax_a, m_grid, paper, "paper's bound (15): 2exp(−2M²/(λ²γ))", floor=FLOOR_AMS)
     ax_a.axvline(radius, color="0.35", ls=":", lw=1.2,
                  label=f"deterministic radius λΣa = {radius:.2f}")
-    draw_bound(ax_b, r_grid, pinelis, PINELIS_LABEL)
+    draw_bound(ax_b, r_grid, pinelis, PINELIS_LABEL, floor=FLOOR_AMS)
     for ax, letter, title, xlabel in (
             (ax_a, "a", "paper's event", "radius M (units of θ)"),
             (ax_b, "b", "martingale part ξ", "radius r (units of θ)")):
-        axes_style(ax, letter, title, xlabel)
+        axes_style(ax, letter, title, xlabel, floor=FLOOR_AMS)
     ax_a.set_ylabel(r"$P(\mathrm{max}_{s\leq T}\,\|\theta(s)-\theta(0)\| > M)$")
     ax_b.set_ylabel(YLABEL_XI)
     style.legend_below(fig, [ax_a, ax_b], ncols=3)

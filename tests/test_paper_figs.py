@@ -255,3 +255,32 @@ def test_relative_out_works(tmp_path, monkeypatch):
     assert main(["--from", "figs", "--out", "again", "--only", "fig_equilibria"]) == 0
     assert (tmp_path / "again" / "fig4_equilibria.csv").read_text() == (
         tmp_path / "figs" / "fig4_equilibria.csv").read_text()
+
+
+def test_blowup_splitting_points_agree_with_monte_carlo_where_both_exist(out):
+    """Each AMS interval overlaps the Monte Carlo band sandwiching its level: for grid radii
+    x_lo < L < x_hi, P(> x_hi) ≤ P(≥ L) ≤ P(≥ x_lo), so the truth lies in
+    [lower(x_hi), upper(x_lo)] with the Clopper–Pearson ends of the engine's paths."""
+    for panel in "ab":
+        ams = rows(out, "fig1_blowup", "AMS near", panel)
+        mc = rows(out, "fig1_blowup", "empirical near", panel)
+        x, lower, upper = (column(mc, k) for k in ("x", "lower", "upper"))
+        for r in ams:
+            level = r["level"]
+            below, above = np.flatnonzero(x < level)[-1], np.flatnonzero(x > level)[0]
+            assert r["low"] <= r["estimate"] <= r["high"]
+            assert r["low"] <= upper[below] and r["high"] >= lower[above], (panel, r)
+            assert r["estimator"].startswith("AMS importance=max")
+
+
+def test_blowup_splitting_is_monotone_and_inside_the_deterministic_radius(out):
+    (det,) = rows(out, "fig1_blowup", "deterministic radius")
+    steps = int(det["horizon"])
+    atoms = np.cumsum(1.0 / (np.arange(steps) + 1.0))  # λ·Σ_{t<s} a(t), where paths pile up
+    for panel in "ab":
+        ams = rows(out, "fig1_blowup", "AMS near", panel)
+        level, estimate = column(ams, "level"), column(ams, "estimate")
+        assert np.all(np.diff(level) > 0) and np.all(np.diff(estimate) <= 0)
+        assert np.all((level > 0) & (level < det["x"]))
+        assert np.all(np.abs(level[:, None] - atoms[None, :]).min(axis=1) > 0.01)
+        assert np.all(column(ams, "trajectory_steps") > 0)
