@@ -1,7 +1,8 @@
 """The probability claims fall back on AMS (simulations.rare) where plain Monte Carlo cannot
 resolve the bound, checked on the ±1 walk (quadratic, two-point law ±1000, λ = 1, a ≡ 1,
 θ(0) = 0: every clipped step is ±1, H = 0 away from ±999, so ξ(s) = −θ(s)), where
-P(max_{s≤T}|S_s| ≥ r) is exact by dynamic programming (tests/test_rare.py's walk_probability,
+P(max_{s≤T}|S_s| ≥ r) is exact by dynamic programming (walk_probability of
+tests/simulations/test_rare.py,
 in exact rationals, independent of the package).
 
 With T = 40 and r = 32 the exact probability is ≈ 2.1e-7; 32 plain paths see 0 events (upper
@@ -17,7 +18,7 @@ from simulations import claims
 from simulations.claims import verdicts
 from simulations.scenarios import scenario_from_dict
 from simulations.verify import run_scenario
-from tests.test_rare import walk_probability
+from tests.simulations.test_rare import walk_probability
 
 T, R_LEVEL, PATHS = 40, 32, 32
 EXACT = float(walk_probability(T, R_LEVEL))
