@@ -11,6 +11,7 @@ import json
 import re
 import sys
 from decimal import Decimal, InvalidOperation
+from typing import NoReturn
 
 from theory.table import bound_table, format_table
 
@@ -18,7 +19,7 @@ from theory.table import bound_table, format_table
 class _Parser(argparse.ArgumentParser):
     """argparse, but an error is one line on stderr and exit status 2 (no usage block)."""
 
-    def error(self, message: str) -> None:
+    def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 

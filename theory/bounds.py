@@ -268,12 +268,12 @@ def require_positive(argument: str, value: float) -> float:
 
 def _log_delta(delta: float | None, log_delta: float | None) -> mp.mpf:
     """ln δ from exactly one of ``delta`` ∈ (0, 1) or ``log_delta`` < 0."""
-    if (delta is None) == (log_delta is None):
-        raise ValueError("delta: give exactly one of delta (in (0, 1)) or log_delta (< 0)")
-    if delta is not None:
+    if delta is not None and log_delta is None:
         if not 0 < delta < 1:
             raise ValueError(f"delta: expected a probability in (0, 1), got {delta}")
         return mp.log(delta)
+    if delta is not None or log_delta is None:
+        raise ValueError("delta: give exactly one of delta (in (0, 1)) or log_delta (< 0)")
     if not (log_delta < 0 and math.isfinite(log_delta)):
         raise ValueError(f"log_delta: expected a finite number < 0, got {log_delta}")
     return mp.mpf(log_delta)

@@ -16,10 +16,13 @@ clip rules (see :func:`simulations.mean_field.field` for H of a problem):
   within a confidence band where H is estimated, of 0; pieces closer than two grid steps
   merged), each attracting, repelling or touching for dθ/dτ = −H; :func:`search_zeros_1d`
   widens the window in the direction of the flow while no zero is found;
-* :func:`zeros`: zeros of H: R^d → R^d from several starts (``scipy.optimize.root``), each with
-  its residual ‖H(θ*)‖, its Jacobian (:func:`jacobian`) and stability (:func:`stability`: the
-  eigenvalues of J), duplicates merged;
-* :func:`minimise`: the minimiser of a smooth function with its gradient (``scipy.optimize``);
+* :func:`search_zeros` (:func:`zeros`: its zeros): zeros of H: R^d → R^d from several starts
+  (``scipy.optimize.root``, with H's own Jacobian where given), each with its residual
+  ‖H(θ*)‖, its Jacobian (:func:`jacobian`) and stability (:func:`stability`: the eigenvalues of
+  J), duplicates merged, within a :class:`Budget` of evaluations and seconds (a search that
+  runs out says so: it has not shown that H has no zero);
+* :func:`minimise`: the minimiser of a smooth function with its gradient (``scipy.optimize``),
+  within a budget too;
 * :func:`stochastic_time`, :func:`solve_ode`, :func:`tracking_gaps`: the ODE in τ-time and the
   gap between an interpolated SGD path and the ODE started on it, over windows of τ-length Δ;
 * :func:`marchaud_check`: the linear-growth constant sup ‖H(θ)‖/(1 + ‖θ‖) over given points, and
@@ -29,6 +32,7 @@ clip rules (see :func:`simulations.mean_field.field` for H of a problem):
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -42,10 +46,14 @@ __all__ = [
     "Minimum",
     "Zero",
     "ZeroPiece",
+    "Budget",
+    "OutOfBudget",
+    "ZeroSearch",
     "ZeroSet",
     "jacobian",
     "marchaud_check",
     "minimise",
+    "search_zeros",
     "search_zeros_1d",
     "shell_points",
     "solve_ode",
@@ -292,12 +300,13 @@ class Zero:
 
 def jacobian(h: Field, x: np.ndarray, delta: float = 1e-6) -> np.ndarray:
     """J_ij = ∂H_i/∂θ_j at x by central differences, (H(x + δ_j e_j) − H(x − δ_j e_j))/(2δ_j),
-    δ_j = delta·(1 + |x_j|); h is called on one point (d,) at a time, as by :func:`zeros`."""
+    δ_j = delta·(1 + |x_j|); h is batched, (N, d) → (N, d), and is called once, on the 2d
+    points x ± δ_j e_j."""
     x = np.asarray(x, dtype=np.float64)
     d = x.size
     steps = delta * (1 + np.abs(x))
     points = np.concatenate([x + np.diag(steps), x - np.diag(steps)])
-    values = np.array([np.asarray(h(p), dtype=np.float64).reshape(d) for p in points])
+    values = np.asarray(h(points), dtype=np.float64).reshape(2 * d, d)
     return ((values[:d] - values[d:]) / (2 * steps[:, None])).T
 
 
@@ -310,21 +319,99 @@ def stability(jac: np.ndarray, tol: float = 1e-9) -> str:
     return "attracting" if low > scale else "repelling" if low < -scale else "unknown"
 
 
-def zeros(h: Field, starts: Sequence[np.ndarray] | np.ndarray, *, tol: float = 1e-8,
-          merge: float = 1e-6, method: str = "hybr", classify: bool = True) -> list[Zero]:
-    """Zeros of H: R^d → R^d from each start (``scipy.optimize.root``), sorted by residual.
+class OutOfBudget(Exception):
+    """Raised by :meth:`Budget.charge` when a search has spent its budget; the message says
+    which limit."""
+
+
+@dataclass
+class Budget:
+    """A limit on the work of a search: at most ``evaluations`` evaluations of H at a point (a
+    batched call on N points costs N) and ``seconds`` of wall-clock time from the first charge
+    (checked before each call, so one call may run past it); None is no limit. ``used`` counts
+    the evaluations charged."""
+
+    evaluations: int | None = None
+    seconds: float | None = None
+    used: int = 0
+    started: float | None = None
+
+    def charge(self, n: int) -> None:
+        """Count n evaluations, or raise :class:`OutOfBudget` when they do not fit."""
+        now = time.monotonic()
+        if self.started is None:
+            self.started = now
+        if self.evaluations is not None and self.used + n > self.evaluations:
+            raise OutOfBudget(f"{self.evaluations} evaluations of H")
+        if self.seconds is not None and now - self.started > self.seconds:
+            raise OutOfBudget(f"{self.seconds:g} s")
+        self.used += n
+
+    def elapsed(self) -> float:
+        """Seconds since the first charge."""
+        return 0.0 if self.started is None else time.monotonic() - self.started
+
+
+@dataclass(frozen=True)
+class ZeroSearch:
+    """The result of :func:`search_zeros`: the ``zeros`` found, ``exhausted`` (the limit of the
+    budget that stopped the search, None when every start ran to its end), the ``evaluations``
+    of H spent, and the smallest residual ‖H‖ seen at a single point with that point
+    (``best_residual`` inf when none was seen)."""
+
+    zeros: list[Zero]
+    exhausted: str | None
+    evaluations: int
+    best_residual: float
+    best_point: np.ndarray | None
+
+
+def search_zeros(h: Field, starts: Sequence[np.ndarray] | np.ndarray, *, tol: float = 1e-8,
+                 merge: float = 1e-6, method: str = "hybr", classify: bool = True,
+                 jac: Callable[[np.ndarray], np.ndarray] | None = None,
+                 budget: Budget | None = None) -> ZeroSearch:
+    """Zeros of H: R^d → R^d from each start in turn (``scipy.optimize.root``), sorted by
+    residual, within ``budget`` (one budget for all starts).
 
     Each solution with residual ‖H(θ*)‖ ≤ tol is kept; two solutions closer than
-    ``merge``·(1 + ‖θ*‖) are one zero (the one with the smaller residual stays). An empty list
-    means no start reached a zero. With ``classify`` each zero gets its Jacobian and stability
-    (:func:`jacobian`, :func:`stability`).
+    ``merge``·(1 + ‖θ*‖) are one zero (the one with the smaller residual stays). ``jac`` is
+    the Jacobian ∂H/∂θ (d,) → (d, d) given to the solver (else it differences H itself, d + 1
+    calls of H per Jacobian); a call of ``jac`` costs d + 1 evaluations of the budget. When the
+    budget runs out the search stops (``exhausted``) with the zeros found so far. With
+    ``classify`` each zero gets its Jacobian and stability (:func:`jacobian`, one batched call
+    of h outside the budget, and :func:`stability`).
     """
+    budget = Budget() if budget is None else budget
+    best_residual = np.inf
+    best_point: np.ndarray | None = None
+
+    def h_counted(v: np.ndarray) -> np.ndarray:
+        nonlocal best_residual, best_point
+        v = np.asarray(v, dtype=np.float64)
+        budget.charge(1 if v.ndim == 1 else len(v))
+        out = np.asarray(h(v), dtype=np.float64)
+        if v.ndim == 1:
+            r = float(np.linalg.norm(out))
+            if r < best_residual:
+                best_residual, best_point = r, v.copy()
+        return out
+
+    def jac_counted(v: np.ndarray) -> np.ndarray:
+        assert jac is not None
+        budget.charge(np.asarray(v).size + 1)
+        return np.asarray(jac(v), dtype=np.float64)
+
     found: list[Zero] = []
+    exhausted: str | None = None
     for start in np.atleast_2d(np.asarray(starts, dtype=np.float64)):
-        sol = optimize.root(lambda v: np.asarray(h(v), dtype=np.float64), start, method=method,
-                            tol=tol * 1e-2)
-        point = np.asarray(sol.x, dtype=np.float64)
-        residual = float(np.linalg.norm(np.asarray(h(point), dtype=np.float64)))
+        try:
+            sol = optimize.root(h_counted, start, method=method, tol=tol * 1e-2,
+                                jac=None if jac is None else jac_counted)
+            point = np.asarray(sol.x, dtype=np.float64)
+            residual = float(np.linalg.norm(h_counted(point)))
+        except OutOfBudget as stop:
+            exhausted = str(stop)
+            break
         if not np.isfinite(residual) or residual > tol:
             continue
         zero = Zero(point, residual, start, bool(sol.success))
@@ -337,30 +424,60 @@ def zeros(h: Field, starts: Sequence[np.ndarray] | np.ndarray, *, tol: float = 1
     if classify:
         found = [replace(z, jacobian=(j := jacobian(h, z.point)), stability=stability(j))
                  for z in found]
-    return sorted(found, key=lambda z: z.residual)
+    return ZeroSearch(sorted(found, key=lambda z: z.residual), exhausted, budget.used,
+                      float(best_residual), best_point)
+
+
+def zeros(h: Field, starts: Sequence[np.ndarray] | np.ndarray, *, tol: float = 1e-8,
+          merge: float = 1e-6, method: str = "hybr", classify: bool = True,
+          jac: Callable[[np.ndarray], np.ndarray] | None = None) -> list[Zero]:
+    """The zeros of :func:`search_zeros` with no budget (an empty list: no start reached a
+    zero)."""
+    return search_zeros(h, starts, tol=tol, merge=merge, method=method, classify=classify,
+                        jac=jac).zeros
 
 
 @dataclass(frozen=True)
 class Minimum:
     """The result of :func:`minimise`: ``point``, ``value``, ``grad_norm`` there, ``converged``
-    (the solver's test and ‖∇f‖ ≤ gtol)."""
+    (the solver's test and ‖∇f‖ ≤ gtol), ``exhausted`` (the limit of the budget that stopped
+    it, else None; then ``point`` is the last point the gradient was evaluated at)."""
 
     point: np.ndarray
     value: float
     grad_norm: float
     converged: bool
+    exhausted: str | None = None
 
 
 def minimise(f: Callable[[np.ndarray], float], grad: Field, x0: np.ndarray, *,
-             gtol: float = 1e-8, max_iter: int = 10_000) -> Minimum:
+             gtol: float = 1e-8, max_iter: int = 10_000,
+             budget: Budget | None = None) -> Minimum:
     """argmin f by BFGS with the exact gradient, from x0. ``converged`` needs the solver's own
     test, ‖∇f‖ ≤ 10·gtol, and f(2x) > f(x) at the point x ≠ 0 found, so that a function with no
     minimiser (one that keeps decreasing, or stays flat to rounding, as ‖θ‖ → ∞) ends with
-    ``converged`` False."""
+    ``converged`` False. Each call of f or of grad costs one evaluation of ``budget``; when it
+    runs out the result has ``converged`` False and ``exhausted`` set."""
     x0 = np.asarray(x0, dtype=np.float64)
-    sol = optimize.minimize(lambda v: float(f(v)), x0,
-                            jac=lambda v: np.asarray(grad(v), dtype=np.float64),
-                            method="BFGS", options={"gtol": gtol, "maxiter": max_iter})
+    budget = Budget() if budget is None else budget
+    last_x, last_g = x0, np.inf
+
+    def f_counted(v: np.ndarray) -> float:
+        budget.charge(1)
+        return float(f(v))
+
+    def grad_counted(v: np.ndarray) -> np.ndarray:
+        nonlocal last_x, last_g
+        budget.charge(1)
+        g = np.asarray(grad(v), dtype=np.float64)
+        last_x, last_g = np.array(v, dtype=np.float64), float(np.linalg.norm(g))
+        return g
+
+    try:
+        sol = optimize.minimize(f_counted, x0, jac=grad_counted, method="BFGS",
+                                options={"gtol": gtol, "maxiter": max_iter})
+    except OutOfBudget as stop:
+        return Minimum(last_x, float("nan"), last_g, False, str(stop))
     x = np.asarray(sol.x, dtype=np.float64)
     g = float(np.linalg.norm(np.asarray(grad(x), dtype=np.float64)))
     # a minimiser x ≠ 0 has f(2x) > f(x) (strictly, for a strict minimum); f(2x) ≤ f(x) means

@@ -52,7 +52,7 @@ import re
 import threading
 import tokenize
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import mpmath as mp
@@ -340,6 +340,8 @@ class PowerSchedule(Schedule):
 class ExpressionSchedule(Schedule):
     """a(t) given by a sympy expression in t (summed exactly, then by Euler–Maclaurin)."""
 
+    expression: sp.Expr
+
     def __init__(self, expression: sp.Expr, source: str | None = None,
                  horizon: int | None = None):
         self.expression = sp.sympify(expression)
@@ -401,6 +403,8 @@ class SampledSchedule(Schedule):
     values); nothing symbolic is computed. (A2), a statement about t → ∞, does not apply.
     """
 
+    horizon: int  #: always finite here
+
     def __init__(self, values: Callable[[np.ndarray], np.ndarray], horizon: int, source: str,
                  expression: sp.Expr | None = None, exact_values: bool = False):
         self.horizon = _check_horizon(horizon)
@@ -423,22 +427,29 @@ class SampledSchedule(Schedule):
         values = self(np.arange(begin, end, dtype=np.float64))
         return values if power == 1 else values ** float(power)
 
+    def _within(self, horizon: int | None) -> int:
+        """``horizon``, checked ≤ n by :meth:`_check_within` (which refuses None here)."""
+        self._check_within(horizon)
+        if horizon is None:  # unreachable: _check_within refuses Σ_{t≥0} on a finite horizon
+            raise ValueError(f"horizon: a(t) = {self.source} has sums for T ≤ {self.horizon} only")
+        return horizon
+
     def _sum(self, horizon: int | None, power: float) -> SumEstimate:
+        end = self._within(horizon)
         partial, largest = [], 0.0
-        for begin in range(0, horizon, CHUNK):
-            terms = self._terms(begin, min(begin + CHUNK, horizon), power)
+        for begin in range(0, end, CHUNK):
+            terms = self._terms(begin, min(begin + CHUNK, end), power)
             partial.append(_fsum(terms))
             largest = max(largest, float(np.max(terms)))
         exact = self._exact_values and power == 1
-        error = 0.0 if exact else 4 * horizon * np.finfo(np.float64).eps * largest
+        error = 0.0 if exact else 4 * end * np.finfo(np.float64).eps * largest
         return SumEstimate(mp.mpf(_fsum(partial)), mp.mpf(error),
                            "fsum of the given values" if exact else "direct float64 summation")
 
     def log_product(self, scale: float, horizon: int | None) -> SumEstimate:
         """Σ_{t<T} log(1 + s·a(t)) = math.fsum(log1p(s·a(t)))."""
-        horizon = None if horizon is None else _check_horizon(horizon)
-        self._check_within(horizon)
-        terms = np.log1p(float(scale) * self(np.arange(horizon, dtype=np.float64)))
+        end = self._within(None if horizon is None else _check_horizon(horizon))
+        terms = np.log1p(float(scale) * self(np.arange(end, dtype=np.float64)))
         return SumEstimate(mp.mpf(_fsum(terms)), mp.mpf(0), "direct float64 summation")
 
     def horizon_for_sum(self, level: float, power: float = 1) -> int | None:
@@ -652,8 +663,11 @@ def _constant_value(node: ast.AST) -> float | None:
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
             and node.func.id in _NUMBER_CALLS and len(node.args) == 1 \
             and isinstance(node.args[0], ast.Constant):
+        value = node.args[0].value
+        if not isinstance(value, int | float | str | bytes):  # None, ..., complex: float() fails
+            return math.inf
         try:
-            return float(node.args[0].value)
+            return float(value)
         except (TypeError, ValueError, OverflowError):
             return math.inf
     if isinstance(node, ast.UnaryOp):
@@ -850,7 +864,7 @@ def _check_values(schedule: Schedule, horizon: int | None) -> int | None:
     if isinstance(schedule, SampledSchedule):
         end, steps = schedule.horizon, None
     else:
-        if schedule.expression.is_positive:
+        if schedule.expression is not None and schedule.expression.is_positive:
             return None
         end = 10**15 if horizon is None else _check_horizon(horizon)
         dense = np.arange(min(end, GRID_DENSE), dtype=np.float64)
@@ -1066,7 +1080,7 @@ def _sympy_converges(expression: sp.Expr) -> bool | None:
     return bool(answer[0])
 
 
-def _check_horizon(horizon: int) -> int:
+def _check_horizon(horizon: object) -> int:
     if isinstance(horizon, bool) or not isinstance(horizon, int | np.integer):
         if isinstance(horizon, float) and horizon.is_integer():
             horizon = int(horizon)
@@ -1106,7 +1120,7 @@ def _finite_a2(horizon: int) -> A2Verdict:
                      "(A2) is about Σ a(t) and Σ a(t)² as t → ∞")
 
 
-def _fsum(values: ArrayLike) -> float:
+def _fsum(values: Iterable[float]) -> float:
     """math.fsum, with inf where the exact sum overflows float64 (fsum raises there)."""
     try:
         return math.fsum(values)

@@ -5,6 +5,7 @@ the rows share."""
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,13 +13,25 @@ from typing import Any
 import numpy as np
 
 from simulations.claims.result import ClaimResult
-from simulations.claims.verdicts import pathwise_rtol
+from simulations.claims.verdicts import (
+    clopper_pearson,
+    interval_verdict,
+    log10_tightness,
+    pathwise_rtol,
+    probability_verdict,
+)
 from theory import bounds
 from theory.schedules import as_schedule
 
-__all__ = ["Context", "bound_text", "fmt"]
+__all__ = ["RARE_OPTIONS", "Context", "bound_text", "fmt"]
 
 _MISSING = object()
+
+#: the options of the probability claims that fall back on AMS (:meth:`Context.probability`):
+#: ``rare`` whether to, ``rare_particles`` N and ``rare_replicas`` of :func:`simulations.rare.ams`,
+#: ``rare_floor`` the log10 of the smallest bound it is tried at
+RARE_OPTIONS: dict[str, Any] = {"rare": True, "rare_particles": 100, "rare_replicas": 10,
+                                "rare_floor": -30.0}
 
 
 def fmt(x: float | None) -> str:
@@ -92,10 +105,10 @@ class Context:
         return self._field
 
     def field_with_se(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """H and its standard error at the points ``theta`` (N, P). Where H is estimated, every
-        point is estimated from the same minibatches (one call per point), so that the estimate
-        is a continuous function of θ whose zeros can be searched; where H is exact the
-        standard error is 0."""
+        """H and its standard error at the points ``theta`` (N, P), in one batched call. Where H
+        is estimated, every point is estimated from the same minibatches (the mean field's
+        common random numbers), so that the estimate is a continuous function of θ whose zeros
+        can be searched; where H is exact the standard error is 0."""
         import torch
 
         from simulations.mean_field import mean_field
@@ -104,13 +117,10 @@ class Context:
         if self.h_exact:
             value = np.asarray(self._field(theta), dtype=np.float64).reshape(theta.shape)
             return value, np.zeros_like(value)
-        values, errors = [], []
-        for point in theta:
-            est = mean_field(self.problem, self.rule, torch.as_tensor(point)[None],
-                             batch=self.scenario.batch)
-            values.append(est.value[0].numpy())
-            errors.append(est.stderr[0].numpy())
-        return np.array(values, dtype=np.float64), np.array(errors, dtype=np.float64)
+        est = mean_field(self.problem, self.rule, torch.as_tensor(theta),
+                         batch=self.scenario.batch)
+        return (est.value.numpy().astype(np.float64, copy=False),
+                est.stderr.numpy().astype(np.float64, copy=False))
 
     def theta0(self) -> np.ndarray:
         """θ(0) of the run (the problem's initial point for the scenario's seed)."""
@@ -130,6 +140,92 @@ class Context:
             raise KeyError(f"claim {getattr(self.claim, 'id', '?')} reads option {key!r} but "
                            f"does not declare it in OPTIONS")
         return options[key]
+
+    def rare(self, event: str, level: float):
+        """AMS estimate (:func:`simulations.rare.ams`) of P(max_{s≤T} z(s) ≥ ``level``) for the
+        scenario's problem, rule, schedule, T, minibatch, seed, dtype and guard, with the
+        claim's options ``rare_particles`` and ``rare_replicas``."""
+        import torch
+
+        from simulations import rare
+
+        particles, replicas = self.opt("rare_particles"), self.opt("rare_replicas")
+        for key, value in (("rare_particles", particles), ("rare_replicas", replicas)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 2:
+                raise ValueError(f"options.{key} must be an integer >= 2, got {value!r}")
+        return rare.ams(self.problem, self.rule, self.schedule, event=event, level=level,
+                        steps=self.steps, particles=particles, replicas=replicas,
+                        batch=self.scenario.batch,
+                        seed=self.scenario.seed, dtype=getattr(torch, self.scenario.dtype),
+                        guard=getattr(self.scenario.run, "guard", None))
+
+    def probability(self, k: int, n: int, log10_bound: float, *, event: str, level: float,
+                    impossible: bool = False, reachable: bool = True,
+                    upper_only: bool = False) -> dict[str, Any]:
+        """The verdict on P(event) ≤ b = 10^log10_bound from k events in n plain paths, and
+        where that is ``inconclusive`` (the 95% Clopper–Pearson upper limit is above b and the
+        lower limit is not), from AMS (:meth:`rare`, score ``event`` at ``level``) when the
+        claim's option ``rare`` is true and log10 b ≥ ``rare_floor``. The AMS interval is judged
+        by :func:`~simulations.claims.verdicts.interval_verdict` (``upper_only``: the AMS event
+        contains the claim's, so it can only show ``holds``; an AMS estimate of 0, every
+        replica extinct, is ``inconclusive``; ``reachable`` false: the event
+        cannot happen before T, AMS is not tried).
+
+        Returns the row's ``verdict``, ``reason``, ``interval``, ``measurement`` (text),
+        ``measurement_value`` and ``details``: ``estimator`` ("monte carlo" or "ams"),
+        ``log10_tightness`` = log10 b − log10 p̂ (None when p̂ = 0; then
+        ``log10_tightness_at_least`` = log10 b − log10 hi, as p ≤ hi at 95%) and, with AMS, ``rare``
+        (:meth:`simulations.rare.RareEventResult.to_dict`) and
+        ``rare_seconds``."""
+        import time
+
+        verdict, why = probability_verdict(k, n, log10_bound, impossible=impossible)
+        interval, estimate = clopper_pearson(k, n), k / n
+        measurement = f"{k}/{n} = {fmt(estimate)}"
+        details: dict[str, Any] = {"estimator": "monte carlo"}
+        if (verdict == "inconclusive" and self.opt("rare") and reachable
+                and log10_bound >= float(self.opt("rare_floor"))):
+            start = time.perf_counter()
+            res = self.rare(event, level)
+            seconds = time.perf_counter() - start
+            verdict = interval_verdict(res.interval, log10_bound, upper_only=upper_only)
+            if res.probability == 0:  # every replica died out: the interval [0, 0] is no bound
+                verdict = "inconclusive"
+            interval, estimate = res.interval, res.probability
+            lo, hi = interval
+            measurement = f"AMS {fmt(estimate)}"
+            why = (f"plain Monte Carlo {k} of {n} paths cannot resolve 10^{log10_bound:.4g}; AMS "
+                   f"({res.setting['particles']} particles × {res.replicas} replicas, score "
+                   f"{event} at level {level:.6g}): p̂ = {estimate:.3g}, 95% interval "
+                   f"[{lo:.3g}, {hi:.3g}], relative error {res.relative_error:.2g}")
+            if verdict == "holds":
+                why += ": the upper limit is at or below the bound"
+            elif verdict == "violated":
+                why += ": the lower limit is above the bound"
+            elif res.probability == 0:
+                why += ": every replica estimated 0, which bounds nothing"
+            elif lo > 0 and math.log10(lo) > log10_bound:  # upper_only
+                why += (": the lower limit is above the bound, but AMS estimates the running "
+                        "maximum, whose probability only bounds the claim's from above")
+            else:
+                why += ": the interval contains the bound"
+            details.update(estimator="ams", rare=res.to_dict(), rare_seconds=seconds)
+        elif verdict == "inconclusive" and self.opt("rare") and reachable:
+            why += f" (below 10^{float(self.opt('rare_floor')):g}, AMS is not tried)"
+        elif verdict == "inconclusive" and self.opt("rare"):
+            why += " (the event cannot happen before T, AMS is not tried)"
+        tight = log10_tightness(log10_bound, estimate)
+        details["log10_tightness"] = tight
+        if tight is None and interval[1] > 0:  # p ≤ hi at 95%, so b/p ≥ b/hi
+            details["log10_tightness_at_least"] = log10_bound - math.log10(interval[1])
+        if verdict != "vacuous":
+            why += (f"; bound/estimate = 10^{tight:.3g}" if tight is not None else
+                    "; bound/estimate: estimate 0, bound/upper limit = "
+                    f"10^{details['log10_tightness_at_least']:.3g}"
+                    if "log10_tightness_at_least" in details else
+                    "; bound/estimate: no finite ratio (estimate 0)")
+        return {"verdict": verdict, "reason": why, "interval": tuple(interval),
+                "measurement": measurement, "measurement_value": estimate, "details": details}
 
     def row(self, claim: str | None = None, statement: str | None = None,
             **kwargs) -> ClaimResult:

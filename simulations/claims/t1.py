@@ -4,9 +4,12 @@ minimiser of E[ℓ], and which of the two the mean endpoint matches.
 * The zero set. In 1-D: :func:`theory.equilibria.search_zeros_1d` on a window that contains
   θ(0), every endpoint (10 beyond them) and the option ``zero_range``, widened while no zero is
   found and the flow dθ/dτ = −H points out of it; the window searched is reported. In d > 1:
-  :func:`theory.equilibria.zeros` from the mean endpoint, θ(0) and a few endpoints. Each zero
-  has a stability for dθ/dτ = −H (the sign of H on either side in 1-D, the eigenvalues of the
-  Jacobian in d > 1).
+  :func:`theory.equilibria.search_zeros` from the mean endpoint, θ(0) and a few endpoints (the
+  mean endpoint and θ(0) only from P = ``LARGE_P`` parameters on), with H's batched Jacobian,
+  within a budget of ``zero_budget`` evaluations of H (a Jacobian costs P + 1) and
+  ``zero_seconds`` seconds, shared by the starts (the BFGS search for argmin E[ℓ] has the same
+  budget). Each zero has a stability for dθ/dτ = −H (the sign of H on either side in 1-D, the
+  eigenvalues of the Jacobian in d > 1).
 * Where H is a Monte Carlo estimate (B > 1, or a continuous law in d > 1) it is evaluated with
   the same minibatches at every point, so that it is continuous in θ, and the zero set is the set
   where the estimate is within 1.96 standard errors of 0 (in 1-D; an interval, never an exact
@@ -15,7 +18,10 @@ minimiser of E[ℓ], and which of the two the mean endpoint matches.
   repelling (the iterates leave it); ``holds`` when the mean endpoint agrees with a zero that is
   not repelling (|z| ≤ 3, :func:`simulations.claims.verdicts.mean_agreement`, the distance to
   an interval of zeros taken to its nearest point); ``inconclusive`` otherwise (the endpoints
-  have not reached the zero set).
+  have not reached the zero set), and when the search in d > 1 ran out of its budget before it
+  found a zero that is not repelling, or found none from its two starts at P ≥ ``LARGE_P`` (the
+  reason gives the limit, the evaluations spent and the smallest ‖H‖ reached): that shows
+  nothing about whether H has a zero.
 """
 
 from __future__ import annotations
@@ -34,10 +40,12 @@ ID = "T1"
 STATEMENT = "Theorem 1: θ(t) → {θ : E[g/c](θ) = 0}"
 RULES = None
 OBSERVERS = ()
-OPTIONS = {"zero_range": None, "zero_grid": 4001}
+OPTIONS = {"zero_range": None, "zero_grid": 4001, "zero_budget": 20_000, "zero_seconds": 60.0}
 BAND_Z = 1.96  #: half-width of the band of an estimated H, in standard errors
 MC_GRID = 401  #: grid points of the 1-D search where H is estimated (one estimate per point)
 PAD = 10.0  #: the window reaches this far beyond θ(0) and the endpoints
+LARGE_P = 50  #: from this many parameters on, the search in d > 1 starts from the mean endpoint
+#: and θ(0) only (each start costs Jacobians of P + 1 evaluations of H)
 
 
 def applicable(scenario) -> str | None:
@@ -48,7 +56,18 @@ def applicable(scenario) -> str | None:
     grid = scenario.options.get("zero_grid", 4001)
     if not isinstance(grid, int) or grid < 3:
         return f"options.zero_grid must be an integer >= 3, got {grid!r}"
+    budget = scenario.options.get("zero_budget", 20_000)
+    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
+        return f"options.zero_budget must be an integer >= 1 (evaluations of H), got {budget!r}"
+    seconds = scenario.options.get("zero_seconds", 60.0)
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not (
+            math.isfinite(seconds) and seconds > 0):
+        return f"options.zero_seconds must be a number > 0, got {seconds!r}"
     return None
+
+
+def _budget(ctx: Context) -> equilibria.Budget:
+    return equilibria.Budget(int(ctx.opt("zero_budget")), float(ctx.opt("zero_seconds")))
 
 
 def _minimiser(ctx: Context, start: np.ndarray) -> tuple[np.ndarray | None, str]:
@@ -74,7 +93,10 @@ def _minimiser(ctx: Context, start: np.ndarray) -> tuple[np.ndarray | None, str]
         return float((problem.loss(th, problem.batch_of(atoms, torch.arange(len(weights))))
                       * weights).sum())
 
-    m = equilibria.minimise(loss, grad, start)
+    m = equilibria.minimise(loss, grad, start, budget=_budget(ctx))
+    if m.exhausted is not None:
+        return None, (f"argmin E[ℓ] not found: BFGS ran out of its budget of {m.exhausted} "
+                      f"(‖∇E[ℓ]‖ = {fmt(m.grad_norm)} at its last point)")
     if not m.converged:
         return None, (f"E[ℓ] has no minimiser found (BFGS stopped at ‖θ‖ = "
                       f"{fmt(float(np.linalg.norm(m.point)))} with ‖∇E[ℓ]‖ = {fmt(m.grad_norm)})")
@@ -129,19 +151,41 @@ def _check_1d(ctx, end, mean, se, theta0, details) -> tuple[str, Any, float | No
 def _check_nd(ctx, end, mean, se, theta0, details) -> tuple[str, Any, float | None, str]:
     if ctx.h_exact:
         h = ctx.field()
+        jac = getattr(h, "jacobian", None)
     else:
         def h(v):
             v = np.asarray(v, dtype=np.float64)
             return ctx.field_with_se(v.reshape(-1, v.shape[-1]))[0].reshape(v.shape)
-    starts = np.vstack([mean, theta0, end[: min(4, len(end))]])
-    found = [z for z in equilibria.zeros(h, starts, tol=1e-12 if ctx.h_exact else 1e-8)
-             if z.converged]
+
+        def jac(v):
+            return equilibria.jacobian(h, v)
+    if len(mean) >= LARGE_P:
+        starts = np.vstack([mean, theta0])
+    else:
+        starts = np.vstack([mean, theta0, end[: min(4, len(end))]])
+    budget = _budget(ctx)
+    search = equilibria.search_zeros(h, starts, tol=1e-12 if ctx.h_exact else 1e-8, jac=jac,
+                                     budget=budget)
+    found = [z for z in search.zeros if z.converged]
     text = f"none found from {len(starts)} starts" if not found else "{" + ", ".join(
         _point_text(z.point) + ("" if z.stability == "attracting" else f" ({z.stability})")
         for z in found[:3]) + "}"
     details.update(zeros=[z.point.tolist() for z in found],
                    residuals=[z.residual for z in found],
-                   stability=[z.stability for z in found], zeros_estimated=not ctx.h_exact)
+                   stability=[z.stability for z in found], zeros_estimated=not ctx.h_exact,
+                   zero_evaluations=search.evaluations, zero_seconds=budget.elapsed(),
+                   zero_budget_exhausted=search.exhausted)
+    if search.exhausted is not None and not any(z.stability != "repelling" for z in found):
+        text = (f"unknown (the search stopped at its budget of {search.exhausted} after "
+                f"{search.evaluations} evaluations of H in {budget.elapsed():.3g} s; smallest "
+                f"‖H‖ reached {fmt(search.best_residual)}"
+                + ("" if not found else f"; found {text}") + ")")
+        return "unknown", None, None, text
+    if not found and len(mean) >= LARGE_P:
+        text = (f"unknown (none found from {len(starts)} starts in {search.evaluations} "
+                f"evaluations of H; smallest ‖H‖ reached {fmt(search.best_residual)}; with "
+                f"P = {len(mean)} a failed local search from so few starts shows nothing)")
+        return "unknown", None, None, text
     if not found:
         return "none", None, None, text
     stable = [z for z in found if z.stability != "repelling"]
@@ -175,7 +219,10 @@ def check(ctx: Context) -> list[ClaimResult]:
     mean_text = ", ".join(f"{m:.5g} ± {s:.2g}" for m, s in zip(mean[:3], se[:3], strict=False))
     min_text = "none" if minimiser is None else ", ".join(f"{v:.5g}" for v in minimiser[:3])
     spread = float(np.median(np.linalg.norm(end - mean, axis=1)))
-    if status == "none":
+    if status == "unknown":
+        verdict = "inconclusive"
+        why = f"the zero set of H is {zero_text}; this does not show that H has no zero"
+    elif status == "none":
         verdict = "violated"
         why = (f"H has no zero ({zero_text}); the iterates cannot converge to one: mean ‖θ(T)‖ "
                f"= {fmt(float(np.mean(np.linalg.norm(end, axis=1))))} from ‖θ(0)‖ = "

@@ -44,7 +44,8 @@ import numpy as np
 from scipy import stats
 
 __all__ = ["LEVEL", "VERDICTS", "Z_AGREE", "clopper_pearson", "decrease_verdict",
-           "mean_agreement", "pathwise_rtol", "pathwise_verdict", "probability_verdict"]
+           "interval_verdict", "log10_tightness", "mean_agreement", "pathwise_rtol",
+           "pathwise_verdict", "probability_verdict"]
 
 VERDICTS = ("holds", "violated", "vacuous", "inconclusive")
 LEVEL = 0.95
@@ -92,6 +93,28 @@ def probability_verdict(k: int, n: int, log10_bound: float, *,
                          f"below the bound 10^{log10_bound:.4g}")
     return "inconclusive", (f"{k} of {n} paths: the interval [{lo:.3g}, {hi:.3g}] cannot "
                             f"resolve a bound of 10^{log10_bound:.4g}")
+
+
+def interval_verdict(interval: tuple[float, float], log10_bound: float, *,
+                     upper_only: bool = False) -> str:
+    """The probability rule on an interval [lo, hi] of P: ``violated`` when lo > 10^log10_bound,
+    ``holds`` when hi ≤ 10^log10_bound, else ``inconclusive`` (``vacuous`` when the bound is
+    ≥ 1). ``upper_only``: the interval is of a larger probability than the bound's (an upper
+    estimate), so it can show ``holds`` but never ``violated`` (``inconclusive`` instead)."""
+    lo, hi = interval
+    if log10_bound >= 0:
+        return "vacuous"
+    if _log10(lo) > log10_bound:
+        return "inconclusive" if upper_only else "violated"
+    if _log10(hi) <= log10_bound:
+        return "holds"
+    return "inconclusive"
+
+
+def log10_tightness(log10_bound: float, estimate: float) -> float | None:
+    """log10(b/p̂) = log10 b − log10 p̂, how many decades the bound b sits above the estimate
+    p̂ (negative: below it); None when p̂ = 0 (no finite ratio)."""
+    return log10_bound - math.log10(estimate) if estimate > 0 else None
 
 
 def pathwise_verdict(worst_ratio: float, rtol: float, what: str) -> tuple[str, str]:

@@ -4,9 +4,10 @@
   minimiser of E[Huber_λ(θ − y)]; its closed form (written out here by cases, independently of
   the code) is checked against zeros_1d applied to the exact mean field of the engine's problem.
 * The ODE solver against exact solutions of linear and clipped fields.
-* zeros in d dimensions against a linear solve; minimise on a quadratic and on separable
-  logistic data (no minimiser); the Marchaud check on fields with known constants and on one
-  with a jump.
+* zeros in d dimensions against a linear solve, and on a clipped linear field in d = 50 with its
+  batched Jacobian (few evaluations) and with a budget too small (stopped, not 'no zero');
+  minimise on a quadratic and on separable logistic data (no minimiser); the Marchaud check on
+  fields with known constants and on one with a jump.
 """
 
 import math
@@ -75,7 +76,7 @@ def test_zeros_in_d_dimensions_against_a_linear_solve():
     rng = np.random.default_rng(1)
     a = rng.standard_normal((4, 4)) + 4 * np.eye(4)
     b = rng.standard_normal(4)
-    found = equilibria.zeros(lambda v: a @ v - b, [np.zeros(4), np.ones(4) * 5])
+    found = equilibria.zeros(lambda v: v @ a.T - b, [np.zeros(4), np.ones(4) * 5])
     assert len(found) == 1  # both starts reach the same zero, merged
     np.testing.assert_allclose(found[0].point, np.linalg.solve(a, b), atol=1e-10)
 
@@ -209,3 +210,60 @@ def test_jacobian_and_stability_against_a_linear_field():
     assert found[0].stability == "repelling" and found[0].point == pytest.approx([1.0, 1.0])
     np.testing.assert_allclose(found[0].to_dict()["jacobian"], -np.eye(2), atol=1e-8)
     assert found[0].describe().endswith("repelling")
+
+
+class ClippedLinear:
+    """H(θ) = clip(A(θ − θ*), −1, 1) row-wise, batched (N, d) → (N, d), with its exact Jacobian
+    diag(1{|A(θ − θ*)| < 1})·A; counts the points it is evaluated at and the Jacobians."""
+
+    def __init__(self, a: np.ndarray, star: np.ndarray):
+        self.a, self.star, self.points, self.jacobians = a, star, 0, 0
+
+    def __call__(self, theta: np.ndarray) -> np.ndarray:
+        theta = np.asarray(theta, dtype=np.float64)
+        self.points += 1 if theta.ndim == 1 else len(theta)
+        return np.clip((theta - self.star) @ self.a.T, -1.0, 1.0)
+
+    def jacobian(self, theta: np.ndarray) -> np.ndarray:
+        self.jacobians += 1
+        inside = np.abs(self.a @ (theta - self.star)) < 1
+        return self.a * inside[:, None]
+
+
+def _clipped_linear(d=50):
+    rng = np.random.default_rng(7)
+    a = np.eye(d) + 0.3 * rng.standard_normal((d, d)) / math.sqrt(d)
+    star = rng.standard_normal(d)
+    return ClippedLinear(a, star), star + 0.1 * rng.standard_normal(d)
+
+
+def test_zeros_of_a_clipped_linear_field_in_50_dimensions_with_its_jacobian():
+    """A is invertible (I plus a small perturbation), so θ* is the only zero (clipping keeps
+    the sign of A(θ − θ*)); the start lies where no coordinate is clipped. With the batched
+    Jacobian the solver needs a few Jacobians and a few dozen points, where differencing H
+    itself costs d + 1 = 51 points per Jacobian; the classification's central differences are
+    one call of h on 2d points."""
+    h, start = _clipped_linear()
+    search = equilibria.search_zeros(h, [start], tol=1e-12, jac=h.jacobian, classify=False)
+    assert search.exhausted is None and len(search.zeros) == 1
+    np.testing.assert_allclose(search.zeros[0].point, h.star, atol=1e-10)
+    assert h.jacobians <= 5 and h.points <= 30
+    assert search.evaluations == h.points + 51 * h.jacobians  # a Jacobian costs d + 1
+    calls = []
+    j = equilibria.jacobian(lambda v: calls.append(len(v)) or h(v), search.zeros[0].point)
+    np.testing.assert_allclose(j, h.a, atol=1e-8)
+    assert calls == [100]  # one batched call on the 2d points
+
+
+def test_a_search_that_runs_out_of_budget_says_so():
+    h, start = _clipped_linear()
+    search = equilibria.search_zeros(h, [start, start], jac=h.jacobian,
+                                     budget=equilibria.Budget(evaluations=60))
+    assert search.zeros == [] and search.exhausted == "60 evaluations of H"
+    assert search.evaluations <= 60 and h.points + 51 * h.jacobians <= 60
+    assert 0 < search.best_residual <= np.linalg.norm(h(start))
+    timed = equilibria.search_zeros(h, [start], budget=equilibria.Budget(seconds=1e-9))
+    assert timed.zeros == [] and timed.exhausted == "1e-09 s"
+    m = equilibria.minimise(lambda v: float(((v - 3) ** 2).sum()), lambda v: 2 * (v - 3),
+                            np.zeros(2), budget=equilibria.Budget(evaluations=2))
+    assert not m.converged and m.exhausted == "2 evaluations of H"

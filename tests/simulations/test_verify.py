@@ -267,5 +267,13 @@ def test_probability_rows_hold_only_when_the_interval_resolves_the_bound(quick):
         if r["claim"] in ("L1-paper", "L1-mart") and r["verdict"] == "holds":
             assert math.log10(r["interval"][1]) <= r["details"]["log10_bound"], r
     mlp = [r for r in rows if r["scenario"] == "mlp-tanh" and r["claim"] == "L1-paper"]
-    assert [r["verdict"] for r in mlp] == ["violated", "inconclusive"]
-    assert mlp[1]["details"]["exits"] == 0 and mlp[1]["interval"][1] > 1e-3
+    # (15) and (14) per radius; 10^−345 is below the floor of AMS, so it is not tried
+    assert [r["verdict"] for r in mlp] == ["violated", "violated", "inconclusive", "inconclusive"]
+    assert [r["details"]["form"] for r in mlp] == ["15", "14", "15", "14"]
+    assert mlp[2]["details"]["exits"] == 0 and mlp[2]["interval"][1] > 1e-3
+    assert mlp[2]["details"]["estimator"] == "monte carlo"
+    # the tightness bound/estimate, where the estimate is not 0
+    for r in rows:
+        if r["claim"] in ("L1-paper", "L1-mart") and r["measurement_value"]:
+            assert r["details"]["log10_tightness"] == pytest.approx(
+                r["details"]["log10_bound"] - math.log10(r["measurement_value"]), rel=1e-12)

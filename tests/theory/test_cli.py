@@ -109,7 +109,7 @@ def test_clipverify_is_a_console_script_of_the_package():
     from pathlib import Path
 
     cfg = configparser.ConfigParser()
-    cfg.read(Path(__file__).resolve().parents[1] / "setup.cfg")
+    cfg.read(Path(__file__).resolve().parents[2] / "setup.cfg")
     scripts = cfg["options.entry_points"]["console_scripts"].split("=")
     assert [s.strip() for s in scripts] == ["clipverify", "paper_figs.console:main"]
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.test_torch_clip import no_host_sync  # noqa: F401  (a fixture)
+from tests.torch_impl.test_clip import no_host_sync  # noqa: F401  (a fixture)
 from torch_impl.clip import clip_grad_norm_
 from torch_impl.stateful import Clipper, EMAClipper, PercentileClipper
 from torch_impl.wrapper import ClippedOptimizer

@@ -15,7 +15,7 @@ from simulations import claims
 from simulations.claims.bound import log10_bound, parse_expression
 from simulations.scenarios import load_scenario, scenario_from_dict
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def _verify(*args):
