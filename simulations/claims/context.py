@@ -21,7 +21,6 @@ from simulations.claims.verdicts import (
     probability_verdict,
 )
 from theory import bounds
-from theory.schedules import as_schedule
 
 __all__ = ["RARE_OPTIONS", "Context", "bound_text", "fmt"]
 
@@ -65,7 +64,7 @@ class Context:
     def __post_init__(self):
         self.problem = self.scenario.make_problem()
         self.rule = self.scenario.make_rule()
-        self.schedule = as_schedule(self.scenario.schedule, horizon=max(self.scenario.steps, 1))
+        self.schedule = self.scenario.run.schedule_obj()
         self.a = np.asarray(self.schedule(np.arange(self.scenario.steps)), dtype=np.float64)
         self.rtol = pathwise_rtol(self.scenario.dtype)
         self.lam = self.rule.lam
