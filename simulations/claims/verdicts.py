@@ -39,8 +39,10 @@ A verdict is one of ``holds``, ``violated``, ``vacuous``, ``inconclusive``. The 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import stats
 
 __all__ = ["LEVEL", "VERDICTS", "Z_AGREE", "clopper_pearson", "decrease_verdict",
@@ -61,15 +63,21 @@ def pathwise_rtol(dtype: str) -> float:
     return PATHWISE_ULPS * float(np.finfo(dtype).eps)
 
 
-def clopper_pearson(k: int, n: int, level: float = LEVEL) -> tuple[float, float]:
+def clopper_pearson(k: ArrayLike, n: int, level: float = LEVEL) -> tuple[Any, Any]:
     """The Clopper–Pearson interval of a binomial proportion k/n:
     [B(α/2; k, n−k+1), B(1−α/2; k+1, n−k)] with B the beta quantile, α = 1 − level
-    (0 for k = 0 and 1 for k = n at the open ends)."""
-    if n < 1 or not 0 <= k <= n:
+    (0 for k = 0 and 1 for k = n at the open ends). ``k`` a count (floats returned) or an
+    array of counts (arrays returned)."""
+    counts = np.asarray(k)
+    if n < 1 or np.any(counts < 0) or np.any(counts > n):
         raise ValueError(f"clopper_pearson: need 0 <= k <= n, n >= 1, got k={k}, n={n}")
     alpha = 1.0 - level
-    lo = 0.0 if k == 0 else float(stats.beta.ppf(alpha / 2, k, n - k + 1))
-    hi = 1.0 if k == n else float(stats.beta.ppf(1 - alpha / 2, k + 1, n - k))
+    counts = counts.astype(np.float64)
+    with np.errstate(invalid="ignore"):
+        lo = np.where(counts > 0, stats.beta.ppf(alpha / 2, counts, n - counts + 1), 0.0)
+        hi = np.where(counts < n, stats.beta.ppf(1 - alpha / 2, counts + 1, n - counts), 1.0)
+    if lo.ndim == 0:
+        return float(lo), float(hi)
     return lo, hi
 
 
