@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 
 from paper_figs import scenario, tables
 from paper_figs.runs import Context
-from paper_figs.store import atomic_path
+from simulations.files import atomic_path
 from simulations.store import RunStore
 
 FIGURES = ("fig_blowup", "fig_growth", "fig_claim2", "fig_equilibria", "fig_ode",

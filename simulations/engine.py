@@ -30,8 +30,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +40,7 @@ from tqdm.auto import tqdm
 
 from simulations import fused, sampling
 from simulations.errors import BadArgument
+from simulations.files import atomic_path
 from simulations.mean_field import mean_field
 from simulations.observers import (
     Observers,
@@ -128,15 +127,14 @@ class Simulation:
         return out
 
 
+def _checkpoint_files(ckdir: Path) -> list[Path]:
+    """The checkpoint ``state.pt`` and any temporary file of it left by a killed process."""
+    return [*ckdir.glob("state.pt*"), *ckdir.glob(".state.pt.*")]
+
+
 def _atomic_save(obj: Any, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _load_checkpoint(path: Path) -> dict[str, Any]:
@@ -218,7 +216,7 @@ def simulate(run: RunSpec, execution: Execution | None = None) -> Simulation:
                                             "different setting; refuse to resume it")
             saved_chunks, partial = saved["done"], saved["partial"]
         elif not ex.resume:
-            for old in ckdir.glob("state.pt*"):
+            for old in _checkpoint_files(ckdir):
                 old.unlink()
     h_fn = None
     if "xi" in run.record:
@@ -253,7 +251,7 @@ def simulate(run: RunSpec, execution: Execution | None = None) -> Simulation:
     if "xi" in run.record:
         arrays["xi_anchors"] = xi_anchor_steps(run.steps)
     if ckdir is not None:  # the run is complete: drop its checkpoint (and only that)
-        for old in ckdir.glob("state.pt*"):
+        for old in _checkpoint_files(ckdir):
             old.unlink()
         with contextlib.suppress(OSError):
             ckdir.rmdir()  # only if nothing else is in it

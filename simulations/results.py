@@ -5,8 +5,8 @@ the exit statistics per radius, a few summaries and where the numbers came from)
 folder, which is then renamed), so a folder always holds a complete pair of one run, and an
 interrupted save (or a full disk) leaves the previous pair (or nothing) and no temporary
 folder. :func:`load` reads the pair back as a :class:`~simulations.engine.Simulation`, and
-refuses a damaged one with one ``ValueError``. :func:`atomic_write` writes a single file the
-same way (temporary file, then :func:`os.replace`).
+refuses a damaged one with one ``ValueError``. Single files are written by
+:mod:`simulations.files` (temporary file, then :func:`os.replace`).
 
 ``result.json`` holds:
 
@@ -53,9 +53,10 @@ from typing import IO, Any
 import numpy as np
 
 from simulations.engine import Simulation
+from simulations.files import umask
 from simulations.spec import RunSpec
 
-__all__ = ["ARRAYS", "RESULT", "atomic_write", "git_revision", "load", "load_arrays",
+__all__ = ["ARRAYS", "RESULT", "git_revision", "load", "load_arrays",
            "package_version", "save", "to_json", "write_unit"]
 
 ARRAYS = "arrays.npz"
@@ -159,28 +160,6 @@ def _write_file(path: Path, write: Callable[[IO[bytes]], None]) -> None:
         os.fsync(handle.fileno())
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> None:
-    """Write the file ``path`` through a temporary file in its folder and :func:`os.replace`;
-    on any failure (a full disk too) the temporary file is removed and ``path`` untouched."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        _write_file(Path(tmp), write)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
 def result_dict(sim: Simulation, *, device: str | None = None,
                 command: str | None = None, extra: dict[str, Any] | None = None
                 ) -> dict[str, Any]:
@@ -227,7 +206,7 @@ def write_unit(folder: str | os.PathLike, arrays: dict[str, Any],
     try:
         _write_file(tmp / ARRAYS, lambda f: np.savez(f, **arrays))
         _write_file(tmp / RESULT, lambda f: f.write(text.encode("utf-8")))
-        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; give the usual permissions
+        os.chmod(tmp, 0o777 & ~umask())  # mkdtemp makes 0700; give the usual permissions
         if out.exists():
             old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".old"))
             os.rename(out, old / "x")

@@ -29,6 +29,7 @@ import numpy as np
 
 from simulations import results
 from simulations.engine import Simulation
+from simulations.files import atomic_write
 from simulations.spec import RunSpec
 
 __all__ = ["INDEX", "RunStore"]
@@ -134,7 +135,7 @@ class RunStore:
             def write(f: IO[bytes]) -> None:
                 f.write(data)
 
-            results.atomic_write(path, write)
+            atomic_write(path, write)
 
 
 @functools.cache
