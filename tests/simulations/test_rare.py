@@ -300,7 +300,34 @@ def test_cli_json(capsys):
         assert out[key] == getattr(ref, key)
 
 
+def test_cli_curve_and_endpoint(capsys):
+    import json
+
+    status = cli.main(["rare", *WALK_FLAGS, "--event", "exit", "--level", "20.5", "--importance",
+                       "max", "--levels", "8.5", "14.5", "20.5", "--particles", "20",
+                       "--replicas", "4", "--seed", "9", "--json"])
+    assert status == 0
+    out = json.loads(capsys.readouterr().out)
+    ref = ams(WALK, ClipRule("classic", lam=1.0), 1.0, event="exit", level=20.5, steps=40,
+              particles=20, replicas=4, seed=9, importance="max", levels=[8.5, 14.5, 20.5])
+    assert out["curve"]["levels"] == [8.5, 14.5, 20.5]
+    assert out["curve"]["probability"] == ref.curve.probability.tolist()
+    assert out["curve"]["interval"] == ref.curve.interval.tolist()
+    assert cli.main(["rare", *WALK_FLAGS, "--event", "exit", "--level", "20.5", "--importance",
+                     "max", "--levels", "8.5", "20.5", "--particles", "20", "--replicas", "4",
+                     "--seed", "9"]) == 0
+    text = capsys.readouterr().out
+    assert "P(max ≥ ℓ)" in text and len(text.splitlines()) == 5
+    assert cli.main(["rare", *WALK_FLAGS, "--event", "exit", "--level", "20.5", "--endpoint",
+                     "--particles", "20", "--replicas", "4", "--seed", "9", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    ref = ams(WALK, ClipRule("classic", lam=1.0), 1.0, event="exit", level=20.5, steps=40,
+              particles=20, replicas=4, seed=9, endpoint=True)
+    assert out["probability"] == ref.probability and out["setting"]["endpoint"] is True
+
+
 @pytest.mark.parametrize("args,flag", [
+    (["--levels", "2"], "--levels"), (["--levels", "0"], "--levels"),
     (["--level", "-1"], "--level"), (["--particles", "1"], "--particles"),
     (["--kill", "30"], "--kill"), (["--event", "nope"], "--event"),
 ])
