@@ -1,7 +1,8 @@
 r"""Rare events of clipped SGD by generalized adaptive multilevel splitting (AMS).
 
-The probability p = P(max_{s≤T} z(s) ≥ L) of a path of (10) reaching a level L, for the score
-z(s) of the event:
+The probability p = P(max_{s≤T} z(s) ≥ L) of a path of (10) reaching a level L (the running
+maximum), or with ``endpoint=True`` p = P(z(T) ≥ L) (the value at the horizon, the event of
+Lemma 1 as printed), for the score z(s) of the event:
 
 * ``exit``:   z(s) = ‖θ(s) − θ(0)‖  (Lemma 1's deviation);
 * ``xi``:     z(s) = ‖ξ(s)‖, ξ(s) = Σ_{t<s} a(t)(g(t)/c(t) − H(θ(t))) (the martingale of L1-mart;
@@ -14,8 +15,9 @@ Algorithm (Bréhier, Gazeau, Goudenège, Lelièvre, Rousset, "Unbiasedness of so
 adaptive multilevel splitting algorithms", Ann. Appl. Probab. 26 (2016)). The chain is the
 state (s, θ(s), ξ(s)) with s ≤ T; the importance function is φ(s) = (z(s) − L)/w(s) with w > 0
 (:func:`importance_scale`), so φ(s) ≥ 0 exactly when z(s) ≥ L; a particle's score is
-S = max_{s≤T} φ(s), and a particle stops when it reaches φ ≥ 0. Start from N independent
-particles; at iteration q:
+S = max_{s≤T} φ(s), and a particle stops when it reaches φ ≥ 0. (With ``max`` and the running
+maximum the code takes φ = z itself and the target L in place of 0: the same algorithm, with
+levels in z units.) Start from N independent particles; at iteration q:
 
 1. the level Z_q is the k-th smallest score; if Z_q ≥ 0, stop;
 2. kill ALL particles with S ≤ Z_q (ties are killed together); their number is K_q; if K_q = N,
@@ -36,6 +38,34 @@ late, so the clones branch nearer and nearer to T and cannot climb further: on t
 T = 200 and p ≈ 1e-12, 19 of 20 replicas of 100 particles ended with all particles tied (estimate
 0). The default ``scaled`` divides by the spread still ahead, w(s)² = Σ_{t≥s} a(t)² (+ a(T−1)²),
 the normal approximation of the committor's quantile, and prefers paths that climb early.
+
+A whole curve from one run (``levels``, importance ``max`` and the running maximum only). With
+φ = z (the levels Z_q in z units), the algorithm run to L coincides with the one run to any
+ℓ ≤ L up to its first iteration with Z_q ≥ ℓ (same scores below ℓ, same kills, same clones, same
+words), where the run to ℓ stops. So
+
+    p̂(ℓ) = Π_{q: Z_q < ℓ} (1 − K_q/N) · #{n : S_n ≥ ℓ}/N,
+
+the count taken at the first iteration with Z_q ≥ ℓ (or at the end of the run, or 0 past an
+extinction), is the run-to-ℓ estimate itself, unbiased for P(max_{s≤T} z(s) ≥ ℓ) at every ℓ,
+and p̂(L) is the final estimate. It costs a sort of the N scores per iteration, nothing per
+step. Not for ``scaled``: there φ = (z − L)/w(s) and {max_s φ ≥ c} for c < 0 is the event of
+crossing the moving boundary L + c·w(s), not a level of z; not for the endpoint event either
+(its φ below 0 measures the running maximum, below). Refused with a ``ValueError``.
+
+The endpoint event. GAMS is unbiased for any importance function as long as the event is
+{S ≥ 0} (S the path's maximum of φ, the path stopping when φ ≥ 0 or at T). So take φ < 0 at
+every s < T and, at s = T, φ ≥ 0 exactly when z(T) ≥ L: with x(s) = (z(s) − L)/w(s),
+
+    φ(s) = min(log σ(x(s)), −tiny)  for s < T,     φ(T) = x(T) if x(T) ≥ 0, else log σ(x(T)),
+
+σ the logistic function and tiny the smallest positive float64 (log σ(x) underflows to −0 only
+for x > 745). log σ is strictly increasing, ≈ x for x ≪ 0 (so far below the level it orders the
+paths as ``scaled``/``max`` do) and tends to 0⁻ as x → ∞ (a path far above L before T is
+promising but not yet a success). Being strictly increasing in x it creates no ties that x does
+not have: a clamp of x at a constant below 0 (say min(x, −1)) would tie every path that once
+stood above L − w(s) and kill those together. With ``scaled``, w is the spread still ahead, so
+Φ(x(s)) approximates the committor P(z(T) ≥ L | θ(s)); with ``max``, w ≡ 1.
 
 Memory O(N·P) per replica, no per-step storage. Each particle keeps only its starting point:
 the step b where its own segment of randomness begins, θ(b), ξ(b), the running score at b,
@@ -111,7 +141,8 @@ class RareCurve:
 
 @dataclass(frozen=True)
 class RareEventResult:
-    """An AMS estimate of p = P(max_{s≤T} z(s) ≥ L) over independent replicas.
+    """An AMS estimate of p = P(max_{s≤T} z(s) ≥ L) (or P(z(T) ≥ L), ``setting["endpoint"]``)
+    over independent replicas.
 
     ``probability`` the mean p̄ of the replicas' estimates; ``interval`` (p̄ − 1.96·se,
     p̄ + 1.96·se), the low end clipped at 0, se = sd/√n; ``relative_error`` se/p̄ (inf when
@@ -119,7 +150,8 @@ class RareEventResult:
     ``iterations`` the AMS iterations over all replicas; ``estimates`` and
     ``replica_iterations`` per replica; ``extinct`` replicas whose particles were all killed
     at once (estimate 0); ``capped`` replicas stopped at ``max_iterations`` (their estimate
-    is the running Π(1 − K/N)·#{S ≥ L}/N).
+    is the running Π(1 − K/N)·#{S ≥ L}/N); ``curve`` the :class:`RareCurve` at the
+    ``levels`` of :func:`ams` (None without).
     """
 
     probability: float
