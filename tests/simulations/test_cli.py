@@ -261,12 +261,13 @@ def test_problems_lists_the_catalog(capsys):
     assert "--length 50" in out and "--data-noise 0.1" in out
 
 
-def test_every_problem_parameter_has_a_flag():
-    from simulations.problems import PROBLEMS
+def test_every_problem_parameter_has_a_flag(capsys):
+    from simulations.problems import PROBLEMS, problem_params
 
+    text = _help(["run", "--help"], capsys)
     for name in PROBLEMS:
-        for dest in cli.problem_parameters(name):
-            assert dest in cli.PROBLEM_FLAGS, (name, dest)
+        for param in problem_params(name):
+            assert "--" + param.name.replace("_", "-") in text, (name, param.name)
 
 
 def _numbers(out):

@@ -67,7 +67,7 @@ def make_rule(kind: str, lam: float, eps: float = 0.5, radius: float = 2.0) -> C
     if kind in ("classic", "value"):
         return ClipRule(kind, lam=lam)
     if kind == "projection":
-        return ClipRule(kind, radius=radius)
+        return ClipRule(kind, ball=radius)
     return ClipRule(kind, lam=lam, eps=eps)
 
 

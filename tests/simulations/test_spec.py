@@ -76,7 +76,7 @@ def test_the_defaults_live_in_one_place():
 
 
 @pytest.mark.parametrize("change, param", [
-    (dict(paths="10"), "paths"), (dict(paths=0), "paths"), (dict(paths=2.0), "paths"),
+    (dict(paths="10"), "paths"), (dict(paths=0), "paths"), (dict(paths=2.5), "paths"),
     (dict(paths=True), "paths"), (dict(steps=-1), "steps"), (dict(batch=0), "batch"),
     (dict(seed=-1), "seed"), (dict(keep_paths=-1), "keep_paths"), (dict(xi_paths=0), "xi_paths"),
     (dict(dtype="float16"), "dtype"), (dict(guard=0.0), "guard"), (dict(guard="x"), "guard"),
@@ -91,7 +91,7 @@ def test_the_defaults_live_in_one_place():
     (dict(problem={"name": "quadratic", "dim": 0}), "problem.dim"),
     (dict(problem={"name": "quadratic", "noise": "discrete", "values": [1.0],
                    "probs": [0.5]}), "problem.probs"),
-    (dict(problem={"name": "quadratic", "bogus": 1}), "problem"),
+    (dict(problem={"name": "quadratic", "bogus": 1}), "problem.bogus"),
 ])
 def test_every_key_is_checked_and_named(change, param):
     with pytest.raises(BadArgument) as error:
