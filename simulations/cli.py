@@ -511,9 +511,13 @@ def _message(error: ValueError) -> str:
 def format_summary(sim, result_path: Path) -> str:
     """The table printed after a run: exits per radius, blow-ups, and where the files are."""
     setting = sim.setting
-    lines = [f"{setting['problem']}, {setting['clip']} clipping, a(t) = {setting['schedule']}: "
-             f"{sim.paths} paths × {sim.steps} steps, batch {setting['batch']}, "
-             f"seed {setting['seed']}"]
+    what = f"{setting['problem']}, {setting['clip']} clipping"
+    if sim.run is not None:
+        law = getattr(sim.run.make_problem(), "law", None)
+        what = (f"{setting['problem']}{f' ({law.describe()})' if law else ''}, "
+                f"{sim.run.make_rule().describe()}")
+    lines = [f"{what}, a(t) = {setting['schedule']}: {sim.paths} paths × {sim.steps} steps, "
+             f"batch {setting['batch']}, seed {setting['seed']}"]
     if "first_exit" not in sim.arrays:
         lines.append("(exits not recorded)")
     elif not setting["radii"]:

@@ -46,8 +46,10 @@ def run_scenario(sc: Scenario, claims: Sequence[str] | None = None, *,
     if out is None:
         return simulate(run, execution)
     store = RunStore(Path(out) / "runs")
-    if resume:  # this very run, or the scenario's run for all its claims (a superset)
-        for saved in filter(None, map(store.load, dict.fromkeys((run, sc.run)))):
+    if resume:  # this very run, or the scenario's run for all its claims if a superset
+        superset = set(run.record) <= set(sc.run.record)
+        for saved in filter(None, map(store.load, dict.fromkeys((run, sc.run if superset
+                                                                 else run)))):
             return saved
     return store.run(run, lambda: simulate(run, execution), reuse=False, name=sc.name,
                      device=device, extra={"scenario": sc.to_dict()})

@@ -13,6 +13,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from simulations.errors import BadArgument
 from simulations.layout import Layout
 from simulations.problems import make_problem
 from simulations.rules import RULES, ClipRule
@@ -308,3 +309,27 @@ def test_parameters_stored_as_float_and_described():
     assert isinstance(rule.lam, float) and isinstance(rule.eps, float)
     assert rule.to_dict() == {"clip": "adaptive", "lam": 2.0, "eps": 0.5, "ball": None}
     assert rule.describe() == "adaptive clipping, λ = 2, ε = 0.5"
+
+
+@pytest.mark.parametrize(("rule", "text"), [
+    (ClipRule("none"), "no clipping"),
+    (ClipRule("classic", lam=1), "classic clipping, λ = 1"),
+    (ClipRule("value", lam=0.25), "value clipping, λ = 0.25"),
+    (ClipRule("layerwise", lam=3, eps=1e-3), "layerwise clipping, λ = 3, ε = 0.001"),
+    (ClipRule("projection", ball=2), "projection onto the ball ‖θ‖ ≤ 2"),
+])
+def test_describe_is_one_line(rule, text):
+    assert rule.describe() == text
+
+
+@pytest.mark.parametrize(("kwargs", "param", "words"), [
+    (dict(kind="classic", lam=1.0, eps=0.5), "eps", "the classic rule does not take it"),
+    (dict(kind="none", lam=1.0), "lam", "the none rule does not take it"),
+    (dict(kind="projection", ball=1.0, lam=1.0), "lam", "the projection rule does not take it"),
+    (dict(kind="value", lam=1.0, ball=1.0), "ball", "only projection"),
+    (dict(kind="adaptive", lam=1.0), "eps", "the adaptive rule needs it"),
+])
+def test_parameters_a_rule_does_not_take_are_refused_by_name(kwargs, param, words):
+    with pytest.raises(BadArgument) as error:
+        ClipRule(**kwargs)
+    assert error.value.param == param and words in error.value.message
