@@ -79,8 +79,8 @@ class Clipped:
 @dataclass(frozen=True)
 class ClipRule:
     """A clip rule with its parameters (:data:`PARAMS`): λ (``lam``), ε (``eps``), the
-    projection's ``ball`` radius; those the rule takes (:data:`RULE_PARAMS`) are required, the others
-    must be None."""
+    projection's ``ball`` radius; those the rule takes (:data:`RULE_PARAMS`) are required,
+    the others must be None."""
 
     kind: str = "classic"
     lam: float | None = None

@@ -10,14 +10,16 @@ optional)::
     description = "one line"
     claims = ["T1", "ODE", "L3"]            # claim ids, or modules/files of your own claims
 
-    [problem]                              # make_problem(name, **the rest)
+    [problem]                              # make_problem(name, **the rest): the keys the
+                                           # problem declares (python -m simulations problems)
     name = "quadratic"
     noise = "discrete"
     values = [0.0, 10.0]                   # a law with any number of points
     probs = [0.9, 0.1]
     theta0 = 0.0
 
-    [clip]                                 # ClipRule(rule, lam, eps, ball)
+    [clip]                                 # ClipRule(rule, lam, eps, ball): those the
+                                           # rule takes (ball: the projection's radius)
     rule = "classic"
     lam = 1.0
 

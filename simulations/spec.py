@@ -390,8 +390,7 @@ def _clip(value: Any, name: str) -> Frozen:
 
 
 def _problem_spec(value: Any, name: str) -> Frozen:
-    from simulations.params import find
-    from simulations.problems import PROBLEMS, check_params
+    from simulations.problems import PROBLEMS, check_params, problem_params
 
     if not isinstance(value, Mapping):
         raise BadArgument(name, f"expected a table with a name and parameters, got {value!r}")
@@ -400,10 +399,10 @@ def _problem_spec(value: Any, name: str) -> Frozen:
         raise BadArgument(f"{name}.name", f"expected one of {', '.join(PROBLEMS)}, "
                                           f"got {problem!r}")
     params = {k: v for k, v in value.items() if k != "name" and v is not None}
-    declared = PROBLEMS[problem].PARAMS
+    declared = {p.name: p for p in problem_params(problem)}
     try:
         check_params(problem, params)
-        params = {k: find(declared, k).coerce(v, k) for k, v in params.items()}
+        params = {k: declared[k].coerce(v, k) for k, v in params.items()}
         spec = Frozen({"name": problem, **params})
         _problem(spec)
     except BadArgument as error:
