@@ -338,7 +338,7 @@ def ams(
         extinct += out[3]
         capped += out[4]
     mean, interval, rel = summarize(estimates)
-    setting = {**problem.settings(), **rule.describe(), "schedule": schedule.source,
+    setting = {**problem.settings(), **rule.to_dict(), "schedule": schedule.source,
                "steps": steps, "batch": batch, "seed": seed,
                "dtype": str(dtype).removeprefix("torch."), "guard": guard, "event": event,
                "level": level, "importance": importance, "particles": particles, "kill": kill,
