@@ -82,7 +82,12 @@ NOISE = Param("noise", str, "law of the quadratic's target y", default="normal",
 
 def _checked(owner: Any, **values: Any) -> list[Any]:
     """``values`` coerced by the parameters ``owner`` declares (``owner.PARAMS``)."""
-    return [find(owner.PARAMS, k).coerce(v) for k, v in values.items()]
+    out = []
+    for key, value in values.items():
+        param = find(owner.PARAMS, key)
+        assert param is not None, f"{owner.__name__} declares no parameter {key!r}"
+        out.append(param.coerce(value))
+    return out
 
 
 class Problem(ABC):
@@ -660,7 +665,7 @@ _stiff.PARAMS = (  # type: ignore[attr-defined]
     Param("kind", str, "which loss of the stiff family", choices=("stiff", "far", "concave")),
     DIM_THETA, CURVATURE, Param("target", float, "y in ℓ = (L/2)‖θ − y‖²"), THETA0)
 
-PROBLEMS = {
+PROBLEMS: dict[str, Any] = {
     "quadratic": Quadratic,
     "linear-regression": LinearRegression,
     "logistic": Logistic,
@@ -678,13 +683,13 @@ def problem_params(name: str) -> tuple[Param, ...]:
     signature = inspect.signature(factory).parameters
     return tuple(replace(p, default=signature[p.name].default)
                  if p.name in signature and signature[p.name].default is not None else p
-                 for p in factory.PARAMS)  # type: ignore[attr-defined]
+                 for p in factory.PARAMS)
 
 
 def check_params(name: str, params: dict[str, Any]) -> None:
     """Refuse a parameter problem ``name`` does not take, or (quadratic) its law does not take:
     :class:`~simulations.errors.BadArgument` naming it."""
-    declared = PROBLEMS[name].PARAMS  # type: ignore[attr-defined]
+    declared = PROBLEMS[name].PARAMS
     for key in params:
         if find(declared, key) is None:
             hint = ("; the noise of make_regression is data_noise"

@@ -138,8 +138,9 @@ class ClipRule:
             factor = clipping.clip_factor(gn, threshold)
             return Clipped(factor.to(g.dtype), None, factor < 1, gn * factor)
         if kind == "value":
-            d = g.clamp(-self.lam, self.lam)
-            return Clipped(None, d, (g.abs() > self.lam).any(1), norms(d))
+            lam = float(self.lam)  # type: ignore[arg-type]  # declared for value
+            d = g.clamp(-lam, lam)
+            return Clipped(None, d, (g.abs() > lam).any(1), norms(d))
         unitwise = kind == "unitwise"
         ids, groups = _ids(layout, unitwise, g.device)
         threshold = clipping.adaptive_threshold(_group_norms(theta, ids, groups), self.lam,
