@@ -150,8 +150,7 @@ def draw_scenario(ctx: Context, sc: Scenario, sim: Simulation, name: str) -> lis
             ax.axvspan(a, b, color=style.OKABE_ITO["vermillion"], alpha=0.2,
                        label="zero interval of H" if i == 0 else None)
     if isinstance(problem, Quadratic) and problem.curvature > 0:
-        law = problem.law
-        mean = float(np.dot(law.values, law.probs)) if law.kind == "discrete" else law.mean
+        mean = problem.law.mean_value()
         rows += series("b", "E[y]", [mean])
         ax_b.axvline(mean, color="k", ls=":", label=f"E[y] = {mean:.4g}, minimiser of E[ℓ]")
     ax_a.set_ylabel("H(θ) (units of g)")

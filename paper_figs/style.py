@@ -90,8 +90,5 @@ def save(fig: Figure, rows: Iterable[dict[str, Any]], out: Path, name: str) -> l
 
 def scenario_title(sc: Any, sim: Any) -> str:
     """One line naming a scenario's setting: name, problem, clip rule, schedule, T and R."""
-    clip = ", ".join([sc.clip["rule"]] + [f"{symbol} = {sc.clip[key]:g}" for key, symbol in
-                                          (("lam", "λ"), ("eps", "ε"), ("radius", "r"))
-                                          if sc.clip.get(key) is not None])
-    return (f"{sc.name}: {sc.problem['name']}, {clip}, a(t) = {sc.schedule}, "
+    return (f"{sc.name}: {sc.problem['name']}, {sc.make_rule().describe()}, a(t) = {sc.schedule}, "
             f"T = {sim.steps} steps, {sim.paths} paths")

@@ -24,7 +24,6 @@ saved with the same spec).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import inspect
 import math
 import re
@@ -97,20 +96,6 @@ def _positive(text: str) -> float:
     return value
 
 
-def _nonnegative(text: str) -> float:
-    value = _number(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
-    return value
-
-
-def _fraction(text: str) -> float:
-    value = _number(text)
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text!r}")
-    return value
-
-
 def _names(text: str, allowed: tuple[str, ...], what: str) -> tuple[str, ...]:
     """A comma-separated list of names, each one of ``allowed``."""
     names = tuple(n.strip() for n in text.split(",") if n.strip())
@@ -127,81 +112,44 @@ def _record(text: str) -> tuple[str, ...]:
 
 
 def _claims(text: str) -> tuple[str, ...]:
-    from simulations.claims import CLAIMS
+    """The ids of the claims named, separated by commas: ids, modules ``pkg.my_claim`` or files
+    ``./my_claim.py`` (anything :func:`simulations.claims.registry.resolve` takes)."""
+    from simulations.claims import resolve
 
-    return _names(text, CLAIMS, "claims")
-
-
-# ---- the problems' flags ----------------------------------------------------------------------
-
-#: every problem parameter as a flag: dest -> (add_argument keywords, help). Parameter names
-#: map to dests by :func:`_dest` (the regressions' ``noise`` is ``--data-noise``, so that it
-#: does not clash with the quadratic's law).
-PROBLEM_FLAGS: dict[str, tuple[dict[str, Any], str]] = {
-    "noise": (dict(choices=("normal", "student-t", "discrete", "point"), metavar="LAW"),
-              "law of the quadratic's target y: normal, student-t, discrete or point"),
-    "mean": (dict(type=_number), "mean of y (laws normal, student-t, point)"),
-    "sd": (dict(type=_number), "scale of y (laws normal, student-t)"),
-    "df": (dict(type=_count), "degrees of freedom of the student-t law"),
-    "values": (dict(type=_number, nargs="+", metavar="V"),
-               "atoms v_k of the discrete law: y = v_k·(1, …, 1)"),
-    "probs": (dict(type=_number, nargs="+", metavar="P"),
-              "probabilities p_k of the discrete law's atoms"),
-    "kind": (dict(choices=("stiff", "far", "concave")), "which loss of the stiff family"),
-    "dataset": (dict(choices=("blobs", "mnist1d")), "the classification dataset"),
-    "n": (dict(type=_count), "dataset size (rnn-cliff: number of x_0 points)"),
-    "dim": (dict(type=_count), "dimension of θ (quadratic, stiff) or of the inputs x"),
-    "hidden": (dict(type=_count), "hidden units of the MLP"),
-    "classes": (dict(type=_count), "classes of the blobs dataset"),
-    "curvature": (dict(type=_number), "L in ℓ = (L/2)‖θ − y‖² (negative: concave)"),
-    "target": (dict(type=_number), "the target (stiff: y; rnn-cliff: the wanted x_length)"),
-    "data_noise": (dict(type=_nonnegative), "noise of sklearn's make_regression"),
-    "separable": (dict(action=argparse.BooleanOptionalAction),
-                  "separable labels (--no-separable flips a fraction --flip of them)"),
-    "flip": (dict(type=_fraction), "fraction of labels flipped with --no-separable"),
-    "length": (dict(type=_count), "length of the recurrence x_k = w·tanh(x_{k−1}) + b"),
-    "data_seed": (dict(type=_natural), "seed of the generated dataset"),
-    "init_seed": (dict(type=_natural), "seed of the network's initial point"),
-    "theta0": (dict(type=_number, nargs="+", metavar="X"),
-               "θ(0), the same on every path: one number (quadratic, stiff: every coordinate) "
-               "or all P numbers; default: the problem's own"),
-}
-#: the quadratic's law parameters, and the laws that take each
-LAW_PARAMS = {"mean": ("normal", "student-t", "point"), "sd": ("normal", "student-t"),
-              "df": ("student-t",), "values": ("discrete",), "probs": ("discrete",)}
-#: the rule parameters (dest -> ClipRule field) and the rules that take each
-RULE_PARAMS = {"lam": ("lam", ("classic", "adaptive", "layerwise", "unitwise", "value")),
-               "eps": ("eps", ("adaptive", "layerwise", "unitwise")),
-               "ball": ("radius", ("projection",))}
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"expected claims separated by commas, got {text!r}")
+    try:
+        return tuple(dict.fromkeys(resolve(n).id for n in names))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(" ".join(str(error).split())) from None
 
 
-def _dest(problem: str, param: str) -> str:
-    if param == "noise" and problem != "quadratic":
-        return "data_noise"
-    return param
-
+# ---- flags from the declared parameters --------------------------------------------------------
 
 def _flag(dest: str) -> str:
     return "--" + dest.replace("_", "-")
 
 
-def problem_parameters(name: str) -> dict[str, Any]:
-    """The parameters of catalog problem ``name`` as {dest: default} (``None``: the problem
-    chooses), in the order of its signature."""
-    from simulations.problems import PROBLEMS, Law
+def _add_param(group, param, text: str) -> None:
+    """A flag for a declared :class:`~simulations.params.Param` (absent unless given)."""
+    kwargs: dict[str, Any] = {}
+    if param.type is bool:
+        kwargs["action"] = argparse.BooleanOptionalAction
+    elif param.choices:
+        kwargs["choices"] = param.choices
+    else:
+        def parse(word: str) -> Any:
+            try:
+                return param.parse(word)
+            except ValueError as error:
+                raise argparse.ArgumentTypeError(str(error)) from None
 
-    out: dict[str, Any] = {}
-    for param in inspect.signature(PROBLEMS[name]).parameters.values():
-        if param.name == "law":
-            for f in dataclasses.fields(Law):
-                if f.name == "kind":
-                    out["noise"] = f.default
-                elif f.name in LAW_PARAMS:
-                    out[f.name] = f.default
-        else:
-            default = None if param.default is inspect.Parameter.empty else param.default
-            out[_dest(name, param.name)] = default
-    return out
+        kwargs["type"] = parse
+    if param.many:
+        kwargs.update(nargs="+", metavar="X")
+    group.add_argument(param.flag, dest=param.name, default=argparse.SUPPRESS, help=text,
+                       **kwargs)
 
 
 def _shown(default: Any) -> str:
@@ -213,25 +161,45 @@ def _shown(default: Any) -> str:
     return str(default)
 
 
-def _defaults_text(dest: str) -> str:
-    from simulations.problems import PROBLEMS
+def problem_flags() -> dict[str, list[tuple[str, Any]]]:
+    """Every problem parameter by name, with the (problem, declaration) pairs that take it."""
+    from simulations.problems import PROBLEMS, problem_params
 
-    if dest == "theta0":
-        return ""
-    parts = []
+    flags: dict[str, list[tuple[str, Any]]] = {}
     for name in PROBLEMS:
-        params = problem_parameters(name)
-        if dest in params and params[dest] != ():
-            parts.append(f"{name} {_shown(params[dest]) or 'preset'}")
-    return f" (default: {', '.join(parts)})" if parts else ""
+        for param in problem_params(name):
+            flags.setdefault(param.name, []).append((name, param))
+    return flags
+
+
+def _problem_help(takers: list[tuple[str, Any]]) -> str:
+    """The help of a problem flag: each declared help (with the problems that declare it where
+    they differ), the laws that take a law parameter, and each problem's default."""
+    from simulations.params import takers as law_takers
+    from simulations.problems import LAWS
+
+    texts: dict[str, list[str]] = {}
+    for name, param in takers:
+        texts.setdefault(param.help, []).append(name)
+    if len(texts) == 1:
+        text = next(iter(texts))
+    else:
+        text = "; ".join(f"{h} ({', '.join(names)})" for h, names in texts.items())
+    laws = law_takers(LAWS, takers[0][1].name)
+    if laws:
+        text += f" (law{'s' if len(laws) > 1 else ''} {', '.join(laws)})"
+    defaults = [f"{name} {_shown(p.default) or 'preset'}" for name, p in takers
+                if not p.many]
+    return text + (f" (default: {', '.join(defaults)})" if defaults else "")
 
 
 # ---- the parser -------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
     from simulations.engine import MEMORY_BUDGET
+    from simulations.params import takers
     from simulations.problems import PROBLEMS
-    from simulations.rules import RULES
+    from simulations.rules import PARAMS, RULE_PARAMS, RULES
     from simulations.spec import DEFAULT_RECORD, DEFAULTS
 
     parser = _Parser(prog=PROG, formatter_class=_Formatter,
@@ -270,7 +238,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="a scenario file (repeat for several); the format is in "
                              "simulations/scenarios.py and simulations/suites/paper/*.toml")
     verify.add_argument("--claims", type=_claims, default=None,
-                        help="check only these claims, separated by commas (e.g. T1,L1-det)")
+                        help="the claims to check, separated by commas: ids (e.g. T1,L1-det), "
+                             "modules (mypkg.my_claim) or files (./my_claim.py); each is "
+                             "checked on every scenario it applies to, whether or not the "
+                             "scenario lists it (default: each scenario's own claims)")
     verify.add_argument("--full", action="store_true",
                         help="the scenarios' [full] sizes (more paths and steps)")
     verify.add_argument("--json", action="store_true",
@@ -291,19 +262,15 @@ def build_parser() -> argparse.ArgumentParser:
     group = run.add_argument_group("problem")
     group.add_argument("--problem", required=True, choices=tuple(PROBLEMS), metavar="NAME",
                        help=f"the problem: {', '.join(PROBLEMS)}")
-    for dest, (kwargs, text) in PROBLEM_FLAGS.items():
-        group.add_argument(_flag(dest), dest=dest, default=argparse.SUPPRESS,
-                           help=text + _defaults_text(dest), **kwargs)
+    for takers_of in problem_flags().values():
+        _add_param(group, takers_of[0][1], _problem_help(takers_of))
 
     group = run.add_argument_group("clip rule and step sizes")
     group.add_argument("--clip", default="classic", choices=RULES, metavar="RULE",
                        help=f"the clip rule: {', '.join(RULES)}")
-    group.add_argument("--lam", type=_positive, default=argparse.SUPPRESS,
-                       help="threshold λ > 0 (classic, adaptive, layerwise, unitwise, value)")
-    group.add_argument("--eps", type=_positive, default=argparse.SUPPRESS,
-                       help="ε > 0 (adaptive, layerwise, unitwise)")
-    group.add_argument("--ball", type=_positive, default=argparse.SUPPRESS,
-                       help="radius > 0 of the projection rule's ball ‖θ‖ ≤ ball")
+    for param in PARAMS:
+        _add_param(group, param, f"{param.help}, {param.expected()} "
+                                 f"({', '.join(takers(RULE_PARAMS, param.name))})")
     group.add_argument("--schedule", required=True,
                        help='step sizes a(t), t = 0, 1, ...: an expression in t, e.g. "1/(t+1)"')
 
@@ -430,7 +397,7 @@ def rare(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         name = text.split(" ", 1)[0]
         if name in RARE_PARAMS and not isinstance(error, (_BadFlag, BadArgument)):
             parser.error(f"argument {_flag(name)}: {text.split(' ', 1)[1]}")
-        parser.error(_message(error, args.problem))
+        parser.error(_message(error))
     if args.json:
         print(json.dumps(result.to_dict()))
         return 0
@@ -463,50 +430,34 @@ class _BadFlag(ValueError):
 
 
 def _problem_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    """make_problem's keyword arguments from the flags given; refuses the others."""
+    """make_problem's keyword arguments from the flags given; refuses the flags the problem
+    does not take (the law's and the values' own checks are the library's)."""
+    from simulations.params import find
+    from simulations.problems import problem_params
+
     name = args.problem
-    params = problem_parameters(name)
-    given = {dest: getattr(args, dest) for dest in PROBLEM_FLAGS if hasattr(args, dest)}
+    declared = problem_params(name)
+    given = {dest: getattr(args, dest) for dest in problem_flags() if hasattr(args, dest)}
     for dest in given:
-        if dest not in params:
-            takes = " ".join(_flag(d) for d in params) or "no flags"
+        if find(declared, dest) is None:
+            takes = " ".join(p.flag for p in declared) or "no flags"
             raise _BadFlag(dest, f"the {name} problem does not take it (it takes {takes})")
-    if name == "quadratic":
-        law = given.get("noise", params["noise"])
-        for dest, laws in LAW_PARAMS.items():
-            if dest in given and law not in laws:
-                raise _BadFlag(dest, f"the {law} law does not take it (only {', '.join(laws)})")
-    kwargs = {}
-    inverse = {_dest(name, p): p for p in _signature_names(name)}
-    for dest, value in given.items():
-        if dest == "theta0" and name in ("quadratic", "stiff"):
-            dim = given.get("dim", params["dim"])
-            if len(value) not in (1, dim):
-                wanted = "1 number" if dim == 1 else f"1 or {dim} numbers"
-                raise _BadFlag(dest, f"expected {wanted} (dim = {dim}), got {len(value)}")
-            value = value[0] if len(value) == 1 else value
-        kwargs[inverse.get(dest, dest)] = value
-    return kwargs
-
-
-def _signature_names(name: str) -> list[str]:
-    from simulations.problems import PROBLEMS
-
-    return list(inspect.signature(PROBLEMS[name]).parameters)
+    theta0 = given.get("theta0")
+    if theta0 is not None and name in ("quadratic", "stiff"):
+        dim = given.get("dim", find(declared, "dim").default)
+        if len(theta0) not in (1, dim):
+            wanted = "1 number" if dim == 1 else f"1 or {dim} numbers"
+            raise _BadFlag("theta0", f"expected {wanted} (dim = {dim}), got {len(theta0)}")
+        given["theta0"] = theta0[0] if len(theta0) == 1 else theta0
+    return given
 
 
 def _clip(args: argparse.Namespace) -> dict[str, Any]:
-    """The run's clip table from the flags; refuses a parameter the rule does not take."""
-    clip = {"rule": args.clip}
-    for dest, (field, rules) in RULE_PARAMS.items():
-        if hasattr(args, dest):
-            if args.clip not in rules:
-                raise _BadFlag(dest, f"the {args.clip} rule does not take it "
-                                     f"(only {', '.join(rules)})")
-            clip[field] = getattr(args, dest)
-        elif args.clip in rules:
-            raise _BadFlag(dest, f"the {args.clip} rule needs it")
-    return clip
+    """The run's clip table from the flags (the rule refuses what it does not take)."""
+    from simulations.rules import PARAMS
+
+    return {"rule": args.clip, **{p.name: getattr(args, p.name) for p in PARAMS
+                                  if hasattr(args, p.name)}}
 
 
 def run_spec(args: argparse.Namespace):
@@ -552,12 +503,12 @@ def _writable(out: Path) -> None:
         raise _BadFlag("out", f"cannot write to {str(out)!r}: {why}") from None
 
 
-#: the flag of each RunSpec / Execution parameter whose name is not the flag's
-PARAM_FLAGS = {"problem.name": "problem", "clip.rule": "clip", "clip.lam": "lam",
-               "clip.eps": "eps", "clip.radius": "ball", "radii": "radius"}
+#: the flag of each RunSpec / Execution parameter whose name is not the flag's (the problem's
+#: and the rule's parameters ``problem.<name>``, ``clip.<name>`` are ``--<name>``)
+PARAM_FLAGS = {"problem.name": "problem", "clip.rule": "clip", "radii": "radius"}
 
 
-def _message(error: ValueError, problem: str | None) -> str:
+def _message(error: ValueError) -> str:
     """A library ValueError as one line; a :class:`~simulations.errors.BadArgument` names its
     flag."""
     from simulations.errors import BadArgument
@@ -565,8 +516,7 @@ def _message(error: ValueError, problem: str | None) -> str:
     text = " ".join(str(error).split())
     if isinstance(error, BadArgument):
         param = PARAM_FLAGS.get(error.param, error.param)
-        if param.startswith("problem.") and problem is not None:
-            param = _dest(problem, param.removeprefix("problem."))
+        param = param.removeprefix("problem.").removeprefix("clip.")
         return f"argument {_flag(param)}: {' '.join(error.message.split())}"
     return text
 
@@ -576,9 +526,13 @@ def _message(error: ValueError, problem: str | None) -> str:
 def format_summary(sim, result_path: Path) -> str:
     """The table printed after a run: exits per radius, blow-ups, and where the files are."""
     setting = sim.setting
-    lines = [f"{setting['problem']}, {setting['clip']} clipping, a(t) = {setting['schedule']}: "
-             f"{sim.paths} paths × {sim.steps} steps, batch {setting['batch']}, "
-             f"seed {setting['seed']}"]
+    what = f"{setting['problem']}, {setting['clip']} clipping"
+    if sim.run is not None:
+        law = getattr(sim.run.make_problem(), "law", None)
+        what = (f"{setting['problem']}{f' ({law.describe()})' if law else ''}, "
+                f"{sim.run.make_rule().describe()}")
+    lines = [f"{what}, a(t) = {setting['schedule']}: {sim.paths} paths × {sim.steps} steps, "
+             f"batch {setting['batch']}, seed {setting['seed']}"]
     if "first_exit" not in sim.arrays:
         lines.append("(exits not recorded)")
     elif not setting["radii"]:
@@ -608,17 +562,17 @@ def format_summary(sim, result_path: Path) -> str:
 
 
 def print_problems() -> None:
-    from simulations.problems import PROBLEMS
+    from simulations.problems import PROBLEMS, problem_params
 
     for name, factory in PROBLEMS.items():
         first = (inspect.getdoc(factory) or "").strip().splitlines()[0]
         first = re.sub(r":\w+:`~?([^`]*)`", r"\1", first).replace("``", "").rstrip(":")
         flags = []
-        for dest, default in problem_parameters(name).items():
-            flag = _flag(dest)
-            if dest == "separable":
-                flag = "--separable/--no-separable"
-            flags.append(" ".join(filter(None, (flag, _shown(default)))))
+        for param in problem_params(name):
+            flag = param.flag
+            if param.type is bool:
+                flag = f"{flag}/--no-{flag[2:]}"
+            flags.append(" ".join(filter(None, (flag, _shown(param.default)))))
         print(f"{name:<20}{first}")
         print(f"{'':<20}flags: {', '.join(flags)}")
 
@@ -643,7 +597,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser,
             progress=False if args.quiet else None)
         _writable(args.out)
     except ValueError as error:
-        parser.error(_message(error, args.problem))
+        parser.error(_message(error))
     store = RunStore(args.out / "runs")
     command = shlex.join([*PROG.split(), *(sys.argv[1:] if argv is None else argv)])
     try:
@@ -655,7 +609,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser,
             path = store.folder(spec.key()) / "result.json"
             print(f"reusing the run saved in {path.parent}", file=sys.stderr)
     except ValueError as error:
-        parser.error(_message(error, args.problem))
+        parser.error(_message(error))
     except OSError as error:
         why = error.strerror or str(error)
         parser.exit(1, f"{parser.prog}: error: cannot write into {args.out}: {why}\n")
@@ -675,6 +629,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser,
 def verify(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     """The ``verify`` command (see :mod:`simulations.verify`); returns the exit status."""
     from simulations import report
+    from simulations.claims import applicable
     from simulations.scenarios import load_scenario, load_suite
     from simulations.verify import verify as run_verify
 
@@ -684,8 +639,10 @@ def verify(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         scenarios = ([load_scenario(p) for p in args.scenario] if args.scenario
                      else load_suite(args.suite or "paper"))
         scenarios = [sc.sized(args.full) for sc in scenarios]
-        if args.claims and not any(c in sc.claims for sc in scenarios for c in args.claims):
-            raise _BadFlag("claims", "no scenario checks any of " + ", ".join(args.claims))
+        if args.claims and not any(applicable(c, sc) is None for sc in scenarios
+                                   for c in args.claims):
+            raise _BadFlag("claims", "none of " + ", ".join(args.claims) + " applies to any "
+                                     "of the scenarios")
         device, _ = _device(args.device)
         _writable(args.out)
     except ValueError as error:

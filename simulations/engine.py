@@ -198,7 +198,7 @@ def simulate(run: RunSpec, execution: Execution | None = None) -> Simulation:
         else ex.chunk_size
     chunk = min(chunk, run.paths)
     setting = {
-        **problem.settings(), **rule.describe(), "schedule": schedule.source,
+        **problem.settings(), **rule.to_dict(), "schedule": schedule.source,
         "paths": run.paths, "steps": run.steps, "batch": run.batch, "seed": run.seed,
         "radii": list(run.radii), "dtype": run.dtype, "guard": guard, "record": list(run.record),
         "backend": "fused" if use_fused else "torch",

@@ -14,6 +14,11 @@ For the mean field H(θ) = E_μ[g/c] (see :mod:`simulations.mean_field`) a probl
 finite (a dataset, or a discrete law) lists its atoms with ``atoms()``; the quadratic family has
 closed forms for normal and Student-t laws.
 
+Each problem declares its parameters (``PARAMS``, :class:`simulations.params.Param`: type,
+range, help) and the quadratic's laws theirs (:data:`LAWS`); :func:`make_problem` refuses a
+parameter the problem (or the law) does not take, and the command line and
+:class:`simulations.spec.RunSpec` read the same declarations.
+
 Problems with a finite dataset D draw ξ = (x_i, y_i) with i uniform on {0..n-1}. Their data are
 generated once from a seed (``sklearn.datasets.make_regression``, ``make_blobs``, mnist1d's
 ``make_dataset``), so nothing is downloaded. Every weight matrix and every bias vector is its own
@@ -22,9 +27,10 @@ layer (:mod:`simulations.layout`); weight matrices are (out, in) as ``nn.Linear.
 
 from __future__ import annotations
 
+import inspect
 import math
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -33,8 +39,10 @@ import torch
 from simulations import sampling
 from simulations.errors import BadArgument
 from simulations.layout import Layout
+from simulations.params import Param, find, takers
 
 __all__ = [
+    "LAWS",
     "PROBLEMS",
     "Law",
     "LinearRegression",
@@ -45,21 +53,41 @@ __all__ = [
     "Quadratic",
     "RNNCliff",
     "make_problem",
+    "problem_params",
 ]
 
+# ---- the parameters, declared once (shared by the problems that take them) -------------------
+N = Param("n", int, "dataset size", low=1)
+DIM_X = Param("dim", int, "dimension of the inputs x", low=1)
+DIM_THETA = Param("dim", int, "dimension of θ", low=1)
+HIDDEN = Param("hidden", int, "hidden units of the MLP", low=1)
+DATA_NOISE = Param("data_noise", float, "noise of sklearn's make_regression", low=0)
+DATA_SEED = Param("data_seed", int, "seed of the generated dataset", low=0)
+INIT_SEED = Param("init_seed", int, "seed of the network's initial point", low=0)
+CURVATURE = Param("curvature", float, "L in ℓ = (L/2)‖θ − y‖² (negative: concave)")
+THETA0 = Param("theta0", float, "θ(0), the same on every path: one number (quadratic, stiff: "
+                                "every coordinate) or all P numbers", many=True)
+MEAN = Param("mean", float, "mean of y", default=0.0)
+SD = Param("sd", float, "scale of y", default=1.0, low=0, above=True)
+DF = Param("df", int, "degrees of freedom of the student-t law", default=3, low=1)
+VALUES = Param("values", float, "atoms v_k of the discrete law: y = v_k·(1, …, 1)", many=True)
+PROBS = Param("probs", float, "probabilities p_k of the discrete law's atoms", low=0, high=1,
+              many=True)
+#: each law of the quadratic's target y with the parameters it takes
+LAWS: dict[str, tuple[Param, ...]] = {"normal": (MEAN, SD), "student-t": (MEAN, SD, DF),
+                                      "discrete": (VALUES, PROBS), "point": (MEAN,)}
+NOISE = Param("noise", str, "law of the quadratic's target y", default="normal",
+              choices=tuple(LAWS))
 
-def _positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise BadArgument(name, f"must be a positive integer, got {value!r}")
-    return int(value)
 
-
-def _finite(value: Any, name: str, *, positive: bool = False) -> float:
-    value = float(value)
-    if not math.isfinite(value) or (positive and value <= 0):
-        rng = "0 < {} < inf" if positive else "a finite number for {}"
-        raise BadArgument(name, f"must be {rng.format(name)}, got {value!r}")
-    return value
+def _checked(owner: Any, **values: Any) -> list[Any]:
+    """``values`` coerced by the parameters ``owner`` declares (``owner.PARAMS``)."""
+    out = []
+    for key, value in values.items():
+        param = find(owner.PARAMS, key)
+        assert param is not None, f"{owner.__name__} declares no parameter {key!r}"
+        out.append(param.coerce(value))
+    return out
 
 
 class Problem(ABC):
@@ -69,6 +97,8 @@ class Problem(ABC):
     name: str = ""
     #: random 32-bit words used per minibatch element
     words_per_sample: int = 1
+    #: the parameters it takes (defaults: the constructor's)
+    PARAMS: tuple[Param, ...] = ()
 
     def __init__(self, layout: Layout, theta0: np.ndarray | None, init_scale: float = 0.0):
         self.layout = layout
@@ -172,10 +202,11 @@ class FiniteData(Problem):
         return index, torch.full((self.n,), 1.0 / self.n, dtype=dtype, device=device)
 
 
-def _regression_data(n: int, dim: int, noise: float, data_seed: int):
+def _regression_data(n: int, dim: int, data_noise: float, data_seed: int):
     from sklearn.datasets import make_regression
 
-    x, y = make_regression(n_samples=n, n_features=dim, noise=noise, random_state=data_seed)
+    x, y = make_regression(n_samples=n, n_features=dim, noise=data_noise,
+                           random_state=data_seed)
     return x.astype(np.float64), y.astype(np.float64)
 
 
@@ -201,20 +232,22 @@ class _LinearModel(FiniteData):
 class LinearRegression(_LinearModel):
     r"""Linear regression with the paper's squared loss (4).
 
-    Data: ``sklearn.datasets.make_regression(n, dim, noise, random_state=data_seed)``, targets
-    unscaled; μ uniform on the n samples. Defaults n = 1000, dim = 20, noise = 0.1, data_seed = 0.
+    Data: ``sklearn.datasets.make_regression(n, dim, noise=data_noise,
+    random_state=data_seed)``, targets unscaled; μ uniform on the n samples. Defaults n = 1000,
+    dim = 20, data_noise = 0.1, data_seed = 0.
     Model f(x) = w·x + b; θ = [w (as a (1, dim) weight layer), b (1)], P = dim + 1.
     Loss ℓ = (f(x) − y)²; minibatch gradient g = (2/B) Σ_j r_j [x_j, 1], r_j = f(x_j) − y_j.
     θ(0) = 0 unless given.
     """
 
     name = "linear-regression"
+    PARAMS = (N, DIM_X, DATA_NOISE, DATA_SEED, THETA0)
 
-    def __init__(self, n=1000, dim=20, noise=0.1, data_seed=0, theta0=None):
-        self.n = _positive_int(n, "n")
-        dim = _positive_int(dim, "dim")
-        self.x, self.y = _regression_data(self.n, dim, _finite(noise, "noise"), int(data_seed))
-        self.params = {"n": self.n, "dim": dim, "noise": noise, "data_seed": int(data_seed)}
+    def __init__(self, n=1000, dim=20, data_noise=0.1, data_seed=0, theta0=None):
+        self.n, dim, data_noise, data_seed = _checked(self, n=n, dim=dim, data_noise=data_noise,
+                                                      data_seed=data_seed)
+        self.x, self.y = _regression_data(self.n, dim, data_noise, data_seed)
+        self.params = {"n": self.n, "dim": dim, "data_noise": data_noise, "data_seed": data_seed}
         self._init_layout(dim, theta0)
 
     def grad(self, theta, idx):
@@ -239,18 +272,24 @@ class Logistic(_LinearModel):
     """
 
     name = "logistic"
+    PARAMS = (N, DIM_X,
+              Param("separable", bool, "separable labels (--no-separable flips a fraction "
+                                       "--flip of them)"),
+              Param("flip", float, "fraction of labels flipped when not separable", low=0,
+                    high=1),
+              DATA_SEED, THETA0)
 
     def __init__(self, n=200, dim=2, separable=True, flip=0.1, data_seed=0, theta0=None):
-        self.n = _positive_int(n, "n")
-        dim = _positive_int(dim, "dim")
-        rng = np.random.default_rng(int(data_seed))
+        self.n, dim, separable, flip, data_seed = _checked(
+            self, n=n, dim=dim, separable=separable, flip=flip, data_seed=data_seed)
+        rng = np.random.default_rng(data_seed)
         self.x = rng.standard_normal((self.n, dim))
         self.y = (self.x @ (np.ones(dim) / math.sqrt(dim)) > 0).astype(np.float64)
         if not separable:
             flipped = rng.random(self.n) < flip
             self.y[flipped] = 1.0 - self.y[flipped]
-        self.params = {"n": self.n, "dim": dim, "separable": bool(separable), "flip": flip,
-                       "data_seed": int(data_seed)}
+        self.params = {"n": self.n, "dim": dim, "separable": separable, "flip": flip,
+                       "data_seed": data_seed}
         self._init_layout(dim, theta0)
 
     def grad(self, theta, idx):
@@ -303,7 +342,7 @@ class _TanhMLP(FiniteData):
 class MLPRegression(_TanhMLP):
     r"""A tanh MLP d–h–1 with the paper's squared loss (4) on ``make_regression`` data.
 
-    Data as :class:`LinearRegression` (defaults n = 1000, dim = 20, noise = 0.1, data_seed = 0,
+    Data as :class:`LinearRegression` (defaults n = 1000, dim = 20, data_noise = 0.1, data_seed = 0,
     targets unscaled); hidden = 25, so the default network is 20–25–1 with P = 551.
     f(x) = W2 tanh(W1 x + b1) + b2; ℓ = (f(x) − y)²; tanh satisfies (A1).
     θ(0): nn.Linear's default initialisation (uniform ±1/√fan_in, weights then bias, layer by
@@ -311,14 +350,16 @@ class MLPRegression(_TanhMLP):
     """
 
     name = "mlp-regression"
+    PARAMS = (N, DIM_X, HIDDEN, DATA_NOISE, DATA_SEED, INIT_SEED, THETA0)
 
-    def __init__(self, n=1000, dim=20, hidden=25, noise=0.1, data_seed=0, init_seed=0,
+    def __init__(self, n=1000, dim=20, hidden=25, data_noise=0.1, data_seed=0, init_seed=0,
                  theta0=None):
-        self.n = _positive_int(n, "n")
-        dim, hidden = _positive_int(dim, "dim"), _positive_int(hidden, "hidden")
-        self.x, self.y = _regression_data(self.n, dim, _finite(noise, "noise"), int(data_seed))
-        self.params = {"n": self.n, "dim": dim, "hidden": hidden, "noise": noise,
-                       "data_seed": int(data_seed), "init_seed": int(init_seed)}
+        self.n, dim, hidden, data_noise, data_seed, init_seed = _checked(
+            self, n=n, dim=dim, hidden=hidden, data_noise=data_noise, data_seed=data_seed,
+            init_seed=init_seed)
+        self.x, self.y = _regression_data(self.n, dim, data_noise, data_seed)
+        self.params = {"n": self.n, "dim": dim, "hidden": hidden, "data_noise": data_noise,
+                       "data_seed": data_seed, "init_seed": init_seed}
         self._init_layout(dim, hidden, 1, theta0, init_seed)
 
     def _residual(self, theta, idx):
@@ -347,17 +388,20 @@ class MLPClassification(_TanhMLP):
     """
 
     name = "mlp-classification"
+    PARAMS = (Param("dataset", str, "the classification dataset", choices=("blobs", "mnist1d")),
+              N, DIM_X, Param("classes", int, "classes of the blobs dataset", low=1), HIDDEN,
+              DATA_SEED, INIT_SEED, THETA0)
 
     def __init__(self, dataset="blobs", n=600, dim=10, classes=3, hidden=32, data_seed=0,
                  init_seed=0, theta0=None):
-        hidden = _positive_int(hidden, "hidden")
+        dataset, n, dim, classes, hidden, data_seed, init_seed = _checked(
+            self, dataset=dataset, n=n, dim=dim, classes=classes, hidden=hidden,
+            data_seed=data_seed, init_seed=init_seed)
         if dataset == "blobs":
             from sklearn.datasets import make_blobs
 
-            n, dim, classes = (_positive_int(v, k) for v, k in
-                               ((n, "n"), (dim, "dim"), (classes, "classes")))
             x, y = make_blobs(n_samples=n, n_features=dim, centers=classes, cluster_std=2.0,
-                              random_state=int(data_seed))
+                              random_state=data_seed)
         elif dataset == "mnist1d":
             try:
                 from mnist1d.data import get_dataset_args, make_dataset
@@ -365,16 +409,14 @@ class MLPClassification(_TanhMLP):
                 raise ValueError("dataset 'mnist1d' needs the mnist1d package "
                                  "(pip install -e '.[experiments]')") from err
             args = get_dataset_args()
-            args.seed = int(data_seed)
+            args.seed = data_seed
             data = make_dataset(args)
             x, y = np.asarray(data["x"], dtype=np.float64), np.asarray(data["y"])
             n, dim, classes = x.shape[0], x.shape[1], int(y.max()) + 1
-        else:
-            raise BadArgument("dataset", f"must be 'blobs' or 'mnist1d', got {dataset!r}")
         self.n, self.classes = n, classes
         self.x, self.y = x.astype(np.float64), y.astype(np.int64)
         self.params = {"dataset": dataset, "n": n, "dim": dim, "classes": classes,
-                       "hidden": hidden, "data_seed": int(data_seed), "init_seed": int(init_seed)}
+                       "hidden": hidden, "data_seed": data_seed, "init_seed": init_seed}
         self._init_layout(dim, hidden, classes, theta0, init_seed)
 
     def _logits(self, theta, idx):
@@ -408,14 +450,16 @@ class RNNCliff(FiniteData):
     """
 
     name = "rnn-cliff"
+    PARAMS = (Param("n", int, "number of x_0 points", low=1),
+              Param("length", int, "length of the recurrence x_k = w·tanh(x_{k−1}) + b", low=1),
+              Param("target", float, "the wanted x_length"), DATA_SEED, THETA0)
 
     def __init__(self, n=32, length=50, target=0.7, data_seed=0, theta0=None):
-        self.n = _positive_int(n, "n")
-        self.length = _positive_int(length, "length")
-        self.target = _finite(target, "target")
-        self.x0 = np.random.default_rng(int(data_seed)).uniform(-1.0, 1.0, self.n)
+        self.n, self.length, self.target, data_seed = _checked(
+            self, n=n, length=length, target=target, data_seed=data_seed)
+        self.x0 = np.random.default_rng(data_seed).uniform(-1.0, 1.0, self.n)
         self.params = {"n": self.n, "length": self.length, "target": self.target,
-                       "data_seed": int(data_seed)}
+                       "data_seed": data_seed}
         super().__init__(Layout.of(("w", (1, 1)), ("b", (1,))),
                          (1.5, -0.1) if theta0 is None else theta0)
 
@@ -463,49 +507,61 @@ class Law:
     * ``discrete``: y = v_k·(1, …, 1) with probability p_k (one word; the atoms lie on the
       diagonal, so H is an exact finite sum in any dimension);
     * ``point``: y = mean, no noise.
+
+    The parameters each law takes are declared in :data:`LAWS` (the others keep their
+    defaults).
     """
 
     kind: str = "normal"
-    mean: float = 0.0
-    sd: float = 1.0
-    df: int = 3
+    mean: float = MEAN.default
+    sd: float = SD.default
+    df: int = DF.default
     values: tuple[float, ...] = ()
     probs: tuple[float, ...] = ()
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        if self.kind not in ("normal", "student-t", "discrete", "point"):
-            raise BadArgument("noise", "must be one of normal, student-t, discrete, point, "
-                             f"got {self.kind!r}")
-        _finite(self.mean, "mean")
-        if self.kind in ("normal", "student-t"):
-            _finite(self.sd, "sd", positive=True)
-        if self.kind == "student-t":
-            _positive_int(self.df, "df")
+        object.__setattr__(self, "kind", NOISE.coerce(self.kind))
+        for param in LAWS[self.kind]:
+            value = param.coerce(getattr(self, param.name))
+            object.__setattr__(self, param.name, (value,) if param.many and not isinstance(
+                value, tuple) else value)
         if self.kind == "discrete":
             if len(self.values) < 1 or len(self.values) != len(self.probs):
                 raise BadArgument("probs", "a discrete law needs as many values as probs (at "
                                            f"least one), got {len(self.values)} values and "
                                            f"{len(self.probs)} probs")
-            p = np.asarray(self.probs, dtype=np.float64)
-            if np.any(~np.isfinite(p)) or np.any(p < 0) or abs(p.sum() - 1.0) > 1e-9:
+            if abs(math.fsum(self.probs) - 1.0) > 1e-9:
                 raise BadArgument("probs", f"must be non-negative and sum to 1, got {self.probs}")
-            for v in self.values:
-                _finite(v, "values")
 
     def words(self) -> int:
         """Random words per coordinate (discrete: per sample)."""
         return {"normal": 2, "student-t": 2 * (self.df + 1), "discrete": 1, "point": 0}[self.kind]
 
-    def describe(self) -> dict[str, Any]:
+    def mean_value(self) -> float:
+        r"""E[y] per coordinate: Σ_k p_k·v_k for the discrete law, ``mean`` for the others (for
+        the student-t law the mean exists only when df > 1; ``mean`` is its centre)."""
         if self.kind == "discrete":
-            return {"noise": "discrete", "values": list(self.values), "probs": list(self.probs)}
+            return float(np.dot(self.values, self.probs))
+        return self.mean
+
+    def describe(self) -> str:
+        """One line, e.g. "y ~ N(100, 1)"."""
+        if self.kind == "discrete":
+            atoms = ", ".join(f"{v:g} w.p. {p:g}" for v, p in zip(self.values, self.probs,
+                                                                  strict=True))
+            return f"y = v·(1, …, 1), v = {atoms}"
         if self.kind == "point":
-            return {"noise": "point", "mean": self.mean}
-        out = {"noise": self.kind, "mean": self.mean, "sd": self.sd}
+            return f"y = {self.mean:g}"
         if self.kind == "student-t":
-            out["df"] = self.df
-        return out
+            return f"y ~ {self.mean:g} + {self.sd:g}·t_{self.df}"
+        return f"y ~ N({self.mean:g}, {self.sd:g}²)"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The law as JSON-ready values (its kind as ``noise`` and its parameters)."""
+        return {"noise": self.kind, **{p.name: list(v) if isinstance(v := getattr(self, p.name),
+                                                                     tuple) else v
+                                       for p in LAWS[self.kind]}}
 
 
 class Quadratic(Problem):
@@ -520,16 +576,16 @@ class Quadratic(Problem):
     """
 
     name = "quadratic"
+    PARAMS = (NOISE, MEAN, SD, DF, VALUES, PROBS, DIM_THETA, CURVATURE, THETA0)
 
     def __init__(self, law: Law | None = None, dim=1, curvature=1.0, theta0=None):
         self.law = Law() if law is None else law
-        self.dim = _positive_int(dim, "dim")
-        self.curvature = _finite(curvature, "curvature")
+        self.dim, self.curvature = _checked(self, dim=dim, curvature=curvature)
         if self.curvature == 0:
             raise BadArgument("curvature", "must be non-zero")
         self.words_per_sample = max(1, self.law.words() * (1 if self.law.kind == "discrete"
                                                            else self.dim))
-        self.params = {**self.law.describe(), "dim": self.dim, "curvature": self.curvature}
+        self.params = {**self.law.to_dict(), "dim": self.dim, "curvature": self.curvature}
         theta0 = np.zeros(self.dim) if theta0 is None else np.broadcast_to(
             np.asarray(theta0, dtype=np.float64), (self.dim,)).copy()
         super().__init__(Layout.of(("theta", (self.dim,))), theta0)
@@ -594,8 +650,7 @@ def _stiff(kind="stiff", dim=1, curvature=None, target=None, theta0=None):
     Classic clipping moves each step by at most a(t)λ, so it stays within λΣa on all three.
     """
     presets = {"stiff": (100.0, 0.0), "far": (1.0, 1e8), "concave": (-1.0, 0.0)}
-    if kind not in presets:
-        raise BadArgument("kind", f"must be one of {', '.join(presets)}, got {kind!r}")
+    kind = _checked(_stiff, kind=kind)[0]
     default_curv, default_target = presets[kind]
     curv = default_curv if curvature is None else curvature
     target = default_target if target is None else target
@@ -606,7 +661,11 @@ def _stiff(kind="stiff", dim=1, curvature=None, target=None, theta0=None):
     return problem
 
 
-PROBLEMS = {
+_stiff.PARAMS = (  # type: ignore[attr-defined]
+    Param("kind", str, "which loss of the stiff family", choices=("stiff", "far", "concave")),
+    DIM_THETA, CURVATURE, Param("target", float, "y in ℓ = (L/2)‖θ − y‖²"), THETA0)
+
+PROBLEMS: dict[str, Any] = {
     "quadratic": Quadratic,
     "linear-regression": LinearRegression,
     "logistic": Logistic,
@@ -617,14 +676,45 @@ PROBLEMS = {
 }
 
 
+def problem_params(name: str) -> tuple[Param, ...]:
+    """The parameters problem ``name`` declares, each with its default (the constructor's;
+    None where the problem chooses)."""
+    factory = PROBLEMS[name]
+    signature = inspect.signature(factory).parameters
+    return tuple(replace(p, default=signature[p.name].default)
+                 if p.name in signature and signature[p.name].default is not None else p
+                 for p in factory.PARAMS)
+
+
+def check_params(name: str, params: dict[str, Any]) -> None:
+    """Refuse a parameter problem ``name`` does not take, or (quadratic) its law does not take:
+    :class:`~simulations.errors.BadArgument` naming it."""
+    declared = PROBLEMS[name].PARAMS
+    for key in params:
+        if find(declared, key) is None:
+            hint = ("; the noise of make_regression is data_noise"
+                    if key == "noise" and find(declared, "data_noise") else "")
+            raise BadArgument(key, f"the {name} problem does not take it (it takes "
+                                   f"{', '.join(p.name for p in declared)}){hint}")
+    if name == "quadratic":
+        law = params.get("noise", NOISE.default)
+        for key in params:
+            laws = takers(LAWS, key)
+            if laws and law not in laws:
+                raise BadArgument(key, f"the {law} law does not take it (only "
+                                       f"{', '.join(laws)})")
+
+
 def make_problem(name: str, **params: Any) -> Problem:
-    """A problem of the catalog by name, with its parameters (see each class's docstring).
+    """A problem of the catalog by name, with its parameters (see each class's docstring and
+    ``PARAMS``; :func:`check_params` refuses the others).
 
     For ``quadratic`` the law is given by ``noise`` (normal, student-t, discrete, point) and its
-    parameters ``mean``, ``sd``, ``df``, ``values``, ``probs``.
+    parameters ``mean``, ``sd``, ``df``, ``values``, ``probs`` (:data:`LAWS`).
     """
     if name not in PROBLEMS:
         raise BadArgument("problem", f"unknown problem {name!r}; choose from {', '.join(PROBLEMS)}")
+    check_params(name, params)
     try:
         return _make(name, params)
     except TypeError as err:
@@ -633,11 +723,8 @@ def make_problem(name: str, **params: Any) -> Problem:
 
 def _make(name: str, params: dict[str, Any]) -> Problem:
     if name == "quadratic":
-        law_keys = ("mean", "sd", "df", "values", "probs")
-        law_args = {k: params.pop(k) for k in law_keys if k in params}
-        for k in ("values", "probs"):
-            if k in law_args:
-                law_args[k] = tuple(float(v) for v in law_args[k])
-        kind = params.pop("noise", "normal")
+        law_args = {k: params.pop(k) for k in ("mean", "sd", "df", "values", "probs")
+                    if k in params}
+        kind = params.pop("noise", NOISE.default)
         return Quadratic(Law(kind, **law_args), **params)
     return PROBLEMS[name](**params)

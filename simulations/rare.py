@@ -431,7 +431,7 @@ def ams(
         curve = RareCurve(np.asarray(curve_levels), np.array([c[0] for c in cols]),
                           np.array([c[1] for c in cols]), np.array([c[2] for c in cols]),
                           estimates[:, :-1].copy())
-    setting = {**problem.settings(), **rule.describe(), "schedule": schedule.source,
+    setting = {**problem.settings(), **rule.to_dict(), "schedule": schedule.source,
                "steps": steps, "batch": batch, "seed": seed,
                "dtype": str(dtype).removeprefix("torch."), "guard": guard, "event": event,
                "endpoint": endpoint, "level": level, "importance": importance,

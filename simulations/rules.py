@@ -8,8 +8,11 @@ For a batch of gradients g (R, P) at iterates θ (R, P), :meth:`ClipRule.apply` 
 * ``layerwise`` (18): (17) per layer l with the layers' Frobenius norms ‖g_l‖, ‖θ_l‖;
 * ``unitwise``: (18) per unit (each output row of a weight matrix, each bias whole), as AGC;
 * ``value``: each coordinate clamped to [−λ, λ];
-* ``projection`` (9): g unchanged, and the iterate projected onto the ball ‖θ‖ ≤ radius after
-  the step (:meth:`ClipRule.project`).
+* ``projection`` (9): g unchanged, and the iterate projected onto the ball ‖θ‖ ≤ ``ball``
+  after the step (:meth:`ClipRule.project`).
+
+Each rule declares the parameters it takes in :data:`RULE_PARAMS` (all required); the checks here,
+:class:`simulations.spec.RunSpec` and the command line read them from there.
 
 Norms are computed in the data's dtype (see :func:`norms` for float32 overflow).
 The multipliers come from :func:`theory.clipping.clip_factor` and
@@ -18,18 +21,30 @@ The multipliers come from :func:`theory.clipping.clip_factor` and
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 
 from simulations.errors import BadArgument
 from simulations.layout import Layout
+from simulations.params import Param, takers
 from theory import clipping
 
-__all__ = ["RULES", "ClipRule", "Clipped", "norms"]
+__all__ = ["PARAMS", "RULES", "RULE_PARAMS", "ClipRule", "Clipped", "norms"]
 
-RULES = ("none", "classic", "adaptive", "layerwise", "unitwise", "value", "projection")
+LAM = Param("lam", float, "threshold λ", low=0, above=True)
+EPS = Param("eps", float, "ε, the floor of ‖θ‖ in the adaptive threshold λ·max(‖θ‖, ε)",
+            low=0, above=True)
+BALL = Param("ball", float, "radius of the projection rule's ball ‖θ‖ ≤ ball", low=0,
+             above=True)
+#: every rule parameter (a field of :class:`ClipRule`)
+PARAMS = (LAM, EPS, BALL)
+#: each rule with the parameters it takes, all of them required
+RULE_PARAMS: dict[str, tuple[Param, ...]] = {
+    "none": (), "classic": (LAM,), "adaptive": (LAM, EPS), "layerwise": (LAM, EPS),
+    "unitwise": (LAM, EPS), "value": (LAM,), "projection": (BALL,)}
+#: the rules' names
+RULES = tuple(RULE_PARAMS)
 
 
 def norms(x: torch.Tensor) -> torch.Tensor:
@@ -63,28 +78,42 @@ class Clipped:
 
 @dataclass(frozen=True)
 class ClipRule:
-    """A clip rule with its parameters: λ (``lam``), ε (``eps``), the projection ``radius``."""
+    """A clip rule with its parameters (:data:`PARAMS`): λ (``lam``), ε (``eps``), the
+    projection's ``ball`` radius; those the rule takes (:data:`RULE_PARAMS`) are required,
+    the others must be None."""
 
     kind: str = "classic"
     lam: float | None = None
     eps: float | None = None
-    radius: float | None = None
+    ball: float | None = None
 
     def __post_init__(self):
         if self.kind not in RULES:
             raise BadArgument("clip", f"must be one of {', '.join(RULES)}, got {self.kind!r}")
-        needs = {"classic": ("lam",), "adaptive": ("lam", "eps"), "layerwise": ("lam", "eps"),
-                 "unitwise": ("lam", "eps"), "value": ("lam",), "projection": ("radius",)}
-        for name in needs.get(self.kind, ()):
-            value = getattr(self, name)
-            if value is None or not (0 < float(value) < math.inf):
-                raise BadArgument(name, f"must satisfy 0 < {name} < inf for the {self.kind} "
-                                        f"rule, got {value!r}")
-            object.__setattr__(self, name, float(value))
+        for param in PARAMS:
+            value = getattr(self, param.name)
+            if param in RULE_PARAMS[self.kind]:
+                if value is None:
+                    raise BadArgument(param.name, f"the {self.kind} rule needs it "
+                                                  f"({param.expected()})")
+                object.__setattr__(self, param.name, param.coerce(value))
+            elif value is not None:
+                raise BadArgument(param.name, f"the {self.kind} rule does not take it (only "
+                                              f"{', '.join(takers(RULE_PARAMS, param.name))})")
 
-    def describe(self) -> dict:
+    def to_dict(self) -> dict:
         """The rule as JSON-ready values."""
-        return {"clip": self.kind, "lam": self.lam, "eps": self.eps, "radius": self.radius}
+        return {"clip": self.kind, **{p.name: getattr(self, p.name) for p in PARAMS}}
+
+    def describe(self) -> str:
+        """One line, e.g. "classic clipping, λ = 1"."""
+        if self.kind == "none":
+            return "no clipping"
+        if self.kind == "projection":
+            return f"projection onto the ball ‖θ‖ ≤ {self.ball:g}"
+        symbols = {"lam": "λ", "eps": "ε"}
+        return f"{self.kind} clipping, " + ", ".join(
+            f"{symbols[p.name]} = {getattr(self, p.name):g}" for p in RULE_PARAMS[self.kind])
 
     def apply(
         self,
@@ -109,8 +138,9 @@ class ClipRule:
             factor = clipping.clip_factor(gn, threshold)
             return Clipped(factor.to(g.dtype), None, factor < 1, gn * factor)
         if kind == "value":
-            d = g.clamp(-self.lam, self.lam)
-            return Clipped(None, d, (g.abs() > self.lam).any(1), norms(d))
+            lam = float(self.lam)  # type: ignore[arg-type]  # declared for value
+            d = g.clamp(-lam, lam)
+            return Clipped(None, d, (g.abs() > lam).any(1), norms(d))
         unitwise = kind == "unitwise"
         ids, groups = _ids(layout, unitwise, g.device)
         threshold = clipping.adaptive_threshold(_group_norms(theta, ids, groups), self.lam,
@@ -123,10 +153,10 @@ class ClipRule:
                        torch.where(finite, norms(d), torch.inf))
 
     def project(self, theta: torch.Tensor) -> torch.Tensor:
-        """Π_K(θ) for the projection rule (the ball ‖θ‖ ≤ radius); θ unchanged otherwise."""
+        """Π_K(θ) for the projection rule (the ball ‖θ‖ ≤ ball); θ unchanged otherwise."""
         if self.kind != "projection":
             return theta
-        return clipping.project_ball(theta, self.radius, batch_ndim=1)
+        return clipping.project_ball(theta, self.ball, batch_ndim=1)
 
 
 _IDS: dict[tuple, tuple[torch.Tensor, int]] = {}

@@ -10,14 +10,16 @@ optional)::
     description = "one line"
     claims = ["T1", "ODE", "L3"]            # claim ids, or modules/files of your own claims
 
-    [problem]                              # make_problem(name, **the rest)
+    [problem]                              # make_problem(name, **the rest): the keys the
+                                           # problem declares (python -m simulations problems)
     name = "quadratic"
     noise = "discrete"
     values = [0.0, 10.0]                   # a law with any number of points
     probs = [0.9, 0.1]
     theta0 = 0.0
 
-    [clip]                                 # ClipRule(rule, lam, eps, radius)
+    [clip]                                 # ClipRule(rule, lam, eps, ball): those the
+                                           # rule takes (ball: the projection's radius)
     rule = "classic"
     lam = 1.0
 
@@ -124,7 +126,15 @@ class Scenario:
     def make_rule(self):
         return self.run.make_rule()
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> str:
+        """One line: the name, the problem, the rule, the schedule and the size."""
+        problem = self.make_problem()
+        law = getattr(problem, "law", None)
+        what = f"{problem.name} ({law.describe()})" if law is not None else problem.name
+        return (f"{self.name}: {what}, {self.make_rule().describe()}, a(t) = {self.schedule}, "
+                f"{self.paths} paths × {self.steps} steps")
+
+    def to_dict(self) -> dict[str, Any]:
         """The scenario as JSON-ready values."""
         return {"name": self.name, "description": self.description, "problem": self.problem,
                 "clip": self.clip, "schedule": self.schedule, "paths": self.paths,

@@ -21,7 +21,11 @@ canonical form :meth:`RunSpec.to_dict` reads back through :meth:`RunSpec.from_di
 
 ``guard`` null means the dtype's default (:data:`simulations.engine.DEFAULT_GUARD`);
 ``record`` is kept in the order of :data:`simulations.observers.OBSERVERS`, and ``keep_paths``
-is 0 when the ``paths`` observer is not recorded, so that one computation has one key.
+is 0 when the ``paths`` observer is not recorded, so that one computation has one key. For the
+same reason every problem and clip parameter is coerced to the type its owner declares
+(:mod:`simulations.params`: ``mean = 100`` is 100.0, ``n = 1e3`` is 1000, ``n = 10.5`` is
+refused), a parameter given as None is left out (the owner's default), and a parameter the
+problem, its law or the rule does not take is refused.
 """
 
 from __future__ import annotations
@@ -53,7 +57,6 @@ REQUIRED = ("problem", "clip", "schedule", "paths", "steps")
 #: integer keys and their lowest (and highest, exclusive) values
 INTEGERS = {"paths": (1, None), "steps": (0, 2**32), "batch": (1, 2**31), "seed": (0, 2**63),
             "keep_paths": (0, None), "xi_paths": (1, None)}
-CLIP_KEYS = ("rule", "lam", "eps", "radius")
 DTYPES = ("float64", "float32")
 
 
@@ -295,6 +298,8 @@ class Execution:
 # ---- checks -------------------------------------------------------------------------------------
 
 def _integer(value: Any, name: str, lowest: int, highest: int | None) -> int:
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        value = int(value)
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise BadArgument(name, f"expected an integer >= {lowest}, got {value!r}")
     if value < lowest:
@@ -364,48 +369,45 @@ def _schedule_value(value: Any, steps: int, name: str) -> str | tuple[float, ...
 
 
 def _clip(value: Any, name: str) -> Frozen:
-    if not isinstance(value, Mapping):
-        raise BadArgument(name, f"expected a table with keys {', '.join(CLIP_KEYS)}, "
-                                f"got {value!r}")
-    for key in value:
-        if key not in CLIP_KEYS:
-            raise BadArgument(f"{name}.{key}", f"unknown key (expected one of "
-                                               f"{', '.join(CLIP_KEYS)})")
-    if not isinstance(value.get("rule"), str):
-        raise BadArgument(f"{name}.rule", f"required: the name of a rule, got "
-                                          f"{value.get('rule')!r}")
-    clip = {"rule": value["rule"]}
-    for key in CLIP_KEYS[1:]:
-        if value.get(key) is not None:
-            clip[key] = _number(value[key], f"{name}.{key}")
-    from simulations.rules import ClipRule
+    from simulations.rules import PARAMS, RULES, ClipRule
 
-    params = dict(clip)
+    keys = ("rule", *(p.name for p in PARAMS))
+    if not isinstance(value, Mapping):
+        raise BadArgument(name, f"expected a table with keys {', '.join(keys)}, got {value!r}")
+    for key in value:
+        if key not in keys:
+            raise BadArgument(f"{name}.{key}", f"unknown key (expected one of {', '.join(keys)})")
+    rule = value.get("rule")
+    if rule not in RULES:
+        raise BadArgument(f"{name}.rule", f"required: one of {', '.join(RULES)}, got {rule!r}")
+    params = {p.name: p.coerce(value[p.name], f"{name}.{p.name}") for p in PARAMS
+              if value.get(p.name) is not None}
     try:
-        ClipRule(params.pop("rule"), **params)
+        ClipRule(rule, **params)
     except BadArgument as error:
-        raise error.renamed(f"{name}.{'rule' if error.param == 'clip' else error.param}") \
-            from None
-    return Frozen(clip)
+        raise error.renamed(f"{name}.{error.param}") from None
+    return Frozen({"rule": rule, **params})
 
 
 def _problem_spec(value: Any, name: str) -> Frozen:
-    from simulations.problems import PROBLEMS
+    from simulations.problems import PROBLEMS, check_params, problem_params
 
     if not isinstance(value, Mapping):
         raise BadArgument(name, f"expected a table with a name and parameters, got {value!r}")
-    if value.get("name") not in PROBLEMS:
+    problem = value.get("name")
+    if problem not in PROBLEMS:
         raise BadArgument(f"{name}.name", f"expected one of {', '.join(PROBLEMS)}, "
-                                          f"got {value.get('name')!r}")
+                                          f"got {problem!r}")
+    params = {k: v for k, v in value.items() if k != "name" and v is not None}
+    declared = {p.name: p for p in problem_params(problem)}
     try:
-        spec = Frozen(value)
-    except TypeError as error:
-        raise BadArgument(name, str(error)) from None
-    try:
+        check_params(problem, params)
+        params = {k: declared[k].coerce(v, k) for k, v in params.items()}
+        spec = Frozen({"name": problem, **params})
         _problem(spec)
     except BadArgument as error:
         raise error.renamed(f"{name}.{error.param}") from None
-    except ValueError as error:
+    except (TypeError, ValueError) as error:
         raise BadArgument(name, str(error)) from None
     return spec
 

@@ -46,17 +46,20 @@ def run_scenario(sc: Scenario, claims: Sequence[str] | None = None, *,
     if out is None:
         return simulate(run, execution)
     store = RunStore(Path(out) / "runs")
-    if resume:  # this very run, or the scenario's run for all its claims (a superset)
-        for saved in filter(None, map(store.load, dict.fromkeys((run, sc.run)))):
+    if resume:  # this very run, or the scenario's run for all its claims if a superset
+        superset = set(run.record) <= set(sc.run.record)
+        for saved in filter(None, map(store.load, dict.fromkeys((run, sc.run if superset
+                                                                 else run)))):
             return saved
     return store.run(run, lambda: simulate(run, execution), reuse=False, name=sc.name,
-                     device=device, extra={"scenario": sc.describe()})
+                     device=device, extra={"scenario": sc.to_dict()})
 
 
 def verify(scenarios: Sequence[Scenario], claims: Sequence[str] | None = None, *,
            out: str | Path | None = None, resume: bool = False,
            progress: bool | None = None, device: str = "cpu") -> list[claims_mod.ClaimResult]:
-    """Every scenario's claims (or those of ``claims`` each scenario checks) as table rows.
+    """Every scenario's claims as table rows; given ``claims`` (registered ids), those of them
+    that apply to each scenario instead, whether or not the scenario lists them.
 
     ``progress``: None shows a bar on a terminal and a line per scenario otherwise; False
     nothing."""
@@ -67,7 +70,8 @@ def verify(scenarios: Sequence[Scenario], claims: Sequence[str] | None = None, *
     start = time.perf_counter()
     for i, sc in enumerate(bar, 1):
         bar.set_postfix_str(sc.name)
-        chosen = sc.claims if claims is None else tuple(c for c in sc.claims if c in claims)
+        chosen = sc.claims if claims is None else tuple(
+            c for c in claims if claims_mod.applicable(c, sc) is None)
         if chosen:
             began = time.perf_counter()
             sim = run_scenario(sc, chosen, out=out, resume=resume,

@@ -17,7 +17,7 @@ are all written again here.
 Conventions (those documented in :mod:`simulations.engine` and :mod:`simulations.observers`):
 
 * θ(s) is the iterate after s updates; θ(t+1) = θ(t) − a(t)·g(t)/c(t), and for the projection
-  rule θ(t+1) = Π(θ(t) − a(t)·g(t)) onto the ball ‖θ‖ ≤ radius about 0.
+  rule θ(t+1) = Π(θ(t) − a(t)·g(t)) onto the ball ‖θ‖ ≤ ball about 0.
 * Blow-up at step s = t + 1: ‖g(t)‖ is not finite, or ‖θ(s)‖ > guard (or not finite). The path
   is then frozen at θ(t) = θ(s − 1) for good.
 * ``first_exit[j]``: first s ≥ 1 with ‖θ(s) − θ(0)‖ > M_j; ``first_exit_norm[j]``: first s ≥ 0
@@ -65,7 +65,7 @@ class Rule:
     kind: str
     lam: float | None = None
     eps: float | None = None
-    radius: float | None = None
+    ball: float | None = None
 
 
 def _norm(v: np.ndarray) -> float:
@@ -314,8 +314,8 @@ def run_path(problem, rule: Rule, a: np.ndarray, path: int, *, batch: int = 1, s
             new = theta - a[t] * d
             if rule.kind == "projection":
                 dist = _norm(new)
-                if dist > rule.radius:
-                    new = new * (rule.radius / dist)
+                if dist > rule.ball:
+                    new = new * (rule.ball / dist)
             r = _norm(d) / (1.0 + _norm(theta))
         if not math.isnan(r):
             ratio = max(ratio, r)

@@ -29,11 +29,11 @@ from types import ModuleType
 from typing import Any
 
 from simulations.observers import OBSERVERS
+from simulations.rules import RULES
 
 __all__ = ["Claim", "applicable", "check_options", "get", "ids", "observers_for", "register",
            "resolve", "unregister"]
 
-RULE_KINDS = ("none", "classic", "adaptive", "layerwise", "unitwise", "value", "projection")
 _REGISTRY: dict[str, Claim] = {}
 
 
@@ -62,9 +62,9 @@ class Claim:
         if not callable(self.check):
             raise ValueError(f"{where}: check must be a function check(ctx) -> list")
         if self.rules is not None and (isinstance(self.rules, str) or
-                                       any(r not in RULE_KINDS for r in self.rules)):
-            raise ValueError(f"{where}: RULES must be None or a tuple of {', '.join(RULE_KINDS)}"
-                             f", got {self.rules!r}")
+                                       any(r not in RULES for r in self.rules)):
+            raise ValueError(f"{where}: RULES must be None or a tuple of {', '.join(RULES)}, "
+                             f"got {self.rules!r}")
         if isinstance(self.observers, str) or any(o not in OBSERVERS for o in self.observers):
             raise ValueError(f"{where}: OBSERVERS must be a tuple of {', '.join(OBSERVERS)}, "
                              f"got {self.observers!r}")

@@ -80,11 +80,9 @@ def _minimiser(ctx: Context, start: np.ndarray) -> tuple[np.ndarray | None, str]
 
     problem = ctx.problem
     if isinstance(problem, Quadratic):
-        law = problem.law
         if problem.curvature < 0:
             return None, "E[ℓ] is concave: no minimiser"
-        mean = float(np.dot(law.values, law.probs)) if law.kind == "discrete" else law.mean
-        return np.full(problem.dim, mean), "E[y]"
+        return np.full(problem.dim, problem.law.mean_value()), "E[y]"
     grad = field(problem, ClipRule("none"))
     atoms, weights = problem.atoms(torch.float64, "cpu")
 

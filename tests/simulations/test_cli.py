@@ -261,12 +261,13 @@ def test_problems_lists_the_catalog(capsys):
     assert "--length 50" in out and "--data-noise 0.1" in out
 
 
-def test_every_problem_parameter_has_a_flag():
-    from simulations.problems import PROBLEMS
+def test_every_problem_parameter_has_a_flag(capsys):
+    from simulations.problems import PROBLEMS, problem_params
 
+    text = _help(["run", "--help"], capsys)
     for name in PROBLEMS:
-        for dest in cli.problem_parameters(name):
-            assert dest in cli.PROBLEM_FLAGS, (name, dest)
+        for param in problem_params(name):
+            assert "--" + param.name.replace("_", "-") in text, (name, param.name)
 
 
 def _numbers(out):
@@ -391,3 +392,110 @@ def test_runs_with_one_out_never_overwrite_each_other(tmp_path):
     units = sorted(p for p in (tmp_path / "runs").iterdir() if p.is_dir())
     assert len(units) == 2
     assert sorted(load(u).setting["seed"] for u in units) == [1, 2]
+
+
+# ---- declared parameters, names, --claims ------------------------------------------------------
+
+def test_data_noise_and_ball_are_the_names_everywhere(tmp_path, capsys):
+    args = ["run", "--problem", "linear-regression", "--n", "20", "--dim", "2",
+            "--data-noise", "0.5", "--clip", "projection", "--ball", "0.25", "--schedule", "0.1",
+            "--paths", "3", "--steps", "4", "--quiet", "--out", str(tmp_path)]
+    assert cli.main(args) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].startswith("linear-regression, projection onto the ball ‖θ‖ ≤ "
+                                          "0.25, a(t) = 0.1: 3 paths × 4 steps")
+    sim = load(saved(tmp_path))
+    assert sim.setting["data_noise"] == 0.5 and "noise" not in sim.setting
+    assert (sim.setting["clip"], sim.setting["ball"]) == ("projection", 0.25)
+    assert sim.run.to_dict()["clip"] == {"rule": "projection", "ball": 0.25}
+    # every iterate stays in the ball ‖θ‖ ≤ 0.25 (θ(0) = 0 is inside)
+    assert np.all(sim.arrays["max_norm"] <= 0.25 * (1 + 1e-12))
+
+
+def test_a_law_parameter_of_another_law_names_its_flag(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        cli.main([*BASE, "--noise", "point", "--sd", "2", "--out", str(tmp_path)])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["python -m simulations run: error: argument --sd: the point law does not take "
+                   "it (only normal, student-t)"]
+
+
+CLAIM = '''
+import numpy as np
+
+ID = "tmp-cli-max"
+STATEMENT = "max_s ‖θ(s)‖ ≤ 2 on every path"
+OBSERVERS = ("running_max",)
+
+
+def check(ctx):
+    worst = float(np.max(ctx.sim.arrays["max_norm"]))
+    return [ctx.row(prediction="<= 2", measurement=f"{worst:.6g}", interval=None,
+                    verdict="holds" if worst <= 2 else "violated", reason="",
+                    measurement_value=worst)]
+'''
+
+SCENARIO = '''
+name = "walk-to-five"
+claims = ["L1-det"]
+
+[problem]
+name = "quadratic"
+noise = "point"
+mean = 5
+theta0 = 0
+
+[clip]
+rule = "classic"
+lam = 1
+
+[run]
+schedule = "1/(t+1)"
+paths = 4
+steps = 4
+'''
+
+
+@pytest.fixture
+def claim_and_scenario(tmp_path, monkeypatch):
+    from simulations import claims
+
+    (tmp_path / "my_claim.py").write_text(CLAIM, encoding="utf-8")
+    (tmp_path / "walk.toml").write_text(SCENARIO, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    yield tmp_path
+    claims.unregister("tmp-cli-max")
+
+
+def test_claims_takes_a_file_and_checks_it_on_scenarios_that_do_not_list_it(
+        claim_and_scenario, capsys):
+    tmp = claim_and_scenario
+    assert cli.main(["verify", "--scenario", str(tmp / "walk.toml"), "--claims",
+                     "./my_claim.py,L1-det", "--json", "--quiet", "--out", str(tmp / "v")]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["claim"] for r in rows] == ["tmp-cli-max", "L1-det"]
+    # every step is clipped (|5 − θ| > λ = 1 until θ = 25/12): θ(4) = 1 + 1/2 + 1/3 + 1/4
+    assert rows[0]["measurement_value"] == pytest.approx(25 / 12, rel=1e-12)
+    assert rows[0]["verdict"] == "violated"
+
+
+@pytest.mark.parametrize("name", ["nope", "./missing.py", "no_such_pkg.claim"])
+def test_claims_that_do_not_resolve_are_one_line_naming_the_flag(name, claim_and_scenario,
+                                                                 capsys):
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["verify", "--scenario", "walk.toml", "--claims", name])
+    assert stop.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        "python -m simulations verify: error: argument --claims: "), lines
+
+
+def test_claims_that_apply_to_no_scenario_are_refused(claim_and_scenario, capsys):
+    # C2 is stated for adaptive clipping; the scenario clips classically
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["verify", "--scenario", "walk.toml", "--claims", "C2", "--quiet"])
+    assert stop.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines == ["python -m simulations verify: error: argument --claims: none of C2 applies "
+                     "to any of the scenarios"]

@@ -32,36 +32,36 @@ R = 6  # paths
 KEEP = 8  # the default keep_paths (RunSpec's)
 
 # name: (catalog name, parameters, settings). Settings: lam (classic), lam_a and eps (adaptive,
-# layerwise, unitwise), lam_v (value), radius (projection), c (schedule c/(t+1)); the
+# layerwise, unitwise), lam_v (value), ball (projection), c (schedule c/(t+1)); the
 # thresholds sit inside the range of the gradient norms, so that some steps are clipped and
 # some are not.
 PROBLEMS = {
     "quadratic-normal": ("quadratic", dict(noise="normal", mean=2.0, sd=1.5, dim=3, theta0=0.5),
-                         dict(lam=3.5, lam_a=2.0, eps=0.5, lam_v=2.8, radius=1.5, c=0.5)),
+                         dict(lam=3.5, lam_a=2.0, eps=0.5, lam_v=2.8, ball=1.5, c=0.5)),
     "quadratic-student-t": ("quadratic", dict(noise="student-t", df=3, mean=-1.0, sd=2.0, dim=2),
-                            dict(lam=3.0, lam_a=2.0, eps=0.5, lam_v=3.0, radius=1.0, c=0.5)),
+                            dict(lam=3.0, lam_a=2.0, eps=0.5, lam_v=3.0, ball=1.0, c=0.5)),
     "quadratic-discrete": ("quadratic", dict(noise="discrete", values=(-3.0, 1.0, 4.0),
                                              probs=(0.2, 0.5, 0.3), dim=2, curvature=2.0),
-                           dict(lam=5.0, lam_a=2.0, eps=1.0, lam_v=4.0, radius=1.0, c=0.3)),
+                           dict(lam=5.0, lam_a=2.0, eps=1.0, lam_v=4.0, ball=1.0, c=0.3)),
     "quadratic-point": ("quadratic", dict(noise="point", mean=3.0, dim=2, curvature=0.5,
                                           theta0=(1.0, -1.0)),
-                        dict(lam=1.0, lam_a=0.5, eps=0.5, lam_v=0.8, radius=2.0, c=0.5)),
+                        dict(lam=1.0, lam_a=0.5, eps=0.5, lam_v=0.8, ball=2.0, c=0.5)),
     "linear-regression": ("linear-regression", dict(n=50, dim=4),
-                          dict(lam=300.0, lam_a=50.0, eps=1.0, lam_v=200.0, radius=20.0, c=0.05)),
+                          dict(lam=300.0, lam_a=50.0, eps=1.0, lam_v=200.0, ball=20.0, c=0.05)),
     "logistic": ("logistic", dict(n=40, dim=3, separable=False),
-                 dict(lam=0.9, lam_a=1.0, eps=0.5, lam_v=0.6, radius=1.0, c=1.0)),
+                 dict(lam=0.9, lam_a=1.0, eps=0.5, lam_v=0.6, ball=1.0, c=1.0)),
     "mlp-regression": ("mlp-regression", dict(n=50, dim=4, hidden=5),
-                       dict(lam=300.0, lam_a=100.0, eps=1.0, lam_v=200.0, radius=3.0, c=0.002)),
+                       dict(lam=300.0, lam_a=100.0, eps=1.0, lam_v=200.0, ball=3.0, c=0.002)),
     "mlp-classification": ("mlp-classification", dict(n=60, dim=3, classes=3, hidden=4),
-                           dict(lam=2.0, lam_a=1.0, eps=1.0, lam_v=0.7, radius=2.2, c=0.5)),
+                           dict(lam=2.0, lam_a=1.0, eps=1.0, lam_v=0.7, ball=2.2, c=0.5)),
     "rnn-cliff": ("rnn-cliff", dict(length=20),
-                  dict(lam=3.0, lam_a=1.5, eps=1.0, lam_v=1.5, radius=1.8, c=0.2)),
+                  dict(lam=3.0, lam_a=1.5, eps=1.0, lam_v=1.5, ball=1.8, c=0.2)),
     "stiff-stiff": ("stiff", dict(kind="stiff"),
-                    dict(lam=30.0, lam_a=30.0, eps=1.0, lam_v=30.0, radius=2.0, c=1.0)),
+                    dict(lam=30.0, lam_a=30.0, eps=1.0, lam_v=30.0, ball=2.0, c=1.0)),
     "stiff-far": ("stiff", dict(kind="far", dim=2),
-                  dict(lam=30.0, lam_a=30.0, eps=1.0, lam_v=30.0, radius=2.0, c=1.0)),
+                  dict(lam=30.0, lam_a=30.0, eps=1.0, lam_v=30.0, ball=2.0, c=1.0)),
     "stiff-concave": ("stiff", dict(kind="concave", dim=2),
-                      dict(lam=1.0, lam_a=1.0, eps=1.0, lam_v=1.0, radius=5.0, c=1.0)),
+                      dict(lam=1.0, lam_a=1.0, eps=1.0, lam_v=1.0, ball=5.0, c=1.0)),
 }
 FUSED = ("linear-regression", "mlp-regression")  # problems the numba kernel runs
 RULE_KINDS = ("none", "classic", "adaptive", "layerwise", "unitwise", "value", "projection")
@@ -87,7 +87,7 @@ def simulate(problem: dict, rule: ClipRule, schedule, **kwargs):
     """engine.simulate on the RunSpec of these settings (the keywords of RunSpec.from_dict and
     of Execution)."""
     execution = Execution(**{k: kwargs.pop(k) for k in list(kwargs) if k in EXECUTION})
-    clip = {"rule": rule.kind, "lam": rule.lam, "eps": rule.eps, "radius": rule.radius}
+    clip = {"rule": rule.kind, "lam": rule.lam, "eps": rule.eps, "ball": rule.ball}
     run = RunSpec.from_dict({"problem": problem, "clip": clip, "schedule": schedule, **kwargs})
     return engine.simulate(run, execution)
 
@@ -95,7 +95,7 @@ def simulate(problem: dict, rule: ClipRule, schedule, **kwargs):
 def rule_for(name: str, kind: str, **override) -> ClipRule:
     s = {**PROBLEMS[name][2], **override}
     if kind in ("none", "projection"):
-        return ClipRule(kind, radius=s["radius"] if kind == "projection" else None)
+        return ClipRule(kind, ball=s["ball"] if kind == "projection" else None)
     if kind == "classic":
         return ClipRule(kind, lam=s["lam"])
     if kind == "value":
@@ -113,7 +113,7 @@ def steps_of(name: str, steps: int = T) -> np.ndarray:
 
 
 def as_ref_rule(rule: ClipRule) -> ref.Rule:
-    return ref.Rule(rule.kind, rule.lam, rule.eps, rule.radius)
+    return ref.Rule(rule.kind, rule.lam, rule.eps, rule.ball)
 
 
 def pick_radii(want: dict) -> list[float]:
@@ -415,8 +415,8 @@ def test_infinite_gradient_blows_up_without_nan(kind, dtype):
     ‖g/c‖ = inf·0 = NaN)."""
     pb = {"name": "quadratic", "noise": "point", "mean": 0.0, "dim": 2, "theta0": 1e10,
           "curvature": 1e300 if dtype == torch.float64 else 1e30}
-    rule = {"none": ClipRule("none"), "projection": ClipRule("projection", radius=1e12)}.get(
-        kind) or ClipRule(kind, lam=1.0, eps=1.0)
+    rule = {"none": ClipRule("none"), "projection": ClipRule("projection", ball=1e12)}.get(
+        kind) or ClipRule(kind, lam=1.0, eps=None if kind == "classic" else 1.0)
     sim = simulate(pb, rule, "0.1/(t+1)", paths=3, steps=10, radii=[1.0, 1e15], dtype=dtype,
                    progress=False)
     arr = sim.arrays
@@ -576,7 +576,7 @@ def test_bad_schedule_raises(schedule):
     dict(kind="classic"), dict(kind="value", lam=0.0), dict(kind="adaptive", lam=1.0),
     dict(kind="adaptive", lam=0.0, eps=1.0), dict(kind="layerwise", lam=1.0, eps=0.0),
     dict(kind="unitwise", lam=-2.0, eps=1.0), dict(kind="projection"),
-    dict(kind="projection", radius=-1.0), dict(kind="clip-all", lam=1.0),
+    dict(kind="projection", ball=-1.0), dict(kind="clip-all", lam=1.0),
 ])
 def test_bad_clip_rules_raise(kwargs):
     with pytest.raises(ValueError):

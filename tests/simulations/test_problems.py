@@ -385,7 +385,10 @@ def test_rnn_cliff_gradient_explodes_for_w_above_one():
         ("linear-regression", dict(n=2.5)),
         ("linear-regression", dict(n=True)),
         ("linear-regression", dict(dim=0)),
-        ("linear-regression", dict(noise=math.nan)),
+        ("linear-regression", dict(data_noise=math.nan)),
+        ("linear-regression", dict(data_noise=-0.1)),
+        ("linear-regression", dict(noise=0.1)),  # renamed data_noise
+        ("mlp-regression", dict(noise=0.1)),
         ("linear-regression", dict(bogus=1)),
         ("linear-regression", dict(n=5, dim=2, theta0=[0.0, 0.0])),
         ("mlp-regression", dict(hidden=0)),
@@ -430,3 +433,49 @@ def test_law_validation_direct():
     with pytest.raises(ValueError):
         Quadratic(Law("discrete", values=(1.0, 2.0), probs=(0.7, 0.7)))
     assert Law("discrete", values=(1.0,), probs=(1.0,)).words() == 1
+
+
+# ---- declared parameters, data_noise, Law.mean_value / describe / to_dict -------------------
+
+@pytest.mark.parametrize("name", ["linear-regression", "mlp-regression"])
+def test_data_noise_is_make_regressions_noise(name):
+    from sklearn.datasets import make_regression
+
+    problem = make_problem(name, n=30, dim=4, data_noise=2.5, data_seed=3)
+    x, y = make_regression(n_samples=30, n_features=4, noise=2.5, random_state=3)
+    np.testing.assert_array_equal(problem.x, x)
+    np.testing.assert_array_equal(problem.y, y)
+    assert problem.params["data_noise"] == 2.5 and "noise" not in problem.params
+    with pytest.raises(ValueError, match="noise: .*data_noise"):
+        make_problem(name, noise=2.5)
+
+
+@pytest.mark.parametrize(("law", "mean", "text"), [
+    (Law("normal", mean=100.0, sd=1.0), 100.0, "y ~ N(100, 1²)"),
+    (Law("student-t", mean=-1.0, sd=0.5, df=3), -1.0, "y ~ -1 + 0.5·t_3"),
+    (Law("point", mean=7.0), 7.0, "y = 7"),
+    (Law("discrete", values=(0.0, 10.0), probs=(0.9, 0.1)), 1.0,
+     "y = v·(1, …, 1), v = 0 w.p. 0.9, 10 w.p. 0.1"),
+    (Law("discrete", values=(-2.0, 1.0, 4.0), probs=(0.25, 0.25, 0.5)), 1.75, None),
+])
+def test_law_mean_value_and_one_line_description(law, mean, text):
+    # means by hand: 0.9·0 + 0.1·10 = 1; 0.25·(−2) + 0.25·1 + 0.5·4 = 1.75
+    assert law.mean_value() == pytest.approx(mean, rel=1e-15)
+    if text is not None:
+        assert law.describe() == text
+
+
+def test_law_to_dict_lists_the_parameters_its_kind_takes():
+    assert Law("normal", mean=1, sd=2).to_dict() == {"noise": "normal", "mean": 1.0, "sd": 2.0}
+    assert Law("student-t", df=4).to_dict() == {"noise": "student-t", "mean": 0.0, "sd": 1.0,
+                                                "df": 4}
+    assert Law("point", mean=3).to_dict() == {"noise": "point", "mean": 3.0}
+    assert Law("discrete", values=(1, 2), probs=(0.5, 0.5)).to_dict() == {
+        "noise": "discrete", "values": [1.0, 2.0], "probs": [0.5, 0.5]}
+
+
+def test_law_parameters_of_another_law_are_refused_by_name():
+    with pytest.raises(ValueError, match=r"^values: the normal law does not take it"):
+        make_problem("quadratic", values=(1.0,), probs=(1.0,))
+    with pytest.raises(ValueError, match=r"^sd: the point law does not take it"):
+        make_problem("quadratic", noise="point", sd=2.0)

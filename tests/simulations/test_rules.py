@@ -13,6 +13,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from simulations.errors import BadArgument
 from simulations.layout import Layout
 from simulations.problems import make_problem
 from simulations.rules import RULES, ClipRule
@@ -33,7 +34,7 @@ def _layouts():
 
 LAYOUTS = _layouts()
 
-PARAMS = {"lam": 0.7, "eps": 0.3, "radius": 1.5}
+PARAMS = {"lam": 0.7, "eps": 0.3, "ball": 1.5}
 
 
 def make_rule(kind: str) -> ClipRule:
@@ -42,7 +43,7 @@ def make_rule(kind: str) -> ClipRule:
     if kind in ("classic", "value"):
         return ClipRule(kind, lam=PARAMS["lam"])
     if kind == "projection":
-        return ClipRule(kind, radius=PARAMS["radius"])
+        return ClipRule(kind, ball=PARAMS["ball"])
     return ClipRule(kind, lam=PARAMS["lam"], eps=PARAMS["eps"])
 
 
@@ -228,7 +229,7 @@ def test_projection(layout_name):
     layout = LAYOUTS[layout_name]
     rng = np.random.default_rng(0)
     theta = rng.standard_normal((40, layout.size)) * 10.0 ** rng.uniform(-2, 1, (40, 1))
-    rule = ClipRule("projection", radius=1.5)
+    rule = ClipRule("projection", ball=1.5)
     got = rule.project(torch.from_numpy(theta)).numpy()
     for r in range(theta.shape[0]):
         np.testing.assert_allclose(got[r], clipping.project_ball(theta[r], 1.5), rtol=RTOL)
@@ -290,8 +291,8 @@ def test_zero_gradient_gives_zero_and_unclipped():
         dict(kind="layerwise", lam=1.0, eps=0.0),
         dict(kind="unitwise", lam=1.0, eps=0.0),
         dict(kind="unitwise", lam=-2.0, eps=1.0),
-        dict(kind="projection", radius=0.0),
-        dict(kind="projection", radius=-1.0),
+        dict(kind="projection", ball=0.0),
+        dict(kind="projection", ball=-1.0),
         dict(kind="projection"),
         dict(kind="clip-by-value"),
         dict(kind="Classic", lam=1.0),
@@ -306,4 +307,29 @@ def test_bad_parameters_raise(kwargs):
 def test_parameters_stored_as_float_and_described():
     rule = ClipRule("adaptive", lam=2, eps=np.float32(0.5))
     assert isinstance(rule.lam, float) and isinstance(rule.eps, float)
-    assert rule.describe() == {"clip": "adaptive", "lam": 2.0, "eps": 0.5, "radius": None}
+    assert rule.to_dict() == {"clip": "adaptive", "lam": 2.0, "eps": 0.5, "ball": None}
+    assert rule.describe() == "adaptive clipping, λ = 2, ε = 0.5"
+
+
+@pytest.mark.parametrize(("rule", "text"), [
+    (ClipRule("none"), "no clipping"),
+    (ClipRule("classic", lam=1), "classic clipping, λ = 1"),
+    (ClipRule("value", lam=0.25), "value clipping, λ = 0.25"),
+    (ClipRule("layerwise", lam=3, eps=1e-3), "layerwise clipping, λ = 3, ε = 0.001"),
+    (ClipRule("projection", ball=2), "projection onto the ball ‖θ‖ ≤ 2"),
+])
+def test_describe_is_one_line(rule, text):
+    assert rule.describe() == text
+
+
+@pytest.mark.parametrize(("kwargs", "param", "words"), [
+    (dict(kind="classic", lam=1.0, eps=0.5), "eps", "the classic rule does not take it"),
+    (dict(kind="none", lam=1.0), "lam", "the none rule does not take it"),
+    (dict(kind="projection", ball=1.0, lam=1.0), "lam", "the projection rule does not take it"),
+    (dict(kind="value", lam=1.0, ball=1.0), "ball", "only projection"),
+    (dict(kind="adaptive", lam=1.0), "eps", "the adaptive rule needs it"),
+])
+def test_parameters_a_rule_does_not_take_are_refused_by_name(kwargs, param, words):
+    with pytest.raises(BadArgument) as error:
+        ClipRule(**kwargs)
+    assert error.value.param == param and words in error.value.message

@@ -52,6 +52,60 @@ def test_key_is_sha256_of_the_canonical_json():
     assert len(run.key()) == 16
 
 
+NORMAL = {"name": "quadratic", "noise": "normal", "mean": 100.0, "sd": 1.0, "theta0": 0.0}
+
+
+@pytest.mark.parametrize(("one", "other"), [
+    (dict(problem={**NORMAL, "mean": 100}), dict(problem=NORMAL)),
+    (dict(problem={**NORMAL, "theta0": 0}), dict(problem=NORMAL)),
+    (dict(problem={"name": "quadratic", "noise": "student-t", "df": 3.0}),
+     dict(problem={"name": "quadratic", "noise": "student-t", "df": 3})),
+    (dict(problem={**BASE["problem"], "values": [0, 10]}), dict()),
+    (dict(problem={"name": "logistic", "n": 50.0, "dim": 2, "flip": 0}),
+     dict(problem={"name": "logistic", "n": 50, "dim": 2.0, "flip": 0.0})),
+    (dict(problem={**NORMAL, "curvature": None}), dict(problem=NORMAL)),
+    (dict(clip={"rule": "classic", "lam": 1}), dict(clip={"rule": "classic", "lam": 1.0})),
+    (dict(clip={"rule": "projection", "ball": 2}), dict(clip={"rule": "projection", "ball": 2.0})),
+    (dict(radii=[2]), dict(radii=[2.0])),
+    (dict(paths=10.0, steps=12.0), dict(paths=10, steps=12)),
+])
+def test_two_spellings_of_one_run_have_one_key(one, other):
+    a, b = spec(**one), spec(**other)
+    assert a == b and a.key() == b.key()
+    assert RunSpec.from_dict(a.to_dict()) == a
+    assert json.dumps(a.to_dict(), sort_keys=True) == json.dumps(b.to_dict(), sort_keys=True)
+
+
+def test_coerced_values_have_the_declared_types_and_different_values_different_keys():
+    run = spec(problem={**NORMAL, "mean": 100, "dim": 2.0}, clip={"rule": "adaptive", "lam": 1,
+                                                                 "eps": 1})
+    assert run.to_dict()["problem"] == {"name": "quadratic", "noise": "normal", "mean": 100.0,
+                                        "sd": 1.0, "theta0": 0.0, "dim": 2}
+    assert type(run.problem["mean"]) is float and type(run.problem["dim"]) is int
+    assert run.to_dict()["clip"] == {"rule": "adaptive", "lam": 1.0, "eps": 1.0}
+    assert spec(problem={**NORMAL, "mean": 101}).key() != spec(problem=NORMAL).key()
+    assert spec(clip={"rule": "classic", "lam": 2}).key() != spec().key()
+    assert spec(radii=[3]).key() != spec(radii=[2.0]).key()
+
+
+@pytest.mark.parametrize(("change", "param", "words"), [
+    (dict(paths=10.5), "paths", "integer"),
+    (dict(problem={"name": "logistic", "n": 10.5}), "problem.n", "an integer >= 1"),
+    (dict(problem={**NORMAL, "df": 3}), "problem.df", "the normal law does not take it"),
+    (dict(problem={"name": "linear-regression", "noise": 0.1}), "problem.noise", "data_noise"),
+    (dict(problem={"name": "linear-regression", "data_noise": -1}), "problem.data_noise", ">= 0"),
+    (dict(clip={"rule": "classic", "lam": 1.0, "eps": 0.5}), "clip.eps",
+     "the classic rule does not take it"),
+    (dict(clip={"rule": "projection"}), "clip.ball", "the projection rule needs it"),
+    (dict(clip={"rule": "projection", "radius": 1.0}), "clip.radius", "unknown key"),
+])
+def test_declared_types_and_owners_refuse_in_one_line(change, param, words):
+    with pytest.raises(BadArgument) as error:
+        spec(**change)
+    assert error.value.param == param
+    assert words in error.value.message and "\n" not in str(error.value)
+
+
 def test_key_tells_apart_what_changes_the_numbers_and_only_that():
     base = spec()
     for change in (dict(seed=1), dict(paths=7), dict(keep_paths=3), dict(xi_paths=5),
@@ -76,7 +130,7 @@ def test_the_defaults_live_in_one_place():
 
 
 @pytest.mark.parametrize("change, param", [
-    (dict(paths="10"), "paths"), (dict(paths=0), "paths"), (dict(paths=2.0), "paths"),
+    (dict(paths="10"), "paths"), (dict(paths=0), "paths"), (dict(paths=2.5), "paths"),
     (dict(paths=True), "paths"), (dict(steps=-1), "steps"), (dict(batch=0), "batch"),
     (dict(seed=-1), "seed"), (dict(keep_paths=-1), "keep_paths"), (dict(xi_paths=0), "xi_paths"),
     (dict(dtype="float16"), "dtype"), (dict(guard=0.0), "guard"), (dict(guard="x"), "guard"),
@@ -91,7 +145,7 @@ def test_the_defaults_live_in_one_place():
     (dict(problem={"name": "quadratic", "dim": 0}), "problem.dim"),
     (dict(problem={"name": "quadratic", "noise": "discrete", "values": [1.0],
                    "probs": [0.5]}), "problem.probs"),
-    (dict(problem={"name": "quadratic", "bogus": 1}), "problem"),
+    (dict(problem={"name": "quadratic", "bogus": 1}), "problem.bogus"),
 ])
 def test_every_key_is_checked_and_named(change, param):
     with pytest.raises(BadArgument) as error:

@@ -158,7 +158,7 @@ L1-det = "holds"
     ('claims = ["T1"]\n[problem]\nname = "nope"\n[clip]\nrule = "classic"\nlam = 1.0\n'
      '[run]\nschedule = "1/(t+1)"\npaths = 1\nsteps = 1\n', "problem.name"),
     ('claims = ["T1"]\n[problem]\nname = "quadratic"\n[clip]\nrule = "classic"\nlam = -1.0\n'
-     '[run]\nschedule = "1/(t+1)"\npaths = 1\nsteps = 1\n', "clip.lam: must satisfy"),
+     '[run]\nschedule = "1/(t+1)"\npaths = 1\nsteps = 1\n', "clip.lam: expected a number > 0"),
     ('claims = ["T1"]\n[problem]\nname = "quadratic"\nnoise = "discrete"\nvalues = [1.0]\n'
      'probs = [0.5]\n[clip]\nrule = "classic"\nlam = 1.0\n'
      '[run]\nschedule = "1/(t+1)"\npaths = 1\nsteps = 1\n', "problem.probs: must"),

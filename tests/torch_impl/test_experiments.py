@@ -141,3 +141,16 @@ def test_shipped_full_results_load():
         assert (DEFAULT_OUT / f"{stem}.md").read_text().startswith("# Seed")
         data = json.loads((DEFAULT_OUT / f"{stem}.json").read_text())
         assert data["setting"]["quick"] is False
+
+
+def test_the_recorded_command_runs_the_experiment_again(seed000, seed001):
+    """The JSON records a command that works from any folder: the module, the experiment and
+    its arguments, not the path of the script that ran."""
+    import shlex
+
+    setting = json.loads((seed000 / "seed000.json").read_text())["setting"]
+    assert shlex.split(setting["command"]) == [
+        "python", "-m", "torch_impl.experiments", "norm_vs_value", "--quick"]
+    setting = json.loads((seed001 / "seed001.json").read_text())["setting"]
+    assert shlex.split(setting["command"])[:5] == [
+        "python", "-m", "torch_impl.experiments", "ema_vs_fixed", "--quick"]

@@ -1,4 +1,4 @@
-"""Reproductions of the published clipping experiments (``/work/shared/seeds``).
+"""Reproductions of three published clipping experiments, numbered 000, 001 and 003 ("seeds").
 
 ``python -m torch_impl.experiments NAME [--quick] [--out DIR]`` runs
 ``torch_impl.experiments.<NAME>.main(argv)``, which writes a Markdown table (ours beside the

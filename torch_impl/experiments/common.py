@@ -6,8 +6,8 @@ import argparse
 import json
 import math
 import os
+import shlex
 import sys
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from simulations.files import atomic_write
 from simulations.results import git_revision, package_version
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
@@ -68,14 +69,10 @@ def progress(iterable: Iterable, **kwargs: Any) -> Iterable:
 
 
 def write_atomic(path: Path, data: str | bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    mode = "wb" if isinstance(data, bytes) else "w"
-    with tempfile.NamedTemporaryFile(mode, dir=path.parent, delete=False,
-                                     suffix=".tmp") as handle:
-        handle.write(data)
-    os.chmod(handle.name, 0o644)  # mkstemp's 0600 would hide results from other users
-    os.replace(handle.name, path)
+    """Write ``data`` (text as UTF-8) to ``path`` atomically
+    (:func:`simulations.files.atomic_write`)."""
+    raw = data.encode() if isinstance(data, str) else data
+    atomic_write(path, lambda handle: handle.write(raw))
 
 
 def write_json(path: Path, value: Any) -> None:
@@ -91,10 +88,13 @@ def write_json(path: Path, value: Any) -> None:
     write_atomic(path, json.dumps(clean(value), indent=1))
 
 
-def provenance(setting: dict[str, Any]) -> dict[str, Any]:
-    """The setting plus package version, git revision and torch version."""
+def provenance(setting: dict[str, Any], name: str, argv: Sequence[str]) -> dict[str, Any]:
+    """The setting plus package version, git revision, torch version and the command that runs
+    experiment ``name`` with arguments ``argv`` again
+    (``python -m torch_impl.experiments NAME ARGV``)."""
+    command = shlex.join(["python", "-m", "torch_impl.experiments", name, *argv])
     return {**setting, "package_version": package_version(), "git_revision": git_revision(),
-            "torch_version": str(torch.__version__), "command": " ".join(sys.argv)}
+            "torch_version": str(torch.__version__), "command": command}
 
 
 def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:

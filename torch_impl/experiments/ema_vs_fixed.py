@@ -1,6 +1,7 @@
 """Adam with a tuned fixed clip vs Adam behind the EMA-adaptive clipper, mnist1d (seed 001).
 
-The published experiment (``seeds/001_…``) gives the method, not the setting; ours:
+The published experiment ("Adaptive Gradient Clipping Experiment") gives the method, not the
+setting; ours:
 
 * data: mnist1d generated offline, ``make_dataset(get_dataset_args())`` (4000 train / 1000 test
   samples of length 40, its default seed); the last 800 training samples are the validation
@@ -182,7 +183,8 @@ def main(argv: list[str]) -> int:
                    "final": finals[m], "with_seed_params": with_seed_params[m]}
                for m, s in studies.items()}
     common.write_json(args.out / f"{STEM}.json",
-                      {"setting": common.provenance(setting), "results": results})
+                      {"setting": common.provenance(setting, "ema_vs_fixed", argv),
+                       "results": results})
     rows = []
     for m, s in studies.items():
         runs = finals[m]

@@ -1,11 +1,11 @@
 """Averaged-norm clipping of the secondary SGD in hyperoptimizer stacks (seed 003).
 
-The seed (``/work/shared/seeds/003_*.txt``) trains an MLP (one tanh hidden layer of 128,
-batch 256) on MNIST with the stacks SGD/SGD, Adam/SGD, AdaGrad/SGD and RMSProp/SGD of Chandra
-et al. 2022 (:mod:`torch_impl.hyper`), over a grid of secondary learning rates ``kappa``, with
-and without its cumulative-average clipping of the hypergradients
-(:mod:`torch_impl.averaged`), 3 trials each, and bolds the rows where clipping lowers the mean
-test error by at least 1 point.
+The seed (Huang, Bannerman, Savidge, Chen, "ML and Optimization: project report") trains an MLP
+(one tanh hidden layer of 128, batch 256) on MNIST with the stacks SGD/SGD, Adam/SGD,
+AdaGrad/SGD and RMSProp/SGD of Chandra et al. 2022 (:mod:`torch_impl.hyper`), over a grid of
+secondary learning rates ``kappa``, with and without its cumulative-average clipping of the
+hypergradients (:mod:`torch_impl.averaged`), 3 trials each, and bolds the rows where clipping
+lowers the mean test error by at least 1 point.
 
 Here MNIST cannot be downloaded, so the data are mnist1d (40 inputs, 10 classes), generated
 offline with ``mnist1d.data.make_dataset``: 60,000 training and 10,000 test samples, so that an
@@ -347,7 +347,8 @@ def main(argv: list[str]) -> int:
               f"{result['seconds']:.0f} s", flush=True)
     seconds = time.perf_counter() - start
     summary = {name: summarise(name, result) for name, result in results.items()}
-    meta = provenance({**setting.to_dict(), "quick": args.quick, "seconds": round(seconds, 1)})
+    meta = provenance({**setting.to_dict(), "quick": args.quick, "seconds": round(seconds, 1)},
+                      "hyperopt_stacks", argv)
     meta.pop("kappas")
     write_atomic(args.out / f"{STEM}.md", render(summary, setting, seconds, meta))
     write_json(args.out / f"{STEM}.json",

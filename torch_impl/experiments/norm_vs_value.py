@@ -1,6 +1,7 @@
 """Gradient norm scaling vs value clipping on an exploding regression MLP (seed 000).
 
-The published experiment (``seeds/000_…``; after Brownlee's Keras example): scikit-learn's
+The published experiment ("Findings about fixing exploding gradients with gradient clipping",
+after Brownlee's Keras example): scikit-learn's
 ``make_regression(n_samples=1000, n_features=20, noise=0.1, random_state=1)``, first half for
 training, second half for testing, targets left unscaled (their spread of ~100 is what makes
 the gradients explode); MLP 20-25-1, ReLU, He-uniform initialisation of the hidden layer
@@ -211,7 +212,7 @@ def main(argv: list[str]) -> int:
                "base_seed": args.seed, "quick": args.quick, "lambdas": list(LAMBDAS),
                "runtime_s": runtime}
     common.write_json(args.out / f"{STEM}.json",
-                      {"setting": common.provenance(setting), "runs": runs})
+                      {"setting": common.provenance(setting, "norm_vs_value", argv), "runs": runs})
     for mode in MODE_TITLES:
         plot(runs, mode, args.out / f"{STEM}_{mode}.png")
     sections = [f"# Seed 000 reproduction{' (quick)' if args.quick else ''}\n",
