@@ -112,9 +112,9 @@ __all__ = ["EVENTS", "IMPORTANCE", "STREAM_AMS", "RareCurve", "RareEventResult",
 EVENTS = ("exit", "xi", "blowup")
 IMPORTANCE = ("scaled", "max")
 STREAM_AMS = 16
-_TINY = 5e-324  # the smallest positive float64: log σ(x) is clamped at −_TINY before T
 """First stream of the AMS draws: replica r uses streams STREAM_AMS + 2r (steps) and
 STREAM_AMS + 2r + 1 (choice of survivors)."""
+_TINY = 5e-324  # the smallest positive float64: log σ(x) is clamped at −_TINY before T
 
 
 @dataclass(frozen=True)
