@@ -147,6 +147,23 @@ def test_curve_from_one_run_matches_the_walk_at_every_level():
     assert d["levels"] == levels and len(d["interval"]) == len(levels)
 
 
+@pytest.mark.parametrize("problem,rule,levels,level", [
+    (WALK, ClipRule("classic", lam=1.0), [9.5, 19.5], 25.5),
+    (make_problem("quadratic", noise="normal", mean=0.0, sd=1.0, theta0=0.0),
+     ClipRule("classic", lam=1.0), [0.9, 1.3], 1.7),
+])
+def test_curve_at_each_level_is_the_run_to_that_level(problem, rule, levels, level):
+    """The run to L and the run to ℓ < L coincide until the level reaches ℓ: the curve's
+    per-replica estimates at ℓ are those of ``ams(level=ℓ)``, bit for bit."""
+    kw = dict(event="exit", steps=30, importance="max", particles=30, kill=5, replicas=4, seed=3)
+    schedule = 1.0 if problem is WALK else "1/(t+1)"
+    big = ams(problem, rule, schedule, level=level, levels=levels, **kw)
+    for i, lv in enumerate(levels):
+        small = ams(problem, rule, schedule, level=lv, **kw)
+        assert np.array_equal(small.estimates, big.curve.estimates[:, i])
+        assert small.estimates.max() > 0
+
+
 def test_curve_is_unbiased_at_each_level_with_ties():
     """The intermediate estimates (count taken at the first iteration whose level reaches ℓ)
     against the DP, with the mean of 1200 replicas of 10 particles: a count taken at the end
