@@ -253,6 +253,9 @@ def test_replicas_do_not_depend_on_how_they_are_grouped():
     assert together.trajectory_steps == alone.trajectory_steps
     other = ams(WALK, rule, 1.0, **{**kwargs, "seed": 10})
     assert not np.array_equal(together.estimates, other.estimates)
+    curve = {**kwargs, "importance": "max", "levels": [8.5, 14.5]}
+    assert np.array_equal(ams(WALK, rule, 1.0, **curve).curve.estimates,
+                          ams(WALK, rule, 1.0, replica_chunk=1, **curve).curve.estimates)
 
 
 def test_result_summary_and_dict():
