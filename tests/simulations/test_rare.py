@@ -206,6 +206,23 @@ def test_endpoint_estimator_is_unbiased(importance, replicas, tol):
     assert se < tol * exact
 
 
+def test_endpoint_of_the_gaussian_recursion_at_2e_8():
+    """θ(t+1) = (1 − a)θ(t) + a·y(t), y ~ N(0, 1), θ(0) = 0 (unclipped SGD on the quadratic):
+    θ(T) ~ N(0, σ²), σ² = a²(1 − (1 − a)^{2T})/(1 − (1 − a)²), so P(|θ(T)| ≥ 5.6σ) =
+    2Φ(−5.6) ≈ 2.1e-8. The mean of 400 replicas of 20 particles (continuous scores, the
+    ``scaled`` endpoint importance) against it; ten replicas of 50 particles give intervals
+    that miss it about half the time (a skewed estimator), so the test pools many small ones."""
+    a, steps = 0.03, 40
+    sigma = math.sqrt(a**2 * (1 - (1 - a) ** (2 * steps)) / (1 - (1 - a) ** 2))
+    exact = 2 * special.ndtr(-5.6)
+    problem = make_problem("quadratic", noise="normal", mean=0.0, sd=1.0, theta0=0.0)
+    res = ams(problem, ClipRule("none"), a, event="blowup", level=5.6 * sigma, steps=steps,
+              particles=20, kill=2, replicas=400, seed=1, endpoint=True)
+    se = res.probability * res.relative_error
+    assert abs(res.probability - exact) < 3.5 * se
+    assert se < 0.25 * exact
+
+
 def test_gaussian_recursion_at_1e_8():
     """a = 0.03 over T = 40 steps: the correlation time 1/a is about T, so the rare event builds
     up over many steps (with a = 0.5 it is one big jump, the paths' maxima tie at the branch
