@@ -12,18 +12,32 @@ deterministic radius, while (15) says that almost none does) and y ~ N(0, 1) (ne
 
 Below what plain Monte Carlo resolves (about 1/paths), the near scenario's curves go on with
 adaptive multilevel splitting (:func:`simulations.rare.ams`, diamonds with their 95% intervals,
-"splitting (AMS)"): one ``ams`` call per level L, estimating P(max_{s≤T} z(s) ≥ L) for the same
-chain and T (z = ‖θ(s) − θ(0)‖ in (a), ‖ξ(s)‖ in (b)), with ``importance="max"``. One call per
-level and not one curve from a single run: :class:`~simulations.rare.RareEventResult` gives
-only the final estimate, not the running products Π_i(1 − K_i/N) at the intermediate levels,
-and those levels differ from replica to replica, so they could not be averaged without them.
-``max`` and not the default ``scaled``: the near chain has atoms (a path that saturates every
-step sits exactly at λ·Σ_{t<s} a(t)), and (z − L)/w(s) ties every path that never climbs at its
-value at s = 0, which killed all particles of most replicas at high levels. The levels stay off
-the atoms λ·Σ_{t<s} a(t), where ">" (the Monte Carlo curve of (a)) and "≥" (AMS) agree, and
-inside the deterministic radius. The far scenario has no rare event to resolve: every step is
-saturated (P(y < θ + λ) < 1e-1800 per step), so the exit probability is 1 up to λΣa and exactly
-0 beyond, and ξ stays at 0 up to that same chance.
+"splitting (AMS)"): per panel ONE ``ams`` run to the highest level L with ``importance="max"``,
+whose ``curve`` gives P(max_{s≤T} z(s) ≥ ℓ) at every level ℓ ≤ L of ``AMS_RUNS`` (each the
+estimate the run to ℓ would have given; z = ‖θ(s) − θ(0)‖ in (a), ‖ξ(s)‖ in (b)), for the same
+chain and T. ``max`` because only its levels are levels of z (the default ``scaled`` is
+(z − L)/w(s), and on this chain it would also tie every path that never climbs at its value at
+s = 0). The levels stay off the atoms λ·Σ_{t<s} a(t), where ">" (the Monte Carlo curve of (a))
+and "≥" (AMS) agree, and inside the deterministic radius.
+
+How far down, measured (``python -m simulations rare`` on this chain, T = 200, levels to
+2.4, 10 replicas; the event is decided in the first ~10 steps, so T hardly matters): the
+near chain reaches P(max_s |θ(s)| ≥ 2.4) ≈ 1e-12 well inside λΣa, but it gets there in a few
+large early steps (a(t) = 1/(t+1)), so the clones of one parent that do not climb further all
+tie at the parent's value at the branch step and are killed together. With N = 100 (k = 10,
+T = 500, run to 2.7) all 10 replicas died out, the last before 2.5; with N = 300 none died but the
+estimates at 2.34 were 4e-13 with relative error 0.6, a heavy-tailed estimator that mostly
+underestimates; with N = 1000 (k = 100) 7.3e-12 at 2.34 (relative error 0.25) and 1.4e-12 at
+2.4 (0.33), and with N = 2000 3.6e-12 (0.17) and 8e-13 (0.54), in agreement. So panel (a) uses
+N = 1000. Panel (b)'s ξ builds up more gradually (no extinction); N = 1000 there too, as with
+N = 300 its estimates came out 3–7× lower at 3.8 and 3.98 (1.9e-11, 1.3e-13), the same heavy
+tail. The ``--full`` figure (T = 3000) took 4 min for (a) and 9 min for (b) on 2 busy cores: (a)
+7.3e-12 at M = 2.34 (relative error 0.25) and 1.4e-12 at 2.4 (0.33), every interval above 0;
+(b) 5.2e-9 at r = 3.57 (0.36), 6.3e-11 at 3.8 (0.51) and 9.1e-13 at 3.98 (0.59), the last
+interval reaching 0 (drawn down to the axis). The axis goes down to 1e-13 so that the lowest
+intervals show. The far scenario has no rare event to resolve: every
+step is saturated (P(y < θ + λ) < 1e-1800 per step), so the exit probability is 1 up to λΣa and
+exactly 0 beyond, and ξ stays at 0 up to that same chance.
 """
 
 from __future__ import annotations
@@ -54,12 +68,20 @@ SCENARIOS = {"far": 100.0, "near": 0.0}  #: scenario: mean of y
 COLOURS = {"far": style.OKABE_ITO["vermillion"], "near": style.OKABE_ITO["blue"]}
 LABELS = {"far": "far, y ~ N(100, 1)", "near": "near, y ~ N(0, 1)"}
 FLOOR = 1e-6  #: lower end of the probability axis (the scenario figures)
-FLOOR_AMS = 1e-12  #: lower end of Figure 1's probability axis, reached by splitting
+FLOOR_AMS = 1e-13  #: lower end of Figure 1's probability axis, reached by splitting
 AMS_LABEL = "splitting (AMS)"
 AMS_IMPORTANCE = "max"
-#: AMS levels of the near scenario per panel (quick, full): off the atoms λ·Σ_{t<s} a(t)
-AMS_LEVELS = {"a": ((0.9, 1.2), (1.2, 1.65, 1.95, 2.2)),
-              "b": ((2.0,), (2.0, 2.65, 3.2, 3.8))}
+#: the near scenario's splitting run per panel, (quick, full): its levels, off the atoms
+#: λ·Σ_{t<s} a(t) by more than 0.01, and its size (measured choices: module docstring)
+AMS_RUNS = {
+    "a": ({"levels": (0.9, 1.2), "particles": 20, "kill": 8, "replicas": 6},
+          {"levels": (1.2, 1.26, 1.32, 1.38, 1.44, 1.56, 1.62, 1.68, 1.74, 1.8, 1.86, 1.92,
+                      1.98, 2.04, 2.16, 2.22, 2.34, 2.4),
+           "particles": 1000, "kill": 100, "replicas": 10}),
+    "b": ({"levels": (2.0,), "particles": 20, "kill": 8, "replicas": 6},
+          {"levels": (2.0, 2.2, 2.4, 2.8, 3.0, 3.2, 3.4, 3.57, 3.8, 3.98),
+           "particles": 1000, "kill": 100, "replicas": 10}),
+}
 
 
 CLAIMS = ("L1-paper", "L1-mart", "A3")
@@ -118,40 +140,36 @@ def measure(ctx: Context, scenario: str) -> dict[str, np.ndarray]:
     return {"max_deviation": arrays["max_deviation"], "xi_max": xi_max, "steps": steps}
 
 
-def splitting(ctx: Context, scenario: str, event: str, levels: tuple[float, ...],
+def splitting(ctx: Context, scenario: str, event: str, run: dict,
               steps: int) -> dict[str, np.ndarray]:
-    """AMS estimates of P(max_{s≤T} z(s) ≥ L) at each level L (one :func:`~simulations.rare.ams`
-    call per level; z the ``event``'s score), kept in the run store: estimate, interval ends,
-    relative error, extinct replicas, trajectory-steps."""
+    """AMS estimates of P(max_{s≤T} z(s) ≥ ℓ) at each level ℓ of ``run["levels"]`` (z the
+    ``event``'s score), all from one :func:`~simulations.rare.ams` run to the highest level (its
+    ``curve``) of the size ``run`` gives, kept in the run store: estimate, interval ends,
+    relative error, and the run's extinct replicas and trajectory-steps (the same on every
+    row)."""
+    levels = tuple(run["levels"])
+    size = {k: run[k] for k in ("particles", "kill", "replicas")}
     setting = {"problem": {"name": "quadratic", "noise": "normal", "mean": SCENARIOS[scenario],
                            "sd": 1.0, "theta0": 0.0},
                "lam": LAM, "schedule": SCHEDULE, "steps": steps, "event": event,
-               "levels": list(levels), "importance": AMS_IMPORTANCE,
-               "particles": ctx.size(20, 50), "kill": ctx.size(8, 10),
-               "replicas": ctx.size(6, 8), "seed": 5}
+               "levels": list(levels), "importance": AMS_IMPORTANCE, **size, "seed": 5}
 
     def compute() -> dict[str, np.ndarray]:
-        problem = make_problem(**setting["problem"])
-        rule = ClipRule("classic", lam=LAM)
-        out: dict[str, list[float]] = {k: [] for k in (
-            "level", "estimate", "low", "high", "relative_error", "extinct", "steps")}
-        for level in levels:
-            r = rare.ams(problem, rule, SCHEDULE, event=event, level=level, steps=steps,
-                         importance=AMS_IMPORTANCE, particles=setting["particles"],
-                         kill=setting["kill"], replicas=setting["replicas"],
-                         seed=setting["seed"])
-            for key, value in (("level", level), ("estimate", r.probability),
-                               ("low", r.interval[0]), ("high", r.interval[1]),
-                               ("relative_error", r.relative_error), ("extinct", r.extinct),
-                               ("steps", r.trajectory_steps)):
-                out[key].append(value)
-        return {k: np.asarray(v, dtype=np.float64) for k, v in out.items()}
+        r = rare.ams(make_problem(**setting["problem"]), ClipRule("classic", lam=LAM), SCHEDULE,
+                     event=event, level=max(levels), levels=levels, steps=steps,
+                     importance=AMS_IMPORTANCE, particles=size["particles"], kill=size["kill"],
+                     replicas=size["replicas"], seed=setting["seed"])
+        c, m = r.curve, len(levels)
+        return {"level": c.levels, "estimate": c.probability, "low": c.interval[:, 0],
+                "high": c.interval[:, 1], "relative_error": c.relative_error,
+                "extinct": np.full(m, float(r.extinct)),
+                "steps": np.full(m, float(r.trajectory_steps))}
 
     key = content_key({"ams": setting})
     arrays = dict(ctx.store.arrays(key, compute, name=f"ams-{scenario}-{event}",
                                    meta={"ams": setting}))
-    arrays["estimator"] = (f"AMS importance={AMS_IMPORTANCE} N={setting['particles']} "
-                           f"k={setting['kill']} replicas={setting['replicas']}")
+    arrays["estimator"] = (f"AMS importance={AMS_IMPORTANCE} N={size['particles']} "
+                           f"k={size['kill']} replicas={size['replicas']}, one run")
     return arrays
 
 
@@ -189,8 +207,7 @@ def make(ctx: Context) -> list[Path]:
             rows += draw_tail(ax, panel, f"empirical {name}", grid, values, strict=strict,
                               colour=COLOURS[name], label=f"{LABELS[name]}: fraction, 95% band")
     for ax, panel, event in ((ax_a, "a", "exit"), (ax_b, "b", "xi")):
-        levels = AMS_LEVELS[panel][0 if ctx.quick else 1]
-        est = splitting(ctx, "near", event, levels, steps)
+        est = splitting(ctx, "near", event, AMS_RUNS[panel][0 if ctx.quick else 1], steps)
         rows += draw_splitting(ax, panel, "AMS near", est, COLOURS["near"])
     rows += series("a", "paper bound (15)", m_grid, 10.0**paper, log10_y=paper, lam=LAM)
     rows += series("a", "deterministic radius", [radius], lam=LAM, horizon=steps)

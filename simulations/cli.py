@@ -320,8 +320,8 @@ def build_parser() -> argparse.ArgumentParser:
 #: the flags of run's "run" group that ``rare`` takes too
 RARE_RUN_FLAGS = ("steps", "batch", "seed", "dtype", "device", "compile")
 #: ValueErrors of :func:`simulations.rare.ams` that name these parameters name their flags
-RARE_PARAMS = ("event", "level", "particles", "replicas", "kill", "importance",
-               "max_iterations", "steps", "batch", "seed")
+RARE_PARAMS = ("event", "level", "levels", "endpoint", "particles", "replicas", "kill",
+               "importance", "max_iterations", "steps", "batch", "seed")
 
 
 def add_rare_parser(commands, run: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -332,12 +332,13 @@ def add_rare_parser(commands, run: argparse.ArgumentParser) -> argparse.Argument
 
     rare = commands.add_parser(
         "rare", formatter_class=_Formatter,
-        help="estimate a rare probability P(max_{s<=T} z(s) >= L) by adaptive multilevel "
-             "splitting",
-        description="Estimate p = P(max_{s≤T} z(s) ≥ L) by adaptive multilevel splitting "
-                    "(simulations/rare.py), z(s) = ‖θ(s) − θ(0)‖ (exit), ‖ξ(s)‖ (xi) or ‖θ(s)‖ "
-                    "(blowup); prints the mean over replicas, its 95%% interval, the relative "
-                    "error and the cost in trajectory-steps.",
+        help="estimate a rare probability P(max_{s<=T} z(s) >= L) or P(z(T) >= L) by "
+             "adaptive multilevel splitting",
+        description="Estimate p = P(max_{s≤T} z(s) ≥ L), or P(z(T) ≥ L) with --endpoint, by "
+                    "adaptive multilevel splitting (simulations/rare.py), z(s) = ‖θ(s) − θ(0)‖ "
+                    "(exit), ‖ξ(s)‖ (xi) or ‖θ(s)‖ (blowup); prints the mean over replicas, its "
+                    "95%% interval, the relative error and the cost in trajectory-steps, and "
+                    "with --levels the whole curve P(max_{s≤T} z(s) ≥ ℓ) from the same run.",
         epilog="example: python -m simulations rare --problem quadratic --noise discrete "
                "--values -1000 1000 --probs 0.5 0.5 --theta0 0 --clip classic --lam 1 "
                "--schedule 1 --steps 200 --event exit --level 99.5 --particles 100 "
@@ -352,6 +353,11 @@ def add_rare_parser(commands, run: argparse.ArgumentParser) -> argparse.Argument
     group.add_argument("--event", required=True, choices=EVENTS,
                        help="the score z: exit ‖θ(s) − θ(0)‖, xi ‖ξ(s)‖, blowup ‖θ(s)‖")
     group.add_argument("--level", required=True, type=_positive, help="the level L > 0")
+    group.add_argument("--endpoint", action="store_true",
+                       help="the event z(T) ≥ L at the horizon instead of the running maximum")
+    group.add_argument("--levels", type=_positive, nargs="+", default=None, metavar="ℓ",
+                       help="also estimate P(max_{s≤T} z(s) ≥ ℓ) at these levels 0 < ℓ ≤ L "
+                            "from the same run (needs --importance max, no --endpoint)")
     group.add_argument("--particles", type=_count, default=100, help="particles N ≥ 2")
     group.add_argument("--replicas", type=_count, default=20, help="independent replicas n ≥ 2")
     group.add_argument("--kill", type=_count, default=None,
@@ -379,6 +385,7 @@ def rare(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         device, _ = _device(args.device)
         result = ams(spec.make_problem(), spec.make_rule(), spec.schedule, event=args.event,
                      level=args.level, steps=args.steps, importance=args.importance,
+                     endpoint=args.endpoint, levels=args.levels,
                      particles=args.particles, replicas=args.replicas, kill=args.kill,
                      batch=args.batch, seed=args.seed, dtype=spec.torch_dtype(),
                      device=device, max_iterations=args.max_iterations,
@@ -396,8 +403,16 @@ def rare(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         return 0
     z = {"exit": "‖θ(s) − θ(0)‖", "xi": "‖ξ(s)‖", "blowup": "‖θ(s)‖"}[args.event]
     low, high = result.interval
-    print(f"P(max_{{s≤{args.steps}}} {z} ≥ {args.level:g}) = {result.probability:.4g}, 95% "
+    event = (z.replace("(s)", f"({args.steps})") if args.endpoint else
+             f"max_{{s≤{args.steps}}} {z}")
+    print(f"P({event} ≥ {args.level:g}) = {result.probability:.4g}, 95% "
           f"interval [{low:.4g}, {high:.4g}], relative error {result.relative_error:.3g}")
+    if result.curve is not None:
+        c = result.curve
+        print(f"{'level ℓ':>10}  {'P(max ≥ ℓ)':>10}  {'95% interval':>23}  {'rel. err.':>9}")
+        for lv, p, (lo, hi), rel in zip(c.levels, c.probability, c.interval, c.relative_error,
+                                        strict=True):
+            print(f"{lv:>10.6g}  {p:>10.4g}  [{lo:>9.4g}, {hi:>9.4g}]  {rel:>9.3g}")
     print(f"{result.replicas} replicas × {args.particles} particles: "
           f"{result.trajectory_steps} trajectory-steps, {result.iterations} iterations"
           + (f", {result.extinct} replicas extinct" if result.extinct else "")

@@ -1,7 +1,8 @@
 r"""Rare events of clipped SGD by generalized adaptive multilevel splitting (AMS).
 
-The probability p = P(max_{s≤T} z(s) ≥ L) of a path of (10) reaching a level L, for the score
-z(s) of the event:
+The probability p = P(max_{s≤T} z(s) ≥ L) of a path of (10) reaching a level L (the running
+maximum), or with ``endpoint=True`` p = P(z(T) ≥ L) (the value at the horizon, the event of
+Lemma 1 as printed), for the score z(s) of the event:
 
 * ``exit``:   z(s) = ‖θ(s) − θ(0)‖  (Lemma 1's deviation);
 * ``xi``:     z(s) = ‖ξ(s)‖, ξ(s) = Σ_{t<s} a(t)(g(t)/c(t) − H(θ(t))) (the martingale of L1-mart;
@@ -14,8 +15,9 @@ Algorithm (Bréhier, Gazeau, Goudenège, Lelièvre, Rousset, "Unbiasedness of so
 adaptive multilevel splitting algorithms", Ann. Appl. Probab. 26 (2016)). The chain is the
 state (s, θ(s), ξ(s)) with s ≤ T; the importance function is φ(s) = (z(s) − L)/w(s) with w > 0
 (:func:`importance_scale`), so φ(s) ≥ 0 exactly when z(s) ≥ L; a particle's score is
-S = max_{s≤T} φ(s), and a particle stops when it reaches φ ≥ 0. Start from N independent
-particles; at iteration q:
+S = max_{s≤T} φ(s), and a particle stops when it reaches φ ≥ 0. (With ``max`` and the running
+maximum the code takes φ = z itself and the target L in place of 0: the same algorithm, with
+levels in z units.) Start from N independent particles; at iteration q:
 
 1. the level Z_q is the k-th smallest score; if Z_q ≥ 0, stop;
 2. kill ALL particles with S ≤ Z_q (ties are killed together); their number is K_q; if K_q = N,
@@ -36,6 +38,34 @@ late, so the clones branch nearer and nearer to T and cannot climb further: on t
 T = 200 and p ≈ 1e-12, 19 of 20 replicas of 100 particles ended with all particles tied (estimate
 0). The default ``scaled`` divides by the spread still ahead, w(s)² = Σ_{t≥s} a(t)² (+ a(T−1)²),
 the normal approximation of the committor's quantile, and prefers paths that climb early.
+
+A whole curve from one run (``levels``, importance ``max`` and the running maximum only). With
+φ = z (the levels Z_q in z units), the algorithm run to L coincides with the one run to any
+ℓ ≤ L up to its first iteration with Z_q ≥ ℓ (same scores below ℓ, same kills, same clones, same
+words), where the run to ℓ stops. So
+
+    p̂(ℓ) = Π_{q: Z_q < ℓ} (1 − K_q/N) · #{n : S_n ≥ ℓ}/N,
+
+the count taken at the first iteration with Z_q ≥ ℓ (or at the end of the run, or 0 past an
+extinction), is the run-to-ℓ estimate itself, unbiased for P(max_{s≤T} z(s) ≥ ℓ) at every ℓ,
+and p̂(L) is the final estimate. It costs a sort of the N scores per iteration, nothing per
+step. Not for ``scaled``: there φ = (z − L)/w(s) and {max_s φ ≥ c} for c < 0 is the event of
+crossing the moving boundary L + c·w(s), not a level of z; not for the endpoint event either
+(its φ below 0 measures the running maximum, below). Refused with a ``ValueError``.
+
+The endpoint event. GAMS is unbiased for any importance function as long as the event is
+{S ≥ 0} (S the path's maximum of φ, the path stopping when φ ≥ 0 or at T). So take φ < 0 at
+every s < T and, at s = T, φ ≥ 0 exactly when z(T) ≥ L: with x(s) = (z(s) − L)/w(s),
+
+    φ(s) = min(log σ(x(s)), −tiny)  for s < T,     φ(T) = x(T) if x(T) ≥ 0, else log σ(x(T)),
+
+σ the logistic function and tiny the smallest positive float64 (log σ(x) underflows to −0 only
+for x > 745). log σ is strictly increasing, ≈ x for x ≪ 0 (so far below the level it orders the
+paths as ``scaled``/``max`` do) and tends to 0⁻ as x → ∞ (a path far above L before T is
+promising but not yet a success). Being strictly increasing in x it creates no ties that x does
+not have: a clamp of x at a constant below 0 (say min(x, −1)) would tie every path that once
+stood above L − w(s) and kill those together. With ``scaled``, w is the spread still ahead, so
+Φ(x(s)) approximates the committor P(z(T) ≥ L | θ(s)); with ``max``, w ≡ 1.
 
 Memory O(N·P) per replica, no per-step storage. Each particle keeps only its starting point:
 the step b where its own segment of randomness begins, θ(b), ξ(b), the running score at b,
@@ -62,6 +92,7 @@ own step (:class:`simulations.engine._TorchStep`), so every problem, clip rule a
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,19 +106,43 @@ from simulations.problems import Problem
 from simulations.rules import ClipRule, norms
 from theory.schedules import Schedule, as_schedule
 
-__all__ = ["EVENTS", "IMPORTANCE", "STREAM_AMS", "RareEventResult", "ams", "importance_scale",
-           "summarize"]
+__all__ = ["EVENTS", "IMPORTANCE", "STREAM_AMS", "RareCurve", "RareEventResult", "ams",
+           "importance_scale", "summarize"]
 
 EVENTS = ("exit", "xi", "blowup")
 IMPORTANCE = ("scaled", "max")
 STREAM_AMS = 16
 """First stream of the AMS draws: replica r uses streams STREAM_AMS + 2r (steps) and
 STREAM_AMS + 2r + 1 (choice of survivors)."""
+_TINY = 5e-324  # the smallest positive float64: log σ(x) is clamped at −_TINY before T
+
+
+@dataclass(frozen=True)
+class RareCurve:
+    """AMS estimates of P(max_{s≤T} z(s) ≥ ℓ) at several levels ℓ ≤ L from the run to L.
+
+    ``levels`` (m,); ``probability``, ``interval`` (m, 2), ``relative_error`` as in
+    :class:`RareEventResult`, level by level; ``estimates`` (replicas, m).
+    """
+
+    levels: np.ndarray
+    probability: np.ndarray
+    interval: np.ndarray
+    relative_error: np.ndarray
+    estimates: np.ndarray = field(repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready (a relative error that is not finite becomes None)."""
+        return {"levels": self.levels.tolist(), "probability": self.probability.tolist(),
+                "interval": self.interval.tolist(),
+                "relative_error": [x if math.isfinite(x) else None
+                                   for x in self.relative_error.tolist()]}
 
 
 @dataclass(frozen=True)
 class RareEventResult:
-    """An AMS estimate of p = P(max_{s≤T} z(s) ≥ L) over independent replicas.
+    """An AMS estimate of p = P(max_{s≤T} z(s) ≥ L) (or P(z(T) ≥ L), ``setting["endpoint"]``)
+    over independent replicas.
 
     ``probability`` the mean p̄ of the replicas' estimates; ``interval`` (p̄ − 1.96·se,
     p̄ + 1.96·se), the low end clipped at 0, se = sd/√n; ``relative_error`` se/p̄ (inf when
@@ -95,7 +150,8 @@ class RareEventResult:
     ``iterations`` the AMS iterations over all replicas; ``estimates`` and
     ``replica_iterations`` per replica; ``extinct`` replicas whose particles were all killed
     at once (estimate 0); ``capped`` replicas stopped at ``max_iterations`` (their estimate
-    is the running Π(1 − K/N)·#{S ≥ L}/N).
+    is the running Π(1 − K/N)·#{S ≥ L}/N); ``curve`` the :class:`RareCurve` at the
+    ``levels`` of :func:`ams` (None without).
     """
 
     probability: float
@@ -109,6 +165,7 @@ class RareEventResult:
     extinct: int = 0
     capped: int = 0
     setting: dict[str, Any] = field(default_factory=dict, repr=False)
+    curve: RareCurve | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: the summary numbers, the setting and the per-replica estimates (a
@@ -120,6 +177,7 @@ class RareEventResult:
             "trajectory_steps": self.trajectory_steps, "iterations": self.iterations,
             "extinct": self.extinct, "capped": self.capped, "setting": self.setting,
             "estimates": self.estimates.tolist(),
+            **({"curve": self.curve.to_dict()} if self.curve is not None else {}),
         }
 
 
@@ -208,8 +266,8 @@ class _Batch:
 class _Sampler:
     """The pieces shared by every batch of one run: schedule, step function, words, event."""
 
-    def __init__(self, problem, rule, a, event, level, scale, batch, seed, streams, dtype,
-                 device, guard, compile):
+    def __init__(self, problem, rule, a, event, level, scale, importance, endpoint, batch, seed,
+                 streams, dtype, device, guard, compile):
         self.problem, self.rule, self.a, self.event = problem, rule, a, event
         self.level, self.batch, self.dtype, self.device = level, batch, dtype, device
         self.scale = torch.as_tensor(scale, dtype=torch.float64, device=device)
@@ -218,6 +276,27 @@ class _Sampler:
         self.words_per_step = batch * problem.words_per_sample
         self.a_t = torch.as_tensor(a, dtype=dtype, device=device)
         self.done_t = torch.arange(1, len(a) + 1, device=device)
+        self.endpoint = endpoint
+        # φ = z itself (target L) for the running maximum with w ≡ 1, so that the levels of a
+        # curve are compared with z exactly; else φ = (z − L)/w, target 0
+        self.plain = importance == "max" and not endpoint
+        self.top = level if self.plain else 0.0
+
+    def phi(self, z: torch.Tensor, s: int) -> torch.Tensor:
+        """The importance function at step s of the scores z (float64): z (``max``, running
+        maximum), x = (z − L)/w(s) (``scaled``), and for the endpoint event
+        min(log σ(x), −tiny) before T, at T x where x ≥ 0 and log σ(x) below."""
+        z = z.to(torch.float64)
+        if self.plain:
+            return z
+        x = (z - self.level) / self.scale[s]
+        if not self.endpoint:
+            return x
+        # log σ(x) = min(x, 0) − log1p(e^−|x|), written out: torch's logsigmoid kernel runs
+        # multi-threaded and was 10× slower on 2 busy cores
+        below = torch.clamp(torch.clamp(x, max=0.0) - torch.log1p(torch.exp(-x.abs())),
+                            max=-_TINY)
+        return torch.where(x >= 0, x, below) if s == len(self.a) else below
 
     def advance(self, b: _Batch):
         """Run the rows of ``b`` to T; returns (start step, θ, ξ, running max at that start;
@@ -228,7 +307,7 @@ class _Sampler:
         tnorm = norms(theta)
         switched = runmax > b.level
         new_start, new_theta, new_xi, new_max = b.start, theta, xi, runmax
-        running = runmax < 0
+        running = runmax < self.top
         work = torch.zeros(rows, dtype=torch.int64, device=device)
         blown = torch.full((rows,), -1, dtype=torch.int64, device=device)
         inf = torch.tensor(math.inf, dtype=torch.float64, device=device)
@@ -254,7 +333,7 @@ class _Sampler:
                     m = direction.to(torch.float64) - h.to(torch.float64)
                     xi = torch.where(active[:, None], xi + float(self.a[t]) * m, xi)
                     z = torch.linalg.vector_norm(xi, dim=1)
-                z = torch.where(newly, inf, (z - self.level) / self.scale[t + 1])
+                z = torch.where(newly, inf, self.phi(z, t + 1))
                 runmax = torch.where(active, torch.maximum(runmax, z), runmax)
                 cross = active & ~switched & (runmax > b.level)
                 switched = switched | cross
@@ -263,7 +342,7 @@ class _Sampler:
                 if xi is not None:
                     new_xi = torch.where(cross[:, None], xi, new_xi)
                 new_max = torch.where(cross, runmax, new_max)
-                running = active & (runmax < 0) | running & ~active
+                running = active & (runmax < self.top) | running & ~active
                 work += active
         return new_start, new_theta, new_xi, new_max, runmax, work
 
@@ -277,6 +356,8 @@ def ams(
     level: float,
     steps: int,
     importance: str = "scaled",
+    endpoint: bool = False,
+    levels: Sequence[float] | None = None,
     particles: int = 100,
     replicas: int = 20,
     kill: int | None = None,
@@ -289,13 +370,16 @@ def ams(
     replica_chunk: int | None = None,
     compile: bool = False,
 ) -> RareEventResult:
-    """Estimate p = P(max_{s≤T} z(s) ≥ ``level``) by AMS (see the module docstring).
+    """Estimate p = P(max_{s≤T} z(s) ≥ ``level``), or P(z(T) ≥ ``level``) with ``endpoint``,
+    by AMS (see the module docstring).
 
     ``event`` the score z (``exit``, ``xi``, ``blowup``); ``importance`` the importance
-    function φ (:func:`importance_scale`); ``particles`` N ≥ 2; ``kill`` k, the
-    rank of the level among the scores, 1 ≤ k < N (default max(1, N // 10)); ``replicas`` n ≥ 2
-    independent replicas, run ``replica_chunk`` at a time (default all; the result does not
-    depend on it). Raises ``ValueError`` for bad input, naming the argument.
+    function φ (:func:`importance_scale`); ``levels`` (running maximum with ``max`` only)
+    levels 0 < ℓ ≤ L at which the same run also estimates P(max_{s≤T} z(s) ≥ ℓ) (the result's
+    ``curve``); ``particles`` N ≥ 2; ``kill`` k, the rank of the level among the scores,
+    1 ≤ k < N (default max(1, N // 10)); ``replicas`` n ≥ 2 independent replicas, run
+    ``replica_chunk`` at a time (default all; the result does not depend on it). Raises
+    ``ValueError`` for bad input, naming the argument.
     """
     if event not in EVENTS:
         raise ValueError(f"event must be one of {', '.join(EVENTS)}, got {event!r}")
@@ -305,6 +389,8 @@ def ams(
     level = float(level)
     if not (0 < level < math.inf):
         raise ValueError(f"level must satisfy 0 < level < inf, got {level!r}")
+    endpoint = bool(endpoint)
+    curve_levels = _check_levels(levels, level, importance, endpoint)
     steps = _check_int(steps, "steps", 1)
     particles = _check_int(particles, "particles", 2)
     replicas = _check_int(replicas, "replicas", 2)
@@ -327,34 +413,64 @@ def ams(
     a = np.asarray(schedule(np.arange(steps)), dtype=np.float64)
     scale = importance_scale(a, importance)
     device = torch.device(device)
-    estimates, iterations = np.zeros(replicas), np.zeros(replicas, dtype=np.int64)
+    # the levels tracked in φ units: the curve's (φ = z with max), then the target
+    targets = [*curve_levels, level if importance == "max" and not endpoint else 0.0]
+    estimates = np.zeros((replicas, len(targets)))
+    iterations = np.zeros(replicas, dtype=np.int64)
     work, extinct, capped = 0, 0, 0
     for first in range(0, replicas, chunk):
         reps = list(range(first, min(replicas, first + chunk)))
-        out = _run(problem, rule, a, event, level, scale, particles, kill, batch, seed, reps,
-                   dtype, device, guard, max_iterations, compile)
+        out = _run(problem, rule, a, event, level, scale, importance, endpoint, targets,
+                   particles, kill, batch, seed, reps, dtype, device, guard, max_iterations,
+                   compile)
         estimates[reps], iterations[reps] = out[0], out[1]
         work += out[2]
         extinct += out[3]
         capped += out[4]
-    mean, interval, rel = summarize(estimates)
+    mean, interval, rel = summarize(estimates[:, -1])
+    curve = None
+    if curve_levels:
+        cols = [summarize(estimates[:, i]) for i in range(len(curve_levels))]
+        curve = RareCurve(np.asarray(curve_levels), np.array([c[0] for c in cols]),
+                          np.array([c[1] for c in cols]), np.array([c[2] for c in cols]),
+                          estimates[:, :-1].copy())
     setting = {**problem.settings(), **rule.to_dict(), "schedule": schedule.source,
                "steps": steps, "batch": batch, "seed": seed,
                "dtype": str(dtype).removeprefix("torch."), "guard": guard, "event": event,
-               "level": level, "importance": importance, "particles": particles, "kill": kill,
-               "replicas": replicas, "max_iterations": max_iterations}
+               "endpoint": endpoint, "level": level, "importance": importance,
+               "particles": particles, "kill": kill, "replicas": replicas,
+               "max_iterations": max_iterations}
     return RareEventResult(mean, interval, rel, replicas, int(work), int(iterations.sum()),
-                           estimates, iterations, extinct, capped, setting)
+                           estimates[:, -1].copy(), iterations, extinct, capped, setting, curve)
 
 
-def _run(problem, rule, a, event, level, scale, n_part, kill, batch, seed, reps, dtype,
-         device, guard, max_iterations, compile):
-    """AMS on the replicas ``reps`` together; returns (estimates, iterations, steps simulated,
-    extinct, capped)."""
+def _check_levels(levels, level: float, importance: str, endpoint: bool) -> list[float]:
+    """The curve's levels as floats, checked: 0 < ℓ ≤ L, finite, running maximum with ``max``."""
+    if levels is None:
+        return []
+    try:
+        values = [float(x) for x in levels]
+    except (TypeError, ValueError):
+        raise ValueError(f"levels must be a sequence of numbers, got {levels!r}") from None
+    if endpoint or importance != "max":
+        raise ValueError("levels need importance='max' and the running maximum (endpoint "
+                         "False): with 'scaled' φ = (z − L)/w(s) and with the endpoint event "
+                         "φ's levels below 0 are not levels of z")
+    bad = [x for x in values if not 0 < x <= level]
+    if not values or bad:
+        raise ValueError(f"levels must be a non-empty sequence of numbers in (0, level = "
+                         f"{level:g}], got {levels!r}")
+    return values
+
+
+def _run(problem, rule, a, event, level, scale, importance, endpoint, targets, n_part, kill,
+         batch, seed, reps, dtype, device, guard, max_iterations, compile):
+    """AMS on the replicas ``reps`` together; returns (estimates (n, len(targets)) at the
+    φ-levels ``targets``, iterations, steps simulated, extinct, capped)."""
     n = len(reps)
     streams = [STREAM_AMS + 2 * r + i for r in reps for i in (0, 1)]
-    sampler = _Sampler(problem, rule, a, event, level, scale, batch, seed, streams, dtype,
-                       device, guard, compile)
+    sampler = _Sampler(problem, rule, a, event, level, scale, importance, endpoint, batch, seed,
+                       streams, dtype, device, guard, compile)
     rows = n * n_part
     local = torch.arange(n, device=device).repeat_interleave(n_part)  # replica of each row
     j = torch.arange(n_part, device=device).repeat(n)  # particle index of each row
@@ -362,34 +478,40 @@ def _run(problem, rule, a, event, level, scale, n_part, kill, batch, seed, reps,
     theta0 = problem.initial(paths, seed, dtype, device)
     f64 = dict(dtype=torch.float64, device=device)
     xi0 = torch.zeros(rows, problem.n_params, **f64) if event == "xi" else None
-    z0 = norms(theta0) if event == "blowup" else torch.zeros(rows, **f64)
-    z0 = (z0 - level) / float(scale[0])
+    z0 = norms(theta0).to(torch.float64) if event == "blowup" else torch.zeros(rows, **f64)
     # generation 0: every row is its own parent, switched from the start (level −inf)
     start, theta, xi, zmax, score, cost = sampler.advance(_Batch(
         2 * local, torch.full((rows,), -math.inf, **f64), torch.zeros_like(j), j, j,
-        theta0, theta0, xi0, z0))
+        theta0, theta0, xi0, sampler.phi(z0, 0)))
     counter = j.clone()
     work = int(cost.sum())
     log_weight = torch.zeros(n, **f64)
-    estimate = torch.zeros(n, **f64)
+    # p̂(ℓ) = Π_{q: Z_q < ℓ}(1 − K_q/N)·#{S ≥ ℓ}/N, the count taken at the first iteration with
+    # Z_q ≥ ℓ (where the run to ℓ stops), or at the end
+    target = torch.tensor(targets, **f64)
+    curve = torch.zeros(n, len(targets), **f64)
+    pending = torch.ones(n, len(targets), dtype=torch.bool, device=device)
+
+    def at_levels(scores):
+        above = n_part - torch.searchsorted(scores.sort(1).values,
+                                            target.expand(n, -1).contiguous())
+        return torch.exp(log_weight)[:, None] * above / n_part
+
     going = torch.ones(n, dtype=torch.bool, device=device)
     iterations = torch.zeros(n, dtype=torch.int64, device=device)
     extinct = torch.zeros(n, dtype=torch.bool, device=device)
     q = 0
-    while True:
-        scores = score.view(n, n_part)
-        hit = (scores >= 0).to(torch.float64).mean(1)
-        estimate = torch.where(going, torch.exp(log_weight) * hit, estimate)
-        if q == max_iterations or not bool(going.any()):
-            break
+    while q < max_iterations and bool(going.any()):
         q += 1
+        scores = score.view(n, n_part)
         lvl = torch.kthvalue(scores, kill, dim=1).values
+        done = pending & going[:, None] & (lvl[:, None] >= target)
+        curve = torch.where(done, at_levels(scores), curve)
+        pending &= ~done
         killed = scores <= lvl[:, None]
         k_count = killed.sum(1)
-        newly_extinct = going & (lvl < 0) & (k_count == n_part)
-        estimate = torch.where(newly_extinct, 0.0, estimate)
-        extinct |= newly_extinct
-        going = going & (lvl < 0) & (k_count < n_part)
+        extinct |= going & (lvl < sampler.top) & (k_count == n_part)
+        going = going & (lvl < sampler.top) & (k_count < n_part)
         killed &= going[:, None]
         log_weight = torch.where(going, log_weight + torch.log1p(-k_count / n_part), log_weight)
         iterations += going
@@ -416,6 +538,7 @@ def _run(problem, rule, a, event, level, scale, n_part, kill, batch, seed, reps,
         theta0[rows_k] = theta0[parent]
         counter[rows_k] = q * n_part + j[rows_k]
         work += int(out[5].sum())
+    # replicas stopped by extinction count 0 above their last level, capped ones their state
+    curve = torch.where(pending, at_levels(score.view(n, n_part)), curve)
     capped = int((going & (iterations == max_iterations)).sum())
-    return (estimate.cpu().numpy(), iterations.cpu().numpy(), work, int(extinct.sum()),
-            capped)
+    return (curve.cpu().numpy(), iterations.cpu().numpy(), work, int(extinct.sum()), capped)

@@ -140,10 +140,11 @@ class Context:
                            f"does not declare it in OPTIONS")
         return options[key]
 
-    def rare(self, event: str, level: float):
-        """AMS estimate (:func:`simulations.rare.ams`) of P(max_{s≤T} z(s) ≥ ``level``) for the
-        scenario's problem, rule, schedule, T, minibatch, seed, dtype and guard, with the
-        claim's options ``rare_particles`` and ``rare_replicas``."""
+    def rare(self, event: str, level: float, endpoint: bool = False):
+        """AMS estimate (:func:`simulations.rare.ams`) of P(max_{s≤T} z(s) ≥ ``level``), or of
+        P(z(T) ≥ ``level``) with ``endpoint``, for the scenario's problem, rule, schedule, T,
+        minibatch, seed, dtype and guard, with the claim's options ``rare_particles`` and
+        ``rare_replicas``."""
         import torch
 
         from simulations import rare
@@ -153,17 +154,18 @@ class Context:
             if not isinstance(value, int) or isinstance(value, bool) or value < 2:
                 raise ValueError(f"options.{key} must be an integer >= 2, got {value!r}")
         return rare.ams(self.problem, self.rule, self.schedule, event=event, level=level,
-                        steps=self.steps, particles=particles, replicas=replicas,
+                        endpoint=endpoint, steps=self.steps, particles=particles, replicas=replicas,
                         batch=self.scenario.batch,
                         seed=self.scenario.seed, dtype=getattr(torch, self.scenario.dtype),
                         guard=getattr(self.scenario.run, "guard", None))
 
     def probability(self, k: int, n: int, log10_bound: float, *, event: str, level: float,
-                    impossible: bool = False, reachable: bool = True,
+                    endpoint: bool = False, impossible: bool = False, reachable: bool = True,
                     upper_only: bool = False) -> dict[str, Any]:
         """The verdict on P(event) ≤ b = 10^log10_bound from k events in n plain paths, and
         where that is ``inconclusive`` (the 95% Clopper–Pearson upper limit is above b and the
-        lower limit is not), from AMS (:meth:`rare`, score ``event`` at ``level``) when the
+        lower limit is not), from AMS (:meth:`rare`, score ``event`` at ``level``, its running
+        maximum, or its value at T with ``endpoint``) when the
         claim's option ``rare`` is true and log10 b ≥ ``rare_floor``. The AMS interval is judged
         by :func:`~simulations.claims.verdicts.interval_verdict` (``upper_only``: the AMS event
         contains the claim's, so it can only show ``holds``; an AMS estimate of 0, every
@@ -185,7 +187,7 @@ class Context:
         if (verdict == "inconclusive" and self.opt("rare") and reachable
                 and log10_bound >= float(self.opt("rare_floor"))):
             start = time.perf_counter()
-            res = self.rare(event, level)
+            res = self.rare(event, level, endpoint)
             seconds = time.perf_counter() - start
             verdict = interval_verdict(res.interval, log10_bound, upper_only=upper_only)
             if res.probability == 0:  # every replica died out: the interval [0, 0] is no bound
@@ -193,9 +195,10 @@ class Context:
             interval, estimate = res.interval, res.probability
             lo, hi = interval
             measurement = f"AMS {fmt(estimate)}"
+            where = "at T" if endpoint else "running maximum"
             why = (f"plain Monte Carlo {k} of {n} paths cannot resolve 10^{log10_bound:.4g}; AMS "
                    f"({res.setting['particles']} particles × {res.replicas} replicas, score "
-                   f"{event} at level {level:.6g}): p̂ = {estimate:.3g}, 95% interval "
+                   f"{event} ({where}) at level {level:.6g}): p̂ = {estimate:.3g}, 95% interval "
                    f"[{lo:.3g}, {hi:.3g}], relative error {res.relative_error:.2g}")
             if verdict == "holds":
                 why += ": the upper limit is at or below the bound"

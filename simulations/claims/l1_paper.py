@@ -9,10 +9,9 @@ M of ``[radii] exit``, (15) then (14); only (14) for a schedule defined on a fin
 ``vacuous`` when λ·Σ_{t<T} a(t) ≤ M (no path can leave).
 
 Where the plain run cannot resolve a bound (:meth:`Context.probability`), AMS estimates the
-probability of the running maximum, P(max_{s≤T} ‖θ(s) − θ(0)‖ > M) (score ``exit`` at the level
-just above M), which is at least the endpoint's. So an AMS upper limit at or below the bound
-shows ``holds``, but an AMS lower limit above it does not show ``violated`` (the row stays
-``inconclusive`` and says so): we do not estimate the endpoint event itself."""
+endpoint event itself, P(‖θ(T) − θ(0)‖ ≥ M⁺) (score ``exit`` at T, ``endpoint=True`` of
+:func:`simulations.rare.ams`, at the level M⁺ just above M, so "≥ M⁺" is "> M"): an AMS upper
+limit at or below the bound shows ``holds``, a lower limit above it ``violated``."""
 
 from __future__ import annotations
 
@@ -50,8 +49,8 @@ def check(ctx: Context) -> list[ClaimResult]:
         for form, text in FORMS[1:] if finite else FORMS:
             b = b14 if form == "14" or b15 is None else b15
             got = ctx.probability(k, n, b.log10_probability, event="exit",
-                                  level=math.nextafter(M, math.inf), impossible=reach <= M,
-                                  upper_only=True)
+                                  level=math.nextafter(M, math.inf), endpoint=True,
+                                  impossible=reach <= M)
             why = got["reason"]
             if got["verdict"] == "vacuous" and reach <= M:
                 why = f"λ·Σ_{{t<T}}a(t) = {fmt(reach)} ≤ M = {fmt(M)}: no path can leave the ball"

@@ -71,17 +71,22 @@ def test_a3_holds_and_is_violated_by_ams_against_the_exact_probability():
     assert "AMS" in bad.reason
 
 
-def test_l1_paper_ams_shows_holds_but_never_violated(monkeypatch):
-    """(14) on the walk is 2exp(−2M²/T) ≈ 6e-22 at M = 31.5, below the true endpoint probability
-    P(|S_40| ≥ 32) ≈ 1e-7: AMS of the running maximum (≥ the endpoint's) lies above the bound,
-    which does not show the endpoint bound false: inconclusive. (15) has γ = ∞ for a ≡ 1: vacuous.
-    With a bound of 1e-5 in place of (14), the AMS upper limit is below it: holds."""
+def test_l1_paper_is_violated_and_holds_by_endpoint_ams(monkeypatch):
+    """(14) on the walk is 2exp(−2M²/T) ≈ 6e-22 at M = 31.5, far below the true endpoint
+    probability P(|S_40| ≥ 32) = 2·P(Binomial(40, 1/2) ≥ 36) ≈ 1.9e-7: AMS of the endpoint event
+    has its lower limit above the bound, so (14) is shown violated. (15) has γ = ∞ for a ≡ 1:
+    vacuous. With a bound of 1e-5 in place of (14), the AMS upper limit is below it: holds.
+    Both intervals contain the binomial tail."""
+    endpoint = 2 * sum(math.comb(T, k) for k in range(36, T + 1)) / 2**T
+    assert 1.8e-7 < endpoint < 1.9e-7
     rows = _walk("L1-paper", {"rare_floor": -30.0}, radii={"exit": [R_LEVEL - 0.5]})
     assert [r.details["form"] for r in rows] == ["15", "14"]
-    assert [r.verdict for r in rows] == ["vacuous", "inconclusive"]
+    assert [r.verdict for r in rows] == ["vacuous", "violated"]
     assert rows[1].details["estimator"] == "ams"
+    assert rows[1].details["rare"]["setting"]["endpoint"] is True
     assert rows[1].interval[0] > 10 ** rows[1].details["log10_bound"]
-    assert "running maximum" in rows[1].reason
+    assert rows[1].interval[0] <= endpoint <= rows[1].interval[1]
+    assert "at T" in rows[1].reason and "lower limit is above the bound" in rows[1].reason
 
     from theory import bounds
     real = bounds.lemma1_paper
@@ -93,7 +98,7 @@ def test_l1_paper_ams_shows_holds_but_never_violated(monkeypatch):
     monkeypatch.setattr(bounds, "lemma1_paper", loose)
     rows = _walk("L1-paper", radii={"exit": [R_LEVEL - 0.5]})
     assert rows[1].verdict == "holds" and rows[1].interval[1] <= 1e-5
-    assert rows[1].interval[0] <= EXACT <= rows[1].interval[1]
+    assert rows[1].interval[0] <= endpoint <= rows[1].interval[1]
 
 
 def test_rare_false_and_the_floor_keep_plain_monte_carlo():

@@ -18,7 +18,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 import torch
-from scipy import special
+from scipy import special, stats
 
 from simulations import cli, sampling
 from simulations.engine import simulate
@@ -119,6 +119,110 @@ def test_walk_estimator_is_unbiased_with_ties():
     assert se < 0.07 * exact  # so that a bias of ~25% would be seen
 
 
+def walk_endpoint_probability(steps: int, r: int) -> float:
+    """P(|S_T| ≥ r) for the simple symmetric walk: S_T = 2B − T, B ~ Binomial(T, 1/2)."""
+    return float(2 * stats.binom.sf(math.ceil((steps + r) / 2) - 1, steps, 0.5))
+
+
+def test_curve_from_one_run_matches_the_walk_at_every_level():
+    """One run to L = 29.5 (p ≈ 1.6e-6) with ``max`` gives P(max_{s≤T}|S_s| ≥ ℓ) at every
+    ℓ ≤ L: each exact value (DP) inside its 95% interval, and the curve at L is the run's
+    own final estimate, bit for bit, and that of the run without ``levels``."""
+    levels = [r - 0.5 for r in range(6, 31, 4)] + [29.5]
+    kwargs = dict(event="exit", level=29.5, steps=40, importance="max", particles=50, kill=5,
+                  replicas=10, seed=3)
+    res = ams(WALK, ClipRule("classic", lam=1.0), 1.0, levels=levels, **kwargs)
+    exact = np.array([float(walk_probability(40, round(x + 0.5))) for x in levels])
+    assert exact[0] > 0.5 and 1e-6 < exact[-1] < 2e-6
+    c = res.curve
+    assert np.array_equal(c.levels, levels)
+    assert np.all((c.interval[:, 0] <= exact) & (exact <= c.interval[:, 1]))
+    assert np.all(c.relative_error < 0.5)
+    assert np.all(np.diff(c.estimates[:, :-1], axis=1) <= 0)  # a replica's curve decreases
+    plain = ams(WALK, ClipRule("classic", lam=1.0), 1.0, **kwargs)
+    assert np.array_equal(c.estimates[:, -1], res.estimates)
+    assert np.array_equal(plain.estimates, res.estimates)
+    assert c.probability[-1] == res.probability == plain.probability
+    d = res.to_dict()["curve"]
+    assert d["levels"] == levels and len(d["interval"]) == len(levels)
+
+
+@pytest.mark.parametrize("problem,rule,levels,level", [
+    (WALK, ClipRule("classic", lam=1.0), [9.5, 19.5], 25.5),
+    (make_problem("quadratic", noise="normal", mean=0.0, sd=1.0, theta0=0.0),
+     ClipRule("classic", lam=1.0), [0.9, 1.3], 1.7),
+])
+def test_curve_at_each_level_is_the_run_to_that_level(problem, rule, levels, level):
+    """The run to L and the run to ℓ < L coincide until the level reaches ℓ: the curve's
+    per-replica estimates at ℓ are those of ``ams(level=ℓ)``, bit for bit."""
+    kw = dict(event="exit", steps=30, importance="max", particles=30, kill=5, replicas=4, seed=3)
+    schedule = 1.0 if problem is WALK else "1/(t+1)"
+    big = ams(problem, rule, schedule, level=level, levels=levels, **kw)
+    for i, lv in enumerate(levels):
+        small = ams(problem, rule, schedule, level=lv, **kw)
+        assert np.array_equal(small.estimates, big.curve.estimates[:, i])
+        assert small.estimates.max() > 0
+
+
+def test_curve_is_unbiased_at_each_level_with_ties():
+    """The intermediate estimates (count taken at the first iteration whose level reaches ℓ)
+    against the DP, with the mean of 1200 replicas of 10 particles: a count taken at the end
+    of the run instead would be biased upwards by a factor of several."""
+    levels = [6.5, 10.5, 14.5, 18.5]
+    res = ams(WALK, ClipRule("value", lam=1.0), 1.0, event="exit", level=18.5, steps=30,
+              particles=10, kill=1, replicas=1200, seed=11, importance="max", levels=levels)
+    c = res.curve
+    se = c.probability * c.relative_error
+    exact = np.array([float(walk_probability(30, round(x + 0.5))) for x in levels])
+    assert np.all(np.abs(c.probability - exact) < 3.5 * se)
+    assert np.all(se < 0.07 * exact)
+
+
+def test_endpoint_event_matches_the_binomial_tail_at_1e_9():
+    """P(|S_T| ≥ 46), T = 60 (≈ 7.7e-10), by AMS with the endpoint importance function."""
+    exact = walk_endpoint_probability(60, 46)
+    assert exact == pytest.approx(2 * sum(math.comb(60, k) for k in range(53, 61)) / 2**60,
+                                  rel=1e-12)
+    res = ams(WALK, ClipRule("classic", lam=1.0), 1.0, event="exit", level=45.5, steps=60,
+              particles=50, kill=10, replicas=10, seed=2, endpoint=True)
+    assert res.interval[0] <= exact <= res.interval[1]
+    assert res.relative_error < 0.35
+    assert res.setting["endpoint"] is True
+
+
+@pytest.mark.parametrize("importance,replicas,tol", [("max", 1200, 0.06), ("scaled", 150, 0.1)])
+def test_endpoint_estimator_is_unbiased(importance, replicas, tol):
+    """P(|S_50| ≥ 24) = 9.36e-4 against P(max_{s≤50}|S_s| ≥ 24) = 1.24e-3: the mean of many
+    replicas of 10 particles (kill 1, value clipping: exact ±1 steps, many ties) finds the
+    endpoint's, not the running maximum's, and is unbiased."""
+    exact = walk_endpoint_probability(50, 24)
+    running = float(walk_probability(50, 24))
+    assert running > 1.3 * exact
+    res = ams(WALK, ClipRule("value", lam=1.0), 1.0, event="exit", level=23.5, steps=50,
+              particles=10, kill=1, replicas=replicas, seed=11, importance=importance,
+              endpoint=True)
+    se = res.probability * res.relative_error
+    assert abs(res.probability - exact) < 3.5 * se
+    assert se < tol * exact
+
+
+def test_endpoint_of_the_gaussian_recursion_at_2e_8():
+    """θ(t+1) = (1 − a)θ(t) + a·y(t), y ~ N(0, 1), θ(0) = 0 (unclipped SGD on the quadratic):
+    θ(T) ~ N(0, σ²), σ² = a²(1 − (1 − a)^{2T})/(1 − (1 − a)²), so P(|θ(T)| ≥ 5.6σ) =
+    2Φ(−5.6) ≈ 2.1e-8. The mean of 400 replicas of 20 particles (continuous scores, the
+    ``scaled`` endpoint importance) against it; ten replicas of 50 particles give intervals
+    that miss it about half the time (a skewed estimator), so the test pools many small ones."""
+    a, steps = 0.03, 40
+    sigma = math.sqrt(a**2 * (1 - (1 - a) ** (2 * steps)) / (1 - (1 - a) ** 2))
+    exact = 2 * special.ndtr(-5.6)
+    problem = make_problem("quadratic", noise="normal", mean=0.0, sd=1.0, theta0=0.0)
+    res = ams(problem, ClipRule("none"), a, event="blowup", level=5.6 * sigma, steps=steps,
+              particles=20, kill=2, replicas=400, seed=1, endpoint=True)
+    se = res.probability * res.relative_error
+    assert abs(res.probability - exact) < 3.5 * se
+    assert se < 0.25 * exact
+
+
 def test_gaussian_recursion_at_1e_8():
     """a = 0.03 over T = 40 steps: the correlation time 1/a is about T, so the rare event builds
     up over many steps (with a = 0.5 it is one big jump, the paths' maxima tie at the branch
@@ -166,6 +270,9 @@ def test_replicas_do_not_depend_on_how_they_are_grouped():
     assert together.trajectory_steps == alone.trajectory_steps
     other = ams(WALK, rule, 1.0, **{**kwargs, "seed": 10})
     assert not np.array_equal(together.estimates, other.estimates)
+    curve = {**kwargs, "importance": "max", "levels": [8.5, 14.5]}
+    assert np.array_equal(ams(WALK, rule, 1.0, **curve).curve.estimates,
+                          ams(WALK, rule, 1.0, replica_chunk=1, **curve).curve.estimates)
 
 
 def test_result_summary_and_dict():
@@ -197,6 +304,12 @@ def test_importance_scale():
     (dict(event="speed"), "event"), (dict(level=0.0), "level"), (dict(particles=1), "particles"),
     (dict(replicas=1), "replicas"), (dict(kill=10), "kill"), (dict(steps=0), "steps"),
     (dict(importance="min"), "importance"), (dict(dtype=torch.int32), "dtype"),
+    (dict(levels=[1.0]), "levels"),  # the default importance is scaled
+    (dict(levels=[1.0], importance="max", endpoint=True), "levels"),
+    (dict(levels=[0.0, 1.0], importance="max"), "levels"),
+    (dict(levels=[4.0], importance="max"), "levels"),  # above the level 3
+    (dict(levels=[], importance="max"), "levels"),
+    (dict(levels="abc", importance="max"), "levels"),
 ])
 def test_bad_input_names_the_argument(kwargs, name):
     base = dict(event="exit", level=3.0, steps=10, particles=10, replicas=2)
@@ -224,7 +337,34 @@ def test_cli_json(capsys):
         assert out[key] == getattr(ref, key)
 
 
+def test_cli_curve_and_endpoint(capsys):
+    import json
+
+    status = cli.main(["rare", *WALK_FLAGS, "--event", "exit", "--level", "20.5", "--importance",
+                       "max", "--levels", "8.5", "14.5", "20.5", "--particles", "20",
+                       "--replicas", "4", "--seed", "9", "--json"])
+    assert status == 0
+    out = json.loads(capsys.readouterr().out)
+    ref = ams(WALK, ClipRule("classic", lam=1.0), 1.0, event="exit", level=20.5, steps=40,
+              particles=20, replicas=4, seed=9, importance="max", levels=[8.5, 14.5, 20.5])
+    assert out["curve"]["levels"] == [8.5, 14.5, 20.5]
+    assert out["curve"]["probability"] == ref.curve.probability.tolist()
+    assert out["curve"]["interval"] == ref.curve.interval.tolist()
+    assert cli.main(["rare", *WALK_FLAGS, "--event", "exit", "--level", "20.5", "--importance",
+                     "max", "--levels", "8.5", "20.5", "--particles", "20", "--replicas", "4",
+                     "--seed", "9"]) == 0
+    text = capsys.readouterr().out
+    assert "P(max ≥ ℓ)" in text and len(text.splitlines()) == 5
+    assert cli.main(["rare", *WALK_FLAGS, "--event", "exit", "--level", "20.5", "--endpoint",
+                     "--particles", "20", "--replicas", "4", "--seed", "9", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    ref = ams(WALK, ClipRule("classic", lam=1.0), 1.0, event="exit", level=20.5, steps=40,
+              particles=20, replicas=4, seed=9, endpoint=True)
+    assert out["probability"] == ref.probability and out["setting"]["endpoint"] is True
+
+
 @pytest.mark.parametrize("args,flag", [
+    (["--levels", "2"], "--levels"), (["--levels", "0"], "--levels"),
     (["--level", "-1"], "--level"), (["--particles", "1"], "--particles"),
     (["--kill", "30"], "--kill"), (["--event", "nope"], "--event"),
 ])

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from simulations.scenarios import load_scenario, load_suite
+from tests.simulations.test_rare import walk_probability
 
 KEYS = {"scenario", "claim", "prediction", "measurement", "interval", "verdict", "reason"}
 
@@ -53,6 +54,15 @@ def test_quick_suite_gives_the_expected_verdicts(quick):
     assert skew["details"]["zeros"] == pytest.approx([1 / 9], abs=1e-9)
     assert skew["details"]["z_minimiser"] > 100  # far from E[y] = 1
     assert abs(skew["details"]["mean_endpoint"][0] - 1 / 9) < 1e-3
+    # the ±1 walk's rows are decided by AMS, against the binomial tail and the walk's DP
+    walk = [r for r in rows if r["scenario"] == "saturated-walk"]
+    l1 = next(r for r in walk if r["claim"] == "L1-paper" and r["details"]["form"] == "14")
+    a3 = next(r for r in walk if r["claim"] == "A3")
+    endpoint = 2 * sum(math.comb(40, k) for k in range(36, 41)) / 2**40  # P(|S_40| ≥ 32)
+    assert l1["verdict"] == "violated" and l1["details"]["estimator"] == "ams"
+    assert l1["interval"][0] <= endpoint <= l1["interval"][1]
+    assert a3["verdict"] == "holds" and a3["details"]["estimator"] == "ams"
+    assert a3["interval"][0] <= float(walk_probability(40, 32)) <= a3["interval"][1]
     for sc in suite:
         for claim in sc.claims:
             assert (sc.name, claim) in by, (sc.name, claim)
