@@ -280,7 +280,8 @@ def test_result_summary_and_dict():
     mean, interval, rel = summarize(est)
     se = np.std(est, ddof=1) / 2
     assert mean == pytest.approx(1.5e-6)
-    assert interval == pytest.approx((max(0.0, 1.5e-6 - 1.96 * se), 1.5e-6 + 1.96 * se))
+    t3 = 3.182446305284263  # Student's t, 97.5% quantile, 3 degrees of freedom (tables)
+    assert interval == pytest.approx((max(0.0, 1.5e-6 - t3 * se), 1.5e-6 + t3 * se))
     assert rel == pytest.approx(se / 1.5e-6)
     assert summarize(np.zeros(3))[2] == math.inf
     res = ams(WALK, ClipRule("classic", lam=1.0), 1.0, event="exit", level=5.5, steps=10,
