@@ -144,9 +144,9 @@ def splitting(ctx: Context, scenario: str, event: str, run: dict,
               steps: int) -> dict[str, np.ndarray]:
     """AMS estimates of P(max_{s≤T} z(s) ≥ ℓ) at each level ℓ of ``run["levels"]`` (z the
     ``event``'s score), all from one :func:`~simulations.rare.ams` run to the highest level (its
-    ``curve``) of the size ``run`` gives, kept in the run store: estimate, interval ends,
-    relative error, and the run's extinct replicas and trajectory-steps (the same on every
-    row)."""
+    ``curve``) of the size ``run`` gives: estimate, relative error, and the run's extinct
+    replicas and trajectory-steps (the same on every row) kept in the run store, and the
+    interval ends computed from them (:func:`simulations.rare.interval`)."""
     levels = tuple(run["levels"])
     size = {k: run[k] for k in ("particles", "kill", "replicas")}
     setting = {"problem": {"name": "quadratic", "noise": "normal", "mean": SCENARIOS[scenario],
@@ -160,14 +160,17 @@ def splitting(ctx: Context, scenario: str, event: str, run: dict,
                      importance=AMS_IMPORTANCE, particles=size["particles"], kill=size["kill"],
                      replicas=size["replicas"], seed=setting["seed"])
         c, m = r.curve, len(levels)
-        return {"level": c.levels, "estimate": c.probability, "low": c.interval[:, 0],
-                "high": c.interval[:, 1], "relative_error": c.relative_error,
+        return {"level": c.levels, "estimate": c.probability, "relative_error": c.relative_error,
                 "extinct": np.full(m, float(r.extinct)),
                 "steps": np.full(m, float(r.trajectory_steps))}
 
     key = content_key({"ams": setting})
     arrays = dict(ctx.store.arrays(key, compute, name=f"ams-{scenario}-{event}",
                                    meta={"ams": setting}))
+    # the interval from the estimate and its standard error (a mean of 0 is n zeros: se = 0)
+    est, rel = arrays["estimate"], arrays["relative_error"]
+    arrays["low"], arrays["high"] = rare.interval(est, np.where(est > 0, rel * est, 0.0),
+                                                  size["replicas"])
     arrays["estimator"] = (f"AMS importance={AMS_IMPORTANCE} N={size['particles']} "
                            f"k={size['kill']} replicas={size['replicas']}, one run")
     return arrays

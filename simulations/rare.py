@@ -110,7 +110,7 @@ from simulations.rules import ClipRule, norms
 from theory.schedules import Schedule, as_schedule
 
 __all__ = ["EVENTS", "IMPORTANCE", "STREAM_AMS", "RareCurve", "RareEventResult", "ams",
-           "importance_scale", "summarize"]
+           "importance_scale", "interval", "summarize"]
 
 EVENTS = ("exit", "xi", "blowup")
 IMPORTANCE = ("scaled", "max")
@@ -199,8 +199,16 @@ def summarize(estimates: np.ndarray) -> tuple[float, tuple[float, float], float]
     mean = float(est.mean())
     se = float(est.std(ddof=1) / math.sqrt(len(est))) if len(est) > 1 else math.nan
     rel = se / mean if mean > 0 else math.inf
-    t = float(stats.t.ppf(0.975, len(est) - 1)) if len(est) > 1 else math.nan
-    return mean, (max(0.0, mean - t * se), mean + t * se), rel
+    low, high = interval(mean, se, len(est))
+    return mean, (float(low), float(high)), rel
+
+
+def interval(mean: float, se: float, replicas: int) -> tuple[float, float]:
+    """The 95% interval (max(0, p̄ − t·se), p̄ + t·se) of a mean p̄ over ``replicas`` = n
+    independent replicas with standard error se, t = t_{0.975, n−1} (Student); NaN ends for
+    n < 2. Elementwise on arrays of means and standard errors."""
+    t = float(stats.t.ppf(0.975, replicas - 1)) if replicas > 1 else math.nan
+    return np.maximum(0.0, mean - t * se), mean + t * se
 
 
 def importance_scale(a: np.ndarray, importance: str = "scaled") -> np.ndarray:

@@ -378,3 +378,15 @@ def test_cli_bad_input_is_one_line_and_exit_2(args, flag, capsys):
     assert info.value.code == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and flag in err
+
+
+def test_interval_uses_students_quantile_and_works_on_arrays():
+    from simulations.rare import interval
+
+    t9 = 2.2621571627982053  # Student's t, 97.5% quantile, 9 degrees of freedom (tables)
+    low, high = interval(1.0, 0.1, 10)
+    assert (low, high) == pytest.approx((1 - 0.1 * t9, 1 + 0.1 * t9), rel=1e-12)
+    low, high = interval(np.array([1e-12, 0.0]), np.array([1e-12, 0.0]), 10)
+    assert low.tolist() == [0.0, 0.0]  # clipped at 0
+    assert high == pytest.approx([1e-12 * (1 + t9), 0.0], rel=1e-12)
+    assert all(math.isnan(x) for x in interval(1.0, 0.1, 1))
