@@ -35,7 +35,7 @@ import hashlib
 import json
 import math
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -149,6 +149,10 @@ class RunSpec:
                   names: Mapping[str, str] | None = None) -> RunSpec:
         """A checked spec from ``data`` (keys as in :meth:`to_dict`; the optional ones default
         to :data:`DEFAULTS`). ``names``: what the caller calls each key, for the errors.
+
+        The problem's parameters are coerced to their declared types and the declared defaults
+        of those left out are filled in, so that two spellings of one run (``mean = 100`` and
+        ``100.0``, a default left out or written) give one spec and one :meth:`key`.
 
         Raises :class:`~simulations.errors.BadArgument` naming the key (problem and clip
         parameters as ``problem.<param>`` and ``clip.<key>``).
@@ -402,6 +406,7 @@ def _problem_spec(value: Any, name: str) -> Frozen:
     declared = {p.name: p for p in problem_params(problem)}
     try:
         check_params(problem, params)
+        params = {**_defaults(problem, params, declared.values()), **params}
         params = {k: declared[k].coerce(v, k) for k, v in params.items()}
         spec = Frozen({"name": problem, **params})
         _problem(spec)
@@ -410,6 +415,19 @@ def _problem_spec(value: Any, name: str) -> Frozen:
     except (TypeError, ValueError) as error:
         raise BadArgument(name, str(error)) from None
     return spec
+
+
+def _defaults(problem: str, given: Mapping[str, Any], declared: Iterable[Any]) -> dict[str, Any]:
+    """The declared defaults of the parameters not ``given`` (those with one; for the quadratic
+    only those its law takes), so that a spec that leaves a parameter out and one that spells
+    out its default are one run with one key."""
+    from simulations.problems import LAWS, NOISE
+
+    law = LAWS.get(given.get("noise", NOISE.default), ()) if problem == "quadratic" else ()
+    laws = {p.name for params in LAWS.values() for p in params}
+    return {p.name: p.default for p in declared
+            if p.default is not None and p.name not in given
+            and (p.name not in laws or any(q.name == p.name for q in law))}
 
 
 def _memory() -> int | None:

@@ -17,7 +17,7 @@ def test_describe_is_one_line_and_to_dict_the_values():
                              "a(t) = 1/(t+1), 8 paths × 4 steps")
     d = sc.to_dict()
     assert d["problem"] == {"name": "quadratic", "noise": "normal", "mean": 100.0, "sd": 1.0,
-                            "theta0": 0.0}
+                            "theta0": 0.0, "dim": 1, "curvature": 1.0}  # the defaults filled in
     assert d["clip"] == {"rule": "classic", "lam": 1.0}
     assert (d["name"], d["paths"], d["steps"], d["claims"]) == ("walk", 8, 4, ["L1-det"])
 

@@ -31,7 +31,7 @@ def test_to_dict_is_canonical_and_round_trips():
     run = spec(radii=[2.0, 0.5], record=["paths", "exits"])
     d = run.to_dict()
     assert d == {"problem": {"name": "quadratic", "noise": "discrete", "values": [0.0, 10.0],
-                             "probs": [0.9, 0.1]},
+                             "probs": [0.9, 0.1], "dim": 1, "curvature": 1.0},
                  "clip": {"rule": "classic", "lam": 1.0}, "schedule": "1/(t+1)", "paths": 6,
                  "steps": 12, "batch": 1, "seed": 0, "dtype": "float64", "guard": None,
                  "record": ["exits", "paths"], "radii": [2.0, 0.5], "keep_paths": 8,
@@ -80,7 +80,8 @@ def test_coerced_values_have_the_declared_types_and_different_values_different_k
     run = spec(problem={**NORMAL, "mean": 100, "dim": 2.0}, clip={"rule": "adaptive", "lam": 1,
                                                                  "eps": 1})
     assert run.to_dict()["problem"] == {"name": "quadratic", "noise": "normal", "mean": 100.0,
-                                        "sd": 1.0, "theta0": 0.0, "dim": 2}
+                                        "sd": 1.0, "theta0": 0.0, "dim": 2,
+                                        "curvature": 1.0}
     assert type(run.problem["mean"]) is float and type(run.problem["dim"]) is int
     assert run.to_dict()["clip"] == {"rule": "adaptive", "lam": 1.0, "eps": 1.0}
     assert spec(problem={**NORMAL, "mean": 101}).key() != spec(problem=NORMAL).key()
@@ -276,3 +277,22 @@ def test_values_and_callables_as_schedules_run_like_the_same_text():
         RunSpec.from_dict({**base, "schedule": values[:10]})  # shorter than the horizon
     with pytest.raises(BadArgument, match="schedule"):
         RunSpec.from_dict({**base, "schedule": [*values[:-1], -1.0]})
+
+
+def test_a_left_out_parameter_and_its_spelled_out_default_are_one_run():
+    """The quadratic's defaults are d = 1, L = 1 and the standard normal law (its docstring);
+    a spec that leaves them out and one that writes them are the same run, with one key, and a
+    law's parameters are filled in only for the law that takes them."""
+    def key(**problem):
+        return RunSpec.from_dict({"problem": {"name": "quadratic", **problem},
+                                  "clip": {"rule": "classic", "lam": 1},
+                                  "schedule": "1/(t+1)", "paths": 4, "steps": 3}).key()
+
+    assert key() == key(noise="normal", mean=0, sd=1, dim=1, curvature=1)
+    assert key() != key(mean=0.5) and key() != key(dim=2)
+    discrete = {"noise": "discrete", "values": [-1, 1], "probs": [0.5, 0.5]}
+    assert key(**discrete) == key(**discrete, dim=1)
+    with pytest.raises(BadArgument, match="mean"):  # not filled in for the discrete law
+        RunSpec.from_dict({"problem": {"name": "quadratic", **discrete, "mean": 0.0},
+                           "clip": {"rule": "classic", "lam": 1}, "schedule": "1",
+                           "paths": 4, "steps": 3})
