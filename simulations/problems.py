@@ -69,9 +69,9 @@ THETA0 = Param("theta0", float, "θ(0), the same on every path: one number (quad
                                 "every coordinate) or all P numbers", many=True)
 MEAN = Param("mean", float, "mean of y", default=0.0)
 SD = Param("sd", float, "scale of y", default=1.0, low=0, above=True)
-DF = Param("df", int, "degrees of freedom of the student-t law", default=3, low=1)
-VALUES = Param("values", float, "atoms v_k of the discrete law: y = v_k·(1, …, 1)", many=True)
-PROBS = Param("probs", float, "probabilities p_k of the discrete law's atoms", low=0, high=1,
+DF = Param("df", int, "degrees of freedom ν of y", default=3, low=1)
+VALUES = Param("values", float, "atoms v_k of y = v_k·(1, …, 1)", many=True)
+PROBS = Param("probs", float, "probabilities p_k of the atoms v_k", low=0, high=1,
               many=True)
 #: each law of the quadratic's target y with the parameters it takes
 LAWS: dict[str, tuple[Param, ...]] = {"normal": (MEAN, SD), "student-t": (MEAN, SD, DF),
