@@ -1,6 +1,6 @@
-r"""Command line: ``python -m simulations run ...``, ``python -m simulations problems`` and
-``python -m simulations verify [--suite paper] [--full] [--scenario my.toml] [--claims T1,ODE]
-[--json] [--out DIR]``.
+r"""Command line: ``python -m simulations run ...``, ``python -m simulations rare ...``,
+``python -m simulations problems`` and ``python -m simulations verify [--suite paper] [--full]
+[--scenario my.toml] [--claims T1,ODE] [--json] [--out DIR]``.
 
 ``run`` turns its flags into a :class:`simulations.spec.RunSpec` (through
 :meth:`~simulations.spec.RunSpec.from_dict`, like every other caller), runs
@@ -204,11 +204,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = _Parser(prog=PROG, formatter_class=_Formatter,
                      description="Monte Carlo runs of clipped SGD: 'run' simulates and saves, "
+                                 "'rare' estimates a rare probability by splitting, "
                                  "'problems' lists the catalog, 'verify' holds the paper's "
                                  "claims against the paths. 'python -m simulations run "
                                  "--help' lists every flag.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser,
-                                     metavar="{run,problems,verify}")
+                                     metavar="{run,rare,problems,verify}")
     run = commands.add_parser(
         "run", formatter_class=_Formatter,
         help="run clipped SGD on many paths, save the result and print a summary",
