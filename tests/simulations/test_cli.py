@@ -244,7 +244,7 @@ def test_help_lists_every_flag_with_its_default(capsys):
                     "(default: mlp-regression 25, mlp-classification 32)"):
         assert default in text, default
     top = _help(["--help"], capsys)
-    assert "{run,problems,verify}" in top and "lists every flag" in top
+    assert "{run,rare,problems,verify}" in top and "lists every flag" in top
     verify = _help(["verify", "--help"], capsys)
     for flag in ("--suite", "--scenario", "--claims", "--full", "--json", "--out", "--resume",
                  "--check"):
