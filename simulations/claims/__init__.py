@@ -41,6 +41,7 @@ from simulations.claims.context import Context
 from simulations.claims.registry import (
     Claim,
     applicable,
+    failure,
     get,
     observers_for,
     register,
@@ -72,5 +73,12 @@ def evaluate(scenario, sim, claims: Sequence[str] | None = None) -> list[ClaimRe
     rows: list[ClaimResult] = []
     for claim_id in scenario.claims if claims is None else claims:
         ctx.claim = get(claim_id)
-        rows.extend(ctx.claim.check(ctx))
+        if ctx.claim.check.__module__.startswith("simulations."):
+            rows.extend(ctx.claim.check(ctx))  # a built-in claim: its errors are ours
+            continue
+        try:
+            rows.extend(ctx.claim.check(ctx))
+        except Exception as error:  # a user's claim: one line naming it and where it failed
+            raise ValueError(f"claim {claim_id!r} ({ctx.claim.source}) failed on scenario "
+                             f"{scenario.name!r}: {failure(error)}") from None
     return rows

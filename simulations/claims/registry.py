@@ -22,6 +22,7 @@ import hashlib
 import importlib
 import importlib.util
 import re
+import traceback
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -153,6 +154,21 @@ def _load_file(path: Path) -> ModuleType:
     return module
 
 
+def failure(error: BaseException) -> str:
+    """An exception raised by a user's claim as one line: its type, its message and the
+    innermost place it came from (``file:line``; for a SyntaxError the line it points at)."""
+    where = ""
+    if isinstance(error, SyntaxError) and error.filename:
+        where = f" ({Path(error.filename).name}:{error.lineno})"
+        message = error.msg
+    else:
+        frames = traceback.extract_tb(error.__traceback__)
+        if frames:
+            where = f" ({Path(frames[-1].filename).name}:{frames[-1].lineno})"
+        message = str(error)
+    return f"{type(error).__name__}: {' '.join(message.split())}{where}"
+
+
 def resolve(name: str, base: str | Path | None = None) -> Claim:
     """The claim a scenario names: a registered id; a file ``*.py`` (relative to the folder of
     the file ``base``, else the working directory), or a module ``pkg.mod`` on the import path,
@@ -169,12 +185,17 @@ def resolve(name: str, base: str | Path | None = None) -> Claim:
         path = path.resolve()
         if not path.is_file():
             raise ValueError(f"claim file {name!r}: no such file ({path})")
-        module, source = _load_file(path), str(path)
+        try:
+            module, source = _load_file(path), str(path)
+        except Exception as error:  # a user's file: say what it raised, in one line
+            raise ValueError(f"claim file {name!r}: {failure(error)}") from None
     elif re.fullmatch(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)+", name):
         try:
             module = importlib.import_module(name)
         except ImportError as error:
             raise ValueError(f"claim module {name!r}: cannot import it: {error}") from None
+        except Exception as error:  # a user's module: say what it raised, in one line
+            raise ValueError(f"claim module {name!r}: {failure(error)}") from None
         source = name
     else:
         get(name)  # raises the error naming the known ids

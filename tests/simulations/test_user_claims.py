@@ -176,3 +176,23 @@ def test_a_bound_on_a_cosine_schedule_uses_the_horizon_sums_and_refuses_gamma():
     row = next(r for r in rows if r.claim == "cos-t")
     assert row.prediction_value == pytest.approx(
         math.log10(2) - 2 * 0.25 / sum_a2 / math.log(10), rel=1e-12)
+
+
+SCENARIO = ('name = "tiny"\nclaims = ["L1-det"]\n[problem]\nname = "quadratic"\n'
+            '[clip]\nrule = "classic"\nlam = 1.0\n[run]\nschedule = "1"\npaths = 4\nsteps = 3\n')
+
+
+@pytest.mark.parametrize(("source", "words"), [
+    ("garbage(\n", ["claim file", "SyntaxError", "bad.py:1"]),
+    ('raise RuntimeError("no data")\n', ["claim file", "RuntimeError: no data", "bad.py:1"]),
+    ('ID = "tmp-boom"\nSTATEMENT = "s"\n\n\ndef check(ctx):\n    return 1 / 0\n',
+     ["claim 'tmp-boom'", "failed on scenario 'tiny'", "ZeroDivisionError", "bad.py:6"]),
+])
+def test_a_broken_claim_file_is_one_line_naming_the_error_and_its_line(tmp_path, source, words):
+    (tmp_path / "bad.py").write_text(source, encoding="utf-8")
+    (tmp_path / "tiny.toml").write_text(SCENARIO, encoding="utf-8")
+    done = _verify("--scenario", str(tmp_path / "tiny.toml"), "--claims",
+                   str(tmp_path / "bad.py"), "--out", str(tmp_path / "out"))
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    line = done.stderr.strip()
+    assert "\n" not in line and all(w in line for w in words), line
