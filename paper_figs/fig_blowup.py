@@ -20,24 +20,25 @@ chain and T. ``max`` because only its levels are levels of z (the default ``scal
 s = 0). The levels stay off the atoms λ·Σ_{t<s} a(t), where ">" (the Monte Carlo curve of (a))
 and "≥" (AMS) agree, and inside the deterministic radius.
 
-How far down, measured (``python -m simulations rare`` on this chain, T = 200, levels to
-2.4, 10 replicas; the event is decided in the first ~10 steps, so T hardly matters): the
-near chain reaches P(max_s |θ(s)| ≥ 2.4) ≈ 1e-12 well inside λΣa, but it gets there in a few
-large early steps (a(t) = 1/(t+1)), so the clones of one parent that do not climb further all
-tie at the parent's value at the branch step and are killed together. With N = 100 (k = 10,
-T = 500, run to 2.7) all 10 replicas died out, the last before 2.5; with N = 300 none died but the
-estimates at 2.34 were 4e-13 with relative error 0.6, a heavy-tailed estimator that mostly
+How far down, measured (``python -m simulations rare`` on this chain, T = 200, levels to 2.4,
+10 replicas; the event is decided in the first ~10 steps, so T hardly matters): the near chain
+reaches P(max_s |θ(s)| ≥ 2.4) ≈ 1e-12 well inside λΣa, but it gets there in a few large early
+steps (a(t) = 1/(t+1)), so the clones of one parent that do not climb further all tie at the
+parent's value at the branch step and are killed together. With N = 100 (k = 10, T = 500, run
+to 2.7) all 10 replicas died out, the last before 2.5; with N = 300 none died but the estimates
+at 2.34 were 4e-13 with relative error 0.6, a heavy-tailed estimator that mostly
 underestimates; with N = 1000 (k = 100) 7.3e-12 at 2.34 (relative error 0.25) and 1.4e-12 at
 2.4 (0.33), and with N = 2000 3.6e-12 (0.17) and 8e-13 (0.54), in agreement. So panel (a) uses
 N = 1000. Panel (b)'s ξ builds up more gradually (no extinction); N = 1000 there too, as with
 N = 300 its estimates came out 3–7× lower at 3.8 and 3.98 (1.9e-11, 1.3e-13), the same heavy
-tail. The ``--full`` figure (T = 3000) took 4 min for (a) and 9 min for (b) on 2 busy cores: (a)
-7.3e-12 at M = 2.34 (relative error 0.25) and 1.4e-12 at 2.4 (0.33), every interval above 0;
-(b) 5.2e-9 at r = 3.57 (0.36), 6.3e-11 at 3.8 (0.51) and 9.1e-13 at 3.98 (0.59), the last
-interval reaching 0 (drawn down to the axis). The axis goes down to 1e-13 so that the lowest
-intervals show. The far scenario has no rare event to resolve: every
-step is saturated (P(y < θ + λ) < 1e-1800 per step), so the exit probability is 1 up to λΣa and
-exactly 0 beyond, and ξ stays at 0 up to that same chance.
+tail, and 20 replicas, as with 10 the interval at 3.98 reached 0. The ``--full`` figure
+(T = 3000) took 4 min for (a) and 14.5 min for (b) (852 s CPU, ``OMP_NUM_THREADS=1``, 2 cores):
+(a) 7.3e-12 at M = 2.34 (relative error 0.25) and 1.4e-12 at 2.4 (0.33), every interval above
+0; (b) 5.3e-9 at r = 3.57 (0.21), 6.3e-11 at 3.8 (0.30) and 8.3e-13 at 3.98 (0.37, interval
+[1.9e-13, 1.5e-12]), every interval above 0. The axis goes down to 1e-13 so that the lowest
+intervals show. The far scenario has no rare event to resolve: every step is saturated
+(P(y < θ + λ) < 1e-1800 per step), so the exit probability is 1 up to λΣa and exactly 0 beyond,
+and ξ stays at 0 up to that same chance.
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ AMS_RUNS = {
            "particles": 1000, "kill": 100, "replicas": 10}),
     "b": ({"levels": (2.0,), "particles": 20, "kill": 8, "replicas": 6},
           {"levels": (2.0, 2.2, 2.4, 2.8, 3.0, 3.2, 3.4, 3.57, 3.8, 3.98),
-           "particles": 1000, "kill": 100, "replicas": 10}),
+           "particles": 1000, "kill": 100, "replicas": 20}),
 }
 
 
