@@ -320,9 +320,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 #: the flags of run's "run" group that ``rare`` takes too
 RARE_RUN_FLAGS = ("steps", "batch", "seed", "dtype", "device", "compile")
-#: ValueErrors of :func:`simulations.rare.ams` that name these parameters name their flags
-RARE_PARAMS = ("event", "level", "levels", "endpoint", "particles", "replicas", "kill",
-               "importance", "max_iterations", "steps", "batch", "seed")
 
 
 def add_rare_parser(commands, run: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -392,12 +389,6 @@ def rare(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
                      device=device, max_iterations=args.max_iterations,
                      compile=args.compile)
     except ValueError as error:
-        from simulations.errors import BadArgument
-
-        text = " ".join(str(error).split())
-        name = text.split(" ", 1)[0]
-        if name in RARE_PARAMS and not isinstance(error, (_BadFlag, BadArgument)):
-            parser.error(f"argument {_flag(name)}: {text.split(' ', 1)[1]}")
         parser.error(_message(error))
     if args.json:
         print(json.dumps(result.to_dict()))

@@ -104,6 +104,7 @@ from scipy import stats
 
 from simulations import sampling
 from simulations.engine import DEFAULT_GUARD, WORD_BUDGET, _TorchStep
+from simulations.errors import BadArgument
 from simulations.mean_field import mean_field
 from simulations.problems import Problem
 from simulations.rules import ClipRule, norms
@@ -187,7 +188,7 @@ class RareEventResult:
 
 def _check_int(value: Any, name: str, lowest: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lowest:
-        raise ValueError(f"{name} must be an integer >= {lowest}, got {value!r}")
+        raise BadArgument(name, f"must be an integer >= {lowest}, got {value!r}")
     return int(value)
 
 
@@ -394,16 +395,16 @@ def ams(
     ``curve``); ``particles`` N ≥ 2; ``kill`` k, the rank of the level among the scores,
     1 ≤ k < N (default max(1, N // 10)); ``replicas`` n ≥ 2 independent replicas, run
     ``replica_chunk`` at a time (default all; the result does not depend on it). Raises
-    ``ValueError`` for bad input, naming the argument.
+    :class:`~simulations.errors.BadArgument` for bad input, naming the argument.
     """
     if event not in EVENTS:
-        raise ValueError(f"event must be one of {', '.join(EVENTS)}, got {event!r}")
+        raise BadArgument("event", f"must be one of {', '.join(EVENTS)}, got {event!r}")
     if importance not in IMPORTANCE:
-        raise ValueError(f"importance must be one of {', '.join(IMPORTANCE)}, got "
+        raise BadArgument("importance", f"must be one of {', '.join(IMPORTANCE)}, got "
                          f"{importance!r}")
     level = float(level)
     if not (0 < level < math.inf):
-        raise ValueError(f"level must satisfy 0 < level < inf, got {level!r}")
+        raise BadArgument("level", f"must satisfy 0 < level < inf, got {level!r}")
     endpoint = bool(endpoint)
     curve_levels = _check_levels(levels, level, importance, endpoint)
     steps = _check_int(steps, "steps", 1)
@@ -411,18 +412,18 @@ def ams(
     replicas = _check_int(replicas, "replicas", 2)
     kill = max(1, particles // 10) if kill is None else _check_int(kill, "kill", 1)
     if kill >= particles:
-        raise ValueError(f"kill must be smaller than particles ({particles}), got {kill}")
+        raise BadArgument("kill", f"must be smaller than particles ({particles}), got {kill}")
     batch = _check_int(batch, "batch", 1)
     seed = _check_int(seed, "seed", 0)
     max_iterations = _check_int(max_iterations, "max_iterations", 1)
     if particles * (max_iterations + 1) >= 1 << 32:
-        raise ValueError("max_iterations must satisfy particles·(max_iterations + 1) < 2**32 "
+        raise BadArgument("max_iterations", "must satisfy particles·(max_iterations + 1) < 2**32 "
                          f"(the path counters), got {max_iterations}")
     chunk = replicas if replica_chunk is None else _check_int(replica_chunk, "replica_chunk", 1)
     if dtype not in DEFAULT_GUARD:
-        raise ValueError(f"dtype must be torch.float64 or torch.float32, got {dtype!r}")
+        raise BadArgument("dtype", f"must be torch.float64 or torch.float32, got {dtype!r}")
     if replicas * particles >= 1 << 32:
-        raise ValueError("replicas·particles must be < 2**32")
+        raise BadArgument("replicas", "replicas·particles must be < 2**32")
     guard = DEFAULT_GUARD[dtype] if guard is None else float(guard)
     schedule = as_schedule(schedule, horizon=steps)
     a = np.asarray(schedule(np.arange(steps)), dtype=np.float64)
@@ -466,14 +467,14 @@ def _check_levels(levels, level: float, importance: str, endpoint: bool) -> list
     try:
         values = [float(x) for x in levels]
     except (TypeError, ValueError):
-        raise ValueError(f"levels must be a sequence of numbers, got {levels!r}") from None
+        raise BadArgument("levels", f"must be a sequence of numbers, got {levels!r}") from None
     if endpoint or importance != "max":
-        raise ValueError("levels need importance='max' and the running maximum (endpoint "
+        raise BadArgument("levels", "need importance='max' and the running maximum (endpoint "
                          "False): with 'scaled' φ = (z − L)/w(s) and with the endpoint event "
                          "φ's levels below 0 are not levels of z")
     bad = [x for x in values if not 0 < x <= level]
     if not values or bad:
-        raise ValueError(f"levels must be a non-empty sequence of numbers in (0, level = "
+        raise BadArgument("levels", f"must be a non-empty sequence of numbers in (0, level = "
                          f"{level:g}], got {levels!r}")
     return values
 

@@ -22,6 +22,7 @@ from scipy import special, stats
 
 from simulations import cli, sampling
 from simulations.engine import simulate
+from simulations.errors import BadArgument
 from simulations.problems import make_problem
 from simulations.rare import _Words, ams, importance_scale, summarize
 from simulations.rules import ClipRule
@@ -314,8 +315,9 @@ def test_importance_scale():
 ])
 def test_bad_input_names_the_argument(kwargs, name):
     base = dict(event="exit", level=3.0, steps=10, particles=10, replicas=2)
-    with pytest.raises(ValueError, match=name):
+    with pytest.raises(BadArgument, match=name) as error:
         ams(WALK, ClipRule("classic", lam=1.0), 1.0, **{**base, **kwargs})
+    assert error.value.param == name  # read by the command line, not parsed from the text
 
 
 WALK_FLAGS = ["--problem", "quadratic", "--noise", "discrete", "--values", "-1000", "1000",
