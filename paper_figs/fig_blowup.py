@@ -170,7 +170,7 @@ def splitting(ctx: Context, scenario: str, event: str, run: dict,
                                    meta={"ams": setting}))
     # the interval from the estimate and its standard error (a mean of 0 is n zeros: se = 0)
     est, rel = arrays["estimate"], arrays["relative_error"]
-    arrays["low"], arrays["high"] = rare.interval(est, np.where(est > 0, rel * est, 0.0),
+    arrays["low"], arrays["high"] = rare.interval(est, np.where(np.isfinite(rel), rel, 0.0) * est,
                                                   size["replicas"])
     arrays["estimator"] = (f"AMS importance={AMS_IMPORTANCE} N={size['particles']} "
                            f"k={size['kill']} replicas={size['replicas']}, one run")

@@ -204,7 +204,8 @@ def summarize(estimates: np.ndarray) -> tuple[float, tuple[float, float], float]
     return mean, (float(low), float(high)), rel
 
 
-def interval(mean: float, se: float, replicas: int) -> tuple[float, float]:
+def interval(mean: float | np.ndarray, se: float | np.ndarray,
+             replicas: int) -> tuple[np.ndarray, np.ndarray]:
     """The 95% interval (max(0, p̄ − t·se), p̄ + t·se) of a mean p̄ over ``replicas`` = n
     independent replicas with standard error se, t = t_{0.975, n−1} (Student); NaN ends for
     n < 2. Elementwise on arrays of means and standard errors."""
