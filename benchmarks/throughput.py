@@ -9,7 +9,7 @@ make_regression(1000, 20, noise 0.1); minibatch B = 1 and 32; R = 1024 and 65536
 steps of classic clipping with λ = 1 and a(t) = 0.05/(1 + t/100); float32. Implementations:
 
 * ``engine``: ``simulations.engine.simulate`` with ``record=()`` (only the blow-up guard), its
-  own counter-based sampling, the backend it picks by itself (the fused numba kernels here);
+  own counter-based sampling, the backend it picks by itself (the compiled numba kernel here);
 * ``jax``: ``jax.vmap`` + ``jax.jit`` + ``lax.scan`` with ``optax.clip_by_global_norm``, drawing
   its indices inside the scan;
 * ``vmap``: ``torch.func.vmap(torch.func.grad(...))`` with a Python loop over steps;

@@ -294,8 +294,9 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--chunk-size", type=_count, default=None,
                        help=f"paths per chunk (default: sized to a {MEMORY_BUDGET >> 20} MiB "
                             "memory budget)")
-    group.add_argument("--backend", choices=("auto", "torch", "fused"), default="auto",
-                       help="the engine's backend (fused: numba kernel for some problems)")
+    group.add_argument("--backend", choices=("auto", "torch", "compiled"), default="auto",
+                       help="the engine's step (compiled: the numba kernel, the default on "
+                            "the CPU; torch: the torch step, any device)")
     group.add_argument("--compile", action="store_true",
                        help="run the torch backend's step under torch.compile (slow to start, "
                             "faster on long runs)")

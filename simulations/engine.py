@@ -38,11 +38,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from simulations import fused, sampling
+from simulations import kernel, sampling
 from simulations.errors import BadArgument
 from simulations.files import atomic_path
 from simulations.mean_field import mean_field
 from simulations.observers import (
+    ARRAYS,
     Observers,
     StepView,
     checkpoint_steps,
@@ -53,7 +54,7 @@ from simulations.rules import ClipRule, norms
 from simulations.spec import DEFAULT_RECORD, Execution, RunSpec
 from theory.schedules import Schedule, as_schedule
 
-__all__ = ["DEFAULT_GUARD", "DEFAULT_RECORD", "Execution", "RunSpec", "Simulation",
+__all__ = ["DEFAULT_GUARD", "DEFAULT_RECORD", "Execution", "RunSpec", "Simulation", "TorchStep",
            "default_chunk_size", "simulate"]
 
 DEFAULT_GUARD = {torch.float64: 1e100, torch.float32: 1e18}
@@ -164,8 +165,8 @@ class _Context:
     mean_field: Any  #: θ ↦ H(θ) for the xi observer, or None
     bar: Any  #: the tqdm bar
     checkpointing: tuple[Any, int] | None  #: (save(state), every) or None
-    fused: bool
-    torch_step: _TorchStep | None
+    compiled: bool
+    torch_step: TorchStep | None
 
 
 def simulate(run: RunSpec, execution: Execution | None = None) -> Simulation:
@@ -186,12 +187,11 @@ def simulate(run: RunSpec, execution: Execution | None = None) -> Simulation:
         device = torch.device(ex.device)
     except (RuntimeError, ValueError, TypeError):
         raise BadArgument("device", f"not a torch device: {ex.device!r}") from None
-    can_fuse = fused.supports(problem, rule, run.record, device)
-    if ex.backend == "fused" and not can_fuse:
-        raise BadArgument("backend", "'fused' supports linear-regression and mlp-regression "
-                                     "with the none, classic and adaptive rules on the CPU, "
+    can_compile = kernel.supports(problem, rule, run.record, device)
+    if ex.backend == "compiled" and not can_compile:
+        raise BadArgument("backend", "'compiled' runs the catalog's problems on the CPU, "
                                      "without the xi observer")
-    use_fused = can_fuse and ex.backend != "torch"
+    use_compiled = can_compile and ex.backend != "torch"
     schedule = run.schedule_obj()
     a = np.asarray(schedule(np.arange(run.steps)), dtype=np.float64)
     chunk = default_chunk_size(problem, run.batch, dtype) if ex.chunk_size is None \
@@ -201,7 +201,7 @@ def simulate(run: RunSpec, execution: Execution | None = None) -> Simulation:
         **problem.settings(), **rule.to_dict(), "schedule": schedule.source,
         "paths": run.paths, "steps": run.steps, "batch": run.batch, "seed": run.seed,
         "radii": list(run.radii), "dtype": run.dtype, "guard": guard, "record": list(run.record),
-        "backend": "fused" if use_fused else "torch",
+        "backend": "compiled" if use_compiled else "torch",
     }
     ckdir = None if ex.checkpoint_dir is None else Path(ex.checkpoint_dir)
     saved_chunks: list[dict[str, torch.Tensor]] = []
@@ -235,9 +235,9 @@ def simulate(run: RunSpec, execution: Execution | None = None) -> Simulation:
                       "partial": state}, ckdir / "state.pt")
 
     ctx = _Context(run, problem, rule, a, dtype, guard, h_fn, bar,
-                   None if ckdir is None else (save, ex.checkpoint_every), use_fused,
-                   None if use_fused else _TorchStep(problem, rule, guard, "xi" in run.record,
-                                                     dtype, device, ex.compile))
+                   None if ckdir is None else (save, ex.checkpoint_every), use_compiled,
+                   None if use_compiled else TorchStep(problem, rule, guard, "xi" in run.record,
+                                                       dtype, device, ex.compile))
     for index in range(len(saved_chunks), n_chunks):
         rows = torch.arange(index * chunk, min(run.paths, (index + 1) * chunk), device=device)
         results.append(_run_chunk(ctx, rows, index * chunk, partial))
@@ -278,10 +278,10 @@ def _run_chunk(ctx: _Context, rows: torch.Tensor, first_row: int,
         obs.state = partial["observers"]
     words_per_step = run.batch * problem.words_per_sample
     block = max(1, min(steps, WORD_BUDGET // max(1, len(rows) * words_per_step)))
-    blocks: _FusedBlocks | _TorchBlocks
-    if ctx.fused:
+    blocks: _CompiledBlocks | _TorchBlocks
+    if ctx.compiled:
         block = max(block, min(steps, 256))
-        blocks = _FusedBlocks(ctx, rows, theta0, obs)
+        blocks = _CompiledBlocks(ctx, rows, theta0, obs)
     else:
         blocks = _TorchBlocks(ctx, rows, obs)
     checkpointing = ctx.checkpointing
@@ -300,10 +300,16 @@ def _run_chunk(ctx: _Context, rows: torch.Tensor, first_row: int,
     return {"blown_step": blown, "endpoints": theta, **obs.finish()}
 
 
-class _TorchStep:
+class TorchStep:
     """One step of a batch of paths (gradient, clip rule, candidate, guard, freeze) as a
     function of tensors only, so that with ``compile=True`` it runs under ``torch.compile`` as
-    one fused graph (compiled once per run and shared by its chunks)."""
+    one fused graph (compiled once per run and shared by its chunks).
+
+    The step on any device and for any problem (a user's own included); on the CPU the
+    catalog's cells run on :mod:`simulations.kernel` instead, which the tests hold against it.
+    ``fn(theta, ‖θ‖, alive, blown, words, a(t), t + 1)`` returns (θ(t+1) with blown-up rows
+    frozen, ‖θ(t+1)‖, alive, blown, newly blown, the :class:`~simulations.rules.Clipped` g/c,
+    g/c as a tensor when ``need_step``)."""
 
     def __init__(self, problem, rule, guard, need_step, dtype, device, compile):
         self.problem, self.rule, self.need_step = problem, rule, need_step
@@ -354,51 +360,43 @@ class _TorchBlocks:
         return theta, alive, blown
 
 
-class _FusedBlocks:
-    """Steps [t, stop) of a chunk by the numba kernel of :mod:`simulations.fused` (in place)."""
+class _CompiledBlocks:
+    """Steps [t, stop) of a chunk by :func:`simulations.kernel.run_block` (in place)."""
 
     def __init__(self, ctx: _Context, rows: torch.Tensor, theta0: torch.Tensor, obs: Observers):
-        problem, seed, batch = ctx.problem, ctx.run.seed, ctx.run.batch
-        self.problem, self.rule, self.a, self.batch, self.seed = (problem, ctx.rule, ctx.a,
-                                                                  batch, seed)
-        self.obs = obs
-        dtype = theta0.dtype
-        data = problem.data(dtype, "cpu")
-        self.x, self.y = data["x"].numpy(), data["y"].numpy()
-        self.key_path = sampling.path_keys(seed, rows).numpy()
-        self.key_word = sampling.word_keys(seed, batch).numpy() if batch > 1 else np.zeros(
-            0, np.int32)
-        self.hidden = problem.params.get("hidden", 0)
+        problem, run = ctx.problem, ctx.run
+        dtype = theta0.numpy().dtype
+        self.seed, self.a = run.seed, ctx.a
+        self.problem = kernel.problem_args(problem, run.batch, dtype)
+        self.rule = kernel.rule_args(ctx.rule, problem.layout)
+        self.limits = kernel.limits(ctx.guard, dtype)
+        count = run.batch * problem.words_per_sample
+        self.key_path = sampling.path_keys(run.seed, rows).numpy()
+        self.key_word = (sampling.word_keys(run.seed, count).numpy() if count > 1
+                         else np.zeros(0, np.int32))
         self.theta0 = theta0.numpy()
-        self.guard = ctx.guard
-        self.gmax = math.sqrt(torch.finfo(dtype).max)
-        self.radii = np.asarray(ctx.run.radii, dtype=np.float64)
-        rec = obs.record
-        self.flags = np.array([name in rec for name in fused.OBSERVERS], dtype=np.int8)
-        st, r = obs.state, len(rows)
-        empty_i, empty_f = np.zeros((r, 0), np.int64), np.zeros(r, np.float64)
-        self.views = lambda: (
-            st["first_exit"].numpy() if "exits" in rec else empty_i,
-            st["first_exit_norm"].numpy() if "exits" in rec else empty_i,
-            st["max_deviation"].numpy() if "running_max" in rec else empty_f,
-            st["max_norm"].numpy() if "running_max" in rec else empty_f,
-            st["claim2_ratio"].numpy() if "claim2" in rec else empty_f,
-            st["clipped_steps"].numpy() if "clipped" in rec else np.zeros(r, np.int64),
-            obs.ck.astype(np.int64),
-            st["norm_at"].numpy() if "checkpoints" in rec else np.zeros((r, 0)),
-            st["deviation_at"].numpy() if "checkpoints" in rec else np.zeros((r, 0)),
-            st["path"].numpy() if "paths" in rec else np.zeros((0, 1, theta0.shape[1]),
-                                                                 theta0.numpy().dtype),
-        )
+        self.obs = obs
+
+    def _observers(self, rows: int, p: int, dtype: np.dtype) -> kernel.ObserverArrays:
+        """The observers' state as the kernel's arrays (views, so updated in place)."""
+        st, rec = self.obs.state, self.obs.record
+        empty = {"int64": np.int64, "float64": np.float64, "theta": dtype}
+        arrays = {spec.name: (st[spec.name].numpy() if name in rec
+                              else np.zeros((0,) * len(spec.shape), empty[spec.dtype]))
+                  for name, specs in ARRAYS.items() if name != "xi" for spec in specs}
+        for name in ("max_deviation", "max_norm", "claim2_ratio", "clipped_steps"):
+            if arrays[name].shape[0] == 0:  # the kernel indexes by row: keep a row for each
+                arrays[name] = np.zeros(rows, arrays[name].dtype)
+        return kernel.ObserverArrays(
+            **arrays, radii=self.obs.radii.numpy(), checkpoint_steps=self.obs.ck.astype(np.int64),
+            record=kernel.Observe.flags(rec))
 
     def __call__(self, theta, alive, blown, t, stop):
         theta, alive, blown = theta.contiguous(), alive.contiguous(), blown.contiguous()
-        key_step = sampling.step_keys(self.seed, range(t, stop)).numpy()
-        rule = self.rule
-        fused.run_block(
-            theta.numpy(), self.theta0, alive.numpy(), blown.numpy(), self.x, self.y,
-            self.key_path, key_step, self.key_word, self.problem.n,
-            np.ascontiguousarray(self.a[t:stop]), t, self.batch, self.hidden,
-            fused.RULE_CODES[rule.kind], rule.lam or 1.0, rule.eps or 1.0, self.guard,
-            self.gmax, theta.dtype == torch.float32, self.radii, *self.views(), self.flags)
+        keys = kernel.Keys(self.key_path, sampling.step_keys(self.seed, range(t, stop)).numpy(),
+                           self.key_word, t)
+        state = kernel.State(theta.numpy(), self.theta0, alive.numpy(), blown.numpy())
+        kernel.run_block(state, keys, np.ascontiguousarray(self.a[t:stop]), self.problem,
+                         self.rule, self.limits,
+                         self._observers(theta.shape[0], theta.shape[1], state.theta.dtype))
         return theta, alive, blown

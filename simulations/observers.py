@@ -31,13 +31,15 @@ step on (their entries stop changing), so no statistic becomes NaN.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-__all__ = ["OBSERVERS", "Observers", "StepView", "checkpoint_steps", "xi_anchor_steps"]
+__all__ = ["ARRAYS", "OBSERVERS", "ArraySpec", "Observers", "StepView", "array_sizes",
+           "checkpoint_steps", "xi_anchor_steps"]
 
 OBSERVERS = ("exits", "running_max", "claim2", "clipped", "checkpoints", "paths", "xi")
 
@@ -74,6 +76,48 @@ class StepView:
     newly_blown: torch.Tensor  #: blew up at this step (R,) bool
 
 
+@dataclass(frozen=True)
+class ArraySpec:
+    """One array an observer keeps: its name, its shape in symbols (``rows`` the paths of a
+    chunk, ``radii``, ``checkpoints``, ``keep`` the kept paths, ``points`` T + 1, ``P``,
+    ``xi_rows`` the ξ paths, ``anchors``), its type (``int64``, ``float64``, or ``theta``, the
+    run's dtype), its initial fill, and whether the run's result keeps it."""
+
+    name: str
+    shape: tuple[str, ...]
+    dtype: str = "float64"
+    fill: float = 0.0
+    kept: bool = True
+
+
+_ROWS = ("rows",)
+#: every observer's arrays: the one declaration that the torch observers, the compiled kernel
+#: (:class:`simulations.kernel.ObserverArrays`) and :meth:`~simulations.spec.RunSpec.result_bytes`
+#: read
+ARRAYS: dict[str, tuple[ArraySpec, ...]] = {
+    "exits": (ArraySpec("first_exit", ("rows", "radii"), "int64", -1),
+              ArraySpec("first_exit_norm", ("rows", "radii"), "int64", -1)),
+    "running_max": (ArraySpec("max_deviation", _ROWS), ArraySpec("max_norm", _ROWS)),
+    "claim2": (ArraySpec("claim2_ratio", _ROWS),),
+    "clipped": (ArraySpec("clipped_steps", _ROWS, "int64"),),
+    "checkpoints": (ArraySpec("norm_at", ("rows", "checkpoints")),
+                    ArraySpec("deviation_at", ("rows", "checkpoints"))),
+    "paths": (ArraySpec("path", ("keep", "points", "P"), "theta"),),
+    "xi": (ArraySpec("xi", ("xi_rows", "P")), ArraySpec("xi_norm_at", ("xi_rows", "checkpoints")),
+           ArraySpec("xi_at_anchor", ("xi_rows", "anchors", "P"), kept=False),
+           ArraySpec("xi_sup_after", ("xi_rows", "anchors")), ArraySpec("xi_sum_sq", ("xi_rows",)),
+           ArraySpec("xi_max", ("xi_rows",))),
+}
+assert set(ARRAYS) == set(OBSERVERS)
+
+
+def array_sizes(record: Sequence[str], sizes: dict[str, int]) -> dict[str, int]:
+    """The number of entries of each array the observers ``record`` keep, for the symbol values
+    ``sizes`` (see :class:`ArraySpec`)."""
+    return {spec.name: math.prod(sizes[s] for s in spec.shape)
+            for name in record for spec in ARRAYS[name]}
+
+
 class Observers:
     """The chosen observers' state for one chunk of paths (see the module docstring)."""
 
@@ -103,38 +147,29 @@ class Observers:
         s = self.state
         norm0 = torch.linalg.vector_norm(theta0, dim=1, dtype=torch.float64)
         self.radii = torch.tensor(list(radii), **f64)
-        if "exits" in record:
-            s["first_exit"] = torch.full((rows, len(radii)), -1, dtype=torch.int64, device=dev)
-            s["first_exit_norm"] = torch.where(norm0[:, None] > self.radii, 0, -1)
-        if "running_max" in record:
-            s["max_deviation"] = torch.zeros(rows, **f64)
-            s["max_norm"] = norm0.clone()
-        if "claim2" in record:
-            s["claim2_ratio"] = torch.zeros(rows, **f64)
-        if "clipped" in record:
-            s["clipped_steps"] = torch.zeros(rows, dtype=torch.int64, device=dev)
         self.ck = checkpoint_steps(steps)
         self._ck_index = {int(c): i for i, c in enumerate(self.ck)}
+        self.anchors = xi_anchor_steps(steps).tolist()
+        self.xi_rows = max(0, min(xi_paths - first_row, rows))
+        sizes = {"rows": rows, "radii": len(radii), "checkpoints": len(self.ck),
+                 "keep": max(0, min(keep_paths - first_row, rows)), "points": steps + 1,
+                 "P": theta0.shape[1], "xi_rows": self.xi_rows, "anchors": len(self.anchors)}
+        types = {"int64": torch.int64, "float64": torch.float64, "theta": theta0.dtype}
+        for name in self.record:
+            for spec in ARRAYS[name]:
+                s[spec.name] = torch.full([sizes[k] for k in spec.shape], spec.fill,
+                                          dtype=types[spec.dtype], device=dev)
+        # the values at s = 0
+        if "exits" in record:
+            s["first_exit_norm"] = torch.where(norm0[:, None] > self.radii, 0, -1)
+        if "running_max" in record:
+            s["max_norm"] = norm0.clone()
         if "checkpoints" in record:
-            s["norm_at"] = torch.zeros(rows, len(self.ck), **f64)
-            s["deviation_at"] = torch.zeros(rows, len(self.ck), **f64)
             s["norm_at"][:, 0] = norm0
         if "paths" in record:
-            keep = max(0, min(keep_paths - first_row, rows))
-            s["path"] = torch.zeros(keep, steps + 1, theta0.shape[1], dtype=theta0.dtype,
-                                    device=dev)
-            s["path"][:, 0] = theta0[:keep]
+            s["path"][:, 0] = theta0[:sizes["keep"]]
         if "xi" in record:
             self.mean_field = mean_field
-            k = max(0, min(xi_paths - first_row, rows))
-            self.xi_rows = k
-            self.anchors = xi_anchor_steps(steps).tolist()
-            s["xi"] = torch.zeros(k, theta0.shape[1], **f64)
-            s["xi_norm_at"] = torch.zeros(k, len(self.ck), **f64)
-            s["xi_at_anchor"] = torch.zeros(k, len(self.anchors), theta0.shape[1], **f64)
-            s["xi_sup_after"] = torch.zeros(k, len(self.anchors), **f64)
-            s["xi_sum_sq"] = torch.zeros(k, **f64)
-            s["xi_max"] = torch.zeros(k, **f64)
 
     def update(self, v: StepView) -> None:
         """Fold in the step ``v`` (no host synchronisation)."""
@@ -191,5 +226,5 @@ class Observers:
 
     def finish(self) -> dict[str, torch.Tensor]:
         """The observers' arrays for this chunk (``xi_at_anchor`` left out)."""
-        out = {k: v for k, v in self.state.items() if k != "xi_at_anchor"}
-        return out
+        kept = {spec.name for name in self.record for spec in ARRAYS[name] if spec.kept}
+        return {k: v for k, v in self.state.items() if k in kept}

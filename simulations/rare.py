@@ -88,7 +88,7 @@ particle j of iteration q copies comes from the word of counter j at step q of s
 on (seed, replica) only, not on how many replicas run together (``replica_chunk``).
 
 All clones of an iteration, of all replicas of a chunk, run as one batch through the engine's
-own step (:class:`simulations.engine._TorchStep`), so every problem, clip rule and dtype works.
+own step (:class:`simulations.engine.TorchStep`), so every problem, clip rule and dtype works.
 """
 
 from __future__ import annotations
@@ -103,7 +103,7 @@ import torch
 from scipy import stats
 
 from simulations import sampling
-from simulations.engine import DEFAULT_GUARD, WORD_BUDGET, _TorchStep
+from simulations.engine import DEFAULT_GUARD, WORD_BUDGET, TorchStep
 from simulations.errors import BadArgument
 from simulations.mean_field import mean_field
 from simulations.problems import Problem
@@ -288,7 +288,7 @@ class _Sampler:
         self.problem, self.rule, self.a, self.event = problem, rule, a, event
         self.level, self.batch, self.dtype, self.device = level, batch, dtype, device
         self.scale = torch.as_tensor(scale, dtype=torch.float64, device=device)
-        self.step = _TorchStep(problem, rule, guard, event == "xi", dtype, device, compile)
+        self.step = TorchStep(problem, rule, guard, event == "xi", dtype, device, compile)
         self.words = _Words(seed, streams, device)
         self.words_per_step = batch * problem.words_per_sample
         self.a_t = torch.as_tensor(a, dtype=dtype, device=device)

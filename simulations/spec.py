@@ -274,7 +274,7 @@ class Execution:
     """How a run is executed; changes nothing in its results (bit-identical in float64).
 
     ``device``: a torch device; ``chunk_size``: paths per chunk (None: sized to a memory
-    budget); ``backend``: ``auto``, ``torch`` or ``fused``; ``compile``: torch.compile the
+    budget); ``backend``: ``auto``, ``torch`` or ``compiled``; ``compile``: torch.compile the
     step; ``checkpoint_dir``/``checkpoint_every``/``resume``: save the state every so many
     steps and continue from it; ``progress``: a tqdm bar (None: only on a terminal).
     """
@@ -289,8 +289,8 @@ class Execution:
     progress: bool | None = None
 
     def __post_init__(self):
-        if self.backend not in ("auto", "torch", "fused"):
-            raise BadArgument("backend", f"must be 'auto', 'torch' or 'fused', got "
+        if self.backend not in ("auto", "torch", "compiled"):
+            raise BadArgument("backend", f"must be 'auto', 'torch' or 'compiled', got "
                                          f"{self.backend!r}")
         if self.chunk_size is not None:
             _integer(self.chunk_size, "chunk_size", 1, None)

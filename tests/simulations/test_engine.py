@@ -2,7 +2,8 @@
 
 * Every problem of the catalog (all seven, several quadratic laws and the three stiff kinds) with
   every clip rule: endpoints and every observer array equal to the reference to 1e-12 (relative
-  to the path's scale) in float64, integers exactly; both backends where the fused one applies.
+  to the path's scale) in float64, integers exactly; both steps, the compiled kernel and the
+  torch step, on every cell.
 * Chunking: bit-identical arrays for chunk_size 1, 3, 7 and None.
 * Blow-ups: blown_step, exits at the blow-up step, frozen iterates, no NaN anywhere.
 * Checkpoints: an interrupted run resumed from its checkpoint is bit-identical to a run that was
@@ -63,7 +64,6 @@ PROBLEMS = {
     "stiff-concave": ("stiff", dict(kind="concave", dim=2),
                       dict(lam=1.0, lam_a=1.0, eps=1.0, lam_v=1.0, ball=5.0, c=1.0)),
 }
-FUSED = ("linear-regression", "mlp-regression")  # problems the numba kernel runs
 RULE_KINDS = ("none", "classic", "adaptive", "layerwise", "unitwise", "value", "projection")
 
 
@@ -200,8 +200,7 @@ def _cases():
         for kind in RULE_KINDS:
             batches = (1, 3) if kind in ("classic", "adaptive") else (2,)
             for batch in batches:
-                backends = ("fused", "torch") if (name in FUSED and kind in (
-                    "none", "classic", "adaptive")) else ("auto",)
+                backends = ("compiled", "torch")
                 for backend in backends:
                     cases.append(pytest.param(name, kind, batch, backend, 7 * i + batch,
                                               id=f"{name}-{kind}-B{batch}-{backend}"))
@@ -212,7 +211,7 @@ def _cases():
 def test_engine_matches_reference(name, kind, batch, backend, seed):
     rule = rule_for(name, kind)
     sim, want = run_both(name, rule, batch=batch, seed=seed, backend=backend)
-    assert sim.setting["backend"] == ("torch" if backend == "auto" else backend)
+    assert sim.setting["backend"] == backend
     assert_matches(sim, want)
 
 
@@ -286,8 +285,10 @@ def test_float32_close_to_reference():
     ("quadratic-student-t", "adaptive", 3, "auto"),
     ("rnn-cliff", "value", 2, "auto"),
     ("mlp-regression", "classic", 3, "torch"),
-    ("mlp-regression", "adaptive", 3, "fused"),
-    ("linear-regression", "classic", 2, "fused"),
+    ("mlp-regression", "adaptive", 3, "compiled"),
+    ("linear-regression", "classic", 2, "compiled"),
+    ("mlp-classification", "layerwise", 3, "compiled"),
+    ("quadratic-normal", "projection", 2, "compiled"),
 ])
 def test_chunk_size_does_not_change_anything(name, kind, batch, backend):
     runs = {}
@@ -377,7 +378,7 @@ def test_exits_are_strict_inequalities():
     ("stiff-far", "adaptive", 1e6, 2),
     ("stiff-stiff", "none", 1e12, 1),
     ("mlp-classification", "none", 2.05, 2),  # some paths blow up, some do not
-    ("mlp-regression", "adaptive", 2.25, 2),  # the fused kernel's blow-up branch
+    ("mlp-regression", "adaptive", 2.25, 2),  # the compiled kernel's blow-up branch
     ("mlp-regression", "none", 3.3, 2),
     ("linear-regression", "none", 48.0, 2),
     ("mlp-regression", "layerwise", 2.25, 2),
@@ -430,14 +431,15 @@ def test_infinite_gradient_blows_up_without_nan(kind, dtype):
 
 
 def test_backends_agree_when_the_gradient_norm_overflows():
-    """An MLP whose gradient norm overflows (entries ~1e200, ‖g‖² > 1.8e308): the fused kernel
-    and the torch path give the same arrays (both count it as a blow-up at step 1)."""
+    """An MLP whose gradient norm overflows (entries ~1e200, ‖g‖² > 1.8e308): the compiled
+    kernel and the torch path give the same arrays (both count it as a blow-up at step 1)."""
     pb = {"name": "mlp-regression", "n": 20, "dim": 3, "hidden": 2,
           "theta0": np.r_[np.full(8, 0.5), 1e100, 1e100, 0.0]}
     for rule in (ClipRule("none"), ClipRule("classic", lam=1.0),
                  ClipRule("adaptive", lam=1.0, eps=1.0)):
         runs = [simulate(pb, rule, "0.1/(t+1)", paths=3, steps=10, radii=[1.0], guard=1e308,
-                         backend=backend, progress=False).arrays for backend in ("torch", "fused")]
+                         backend=backend, progress=False).arrays
+                for backend in ("torch", "compiled")]
         assert set(runs[0]) == set(runs[1])
         for key in runs[0]:
             np.testing.assert_array_equal(runs[0][key], runs[1][key], err_msg=f"{rule} {key}")
@@ -457,7 +459,7 @@ def _interrupt_after(monkeypatch, steps_done: int):
     """Make the engine raise once ``steps_done`` steps (summed over chunks) have been run, in
     the middle of whatever block it is running."""
     count = {"steps": 0}
-    for cls in (engine._TorchBlocks, engine._FusedBlocks):
+    for cls in (engine._TorchBlocks, engine._CompiledBlocks):
         original = cls.__call__
 
         def wrapped(self, theta, alive, blown, t, stop, _original=original):
@@ -475,8 +477,9 @@ def _interrupt_after(monkeypatch, steps_done: int):
 
 @pytest.mark.parametrize("name, kind, backend, crash_at", [
     ("quadratic-normal", "layerwise", "auto", 45),  # chunk 1 (steps 30..59), mid-block
+    ("quadratic-normal", "layerwise", "torch", 45),
     ("quadratic-normal", "classic", "auto", 14),  # right at a checkpoint of chunk 0
-    ("mlp-regression", "adaptive", "fused", 75),  # chunk 2, mid-block
+    ("mlp-regression", "adaptive", "compiled", 75),  # chunk 2, mid-block
     ("rnn-cliff", "classic", "auto", 3),  # before the first checkpoint
 ])
 def test_resume_is_bit_identical(tmp_path, monkeypatch, name, kind, backend, crash_at):
@@ -554,11 +557,11 @@ def test_bad_simulate_arguments_raise(kwargs):
         _sim(**kwargs)
 
 
-def test_fused_backend_refuses_what_it_cannot_run():
-    with pytest.raises(ValueError):
+def test_compiled_backend_refuses_what_it_cannot_run():
+    with pytest.raises(ValueError, match="xi"):
         simulate(pspec("rnn-cliff"), rule_for("rnn-cliff", "classic"), "0.1", paths=2,
-                 steps=3, backend="fused", progress=False)
-    with pytest.raises(ValueError):
+                 steps=3, backend="compiled", record=("xi",), progress=False)
+    with pytest.raises(ValueError, match="compiled"):
         simulate(pspec("mlp-regression"), rule_for("mlp-regression", "value"), "0.1",
                  paths=2, steps=3, backend="fused", progress=False)
 

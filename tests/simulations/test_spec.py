@@ -1,6 +1,6 @@
 """simulations.spec: RunSpec as a value (round trip, hash, key against a hash computed here),
 every key checked with an error naming it, the memory refusal against sizes counted here, and
-the engine's interface (simulate with at most 3 parameters, _TorchStep unchanged)."""
+the engine's interface (simulate with at most 3 parameters, TorchStep unchanged)."""
 
 from __future__ import annotations
 
@@ -217,16 +217,16 @@ def test_execution_is_checked():
 
 
 def test_engine_interface():
-    """simulate takes at most 3 parameters; _TorchStep keeps its constructor and fn (the
+    """simulate takes at most 3 parameters; TorchStep keeps its constructor and fn (the
     rare-event splitting estimator calls them)."""
     params = inspect.signature(engine.simulate).parameters
     assert list(params) == ["run", "execution"] and len(params) <= 3
-    assert list(inspect.signature(engine._TorchStep.__init__).parameters) == [
+    assert list(inspect.signature(engine.TorchStep.__init__).parameters) == [
         "self", "problem", "rule", "guard", "need_step", "dtype", "device", "compile"]
-    assert list(inspect.signature(engine._TorchStep._step).parameters) == [
+    assert list(inspect.signature(engine.TorchStep._step).parameters) == [
         "self", "theta", "tnorm", "alive", "blown", "words", "at", "done"]
     run = spec()
-    step = engine._TorchStep(run.make_problem(), run.make_rule(), 1e100, False, torch.float64,
+    step = engine.TorchStep(run.make_problem(), run.make_rule(), 1e100, False, torch.float64,
                              "cpu", False)
     theta = torch.zeros(2, 1, dtype=torch.float64)
     words = torch.zeros(2, run.make_problem().words_per_sample, dtype=torch.int32)
