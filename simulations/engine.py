@@ -315,6 +315,7 @@ class TorchStep:
         self.problem, self.rule, self.need_step = problem, rule, need_step
         self.guard = torch.tensor(guard, dtype=torch.float64, device=device)
         problem.data(dtype, device)  # fill the data cache outside any trace
+        self.compiled = compile
         self.fn = torch.compile(self._step, dynamic=False) if compile else self._step
 
     def _step(self, theta, tnorm, alive, blown, words, at, done):

@@ -314,7 +314,7 @@ def _tanh(x, rational):
     return _tanh_rational(x) if rational else math.tanh(x)
 
 
-@njit(inline="always", fastmath=FASTMATH)
+@njit(fastmath=FASTMATH)
 def _quadratic_grad(th, pb, w, g, ysum):
     r"""g = L(θ − ȳ), ȳ the minibatch mean of y: normal y = m + s·z; Student-t
     y = m + s·z_0/√(Σ_{k=1}^{ν} z_k²/ν); discrete y = v_k·(1, …, 1) with k = #{j : C_j ≤ u},
@@ -355,7 +355,7 @@ def _quadratic_grad(th, pb, w, g, ysum):
         g[c] = pb.curvature * (th[c] - ysum[c])
 
 
-@njit(inline="always", fastmath=FASTMATH)
+@njit(fastmath=FASTMATH)
 def _linear_grad(th, pb, idx, g):
     r"""f = w·x + b; squared loss g = (2/B)Σ_j (f_j − y_j)[x_j, 1]; logistic
     g = (1/B)Σ_j (σ(f_j) − y_j)[x_j, 1]."""
@@ -378,7 +378,7 @@ def _linear_grad(th, pb, idx, g):
         g[dim] += r
 
 
-@njit(inline="always", fastmath=FASTMATH)
+@njit(fastmath=FASTMATH)
 def _mlp_grad(th, pb, idx, sc, rational):
     r"""The tanh MLP d–h–1 with squared loss: f = W2 tanh(W1 x + b1) + b2,
     e_j = (2/B)(f_j − y_j), ∂W2 = Σ_j e_j a_j, ∂b2 = Σ_j e_j, dz_j = e_j W2 ⊙ (1 − a_j²),
@@ -435,7 +435,7 @@ def _mlp_grad(th, pb, idx, sc, rational):
             g[j * dim + c] = acc
 
 
-@njit(inline="always", fastmath=FASTMATH)
+@njit(fastmath=FASTMATH)
 def _softmax_mlp_grad(th, pb, idx, sc, rational):
     r"""The tanh MLP d–h–C with cross-entropy: f = W2 a + b2, a = tanh(W1 x + b1),
     e = (softmax(f) − e_y)/B, ∂W2 = e aᵀ, ∂b2 = e, dz = (W2ᵀ e) ⊙ (1 − a²), ∂W1 = dz xᵀ,
@@ -482,7 +482,7 @@ def _softmax_mlp_grad(th, pb, idx, sc, rational):
                 g[j * dim + c] += dz * pb.x[i, c]
 
 
-@njit(inline="always", fastmath=FASTMATH)
+@njit(fastmath=FASTMATH)
 def _rnn_grad(th, pb, idx, sc):
     r"""x_k = w·tanh(x_{k−1}) + b, ℓ = (x_length − target)²: δ = 2(x_length − target)/B,
     ∂w += δ_k tanh(x_{k−1}), ∂b += δ_k, δ_{k−1} = δ_k·w·(1 − tanh²(x_{k−1}))."""
@@ -504,7 +504,7 @@ def _rnn_grad(th, pb, idx, sc):
     g[1] = db
 
 
-@njit(inline="always")
+@njit
 def _gradient(th, pb, sc, rational):
     """The problem's minibatch gradient into ``sc.g`` from the step's words ``sc.words``."""
     if pb.code == 0:
@@ -526,7 +526,7 @@ def _gradient(th, pb, sc, rational):
         _rnn_grad(th, pb, idx, sc)
 
 
-@njit(inline="always", fastmath=FASTMATH)
+@njit(fastmath=FASTMATH)
 def _mlp_grad1(th, pb, i, sc, rational):
     """:func:`_mlp_grad` for one sample (B = 1), without the transposed minibatch."""
     g, act = sc.g, sc.act
@@ -562,7 +562,7 @@ def _sq(x):
     return s
 
 
-@njit(inline="always", fastmath=FASTMATH)
+@njit(fastmath=FASTMATH)
 def _clip(th, tnorm, rule, sc, gmax):
     r"""The rule's g/c: returns (factor, ‖g/c‖, clipped, finite), with g/c = factor·g for
     none, classic (factor = λ/max(‖g‖, λ)), adaptive (τ = λ·max(‖θ‖, ε)) and projection
@@ -612,7 +612,7 @@ def _clip(th, tnorm, rule, sc, gmax):
     return -1.0, dn, clipped, finite and dn <= gmax
 
 
-@njit(inline="always", fastmath=FASTMATH)
+@njit(fastmath=FASTMATH)
 def step(th, tnorm, a, pb, rule, limits, sc):
     r"""One step from θ = ``th`` (norm ``tnorm``) with the words in ``sc.words``: the candidate
     θ(t+1) = Π(θ − a·g/c) into ``sc.cand`` (Π the projection rule's ball, else the identity).

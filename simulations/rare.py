@@ -102,7 +102,7 @@ import numpy as np
 import torch
 from scipy import stats
 
-from simulations import sampling
+from simulations import kernel, sampling
 from simulations.engine import DEFAULT_GUARD, WORD_BUDGET, TorchStep
 from simulations.errors import BadArgument
 from simulations.mean_field import mean_field
@@ -318,6 +318,9 @@ class _Sampler:
     def advance(self, b: _Batch):
         """Run the rows of ``b`` to T; returns (start step, θ, ξ, running max at that start;
         final score; steps simulated per row) of each row's own segment."""
+        fast = _KernelAdvance.of(self)
+        if fast is not None:
+            return fast(b)
         steps, device = len(self.a), self.device
         rows = len(b.level)
         theta, xi, runmax = b.theta.clone(), None if b.xi is None else b.xi.clone(), b.runmax
@@ -362,6 +365,65 @@ class _Sampler:
                 running = active & (runmax < self.top) | running & ~active
                 work += active
         return new_start, new_theta, new_xi, new_max, runmax, work
+
+
+class _KernelAdvance:
+    """:meth:`_Sampler.advance` on the compiled step (:func:`simulations.kernel.advance_rows`):
+    the same rows, words, scores and switches, one loop per row. For every event but ``xi``
+    (which needs the mean field at every step), on the CPU, unless the torch step is to be
+    compiled (``compile``)."""
+
+    def __init__(self, sampler: _Sampler):
+        problem, dtype = sampler.problem, sampler.a_t.numpy().dtype
+        self.sampler = sampler
+        self.problem = kernel.problem_args(problem, sampler.batch, dtype)
+        self.rule = kernel.rule_args(sampler.rule, problem.layout)
+        self.limits = kernel.limits(float(sampler.step.guard), dtype)
+        self.a = np.ascontiguousarray(sampler.a, dtype=np.float64)
+        table = sampler.words.s  # (streams, 4) int32: s0, s1, s2, s3 of each stream
+        mix = sampling.mix32
+        t = torch.arange(len(self.a), dtype=torch.int64)
+        self.step_keys = _unsigned(mix(_signed(t * 0x9E3779B9)[None, :] + table[:, 2:3]))
+        count = sampler.words_per_step
+        j = torch.arange(count if count > 1 else 0, dtype=torch.int64)
+        self.word_keys = _unsigned(mix(_signed(j * 0x85EBCA6B)[None, :] + table[:, 3:4]))
+        self.score = kernel.Score(0 if sampler.event == "exit" else 1, sampler.plain,
+                                  sampler.endpoint, float(sampler.level),
+                                  sampler.scale.numpy(), float(sampler.top))
+
+    @staticmethod
+    def of(sampler: _Sampler) -> _KernelAdvance | None:
+        """The sampler's compiled runner (built once), or None where the torch step runs."""
+        if not hasattr(sampler, "_kernel"):
+            usable = (sampler.event != "xi" and not sampler.step.compiled
+                      and kernel.supports(sampler.problem, sampler.rule, (), sampler.device))
+            sampler._kernel = _KernelAdvance(sampler) if usable else None
+        return sampler._kernel
+
+    def _path_keys(self, stream: torch.Tensor, counter: torch.Tensor) -> np.ndarray:
+        """K_r = mix32(mix32(r + s0) ^ s1) of each row's counter in its stream."""
+        s, mix = self.sampler.words.s[stream], sampling.mix32
+        return _unsigned(mix(mix(_signed(counter) + s[:, 0]) ^ s[:, 1]))
+
+    def __call__(self, b: _Batch):
+        rows = len(b.level)
+        state = kernel.State(b.theta.contiguous().numpy().copy(), b.theta0.contiguous().numpy(),
+                             np.ones(rows, np.bool_), np.full(rows, -1, np.int64))
+        branch = kernel.Branch(
+            b.level.numpy().astype(np.float64), b.start.numpy().astype(np.int64),
+            b.runmax.numpy().astype(np.float64), np.empty(rows), np.zeros(rows, np.int64),
+            self._path_keys(b.replica, b.parent_counter), self._path_keys(b.replica, b.counter),
+            b.replica.numpy().astype(np.int64), self.step_keys, self.word_keys)
+        kernel.advance_rows(state, branch, self.a, self.problem, self.rule, self.limits,
+                            self.score)
+        start, theta, runmax, score, work = (torch.from_numpy(x) for x in (
+            branch.start, state.theta, branch.runmax, branch.score, branch.work))
+        return start, theta, None, runmax, score, work
+
+
+def _unsigned(x: torch.Tensor) -> np.ndarray:
+    """int32 words as the kernel's uint64 keys (the same 32 bits)."""
+    return np.ascontiguousarray((x.numpy().astype(np.int64) & 0xFFFFFFFF).astype(np.uint64))
 
 
 def ams(
