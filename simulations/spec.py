@@ -52,8 +52,8 @@ import numpy as np
 from simulations.errors import BadArgument
 from simulations.observers import OBSERVERS
 
-__all__ = ["CHAIN_KEYS", "DEFAULTS", "DEFAULT_RECORD", "SAMPLE_KEYS", "Chain", "Execution", "Frozen",
-           "RunSpec", "content_key"]
+__all__ = ["CHAIN_KEYS", "DEFAULTS", "DEFAULT_RECORD", "SAMPLE_KEYS", "Chain", "Execution",
+           "Frozen", "RunSpec", "content_key"]
 
 #: observers recorded unless told otherwise
 DEFAULT_RECORD = ("exits", "running_max", "claim2", "clipped", "checkpoints", "paths")

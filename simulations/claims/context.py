@@ -52,12 +52,16 @@ def bound_text(b: bounds.ProbabilityBound) -> str:
 @dataclass
 class Context:
     """The scenario, its run ``sim``, the claim being checked (``claim``, set by
-    :func:`simulations.claims.evaluate`), and what the checks share: the problem, the rule, the
+    :func:`simulations.claims.evaluate`), the run store (:class:`~simulations.store.RunStore`)
+    that keeps the AMS estimates of :meth:`rare` (``store``; None: not kept) and whether a
+    saved one is reused (``reuse``), and what the checks share: the problem, the rule, the
     schedule and its steps ``a`` (float64), λ, the pathwise tolerance ``rtol`` and H."""
 
     scenario: Any
     sim: Any
     claim: Any = None
+    store: Any = None
+    reuse: bool = False
     problem: Any = field(init=False)
     rule: Any = field(init=False)
 
@@ -142,22 +146,23 @@ class Context:
 
     def rare(self, event: str, level: float, endpoint: bool = False):
         """AMS estimate (:func:`simulations.rare.ams`) of P(max_{s≤T} z(s) ≥ ``level``), or of
-        P(z(T) ≥ ``level``) with ``endpoint``, for the scenario's problem, rule, schedule, T,
-        minibatch, seed, dtype and guard, with the claim's options ``rare_particles`` and
-        ``rare_replicas``."""
-        import torch
-
+        P(z(T) ≥ ``level``) with ``endpoint``, on the scenario's chain (problem, rule,
+        schedule, T, minibatch, seed, dtype, guard), with the claim's options
+        ``rare_particles`` and ``rare_replicas``; kept in (with ``reuse``, taken from) the
+        ``store`` when there is one."""
         from simulations import rare
 
         particles, replicas = self.opt("rare_particles"), self.opt("rare_replicas")
         for key, value in (("rare_particles", particles), ("rare_replicas", replicas)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 2:
                 raise ValueError(f"options.{key} must be an integer >= 2, got {value!r}")
-        return rare.ams(self.problem, self.rule, self.schedule, event=event, level=level,
-                        endpoint=endpoint, steps=self.steps, particles=particles, replicas=replicas,
-                        batch=self.scenario.batch,
-                        seed=self.scenario.seed, dtype=getattr(torch, self.scenario.dtype),
-                        guard=getattr(self.scenario.run, "guard", None))
+        chain = self.scenario.run.chain
+        splitting = rare.Splitting(event=event, level=level, endpoint=endpoint,
+                                   particles=particles, replicas=replicas)
+        if self.store is None:
+            return rare.ams(chain, splitting)
+        return self.store.rare(chain, splitting, lambda: rare.ams(chain, splitting),
+                               reuse=self.reuse, name=f"{self.scenario.name} {self.claim.id}")
 
     def probability(self, k: int, n: int, log10_bound: float, *, event: str, level: float,
                     endpoint: bool = False, impossible: bool = False, reachable: bool = True,
