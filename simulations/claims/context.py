@@ -162,7 +162,8 @@ class Context:
         if self.store is None:
             return rare.ams(chain, splitting)
         return self.store.rare(chain, splitting, lambda: rare.ams(chain, splitting),
-                               reuse=self.reuse, name=f"{self.scenario.name} {self.claim.id}")
+                               reuse=self.reuse,
+                               name=f"{self.scenario.name} {getattr(self.claim, 'id', 'AMS')}")
 
     def probability(self, k: int, n: int, log10_bound: float, *, event: str, level: float,
                     endpoint: bool = False, impossible: bool = False, reachable: bool = True,
