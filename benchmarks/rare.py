@@ -23,10 +23,8 @@ import numpy as np
 import torch
 
 from simulations.engine import simulate
-from simulations.problems import make_problem
-from simulations.rare import ams
-from simulations.rules import ClipRule
-from simulations.spec import Execution, RunSpec
+from simulations.rare import Splitting, ams
+from simulations.spec import Chain, Execution, RunSpec
 
 STEPS = 200
 LEVELS = (48, 70, 86, 100)  # p ≈ 1e-3, 1e-6, 1e-9, 1e-12 at T = 200
@@ -57,9 +55,6 @@ def main() -> None:
                         help="run plain MC where it takes less than this many seconds")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
-    problem = make_problem("quadratic", noise="discrete", values=(-1000.0, 1000.0),
-                           probs=(0.5, 0.5), theta0=0.0)
-    rule = ClipRule("classic", lam=1.0)
     # the engine's rate on this walk (trajectory-steps per second)
     paths = 100_000
     start = time.perf_counter()
@@ -79,8 +74,10 @@ def main() -> None:
     for r in args.levels:
         exact = float(walk_probability(STEPS, r))
         start = time.perf_counter()
-        res = ams(problem, rule, 1.0, event="exit", level=r - 0.5, steps=STEPS,
-                  particles=args.particles, kill=args.kill, replicas=args.replicas, seed=r)
+        chain = Chain.from_dict({**{k: walk[k] for k in ("problem", "clip", "schedule",
+                                                          "steps")}, "seed": r})
+        res = ams(chain, Splitting(event="exit", level=r - 0.5, particles=args.particles,
+                                   kill=args.kill, replicas=args.replicas))
         wall = time.perf_counter() - start
         rho = res.relative_error
         mc_paths = (1 - exact) / (exact * rho**2)

@@ -56,10 +56,8 @@ from paper_figs.intervals import clopper_pearson, exceedance
 from paper_figs.runs import Context, simulation
 from simulations import rare
 from simulations.engine import Simulation
-from simulations.problems import make_problem
-from simulations.rules import ClipRule
 from simulations.scenarios import Scenario
-from simulations.spec import content_key
+from simulations.spec import Chain
 from theory import bounds
 
 NAME = "fig1_blowup"
@@ -145,29 +143,26 @@ def splitting(ctx: Context, scenario: str, event: str, run: dict,
               steps: int) -> dict[str, np.ndarray]:
     """AMS estimates of P(max_{s≤T} z(s) ≥ ℓ) at each level ℓ of ``run["levels"]`` (z the
     ``event``'s score), all from one :func:`~simulations.rare.ams` run to the highest level (its
-    ``curve``) of the size ``run`` gives: estimate, relative error, and the run's extinct
-    replicas and trajectory-steps (the same on every row) kept in the run store, and the
-    interval ends computed from them (:func:`simulations.rare.interval`)."""
+    ``curve``) of the size ``run`` gives, kept in the run store as any AMS estimate
+    (:meth:`~simulations.store.RunStore.rare`, taken from there when present): estimate,
+    relative error, the run's extinct replicas and trajectory-steps (the same on every row),
+    and the interval ends computed from them (:func:`simulations.rare.interval`)."""
     levels = tuple(run["levels"])
     size = {k: run[k] for k in ("particles", "kill", "replicas")}
-    setting = {"problem": {"name": "quadratic", "noise": "normal", "mean": SCENARIOS[scenario],
-                           "sd": 1.0, "theta0": 0.0},
-               "lam": LAM, "schedule": SCHEDULE, "steps": steps, "event": event,
-               "levels": list(levels), "importance": AMS_IMPORTANCE, **size, "seed": 5}
-
-    def compute() -> dict[str, np.ndarray]:
-        r = rare.ams(make_problem(**setting["problem"]), ClipRule("classic", lam=LAM), SCHEDULE,
-                     event=event, level=max(levels), levels=levels, steps=steps,
-                     importance=AMS_IMPORTANCE, particles=size["particles"], kill=size["kill"],
-                     replicas=size["replicas"], seed=setting["seed"])
-        c, m = r.curve, len(levels)
-        return {"level": c.levels, "estimate": c.probability, "relative_error": c.relative_error,
-                "extinct": np.full(m, float(r.extinct)),
-                "steps": np.full(m, float(r.trajectory_steps))}
-
-    key = content_key({"ams": setting})
-    arrays = dict(ctx.store.arrays(key, compute, name=f"ams-{scenario}-{event}",
-                                   meta={"ams": setting}))
+    chain = Chain.from_dict({
+        "problem": {"name": "quadratic", "noise": "normal", "mean": SCENARIOS[scenario],
+                    "sd": 1.0, "theta0": 0.0},
+        "clip": {"rule": "classic", "lam": LAM}, "schedule": SCHEDULE, "steps": steps,
+        "seed": 5})
+    split = rare.Splitting(event=event, level=max(levels), levels=levels,
+                           importance=AMS_IMPORTANCE, **size)
+    r = ctx.store.rare(chain, split, lambda: rare.ams(chain, split),
+                       name=f"ams-{scenario}-{event}")
+    c, m = r.curve, len(levels)
+    assert c is not None  # levels were given
+    arrays = {"level": c.levels, "estimate": c.probability, "relative_error": c.relative_error,
+              "extinct": np.full(m, float(r.extinct)),
+              "steps": np.full(m, float(r.trajectory_steps))}
     # the interval from the estimate and its standard error (a mean of 0 is n zeros: se = 0)
     est, rel = arrays["estimate"], arrays["relative_error"]
     arrays["low"], arrays["high"] = rare.interval(est, np.where(np.isfinite(rel), rel, 0.0) * est,

@@ -366,31 +366,53 @@ def add_rare_parser(commands, run: argparse.ArgumentParser) -> argparse.Argument
     group.add_argument("--max-iterations", type=_count, default=100_000,
                        help="iterations after which a replica is stopped")
     group.add_argument("--json", action="store_true", help="print the result as JSON")
+    rare.add_argument_group("output").add_argument(
+        "--out", type=Path, default=None,
+        help="folder of the run store: the estimate goes into OUT/runs/<key>, and the same "
+             "command again reuses it")
     return rare
 
 
-def rare(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    """The ``rare`` command: :func:`simulations.rare.ams` from the flags; returns 0."""
+def rare(args: argparse.Namespace, parser: argparse.ArgumentParser,
+         argv: list[str] | None = None) -> int:
+    """The ``rare`` command: :func:`simulations.rare.ams` from the flags, with ``--out`` saved
+    in (or reused from) the run store ``OUT/runs``; returns the exit status."""
     import json
 
-    from simulations.rare import ams
-    from simulations.spec import RunSpec
+    from simulations.rare import Splitting, ams
+    from simulations.spec import Chain, Execution
+    from simulations.store import RunStore, rare_key
 
     try:
-        spec = RunSpec.from_dict({
+        chain = Chain.from_dict({
             "problem": {"name": args.problem, **_problem_kwargs(args)}, "clip": _clip(args),
-            "schedule": args.schedule, "paths": 1, "steps": args.steps, "batch": args.batch,
+            "schedule": args.schedule, "steps": args.steps, "batch": args.batch,
             "seed": args.seed, "dtype": args.dtype})
-        device, _ = _device(args.device)
-        result = ams(spec.make_problem(), spec.make_rule(), spec.schedule, event=args.event,
-                     level=args.level, steps=args.steps, importance=args.importance,
-                     endpoint=args.endpoint, levels=args.levels,
-                     particles=args.particles, replicas=args.replicas, kill=args.kill,
-                     batch=args.batch, seed=args.seed, dtype=spec.torch_dtype(),
-                     device=device, max_iterations=args.max_iterations,
-                     compile=args.compile)
+        splitting = Splitting(
+            event=args.event, level=args.level, endpoint=args.endpoint, levels=args.levels,
+            importance=args.importance, particles=args.particles, replicas=args.replicas,
+            kill=args.kill, max_iterations=args.max_iterations)
+        device, device_text = _device(args.device)
+        execution = Execution(device=device, compile=args.compile)
+        if args.out is not None:
+            _writable(args.out)
+        store = None if args.out is None else RunStore(args.out / "runs")
+        result = None if store is None else store.load_rare(chain, splitting)
+        if result is not None:
+            print(f"reusing the estimate saved in {store.folder(rare_key(chain, splitting))}",
+                  file=sys.stderr)
+        else:
+            result = ams(chain, splitting, execution)
+            if store is not None:
+                command = shlex.join([*PROG.split(), *(sys.argv[1:] if argv is None else argv)])
+                path = store.save_rare(result, chain, splitting, device=device_text,
+                                       command=command)
+                print(f"saved: {path}", file=sys.stderr)
     except ValueError as error:
         parser.error(_message(error))
+    except OSError as error:
+        why = error.strerror or str(error)
+        parser.exit(1, f"{parser.prog}: error: cannot write into {args.out}: {why}\n")
     if args.json:
         print(json.dumps(result.to_dict()))
         return 0
@@ -677,5 +699,5 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "verify":
         return verify(args, parser.commands["verify"])
     if args.command == "rare":
-        return rare(args, parser.commands["rare"])
+        return rare(args, parser.commands["rare"], argv)
     return run(args, parser.commands["run"], argv)

@@ -11,6 +11,13 @@ Lemma 1 as printed), for the score z(s) of the event:
 
 A path that blows up (see :mod:`simulations.engine`) gets z = +inf from that step on.
 
+A call is ``ams(chain, splitting, execution)``: the :class:`~simulations.spec.Chain` whose paths
+are split (problem, clip rule, schedule, T, minibatch, seed, dtype, guard), the
+:class:`Splitting` (the event, its level, the importance function and the sizes N, k, n), both
+values, and the :class:`~simulations.spec.Execution` (device, compilation, replicas run
+together), which changes nothing in the result. The store keeps results under the key of the
+chain and the splitting (:meth:`simulations.store.RunStore.rare`).
+
 Algorithm (Bréhier, Gazeau, Goudenège, Lelièvre, Rousset, "Unbiasedness of some generalized
 adaptive multilevel splitting algorithms", Ann. Appl. Probab. 26 (2016)). The chain is the
 state (s, θ(s), ξ(s)) with s ≤ T; the importance function is φ(s) = (z(s) − L)/w(s) with w > 0
@@ -85,17 +92,22 @@ the initial particles, generation q: the clones made at iteration q); the surviv
 particle j of iteration q copies comes from the word of counter j at step q of stream
 ``STREAM_AMS + 2·replica + 1``; θ(0) of initial particle j of replica r is the problem's
 :meth:`~simulations.problems.Problem.initial` for path r·N + j. So a replica's estimate depends
-on (seed, replica) only, not on how many replicas run together (``replica_chunk``).
+on (seed, replica) only, not on how many replicas run together (``Execution.replica_chunk``).
 
-All clones of an iteration, of all replicas of a chunk, run as one batch through the engine's
-own step (:class:`simulations.engine.TorchStep`), so every problem, clip rule and dtype works.
+All clones of an iteration, of all replicas of a chunk, run as one batch. On the CPU, for the
+exit and blowup events, that batch runs on the compiled step, one loop per clone
+(:func:`simulations.kernel.advance_rows`: the replay, the switch to fresh words and the score
+written once, beside the engine's runner); elsewhere (the xi event, another device,
+``Execution(backend="torch")``) on the engine's torch step
+(:class:`simulations.engine.TorchStep`), so every problem, clip rule and dtype works. On the ±1
+walk both give the same estimates bit for bit.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -106,12 +118,11 @@ from simulations import kernel, sampling
 from simulations.engine import DEFAULT_GUARD, WORD_BUDGET, TorchStep
 from simulations.errors import BadArgument
 from simulations.mean_field import mean_field
-from simulations.problems import Problem
-from simulations.rules import ClipRule, norms
-from theory.schedules import Schedule, as_schedule
+from simulations.rules import norms
+from simulations.spec import Chain, Execution
 
-__all__ = ["EVENTS", "IMPORTANCE", "STREAM_AMS", "RareCurve", "RareEventResult", "ams",
-           "importance_scale", "interval", "summarize"]
+__all__ = ["EVENTS", "IMPORTANCE", "STREAM_AMS", "RareCurve", "RareEventResult", "Splitting",
+           "ams", "importance_scale", "interval", "summarize"]
 
 EVENTS = ("exit", "xi", "blowup")
 IMPORTANCE = ("scaled", "max")
@@ -184,6 +195,121 @@ class RareEventResult:
             "estimates": self.estimates.tolist(),
             **({"curve": self.curve.to_dict()} if self.curve is not None else {}),
         }
+
+    @classmethod
+    def from_replicas(cls, estimates: np.ndarray, replica_iterations: np.ndarray,
+                      trajectory_steps: int, extinct: int, capped: int,
+                      setting: dict[str, Any],
+                      levels: Sequence[float] | None = None) -> RareEventResult:
+        """The result of the replicas' ``estimates`` (replicas, m + 1): one column per level
+        of ``levels`` (the curve's, m of them) and the last at the level L; the summaries are
+        computed here (:func:`summarize`), so a result rebuilt from saved replicas is the
+        one that was saved, bit for bit."""
+        estimates = np.asarray(estimates, dtype=np.float64).reshape(len(replica_iterations), -1)
+        mean, interval, rel = summarize(estimates[:, -1])
+        curve = None
+        if levels:
+            cols = [summarize(estimates[:, i]) for i in range(len(levels))]
+            curve = RareCurve(np.asarray(levels, dtype=np.float64),
+                              np.array([c[0] for c in cols]), np.array([c[1] for c in cols]),
+                              np.array([c[2] for c in cols]), estimates[:, :-1].copy())
+        iterations = np.asarray(replica_iterations, dtype=np.int64)
+        return cls(mean, interval, rel, len(iterations), int(trajectory_steps),
+                   int(iterations.sum()), estimates[:, -1].copy(), iterations, int(extinct),
+                   int(capped), setting, curve)
+
+    def replica_estimates(self) -> np.ndarray:
+        """The replicas' estimates (replicas, m + 1) as :meth:`from_replicas` takes them."""
+        if self.curve is None:
+            return self.estimates[:, None].copy()
+        return np.column_stack([self.curve.estimates, self.estimates])
+
+
+@dataclass(frozen=True)
+class Splitting:
+    """How a rare event of a :class:`~simulations.spec.Chain` is estimated by :func:`ams`: a
+    value, checked on construction (:class:`~simulations.errors.BadArgument` naming the
+    parameter), with the default ``kill`` filled in, so that one estimate has one
+    :meth:`to_dict` (and one key in the store, :mod:`simulations.store`).
+
+    ``event`` the score z (``exit``, ``xi``, ``blowup``); ``level`` L > 0; ``endpoint`` the
+    event z(T) ≥ L instead of max_{s≤T} z(s) ≥ L; ``levels`` (running maximum with ``max``
+    only) levels 0 < ℓ ≤ L at which the same run also estimates P(max_{s≤T} z(s) ≥ ℓ) (the
+    result's ``curve``); ``importance`` the importance function φ (:func:`importance_scale`);
+    ``particles`` N ≥ 2; ``replicas`` n ≥ 2 independent replicas; ``kill`` k, the rank of the
+    level among the scores, 1 ≤ k < N (default max(1, N // 10)); ``max_iterations`` after
+    which a replica is stopped.
+    """
+
+    event: str
+    level: float
+    endpoint: bool = False
+    levels: tuple[float, ...] | None = None
+    importance: str = "scaled"
+    particles: int = 100
+    replicas: int = 20
+    kill: int | None = None
+    max_iterations: int = 100_000
+
+    def __post_init__(self):
+        def put(name: str, value: Any) -> None:
+            object.__setattr__(self, name, value)
+
+        if self.event not in EVENTS:
+            raise BadArgument("event", f"must be one of {', '.join(EVENTS)}, got {self.event!r}")
+        if self.importance not in IMPORTANCE:
+            raise BadArgument("importance", f"must be one of {', '.join(IMPORTANCE)}, got "
+                             f"{self.importance!r}")
+        level = self.level
+        if isinstance(level, bool) or not isinstance(level, (int, float, np.integer,
+                                                             np.floating)) \
+                or not 0 < float(level) < math.inf:
+            raise BadArgument("level", f"must satisfy 0 < level < inf, got {level!r}")
+        put("level", float(level))
+        if not isinstance(self.endpoint, (bool, np.bool_)):
+            raise BadArgument("endpoint", f"must be true or false, got {self.endpoint!r}")
+        put("endpoint", bool(self.endpoint))
+        levels = _check_levels(self.levels, self.level, self.importance, self.endpoint)
+        put("levels", tuple(levels) if levels else None)
+        particles = _check_int(self.particles, "particles", 2)
+        put("particles", particles)
+        replicas = _check_int(self.replicas, "replicas", 2)
+        put("replicas", replicas)
+        kill = max(1, particles // 10) if self.kill is None else _check_int(self.kill, "kill", 1)
+        if kill >= particles:
+            raise BadArgument("kill", f"must be smaller than particles ({particles}), got {kill}")
+        put("kill", kill)
+        max_iterations = _check_int(self.max_iterations, "max_iterations", 1)
+        if particles * (max_iterations + 1) >= 1 << 32:
+            raise BadArgument("max_iterations", "must satisfy particles·(max_iterations + 1) < "
+                             f"2**32 (the path counters), got {max_iterations}")
+        put("max_iterations", max_iterations)
+        if replicas * particles >= 1 << 32:
+            raise BadArgument("replicas", "replicas·particles must be < 2**32")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Splitting:
+        """The splitting of ``data`` (keys as in :meth:`to_dict`; ``event`` and ``level``
+        required, the others default as in the class); an unknown key, a missing one or a bad
+        value raises :class:`~simulations.errors.BadArgument` naming it."""
+        known = [f.name for f in fields(cls)]
+        if not isinstance(data, Mapping):
+            raise BadArgument("splitting", f"expected a table of settings, got {data!r}")
+        for key in data:
+            if key not in known:
+                raise BadArgument(key, f"unknown key (expected one of {', '.join(known)})")
+        for key in ("event", "level"):
+            if key not in data:
+                raise BadArgument(key, "required")
+        return cls(**data)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready; ``Splitting.from_dict(s.to_dict()) == s``."""
+        return {"event": self.event, "level": self.level, "endpoint": self.endpoint,
+                "levels": None if self.levels is None else list(self.levels),
+                "importance": self.importance, "particles": self.particles,
+                "replicas": self.replicas, "kill": self.kill,
+                "max_iterations": self.max_iterations}
 
 
 def _check_int(value: Any, name: str, lowest: int) -> int:
@@ -283,21 +409,29 @@ class _Batch:
 class _Sampler:
     """The pieces shared by every batch of one run: schedule, step function, words, event."""
 
-    def __init__(self, problem, rule, a, event, level, scale, importance, endpoint, batch, seed,
-                 streams, dtype, device, guard, compile):
-        self.problem, self.rule, self.a, self.event = problem, rule, a, event
-        self.level, self.batch, self.dtype, self.device = level, batch, dtype, device
-        self.scale = torch.as_tensor(scale, dtype=torch.float64, device=device)
-        self.step = TorchStep(problem, rule, guard, event == "xi", dtype, device, compile)
-        self.words = _Words(seed, streams, device)
-        self.words_per_step = batch * problem.words_per_sample
+    def __init__(self, chain: Chain, splitting: Splitting, execution: Execution,
+                 streams: list[int]):
+        problem, rule = chain.make_problem(), chain.make_rule()
+        dtype, device = chain.torch_dtype(), torch.device(execution.device)
+        a = np.asarray(chain.schedule_obj()(np.arange(chain.steps)), dtype=np.float64)
+        guard = DEFAULT_GUARD[dtype] if chain.guard is None else float(chain.guard)
+        self.problem, self.rule, self.a, self.event = problem, rule, a, splitting.event
+        self.level, self.batch, self.dtype, self.device = (splitting.level, chain.batch, dtype,
+                                                           device)
+        self.seed, self.backend = chain.seed, execution.backend
+        self.scale = torch.as_tensor(importance_scale(a, splitting.importance),
+                                     dtype=torch.float64, device=device)
+        self.step = TorchStep(problem, rule, guard, self.event == "xi", dtype, device,
+                              execution.compile)
+        self.words = _Words(chain.seed, streams, device)
+        self.words_per_step = chain.batch * problem.words_per_sample
         self.a_t = torch.as_tensor(a, dtype=dtype, device=device)
         self.done_t = torch.arange(1, len(a) + 1, device=device)
-        self.endpoint = endpoint
+        self.endpoint = splitting.endpoint
         # φ = z itself (target L) for the running maximum with w ≡ 1, so that the levels of a
         # curve are compared with z exactly; else φ = (z − L)/w, target 0
-        self.plain = importance == "max" and not endpoint
-        self.top = level if self.plain else 0.0
+        self.plain = splitting.importance == "max" and not self.endpoint
+        self.top = self.level if self.plain else 0.0
 
     def phi(self, z: torch.Tensor, s: int) -> torch.Tensor:
         """The importance function at step s of the scores z (float64): z (``max``, running
@@ -370,8 +504,8 @@ class _Sampler:
 class _KernelAdvance:
     """:meth:`_Sampler.advance` on the compiled step (:func:`simulations.kernel.advance_rows`):
     the same rows, words, scores and switches, one loop per row. For every event but ``xi``
-    (which needs the mean field at every step), on the CPU, unless the torch step is to be
-    compiled (``compile``)."""
+    (which needs the mean field at every step), on the CPU, unless the execution asks for the
+    torch step (``backend="torch"``, or ``compile``)."""
 
     def __init__(self, sampler: _Sampler):
         problem, dtype = sampler.problem, sampler.a_t.numpy().dtype
@@ -397,7 +531,11 @@ class _KernelAdvance:
         if not hasattr(sampler, "_kernel"):
             usable = (sampler.event != "xi" and not sampler.step.compiled
                       and kernel.supports(sampler.problem, sampler.rule, (), sampler.device))
-            sampler._kernel = _KernelAdvance(sampler) if usable else None
+            if sampler.backend == "compiled" and not usable:
+                raise BadArgument("backend", "'compiled' runs the catalog's problems on the "
+                                             "CPU, for the exit and blowup events")
+            sampler._kernel = (_KernelAdvance(sampler) if usable and sampler.backend != "torch"
+                               else None)
         return sampler._kernel
 
     def _path_keys(self, stream: torch.Tensor, counter: torch.Tensor) -> np.ndarray:
@@ -426,101 +564,50 @@ def _unsigned(x: torch.Tensor) -> np.ndarray:
     return np.ascontiguousarray((x.numpy().astype(np.int64) & 0xFFFFFFFF).astype(np.uint64))
 
 
-def ams(
-    problem: Problem,
-    rule: ClipRule,
-    schedule: Schedule | str | float,
-    *,
-    event: str,
-    level: float,
-    steps: int,
-    importance: str = "scaled",
-    endpoint: bool = False,
-    levels: Sequence[float] | None = None,
-    particles: int = 100,
-    replicas: int = 20,
-    kill: int | None = None,
-    batch: int = 1,
-    seed: int = 0,
-    dtype: torch.dtype = torch.float64,
-    device: torch.device | str = "cpu",
-    guard: float | None = None,
-    max_iterations: int = 100_000,
-    replica_chunk: int | None = None,
-    compile: bool = False,
-) -> RareEventResult:
-    """Estimate p = P(max_{s≤T} z(s) ≥ ``level``), or P(z(T) ≥ ``level``) with ``endpoint``,
-    by AMS (see the module docstring).
+def ams(chain: Chain, splitting: Splitting,
+        execution: Execution | None = None) -> RareEventResult:
+    """Estimate p = P(max_{s≤T} z(s) ≥ L), or P(z(T) ≥ L) with ``endpoint``, on the paths of
+    ``chain`` by AMS as ``splitting`` says (see the module docstring and :class:`Splitting`).
 
-    ``event`` the score z (``exit``, ``xi``, ``blowup``); ``importance`` the importance
-    function φ (:func:`importance_scale`); ``levels`` (running maximum with ``max`` only)
-    levels 0 < ℓ ≤ L at which the same run also estimates P(max_{s≤T} z(s) ≥ ℓ) (the result's
-    ``curve``); ``particles`` N ≥ 2; ``kill`` k, the rank of the level among the scores,
-    1 ≤ k < N (default max(1, N // 10)); ``replicas`` n ≥ 2 independent replicas, run
-    ``replica_chunk`` at a time (default all; the result does not depend on it). Raises
-    :class:`~simulations.errors.BadArgument` for bad input, naming the argument.
+    Of ``execution`` (default :class:`~simulations.spec.Execution()`), only ``device``,
+    ``backend`` (the compiled step or the torch step; the result's ``setting["backend"]``
+    says which ran), ``compile`` and ``replica_chunk`` (the replicas run together; default
+    all; the result does not depend on it) are read. Raises
+    :class:`~simulations.errors.BadArgument` naming the parameter for a chain of 0 steps (the
+    checks of the chain and of the splitting are theirs:
+    :meth:`~simulations.spec.Chain.from_dict`, :class:`Splitting`).
     """
-    if event not in EVENTS:
-        raise BadArgument("event", f"must be one of {', '.join(EVENTS)}, got {event!r}")
-    if importance not in IMPORTANCE:
-        raise BadArgument("importance", f"must be one of {', '.join(IMPORTANCE)}, got "
-                         f"{importance!r}")
-    level = float(level)
-    if not (0 < level < math.inf):
-        raise BadArgument("level", f"must satisfy 0 < level < inf, got {level!r}")
-    endpoint = bool(endpoint)
-    curve_levels = _check_levels(levels, level, importance, endpoint)
-    steps = _check_int(steps, "steps", 1)
-    particles = _check_int(particles, "particles", 2)
-    replicas = _check_int(replicas, "replicas", 2)
-    kill = max(1, particles // 10) if kill is None else _check_int(kill, "kill", 1)
-    if kill >= particles:
-        raise BadArgument("kill", f"must be smaller than particles ({particles}), got {kill}")
-    batch = _check_int(batch, "batch", 1)
-    seed = _check_int(seed, "seed", 0)
-    max_iterations = _check_int(max_iterations, "max_iterations", 1)
-    if particles * (max_iterations + 1) >= 1 << 32:
-        raise BadArgument("max_iterations", "must satisfy particles·(max_iterations + 1) < 2**32 "
-                         f"(the path counters), got {max_iterations}")
-    chunk = replicas if replica_chunk is None else _check_int(replica_chunk, "replica_chunk", 1)
-    if dtype not in DEFAULT_GUARD:
-        raise BadArgument("dtype", f"must be torch.float64 or torch.float32, got {dtype!r}")
-    if replicas * particles >= 1 << 32:
-        raise BadArgument("replicas", "replicas·particles must be < 2**32")
-    guard = DEFAULT_GUARD[dtype] if guard is None else float(guard)
-    schedule = as_schedule(schedule, horizon=steps)
-    a = np.asarray(schedule(np.arange(steps)), dtype=np.float64)
-    scale = importance_scale(a, importance)
-    device = torch.device(device)
+    execution = Execution() if execution is None else execution
+    steps = chain.steps
+    if steps < 1:
+        raise BadArgument("steps", f"must be an integer >= 1, got {steps!r}")
+    s = splitting
+    chunk = execution.replica_chunk or s.replicas
     # the levels tracked in φ units: the curve's (φ = z with max), then the target
-    targets = [*curve_levels, level if importance == "max" and not endpoint else 0.0]
-    estimates = np.zeros((replicas, len(targets)))
-    iterations = np.zeros(replicas, dtype=np.int64)
-    work, extinct, capped = 0, 0, 0
-    for first in range(0, replicas, chunk):
-        reps = list(range(first, min(replicas, first + chunk)))
-        out = _run(problem, rule, a, event, level, scale, importance, endpoint, targets,
-                   particles, kill, batch, seed, reps, dtype, device, guard, max_iterations,
-                   compile)
+    curve_levels = list(s.levels or ())
+    targets = [*curve_levels, s.level if s.importance == "max" and not s.endpoint else 0.0]
+    estimates = np.zeros((s.replicas, len(targets)))
+    iterations = np.zeros(s.replicas, dtype=np.int64)
+    work, extinct, capped, backend = 0, 0, 0, "torch"
+    for first in range(0, s.replicas, chunk):
+        reps = list(range(first, min(s.replicas, first + chunk)))
+        sampler = _Sampler(chain, s, execution, [STREAM_AMS + 2 * r + i for r in reps
+                                                 for i in (0, 1)])
+        out = _run(sampler, s, reps, targets)
         estimates[reps], iterations[reps] = out[0], out[1]
         work += out[2]
         extinct += out[3]
         capped += out[4]
-    mean, interval, rel = summarize(estimates[:, -1])
-    curve = None
-    if curve_levels:
-        cols = [summarize(estimates[:, i]) for i in range(len(curve_levels))]
-        curve = RareCurve(np.asarray(curve_levels), np.array([c[0] for c in cols]),
-                          np.array([c[1] for c in cols]), np.array([c[2] for c in cols]),
-                          estimates[:, :-1].copy())
+        backend = "compiled" if _KernelAdvance.of(sampler) is not None else "torch"
+    problem, rule, schedule = chain.make_problem(), chain.make_rule(), chain.schedule_obj()
+    guard = DEFAULT_GUARD[chain.torch_dtype()] if chain.guard is None else float(chain.guard)
     setting = {**problem.settings(), **rule.to_dict(), "schedule": schedule.source,
-               "steps": steps, "batch": batch, "seed": seed,
-               "dtype": str(dtype).removeprefix("torch."), "guard": guard, "event": event,
-               "endpoint": endpoint, "level": level, "importance": importance,
-               "particles": particles, "kill": kill, "replicas": replicas,
-               "max_iterations": max_iterations}
-    return RareEventResult(mean, interval, rel, replicas, int(work), int(iterations.sum()),
-                           estimates[:, -1].copy(), iterations, extinct, capped, setting, curve)
+               "steps": steps, "batch": chain.batch, "seed": chain.seed, "dtype": chain.dtype,
+               "guard": guard, "event": s.event, "endpoint": s.endpoint, "level": s.level,
+               "importance": s.importance, "particles": s.particles, "kill": s.kill,
+               "replicas": s.replicas, "max_iterations": s.max_iterations, "backend": backend}
+    return RareEventResult.from_replicas(estimates, iterations, work, extinct, capped, setting,
+                                         curve_levels)
 
 
 def _check_levels(levels, level: float, importance: str, endpoint: bool) -> list[float]:
@@ -542,14 +629,13 @@ def _check_levels(levels, level: float, importance: str, endpoint: bool) -> list
     return values
 
 
-def _run(problem, rule, a, event, level, scale, importance, endpoint, targets, n_part, kill,
-         batch, seed, reps, dtype, device, guard, max_iterations, compile):
-    """AMS on the replicas ``reps`` together; returns (estimates (n, len(targets)) at the
-    φ-levels ``targets``, iterations, steps simulated, extinct, capped)."""
-    n = len(reps)
-    streams = [STREAM_AMS + 2 * r + i for r in reps for i in (0, 1)]
-    sampler = _Sampler(problem, rule, a, event, level, scale, importance, endpoint, batch, seed,
-                       streams, dtype, device, guard, compile)
+def _run(sampler: _Sampler, splitting: Splitting, reps: list[int], targets: list[float]):
+    """AMS on the replicas ``reps`` together (the sampler's streams); returns (estimates
+    (n, len(targets)) at the φ-levels ``targets``, iterations, steps simulated, extinct,
+    capped)."""
+    n, n_part, kill = len(reps), splitting.particles, splitting.kill
+    problem, dtype, device, seed = sampler.problem, sampler.dtype, sampler.device, sampler.seed
+    event, max_iterations = splitting.event, splitting.max_iterations
     rows = n * n_part
     local = torch.arange(n, device=device).repeat_interleave(n_part)  # replica of each row
     j = torch.arange(n_part, device=device).repeat(n)  # particle index of each row

@@ -56,8 +56,8 @@ from simulations.engine import Simulation
 from simulations.files import umask
 from simulations.spec import RunSpec
 
-__all__ = ["ARRAYS", "RESULT", "git_revision", "load", "load_arrays",
-           "package_version", "save", "to_json", "write_unit"]
+__all__ = ["ARRAYS", "RESULT", "git_revision", "load", "load_arrays", "load_unit",
+           "package_version", "provenance", "save", "to_json", "write_unit"]
 
 ARRAYS = "arrays.npz"
 RESULT = "result.json"
@@ -160,13 +160,28 @@ def _write_file(path: Path, write: Callable[[IO[bytes]], None]) -> None:
         os.fsync(handle.fileno())
 
 
+def provenance(*, device: str | None = None, command: str | None = None) -> dict[str, Any]:
+    """Where a result came from (see the module docstring): ``package_version``,
+    ``git_revision``, ``created``, ``torch_version``, ``device`` and, when given, ``command``."""
+    import torch
+
+    out: dict[str, Any] = {
+        "package_version": package_version(),
+        "git_revision": git_revision(),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "torch_version": str(torch.__version__),
+        "device": device,
+    }
+    if command is not None:
+        out["command"] = str(command)
+    return out
+
+
 def result_dict(sim: Simulation, *, device: str | None = None,
                 command: str | None = None, extra: dict[str, Any] | None = None
                 ) -> dict[str, Any]:
     """The content of ``result.json`` for ``sim`` (see the module docstring), with the entries
     of ``extra`` added at the top level."""
-    import torch
-
     out = {
         "setting": sim.setting,
         "run": None if sim.run is None else sim.run.to_dict(),
@@ -178,14 +193,8 @@ def result_dict(sim: Simulation, *, device: str | None = None,
         "radii": _exits(sim, "first_exit"),
         "radii_norm": _exits(sim, "first_exit_norm"),
         "summary": _summary(sim),
-        "package_version": package_version(),
-        "git_revision": git_revision(),
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "torch_version": str(torch.__version__),
-        "device": device,
+        **provenance(device=device, command=command),
     }
-    if command is not None:
-        out["command"] = str(command)
     out.update(extra or {})
     return to_json(out)
 
@@ -244,11 +253,21 @@ def load(out_dir: str | os.PathLike) -> Simulation:
     """
     out = Path(out_dir)
     with _damaged(out):
-        result = json.loads((out / RESULT).read_text(encoding="utf-8"))
-        arrays = load_arrays(out)
+        result, arrays = load_unit(out)
         setting = result["setting"]
         run = None if result.get("run") is None else RunSpec.from_dict(result["run"])
     return Simulation(setting, arrays, run)
+
+
+def load_unit(out_dir: str | os.PathLike) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """``result.json`` and the arrays of ``arrays.npz`` written by :func:`write_unit` into
+    ``out_dir``; a missing or damaged file raises ``ValueError`` naming the folder."""
+    out = Path(out_dir)
+    with _damaged(out):
+        result = json.loads((out / RESULT).read_text(encoding="utf-8"))
+        if not isinstance(result, dict):
+            raise ValueError(f"{RESULT} is not a table")
+        return result, load_arrays(out)
 
 
 def load_arrays(out_dir: str | os.PathLike) -> dict[str, np.ndarray]:

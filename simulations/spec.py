@@ -1,8 +1,11 @@
-r"""What a run computes (:class:`RunSpec`) and how it is executed (:class:`Execution`).
+r"""What a run computes (:class:`RunSpec`: a :class:`Chain` and a sample of its paths) and how
+it is executed (:class:`Execution`).
 
-A :class:`RunSpec` is a value: the problem of the catalog with its parameters, the clip rule,
-the step schedule, the size (paths R, steps T, minibatch B), the seed, the floating-point type,
-the blow-up guard and what is recorded (observers, exit radii, kept paths, ξ paths). Two specs
+A :class:`Chain` is a value: the Markov chain of clipped SGD, that is the problem of the catalog
+with its parameters, the clip rule, the step schedule, the horizon (steps T), the minibatch B,
+the seed, the floating-point type and the blow-up guard. A :class:`RunSpec` is a value too: a
+chain and the Monte Carlo sample drawn from it (paths R, and what is recorded: observers, exit
+radii, kept paths, ξ paths); the chain's fields read through it (``run.steps``). Two specs
 with the same content compute bit-identical arrays (on the default float64 path), so
 :meth:`RunSpec.key` (a hash of the content) names a run in the store (:mod:`simulations.store`).
 An :class:`Execution` says only how: device, chunk size, backend, compilation, checkpoints,
@@ -18,6 +21,10 @@ canonical form :meth:`RunSpec.to_dict` reads back through :meth:`RunSpec.from_di
      "lam": 1.0}, "schedule": "1/(t+1)", "paths": 1000, "steps": 1000, "batch": 1, "seed": 0,
      "dtype": "float64", "guard": null, "record": ["exits", ...], "radii": [2.0],
      "keep_paths": 8, "xi_paths": 1024}
+
+:meth:`Chain.from_dict` checks the chain's keys (:data:`CHAIN_KEYS`) with these same defaults
+and errors (:meth:`RunSpec.from_dict` hands them on to it), and :meth:`Chain.to_dict` is the
+dict above without the sample's keys (:data:`SAMPLE_KEYS`).
 
 ``guard`` null means the dtype's default (:data:`simulations.engine.DEFAULT_GUARD`);
 ``record`` is kept in the order of :data:`simulations.observers.OBSERVERS`, and ``keep_paths``
@@ -35,7 +42,7 @@ import hashlib
 import json
 import math
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,7 +52,8 @@ import numpy as np
 from simulations.errors import BadArgument
 from simulations.observers import OBSERVERS
 
-__all__ = ["DEFAULTS", "DEFAULT_RECORD", "Execution", "Frozen", "RunSpec", "content_key"]
+__all__ = ["CHAIN_KEYS", "DEFAULTS", "DEFAULT_RECORD", "SAMPLE_KEYS", "Chain", "Execution",
+           "Frozen", "RunSpec", "content_key"]
 
 #: observers recorded unless told otherwise
 DEFAULT_RECORD = ("exits", "running_max", "claim2", "clipped", "checkpoints", "paths")
@@ -125,55 +133,57 @@ def _problem(spec: Frozen):
     return make_problem(params.pop("name"), **params)
 
 
+#: the keys of :class:`Chain` (what defines the Markov chain) and of the Monte Carlo sample
+CHAIN_KEYS = ("problem", "clip", "schedule", "steps", "batch", "seed", "dtype", "guard")
+SAMPLE_KEYS = ("paths", "record", "radii", "keep_paths", "xi_paths")
+
+
+def _checked_keys(table: str, data: Any, required: tuple[str, ...], known: tuple[str, ...],
+                  name: Callable[[str], str]) -> dict[str, Any]:
+    """``data`` with the defaults of :data:`DEFAULTS` filled in, after refusing a value that is
+    not a table (naming it ``table``), an unknown key and a missing required one."""
+    if not isinstance(data, Mapping):
+        raise BadArgument(table, f"expected a table of settings, got {data!r}")
+    for key in data:
+        if key not in known:
+            raise BadArgument(name(key), f"unknown key (expected one of {', '.join(known)})")
+    for key in required:
+        if key not in data:
+            raise BadArgument(name(key), "required")
+    return {**{k: DEFAULTS[k] for k in known if k in DEFAULTS}, **data}
+
+
 @dataclass(frozen=True)
-class RunSpec:
-    """What a run computes; build it with :meth:`from_dict` (see the module docstring)."""
+class Chain:
+    """The Markov chain of clipped SGD: the problem of the catalog with its parameters, the clip
+    rule, the step schedule, the horizon T (``steps``), the minibatch B, the seed, the
+    floating-point type and the blow-up guard. Everything a path's numbers depend on, and
+    nothing about how many paths are drawn or what is recorded of them (:class:`RunSpec`) or
+    how a rare event is estimated (:class:`simulations.rare.Splitting`). Build it with
+    :meth:`from_dict`; its keys, defaults and checks are those of :meth:`RunSpec.from_dict`."""
 
     problem: Frozen
     clip: Frozen
     schedule: str | tuple[float, ...]
-    paths: int
     steps: int
     batch: int = 1
     seed: int = 0
     dtype: str = "float64"
     guard: float | None = None
-    record: tuple[str, ...] = DEFAULT_RECORD
-    radii: tuple[float, ...] = ()
-    keep_paths: int = 8
-    xi_paths: int = 1024
 
-    # ---- the one way in ---------------------------------------------------------------------
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *,
-                  names: Mapping[str, str] | None = None) -> RunSpec:
-        """A checked spec from ``data`` (keys as in :meth:`to_dict`; the optional ones default
-        to :data:`DEFAULTS`). ``names``: what the caller calls each key, for the errors.
-
-        The problem's parameters are coerced to their declared types and the declared defaults
-        of those left out are filled in, so that two spellings of one run (``mean = 100`` and
-        ``100.0``, a default left out or written) give one spec and one :meth:`key`.
-
-        Raises :class:`~simulations.errors.BadArgument` naming the key (problem and clip
-        parameters as ``problem.<param>`` and ``clip.<key>``).
-        """
-        names = dict(names or {})
-
-        def name(key: str) -> str:
-            return names.get(key, key)
-
-        if not isinstance(data, Mapping):
-            raise BadArgument("run", f"expected a table of settings, got {data!r}")
-        known = (*REQUIRED, *DEFAULTS)
-        for key in data:
-            if key not in known:
-                raise BadArgument(name(key), f"unknown key (expected one of {', '.join(known)})")
-        for key in REQUIRED:
-            if key not in data:
-                raise BadArgument(name(key), "required")
-        values = {**DEFAULTS, **data}
+                  names: Mapping[str, str] | None = None) -> Chain:
+        """A checked chain from ``data`` (the keys :data:`CHAIN_KEYS`; ``batch``, ``seed``,
+        ``dtype`` and ``guard`` default to :data:`DEFAULTS`). ``names``: what the caller calls
+        each key, for the errors. Raises :class:`~simulations.errors.BadArgument` naming the
+        key (problem and clip parameters as ``problem.<param>`` and ``clip.<key>``)."""
+        name = _namer(names)
+        values = _checked_keys("chain", data, ("problem", "clip", "schedule", "steps"), CHAIN_KEYS,
+                               name)
         out: dict[str, Any] = {}
-        for key, (lowest, highest) in INTEGERS.items():
+        for key in ("steps", "batch", "seed"):
+            lowest, highest = INTEGERS[key]
             out[key] = _integer(values[key], name(key), lowest, highest)
         dtype = values["dtype"]
         dtype = str(dtype).removeprefix("torch.") if not isinstance(dtype, str) else dtype
@@ -186,38 +196,25 @@ class RunSpec:
             if guard <= 0:
                 raise BadArgument(name("guard"), f"expected a number > 0, got {guard!r}")
         out["guard"] = guard
-        out["record"] = _record(values["record"], name("record"))
-        if "paths" not in out["record"]:
-            out["keep_paths"] = 0  # nothing kept: one spec (and key) for the same numbers
-        radii = values["radii"]
-        radii = list(radii) if isinstance(radii, (list, tuple, np.ndarray)) else [radii]
-        out["radii"] = tuple(_positive(r, name("radii")) for r in radii)
         out["schedule"] = _schedule_value(values["schedule"], out["steps"], name("schedule"))
         out["clip"] = _clip(values["clip"], name("clip"))
         out["problem"] = _problem_spec(values["problem"], name("problem"))
         return cls(**out)
 
     def to_dict(self) -> dict[str, Any]:
-        """The spec as JSON-ready values; ``from_dict(spec.to_dict()) == spec``."""
+        """The chain as JSON-ready values; ``from_dict(chain.to_dict()) == chain``."""
         return {"problem": self.problem.thaw(), "clip": self.clip.thaw(),
                 "schedule": (self.schedule if isinstance(self.schedule, str)
                              else list(self.schedule)),
-                "paths": self.paths, "steps": self.steps,
-                "batch": self.batch, "seed": self.seed, "dtype": self.dtype, "guard": self.guard,
-                "record": list(self.record), "radii": list(self.radii),
-                "keep_paths": self.keep_paths, "xi_paths": self.xi_paths}
-
-    def replace(self, **changes: Any) -> RunSpec:
-        """This spec with ``changes`` (checked like :meth:`from_dict`)."""
-        return RunSpec.from_dict({**self.to_dict(), **changes})
+                "steps": self.steps, "batch": self.batch, "seed": self.seed,
+                "dtype": self.dtype, "guard": self.guard}
 
     def key(self) -> str:
-        """The run's name in the store: :func:`content_key` of :meth:`to_dict`."""
+        """:func:`content_key` of :meth:`to_dict`."""
         return content_key(self.to_dict())
 
-    # ---- the objects it names ---------------------------------------------------------------
     def make_problem(self):
-        """The :class:`~simulations.problems.Problem` (built once per spec and shared)."""
+        """The :class:`~simulations.problems.Problem` (built once per chain and shared)."""
         return _problem(self.problem)
 
     def make_rule(self):
@@ -238,6 +235,90 @@ class RunSpec:
         import torch
 
         return getattr(torch, self.dtype)
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """What a run computes: its :class:`Chain` and the Monte Carlo sample drawn from it (paths
+    R and what is recorded of them); build it with :meth:`from_dict` (see the module
+    docstring). The chain's fields read through (``run.steps``, ``run.problem``, ...)."""
+
+    chain: Chain
+    paths: int
+    record: tuple[str, ...] = DEFAULT_RECORD
+    radii: tuple[float, ...] = ()
+    keep_paths: int = 8
+    xi_paths: int = 1024
+
+    # ---- the one way in ---------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *,
+                  names: Mapping[str, str] | None = None) -> RunSpec:
+        """A checked spec from ``data`` (keys as in :meth:`to_dict`; the optional ones default
+        to :data:`DEFAULTS`). ``names``: what the caller calls each key, for the errors.
+
+        The problem's parameters are coerced to their declared types and the declared defaults
+        of those left out are filled in, so that two spellings of one run (``mean = 100`` and
+        ``100.0``, a default left out or written) give one spec and one :meth:`key`.
+
+        Raises :class:`~simulations.errors.BadArgument` naming the key (problem and clip
+        parameters as ``problem.<param>`` and ``clip.<key>``).
+        """
+        name = _namer(names)
+        values = _checked_keys("run", data, REQUIRED, (*REQUIRED, *DEFAULTS), name)
+        out: dict[str, Any] = {}
+        for key in ("paths", "keep_paths", "xi_paths"):
+            lowest, highest = INTEGERS[key]
+            out[key] = _integer(values[key], name(key), lowest, highest)
+        out["chain"] = Chain.from_dict({k: values[k] for k in CHAIN_KEYS}, names=names)
+        out["record"] = _record(values["record"], name("record"))
+        if "paths" not in out["record"]:
+            out["keep_paths"] = 0  # nothing kept: one spec (and key) for the same numbers
+        radii = values["radii"]
+        radii = list(radii) if isinstance(radii, (list, tuple, np.ndarray)) else [radii]
+        out["radii"] = tuple(_positive(r, name("radii")) for r in radii)
+        return cls(**out)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The spec as JSON-ready values; ``from_dict(spec.to_dict()) == spec``."""
+        chain = self.chain.to_dict()
+        return {**{k: chain[k] for k in ("problem", "clip", "schedule")}, "paths": self.paths,
+                **{k: chain[k] for k in ("steps", "batch", "seed", "dtype", "guard")},
+                "record": list(self.record), "radii": list(self.radii),
+                "keep_paths": self.keep_paths, "xi_paths": self.xi_paths}
+
+    def replace(self, **changes: Any) -> RunSpec:
+        """This spec with ``changes`` (checked like :meth:`from_dict`)."""
+        return RunSpec.from_dict({**self.to_dict(), **changes})
+
+    def key(self) -> str:
+        """The run's name in the store: :func:`content_key` of :meth:`to_dict`."""
+        return content_key(self.to_dict())
+
+    # ---- the chain's fields and the objects it names ----------------------------------------
+    problem = property(lambda self: self.chain.problem)
+    clip = property(lambda self: self.chain.clip)
+    schedule = property(lambda self: self.chain.schedule)
+    steps = property(lambda self: self.chain.steps)
+    batch = property(lambda self: self.chain.batch)
+    seed = property(lambda self: self.chain.seed)
+    dtype = property(lambda self: self.chain.dtype)
+    guard = property(lambda self: self.chain.guard)
+
+    def make_problem(self):
+        """The :class:`~simulations.problems.Problem` (built once per chain and shared)."""
+        return self.chain.make_problem()
+
+    def make_rule(self):
+        """The :class:`~simulations.rules.ClipRule`."""
+        return self.chain.make_rule()
+
+    def schedule_obj(self):
+        """The :class:`~theory.schedules.Schedule` a(t) on the horizon ``steps``."""
+        return self.chain.schedule_obj()
+
+    def torch_dtype(self):
+        return self.chain.torch_dtype()
 
     def result_bytes(self, n_params: int) -> dict[str, int]:
         """Bytes of the arrays a run keeps (the engine holds them twice while it joins the
@@ -276,7 +357,9 @@ class Execution:
     ``device``: a torch device; ``chunk_size``: paths per chunk (None: sized to a memory
     budget); ``backend``: ``auto``, ``torch`` or ``compiled``; ``compile``: torch.compile the
     step; ``checkpoint_dir``/``checkpoint_every``/``resume``: save the state every so many
-    steps and continue from it; ``progress``: a tqdm bar (None: only on a terminal).
+    steps and continue from it; ``progress``: a tqdm bar (None: only on a terminal);
+    ``replica_chunk``: the replicas of :func:`simulations.rare.ams` run together (None: all).
+    :func:`~simulations.rare.ams` reads only ``device``, ``compile`` and ``replica_chunk``.
     """
 
     device: Any = "cpu"
@@ -287,6 +370,7 @@ class Execution:
     checkpoint_every: int = 1000
     resume: bool = False
     progress: bool | None = None
+    replica_chunk: int | None = None
 
     def __post_init__(self):
         if self.backend not in ("auto", "torch", "compiled"):
@@ -294,12 +378,20 @@ class Execution:
                                          f"{self.backend!r}")
         if self.chunk_size is not None:
             _integer(self.chunk_size, "chunk_size", 1, None)
+        if self.replica_chunk is not None:
+            _integer(self.replica_chunk, "replica_chunk", 1, None)
         _integer(self.checkpoint_every, "checkpoint_every", 1, None)
         if self.checkpoint_dir is not None:
             object.__setattr__(self, "checkpoint_dir", Path(self.checkpoint_dir))
 
 
 # ---- checks -------------------------------------------------------------------------------------
+
+def _namer(names: Mapping[str, str] | None) -> Callable[[str], str]:
+    """The caller's name of each key (the key itself where ``names`` has none)."""
+    names = dict(names or {})
+    return lambda key: names.get(key, key)
+
 
 def _integer(value: Any, name: str, lowest: int, highest: int | None) -> int:
     if isinstance(value, (float, np.floating)) and float(value).is_integer():

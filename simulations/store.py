@@ -1,5 +1,7 @@
 r"""The one store of finished runs, content-addressed: ``ROOT/<key>/`` with ``result.json`` and
 ``arrays.npz`` (:mod:`simulations.results`), ``key`` = :meth:`simulations.spec.RunSpec.key`.
+Rare-event estimates (:func:`simulations.rare.ams`) live there too, under :func:`rare_key`, the
+hash of their chain, their splitting and the kind ``ams`` (:meth:`RunStore.rare`).
 
 ``python -m simulations run`` and ``verify`` keep their runs in ``OUT/runs``, ``python -m
 paper_figs`` its (reduced) arrays in ``OUT/runs`` too. A folder's name is the 16 hex digits of
@@ -30,13 +32,22 @@ import numpy as np
 from simulations import results
 from simulations.engine import Simulation
 from simulations.files import atomic_write
-from simulations.spec import RunSpec
+from simulations.rare import RareEventResult, Splitting
+from simulations.spec import Chain, RunSpec, content_key
 
-__all__ = ["INDEX", "RunStore"]
+__all__ = ["INDEX", "RunStore", "rare_key"]
 
 INDEX = "index.json"
 KEY = re.compile(r"[0-9a-f]{16}")
 Arrays = dict[str, np.ndarray]
+
+
+def rare_key(chain: Chain, splitting: Splitting) -> str:
+    """The name in the store of the AMS estimate of ``splitting`` on ``chain``:
+    :func:`~simulations.spec.content_key` of ``{"kind": "ams", "chain": ..., "splitting": ...}``
+    (their ``to_dict()``)."""
+    return content_key({"kind": "ams", "chain": chain.to_dict(),
+                        "splitting": splitting.to_dict()})
 
 
 class RunStore:
@@ -89,6 +100,63 @@ class RunStore:
             sim = compute()
             self.save(sim, name=name, **save)
         return sim
+
+    # ---- rare-event estimates (AMS) -------------------------------------------------------------
+    def load_rare(self, chain: Chain, splitting: Splitting) -> RareEventResult | None:
+        """The saved AMS estimate of ``splitting`` on ``chain``, or None (nothing saved, or a
+        damaged entry, said on stderr). Rebuilt from the saved replicas' estimates
+        (:meth:`~simulations.rare.RareEventResult.from_replicas`): the result that was saved."""
+        folder = self.folder(rare_key(chain, splitting))
+        if not (folder / results.RESULT).exists():
+            return None
+        try:
+            saved, arrays = results.load_unit(folder)
+        except ValueError as error:
+            print(f"note: {error}; computing it again", file=sys.stderr)
+            return None
+        try:
+            if saved.get("kind") != "ams" or Chain.from_dict(saved["chain"]) != chain \
+                    or Splitting.from_dict(saved["splitting"]) != splitting:
+                return None  # a hash collision, or a hand-edited entry
+            res = saved["result"]
+            return RareEventResult.from_replicas(
+                arrays["estimates"], arrays["replica_iterations"], res["trajectory_steps"],
+                res["extinct"], res["capped"], res["setting"], splitting.levels)
+        except (ValueError, KeyError, TypeError) as error:
+            why = " ".join(str(error).split())[:160]
+            print(f"note: {folder}: not a complete saved estimate ({why}); computing it again",
+                  file=sys.stderr)
+            return None
+
+    def save_rare(self, result: RareEventResult, chain: Chain, splitting: Splitting, *,
+                  name: str | None = None, device: str | None = None,
+                  command: str | None = None, extra: dict[str, Any] | None = None) -> Path:
+        """Save the AMS ``result`` of ``splitting`` on ``chain`` under :func:`rare_key`:
+        ``arrays.npz`` the replicas' estimates (replicas, levels + 1) and iterations,
+        ``result.json`` the kind ``ams``, the key, the chain, the splitting, the result
+        (:meth:`~simulations.rare.RareEventResult.to_dict`), the provenance
+        (:func:`simulations.results.provenance`) and ``extra``; returns its ``result.json``."""
+        key = rare_key(chain, splitting)
+        arrays = {"estimates": result.replica_estimates(),
+                  "replica_iterations": result.replica_iterations}
+        meta = {"kind": "ams", "key": key, "chain": chain.to_dict(),
+                "splitting": splitting.to_dict(), "result": result.to_dict(),
+                **results.provenance(device=device, command=command), **(extra or {}),
+                **({"name": name} if name is not None else {})}
+        path = results.write_unit(self.folder(key), arrays, meta)
+        self._index(key, name)
+        return path
+
+    def rare(self, chain: Chain, splitting: Splitting, compute: Callable[[], RareEventResult],
+             *, reuse: bool = True, name: str | None = None, **save: Any) -> RareEventResult:
+        """The saved AMS estimate of ``splitting`` on ``chain`` when ``reuse``, else
+        ``compute()`` saved first (:meth:`save_rare`)."""
+        result = self.load_rare(chain, splitting) if reuse else None
+        if result is None:
+            self._refuse_read_only(rare_key(chain, splitting), name)
+            result = compute()
+            self.save_rare(result, chain, splitting, name=name, **save)
+        return result
 
     # ---- arrays derived from a run (figures) --------------------------------------------------
     def arrays(self, key: str, compute: Callable[[], Arrays], *, name: str | None = None,

@@ -6,9 +6,11 @@ r"""Run scenarios and hold their claims against the paths: the work behind
 :meth:`~simulations.spec.RunSpec.key`, the scenario's name in ``OUT/runs/index.json``); with
 ``resume=True`` a run saved there with the same spec (or the scenario's run for all its
 claims, which records a superset of the observers) is loaded instead of run again, so an
-interrupted suite loses only the scenario it was in. :func:`verify` does this for a list of
-scenarios and returns the rows of :mod:`simulations.claims`, with a progress bar on a terminal
-and, elsewhere, one line per scenario on stderr (time taken, about how long is left).
+interrupted suite loses only the scenario it was in. The claims' AMS estimates go into the
+same store (:meth:`~simulations.store.RunStore.rare`), and ``resume=True`` reuses them too.
+:func:`verify` does this for a list of scenarios and returns the rows of
+:mod:`simulations.claims`, with a progress bar on a terminal and, elsewhere, one line per
+scenario on stderr (time taken, about how long is left).
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ def verify(scenarios: Sequence[Scenario], claims: Sequence[str] | None = None, *
     ``progress``: None shows a bar on a terminal and a line per scenario otherwise; False
     nothing."""
     rows: list[claims_mod.ClaimResult] = []
+    store = None if out is None else RunStore(Path(out) / "runs")
     lines = progress is None and not sys.stderr.isatty()
     bar = tqdm(scenarios, desc="scenarios", unit="scenario", leave=False,
                disable=True if lines else None if progress is None else not progress)
@@ -76,7 +79,7 @@ def verify(scenarios: Sequence[Scenario], claims: Sequence[str] | None = None, *
             began = time.perf_counter()
             sim = run_scenario(sc, chosen, out=out, resume=resume,
                                progress=False if lines else progress, device=device)
-            rows.extend(claims_mod.evaluate(sc, sim, chosen))
+            rows.extend(claims_mod.evaluate(sc, sim, chosen, store=store, reuse=resume))
             if lines:
                 now = time.perf_counter()
                 left = (now - start) / i * (len(scenarios) - i)

@@ -66,10 +66,12 @@ BUILT_IN = (a1, a2, l1_paper, l1_det, l1_mart, c2, c2_growth, a3, l2, l3, t1, od
 CLAIMS = tuple(register(module).id for module in BUILT_IN)
 
 
-def evaluate(scenario, sim, claims: Sequence[str] | None = None) -> list[ClaimResult]:
+def evaluate(scenario, sim, claims: Sequence[str] | None = None, *, store=None,
+             reuse: bool = False) -> list[ClaimResult]:
     """The rows of ``claims`` (default: the scenario's; ids of registered claims) for a
-    finished run ``sim``."""
-    ctx = Context(scenario, sim)
+    finished run ``sim``; the AMS estimates of the probability claims are kept in ``store``
+    (a :class:`~simulations.store.RunStore`, or None) and, with ``reuse``, taken from it."""
+    ctx = Context(scenario, sim, store=store, reuse=reuse)
     rows: list[ClaimResult] = []
     for claim_id in scenario.claims if claims is None else claims:
         ctx.claim = get(claim_id)

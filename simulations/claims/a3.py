@@ -33,8 +33,8 @@ def check(ctx: Context) -> list[ClaimResult]:
     step_sum = ctx.lam * float(np.sum(ctx.a))
     reachable = (ctx.rule.kind != "classic"
                  or float(np.linalg.norm(ctx.theta0())) + step_sum > radius)
-    got = ctx.probability(k, n, math.log10(delta), event="blowup",
-                          level=math.nextafter(radius, math.inf), reachable=reachable)
+    got = ctx.probability(k, n, math.log10(delta),
+                          event=("blowup", math.nextafter(radius, math.inf)), reachable=reachable)
     lo, hi = got["interval"]
     end = np.linalg.norm(arr["endpoints"], axis=1)
     why = (f"{k} of {n} paths had max_s ‖θ(s)‖ > {fmt(radius)} (largest "

@@ -52,12 +52,16 @@ def bound_text(b: bounds.ProbabilityBound) -> str:
 @dataclass
 class Context:
     """The scenario, its run ``sim``, the claim being checked (``claim``, set by
-    :func:`simulations.claims.evaluate`), and what the checks share: the problem, the rule, the
+    :func:`simulations.claims.evaluate`), the run store (:class:`~simulations.store.RunStore`)
+    that keeps the AMS estimates of :meth:`rare` (``store``; None: not kept) and whether a
+    saved one is reused (``reuse``), and what the checks share: the problem, the rule, the
     schedule and its steps ``a`` (float64), λ, the pathwise tolerance ``rtol`` and H."""
 
     scenario: Any
     sim: Any
     claim: Any = None
+    store: Any = None
+    reuse: bool = False
     problem: Any = field(init=False)
     rule: Any = field(init=False)
 
@@ -142,31 +146,35 @@ class Context:
 
     def rare(self, event: str, level: float, endpoint: bool = False):
         """AMS estimate (:func:`simulations.rare.ams`) of P(max_{s≤T} z(s) ≥ ``level``), or of
-        P(z(T) ≥ ``level``) with ``endpoint``, for the scenario's problem, rule, schedule, T,
-        minibatch, seed, dtype and guard, with the claim's options ``rare_particles`` and
-        ``rare_replicas``."""
-        import torch
-
+        P(z(T) ≥ ``level``) with ``endpoint``, on the scenario's chain (problem, rule,
+        schedule, T, minibatch, seed, dtype, guard), with the claim's options
+        ``rare_particles`` and ``rare_replicas``; kept in (with ``reuse``, taken from) the
+        ``store`` when there is one."""
         from simulations import rare
 
         particles, replicas = self.opt("rare_particles"), self.opt("rare_replicas")
         for key, value in (("rare_particles", particles), ("rare_replicas", replicas)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 2:
                 raise ValueError(f"options.{key} must be an integer >= 2, got {value!r}")
-        return rare.ams(self.problem, self.rule, self.schedule, event=event, level=level,
-                        endpoint=endpoint, steps=self.steps, particles=particles, replicas=replicas,
-                        batch=self.scenario.batch,
-                        seed=self.scenario.seed, dtype=getattr(torch, self.scenario.dtype),
-                        guard=getattr(self.scenario.run, "guard", None))
+        chain = self.scenario.run.chain
+        splitting = rare.Splitting(event=event, level=level, endpoint=endpoint,
+                                   particles=particles, replicas=replicas)
+        if self.store is None:
+            return rare.ams(chain, splitting)
+        return self.store.rare(chain, splitting, lambda: rare.ams(chain, splitting),
+                               reuse=self.reuse,
+                               name=f"{self.scenario.name} {getattr(self.claim, 'id', 'AMS')}")
 
-    def probability(self, k: int, n: int, log10_bound: float, *, event: str, level: float,
-                    endpoint: bool = False, impossible: bool = False, reachable: bool = True,
+    def probability(self, k: int, n: int, log10_bound: float, *,
+                    event: tuple[str, float] | tuple[str, float, bool],
+                    impossible: bool = False, reachable: bool = True,
                     upper_only: bool = False) -> dict[str, Any]:
         """The verdict on P(event) ≤ b = 10^log10_bound from k events in n plain paths, and
         where that is ``inconclusive`` (the 95% Clopper–Pearson upper limit is above b and the
         lower limit is not), from AMS (:meth:`rare`, score ``event`` at ``level``, its running
         maximum, or its value at T with ``endpoint``) when the
-        claim's option ``rare`` is true and log10 b ≥ ``rare_floor``. The AMS interval is judged
+        claim's option ``rare`` is true and log10 b ≥ ``rare_floor``; ``event`` = (score, level)
+        or (score, level, endpoint), the arguments of :meth:`rare`. The AMS interval is judged
         by :func:`~simulations.claims.verdicts.interval_verdict` (``upper_only``: the AMS event
         contains the claim's, so it can only show ``holds``; an AMS estimate of 0, every
         replica extinct, is ``inconclusive``; ``reachable`` false: the event
@@ -187,7 +195,8 @@ class Context:
         if (verdict == "inconclusive" and self.opt("rare") and reachable
                 and log10_bound >= float(self.opt("rare_floor"))):
             start = time.perf_counter()
-            res = self.rare(event, level, endpoint)
+            res = self.rare(*event)
+            score, level, endpoint = (*event, False)[:3]
             seconds = time.perf_counter() - start
             verdict = interval_verdict(res.interval, log10_bound, upper_only=upper_only)
             if res.probability == 0:  # every replica died out: the interval [0, 0] is no bound
@@ -198,7 +207,7 @@ class Context:
             where = "at T" if endpoint else "running maximum"
             why = (f"plain Monte Carlo {k} of {n} paths cannot resolve 10^{log10_bound:.4g}; AMS "
                    f"({res.setting['particles']} particles × {res.replicas} replicas, score "
-                   f"{event} ({where}) at level {level:.6g}): p̂ = {estimate:.3g}, 95% interval "
+                   f"{score} ({where}) at level {level:.6g}): p̂ = {estimate:.3g}, 95% interval "
                    f"[{lo:.3g}, {hi:.3g}], relative error {res.relative_error:.2g}")
             if verdict == "holds":
                 why += ": the upper limit is at or below the bound"

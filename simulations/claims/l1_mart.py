@@ -31,7 +31,7 @@ def check(ctx: Context) -> list[ClaimResult]:
     for r in ctx.scenario.xi_radii:
         b = bounds.pinelis(ctx.lam, r, ctx.schedule, horizon=ctx.steps)
         k = int(np.sum(xi_max >= r))
-        got = ctx.probability(k, n, b.log10_probability, event="xi", level=r,
+        got = ctx.probability(k, n, b.log10_probability, event=("xi", r),
                               impossible=reach < r)
         out.append(ctx.row(
             statement=f"Pinelis: P(max_s‖ξ(s)‖ ≥ {fmt(r)}) ≤ 2exp(−r²/(8λ²γ_T))",

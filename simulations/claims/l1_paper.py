@@ -48,8 +48,8 @@ def check(ctx: Context) -> list[ClaimResult]:
         k, n = int(np.sum(~(dev_T <= M))), len(dev_T)
         for form, text in FORMS[1:] if finite else FORMS:
             b = b14 if form == "14" or b15 is None else b15
-            got = ctx.probability(k, n, b.log10_probability, event="exit",
-                                  level=math.nextafter(M, math.inf), endpoint=True,
+            got = ctx.probability(k, n, b.log10_probability,
+                                  event=("exit", math.nextafter(M, math.inf), True),
                                   impossible=reach <= M)
             why = got["reason"]
             if got["verdict"] == "vacuous" and reach <= M:

@@ -284,3 +284,21 @@ def test_blowup_splitting_is_monotone_and_inside_the_deterministic_radius(out):
         assert np.all((level > 0) & (level < det["x"]))
         assert np.all(np.abs(level[:, None] - atoms[None, :]).min(axis=1) > 0.01)
         assert np.all(column(ams, "trajectory_steps") > 0)
+
+
+def test_blowup_splitting_points_come_from_the_store(out, tmp_path, monkeypatch):
+    """Figure 1's AMS runs are the store's AMS entries (one per panel, kind ams, with their
+    chain and splitting); redrawn from the store, no AMS runs and the points are the same."""
+    from simulations import rare
+
+    saved = [json.loads(p.read_text()) for p in (out / "runs").glob("*/result.json")]
+    entries = [e for e in saved if e.get("kind") == "ams"]
+    assert sorted(e["splitting"]["event"] for e in entries) == ["exit", "xi"]
+    assert all(e["chain"]["seed"] == 5 and e["splitting"]["importance"] == "max"
+               for e in entries)
+    monkeypatch.setattr(rare, "_run", None)  # no AMS may run
+    again = tmp_path / "again"
+    assert main(["--from", str(out), "--out", str(again), "--only", "fig_blowup"]) == 0
+    for panel in "ab":
+        assert rows(again, "fig1_blowup", "AMS near", panel) == rows(out, "fig1_blowup",
+                                                                      "AMS near", panel)

@@ -23,10 +23,8 @@ from scipy import special, stats
 from simulations import cli, sampling
 from simulations.engine import simulate
 from simulations.errors import BadArgument
-from simulations.problems import make_problem
-from simulations.rare import _Words, ams, importance_scale, summarize
-from simulations.rules import ClipRule
-from simulations.spec import RunSpec
+from simulations.rare import Splitting, _Words, ams, importance_scale, summarize
+from simulations.spec import Chain, Execution, RunSpec
 
 
 def walk_probability(steps: int, r: int) -> Fraction:
@@ -68,8 +66,21 @@ def ar1_probability(a: float, steps: int, r: float, nodes: int = 200) -> float:
     return p
 
 
-WALK = make_problem("quadratic", noise="discrete", values=(-1000.0, 1000.0), probs=(0.5, 0.5),
-                    theta0=0.0)
+WALK = {"name": "quadratic", "noise": "discrete", "values": [-1000.0, 1000.0],
+        "probs": [0.5, 0.5], "theta0": 0.0}
+NORMAL = {"name": "quadratic", "noise": "normal", "mean": 0.0, "sd": 1.0, "theta0": 0.0}
+CLASSIC = {"rule": "classic", "lam": 1.0}
+VALUE = {"rule": "value", "lam": 1.0}
+CHAIN_KEYS = ("steps", "batch", "seed", "dtype", "guard")
+
+
+def estimate(problem: dict, clip: dict, schedule, *, replica_chunk: int | None = None,
+             **kwargs):
+    """``ams`` on the chain of ``problem``, ``clip``, ``schedule`` and the chain's keys of
+    ``kwargs``, with the splitting of the others."""
+    chain = Chain.from_dict({"problem": problem, "clip": clip, "schedule": schedule,
+                             **{k: kwargs.pop(k) for k in CHAIN_KEYS if k in kwargs}})
+    return ams(chain, Splitting(**kwargs), Execution(replica_chunk=replica_chunk))
 
 
 def test_references_agree_with_hand_values():
@@ -94,14 +105,14 @@ def test_words_are_those_of_sampling_row_by_row():
 
 
 @pytest.mark.parametrize("event,rule,dtype", [
-    ("exit", ClipRule("classic", lam=1.0), torch.float64),
-    ("blowup", ClipRule("value", lam=1.0), torch.float32),
-    ("xi", ClipRule("classic", lam=1.0), torch.float64),  # H = 0 on the walk, so ξ(s) = −θ(s)
+    ("exit", CLASSIC, "float64"),
+    ("blowup", VALUE, "float32"),
+    ("xi", CLASSIC, "float64"),  # H = 0 on the walk, so ξ(s) = −θ(s)
 ])
 def test_walk_probability_at_1e_9_is_in_the_interval(event, rule, dtype):
     exact = float(walk_probability(60, 46))
     assert 5e-10 < exact < 2e-9
-    res = ams(WALK, rule, 1.0, event=event, level=45.5, steps=60, particles=50, kill=10,
+    res = estimate(WALK, rule, 1.0, event=event, level=45.5, steps=60, particles=50, kill=10,
               replicas=10, seed=3, dtype=dtype)
     assert res.interval[0] <= exact <= res.interval[1]
     assert res.relative_error < 0.35
@@ -113,7 +124,7 @@ def test_walk_estimator_is_unbiased_with_ties():
     killed together. The mean of 1200 replicas of 10 particles (kill = 1) against the DP."""
     exact = float(walk_probability(30, 19))
     assert 5e-4 < exact < 1e-3
-    res = ams(WALK, ClipRule("value", lam=1.0), 1.0, event="exit", level=18.5, steps=30,
+    res = estimate(WALK, VALUE, 1.0, event="exit", level=18.5, steps=30,
               particles=10, kill=1, replicas=1200, seed=11, importance="max")
     se = res.probability * res.relative_error
     assert abs(res.probability - exact) < 3.5 * se
@@ -132,7 +143,7 @@ def test_curve_from_one_run_matches_the_walk_at_every_level():
     levels = [r - 0.5 for r in range(6, 31, 4)] + [29.5]
     kwargs = dict(event="exit", level=29.5, steps=40, importance="max", particles=50, kill=5,
                   replicas=10, seed=3)
-    res = ams(WALK, ClipRule("classic", lam=1.0), 1.0, levels=levels, **kwargs)
+    res = estimate(WALK, CLASSIC, 1.0, levels=levels, **kwargs)
     exact = np.array([float(walk_probability(40, round(x + 0.5))) for x in levels])
     assert exact[0] > 0.5 and 1e-6 < exact[-1] < 2e-6
     c = res.curve
@@ -140,7 +151,7 @@ def test_curve_from_one_run_matches_the_walk_at_every_level():
     assert np.all((c.interval[:, 0] <= exact) & (exact <= c.interval[:, 1]))
     assert np.all(c.relative_error < 0.5)
     assert np.all(np.diff(c.estimates[:, :-1], axis=1) <= 0)  # a replica's curve decreases
-    plain = ams(WALK, ClipRule("classic", lam=1.0), 1.0, **kwargs)
+    plain = estimate(WALK, CLASSIC, 1.0, **kwargs)
     assert np.array_equal(c.estimates[:, -1], res.estimates)
     assert np.array_equal(plain.estimates, res.estimates)
     assert c.probability[-1] == res.probability == plain.probability
@@ -149,18 +160,17 @@ def test_curve_from_one_run_matches_the_walk_at_every_level():
 
 
 @pytest.mark.parametrize("problem,rule,levels,level", [
-    (WALK, ClipRule("classic", lam=1.0), [9.5, 19.5], 25.5),
-    (make_problem("quadratic", noise="normal", mean=0.0, sd=1.0, theta0=0.0),
-     ClipRule("classic", lam=1.0), [0.9, 1.3], 1.7),
+    (WALK, CLASSIC, [9.5, 19.5], 25.5),
+    (NORMAL, CLASSIC, [0.9, 1.3], 1.7),
 ])
 def test_curve_at_each_level_is_the_run_to_that_level(problem, rule, levels, level):
     """The run to L and the run to ℓ < L coincide until the level reaches ℓ: the curve's
     per-replica estimates at ℓ are those of ``ams(level=ℓ)``, bit for bit."""
     kw = dict(event="exit", steps=30, importance="max", particles=30, kill=5, replicas=4, seed=3)
     schedule = 1.0 if problem is WALK else "1/(t+1)"
-    big = ams(problem, rule, schedule, level=level, levels=levels, **kw)
+    big = estimate(problem, rule, schedule, level=level, levels=levels, **kw)
     for i, lv in enumerate(levels):
-        small = ams(problem, rule, schedule, level=lv, **kw)
+        small = estimate(problem, rule, schedule, level=lv, **kw)
         assert np.array_equal(small.estimates, big.curve.estimates[:, i])
         assert small.estimates.max() > 0
 
@@ -170,7 +180,7 @@ def test_curve_is_unbiased_at_each_level_with_ties():
     against the DP, with the mean of 1200 replicas of 10 particles: a count taken at the end
     of the run instead would be biased upwards by a factor of several."""
     levels = [6.5, 10.5, 14.5, 18.5]
-    res = ams(WALK, ClipRule("value", lam=1.0), 1.0, event="exit", level=18.5, steps=30,
+    res = estimate(WALK, VALUE, 1.0, event="exit", level=18.5, steps=30,
               particles=10, kill=1, replicas=1200, seed=11, importance="max", levels=levels)
     c = res.curve
     se = c.probability * c.relative_error
@@ -184,7 +194,7 @@ def test_endpoint_event_matches_the_binomial_tail_at_1e_9():
     exact = walk_endpoint_probability(60, 46)
     assert exact == pytest.approx(2 * sum(math.comb(60, k) for k in range(53, 61)) / 2**60,
                                   rel=1e-12)
-    res = ams(WALK, ClipRule("classic", lam=1.0), 1.0, event="exit", level=45.5, steps=60,
+    res = estimate(WALK, CLASSIC, 1.0, event="exit", level=45.5, steps=60,
               particles=50, kill=10, replicas=10, seed=2, endpoint=True)
     assert res.interval[0] <= exact <= res.interval[1]
     assert res.relative_error < 0.35
@@ -199,7 +209,7 @@ def test_endpoint_estimator_is_unbiased(importance, replicas, tol):
     exact = walk_endpoint_probability(50, 24)
     running = float(walk_probability(50, 24))
     assert running > 1.3 * exact
-    res = ams(WALK, ClipRule("value", lam=1.0), 1.0, event="exit", level=23.5, steps=50,
+    res = estimate(WALK, VALUE, 1.0, event="exit", level=23.5, steps=50,
               particles=10, kill=1, replicas=replicas, seed=11, importance=importance,
               endpoint=True)
     se = res.probability * res.relative_error
@@ -216,8 +226,7 @@ def test_endpoint_of_the_gaussian_recursion_at_2e_8():
     a, steps = 0.03, 40
     sigma = math.sqrt(a**2 * (1 - (1 - a) ** (2 * steps)) / (1 - (1 - a) ** 2))
     exact = 2 * special.ndtr(-5.6)
-    problem = make_problem("quadratic", noise="normal", mean=0.0, sd=1.0, theta0=0.0)
-    res = ams(problem, ClipRule("none"), a, event="blowup", level=5.6 * sigma, steps=steps,
+    res = estimate(NORMAL, {"rule": "none"}, a, event="blowup", level=5.6 * sigma, steps=steps,
               particles=20, kill=2, replicas=400, seed=1, endpoint=True)
     se = res.probability * res.relative_error
     assert abs(res.probability - exact) < 3.5 * se
@@ -230,8 +239,7 @@ def test_gaussian_recursion_at_1e_8():
     points and the replicas die out)."""
     exact = ar1_probability(0.03, 40, 0.7, 800)
     assert 5e-9 < exact < 2e-8
-    problem = make_problem("quadratic", noise="normal", mean=0.0, sd=1.0, theta0=0.0)
-    res = ams(problem, ClipRule("none"), 0.03, event="blowup", level=0.7, steps=40,
+    res = estimate(NORMAL, {"rule": "none"}, 0.03, event="blowup", level=0.7, steps=40,
               particles=50, kill=10, replicas=10, seed=5)
     assert res.interval[0] <= exact <= res.interval[1]
     assert res.relative_error < 0.3
@@ -250,13 +258,12 @@ def test_agrees_with_plain_monte_carlo_at_1e_2(event, key, problem, level):
         "paths": 10000, "steps": 50, "seed": 1, "xi_paths": 10000,
         "record": ["running_max", "xi"] if event == "xi" else ["running_max"]})
     sim = simulate(spec)
-    problem, rule = spec.make_problem(), spec.make_rule()
     hits = sim.arrays[key] >= level
     p_mc = hits.mean()
     se_mc = math.sqrt(p_mc * (1 - p_mc) / len(hits))
     assert 0.005 < p_mc < 0.03
-    res = ams(problem, rule, "1/(t+1)", event=event, level=level, steps=50, particles=40,
-              kill=8, replicas=10, seed=2)
+    res = ams(spec.replace(seed=2).chain, Splitting(event=event, level=level, particles=40,
+                                                    kill=8, replicas=10))
     se = res.probability * res.relative_error
     assert abs(res.probability - p_mc) < 4 * math.hypot(se, se_mc)
     # the relative error of 10 replicas is itself noisy: for the exit event, seeds 0–7 gave
@@ -266,16 +273,16 @@ def test_agrees_with_plain_monte_carlo_at_1e_2(event, key, problem, level):
 
 def test_replicas_do_not_depend_on_how_they_are_grouped():
     kwargs = dict(event="exit", level=20.5, steps=40, particles=20, kill=4, replicas=4, seed=9)
-    rule = ClipRule("classic", lam=1.0)
-    together = ams(WALK, rule, 1.0, **kwargs)
-    alone = ams(WALK, rule, 1.0, replica_chunk=1, **kwargs)
+    rule = CLASSIC
+    together = estimate(WALK, rule, 1.0, **kwargs)
+    alone = estimate(WALK, rule, 1.0, replica_chunk=1, **kwargs)
     assert np.array_equal(together.estimates, alone.estimates)
     assert together.trajectory_steps == alone.trajectory_steps
-    other = ams(WALK, rule, 1.0, **{**kwargs, "seed": 10})
+    other = estimate(WALK, rule, 1.0, **{**kwargs, "seed": 10})
     assert not np.array_equal(together.estimates, other.estimates)
     curve = {**kwargs, "importance": "max", "levels": [8.5, 14.5]}
-    assert np.array_equal(ams(WALK, rule, 1.0, **curve).curve.estimates,
-                          ams(WALK, rule, 1.0, replica_chunk=1, **curve).curve.estimates)
+    assert np.array_equal(estimate(WALK, rule, 1.0, **curve).curve.estimates,
+                          estimate(WALK, rule, 1.0, replica_chunk=1, **curve).curve.estimates)
 
 
 def test_result_summary_and_dict():
@@ -287,7 +294,7 @@ def test_result_summary_and_dict():
     assert interval == pytest.approx((max(0.0, 1.5e-6 - t3 * se), 1.5e-6 + t3 * se))
     assert rel == pytest.approx(se / 1.5e-6)
     assert summarize(np.zeros(3))[2] == math.inf
-    res = ams(WALK, ClipRule("classic", lam=1.0), 1.0, event="exit", level=5.5, steps=10,
+    res = estimate(WALK, CLASSIC, 1.0, event="exit", level=5.5, steps=10,
               particles=10, replicas=2)
     d = res.to_dict()
     for key in ("probability", "interval", "relative_error", "replicas", "trajectory_steps",
@@ -307,19 +314,84 @@ def test_importance_scale():
 @pytest.mark.parametrize("kwargs,name", [
     (dict(event="speed"), "event"), (dict(level=0.0), "level"), (dict(particles=1), "particles"),
     (dict(replicas=1), "replicas"), (dict(kill=10), "kill"), (dict(steps=0), "steps"),
-    (dict(importance="min"), "importance"), (dict(dtype=torch.int32), "dtype"),
+    (dict(importance="min"), "importance"), (dict(dtype="int32"), "dtype"),
     (dict(levels=[1.0]), "levels"),  # the default importance is scaled
     (dict(levels=[1.0], importance="max", endpoint=True), "levels"),
     (dict(levels=[0.0, 1.0], importance="max"), "levels"),
     (dict(levels=[4.0], importance="max"), "levels"),  # above the level 3
     (dict(levels=[], importance="max"), "levels"),
     (dict(levels="abc", importance="max"), "levels"),
+    (dict(level="3"), "level"), (dict(endpoint="yes"), "endpoint"),
+    (dict(max_iterations=0), "max_iterations"), (dict(max_iterations=2**31), "max_iterations"),
+    (dict(particles=2**16, replicas=2**16, max_iterations=2), "replicas"),
 ])
 def test_bad_input_names_the_argument(kwargs, name):
     base = dict(event="exit", level=3.0, steps=10, particles=10, replicas=2)
     with pytest.raises(BadArgument, match=name) as error:
-        ams(WALK, ClipRule("classic", lam=1.0), 1.0, **{**base, **kwargs})
+        estimate(WALK, CLASSIC, 1.0, **{**base, **kwargs})
     assert error.value.param == name  # read by the command line, not parsed from the text
+
+
+def test_splitting_is_a_checked_value():
+    s = Splitting(event="exit", level=3, particles=50, importance="max", levels=[1, 2.5])
+    assert (s.level, s.levels, s.kill) == (3.0, (1.0, 2.5), 5)  # kill N // 10 filled in
+    d = s.to_dict()
+    assert d == {"event": "exit", "level": 3.0, "endpoint": False, "levels": [1.0, 2.5],
+                 "importance": "max", "particles": 50, "replicas": 20, "kill": 5,
+                 "max_iterations": 100_000}
+    assert Splitting.from_dict(d) == s and hash(Splitting.from_dict(d)) == hash(s)
+    assert Splitting(event="exit", level=3.0, particles=50, kill=5, importance="max",
+                     levels=(1.0, 2.5)) == s  # one splitting, one dict, one key
+    for data, name in (({"event": "exit"}, "level"), ({"level": 1.0}, "event"),
+                       ({"event": "exit", "level": 1.0, "walkers": 3}, "walkers")):
+        with pytest.raises(BadArgument) as error:
+            Splitting.from_dict(data)
+        assert error.value.param == name and "\n" not in str(error.value)
+    with pytest.raises(AttributeError):
+        s.level = 4.0  # frozen
+
+
+#: per-replica estimates (and, with ``levels``, the curve's) of the walk below, computed on main
+#: at f3fa3a4 by the old call ams(problem, rule, 1.0, event="exit", level=20.5, steps=40,
+#: particles=20, kill=4, replicas=4, seed=9, ...), as float.hex
+OLD_CALL = {
+    (): ["0x1.0695f2656193dp-9", "0x1.5a2eae4e035cfp-10", "0x1.7748d9e32e34bp-12",
+         "0x1.1949967b97442p-12"],
+    (("importance", "max"), ("levels", (8.5, 14.5))):
+        ["0x1.8745154fe2c71p-12", "0x1.378f2e0c84343p-9", "0x1.3ce56d2f6db80p-9",
+         "0x1.72d0eaebec4bdp-11"],
+    (("endpoint", True),): ["0x1.def4d413913b3p-11", "0x1.9f6b36e19d9ddp-11",
+                            "0x1.f46121b13581ep-13", "0x1.5b63d7548719ep-13"],
+}
+OLD_CURVE = [["0x1.fae1475dc753ep-3", "0x1.9f227b5c8539ep-7"],
+             ["0x1.7851e9ef338e1p-2", "0x1.27e0b7543f7a3p-5"],
+             ["0x1.447ae111b2d62p-2", "0x1.31454ee471b50p-6"],
+             ["0x1.e3d7083da333dp-3", "0x1.862b2457fd0ddp-5"]]
+
+
+@pytest.mark.parametrize("extra", list(OLD_CALL))
+def test_the_chain_and_splitting_call_gives_the_old_calls_numbers(extra):
+    """ams(chain, splitting, execution) gives, bit for bit, the estimates the old signature
+    gave on main (the values above), in one chunk of replicas or in chunks of 3; those values
+    are themselves estimates of the exact probability (dynamic programming)."""
+    kwargs = dict(extra)
+    chain = Chain.from_dict({"problem": WALK, "clip": CLASSIC, "schedule": 1.0, "steps": 40,
+                             "seed": 9})
+    splitting = Splitting(event="exit", level=20.5, particles=20, kill=4, replicas=4, **kwargs)
+    old = np.array([float.fromhex(x) for x in OLD_CALL[extra]])
+    for execution in (None, Execution(replica_chunk=3)):
+        res = ams(chain, splitting, execution)
+        assert np.array_equal(res.estimates, old)
+        if "levels" in kwargs:
+            assert np.array_equal(res.curve.estimates,
+                                  [[float.fromhex(x) for x in row] for row in OLD_CURVE])
+    exact = (walk_endpoint_probability(40, 21) if kwargs.get("endpoint")
+             else float(walk_probability(40, 21)))
+    assert res.interval[0] <= exact <= res.interval[1]
+    if "levels" in kwargs:
+        exact_curve = [float(walk_probability(40, r)) for r in (9, 15)]
+        assert np.all((res.curve.interval[:, 0] <= exact_curve)
+                      & (exact_curve <= res.curve.interval[:, 1]))
 
 
 WALK_FLAGS = ["--problem", "quadratic", "--noise", "discrete", "--values", "-1000", "1000",
@@ -334,7 +406,7 @@ def test_cli_json(capsys):
                        "--particles", "20", "--replicas", "4", "--seed", "9", "--json"])
     assert status == 0
     out = json.loads(capsys.readouterr().out)
-    ref = ams(WALK, ClipRule("classic", lam=1.0), 1.0, event="exit", level=20.5, steps=40,
+    ref = estimate(WALK, CLASSIC, 1.0, event="exit", level=20.5, steps=40,
               particles=20, replicas=4, seed=9)
     assert out["probability"] == ref.probability
     assert out["interval"] == list(ref.interval)
@@ -350,7 +422,7 @@ def test_cli_curve_and_endpoint(capsys):
                        "--replicas", "4", "--seed", "9", "--json"])
     assert status == 0
     out = json.loads(capsys.readouterr().out)
-    ref = ams(WALK, ClipRule("classic", lam=1.0), 1.0, event="exit", level=20.5, steps=40,
+    ref = estimate(WALK, CLASSIC, 1.0, event="exit", level=20.5, steps=40,
               particles=20, replicas=4, seed=9, importance="max", levels=[8.5, 14.5, 20.5])
     assert out["curve"]["levels"] == [8.5, 14.5, 20.5]
     assert out["curve"]["probability"] == ref.curve.probability.tolist()
@@ -363,7 +435,7 @@ def test_cli_curve_and_endpoint(capsys):
     assert cli.main(["rare", *WALK_FLAGS, "--event", "exit", "--level", "20.5", "--endpoint",
                      "--particles", "20", "--replicas", "4", "--seed", "9", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    ref = ams(WALK, ClipRule("classic", lam=1.0), 1.0, event="exit", level=20.5, steps=40,
+    ref = estimate(WALK, CLASSIC, 1.0, event="exit", level=20.5, steps=40,
               particles=20, replicas=4, seed=9, endpoint=True)
     assert out["probability"] == ref.probability and out["setting"]["endpoint"] is True
 
@@ -394,3 +466,65 @@ def test_interval_uses_students_quantile_and_works_on_arrays():
     assert low.tolist() == [0.0, 0.0]  # clipped at 0
     assert high == pytest.approx([1e-12 * (1 + t9), 0.0], rel=1e-12)
     assert all(math.isnan(x) for x in interval(1.0, 0.1, 1))
+
+
+def test_cli_out_saves_the_estimate_and_reuses_it(tmp_path, capsys, monkeypatch):
+    import json
+
+    from simulations import rare
+
+    args = ["rare", *WALK_FLAGS, "--event", "exit", "--level", "20.5", "--particles", "20",
+            "--replicas", "4", "--seed", "9", "--json", "--out", str(tmp_path)]
+    assert cli.main(args) == 0
+    captured = capsys.readouterr()
+    first = json.loads(captured.out)
+    assert "saved: " in captured.err
+    (entry,) = tmp_path.glob("runs/*/result.json")
+    saved = json.loads(entry.read_text(encoding="utf-8"))
+    assert saved["kind"] == "ams" and saved["result"]["probability"] == first["probability"]
+    assert saved["command"].startswith("python -m simulations rare")
+    monkeypatch.setattr(rare, "_run", None)  # a second identical call must not run AMS
+    assert cli.main(args) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out) == first
+    assert f"reusing the estimate saved in {entry.parent}" in captured.err
+    monkeypatch.undo()
+    ref = estimate(WALK, CLASSIC, 1.0, event="exit", level=20.5, steps=40, particles=20,
+                   replicas=4, seed=9)
+    assert first["estimates"] == ref.estimates.tolist()
+    # a damaged entry is said in one line and computed again
+    (entry.parent / "arrays.npz").write_bytes(b"not a zip")
+    assert cli.main(args) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out) == first and "computing it again" in captured.err
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(event="exit", level=20.5, importance="scaled"),
+    dict(event="blowup", level=12.5, importance="max", levels=[6.5, 12.5]),
+    dict(event="exit", level=8.5, importance="scaled", endpoint=True),
+])
+def test_compiled_and_torch_steps_give_the_same_estimates_on_the_walk(kwargs):
+    """The splitting on the compiled step (its own replay and switch, in the kernel) against the
+    torch step: on the walk (integer paths, so no rounding) every replica's estimate is the same
+    number, the same curve and the same work."""
+    chain = Chain.from_dict({"problem": WALK, "clip": CLASSIC, "schedule": 1.0, "steps": 40,
+                             "seed": 4})
+    splitting = Splitting(particles=20, kill=4, replicas=4, **kwargs)
+    runs = {b: ams(chain, splitting, Execution(backend=b)) for b in ("compiled", "torch")}
+    assert {b: r.setting["backend"] for b, r in runs.items()} == {"compiled": "compiled",
+                                                                  "torch": "torch"}
+    fast, slow = runs["compiled"], runs["torch"]
+    assert np.array_equal(fast.estimates, slow.estimates)
+    assert fast.trajectory_steps == slow.trajectory_steps and fast.iterations == slow.iterations
+    if fast.curve is not None:
+        assert np.array_equal(fast.curve.estimates, slow.curve.estimates)
+    assert 0 < fast.probability < 1
+
+
+def test_compiled_backend_is_refused_for_the_xi_event():
+    chain = Chain.from_dict({"problem": WALK, "clip": CLASSIC, "schedule": 1.0, "steps": 10})
+    with pytest.raises(BadArgument) as error:
+        ams(chain, Splitting(event="xi", level=5.5, particles=10, replicas=2),
+            Execution(backend="compiled"))
+    assert error.value.param == "backend"

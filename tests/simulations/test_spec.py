@@ -16,7 +16,7 @@ import torch
 from simulations import engine
 from simulations.errors import BadArgument
 from simulations.observers import checkpoint_steps, xi_anchor_steps
-from simulations.spec import DEFAULTS, Execution, RunSpec
+from simulations.spec import CHAIN_KEYS, DEFAULTS, SAMPLE_KEYS, Chain, Execution, RunSpec
 
 BASE = {"problem": {"name": "quadratic", "noise": "discrete", "values": [0.0, 10.0],
                     "probs": [0.9, 0.1]},
@@ -50,6 +50,59 @@ def test_key_is_sha256_of_the_canonical_json():
     text = json.dumps(run.to_dict(), sort_keys=True, separators=(",", ":"))
     assert run.key() == hashlib.sha256(text.encode()).hexdigest()[:16]
     assert len(run.key()) == 16
+
+
+def test_key_is_the_one_the_store_has_always_used():
+    """The key of a fixed spec, computed on main before RunSpec held a Chain (8909e39f51dff596),
+    is the SHA-256 of its canonical JSON written out here by hand: the saved runs' keys stay
+    valid."""
+    run = RunSpec.from_dict({
+        "problem": {"name": "quadratic", "noise": "normal", "mean": 100, "sd": 1.0},
+        "clip": {"rule": "classic", "lam": 1}, "schedule": "1/(t+1)", "paths": 1000,
+        "steps": 500, "seed": 3, "radii": [2, 0.5], "record": ["paths", "exits", "xi"]})
+    text = ('{"batch":1,"clip":{"lam":1.0,"rule":"classic"},"dtype":"float64","guard":null,'
+            '"keep_paths":8,"paths":1000,"problem":{"curvature":1.0,"dim":1,"mean":100.0,'
+            '"name":"quadratic","noise":"normal","sd":1.0},"radii":[2.0,0.5],'
+            '"record":["exits","paths","xi"],"schedule":"1/(t+1)","seed":3,"steps":500,'
+            '"xi_paths":1024}')
+    assert run.key() == hashlib.sha256(text.encode()).hexdigest()[:16] == "8909e39f51dff596"
+    assert set(run.to_dict()) == {*CHAIN_KEYS, *SAMPLE_KEYS}
+
+
+def test_a_run_is_a_chain_and_a_sample():
+    run = spec(seed=4, radii=[2.0], batch=2, guard=1e5)
+    chain = run.chain
+    assert isinstance(chain, Chain)
+    assert chain.to_dict() == {k: v for k, v in run.to_dict().items() if k in CHAIN_KEYS}
+    assert Chain.from_dict(chain.to_dict()) == chain
+    assert Chain.from_dict(json.loads(json.dumps(chain.to_dict()))).key() == chain.key()
+    for key in CHAIN_KEYS:  # the chain's fields read through the spec
+        assert getattr(run, key) == getattr(chain, key), key
+    assert run.make_problem() is chain.make_problem()
+    assert run.schedule_obj().source == chain.schedule_obj().source
+    # the sample changes the run, not the chain
+    other = run.replace(paths=7, record=["exits"], radii=[1.0], xi_paths=3)
+    assert other.chain == chain and other.chain.key() == chain.key() and other.key() != run.key()
+    assert run.replace(seed=5).chain != chain
+    with pytest.raises(AttributeError):
+        chain.steps = 3  # frozen
+
+
+@pytest.mark.parametrize("change, param", [
+    (dict(steps=-1), "steps"), (dict(seed=-1), "seed"), (dict(batch=0), "batch"),
+    (dict(dtype="float16"), "dtype"), (dict(guard=0.0), "guard"),
+    (dict(schedule="1/t"), "schedule"), (dict(clip={"rule": "classic"}), "clip.lam"),
+    (dict(problem={"name": "nope"}), "problem.name"),
+    (dict(paths=10), "paths"),  # the sample's keys are not the chain's
+])
+def test_chain_keys_are_checked_and_named(change, param):
+    data = {k: v for k, v in BASE.items() if k != "paths"}
+    with pytest.raises(BadArgument) as error:
+        Chain.from_dict({**data, **change})
+    assert error.value.param == param and "\n" not in str(error.value)
+    with pytest.raises(BadArgument, match="^chain.steps: required"):
+        Chain.from_dict({k: v for k, v in data.items() if k != "steps"},
+                        names={"steps": "chain.steps"})
 
 
 NORMAL = {"name": "quadratic", "noise": "normal", "mean": 100.0, "sd": 1.0, "theta0": 0.0}
@@ -208,7 +261,8 @@ def test_huge_runs_are_refused_before_anything_is_allocated(change, param, unit)
 
 def test_execution_is_checked():
     for kwargs, param in ((dict(backend="gpu"), "backend"), (dict(chunk_size=0), "chunk_size"),
-                          (dict(checkpoint_every=0), "checkpoint_every")):
+                          (dict(checkpoint_every=0), "checkpoint_every"),
+                          (dict(replica_chunk=0), "replica_chunk")):
         with pytest.raises(BadArgument) as error:
             Execution(**kwargs)
         assert error.value.param == param

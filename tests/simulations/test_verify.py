@@ -287,3 +287,75 @@ def test_probability_rows_hold_only_when_the_interval_resolves_the_bound(quick):
         if r["claim"] in ("L1-paper", "L1-mart") and r["measurement_value"]:
             assert r["details"]["log10_tightness"] == pytest.approx(
                 r["details"]["log10_bound"] - math.log10(r["measurement_value"]), rel=1e-12)
+
+
+WALK_SCENARIO = """
+name = "walk"
+claims = ["A3"]
+[problem]
+name = "quadratic"
+noise = "discrete"
+values = [-1000.0, 1000.0]
+probs = [0.5, 0.5]
+theta0 = 0.0
+[clip]
+rule = "classic"
+lam = 1.0
+[run]
+schedule = "1"
+paths = 32
+steps = 40
+seed = 3
+[radii]
+blowup = 31.5
+[options]
+a3_delta = 1e-5
+rare_particles = 40
+rare_replicas = 6
+"""
+
+
+def test_resume_reuses_the_saved_ams_estimates(tmp_path, monkeypatch, capsys):
+    """The ±1 walk's A3 row is decided by AMS: the first verify computes the estimate and keeps
+    it in the store (kind ams, with its chain, splitting and provenance), a second one with
+    --resume takes it from there without running AMS (the splitting's runner is counted) and
+    gives the same row; without --resume it is computed again."""
+    from simulations import cli, rare
+    from simulations.spec import Chain
+    from simulations.store import rare_key
+
+    path = tmp_path / "walk.toml"
+    path.write_text(WALK_SCENARIO, encoding="utf-8")
+    calls = []
+    real = rare._run
+    monkeypatch.setattr(rare, "_run", lambda *args: calls.append(1) or real(*args))
+    out = tmp_path / "out"
+    args = ["verify", "--quiet", "--json", "--scenario", str(path), "--out", str(out)]
+
+    def rows(*more):
+        assert cli.main([*args, *more]) == 0
+        (row,) = json.loads(capsys.readouterr().out)
+        assert row["details"]["estimator"] == "ams"
+        return row
+
+    first = rows()
+    computed = len(calls)
+    assert computed > 0
+    saved = [json.loads(p.read_text(encoding="utf-8"))
+             for p in (out / "runs").glob("*/result.json")]
+    (entry,) = [e for e in saved if e.get("kind") == "ams"]
+    chain = Chain.from_dict(entry["chain"])
+    assert chain == load_scenario(path).run.chain
+    splitting = rare.Splitting.from_dict(entry["splitting"])
+    assert (splitting.event, splitting.particles) == ("blowup", 40)
+    assert splitting.level == pytest.approx(31.5)  # just above the radius: "> R"
+    assert entry["key"] == rare_key(chain, splitting)
+    assert (out / "runs" / entry["key"] / "arrays.npz").exists()
+    for key in ("package_version", "git_revision", "created", "torch_version", "device"):
+        assert key in entry
+    again = rows("--resume")
+    assert len(calls) == computed  # no AMS estimate computed
+    assert again["details"]["rare"] == first["details"]["rare"]
+    assert again["interval"] == first["interval"] and again["verdict"] == first["verdict"]
+    rows()
+    assert len(calls) == 2 * computed  # without --resume: computed again

@@ -1,0 +1,72 @@
+"""The compiled kernel's own parts, against independent computations: Φ⁻¹ against torch's
+ndtri (and the normal CDF), and the size of every function's signature in simulations/.
+
+The kernel's results as a whole are held against the slow reference, cell by cell, in
+test_engine.py (both steps) and, for the splitting, in test_rare.py."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy import special
+
+from simulations import kernel
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _ndtri(u: np.ndarray) -> np.ndarray:
+    from numba import njit
+
+    @njit
+    def many(u):
+        out = np.empty_like(u)
+        for i in range(u.shape[0]):
+            out[i] = kernel.ndtri(u[i])
+        return out
+
+    return many(u)
+
+
+def test_ndtri_is_torchs_to_a_few_ulps_on_the_whole_grid():
+    """Uniforms on the engine's 52-bit grid, the central region, both tails, both rational
+    pairs (z < 8 and z ≥ 8, y = e^−32 ≈ 1.3e-14 between them) and the extreme grid points."""
+    rng = np.random.default_rng(0)
+    grid = (np.floor(rng.random(200_000) * 2.0**52) + 0.5) / 2.0**52
+    edges = np.array([0.5 / 2**52, 1 - 0.5 / 2**52, 1e-300, 1e-14, 1.3e-14, np.exp(-32.0),
+                      np.exp(-2.0), 1 - np.exp(-2.0), 0.5, 0.25, 0.75, 1e-5, 1 - 1e-5])
+    u = np.concatenate([grid, edges, 10.0 ** -rng.uniform(0, 300, 20_000)])
+    got = _ndtri(u)
+    want = torch.special.ndtri(torch.from_numpy(u)).numpy()
+    rel = np.abs(got - want) / np.maximum(np.abs(want), 1e-300)  # Φ⁻¹(1/2) = 0 exactly
+    assert np.all(np.isfinite(got))
+    assert rel.max() < 4e-15, (u[rel.argmax()], got[rel.argmax()], want[rel.argmax()])
+    # and it inverts the normal CDF
+    np.testing.assert_allclose(special.ndtr(got[:1000]), u[:1000], rtol=1e-13)
+
+
+def test_ndtri_comparison_can_fail():
+    u = np.array([0.3, 0.9, 1e-20])
+    assert not np.allclose(_ndtri(u), special.ndtri(u * (1 + 1e-12)), rtol=1e-15, atol=0)
+
+
+def _parameter_counts():
+    for path in sorted((ROOT / "simulations").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                a = node.args
+                names = [x.arg for x in (*a.posonlyargs, *a.args, *a.kwonlyargs)]
+                count = len(names) + bool(a.vararg) + bool(a.kwarg)
+                count -= bool(names) and names[0] in ("self", "cls")
+                yield count, f"{path.relative_to(ROOT)}:{node.lineno} {node.name}"
+
+
+def test_no_function_in_simulations_takes_more_than_eight_parameters():
+    counts = list(_parameter_counts())
+    assert len(counts) > 300  # the walk saw the package
+    too_many = [where for count, where in counts if count > 8]
+    assert not too_many, too_many
+    assert max(count for count, _ in counts) == 8
