@@ -322,19 +322,24 @@ class RunSpec:
 
     def result_bytes(self, n_params: int) -> dict[str, int]:
         """Bytes of the arrays a run keeps (the engine holds them twice while it joins the
-        chunks): per path θ(T) and the observers' numbers (``paths``), the kept paths
-        keep·(T+1)·P (``keep_paths``), and ξ's arrays on the ξ paths (``xi_paths``)."""
-        from simulations.observers import checkpoint_steps, xi_anchor_steps
+        chunks), from the observers' declarations (:data:`simulations.observers.ARRAYS`): per
+        path θ(T), the blow-up step and the recorded observers' numbers (``paths``), the kept
+        paths keep·(T+1)·P (``keep_paths``), and ξ's arrays on the ξ paths (``xi_paths``)."""
+        from simulations.observers import ARRAYS, checkpoint_steps, xi_anchor_steps
 
         item = 8 if self.dtype == "float64" else 4
-        ck = len(checkpoint_steps(self.steps))
-        per_path = item * n_params + 8 * (2 + 2 * len(self.radii) + 4 + 2 * ck)
-        keep = min(self.keep_paths, self.paths) if "paths" in self.record else 0
-        xi = min(self.xi_paths, self.paths) if "xi" in self.record else 0
-        anchors = len(xi_anchor_steps(self.steps))
-        return {"paths": self.paths * per_path,
-                "keep_paths": keep * (self.steps + 1) * n_params * item,
-                "xi_paths": xi * 8 * (n_params + ck + anchors * (n_params + 1) + 2)}
+        sizes = {"rows": self.paths, "radii": len(self.radii),
+                 "checkpoints": len(checkpoint_steps(self.steps)),
+                 "keep": min(self.keep_paths, self.paths), "points": self.steps + 1,
+                 "P": n_params, "xi_rows": min(self.xi_paths, self.paths),
+                 "anchors": len(xi_anchor_steps(self.steps))}
+        out = {"paths": self.paths * (item * n_params + 8), "keep_paths": 0, "xi_paths": 0}
+        for name in self.record:
+            for spec in ARRAYS[name]:
+                part = {"keep": "keep_paths", "xi_rows": "xi_paths"}.get(spec.shape[0], "paths")
+                out[part] += (item if spec.dtype == "theta" else 8) * math.prod(
+                    sizes[s] for s in spec.shape)
+        return out
 
     def check_memory(self, n_params: int, available: int | None = None) -> None:
         """Refuse, naming the key that costs most, a run whose arrays would not fit in

@@ -232,12 +232,13 @@ def test_objects_it_names():
 
 def test_memory_refusal_against_sizes_counted_here():
     """The arrays of a run, counted by hand: per path θ(T) (P numbers), blown_step, two exit
-    steps per radius, four running statistics and two numbers per checkpoint; keep·(T+1)·P for
-    the kept paths; per ξ path ξ (P), ‖ξ‖ per checkpoint, ξ and the sup per anchor, and two."""
+    steps per radius, the two running maxima and two numbers per checkpoint (the observers
+    recorded: not claim2 and clipped); keep·(T+1)·P for the kept paths; per ξ path ξ (P),
+    ‖ξ‖ per checkpoint, ξ and the sup per anchor, and two."""
     run = spec(paths=100, steps=50, radii=[1.0, 2.0], keep_paths=7, xi_paths=9,
                record=["exits", "running_max", "checkpoints", "paths", "xi"])
     p, ck, an = 3, len(checkpoint_steps(50)), len(xi_anchor_steps(50))
-    want = {"paths": 100 * (8 * p + 8 * (2 + 2 * 2 + 4 + 2 * ck)),
+    want = {"paths": 100 * (8 * p + 8 * (1 + 2 * 2 + 2 + 2 * ck)),
             "keep_paths": 7 * 51 * p * 8,
             "xi_paths": 9 * 8 * (p + ck + an * (p + 1) + 2)}
     assert run.result_bytes(p) == want
