@@ -256,6 +256,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "[expect] table")
     verify.add_argument("--device", default="cpu",
                         help="torch device: cpu, or cuda (cuda:0, ...) where available")
+    verify.add_argument("--threads", type=_count, default=None,
+                        help="CPU threads of torch, numba and BLAS (default: every CPU this "
+                             "process may use)")
     verify.add_argument("--quiet", action="store_true",
                         help="no progress bar (on a terminal) or progress lines (elsewhere)")
     parser.commands = {"run": run, "problems": problems, "verify": verify}
@@ -301,6 +304,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "faster on long runs)")
     group.add_argument("--device", default="cpu",
                        help="torch device: cpu, or cuda (cuda:0, ...) where available")
+    group.add_argument("--threads", type=_count, default=None,
+                       help="CPU threads of torch, numba and BLAS (default: every CPU this "
+                            "process may use)")
     group.add_argument("--checkpoint-every", type=_count, default=1000,
                        help="steps between checkpoints in OUT/checkpoints/<key>")
     group.add_argument("--resume", action="store_true",
@@ -319,7 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
 # ---- rare events ------------------------------------------------------------------------------
 
 #: the flags of run's "run" group that ``rare`` takes too
-RARE_RUN_FLAGS = ("steps", "batch", "seed", "dtype", "device", "compile")
+RARE_RUN_FLAGS = ("steps", "batch", "seed", "dtype", "device", "threads", "compile")
 
 
 def add_rare_parser(commands, run: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -586,7 +592,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser,
             device=device, chunk_size=args.chunk_size, backend=args.backend,
             compile=args.compile, checkpoint_dir=checkpoint,
             checkpoint_every=args.checkpoint_every, resume=args.resume,
-            progress=False if args.quiet else None)
+            progress=False if args.quiet else None, threads=args.threads)
         _writable(args.out)
     except ValueError as error:
         parser.error(_message(error))
@@ -668,8 +674,13 @@ def verify(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from simulations.threads import set_default_threads
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    # --threads (run, rare, verify) is the default of every run the command makes, those that
+    # build their own settings too (rare.ams, the AMS claims of verify)
+    set_default_threads(getattr(args, "threads", None))
     if args.command == "problems":
         print_problems()
         return 0

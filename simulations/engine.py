@@ -178,6 +178,8 @@ def simulate(run: RunSpec, execution: Execution | None = None) -> Simulation:
     if not isinstance(run, RunSpec):
         raise BadArgument("run", f"expected a RunSpec (RunSpec.from_dict), got {run!r}")
     ex = Execution() if execution is None else execution
+    from simulations.threads import use_threads
+    use_threads(ex.threads)
     problem, rule = run.make_problem(), run.make_rule()
     run.check_memory(problem.n_params)
     dtype = run.torch_dtype()

@@ -108,6 +108,7 @@ from simulations.errors import BadArgument
 from simulations.mean_field import mean_field
 from simulations.problems import Problem
 from simulations.rules import ClipRule, norms
+from simulations.threads import use_threads
 from theory.schedules import Schedule, as_schedule
 
 __all__ = ["EVENTS", "IMPORTANCE", "STREAM_AMS", "RareCurve", "RareEventResult", "ams",
@@ -396,8 +397,10 @@ def ams(
     ``curve``); ``particles`` N ≥ 2; ``kill`` k, the rank of the level among the scores,
     1 ≤ k < N (default max(1, N // 10)); ``replicas`` n ≥ 2 independent replicas, run
     ``replica_chunk`` at a time (default all; the result does not depend on it). Raises
-    :class:`~simulations.errors.BadArgument` for bad input, naming the argument.
+    :class:`~simulations.errors.BadArgument` for bad input, naming the argument. Runs on
+    :func:`simulations.threads.default_threads` threads.
     """
+    use_threads(None)
     if event not in EVENTS:
         raise BadArgument("event", f"must be one of {', '.join(EVENTS)}, got {event!r}")
     if importance not in IMPORTANCE:

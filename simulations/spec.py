@@ -6,7 +6,7 @@ the blow-up guard and what is recorded (observers, exit radii, kept paths, ξ pa
 with the same content compute bit-identical arrays (on the default float64 path), so
 :meth:`RunSpec.key` (a hash of the content) names a run in the store (:mod:`simulations.store`).
 An :class:`Execution` says only how: device, chunk size, backend, compilation, checkpoints,
-progress; it never changes the draws.
+progress, threads; it never changes the draws.
 
 :meth:`RunSpec.from_dict` is the one place where every default lives and every key is checked.
 Every caller (scenario files, the command line, the figure scripts, tests) builds its runs
@@ -276,7 +276,11 @@ class Execution:
     ``device``: a torch device; ``chunk_size``: paths per chunk (None: sized to a memory
     budget); ``backend``: ``auto``, ``torch`` or ``fused``; ``compile``: torch.compile the
     step; ``checkpoint_dir``/``checkpoint_every``/``resume``: save the state every so many
-    steps and continue from it; ``progress``: a tqdm bar (None: only on a terminal).
+    steps and continue from it; ``progress``: a tqdm bar (None: only on a terminal);
+    ``threads``: CPU threads of torch, numba and BLAS (:func:`simulations.threads.use_threads`;
+    None: :func:`~simulations.threads.default_threads`, every CPU the process may use unless
+    the command line's ``--threads`` said otherwise). The thread count enters no result and no
+    key.
     """
 
     device: Any = "cpu"
@@ -287,6 +291,7 @@ class Execution:
     checkpoint_every: int = 1000
     resume: bool = False
     progress: bool | None = None
+    threads: int | None = None
 
     def __post_init__(self):
         if self.backend not in ("auto", "torch", "fused"):
@@ -295,6 +300,8 @@ class Execution:
         if self.chunk_size is not None:
             _integer(self.chunk_size, "chunk_size", 1, None)
         _integer(self.checkpoint_every, "checkpoint_every", 1, None)
+        if self.threads is not None:
+            object.__setattr__(self, "threads", _integer(self.threads, "threads", 1, None))
         if self.checkpoint_dir is not None:
             object.__setattr__(self, "checkpoint_dir", Path(self.checkpoint_dir))
 
