@@ -106,7 +106,7 @@ def _names(text: str, allowed: tuple[str, ...], what: str) -> tuple[str, ...]:
 
 
 def _record(text: str) -> tuple[str, ...]:
-    from simulations.observers import OBSERVERS
+    from simulations.catalog import OBSERVERS
 
     return _names(text, OBSERVERS, "observers")
 
@@ -163,10 +163,10 @@ def _shown(default: Any) -> str:
 
 def problem_flags() -> dict[str, list[tuple[str, Any]]]:
     """Every problem parameter by name, with the (problem, declaration) pairs that take it."""
-    from simulations.problems import PROBLEMS, problem_params
+    from simulations.catalog import PROBLEM_NAMES, problem_params
 
     flags: dict[str, list[tuple[str, Any]]] = {}
-    for name in PROBLEMS:
+    for name in PROBLEM_NAMES:
         for param in problem_params(name):
             flags.setdefault(param.name, []).append((name, param))
     return flags
@@ -175,8 +175,8 @@ def problem_flags() -> dict[str, list[tuple[str, Any]]]:
 def _problem_help(takers: list[tuple[str, Any]]) -> str:
     """The help of a problem flag: each declared help (with the problems that declare it where
     they differ), the laws that take a law parameter, and each problem's default."""
+    from simulations.catalog import LAWS
     from simulations.params import takers as law_takers
-    from simulations.problems import LAWS
 
     texts: dict[str, list[str]] = {}
     for name, param in takers:
@@ -196,10 +196,10 @@ def _problem_help(takers: list[tuple[str, Any]]) -> str:
 # ---- the parser -------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
-    from simulations.engine import MEMORY_BUDGET
+    """The parser of every command. It imports only light modules (:mod:`simulations.catalog`,
+    :mod:`simulations.spec`), neither torch nor scipy: each command imports what it runs."""
+    from simulations.catalog import MEMORY_BUDGET, PARAMS, PROBLEM_NAMES, RULE_PARAMS, RULES
     from simulations.params import takers
-    from simulations.problems import PROBLEMS
-    from simulations.rules import PARAMS, RULE_PARAMS, RULES
     from simulations.spec import DEFAULT_RECORD, DEFAULTS
 
     parser = _Parser(prog=PROG, formatter_class=_Formatter,
@@ -264,8 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.commands = {"run": run, "problems": problems, "verify": verify}
 
     group = run.add_argument_group("problem")
-    group.add_argument("--problem", required=True, choices=tuple(PROBLEMS), metavar="NAME",
-                       help=f"the problem: {', '.join(PROBLEMS)}")
+    group.add_argument("--problem", required=True, choices=PROBLEM_NAMES, metavar="NAME",
+                       help=f"the problem: {', '.join(PROBLEM_NAMES)}")
     for takers_of in problem_flags().values():
         _add_param(group, takers_of[0][1], _problem_help(takers_of))
 
@@ -332,7 +332,7 @@ def add_rare_parser(commands, run: argparse.ArgumentParser) -> argparse.Argument
     """The ``rare`` subcommand: run's problem, clip-rule and schedule flags (the very same
     argparse actions, so the same parsing and the same checks), the flags of
     ``RARE_RUN_FLAGS``, and the splitting flags."""
-    from simulations.rare import EVENTS, IMPORTANCE
+    from simulations.catalog import EVENTS, IMPORTANCE
 
     rare = commands.add_parser(
         "rare", formatter_class=_Formatter,

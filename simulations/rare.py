@@ -103,6 +103,7 @@ import torch
 from scipy import stats
 
 from simulations import sampling
+from simulations.catalog import EVENTS, IMPORTANCE
 from simulations.engine import DEFAULT_GUARD, WORD_BUDGET, _TorchStep
 from simulations.errors import BadArgument
 from simulations.mean_field import mean_field
@@ -114,8 +115,6 @@ from theory.schedules import Schedule, as_schedule
 __all__ = ["EVENTS", "IMPORTANCE", "STREAM_AMS", "RareCurve", "RareEventResult", "ams",
            "importance_scale", "interval", "summarize"]
 
-EVENTS = ("exit", "xi", "blowup")
-IMPORTANCE = ("scaled", "max")
 STREAM_AMS = 16
 """First stream of the AMS draws: replica r uses streams STREAM_AMS + 2r (steps) and
 STREAM_AMS + 2r + 1 (choice of survivors)."""

@@ -42,8 +42,8 @@ from typing import Any
 
 import numpy as np
 
+from simulations.catalog import OBSERVERS
 from simulations.errors import BadArgument
-from simulations.observers import OBSERVERS
 
 __all__ = ["DEFAULTS", "DEFAULT_RECORD", "Execution", "Frozen", "RunSpec", "content_key"]
 
