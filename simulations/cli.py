@@ -106,7 +106,7 @@ def _names(text: str, allowed: tuple[str, ...], what: str) -> tuple[str, ...]:
 
 
 def _record(text: str) -> tuple[str, ...]:
-    from simulations.observers import OBSERVERS
+    from simulations.catalog import OBSERVERS
 
     return _names(text, OBSERVERS, "observers")
 
@@ -163,10 +163,10 @@ def _shown(default: Any) -> str:
 
 def problem_flags() -> dict[str, list[tuple[str, Any]]]:
     """Every problem parameter by name, with the (problem, declaration) pairs that take it."""
-    from simulations.problems import PROBLEMS, problem_params
+    from simulations.catalog import PROBLEM_NAMES, problem_params
 
     flags: dict[str, list[tuple[str, Any]]] = {}
-    for name in PROBLEMS:
+    for name in PROBLEM_NAMES:
         for param in problem_params(name):
             flags.setdefault(param.name, []).append((name, param))
     return flags
@@ -175,8 +175,8 @@ def problem_flags() -> dict[str, list[tuple[str, Any]]]:
 def _problem_help(takers: list[tuple[str, Any]]) -> str:
     """The help of a problem flag: each declared help (with the problems that declare it where
     they differ), the laws that take a law parameter, and each problem's default."""
+    from simulations.catalog import LAWS
     from simulations.params import takers as law_takers
-    from simulations.problems import LAWS
 
     texts: dict[str, list[str]] = {}
     for name, param in takers:
@@ -196,10 +196,10 @@ def _problem_help(takers: list[tuple[str, Any]]) -> str:
 # ---- the parser -------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
-    from simulations.engine import MEMORY_BUDGET
+    """The parser of every command. It imports only light modules (:mod:`simulations.catalog`,
+    :mod:`simulations.spec`), neither torch nor scipy: each command imports what it runs."""
+    from simulations.catalog import MEMORY_BUDGET, PARAMS, PROBLEM_NAMES, RULE_PARAMS, RULES
     from simulations.params import takers
-    from simulations.problems import PROBLEMS
-    from simulations.rules import PARAMS, RULE_PARAMS, RULES
     from simulations.spec import DEFAULT_RECORD, DEFAULTS
 
     parser = _Parser(prog=PROG, formatter_class=_Formatter,
@@ -256,13 +256,16 @@ def build_parser() -> argparse.ArgumentParser:
                              "[expect] table")
     verify.add_argument("--device", default="cpu",
                         help="torch device: cpu, or cuda (cuda:0, ...) where available")
+    verify.add_argument("--threads", type=_count, default=None,
+                        help="CPU threads of torch, numba and BLAS (default: every CPU this "
+                             "process may use)")
     verify.add_argument("--quiet", action="store_true",
                         help="no progress bar (on a terminal) or progress lines (elsewhere)")
     parser.commands = {"run": run, "problems": problems, "verify": verify}
 
     group = run.add_argument_group("problem")
-    group.add_argument("--problem", required=True, choices=tuple(PROBLEMS), metavar="NAME",
-                       help=f"the problem: {', '.join(PROBLEMS)}")
+    group.add_argument("--problem", required=True, choices=PROBLEM_NAMES, metavar="NAME",
+                       help=f"the problem: {', '.join(PROBLEM_NAMES)}")
     for takers_of in problem_flags().values():
         _add_param(group, takers_of[0][1], _problem_help(takers_of))
 
@@ -302,6 +305,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "faster on long runs)")
     group.add_argument("--device", default="cpu",
                        help="torch device: cpu, or cuda (cuda:0, ...) where available")
+    group.add_argument("--threads", type=_count, default=None,
+                       help="CPU threads of torch, numba and BLAS (default: every CPU this "
+                            "process may use)")
     group.add_argument("--checkpoint-every", type=_count, default=1000,
                        help="steps between checkpoints in OUT/checkpoints/<key>")
     group.add_argument("--resume", action="store_true",
@@ -320,14 +326,14 @@ def build_parser() -> argparse.ArgumentParser:
 # ---- rare events ------------------------------------------------------------------------------
 
 #: the flags of run's "run" group that ``rare`` takes too
-RARE_RUN_FLAGS = ("steps", "batch", "seed", "dtype", "device", "compile")
+RARE_RUN_FLAGS = ("steps", "batch", "seed", "dtype", "device", "threads", "compile")
 
 
 def add_rare_parser(commands, run: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The ``rare`` subcommand: run's problem, clip-rule and schedule flags (the very same
     argparse actions, so the same parsing and the same checks), the flags of
     ``RARE_RUN_FLAGS``, and the splitting flags."""
-    from simulations.rare import EVENTS, IMPORTANCE
+    from simulations.catalog import EVENTS, IMPORTANCE
 
     rare = commands.add_parser(
         "rare", formatter_class=_Formatter,
@@ -609,7 +615,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser,
             device=device, chunk_size=args.chunk_size, backend=args.backend,
             compile=args.compile, checkpoint_dir=checkpoint,
             checkpoint_every=args.checkpoint_every, resume=args.resume,
-            progress=False if args.quiet else None)
+            progress=False if args.quiet else None, threads=args.threads)
         _writable(args.out)
     except ValueError as error:
         parser.error(_message(error))
@@ -691,8 +697,13 @@ def verify(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from simulations.threads import set_default_threads
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    # --threads (run, rare, verify) is the default of every run the command makes, those that
+    # build their own settings too (rare.ams, the AMS claims of verify)
+    set_default_threads(getattr(args, "threads", None))
     if args.command == "problems":
         print_problems()
         return 0

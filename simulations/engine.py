@@ -39,6 +39,7 @@ import torch
 from tqdm.auto import tqdm
 
 from simulations import kernel, sampling
+from simulations.catalog import MEMORY_BUDGET
 from simulations.errors import BadArgument
 from simulations.files import atomic_path
 from simulations.mean_field import mean_field
@@ -58,7 +59,6 @@ __all__ = ["DEFAULT_GUARD", "DEFAULT_RECORD", "Execution", "RunSpec", "Simulatio
            "default_chunk_size", "simulate"]
 
 DEFAULT_GUARD = {torch.float64: 1e100, torch.float32: 1e18}
-MEMORY_BUDGET = 1 << 29  #: bytes of working memory a chunk may use by default (512 MiB)
 WORD_BUDGET = 1 << 22  #: random words drawn at once
 
 
@@ -179,6 +179,8 @@ def simulate(run: RunSpec, execution: Execution | None = None) -> Simulation:
     if not isinstance(run, RunSpec):
         raise BadArgument("run", f"expected a RunSpec (RunSpec.from_dict), got {run!r}")
     ex = Execution() if execution is None else execution
+    from simulations.threads import use_threads
+    use_threads(ex.threads)
     problem, rule = run.make_problem(), run.make_rule()
     run.check_memory(problem.n_params)
     dtype = run.torch_dtype()

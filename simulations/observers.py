@@ -38,10 +38,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from simulations.catalog import OBSERVERS
+
 __all__ = ["ARRAYS", "OBSERVERS", "ArraySpec", "Observers", "StepView", "array_sizes",
            "checkpoint_steps", "xi_anchor_steps"]
 
-OBSERVERS = ("exits", "running_max", "claim2", "clipped", "checkpoints", "paths", "xi")
 
 
 def checkpoint_steps(steps: int, count: int = 32) -> np.ndarray:

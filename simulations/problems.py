@@ -15,7 +15,9 @@ finite (a dataset, or a discrete law) lists its atoms with ``atoms()``; the quad
 closed forms for normal and Student-t laws.
 
 Each problem declares its parameters (``PARAMS``, :class:`simulations.params.Param`: type,
-range, help) and the quadratic's laws theirs (:data:`LAWS`); :func:`make_problem` refuses a
+range, help) and the quadratic's laws theirs (:data:`LAWS`), both written in
+:mod:`simulations.catalog` (which the command line reads without importing torch);
+:func:`make_problem` refuses a
 parameter the problem (or the law) does not take, and the command line and
 :class:`simulations.spec.RunSpec` read the same declarations.
 
@@ -37,6 +39,7 @@ import numpy as np
 import torch
 
 from simulations import sampling
+from simulations.catalog import DF, LAWS, MEAN, NOISE, PROBLEM_PARAMS, SD
 from simulations.errors import BadArgument
 from simulations.layout import Layout
 from simulations.params import Param, find, takers
@@ -56,28 +59,7 @@ __all__ = [
     "problem_params",
 ]
 
-# ---- the parameters, declared once (shared by the problems that take them) -------------------
-N = Param("n", int, "dataset size", low=1)
-DIM_X = Param("dim", int, "dimension of the inputs x", low=1)
-DIM_THETA = Param("dim", int, "dimension of θ", low=1)
-HIDDEN = Param("hidden", int, "hidden units of the MLP", low=1)
-DATA_NOISE = Param("data_noise", float, "noise of sklearn's make_regression", low=0)
-DATA_SEED = Param("data_seed", int, "seed of the generated dataset", low=0)
-INIT_SEED = Param("init_seed", int, "seed of the network's initial point", low=0)
-CURVATURE = Param("curvature", float, "L in ℓ = (L/2)‖θ − y‖² (negative: concave)")
-THETA0 = Param("theta0", float, "θ(0), the same on every path: one number (quadratic, stiff: "
-                                "every coordinate) or all P numbers", many=True)
-MEAN = Param("mean", float, "mean of y", default=0.0)
-SD = Param("sd", float, "scale of y", default=1.0, low=0, above=True)
-DF = Param("df", int, "degrees of freedom ν of y", default=3, low=1)
-VALUES = Param("values", float, "atoms v_k of y = v_k·(1, …, 1)", many=True)
-PROBS = Param("probs", float, "probabilities p_k of the atoms v_k", low=0, high=1,
-              many=True)
-#: each law of the quadratic's target y with the parameters it takes
-LAWS: dict[str, tuple[Param, ...]] = {"normal": (MEAN, SD), "student-t": (MEAN, SD, DF),
-                                      "discrete": (VALUES, PROBS), "point": (MEAN,)}
-NOISE = Param("noise", str, "law of the quadratic's target y", default="normal",
-              choices=tuple(LAWS))
+# the parameters are declared in simulations.catalog (read by the command line without torch)
 
 
 def _checked(owner: Any, **values: Any) -> list[Any]:
@@ -241,7 +223,7 @@ class LinearRegression(_LinearModel):
     """
 
     name = "linear-regression"
-    PARAMS = (N, DIM_X, DATA_NOISE, DATA_SEED, THETA0)
+    PARAMS = PROBLEM_PARAMS["linear-regression"]
 
     def __init__(self, n=1000, dim=20, data_noise=0.1, data_seed=0, theta0=None):
         self.n, dim, data_noise, data_seed = _checked(self, n=n, dim=dim, data_noise=data_noise,
@@ -272,12 +254,7 @@ class Logistic(_LinearModel):
     """
 
     name = "logistic"
-    PARAMS = (N, DIM_X,
-              Param("separable", bool, "separable labels (--no-separable flips a fraction "
-                                       "--flip of them)"),
-              Param("flip", float, "fraction of labels flipped when not separable", low=0,
-                    high=1),
-              DATA_SEED, THETA0)
+    PARAMS = PROBLEM_PARAMS["logistic"]
 
     def __init__(self, n=200, dim=2, separable=True, flip=0.1, data_seed=0, theta0=None):
         self.n, dim, separable, flip, data_seed = _checked(
@@ -350,7 +327,7 @@ class MLPRegression(_TanhMLP):
     """
 
     name = "mlp-regression"
-    PARAMS = (N, DIM_X, HIDDEN, DATA_NOISE, DATA_SEED, INIT_SEED, THETA0)
+    PARAMS = PROBLEM_PARAMS["mlp-regression"]
 
     def __init__(self, n=1000, dim=20, hidden=25, data_noise=0.1, data_seed=0, init_seed=0,
                  theta0=None):
@@ -388,9 +365,7 @@ class MLPClassification(_TanhMLP):
     """
 
     name = "mlp-classification"
-    PARAMS = (Param("dataset", str, "the classification dataset", choices=("blobs", "mnist1d")),
-              N, DIM_X, Param("classes", int, "classes of the blobs dataset", low=1), HIDDEN,
-              DATA_SEED, INIT_SEED, THETA0)
+    PARAMS = PROBLEM_PARAMS["mlp-classification"]
 
     def __init__(self, dataset="blobs", n=600, dim=10, classes=3, hidden=32, data_seed=0,
                  init_seed=0, theta0=None):
@@ -450,9 +425,7 @@ class RNNCliff(FiniteData):
     """
 
     name = "rnn-cliff"
-    PARAMS = (Param("n", int, "number of x_0 points", low=1),
-              Param("length", int, "length of the recurrence x_k = w·tanh(x_{k−1}) + b", low=1),
-              Param("target", float, "the wanted x_length"), DATA_SEED, THETA0)
+    PARAMS = PROBLEM_PARAMS["rnn-cliff"]
 
     def __init__(self, n=32, length=50, target=0.7, data_seed=0, theta0=None):
         self.n, self.length, self.target, data_seed = _checked(
@@ -576,7 +549,7 @@ class Quadratic(Problem):
     """
 
     name = "quadratic"
-    PARAMS = (NOISE, MEAN, SD, DF, VALUES, PROBS, DIM_THETA, CURVATURE, THETA0)
+    PARAMS = PROBLEM_PARAMS["quadratic"]
 
     def __init__(self, law: Law | None = None, dim=1, curvature=1.0, theta0=None):
         self.law = Law() if law is None else law
@@ -661,9 +634,7 @@ def _stiff(kind="stiff", dim=1, curvature=None, target=None, theta0=None):
     return problem
 
 
-_stiff.PARAMS = (  # type: ignore[attr-defined]
-    Param("kind", str, "which loss of the stiff family", choices=("stiff", "far", "concave")),
-    DIM_THETA, CURVATURE, Param("target", float, "y in ℓ = (L/2)‖θ − y‖²"), THETA0)
+_stiff.PARAMS = PROBLEM_PARAMS["stiff"]  # type: ignore[attr-defined]
 
 PROBLEMS: dict[str, Any] = {
     "quadratic": Quadratic,

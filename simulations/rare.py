@@ -115,17 +115,17 @@ import torch
 from scipy import stats
 
 from simulations import kernel, sampling
+from simulations.catalog import EVENTS, IMPORTANCE
 from simulations.engine import DEFAULT_GUARD, WORD_BUDGET, TorchStep
 from simulations.errors import BadArgument
 from simulations.mean_field import mean_field
 from simulations.rules import norms
 from simulations.spec import Chain, Execution
+from simulations.threads import use_threads
 
 __all__ = ["EVENTS", "IMPORTANCE", "STREAM_AMS", "RareCurve", "RareEventResult", "Splitting",
            "ams", "importance_scale", "interval", "summarize"]
 
-EVENTS = ("exit", "xi", "blowup")
-IMPORTANCE = ("scaled", "max")
 STREAM_AMS = 16
 """First stream of the AMS draws: replica r uses streams STREAM_AMS + 2r (steps) and
 STREAM_AMS + 2r + 1 (choice of survivors)."""
@@ -578,6 +578,7 @@ def ams(chain: Chain, splitting: Splitting,
     :meth:`~simulations.spec.Chain.from_dict`, :class:`Splitting`).
     """
     execution = Execution() if execution is None else execution
+    use_threads(execution.threads)
     steps = chain.steps
     if steps < 1:
         raise BadArgument("steps", f"must be an integer >= 1, got {steps!r}")

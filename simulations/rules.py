@@ -25,27 +25,13 @@ from dataclasses import dataclass
 
 import torch
 
+from simulations.catalog import PARAMS, RULE_PARAMS, RULES
 from simulations.errors import BadArgument
 from simulations.layout import Layout
-from simulations.params import Param, takers
+from simulations.params import takers
 from theory import clipping
 
 __all__ = ["PARAMS", "RULES", "RULE_PARAMS", "ClipRule", "Clipped", "norms"]
-
-LAM = Param("lam", float, "threshold λ", low=0, above=True)
-EPS = Param("eps", float, "ε, the floor of ‖θ‖ in the adaptive threshold λ·max(‖θ‖, ε)",
-            low=0, above=True)
-BALL = Param("ball", float, "radius of the projection rule's ball ‖θ‖ ≤ ball", low=0,
-             above=True)
-#: every rule parameter (a field of :class:`ClipRule`)
-PARAMS = (LAM, EPS, BALL)
-#: each rule with the parameters it takes, all of them required
-RULE_PARAMS: dict[str, tuple[Param, ...]] = {
-    "none": (), "classic": (LAM,), "adaptive": (LAM, EPS), "layerwise": (LAM, EPS),
-    "unitwise": (LAM, EPS), "value": (LAM,), "projection": (BALL,)}
-#: the rules' names
-RULES = tuple(RULE_PARAMS)
-
 
 def norms(x: torch.Tensor) -> torch.Tensor:
     """Row norms ‖x_r‖ of an (R, P) tensor in its dtype, returned as float64.

@@ -9,7 +9,7 @@ radii, kept paths, ξ paths); the chain's fields read through it (``run.steps``)
 with the same content compute bit-identical arrays (on the default float64 path), so
 :meth:`RunSpec.key` (a hash of the content) names a run in the store (:mod:`simulations.store`).
 An :class:`Execution` says only how: device, chunk size, backend, compilation, checkpoints,
-progress; it never changes the draws.
+progress, threads; it never changes the draws.
 
 :meth:`RunSpec.from_dict` is the one place where every default lives and every key is checked.
 Every caller (scenario files, the command line, the figure scripts, tests) builds its runs
@@ -49,8 +49,8 @@ from typing import Any
 
 import numpy as np
 
+from simulations.catalog import OBSERVERS
 from simulations.errors import BadArgument
-from simulations.observers import OBSERVERS
 
 __all__ = ["CHAIN_KEYS", "DEFAULTS", "DEFAULT_RECORD", "SAMPLE_KEYS", "Chain", "Execution",
            "Frozen", "RunSpec", "content_key"]
@@ -365,6 +365,10 @@ class Execution:
     steps and continue from it; ``progress``: a tqdm bar (None: only on a terminal);
     ``replica_chunk``: the replicas of :func:`simulations.rare.ams` run together (None: all).
     :func:`~simulations.rare.ams` reads only ``device``, ``compile`` and ``replica_chunk``.
+    ``threads``: CPU threads of torch, numba and BLAS (:func:`simulations.threads.use_threads`;
+    None: :func:`~simulations.threads.default_threads`, every CPU the process may use unless
+    the command line's ``--threads`` said otherwise). The thread count enters no result and no
+    key.
     """
 
     device: Any = "cpu"
@@ -376,6 +380,7 @@ class Execution:
     resume: bool = False
     progress: bool | None = None
     replica_chunk: int | None = None
+    threads: int | None = None
 
     def __post_init__(self):
         if self.backend not in ("auto", "torch", "compiled"):
@@ -386,6 +391,8 @@ class Execution:
         if self.replica_chunk is not None:
             _integer(self.replica_chunk, "replica_chunk", 1, None)
         _integer(self.checkpoint_every, "checkpoint_every", 1, None)
+        if self.threads is not None:
+            object.__setattr__(self, "threads", _integer(self.threads, "threads", 1, None))
         if self.checkpoint_dir is not None:
             object.__setattr__(self, "checkpoint_dir", Path(self.checkpoint_dir))
 

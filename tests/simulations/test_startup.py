@@ -1,0 +1,78 @@
+"""Start fast: a command imports only what it uses. Parsing ``--help`` of ``python -m
+simulations`` and of its run, verify and rare commands imports neither torch nor scipy.stats,
+and ``python -m theory bound`` imports no torch (each checked in a fresh interpreter). The
+copies that :mod:`simulations.catalog` keeps of heavy modules' constants equal their owners'."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+HEAVY = ("torch", "scipy.stats")
+BOUND = ["bound", "--lam", "30", "--radius", "1024", "--schedule", "1/(t+1)"]
+
+
+def loaded_after(module: str, argv: list[str]) -> dict:
+    """Which of HEAVY are in sys.modules after ``module.main(argv)`` in a fresh interpreter
+    (its exit status and stdout too)."""
+    code = (
+        "import contextlib, io, json, sys\n"
+        f"from {module} import main\n"
+        "out = io.StringIO()\n"
+        "with contextlib.redirect_stdout(out):\n"
+        "    try:\n"
+        f"        status = main({argv!r})\n"
+        "    except SystemExit as stop:\n"
+        "        status = stop.code\n"
+        f"print(json.dumps({{'status': status, 'stdout': out.getvalue(), 'loaded': "
+        f"[m for m in {HEAVY!r} if m in sys.modules]}}))\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=ROOT, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+@pytest.mark.parametrize("command", [[], ["run"], ["verify"], ["rare"]])
+def test_help_imports_neither_torch_nor_scipy_stats(command):
+    result = loaded_after("simulations.cli", [*command, "--help"])
+    assert result["status"] == 0
+    assert "usage: python -m simulations" in result["stdout"]
+    assert result["loaded"] == []
+
+
+def test_help_through_python_m():
+    """The real entry point, as ``python -X importtime`` sees it."""
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "simulations", "run",
+                           "--help"], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "--chunk-size" in proc.stdout
+    imported = {line.rsplit("|", 1)[1].strip() for line in proc.stderr.splitlines()
+                if line.startswith("import time:")}
+    assert "simulations.cli" in imported
+    assert not imported & set(HEAVY), imported & set(HEAVY)
+
+
+def test_theory_bound_imports_no_torch():
+    result = loaded_after("theory.__main__", BOUND)
+    assert result["status"] == 0
+    assert "Azuma" in result["stdout"]
+    assert "torch" not in result["loaded"]
+
+
+def test_catalog_copies_equal_their_owners():
+    from simulations import catalog, engine, observers, problems, rare, rules
+
+    assert catalog.OBSERVERS == observers.OBSERVERS
+    assert catalog.MEMORY_BUDGET == engine.MEMORY_BUDGET
+    assert catalog.PROBLEM_NAMES == tuple(problems.PROBLEMS)
+    for name in problems.PROBLEMS:
+        assert catalog.problem_params(name) == problems.problem_params(name), name
+        assert catalog.PROBLEM_PARAMS[name] is problems.PROBLEMS[name].PARAMS
+    assert (rules.PARAMS, rules.RULE_PARAMS, rules.RULES) == (
+        catalog.PARAMS, catalog.RULE_PARAMS, catalog.RULES)
+    assert (rare.EVENTS, rare.IMPORTANCE) == (catalog.EVENTS, catalog.IMPORTANCE)
