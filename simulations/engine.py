@@ -396,10 +396,10 @@ class _CompiledBlocks:
 
     def __call__(self, theta, alive, blown, t, stop):
         theta, alive, blown = theta.contiguous(), alive.contiguous(), blown.contiguous()
-        keys = kernel.Keys(self.key_path, sampling.step_keys(self.seed, range(t, stop)).numpy(),
-                           self.key_word, t)
+        block = kernel.Block(np.ascontiguousarray(self.a[t:stop]), self.key_path,
+                             sampling.step_keys(self.seed, range(t, stop)).numpy(),
+                             self.key_word, t)
         state = kernel.State(theta.numpy(), self.theta0, alive.numpy(), blown.numpy())
-        kernel.run_block(state, keys, np.ascontiguousarray(self.a[t:stop]), self.problem,
-                         self.rule, self.limits,
+        kernel.run_block(state, block, self.problem, self.rule, self.limits,
                          self._observers(theta.shape[0], theta.shape[1], state.theta.dtype))
         return theta, alive, blown

@@ -17,7 +17,7 @@ function, and composes them:
 * the observers' updates (:func:`_observe`), on the arrays that
   :data:`simulations.observers.ARRAYS` declares.
 
-The inputs are named tuples (:class:`ProblemArgs`, :class:`RuleArgs`, :class:`Keys`,
+The inputs are named tuples (:class:`ProblemArgs`, :class:`RuleArgs`, :class:`Block`,
 :class:`State`, :class:`Limits`, :class:`ObserverArrays` with :class:`Observe`'s flags), whose
 integer codes select the parts; the kernel is compiled once per dtype and cached on disk. Two
 runners share :func:`step`: :func:`run_block` (the engine: steps [t, stop) of every path,
@@ -46,7 +46,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit, prange
 
-__all__ = ["LAW_CODES", "PROBLEM_CODES", "RULE_CODES", "Keys", "Limits", "ObserverArrays",
+__all__ = ["LAW_CODES", "PROBLEM_CODES", "RULE_CODES", "Block", "Limits", "ObserverArrays",
            "Observe", "ProblemArgs", "RuleArgs", "State", "advance_rows", "ndtri", "run_block",
            "step"]
 
@@ -105,11 +105,12 @@ class RuleArgs(NamedTuple):
     groups: int
 
 
-class Keys(NamedTuple):
-    """The keys of :mod:`simulations.sampling`: per path (rows,), per step (the block's steps
-    ``first``, ``first`` + 1, …), per word of a step (words per step; empty for a single
-    word)."""
+class Block(NamedTuple):
+    """A block of steps t = ``first``, ``first`` + 1, … : their step sizes a(t), and the keys of
+    :mod:`simulations.sampling` per path (rows,), per step of the block, per word of a step
+    (words per step; empty for a single word)."""
 
+    a: np.ndarray
     path: np.ndarray
     step: np.ndarray
     word: np.ndarray
@@ -174,6 +175,7 @@ class _Scratch(NamedTuple):
     """Per-path work arrays."""
 
     words: np.ndarray  # (words per step,) uint64
+    th: np.ndarray  # (P,) θ of the path being run
     g: np.ndarray  # (P,) the gradient
     d: np.ndarray  # (P,) g/c for the rules that change the direction
     cand: np.ndarray  # (P,) the candidate θ(t+1)
@@ -221,43 +223,53 @@ def _uniform52(hi, lo):
         / 4503599627370496.0
 
 
-_P0 = (-5.99633501014107895267e1, 9.80010754185999661536e1, -5.66762857469070293439e1,
-       1.39312609387279679503e1, -1.23916583867381258016e0)
-_Q0 = (1.95448858338141759834e0, 4.67627912898881538453e0, 8.63602421390890590575e1,
-       -2.25462687854119370527e2, 2.00260212380060660359e2, -8.20372256168333339912e1,
-       1.59056225126211695515e1, -1.18331621121330003142e0)
-_P1 = (4.05544892305962419923e0, 3.15251094599893866154e1, 5.71628192246421288162e1,
-       4.40805073893200834700e1, 1.46849561928858024014e1, 2.18663306850790267539e0,
-       -1.40256079171354495875e-1, -3.50424626827848203418e-2, -8.57456785154685413611e-4)
-_Q1 = (1.57799883256466749731e1, 4.53907635128879210584e1, 4.13172038254672030440e1,
-       1.50425385692907503408e1, 2.50464946208309415979e0, -1.42182922854787788574e-1,
-       -3.80806407691578277194e-2, -9.33259480895457427372e-4)
-_P2 = (3.23774891776946035970e0, 6.91522889068984211695e0, 3.93881025292474443415e0,
-       1.33303460815807542389e0, 2.01485389549179081538e-1, 1.23716634817820021358e-2,
-       3.01581553508235416007e-4, 2.65806974686737550832e-6, 6.23974539184983293730e-9)
-_Q2 = (6.02427039364742014255e0, 3.67983563856160859403e0, 1.37702099489081330271e0,
-       2.16236993594496635890e-1, 1.34204006088543189037e-2, 3.28014464682127739104e-4,
-       2.89247864745380683936e-6, 6.79019408009981274425e-9)
 _EXP_M2 = 0.13533528323661269189  # e^−2
 _S2PI = 2.50662827463100050242
 
 
+# Cephes' coefficients, written out as Horner's rule (a tuple indexed in a loop is copied to
+# the stack at every call of the function it is inlined into)
 @njit(inline="always")
-def _polevl(x, coef):
-    """Σ_k coef[k]·x^(n−k), Horner's rule."""
-    acc = coef[0]
-    for k in range(1, len(coef)):
-        acc = acc * x + coef[k]
-    return acc
+def _r0(x):
+    """P0(x)/Q0(x) for |y − 1/2| ≤ 1/2 − e^−2 (Q0 monic)."""
+    p = ((((-5.99633501014107895267e1 * x + 9.80010754185999661536e1) * x
+            - 5.66762857469070293439e1) * x + 1.39312609387279679503e1) * x
+          - 1.23916583867381258016e0)
+    q = ((((((((x + 1.95448858338141759834e0) * x + 4.67627912898881538453e0) * x
+               + 8.63602421390890590575e1) * x - 2.25462687854119370527e2) * x
+             + 2.00260212380060660359e2) * x - 8.20372256168333339912e1) * x
+           + 1.59056225126211695515e1) * x - 1.18331621121330003142e0)
+    return p / q
 
 
 @njit(inline="always")
-def _p1evl(x, coef):
-    """x^n + Σ_k coef[k]·x^(n−1−k): :func:`_polevl` with a leading coefficient 1."""
-    acc = x + coef[0]
-    for k in range(1, len(coef)):
-        acc = acc * x + coef[k]
-    return acc
+def _r1(z):
+    """P1(z)/Q1(z) for 2 ≤ √(−2 log y) < 8 (Q1 monic)."""
+    p = ((((((((4.05544892305962419923e0 * z + 3.15251094599893866154e1) * z
+               + 5.71628192246421288162e1) * z + 4.40805073893200834700e1) * z
+             + 1.46849561928858024014e1) * z + 2.18663306850790267539e0) * z
+           - 1.40256079171354495875e-1) * z - 3.50424626827848203418e-2) * z
+         - 8.57456785154685413611e-4)
+    q = ((((((((z + 1.57799883256466749731e1) * z + 4.53907635128879210584e1) * z
+              + 4.13172038254672030440e1) * z + 1.50425385692907503408e1) * z
+            + 2.50464946208309415979e0) * z - 1.42182922854787788574e-1) * z
+          - 3.80806407691578277194e-2) * z - 9.33259480895457427372e-4)
+    return p / q
+
+
+@njit(inline="always")
+def _r2(z):
+    """P2(z)/Q2(z) for √(−2 log y) ≥ 8 (Q2 monic)."""
+    p = ((((((((3.23774891776946035970e0 * z + 6.91522889068984211695e0) * z
+               + 3.93881025292474443415e0) * z + 1.33303460815807542389e0) * z
+             + 2.01485389549179081538e-1) * z + 1.23716634817820021358e-2) * z
+           + 3.01581553508235416007e-4) * z + 2.65806974686737550832e-6) * z
+         + 6.23974539184983293730e-9)
+    q = ((((((((z + 6.02427039364742014255e0) * z + 3.67983563856160859403e0) * z
+              + 1.37702099489081330271e0) * z + 2.16236993594496635890e-1) * z
+            + 1.34204006088543189037e-2) * z + 3.28014464682127739104e-4) * z
+          + 2.89247864745380683936e-6) * z + 6.79019408009981274425e-9)
+    return p / q
 
 
 @njit(inline="always")
@@ -274,15 +286,12 @@ def ndtri(y0):
     if y > _EXP_M2:
         y = y - 0.5
         y2 = y * y
-        x = y + y * (y2 * _polevl(y2, _P0) / _p1evl(y2, _Q0))
+        x = y + y * (y2 * _r0(y2))
         return x * _S2PI
     x = math.sqrt(-2.0 * math.log(y))
     x0 = x - math.log(x) / x
     z = 1.0 / x
-    if x < 8.0:
-        x1 = z * _polevl(z, _P1) / _p1evl(z, _Q1)
-    else:
-        x1 = z * _polevl(z, _P2) / _p1evl(z, _Q2)
+    x1 = z * (_r1(z) if x < 8.0 else _r2(z))
     x = x0 - x1
     return -x if code else x
 
@@ -314,29 +323,36 @@ def _tanh(x, rational):
     return _tanh_rational(x) if rational else math.tanh(x)
 
 
-@njit(fastmath=FASTMATH)
+@njit(inline="always", fastmath=FASTMATH)
 def _quadratic_grad(th, pb, w, g, ysum):
     r"""g = L(θ − ȳ), ȳ the minibatch mean of y: normal y = m + s·z; Student-t
     y = m + s·z_0/√(Σ_{k=1}^{ν} z_k²/ν); discrete y = v_k·(1, …, 1) with k = #{j : C_j ≤ u},
-    u = (w + 1/2)/2^32; point y = m."""
-    d = pb.dim
-    for c in range(d):
-        ysum[c] = 0.0
-    if pb.law == 3:  # point
-        for c in range(d):
-            ysum[c] = pb.mean
-    else:
-        for b in range(pb.batch):
-            base = b * pb.words
-            if pb.law == 2:  # discrete
-                u = (np.float64(w[base]) + 0.5) / 4294967296.0
+    u = (w + 1/2)/2^32; point y = m. (The point law, the discrete law and B = 1 take loops of
+    one level: nested loops cost 2–3× the step on one coordinate.)"""
+    d, batch = pb.dim, pb.batch
+    if pb.law >= 2:  # one value ȳ for every coordinate
+        ybar = pb.mean
+        if pb.law == 2:  # discrete
+            ybar = 0.0
+            for b in range(batch):
+                u = (np.float64(w[b * pb.words]) + 0.5) / 4294967296.0
                 k = 0
                 for j in range(pb.cumprobs.shape[0]):
                     if pb.cumprobs[j] <= u:
                         k += 1
-                for c in range(d):
-                    ysum[c] += pb.values[k]
-            elif pb.law == 0:  # normal
+                ybar += pb.values[k]
+            ybar = ybar / batch
+        for c in range(d):
+            g[c] = pb.curvature * (th[c] - ybar)
+    elif batch == 1 and pb.law == 0:
+        for c in range(d):
+            g[c] = pb.curvature * (th[c] - (pb.mean + pb.sd * _normal(w, 2 * c)))
+    else:
+        for c in range(d):
+            ysum[c] = 0.0
+        for b in range(batch):
+            base = b * pb.words
+            if pb.law == 0:  # normal
                 for c in range(d):
                     ysum[c] += pb.mean + pb.sd * _normal(w, base + 2 * c)
             else:  # student-t with df degrees of freedom
@@ -350,12 +366,10 @@ def _quadratic_grad(th, pb, w, g, ysum):
                         s2 += zk * zk
                     ysum[c] += pb.mean + pb.sd * (z0 / math.sqrt(s2 / pb.df))
         for c in range(d):
-            ysum[c] = ysum[c] / pb.batch
-    for c in range(d):
-        g[c] = pb.curvature * (th[c] - ysum[c])
+            g[c] = pb.curvature * (th[c] - ysum[c] / batch)
 
 
-@njit(fastmath=FASTMATH)
+@njit(inline="always", fastmath=FASTMATH)
 def _linear_grad(th, pb, idx, g):
     r"""f = w·x + b; squared loss g = (2/B)Σ_j (f_j − y_j)[x_j, 1]; logistic
     g = (1/B)Σ_j (σ(f_j) − y_j)[x_j, 1]."""
@@ -378,7 +392,7 @@ def _linear_grad(th, pb, idx, g):
         g[dim] += r
 
 
-@njit(fastmath=FASTMATH)
+@njit(_nrt=False, fastmath=FASTMATH)
 def _mlp_grad(th, pb, idx, sc, rational):
     r"""The tanh MLP d–h–1 with squared loss: f = W2 tanh(W1 x + b1) + b2,
     e_j = (2/B)(f_j − y_j), ∂W2 = Σ_j e_j a_j, ∂b2 = Σ_j e_j, dz_j = e_j W2 ⊙ (1 − a_j²),
@@ -435,7 +449,7 @@ def _mlp_grad(th, pb, idx, sc, rational):
             g[j * dim + c] = acc
 
 
-@njit(fastmath=FASTMATH)
+@njit(_nrt=False, fastmath=FASTMATH)
 def _softmax_mlp_grad(th, pb, idx, sc, rational):
     r"""The tanh MLP d–h–C with cross-entropy: f = W2 a + b2, a = tanh(W1 x + b1),
     e = (softmax(f) − e_y)/B, ∂W2 = e aᵀ, ∂b2 = e, dz = (W2ᵀ e) ⊙ (1 − a²), ∂W1 = dz xᵀ,
@@ -482,7 +496,7 @@ def _softmax_mlp_grad(th, pb, idx, sc, rational):
                 g[j * dim + c] += dz * pb.x[i, c]
 
 
-@njit(fastmath=FASTMATH)
+@njit(_nrt=False, fastmath=FASTMATH)
 def _rnn_grad(th, pb, idx, sc):
     r"""x_k = w·tanh(x_{k−1}) + b, ℓ = (x_length − target)²: δ = 2(x_length − target)/B,
     ∂w += δ_k tanh(x_{k−1}), ∂b += δ_k, δ_{k−1} = δ_k·w·(1 − tanh²(x_{k−1}))."""
@@ -504,7 +518,7 @@ def _rnn_grad(th, pb, idx, sc):
     g[1] = db
 
 
-@njit
+@njit(inline="always")
 def _gradient(th, pb, sc, rational):
     """The problem's minibatch gradient into ``sc.g`` from the step's words ``sc.words``."""
     if pb.code == 0:
@@ -526,7 +540,7 @@ def _gradient(th, pb, sc, rational):
         _rnn_grad(th, pb, idx, sc)
 
 
-@njit(fastmath=FASTMATH)
+@njit(_nrt=False, fastmath=FASTMATH)
 def _mlp_grad1(th, pb, i, sc, rational):
     """:func:`_mlp_grad` for one sample (B = 1), without the transposed minibatch."""
     g, act = sc.g, sc.act
@@ -562,7 +576,7 @@ def _sq(x):
     return s
 
 
-@njit(fastmath=FASTMATH)
+@njit(inline="always", fastmath=FASTMATH)
 def _clip(th, tnorm, rule, sc, gmax):
     r"""The rule's g/c: returns (factor, ‖g/c‖, clipped, finite), with g/c = factor·g for
     none, classic (factor = λ/max(‖g‖, λ)), adaptive (τ = λ·max(‖θ‖, ε)) and projection
@@ -612,7 +626,7 @@ def _clip(th, tnorm, rule, sc, gmax):
     return -1.0, dn, clipped, finite and dn <= gmax
 
 
-@njit(fastmath=FASTMATH)
+@njit(inline="always", fastmath=FASTMATH)
 def step(th, tnorm, a, pb, rule, limits, sc):
     r"""One step from θ = ``th`` (norm ``tnorm``) with the words in ``sc.words``: the candidate
     θ(t+1) = Π(θ − a·g/c) into ``sc.cand`` (Π the projection rule's ball, else the identity).
@@ -645,6 +659,7 @@ def _scratch(pb, rule, p, dtype_like):
     width = max(pb.hidden, pb.length, pb.classes, pb.dim, 1)
     return _Scratch(
         np.empty(max(1, pb.batch * pb.words), dtype=np.uint64),
+        np.empty(p, dtype=dtype_like.dtype),
         np.empty(p, dtype=dtype_like.dtype), np.empty(p, dtype=dtype_like.dtype),
         np.empty(p, dtype=dtype_like.dtype),
         np.empty(max(rule.groups, 1), dtype=np.float64),
@@ -748,27 +763,29 @@ def _tasks(rows):
 _TASKS = 256
 
 
-@njit(fastmath=FASTMATH)
-def _run_rows(task, state, keys, a, pb, rule, limits, obs):
-    """:func:`run_block` for the rows of one task. (The parallel loop calls this function once
-    per task: the parts are inlined here, where the arrays of the named tuples are written as
-    usual; inlined into the parallel loop's body, such writes were lost.)"""
-    theta = state.theta
+# The loops over paths, and the networks' gradients they call, are compiled without reference
+# counting (``_nrt=False``): every read of an array of a named tuple counted a reference up and
+# down, two atomic operations, and these made 80% of a step on one coordinate (260 ns against
+# 53 ns). Arrays are made outside them. The networks' gradients are called, not inlined: the
+# kernel compiles in 43 s instead of 55 s, at the same speed.
+
+@njit(_nrt=False, fastmath=FASTMATH)
+def _rows_loop(task, state, block, pb, rule, limits, obs, sc):
+    """:func:`run_block` for the rows of one task, with the work arrays ``sc``."""
+    theta, th = state.theta, sc.th
     rows, p = theta.shape
     tasks, per = _tasks(rows)
-    sc = _scratch(pb, rule, p, theta[0])
-    th = np.empty(p, dtype=theta.dtype)
     for r in range(task * per, min(rows, (task + 1) * per)):
         if not state.alive[r]:
             continue
         for k in range(p):
             th[k] = theta[r, k]
-        kp = np.uint64(keys.path[r])
+        kp = np.uint64(block.path[r])
         tnorm = math.sqrt(_sq(th))
-        for s in range(a.shape[0]):
-            done = keys.first + s + 1
-            _words(kp, np.uint64(keys.step[s]), keys.word, sc.words)
-            ok, cnorm, clip_norm, clipped = step(th, tnorm, a[s], pb, rule, limits, sc)
+        for s in range(block.a.shape[0]):
+            done = block.first + s + 1
+            _words(kp, np.uint64(block.step[s]), block.word, sc.words)
+            ok, cnorm, clip_norm, clipped = step(th, tnorm, block.a[s], pb, rule, limits, sc)
             _observe_clip(r, clip_norm / (1.0 + tnorm), clipped, obs)
             if not ok:
                 _blow_up(r, done, state)
@@ -782,13 +799,21 @@ def _run_rows(task, state, keys, a, pb, rule, limits, obs):
             theta[r, k] = th[k]
 
 
+@njit
+def _run_rows(task, state, block, pb, rule, limits, obs):
+    """:func:`_rows_loop` with fresh work arrays. (The parallel loop calls this function once
+    per task: writes into the named tuples' arrays inlined into its own body were lost.)"""
+    _rows_loop(task, state, block, pb, rule, limits, obs,
+               _scratch(pb, rule, state.theta.shape[1], state.theta[0]))
+
+
 @njit(parallel=True, cache=True)
-def run_block(state, keys, a, pb, rule, limits, obs):
-    """Steps t = ``keys.first`` .. ``keys.first`` + len(a) − 1 of every path, in place:
-    ``state`` and the observers ``obs``; a(t) = ``a``."""
+def run_block(state, block, pb, rule, limits, obs):
+    """Steps t = ``block.first`` .. ``block.first`` + len(block.a) − 1 of every path, in place:
+    ``state`` and the observers ``obs``."""
     tasks, _ = _tasks(state.theta.shape[0])
     for task in prange(tasks):
-        _run_rows(task, state, keys, a, pb, rule, limits, obs)
+        _run_rows(task, state, block, pb, rule, limits, obs)
 
 
 # ---- the splitting's runner -------------------------------------------------------------------
@@ -808,6 +833,7 @@ class Branch(NamedTuple):
     stream: np.ndarray  # (R,) int64: the row of step_keys / word_keys
     step_keys: np.ndarray  # (streams, T) uint64
     word_keys: np.ndarray  # (streams, words) uint64 (width 0: one word per step)
+    a: np.ndarray  # (T,) float64 the step sizes a(t)
 
 
 class Score(NamedTuple):
@@ -839,15 +865,13 @@ def _phi(z, s, steps, sco):
     return below
 
 
-@njit(fastmath=FASTMATH)
-def _advance(task, state, branch, a, pb, rule, limits, sco):
-    """:func:`advance_rows` for the rows of one task (see :func:`_run_rows`)."""
-    theta = state.theta
+@njit(_nrt=False, fastmath=FASTMATH)
+def _advance_loop(task, state, branch, pb, rule, limits, sco, sc):
+    """:func:`advance_rows` for the rows of one task, with the work arrays ``sc``."""
+    theta, th, a = state.theta, sc.th, branch.a
     rows, p = theta.shape
     steps = a.shape[0]
     tasks, per = _tasks(rows)
-    sc = _scratch(pb, rule, p, theta[0])
-    th = np.empty(p, dtype=theta.dtype)
     for r in range(task * per, min(rows, (task + 1) * per)):
         for k in range(p):
             th[k] = theta[r, k]
@@ -885,8 +909,15 @@ def _advance(task, state, branch, a, pb, rule, limits, sco):
         branch.work[r] = work
 
 
+@njit
+def _advance(task, state, branch, pb, rule, limits, sco):
+    """:func:`_advance_loop` with fresh work arrays (see :func:`_run_rows`)."""
+    _advance_loop(task, state, branch, pb, rule, limits, sco,
+                  _scratch(pb, rule, state.theta.shape[1], state.theta[0]))
+
+
 @njit(parallel=True, cache=True)
-def advance_rows(state, branch, a, pb, rule, limits, sco):
+def advance_rows(state, branch, pb, rule, limits, sco):
     """Run each row of the splitting to T (or until its running score reaches ``sco.top``).
 
     In: ``state.theta`` θ (rows, P) at each row's ``branch.start``, ``state.theta0`` θ(0),
@@ -895,7 +926,7 @@ def advance_rows(state, branch, a, pb, rule, limits, sco):
     final running score and ``branch.work`` the steps it simulated."""
     tasks, _ = _tasks(state.theta.shape[0])
     for task in prange(tasks):
-        _advance(task, state, branch, a, pb, rule, limits, sco)
+        _advance(task, state, branch, pb, rule, limits, sco)
 
 
 # ---- from the catalog's objects to the kernel's inputs -----------------------------------------

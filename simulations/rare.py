@@ -551,9 +551,8 @@ class _KernelAdvance:
             b.level.numpy().astype(np.float64), b.start.numpy().astype(np.int64),
             b.runmax.numpy().astype(np.float64), np.empty(rows), np.zeros(rows, np.int64),
             self._path_keys(b.replica, b.parent_counter), self._path_keys(b.replica, b.counter),
-            b.replica.numpy().astype(np.int64), self.step_keys, self.word_keys)
-        kernel.advance_rows(state, branch, self.a, self.problem, self.rule, self.limits,
-                            self.score)
+            b.replica.numpy().astype(np.int64), self.step_keys, self.word_keys, self.a)
+        kernel.advance_rows(state, branch, self.problem, self.rule, self.limits, self.score)
         start, theta, runmax, score, work = (torch.from_numpy(x) for x in (
             branch.start, state.theta, branch.runmax, branch.score, branch.work))
         return start, theta, None, runmax, score, work
