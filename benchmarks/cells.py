@@ -34,8 +34,9 @@ Implementations:
 
 Timing. Per cell: one warm-up of every implementation at the cell's R (compilation excluded;
 JAX is compiled once at the timed shapes), a pilot run that gives the rate, then T chosen so that
-one measurement takes about ``--budget`` seconds (R fixed per problem, T a multiple of BLOCK;
-each implementation gets its own T, at the same R). Then ``--rounds`` rounds, the
+one measurement takes about ``--budget`` seconds (R fixed per problem, see ``PATHS``; T at least
+2 for the engine, a multiple of BLOCK for JAX and numba; each implementation gets its own T, at
+the same R). Then ``--rounds`` rounds, the
 implementations alternating in a rotating order; medians and min–max are reported. The load
 average is recorded at the start and the end, with versions and the core count.
 
@@ -102,8 +103,9 @@ RULES: dict[str, dict] = {
     "value": {"rule": "value", "lam": 1.0},
     "projection": {"rule": "projection", "ball": 10.0},
 }
-#: paths per problem (the MLPs are ~100× heavier per step than the rest)
-PATHS = {"mlp-regression": 2048, "mlp-classification": 2048}
+#: paths per problem where the default is too many for short measurements (the engine runs
+#: the MLP classifier and the 50-step recurrence as batched torch operations)
+PATHS = {"mlp-regression": 2048, "mlp-classification": 1024, "rnn-cliff": 4096}
 DEFAULT_PATHS = 16384
 GUARD = {"float64": 1e100, "float32": 1e18}  #: the engine's default blow-up guard
 NUMBA_CELLS = {"quadratic-1d": 1, "quadratic-10d": 10}  #: the ceiling: classic rule only
@@ -562,11 +564,12 @@ def time_numba(dim: int, dtype: str, paths: int, steps: int) -> float:
 
 
 # ============================================================================ measuring a cell
-def choose_steps(seconds: float, steps: int, budget: float, max_steps: int) -> int:
-    """T (a multiple of BLOCK, at least BLOCK) for one measurement of about ``budget`` s,
-    from a pilot run of ``steps`` steps that took ``seconds``."""
+def choose_steps(seconds: float, steps: int, budget: float, max_steps: int,
+                 grain: int = BLOCK) -> int:
+    """T (a multiple of ``grain``, at least ``grain``, at least 2) for one measurement of about
+    ``budget`` seconds, from a pilot run of ``steps`` steps that took ``seconds``."""
     want = steps * budget / max(seconds, 1e-9)
-    return int(min(max_steps, max(BLOCK, round(want / BLOCK) * BLOCK)))
+    return int(min(max_steps, max(grain, 2, round(want / grain) * grain)))
 
 
 def measure(name: str, rule: str, dtype: str, args, cell: Cell) -> dict:
@@ -574,9 +577,9 @@ def measure(name: str, rule: str, dtype: str, args, cell: Cell) -> dict:
     impls: dict[str, tuple] = {}
     # each: a warm-up (compilation, caches), then a pilot of BLOCK steps for the rate
     time_engine(name, rule, dtype, min(paths, 256), 2, args.batch)
-    secs, backend = time_engine(name, rule, dtype, paths, BLOCK, args.batch)
+    secs, backend = time_engine(name, rule, dtype, paths, 4, args.batch)
     impls["engine"] = (lambda t: time_engine(name, rule, dtype, paths, t, args.batch)[0],
-                       choose_steps(secs, BLOCK, args.budget, args.max_steps))
+                       choose_steps(secs, 4, args.budget, args.max_steps, grain=1))
     jr = JaxRunner(cell, RULES[rule], dtype, paths, args.batch)
     secs = jr.time(BLOCK)
     impls["jax"] = (jr.time, choose_steps(secs, BLOCK, args.budget, args.max_steps))
@@ -739,12 +742,12 @@ def main(argv=None) -> int:
     parser.add_argument("--dtypes", nargs="+", default=["float32", "float64"],
                         choices=["float32", "float64"])
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--budget", type=float, default=0.25,
+    parser.add_argument("--budget", type=float, default=0.2,
                         help="seconds per measurement (T is chosen from a pilot run)")
     parser.add_argument("--max-steps", type=int, default=20000)
     parser.add_argument("--paths", type=int, default=None,
-                        help=f"paths R for every cell (default {DEFAULT_PATHS}, MLPs "
-                             f"{PATHS['mlp-regression']})")
+                        help=f"paths R for every cell (default {DEFAULT_PATHS}; "
+                             + ", ".join(f"{k} {v}" for k, v in PATHS.items()) + ")")
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--skip-numba", action="store_true")
     parser.add_argument("--torch-threads", type=int, default=None,
@@ -754,7 +757,9 @@ def main(argv=None) -> int:
                         help="time the whole-process runs (quadratic 1-D and 10-D)")
     parser.add_argument("--process-paths", type=int, default=65536)
     parser.add_argument("--process-steps", type=int, default=1000)
-    parser.add_argument("--process-rounds", type=int, default=3)
+    parser.add_argument("--process-rounds", type=int, default=1,
+                        help="rounds of the whole-process runs (each is tens of seconds; 1 "
+                             "keeps the default run near 10 min)")
     parser.add_argument("--out", default="benchmarks/cells.json")
     parser.add_argument("--markdown", default=None, help="also write the table to this file")
     args = parser.parse_args(argv)
@@ -782,7 +787,9 @@ def main(argv=None) -> int:
     chosen = select(args.cells)
     for name, rule in chosen:
         cell = cells_cache.setdefault(name, make_cell(name))
+        t0 = time.perf_counter()
         check = check_cell(cell, name, rule, args.batch)
+        check["wall_s"] = round(time.perf_counter() - t0, 2)
         if check["jax_rel_err"] > CHECK_RTOL_JAX:
             raise SystemExit(f"{name}/{rule}: the JAX chain differs from the numpy reference "
                              f"(relative {check['jax_rel_err']:.2e} > {CHECK_RTOL_JAX})")
@@ -790,7 +797,9 @@ def main(argv=None) -> int:
         note = (" ENGINE DIFFERS" if e_err is not None and not e_err <= CHECK_RTOL_ENGINE
                 else "")
         for dtype in args.dtypes:
+            t0 = time.perf_counter()
             row = measure(name, rule, dtype, args, cell)
+            row["wall_s"] = round(time.perf_counter() - t0, 2)
             row["check"] = check
             result["cells"].append(row)
             r = row["rates"]
