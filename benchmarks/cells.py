@@ -32,11 +32,12 @@ Implementations:
   loop: ``prange`` over paths, a scalar loop over steps, one ``np.random.standard_normal()`` per
   step and coordinate, classic clipping and the running maxima.
 
-Timing. Per cell: one warm-up of every implementation at the cell's R (compilation excluded;
-JAX is compiled once at the timed shapes), a pilot run that gives the rate, then T chosen so that
-one measurement takes about ``--budget`` seconds (R fixed per problem, see ``PATHS``; T at least
-2 for the engine, a multiple of BLOCK for JAX and numba; each implementation gets its own T, at
-the same R). Then ``--rounds`` rounds, the
+Timing. Per cell: one warm-up of every implementation (compilation excluded; JAX is compiled
+once at the timed shapes), then pilot runs with T doubling from 2 (engine) or BLOCK (JAX, numba)
+until one takes ``--budget``/2, and T scaled from it so that one measurement takes about
+``--budget`` seconds (R fixed per problem, see ``PATHS``; each implementation gets its own T, at
+the same R; the engine's per-call setup is inside its time, as a caller of ``simulate`` pays
+it). Then ``--rounds`` rounds, the
 implementations alternating in a rotating order; medians and min–max are reported. The load
 average is recorded at the start and the end, with versions and the core count.
 
@@ -564,31 +565,42 @@ def time_numba(dim: int, dtype: str, paths: int, steps: int) -> float:
 
 
 # ============================================================================ measuring a cell
-def choose_steps(seconds: float, steps: int, budget: float, max_steps: int,
-                 grain: int = BLOCK) -> int:
-    """T (a multiple of ``grain``, at least ``grain``, at least 2) for one measurement of about
-    ``budget`` seconds, from a pilot run of ``steps`` steps that took ``seconds``."""
+def choose_steps(fn, start: int, budget: float, max_steps: int, grain: int = BLOCK) -> int:
+    """T for one measurement of at least about ``budget`` seconds: ``fn(T)`` (seconds) is run
+    with T = ``start``, doubled until a run takes ``budget``/2 (as timeit's autorange, so a
+    per-call setup cost cannot keep T small), then T is scaled to ``budget`` from that run;
+    T is a multiple of ``grain`` and at most ``max_steps``."""
+    steps = start
+    while True:
+        seconds = fn(steps)
+        if seconds >= budget / 2 or steps >= max_steps:
+            break
+        steps = min(max_steps, 2 * steps)
     want = steps * budget / max(seconds, 1e-9)
-    return int(min(max_steps, max(grain, 2, round(want / grain) * grain)))
+    return int(min(max_steps, max(grain, 2, math.ceil(want / grain) * grain)))
 
 
 def measure(name: str, rule: str, dtype: str, args, cell: Cell) -> dict:
     paths = args.paths or PATHS.get(name, DEFAULT_PATHS)
     impls: dict[str, tuple] = {}
-    # each: a warm-up (compilation, caches), then a pilot of BLOCK steps for the rate
+    # each: a warm-up (compilation, caches), then pilots that choose T (choose_steps)
     time_engine(name, rule, dtype, min(paths, 256), 2, args.batch)
-    secs, backend = time_engine(name, rule, dtype, paths, 4, args.batch)
-    impls["engine"] = (lambda t: time_engine(name, rule, dtype, paths, t, args.batch)[0],
-                       choose_steps(secs, 4, args.budget, args.max_steps, grain=1))
+    backend = run_engine(engine_spec(name, rule, dtype, paths, 1, args.batch))[1]
+
+    def engine(t):
+        return time_engine(name, rule, dtype, paths, t, args.batch)[0]
+
+    impls["engine"] = (engine, choose_steps(engine, 2, args.budget, args.max_steps, grain=1))
     jr = JaxRunner(cell, RULES[rule], dtype, paths, args.batch)
-    secs = jr.time(BLOCK)
-    impls["jax"] = (jr.time, choose_steps(secs, BLOCK, args.budget, args.max_steps))
+    impls["jax"] = (jr.time, choose_steps(jr.time, BLOCK, args.budget, args.max_steps))
     if name in NUMBA_CELLS and rule == "classic" and not args.skip_numba:
         dim = NUMBA_CELLS[name]
         time_numba(dim, dtype, 64, 2)  # compile
-        secs = time_numba(dim, dtype, paths, BLOCK)
-        impls["numba"] = (lambda t: time_numba(dim, dtype, paths, t),
-                          choose_steps(secs, BLOCK, args.budget, args.max_steps))
+
+        def ceiling(t):
+            return time_numba(dim, dtype, paths, t)
+
+        impls["numba"] = (ceiling, choose_steps(ceiling, BLOCK, args.budget, args.max_steps))
     names = list(impls)
     rates: dict[str, list[float]] = {k: [] for k in names}
     for rnd in range(args.rounds):
