@@ -36,10 +36,11 @@ Timing. Per cell: one warm-up of every implementation (compilation excluded; JAX
 once at the timed shapes), then pilot runs with T doubling from 2 (engine) or BLOCK (JAX, numba)
 until one takes ``--budget``/2, and T scaled from it so that one measurement takes about
 ``--budget`` seconds (R fixed per problem, see ``PATHS``; each implementation gets its own T, at
-the same R; the engine's per-call setup is inside its time, as a caller of ``simulate`` pays
-it). Then ``--rounds`` rounds, the
-implementations alternating in a rotating order; medians and min–max are reported. The load
-average is recorded at the start and the end, with versions and the core count.
+the same R). The engine's per-call setup is inside its time, as a caller of ``simulate`` pays
+it; its measurement lasts at least 10× a one-step run, so the setup is at most about a tenth.
+Then ``--rounds`` rounds, the implementations alternating in a rotating order; medians and
+min–max are reported. The load average is recorded at the start and the end, with versions and
+the core count.
 
 Correctness, once per cell, before any timing (float64, R = 3 paths, T = 6 steps): the JAX step
 and a numpy reference written here are fed the same raw draws (normals, uniforms, indices) and
@@ -585,12 +586,15 @@ def measure(name: str, rule: str, dtype: str, args, cell: Cell) -> dict:
     impls: dict[str, tuple] = {}
     # each: a warm-up (compilation, caches), then pilots that choose T (choose_steps)
     time_engine(name, rule, dtype, min(paths, 256), 2, args.batch)
-    backend = run_engine(engine_spec(name, rule, dtype, paths, 1, args.batch))[1]
+    one_step, backend = time_engine(name, rule, dtype, paths, 1, args.batch)
 
     def engine(t):
         return time_engine(name, rule, dtype, paths, t, args.batch)[0]
 
-    impls["engine"] = (engine, choose_steps(engine, 2, args.budget, args.max_steps, grain=1))
+    # simulate's per-call setup (θ(0), observers, keys, the schedule) is inside its time: a
+    # measurement lasts at least 10 runs of one step, so that setup is at most ~10% of it
+    budget = max(args.budget, 10 * one_step)
+    impls["engine"] = (engine, choose_steps(engine, 2, budget, args.max_steps, grain=1))
     jr = JaxRunner(cell, RULES[rule], dtype, paths, args.batch)
     impls["jax"] = (jr.time, choose_steps(jr.time, BLOCK, args.budget, args.max_steps))
     if name in NUMBA_CELLS and rule == "classic" and not args.skip_numba:
@@ -609,6 +613,7 @@ def measure(name: str, rule: str, dtype: str, args, cell: Cell) -> dict:
             rates[impl].append(paths * steps / fn(steps))
     return {"problem": name, "rule": rule, "dtype": dtype, "paths": paths, "batch": args.batch,
             "steps": {k: impls[k][1] for k in names}, "rates": rates, "backend": backend,
+            "engine_one_step_s": one_step,
             "jax_compile_s": jr.compile_s}
 
 
