@@ -588,13 +588,15 @@ def measure(name: str, rule: str, dtype: str, args, cell: Cell) -> dict:
     # each: a warm-up (compilation, caches), then pilots that choose T (choose_steps)
     time_engine(name, rule, dtype, min(paths, 256), 2, args.batch)
     one_step, backend = time_engine(name, rule, dtype, paths, 1, args.batch)
+    one_step = min(one_step, time_engine(name, rule, dtype, paths, 1, args.batch)[0])
 
     def engine(t):
         return time_engine(name, rule, dtype, paths, t, args.batch)[0]
 
     # simulate's per-call setup (θ(0), observers, keys, the schedule) is inside its time: a
-    # measurement lasts at least 10 runs of one step, so that setup is at most ~10% of it
-    budget = max(args.budget, 10 * one_step)
+    # measurement lasts at least 10 runs of one step (up to 5 budgets), so that setup is at
+    # most ~10% of it
+    budget = min(max(args.budget, 10 * one_step), 5 * args.budget)
     impls["engine"] = (engine, choose_steps(engine, 2, budget, args.max_steps, grain=1))
     jr = JaxRunner(cell, RULES[rule], dtype, paths, args.batch)
     impls["jax"] = (jr.time, choose_steps(jr.time, BLOCK, args.budget, args.max_steps))
