@@ -1,8 +1,8 @@
 """Every cell (problem × clip rule × dtype) of the engine against a JAX reference, with a numba
 ceiling for the quadratic, in trajectory-steps per second (R·T / seconds).
 
-    python benchmarks/cells.py                      # every cell (about 10 min on 2 cores)
-    python benchmarks/cells.py --quick              # smoke run (about 1 min)
+    python benchmarks/cells.py                      # every cell (~10 min on 2 quiet cores)
+    python benchmarks/cells.py --quick              # smoke run (~1-1.5 min)
     python benchmarks/cells.py --cells quadratic-1d/classic 'mlp-*/*' --dtypes float32
     python benchmarks/cells.py --out benchmarks/cells.json --markdown benchmarks/cells.md
 
@@ -37,7 +37,8 @@ once at the timed shapes), then pilot runs with T doubling from 2 (engine) or BL
 until one takes ``--budget``/2, and T scaled from it so that one measurement takes about
 ``--budget`` seconds (R fixed per problem, see ``PATHS``; each implementation gets its own T, at
 the same R). The engine's per-call setup is inside its time, as a caller of ``simulate`` pays
-it; its measurement lasts at least 10× a one-step run, so the setup is at most about a tenth.
+it; its measurement lasts at least 10× a one-step run (at most 5 budgets), so the setup is at
+most about a tenth.
 Then ``--rounds`` rounds, the implementations alternating in a rotating order; medians and
 min–max are reported. The load average is recorded at the start and the end, with versions and
 the core count.
@@ -51,7 +52,8 @@ relative (reported in the ``check`` column: a mismatch is reported, not fatal).
 Whole process (``--process``, on by default, off with ``--no-process``): ``python -m simulations
 run`` against ``python benchmarks/jax_quadratic.py`` as subprocesses, quadratic 1-D and 10-D,
 65 536 paths × 1000 steps, classic λ = 1, the running maximum recorded, float64; wall seconds
-including start-up, imports, compilation and writing the results.
+including start-up, imports, compilation and writing the results; ``--process-rounds`` rounds
+(default 1: each run takes tens of seconds).
 """
 
 from __future__ import annotations
