@@ -25,13 +25,14 @@ observers in place) and :func:`advance_rows` (the splitting of :mod:`simulations
 row replays its parent's words from its branching step and switches to its own at the first
 step whose running score passes its level).
 
-The kernel computes the same quantities as the torch step, one path at a time, so its results do
-not depend on the chunk size or the number of threads. In float64 they agree with the torch path
-up to the order of floating-point summation (about 1e-15 relative; LLVM may reassociate sums,
-see ``FASTMATH``). In float32 tanh is Eigen's rational approximation (relative error below
-4e-7, as good as float32 resolves) in the MLPs' gradients, because libm's scalar tanh would
-dominate the step. Squared norms are accumulated in float64; as in the torch path, a step whose
-‖g/c‖ exceeds the square root of the dtype's largest value counts as a blow-up.
+The kernel computes the same quantities as the torch step, one path at a time, so its results
+do not depend on the chunk size or the number of threads. In float64 they agree with the torch
+path up to the order of floating-point summation (about 1e-15 relative; LLVM may reassociate
+sums, see ``FASTMATH``). In float32 tanh is Eigen's rational approximation (relative error
+below 4e-7, as good as float32 resolves) in the MLPs' and the RNN's gradients, because libm's
+scalar tanh would dominate the step. Squared norms are accumulated in float64; as in the torch
+path, a step whose ‖g/c‖ exceeds the square root of the dtype's largest value counts as a blow-
+up.
 
 Not here: the ``xi`` observer and the splitting's ``xi`` event need the mean field H(θ) at
 every step (:mod:`simulations.mean_field`); they run on the torch step.
@@ -497,7 +498,7 @@ def _softmax_mlp_grad(th, pb, idx, sc, rational):
 
 
 @njit(_nrt=False, fastmath=FASTMATH)
-def _rnn_grad(th, pb, idx, sc):
+def _rnn_grad(th, pb, idx, sc, rational):
     r"""x_k = w·tanh(x_{k−1}) + b, ℓ = (x_length − target)²: δ = 2(x_length − target)/B,
     ∂w += δ_k tanh(x_{k−1}), ∂b += δ_k, δ_{k−1} = δ_k·w·(1 − tanh²(x_{k−1}))."""
     g, h = sc.g, sc.act
@@ -507,7 +508,7 @@ def _rnn_grad(th, pb, idx, sc):
     for b in range(pb.batch):
         x = pb.y[idx[b]]
         for k in range(pb.length):
-            h[k] = math.tanh(x)
+            h[k] = _tanh(x, rational)
             x = w * h[k] + bias
         delta = (x - pb.target) * (2.0 / pb.batch)
         for k in range(pb.length - 1, -1, -1):
@@ -537,7 +538,7 @@ def _gradient(th, pb, sc, rational):
     elif pb.code == 4:
         _softmax_mlp_grad(th, pb, idx, sc, rational)
     else:
-        _rnn_grad(th, pb, idx, sc)
+        _rnn_grad(th, pb, idx, sc, rational)
 
 
 @njit(_nrt=False, fastmath=FASTMATH)
