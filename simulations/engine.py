@@ -6,9 +6,13 @@ denominator (:mod:`simulations.rules`); the projection rule then projects θ(t+1
 The minibatch of path r at step t comes from the words of :mod:`simulations.sampling`, a pure
 function of (seed, r, t), so the paths do not depend on how they are split into chunks.
 
-Paths run in chunks of ``chunk_size`` rows (sized to a memory budget by default), all T steps at
-a time, with no Python loop over paths and no host synchronisation inside the step loop; the
-random words are drawn for blocks of steps at once. Memory is O(R·P) (plus O(k·T·P) for the
+Two steps compute the same chain. On the CPU the catalog's cells run on the compiled kernel of
+:mod:`simulations.kernel` (one loop per path over a block of steps, the paths spread over the
+threads); the ``xi`` observer, other devices and ``Execution(backend="torch")`` run
+:class:`TorchStep`, the step as torch operations on (R, P) tensors, with the words of a block
+of steps drawn at once. The run's ``setting["backend"]`` says which ran. Paths run in chunks
+of ``chunk_size`` rows (sized to a memory budget by default), with no Python loop over paths
+and no host synchronisation inside the step loop. Memory is O(R·P) (plus O(k·T·P) for the
 ``paths`` observer's k recorded paths): nothing of size R·P·T is kept.
 
 Blow-up: after each update the engine checks ‖θ(s)‖ ≤ ``guard`` (default 1e100 in float64 and
@@ -19,7 +23,7 @@ clipping turns an infinite gradient into a finite ±λ step, so there ‖g/c‖ 
 
 What is computed is a :class:`~simulations.spec.RunSpec` (problem, rule, schedule, sizes, seed,
 dtype, guard, observers), how an :class:`~simulations.spec.Execution` (device, chunk size,
-backend, compile, checkpoints, progress): :func:`simulate` takes the two. Long runs can
+backend, compile, checkpoints, progress, threads): :func:`simulate` takes the two. Long runs can
 checkpoint: with ``Execution.checkpoint_dir`` the state is saved (atomically) every
 ``checkpoint_every`` steps and at the end of every chunk, and ``resume=True`` continues from
 the last save; the result is bit-identical to an uninterrupted run. A damaged checkpoint is
