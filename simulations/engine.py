@@ -382,20 +382,16 @@ class _CompiledBlocks:
         self.key_word = (sampling.word_keys(run.seed, count).numpy() if count > 1
                          else np.zeros(0, np.int32))
         self.theta0 = theta0.numpy()
-        self.obs = obs
-
-    def _observers(self, rows: int, p: int, dtype: np.dtype) -> kernel.ObserverArrays:
-        """The observers' state as the kernel's arrays (views, so updated in place)."""
-        st, rec = self.obs.state, self.obs.record
-        empty = {"int64": np.int64, "float64": np.float64, "theta": dtype}
+        # the observers' state as the kernel's arrays (views: the kernel updates them in place;
+        # those of an observer not recorded are empty, and the kernel reads them only when its
+        # flag is set)
+        st, rec = obs.state, obs.record
+        empty = {"int64": np.int64, "float64": np.float64, "theta": self.theta0.dtype}
         arrays = {spec.name: (st[spec.name].numpy() if name in rec
                               else np.zeros((0,) * len(spec.shape), empty[spec.dtype]))
                   for name, specs in ARRAYS.items() if name != "xi" for spec in specs}
-        for name in ("max_deviation", "max_norm", "claim2_ratio", "clipped_steps"):
-            if arrays[name].shape[0] == 0:  # the kernel indexes by row: keep a row for each
-                arrays[name] = np.zeros(rows, arrays[name].dtype)
-        return kernel.ObserverArrays(
-            **arrays, radii=self.obs.radii.numpy(), checkpoint_steps=self.obs.ck.astype(np.int64),
+        self.observers = kernel.ObserverArrays(
+            **arrays, radii=obs.radii.numpy(), checkpoint_steps=obs.ck.astype(np.int64),
             record=kernel.Observe.flags(rec))
 
     def __call__(self, theta, alive, blown, t, stop):
@@ -404,6 +400,5 @@ class _CompiledBlocks:
                              sampling.step_keys(self.seed, range(t, stop)).numpy(),
                              self.key_word, t)
         state = kernel.State(theta.numpy(), self.theta0, alive.numpy(), blown.numpy())
-        kernel.run_block(state, block, self.problem, self.rule, self.limits,
-                         self._observers(theta.shape[0], theta.shape[1], state.theta.dtype))
+        kernel.run_block(state, block, self.problem, self.rule, self.limits, self.observers)
         return theta, alive, blown

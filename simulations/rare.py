@@ -372,21 +372,31 @@ class _Words:
                              dtype=torch.int64, device=device)
         self.s = _signed(table)  # (n_streams, 4) int32
 
+    def path_keys(self, stream: torch.Tensor, counter: torch.Tensor) -> torch.Tensor:
+        """K_r = mix32(mix32(r + s0) ^ s1) of each row's counter ``counter`` (R,) in its stream
+        ``stream`` (R,)."""
+        s, mix = self.s[stream], sampling.mix32
+        return mix(mix(_signed(counter) + s[:, 0]) ^ s[:, 1])
+
+    def step_keys(self, steps: torch.Tensor) -> torch.Tensor:
+        """K_t = mix32(t·0x9E3779B9 + s2) of each stream: (streams, K) for the steps (K,)."""
+        return sampling.mix32(_signed(steps * 0x9E3779B9)[None, :] + self.s[:, 2:3])
+
+    def word_keys(self, count: int) -> torch.Tensor:
+        """K_j = mix32(j·0x85EBCA6B + s3) of each stream: (streams, count)."""
+        j = torch.arange(count, dtype=torch.int64, device=self.s.device)
+        return sampling.mix32(_signed(j * 0x85EBCA6B)[None, :] + self.s[:, 3:4])
+
     def __call__(self, stream: torch.Tensor, counter: torch.Tensor, steps: range,
                  count: int) -> torch.Tensor:
         """Words (K, R, count) for rows with stream indices ``stream`` (R,) and path counters
         ``counter`` (R,) at the steps ``steps``."""
-        s = self.s[stream]  # (R, 4)
-        mix = sampling.mix32
-        key_path = mix(mix(_signed(counter) + s[:, 0]) ^ s[:, 1])
         t = torch.tensor(list(steps), dtype=torch.int64, device=counter.device)
-        key_step = mix(_signed(t * 0x9E3779B9)[:, None] + self.s[None, :, 2])  # (K, streams)
-        pair = mix(key_path[None, :] + key_step[:, stream])
+        pair = sampling.mix32(self.path_keys(stream, counter)[None, :]
+                              + self.step_keys(t)[stream].T)
         if count == 1:
             return pair[:, :, None]
-        j = torch.arange(count, dtype=torch.int64, device=counter.device)
-        key_word = mix(_signed(j * 0x85EBCA6B)[None, :] + s[:, 3:4])  # (R, count)
-        return mix(pair[:, :, None] + key_word[None])
+        return sampling.mix32(pair[:, :, None] + self.word_keys(count)[stream][None])
 
 
 @dataclass
@@ -432,6 +442,7 @@ class _Sampler:
         # curve are compared with z exactly; else φ = (z − L)/w, target 0
         self.plain = splitting.importance == "max" and not self.endpoint
         self.top = self.level if self.plain else 0.0
+        self.fast = _KernelAdvance.for_sampler(self)
 
     def phi(self, z: torch.Tensor, s: int) -> torch.Tensor:
         """The importance function at step s of the scores z (float64): z (``max``, running
@@ -452,9 +463,8 @@ class _Sampler:
     def advance(self, b: _Batch):
         """Run the rows of ``b`` to T; returns (start step, θ, ξ, running max at that start;
         final score; steps simulated per row) of each row's own segment."""
-        fast = _KernelAdvance.of(self)
-        if fast is not None:
-            return fast(b)
+        if self.fast is not None:
+            return self.fast(b)
         steps, device = len(self.a), self.device
         rows = len(b.level)
         theta, xi, runmax = b.theta.clone(), None if b.xi is None else b.xi.clone(), b.runmax
@@ -514,34 +524,22 @@ class _KernelAdvance:
         self.rule = kernel.rule_args(sampler.rule, problem.layout)
         self.limits = kernel.limits(float(sampler.step.guard), dtype)
         self.a = np.ascontiguousarray(sampler.a, dtype=np.float64)
-        table = sampler.words.s  # (streams, 4) int32: s0, s1, s2, s3 of each stream
-        mix = sampling.mix32
-        t = torch.arange(len(self.a), dtype=torch.int64)
-        self.step_keys = _unsigned(mix(_signed(t * 0x9E3779B9)[None, :] + table[:, 2:3]))
-        count = sampler.words_per_step
-        j = torch.arange(count if count > 1 else 0, dtype=torch.int64)
-        self.word_keys = _unsigned(mix(_signed(j * 0x85EBCA6B)[None, :] + table[:, 3:4]))
+        words, count = sampler.words, sampler.words_per_step
+        self.step_keys = _unsigned(words.step_keys(torch.arange(len(self.a))))
+        self.word_keys = _unsigned(words.word_keys(count if count > 1 else 0))
         self.score = kernel.Score(0 if sampler.event == "exit" else 1, sampler.plain,
                                   sampler.endpoint, float(sampler.level),
                                   sampler.scale.numpy(), float(sampler.top))
 
     @staticmethod
-    def of(sampler: _Sampler) -> _KernelAdvance | None:
-        """The sampler's compiled runner (built once), or None where the torch step runs."""
-        if not hasattr(sampler, "_kernel"):
-            usable = (sampler.event != "xi" and not sampler.step.compiled
-                      and kernel.supports(sampler.problem, sampler.rule, (), sampler.device))
-            if sampler.backend == "compiled" and not usable:
-                raise BadArgument("backend", "'compiled' runs the catalog's problems on the "
-                                             "CPU, for the exit and blowup events")
-            sampler._kernel = (_KernelAdvance(sampler) if usable and sampler.backend != "torch"
-                               else None)
-        return sampler._kernel
-
-    def _path_keys(self, stream: torch.Tensor, counter: torch.Tensor) -> np.ndarray:
-        """K_r = mix32(mix32(r + s0) ^ s1) of each row's counter in its stream."""
-        s, mix = self.sampler.words.s[stream], sampling.mix32
-        return _unsigned(mix(mix(_signed(counter) + s[:, 0]) ^ s[:, 1]))
+    def for_sampler(sampler: _Sampler) -> _KernelAdvance | None:
+        """The sampler's compiled runner, or None where the torch step runs."""
+        usable = (sampler.event != "xi" and not sampler.step.compiled
+                  and kernel.supports(sampler.problem, sampler.rule, (), sampler.device))
+        if sampler.backend == "compiled" and not usable:
+            raise BadArgument("backend", "'compiled' runs the catalog's problems on the "
+                                         "CPU, for the exit and blowup events")
+        return _KernelAdvance(sampler) if usable and sampler.backend != "torch" else None
 
     def __call__(self, b: _Batch):
         rows = len(b.level)
@@ -550,7 +548,8 @@ class _KernelAdvance:
         branch = kernel.Branch(
             b.level.numpy().astype(np.float64), b.start.numpy().astype(np.int64),
             b.runmax.numpy().astype(np.float64), np.empty(rows), np.zeros(rows, np.int64),
-            self._path_keys(b.replica, b.parent_counter), self._path_keys(b.replica, b.counter),
+            _unsigned(self.sampler.words.path_keys(b.replica, b.parent_counter)),
+            _unsigned(self.sampler.words.path_keys(b.replica, b.counter)),
             b.replica.numpy().astype(np.int64), self.step_keys, self.word_keys, self.a)
         kernel.advance_rows(state, branch, self.problem, self.rule, self.limits, self.score)
         start, theta, runmax, score, work = (torch.from_numpy(x) for x in (
@@ -598,7 +597,7 @@ def ams(chain: Chain, splitting: Splitting,
         work += out[2]
         extinct += out[3]
         capped += out[4]
-        backend = "compiled" if _KernelAdvance.of(sampler) is not None else "torch"
+        backend = "compiled" if sampler.fast is not None else "torch"
     problem, rule, schedule = chain.make_problem(), chain.make_rule(), chain.schedule_obj()
     guard = DEFAULT_GUARD[chain.torch_dtype()] if chain.guard is None else float(chain.guard)
     setting = {**problem.settings(), **rule.to_dict(), "schedule": schedule.source,

@@ -364,7 +364,8 @@ class Execution:
     step; ``checkpoint_dir``/``checkpoint_every``/``resume``: save the state every so many
     steps and continue from it; ``progress``: a tqdm bar (None: only on a terminal);
     ``replica_chunk``: the replicas of :func:`simulations.rare.ams` run together (None: all).
-    :func:`~simulations.rare.ams` reads only ``device``, ``compile`` and ``replica_chunk``.
+    :func:`~simulations.rare.ams` reads ``device``, ``backend``, ``compile``,
+    ``replica_chunk`` and ``threads``.
     ``threads``: CPU threads of torch, numba and BLAS (:func:`simulations.threads.use_threads`;
     None: :func:`~simulations.threads.default_threads`, every CPU the process may use unless
     the command line's ``--threads`` said otherwise). The thread count enters no result and no
