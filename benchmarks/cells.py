@@ -78,6 +78,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from cpu import cpu_name  # noqa: E402  (benchmarks/cpu.py, beside this script)
+
 SCHEDULE = "0.05/(1+t/100)"
 BLOCK = 10  #: steps per lax.scan block (JAX) and the granularity of T
 CHECK_PATHS, CHECK_STEPS = 3, 6
@@ -663,14 +665,7 @@ def machine() -> dict:
     import numba
     import torch
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_name()
     info = {"cpu": cpu, "nproc": os.cpu_count(), "python": platform.python_version(),
             "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
             "numba": numba.__version__, "numba_threads": numba.get_num_threads(),

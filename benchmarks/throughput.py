@@ -48,6 +48,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import baselines as bl  # noqa: E402
+from cpu import cpu_name  # noqa: E402
 
 from simulations import sampling  # noqa: E402
 from simulations.engine import simulate  # noqa: E402
@@ -139,14 +140,7 @@ def time_cell(impl: str, model: str, paths: int, steps: int, batch: int, data, t
 
 
 def machine() -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_name()
     info = {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__,
             "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
             "load_average_at_start": os.getloadavg()}

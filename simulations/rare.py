@@ -428,7 +428,7 @@ class _Sampler:
         self.problem, self.rule, self.a, self.event = problem, rule, a, splitting.event
         self.level, self.batch, self.dtype, self.device = (splitting.level, chain.batch, dtype,
                                                            device)
-        self.seed, self.backend = chain.seed, execution.backend
+        self.seed, self.backend, self.guard = chain.seed, execution.backend, guard
         self.scale = torch.as_tensor(importance_scale(a, splitting.importance),
                                      dtype=torch.float64, device=device)
         self.step = TorchStep(problem, rule, guard, self.event == "xi", dtype, device,
@@ -598,9 +598,8 @@ def ams(chain: Chain, splitting: Splitting,
         extinct += out[3]
         capped += out[4]
         backend = "compiled" if sampler.fast is not None else "torch"
-    problem, rule, schedule = chain.make_problem(), chain.make_rule(), chain.schedule_obj()
-    guard = DEFAULT_GUARD[chain.torch_dtype()] if chain.guard is None else float(chain.guard)
-    setting = {**problem.settings(), **rule.to_dict(), "schedule": schedule.source,
+    problem, rule, guard = sampler.problem, sampler.rule, sampler.guard
+    setting = {**problem.settings(), **rule.to_dict(), "schedule": chain.schedule_obj().source,
                "steps": steps, "batch": chain.batch, "seed": chain.seed, "dtype": chain.dtype,
                "guard": guard, "event": s.event, "endpoint": s.endpoint, "level": s.level,
                "importance": s.importance, "particles": s.particles, "kill": s.kill,
