@@ -662,7 +662,7 @@ def step(th, tnorm, a, pb, rule, limits, sc):
 
 @njit(inline="always")
 def _scratch(pb, rule, p, dtype_like):
-    """Fresh work arrays for one path."""
+    """Fresh work arrays for the paths of one task (reused from path to path)."""
     width = max(pb.hidden, pb.length, pb.classes, pb.dim, 1)
     return _Scratch(
         np.empty(max(1, pb.batch * pb.words), dtype=np.uint64),
