@@ -8,12 +8,13 @@ function of (seed, r, t), so the paths do not depend on how they are split into 
 
 Two steps compute the same chain. On the CPU the catalog's cells run on the compiled kernel of
 :mod:`simulations.kernel` (one loop per path over a block of steps, the paths spread over the
-threads); the ``xi`` observer, other devices and ``Execution(backend="torch")`` run
-:class:`TorchStep`, the step as torch operations on (R, P) tensors, with the words of a block
-of steps drawn at once. The run's ``setting["backend"]`` says which ran. Paths run in chunks
-of ``chunk_size`` rows (sized to a memory budget by default), with no Python loop over paths
-and no host synchronisation inside the step loop. Memory is O(R·P) (plus O(k·T·P) for the
-``paths`` observer's k recorded paths): nothing of size R·P·T is kept.
+threads); the ``xi`` observer where the kernel has no H, other devices and
+``Execution(backend="torch")`` run :class:`TorchStep`, the step as torch operations on (R, P)
+tensors, with the words of a block of steps drawn at once. The run's ``setting["backend"]``
+says which ran. Paths run in chunks of ``chunk_size`` rows (sized to a memory budget by
+default), with no Python loop over paths and no host synchronisation inside the step loop.
+Memory is O(R·P) (plus O(k·T·P) for the ``paths`` observer's k recorded paths): nothing of
+size R·P·T is kept.
 
 Blow-up: after each update the engine checks ‖θ(s)‖ ≤ ``guard`` (default 1e100 in float64 and
 1e18 in float32, below the 1.8e19 where a float32 norm overflows) and that ‖g(t)‖ is finite; a
@@ -193,10 +194,11 @@ def simulate(run: RunSpec, execution: Execution | None = None) -> Simulation:
         device = torch.device(ex.device)
     except (RuntimeError, ValueError, TypeError):
         raise BadArgument("device", f"not a torch device: {ex.device!r}") from None
-    can_compile = kernel.supports(problem, rule, run.record, device)
+    h_args = kernel.mean_field_args(problem, rule, run.batch) if "xi" in run.record else ()
+    can_compile = kernel.supports(problem, rule, device) and h_args is not None
     if ex.backend == "compiled" and not can_compile:
-        raise BadArgument("backend", "'compiled' runs the catalog's problems on the CPU, "
-                                     "without the xi observer")
+        raise BadArgument("backend", "'compiled' runs the catalog's problems on the CPU, and "
+                                     "the xi observer only on a quadratic with an exact H")
     use_compiled = can_compile and ex.backend != "torch"
     schedule = run.schedule_obj()
     a = np.asarray(schedule(np.arange(run.steps)), dtype=np.float64)
@@ -389,10 +391,13 @@ class _CompiledBlocks:
         empty = {"int64": np.int64, "float64": np.float64, "theta": self.theta0.dtype}
         arrays = {spec.name: (st[spec.name].numpy() if name in rec
                               else np.zeros((0,) * len(spec.shape), empty[spec.dtype]))
-                  for name, specs in ARRAYS.items() if name != "xi" for spec in specs}
+                  for name, specs in ARRAYS.items() for spec in specs}
+        h_args = kernel.mean_field_args(problem, ctx.rule, run.batch) if "xi" in rec else None
+        field, values, weights = h_args or (0, np.zeros(0), np.zeros(0))
         self.observers = kernel.ObserverArrays(
             **arrays, radii=obs.radii.numpy(), checkpoint_steps=obs.ck.astype(np.int64),
-            record=kernel.Observe.flags(rec))
+            anchors=np.asarray(obs.anchors, np.int64), field=field, atom_values=values,
+            atom_weights=weights, record=kernel.Observe.flags(rec))
 
     def __call__(self, theta, alive, blown, t, stop):
         theta, alive, blown = theta.contiguous(), alive.contiguous(), blown.contiguous()

@@ -36,8 +36,11 @@ blow-up. Where the chain itself is chaotic the two steps' rounding differences g
 steps like any perturbation (the softmax MLP at a(0) = 0.5: 2.5e-16 after one step, 2.3e-3
 relative after 600).
 
-Not here: the ``xi`` observer and the splitting's ``xi`` event need the mean field H(θ) at
-every step (:mod:`simulations.mean_field`); they run on the torch step.
+The ``xi`` observer needs the mean field H(θ) = E[g/c] at every step: the kernel evaluates it
+for the quadratic where :mod:`simulations.mean_field` has it exactly, by its closed form
+(normal or Student-t law) or its finite sum over the atoms (point law, discrete law with B = 1),
+always in float64 (see :func:`_mean_field`); other problems with ``xi`` (Monte Carlo H), and
+the splitting's ``xi`` event, run on the torch step.
 """
 
 from __future__ import annotations
@@ -148,6 +151,7 @@ class Observe(IntEnum):
     CLIPPED = 3
     CHECKPOINTS = 4
     PATHS = 5
+    XI = 6
 
     @classmethod
     def flags(cls, record) -> np.ndarray:
@@ -169,8 +173,18 @@ class ObserverArrays(NamedTuple):
     norm_at: np.ndarray
     deviation_at: np.ndarray
     path: np.ndarray
+    xi: np.ndarray
+    xi_norm_at: np.ndarray
+    xi_at_anchor: np.ndarray
+    xi_sup_after: np.ndarray
+    xi_sum_sq: np.ndarray
+    xi_max: np.ndarray
     radii: np.ndarray
     checkpoint_steps: np.ndarray
+    anchors: np.ndarray  #: the steps of ``xi_sup_after`` (int64)
+    field: int  #: how the kernel evaluates H for ``xi``: 0 closed form, 1 sum over atoms
+    atom_values: np.ndarray  #: the atoms y_s = v_s·(1, …, 1) of μ (float64)
+    atom_weights: np.ndarray  #: their probabilities (float64)
     record: np.ndarray  #: int8 flags, indexed by :class:`Observe`
 
 
@@ -182,6 +196,7 @@ class _Scratch(NamedTuple):
     g: np.ndarray  # (P,) the gradient
     d: np.ndarray  # (P,) g/c for the rules that change the direction
     cand: np.ndarray  # (P,) the candidate θ(t+1)
+    h: np.ndarray  # (P,) float64 the mean field H(θ(t)) for the xi observer
     gsq: np.ndarray  # (groups,) float64
     tsq: np.ndarray  # (groups,) float64
     act: np.ndarray  # (max(hidden, length, classes, 1),)
@@ -637,8 +652,9 @@ def _clip(th, tnorm, rule, sc, gmax):
 def step(th, tnorm, a, pb, rule, limits, sc):
     r"""One step from θ = ``th`` (norm ``tnorm``) with the words in ``sc.words``: the candidate
     θ(t+1) = Π(θ − a·g/c) into ``sc.cand`` (Π the projection rule's ball, else the identity).
-    Returns (ok, ‖θ(t+1)‖, ‖g/c‖, clipped); not ok (a blow-up) when ‖θ(t+1)‖ > guard or a norm
-    is not finite (then ``sc.cand`` must not be taken)."""
+    Returns (ok, ‖θ(t+1)‖, ‖g/c‖, clipped, factor) (g/c = factor·``sc.g``, or ``sc.d`` when
+    factor < 0); not ok (a blow-up) when ‖θ(t+1)‖ > guard or a norm is not finite (then
+    ``sc.cand`` must not be taken)."""
     _gradient(th, pb, sc, limits.rational)
     factor, clip_norm, clipped, finite = _clip(th, tnorm, rule, sc, limits.gmax)
     cand = sc.cand
@@ -657,7 +673,156 @@ def step(th, tnorm, a, pb, rule, limits, sc):
             cand[k] = cand[k] * shrink
         cnorm = math.sqrt(_sq(cand))
     ok = finite and cnorm <= limits.guard and cnorm <= limits.gmax
-    return ok, cnorm, clip_norm, clipped
+    return ok, cnorm, clip_norm, clipped, factor
+
+
+# ---- the mean field H(θ) = E[g/c] of the quadratic, for the xi observer -----------------------
+
+_SQRT1_2 = 0.70710678118654752440
+
+
+@njit
+def _ndtr(x):
+    """Φ(x), as ``torch.special.ndtr`` computes it: 1/2 + erf(x/√2)/2 for |x| < 1, else from
+    erfc(|x|/√2)/2."""
+    z = x * _SQRT1_2
+    if abs(z) < _SQRT1_2:
+        return 0.5 + 0.5 * math.erf(z)
+    y = 0.5 * math.erfc(abs(z))
+    return 1.0 - y if z > 0 else y
+
+
+@njit
+def _t_cdf(x, df):
+    r"""F_ν(x) for Student-t with integer ν = ``df`` (Abramowitz & Stegun 26.7.3–4, as
+    :func:`simulations.mean_field.t_cdf`): with ϑ = arctan(x/√ν),
+    2F − 1 = (2/π)[ϑ + sinϑ cosϑ Σ_k c_k cos^{2k}ϑ] (ν odd; ϑ alone for ν = 1),
+    sinϑ Σ_k e_k cos^{2k}ϑ (ν even), c_k = Π_{j≤k} 2j/(2j+1), e_k = Π_{j≤k} (2j−1)/(2j)."""
+    th = math.atan(x / math.sqrt(df))
+    c2 = math.cos(th) ** 2
+    odd = df % 2 == 1
+    total = 0.0
+    for k in range((df - 3) // 2 if odd else (df - 2) // 2, -1, -1):  # Horner in cos²ϑ
+        coef = 1.0
+        for j in range(1, k + 1):
+            coef *= 2 * j / (2 * j + 1) if odd else (2 * j - 1) / (2 * j)
+        total = coef + c2 * total
+    if not odd:
+        twice = math.sin(th) * total
+    elif df > 1:
+        twice = (2 / math.pi) * (th + math.sin(th) * math.cos(th) * total)
+    else:
+        twice = (2 / math.pi) * th
+    return 0.5 * (1.0 + twice)
+
+
+@njit
+def _cdf(x, law, df):
+    """F of the law's standardised T: Φ (normal), F_ν (Student-t)."""
+    return _ndtr(x) if law == 0 else _t_cdf(x, df)
+
+
+@njit
+def _partial(a, b, law, df):
+    r"""E[T·1{a < T ≤ b}]: φ(a) − φ(b) (normal); [(ν + a²)f_ν(a) − (ν + b²)f_ν(b)]/(ν − 1)
+    (Student-t, ν > 1), [ln(1 + b²) − ln(1 + a²)]/(2π) (ν = 1), f_ν the t density."""
+    if law == 0:
+        return (math.exp(-0.5 * a * a) - math.exp(-0.5 * b * b)) / _S2PI
+    if df == 1:
+        return (math.log1p(b * b) - math.log1p(a * a)) / (2 * math.pi)
+    log_c = math.lgamma((df + 1) / 2) - math.lgamma(df / 2) - 0.5 * math.log(df * math.pi)
+    fa = math.exp(log_c - 0.5 * (df + 1) * math.log1p(a * a / df))
+    fb = math.exp(log_c - 0.5 * (df + 1) * math.log1p(b * b / df))
+    return ((df + a * a) * fa - (df + b * b) * fb) / (df - 1)
+
+
+@njit
+def _clamp_mean(m, s, tau, law, df):
+    r"""E[clamp(m + sT, −τ, τ)] = m[F(β) − F(α)] + s·E[T·1{α < T ≤ β}] + τ[F(−β) − F(α)],
+    α = (−τ − m)/s, β = (τ − m)/s (see :mod:`simulations.mean_field`)."""
+    a, b = (-tau - m) / s, (tau - m) / s
+    fa, fb = _cdf(a, law, df), _cdf(b, law, df)
+    return m * (fb - fa) + s * _partial(a, b, law, df) + tau * (_cdf(-b, law, df) - fa)
+
+
+@njit(_nrt=False)
+def _mean_field(th, tnorm, pb, rule, obs, sc, gmax):
+    r"""H(θ) into ``sc.h`` (float64). Closed form (``obs.field`` 0), per coordinate,
+    m = L(θ_c − mean): H_c = m without clipping or with the projection, else
+    E[clamp(m + sT, −τ, τ)] with s = |L|·sd/√B and τ = λ (classic, value) or λ·max(|θ|, ε)
+    (the adaptive rules, d = 1). Atoms (``obs.field`` 1): H = Σ_s w_s·clip(L(θ − v_s·1)), the
+    rule applied to each atom's gradient. (Uses ``sc.g`` and ``sc.d`` as work arrays.)"""
+    h, p = sc.h, th.shape[0]
+    if obs.field == 0:
+        s = abs(pb.curvature) * pb.sd / math.sqrt(pb.batch)
+        for c in range(p):
+            m = pb.curvature * (np.float64(th[c]) - pb.mean)
+            if rule.code == 0 or rule.code == 6:
+                h[c] = m
+                continue
+            tau = rule.lam
+            if rule.code in (2, 3, 4):
+                tau = rule.lam * max(abs(np.float64(th[c])), rule.eps)
+            h[c] = _clamp_mean(m, s, tau, pb.law, pb.df)
+        return
+    for c in range(p):
+        h[c] = 0.0
+    for j in range(obs.atom_values.shape[0]):
+        for c in range(p):
+            sc.g[c] = pb.curvature * (th[c] - obs.atom_values[j])
+        factor, _, _, _ = _clip(th, tnorm, rule, sc, gmax)
+        w = obs.atom_weights[j]
+        for c in range(p):
+            h[c] += w * (factor * np.float64(sc.g[c]) if factor >= 0.0 else np.float64(sc.d[c]))
+
+
+@njit(_nrt=False)
+def _observe_xi(r, done, a, factor, sc, obs):
+    r"""Fold step s = ``done`` into path r's martingale: M = g/c − H(θ(t)), ξ += a·M,
+    Σa²‖M‖², max‖ξ‖, ‖ξ‖ at the checkpoints, and sup_{s>t}‖ξ(s) − ξ(t)‖ past each anchor t."""
+    xi, p = obs.xi, sc.h.shape[0]
+    msq = 0.0
+    n2 = 0.0
+    for k in range(p):
+        gc = factor * np.float64(sc.g[k]) if factor >= 0.0 else np.float64(sc.d[k])
+        m = gc - sc.h[k]
+        msq += m * m
+        xi[r, k] = xi[r, k] + a * m
+        n2 += xi[r, k] * xi[r, k]
+    obs.xi_sum_sq[r] += a * a * msq
+    xn = math.sqrt(n2)
+    obs.xi_max[r] = max(obs.xi_max[r], xn)
+    for c in range(obs.checkpoint_steps.shape[0]):
+        if obs.checkpoint_steps[c] == done:
+            obs.xi_norm_at[r, c] = xn
+    _observe_anchors(r, done, obs)
+
+
+@njit(_nrt=False)
+def _observe_anchors(r, done, obs):
+    """At an anchor step t keep ξ(t); past it, the running sup of ‖ξ(s) − ξ(t)‖."""
+    xi, at = obs.xi, obs.xi_at_anchor
+    for i in range(obs.anchors.shape[0]):
+        if done == obs.anchors[i]:
+            for k in range(xi.shape[1]):
+                at[r, i, k] = xi[r, k]
+        elif done > obs.anchors[i]:
+            g2 = 0.0
+            for k in range(xi.shape[1]):
+                diff = xi[r, k] - at[r, i, k]
+                g2 += diff * diff
+            obs.xi_sup_after[r, i] = max(obs.xi_sup_after[r, i], math.sqrt(g2))
+
+
+@njit(_nrt=False)
+def _observe_xi_blowup(r, done, obs):
+    """A ξ path blown up at step ``done``: ξ stays, and so does ‖ξ‖ at the later checkpoints."""
+    n2 = 0.0
+    for k in range(obs.xi.shape[1]):
+        n2 += obs.xi[r, k] * obs.xi[r, k]
+    for c in range(obs.checkpoint_steps.shape[0]):
+        if obs.checkpoint_steps[c] >= done:
+            obs.xi_norm_at[r, c] = math.sqrt(n2)
 
 
 @njit(inline="always")
@@ -668,7 +833,7 @@ def _scratch(pb, rule, p, dtype_like):
         np.empty(max(1, pb.batch * pb.words), dtype=np.uint64),
         np.empty(p, dtype=dtype_like.dtype),
         np.empty(p, dtype=dtype_like.dtype), np.empty(p, dtype=dtype_like.dtype),
-        np.empty(p, dtype=dtype_like.dtype),
+        np.empty(p, dtype=dtype_like.dtype), np.empty(p, dtype=np.float64),
         np.empty(max(rule.groups, 1), dtype=np.float64),
         np.empty(max(rule.groups, 1), dtype=np.float64),
         np.empty(width, dtype=dtype_like.dtype),
@@ -789,15 +954,23 @@ def _rows_loop(task, state, block, pb, rule, limits, obs, sc):
             th[k] = theta[r, k]
         kp = np.uint64(block.path[r])
         tnorm = math.sqrt(_sq(th))
+        xi_row = obs.record[Observe.XI] and r < obs.xi.shape[0]
         for s in range(block.a.shape[0]):
             done = block.first + s + 1
             _words(kp, np.uint64(block.step[s]), block.word, sc.words)
-            ok, cnorm, clip_norm, clipped = step(th, tnorm, block.a[s], pb, rule, limits, sc)
+            if xi_row:
+                _mean_field(th, tnorm, pb, rule, obs, sc, limits.gmax)
+            ok, cnorm, clip_norm, clipped, factor = step(th, tnorm, block.a[s], pb, rule,
+                                                         limits, sc)
             _observe_clip(r, clip_norm / (1.0 + tnorm), clipped, obs)
             if not ok:
                 _blow_up(r, done, state)
                 _observe_blowup(r, done, th, obs)
+                if xi_row:
+                    _observe_xi_blowup(r, done, obs)
                 break
+            if xi_row:
+                _observe_xi(r, done, block.a[s], factor, sc, obs)
             for k in range(p):
                 th[k] = sc.cand[k]
             tnorm = cnorm
@@ -893,7 +1066,7 @@ def _advance_loop(task, state, branch, pb, rule, limits, sco, sc):
         while t < steps and best < sco.top:
             key = branch.own_key[r] if switched else branch.parent_key[r]
             _words(key, branch.step_keys[stream, t], kw, sc.words)
-            ok, cnorm, _, _ = step(th, tnorm, a[t], pb, rule, limits, sc)
+            ok, cnorm, _, _, _ = step(th, tnorm, a[t], pb, rule, limits, sc)
             work += 1
             z = np.inf
             if ok:
@@ -938,13 +1111,35 @@ def advance_rows(state, branch, pb, rule, limits, sco):
 
 # ---- from the catalog's objects to the kernel's inputs -----------------------------------------
 
-def supports(problem, rule, record, device) -> bool:
+def supports(problem, rule, device) -> bool:
     """Whether the kernel runs this cell: a problem of :data:`PROBLEM_CODES` (the stiff family
-    is a quadratic), any rule, on the CPU, without the ``xi`` observer."""
+    is a quadratic), any rule, on the CPU (with the ``xi`` observer only where
+    :func:`mean_field_args` gives H)."""
     from simulations.problems import Quadratic
 
     known = isinstance(problem, Quadratic) or problem.name in PROBLEM_CODES
-    return known and rule.kind in RULE_CODES and "xi" not in record and str(device) == "cpu"
+    return known and rule.kind in RULE_CODES and str(device) == "cpu"
+
+
+def mean_field_args(problem, rule, batch: int) -> tuple[int, np.ndarray, np.ndarray] | None:
+    """(``ObserverArrays.field``, atom values, atom weights) for the ``xi`` observer: how the
+    kernel evaluates H = E[g/c] of ``problem`` under ``rule`` (the method
+    :class:`simulations.mean_field.MeanField` chooses, where exact for the quadratic), or None
+    where only the torch step has H (Monte Carlo H, or another problem)."""
+    from simulations.mean_field import evaluator
+    from simulations.problems import Quadratic
+
+    if not isinstance(problem, Quadratic):
+        return None
+    kind = evaluator(problem, rule, batch=batch).kind
+    law = problem.law
+    if kind == "closed":
+        return 0, np.zeros(0), np.zeros(0)
+    if kind == "atoms":
+        if law.kind == "point":
+            return 1, np.array([float(law.mean)]), np.ones(1)
+        return 1, np.asarray(law.values, np.float64), np.asarray(law.probs, np.float64)
+    return None
 
 
 def problem_args(problem, batch: int, dtype: np.dtype) -> ProblemArgs:

@@ -535,7 +535,7 @@ class _KernelAdvance:
     def for_sampler(sampler: _Sampler) -> _KernelAdvance | None:
         """The sampler's compiled runner, or None where the torch step runs."""
         usable = (sampler.event != "xi" and not sampler.step.compiled
-                  and kernel.supports(sampler.problem, sampler.rule, (), sampler.device))
+                  and kernel.supports(sampler.problem, sampler.rule, sampler.device))
         if sampler.backend == "compiled" and not usable:
             raise BadArgument("backend", "'compiled' runs the catalog's problems on the "
                                          "CPU, for the exit and blowup events")
