@@ -745,7 +745,7 @@ def _clamp_mean(m, s, tau, law, df):
     return m * (fb - fa) + s * _partial(a, b, law, df) + tau * (_cdf(-b, law, df) - fa)
 
 
-@njit(_nrt=False)
+@njit(inline="always")
 def _mean_field(th, tnorm, pb, rule, obs, sc, gmax):
     r"""H(θ) into ``sc.h`` (float64). Closed form (``obs.field`` 0), per coordinate,
     m = L(θ_c − mean): H_c = m without clipping or with the projection, else
@@ -776,7 +776,7 @@ def _mean_field(th, tnorm, pb, rule, obs, sc, gmax):
             h[c] += w * (factor * np.float64(sc.g[c]) if factor >= 0.0 else np.float64(sc.d[c]))
 
 
-@njit(_nrt=False)
+@njit(inline="always")
 def _observe_xi(r, done, a, factor, sc, obs):
     r"""Fold step s = ``done`` into path r's martingale: M = g/c − H(θ(t)), ξ += a·M,
     Σa²‖M‖², max‖ξ‖, ‖ξ‖ at the checkpoints, and sup_{s>t}‖ξ(s) − ξ(t)‖ past each anchor t."""
@@ -798,7 +798,7 @@ def _observe_xi(r, done, a, factor, sc, obs):
     _observe_anchors(r, done, obs)
 
 
-@njit(_nrt=False)
+@njit(inline="always")
 def _observe_anchors(r, done, obs):
     """At an anchor step t keep ξ(t); past it, the running sup of ‖ξ(s) − ξ(t)‖."""
     xi, at = obs.xi, obs.xi_at_anchor
@@ -814,7 +814,7 @@ def _observe_anchors(r, done, obs):
             obs.xi_sup_after[r, i] = max(obs.xi_sup_after[r, i], math.sqrt(g2))
 
 
-@njit(_nrt=False)
+@njit(inline="always")
 def _observe_xi_blowup(r, done, obs):
     """A ξ path blown up at step ``done``: ξ stays, and so does ‖ξ‖ at the later checkpoints."""
     n2 = 0.0
