@@ -9,8 +9,9 @@ back exactly one step. The next loss ``L_{t+1}(w_{t+1})`` then has the hypergrad
 
 (for SGD, ``u = alpha * g_t`` and ``dL_{t+1}/dalpha = -<g_{t+1}, g_t>``), and a secondary SGD
 without momentum steps ``h <- h - kappa * dL/dh``. Optionally the secondary's gradient first
-goes through seed 003's cumulative-average clipper (:mod:`torch_impl.averaged`), one running
-average per hyperparameter (``per_tensor=True``, the seed's use) or of their global norm.
+goes through seed 003's cumulative-average clipper
+(:class:`torch_impl.stateful.AveragedNormClipper`), one running average per hyperparameter
+(``per_tensor=True``, the seed's use) or of their global norm.
 
 Order within :meth:`HyperStack.step`, as in Chandra et al.'s code: the secondary updates ``h``
 with the hypergradient of the current loss, then the primary updates ``w`` with the new ``h``.
@@ -44,7 +45,7 @@ from collections.abc import Sequence
 
 import torch
 
-from torch_impl.averaged import averaged_clip_factor
+from torch_impl.stateful import averaged_clip_factor
 
 Tensor = torch.Tensor
 

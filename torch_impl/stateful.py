@@ -14,17 +14,28 @@ and differs only in how ``tau_t`` is obtained from ``||g_0||, ..., ||g_t||``:
   ||g_t||``, ``m_0 = ||g_0||``.
 * :class:`PercentileClipper` (AutoClip, Seetharaman et al. 2020): ``tau_t`` is the ``p``-th
   percentile of ``{||g_0||, ..., ||g_t||}``.
+* :class:`AveragedNormClipper` (seed 003, its lines 1-9; no numerical hyperparameter): with the
+  carried average ``theta'_{t-1}`` (``t = 1, 2, ...``),
+  ``theta_t = (theta'_{t-1} (t - 1) + ||g_t||) / t`` is the threshold and
+  ``theta'_t = (theta'_{t-1} (t - 1) + ||g'_t||) / t``, the average redone with the clipped norm
+  ``||g'_t|| = min(||g_t||, theta_t)``, is carried to step ``t + 1``. By default one average
+  per tensor, as the seed's secondary SGD does (``per_tensor=False``: one of the global norm).
 
-Both include the current norm ``||g_t||`` in the statistic *before* taking the threshold.
-They share the base class :class:`NormClipper`, as does seed 003's
-:class:`torch_impl.averaged.AveragedNormClipper` (which also clips per tensor).
+All include the current norm ``||g_t||`` in the statistic *before* taking the threshold, and
+share the base class :class:`NormClipper`. ``load_state_dict`` checks every key, type and value
+(finite, in range) and refuses a bad state dict with one ``ValueError`` naming the key, before
+changing anything.
 
-Non-finite norms (a NaN or infinite gradient) do not enter the statistic, so one bad batch does
-not poison all later thresholds; that step's gradients are clipped with the threshold of the
-finite history as in :mod:`torch_impl.clip` (an infinite norm zeroes the finite entries and
-makes the infinite ones NaN; a NaN norm makes them all NaN), unless ``error_if_nonfinite``
-raises first. The threshold is floored at the smallest positive normal number of its dtype, so
-that a zero gradient with a zero statistic stays zero instead of turning into ``0 / 0``.
+Non-finite norms (a NaN or infinite gradient) do not enter the statistic of the EMA and
+percentile clippers, so one bad batch does not poison all later thresholds; that step's
+gradients are clipped with the threshold of the finite history as in :mod:`torch_impl.clip`
+(an infinite norm zeroes the finite entries and makes the infinite ones NaN; a NaN norm makes
+them all NaN), unless ``error_if_nonfinite`` raises first. The threshold is floored at the
+smallest positive normal number of its dtype, so that a zero gradient with a zero statistic
+stays zero instead of turning into ``0 / 0``, and capped at the largest finite one, so that an
+overflowing statistic clips to that instead of turning the gradient into ``inf / inf``.
+The averaged clipper, as the seed, lets a non-finite norm into its average, which then stays
+non-finite: the run has diverged (and its state is refused by ``load_state_dict``).
 """
 
 from __future__ import annotations
@@ -36,9 +47,26 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 from torch import Tensor
 
-from torch_impl.clip import _as_list, clip_grads_with_norm_, get_total_norm, grads_of
+from theory.clipping import clip_factor, norm
+from torch_impl.clip import (
+    _as_list,
+    _norms,
+    _scale_,
+    clip_grads_with_norm_,
+    get_total_norm,
+    grads_of,
+)
 
-__all__ = ["Clipper", "EMAClipper", "NormClipper", "PercentileClipper"]
+__all__ = [
+    "AveragedNormClipper",
+    "Clipper",
+    "EMAClipper",
+    "NormClipper",
+    "PercentileClipper",
+    "averaged_clip",
+    "averaged_clip_factor",
+    "averaged_threshold",
+]
 
 
 @runtime_checkable
@@ -59,22 +87,77 @@ class Clipper(Protocol):
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None: ...
 
 
-def _check_open_interval(value: float, name: str, low: float, high: float,
-                         *, closed_low: bool = False) -> float:
-    """``low < value < high`` (``low <= value`` when ``closed_low``) or ``ValueError``."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"{name} must be a real number, got {value!r}")
-    value = float(value)
-    ok = (low <= value if closed_low else low < value) and value < high and math.isfinite(value)
-    if not ok:
-        left = "<=" if closed_low else "<"
-        raise ValueError(f"{name} must satisfy {low} {left} {name} < {high}, got {value!r}")
+def _show(value: Any) -> str:
+    """``repr(value)`` on one line (a tensor's spans several)."""
+    return " ".join(repr(value).split())
+
+
+def _check_real(value: Any, name: str, low: float, high: float, *, closed_low: bool = False,
+                closed_high: bool = False) -> float:
+    """``value`` as a float if it is a finite real (not a bool) with ``low < value < high``
+    (``<=`` on a closed side), else ``ValueError`` naming ``name``."""
+    if not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value):
+        above = low <= value if closed_low else low < value
+        if above and (value <= high if closed_high else value < high):
+            return float(value)
+    left, right = "<=" if closed_low else "<", "<=" if closed_high else "<"
+    raise ValueError(f"{name} must be a finite real with {low} {left} {name} {right} {high}, "
+                     f"got {_show(value)}")
+
+
+def _check_count(value: Any, name: str) -> int:
+    """``value`` if it is an int (not a bool) ``>= 0``, else ``ValueError`` naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{name} must be an integer >= 0, got {_show(value)}")
     return value
 
 
+def _check_keys(state_dict: Any, keys: tuple[str, ...]) -> None:
+    """``state_dict`` is a mapping with exactly the keys ``keys``, else ``ValueError``."""
+    if not isinstance(state_dict, Mapping):
+        raise ValueError(f"state_dict must be a mapping, got {type(state_dict).__name__}")
+    missing = [key for key in keys if key not in state_dict]
+    unknown = [repr(key) for key in state_dict if key not in keys]
+    if missing or unknown:
+        raise ValueError(f"state_dict must have exactly the keys {list(keys)}: missing "
+                         f"{missing}, unknown [{', '.join(unknown)}]")
+
+
+def _check_tensor(value: Any, name: str, *, ndim: int = 0, integer: bool = False,
+                  nan: bool = False) -> Tensor:
+    """A copy of ``value`` if it is a tensor with ``ndim`` dimensions, of an integer (else a
+    floating) dtype, and every entry ``x`` with ``0 <= x < inf`` (or NaN when ``nan``);
+    else ``ValueError`` naming ``name``. Reads the values (a host sync)."""
+    if (not isinstance(value, Tensor) or value.ndim != ndim or value.dtype == torch.bool
+            or value.dtype.is_floating_point == integer or value.is_complex()):
+        kind = "an integer" if integer else "a floating"
+        raise ValueError(f"{name} must be a {ndim}-d tensor of {kind} dtype, got {_show(value)}")
+    ok = torch.isfinite(value) & (value >= 0)
+    if not bool((ok | value.isnan() if nan else ok).all()):
+        allowed = " or NaN" if nan else ""
+        raise ValueError(f"{name} must hold values 0 <= x < inf{allowed}, got {_show(value)}")
+    return value.clone()
+
+
+def _check_optional(value: Any, name: str, **kwargs: Any) -> Tensor | None:
+    """None, or :func:`_check_tensor` of ``value``."""
+    return None if value is None else _check_tensor(value, name, **kwargs)
+
+
+def _check_last_threshold(value: Any) -> Tensor:
+    """A 0-d floating tensor ``> 0`` (``inf`` included) or NaN (no call yet), else
+    ``ValueError``."""
+    if (isinstance(value, Tensor) and value.ndim == 0 and value.dtype.is_floating_point
+            and bool(value.isnan() | (value > 0))):
+        return value.clone()
+    raise ValueError(f"last_threshold must be a 0-d floating tensor > 0 or NaN, got {_show(value)}")
+
+
 def _floor(threshold: Tensor) -> Tensor:
-    """``max(threshold, tiny)``: a positive threshold for :func:`clip_grads_with_norm_`."""
-    return threshold.clamp(min=torch.finfo(threshold.dtype).tiny)
+    """``min(max(threshold, tiny), max_finite)`` of the threshold's dtype: a positive, finite
+    threshold for :func:`clip_grads_with_norm_` (NaN stays NaN)."""
+    info = torch.finfo(threshold.dtype)
+    return threshold.clamp(min=info.tiny, max=info.max)
 
 
 class NormClipper:
@@ -103,8 +186,12 @@ class NormClipper:
 
     @torch.no_grad()
     def __call__(self, parameters: Iterable[Tensor] | Tensor) -> Tensor:
-        """Clip the gradients of ``parameters`` in place; return the pre-clip global norm."""
+        """Clip the gradients of ``parameters`` in place; return the pre-clip global norm.
+
+        An empty ``parameters`` raises ``ValueError`` (there is no norm to learn from)."""
         params = _as_list(parameters)
+        if not params:
+            raise ValueError("parameters is empty: pass the tensors whose gradients to clip")
         norm = get_total_norm(grads_of(params), error_if_nonfinite=self.error_if_nonfinite,
                               foreach=self.foreach)
         self._clip_(params, norm)
@@ -126,17 +213,18 @@ class EMAClipper(NormClipper):
     def __init__(self, alpha: float, beta: float, *, error_if_nonfinite: bool = False,
                  foreach: bool | None = None) -> None:
         super().__init__(error_if_nonfinite=error_if_nonfinite, foreach=foreach)
-        self.alpha = _check_open_interval(alpha, "alpha", 0.0, math.inf)
-        self.beta = _check_open_interval(beta, "beta", 0.0, 1.0, closed_low=True)
+        self.alpha = _check_real(alpha, "alpha", 0.0, math.inf)
+        self.beta = _check_real(beta, "beta", 0.0, 1.0, closed_low=True)
         self.m: Tensor | None = None
         self.count: Tensor | None = None
 
     def _threshold(self, norm: Tensor) -> Tensor:
-        if self.m is None:
+        if self.m is None or self.count is None:
             self.m = torch.zeros_like(norm)
             self.count = torch.zeros((), dtype=torch.long, device=norm.device)
         finite = torch.isfinite(norm)
-        updated = torch.where(self.count == 0, norm, self.beta * self.m + (1 - self.beta) * norm)
+        updated = torch.where(self.count == 0, norm,
+                              self.beta * self.m + (1 - self.beta) * norm)
         self.m = torch.where(finite, updated, self.m)
         self.count = self.count + finite
         return self.alpha * self.m
@@ -148,12 +236,21 @@ class EMAClipper(NormClipper):
                 "last_threshold": self.last_threshold}
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
-        """Restore what :meth:`state_dict` saved (tensors are copied)."""
-        self.alpha = state_dict["alpha"]
-        self.beta = state_dict["beta"]
-        self.m = None if state_dict["m"] is None else state_dict["m"].clone()
-        self.count = None if state_dict["count"] is None else state_dict["count"].clone()
-        self.last_threshold = state_dict["last_threshold"].clone()
+        """Restore what :meth:`state_dict` saved (tensors are copied), after checking it:
+        ``alpha`` and ``beta`` as in the constructor, ``m`` a 0-d floating tensor
+        ``0 <= m < inf`` and ``count`` a 0-d integer tensor ``>= 0`` (both None before the
+        first call), ``last_threshold`` as :func:`_check_last_threshold`."""
+        _check_keys(state_dict, ("alpha", "beta", "m", "count", "last_threshold"))
+        alpha = _check_real(state_dict["alpha"], "alpha", 0.0, math.inf)
+        beta = _check_real(state_dict["beta"], "beta", 0.0, 1.0, closed_low=True)
+        m = _check_optional(state_dict["m"], "m")
+        count = _check_optional(state_dict["count"], "count", integer=True)
+        if (m is None) != (count is None):
+            raise ValueError(f"m and count must both be None or both tensors, got "
+                             f"m={_show(m)}, count={_show(count)}")
+        last_threshold = _check_last_threshold(state_dict["last_threshold"])
+        self.alpha, self.beta, self.m, self.count = alpha, beta, m, count
+        self.last_threshold = last_threshold
 
 
 class PercentileClipper(NormClipper):
@@ -173,10 +270,8 @@ class PercentileClipper(NormClipper):
     def __init__(self, percentile: float = 10.0, *, error_if_nonfinite: bool = False,
                  foreach: bool | None = None) -> None:
         super().__init__(error_if_nonfinite=error_if_nonfinite, foreach=foreach)
-        self.percentile = _check_open_interval(percentile, "percentile", 0.0, math.inf,
-                                               closed_low=True)
-        if self.percentile > 100:
-            raise ValueError(f"percentile must satisfy 0 <= percentile <= 100, got {percentile}")
+        self.percentile = _check_real(percentile, "percentile", 0.0, 100.0, closed_low=True,
+                                      closed_high=True)
         self._buffer: Tensor | None = None
         self.n = 0
 
@@ -202,9 +297,172 @@ class PercentileClipper(NormClipper):
                 "last_threshold": self.last_threshold}
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
-        """Restore what :meth:`state_dict` saved (tensors are copied)."""
-        self.percentile = state_dict["percentile"]
-        history = state_dict["history"]
-        self.n = len(history)
-        self._buffer = history.clone() if self.n else None
-        self.last_threshold = state_dict["last_threshold"].clone()
+        """Restore what :meth:`state_dict` saved (tensors are copied), after checking it:
+        ``percentile`` as in the constructor, ``history`` a 1-d floating tensor of norms
+        ``0 <= x < inf`` or NaN, ``last_threshold`` as :func:`_check_last_threshold`."""
+        _check_keys(state_dict, ("percentile", "history", "last_threshold"))
+        percentile = _check_real(state_dict["percentile"], "percentile", 0.0, 100.0,
+                                 closed_low=True, closed_high=True)
+        history = _check_tensor(state_dict["history"], "history", ndim=1, nan=True)
+        last_threshold = _check_last_threshold(state_dict["last_threshold"])
+        self.percentile, self.n, self.last_threshold = percentile, len(history), last_threshold
+        self._buffer = history if self.n else None
+
+
+def averaged_threshold(
+    grad_norm: Tensor, prev_mean: Tensor, step: int
+) -> Tensor:
+    """``theta_t = (theta_{t-1} * (t - 1) + ||g_t||) / t``: the cumulative mean after step ``t``.
+
+    ``step`` is ``t >= 1``; at ``t = 1`` the result is ``||g_1||`` whatever ``prev_mean`` is
+    (as long as it is finite).
+    """
+    if step < 1:
+        raise ValueError(f"step must satisfy step >= 1, got {step!r}")
+    return (prev_mean * (step - 1) + grad_norm) / step
+
+
+def averaged_clip_factor(
+    grad_norm: Tensor, prev_mean: Tensor, step: int
+) -> tuple[Tensor, Tensor, Tensor]:
+    """One step of lines 1-9 on norms: returns ``(factor, theta_t, theta'_t)``.
+
+    ``factor = min(1, theta_t / ||g_t||)`` (``theory.clipping.clip_factor``), ``theta_t`` the
+    threshold and ``theta'_t`` the average recomputed with ``||g'_t|| = factor * ||g_t||``.
+    Elementwise: ``grad_norm`` and ``prev_mean`` may hold one norm per batch element.
+    ``theta_t = 0`` only when ``||g_t|| = 0``; the threshold is then floored at the smallest
+    normal number so that the factor is ``0 / 0``-free and equals 1.
+    """
+    threshold = averaged_threshold(grad_norm, prev_mean, step)
+    floor = torch.finfo(threshold.dtype).tiny
+    factor = clip_factor(grad_norm, threshold.clamp(min=floor))
+    new_mean = averaged_threshold(grad_norm * factor, prev_mean, step)
+    return factor, threshold, new_mean
+
+
+def averaged_clip(
+    grad: Tensor, prev_mean: Tensor, step: int, *, batch_ndim: int = 0
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Apply one step of lines 1-9 to one gradient tensor: ``(g'_t, theta_t, theta'_t)``.
+
+    The norm is over the non-batch axes (``batch_ndim`` leading axes are independent runs, each
+    with its own average ``prev_mean`` of the batch shape). Pure: ``grad`` is not modified.
+    """
+    grad_norm = norm(grad, batch_ndim=batch_ndim)
+    factor, threshold, new_mean = averaged_clip_factor(grad_norm, prev_mean, step)
+    shape = tuple(factor.shape) + (1,) * (grad.ndim - batch_ndim)
+    return grad * factor.reshape(shape), threshold, new_mean
+
+
+class AveragedNormClipper(NormClipper):
+    """Seed 003's cumulative-average norm clipper for ``.grad`` of a list of tensors.
+
+    ``clipper(parameters)`` clips each ``p.grad`` in place by lines 1-9 (module docstring) and
+    returns the pre-clip total norm ``sqrt(sum_p ||p.grad||^2)`` as a 0-d tensor, without a
+    host sync. ``per_tensor=True`` (the seed's use): one running average per tensor, by
+    position in ``parameters``; ``per_tensor=False``: one average of the global norm.
+    Tensors whose ``.grad`` is ``None`` are skipped (their average is not advanced).
+    ``foreach`` and ``error_if_nonfinite`` as in :mod:`torch_impl.clip` (base class
+    :class:`NormClipper`); unlike the other stateful clippers, a non-finite
+    norm does enter the average (as in the seed: the run is then diverged).
+
+    ``last_threshold`` (0-d, NaN before the first call): the threshold ``theta_t`` of the last
+    call (floored at the smallest normal number in global mode); in per-tensor mode
+    ``sqrt(sum_p theta_{p,t}^2)``, which bounds the post-clip total norm, with the individual
+    thresholds in ``last_thresholds`` (1-d, NaN for skipped tensors).
+    """
+
+    def __init__(self, per_tensor: bool = True, *, error_if_nonfinite: bool = False,
+                 foreach: bool | None = None) -> None:
+        super().__init__(error_if_nonfinite=error_if_nonfinite, foreach=foreach)
+        if not isinstance(per_tensor, bool):
+            raise ValueError(f"per_tensor must be a bool, got {per_tensor!r}")
+        self.per_tensor = per_tensor
+        self.means: list[Tensor | None] = []
+        self.steps: list[int] = []
+        self.last_thresholds = torch.empty(0)
+
+    def _slots(self, count: int) -> None:
+        if not self.steps:
+            self.means = [None] * count
+            self.steps = [0] * count
+        elif len(self.steps) != count:
+            raise ValueError(
+                f"parameters must keep the same number of tensors, "
+                f"got {count} after {len(self.steps)}"
+            )
+
+    def _advance(self, slot: int, grad_norm: Tensor) -> tuple[Tensor, Tensor]:
+        """Advance slot ``slot`` by one step; returns ``(factor, theta_t)``."""
+        self.steps[slot] += 1
+        prev = self.means[slot]
+        if prev is None:
+            prev = torch.zeros_like(grad_norm)
+        factor, threshold, self.means[slot] = averaged_clip_factor(
+            grad_norm, prev, self.steps[slot]
+        )
+        return factor, threshold
+
+    def _threshold(self, norm: Tensor) -> Tensor:
+        """Global mode: ``theta_t`` of the global norm (the base class clips to it)."""
+        self._slots(1)
+        threshold = self._advance(0, norm)[1]
+        self.last_thresholds = threshold.reshape(1)
+        return threshold
+
+    def _clip_(self, params: list[Tensor], norm: Tensor) -> None:
+        if not self.per_tensor:
+            super()._clip_(params, norm)
+            return
+        self._slots(len(params))
+        present = [slot for slot, p in enumerate(params) if p.grad is not None]
+        grads = grads_of(params)
+        thresholds = [torch.full((), float("nan"), dtype=norm.dtype, device=norm.device)
+                      for _ in params]
+        factors = []
+        for slot, grad_norm in zip(present, _norms(grads, self.foreach), strict=True):
+            factor, threshold = self._advance(slot, grad_norm)
+            factors.append(factor)
+            thresholds[slot] = threshold.to(norm.device, norm.dtype)
+        _scale_(grads, factors, self.foreach)
+        self.last_thresholds = torch.stack(thresholds)
+        self.last_threshold = torch.linalg.vector_norm(self.last_thresholds.nan_to_num(0.0))
+
+    def state_dict(self) -> dict[str, Any]:
+        """The running averages ``theta'`` (tensors, ``None`` before a slot's first step),
+        step counts and mode."""
+        return {
+            "per_tensor": self.per_tensor,
+            "means": [None if m is None else m.clone() for m in self.means],
+            "steps": list(self.steps),
+        }
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned (tensors are copied), after checking it:
+        ``per_tensor`` this clipper's mode, ``steps`` a list of integers ``t >= 0`` (one per
+        tensor; at most one in global mode), ``means`` a list as long, ``None`` where ``t = 0``
+        and else a 0-d floating tensor ``0 <= theta' < inf`` (a diverged run's is refused)."""
+        _check_keys(state_dict, ("per_tensor", "means", "steps"))
+        if state_dict["per_tensor"] is not self.per_tensor:
+            raise ValueError(f"per_tensor must be this clipper's {self.per_tensor!r}, "
+                             f"got {_show(state_dict['per_tensor'])}")
+        steps, means = state_dict["steps"], state_dict["means"]
+        slots = math.inf if self.per_tensor else 1
+        if not (isinstance(steps, list) and isinstance(means, list)
+                and len(steps) == len(means) <= slots):
+            raise ValueError(f"steps and means must be lists of one length (at most {slots}), "
+                             f"got steps={_show(steps)}, means={_show(means)}")
+        checked = [_check_slot(step, mean, i)
+                   for i, (step, mean) in enumerate(zip(steps, means, strict=True))]
+        self.steps = [step for step, _ in checked]
+        self.means = [mean for _, mean in checked]
+
+
+def _check_slot(step: Any, mean: Any, i: int) -> tuple[int, Tensor | None]:
+    """``(steps[i], copy of means[i])`` of an averaged clipper's state, checked: ``means[i]``
+    is None exactly when ``steps[i] == 0``, else ``ValueError``."""
+    step = _check_count(step, f"steps[{i}]")
+    if (mean is None) != (step == 0):
+        raise ValueError(f"means[{i}] must be None exactly when steps[{i}] is 0, got "
+                         f"steps[{i}]={step!r}, means[{i}]={_show(mean)}")
+    return step, _check_optional(mean, f"means[{i}]")

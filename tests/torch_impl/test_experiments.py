@@ -7,6 +7,9 @@ import json
 import math
 import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -154,3 +157,16 @@ def test_the_recorded_command_runs_the_experiment_again(seed000, seed001):
     setting = json.loads((seed001 / "seed001.json").read_text())["setting"]
     assert shlex.split(setting["command"])[:5] == [
         "python", "-m", "torch_impl.experiments", "ema_vs_fixed", "--quick"]
+
+
+def test_torch_impl_imports_no_simulations_module():
+    """Every module of torch_impl (the experiments too) imports without ``simulations``."""
+    code = ("import importlib, pkgutil, sys, torch_impl\n"
+            "for m in pkgutil.walk_packages(torch_impl.__path__, 'torch_impl.'):\n"
+            "    importlib.import_module(m.name)\n"
+            "print(sorted(n for n in sys.modules if n.split('.')[0] == 'simulations'))")
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=root, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

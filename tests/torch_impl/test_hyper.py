@@ -8,8 +8,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from torch_impl.averaged import AveragedNormClipper
 from torch_impl.hyper import PRIMARIES, SGD, AdaGrad, Adam, HyperStack, RMSProp, squash
+from torch_impl.stateful import AveragedNormClipper
 
 DT = torch.float64
 

@@ -7,16 +7,16 @@ import json
 import math
 import os
 import shlex
+import subprocess
 import sys
+import tempfile
 from collections.abc import Iterable, Sequence
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 import torch
 from tqdm import tqdm
-
-from simulations.files import atomic_write
-from simulations.results import git_revision, package_version
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 """Where a full run writes by default: the shipped results."""
@@ -69,10 +69,22 @@ def progress(iterable: Iterable, **kwargs: Any) -> Iterable:
 
 
 def write_atomic(path: Path, data: str | bytes) -> None:
-    """Write ``data`` (text as UTF-8) to ``path`` atomically
-    (:func:`simulations.files.atomic_write`)."""
+    """Write ``data`` (text as UTF-8) to ``path`` atomically: into a temporary file beside it,
+    synced, made ``rw-r--r--``, then renamed onto it; on failure the temporary file is
+    removed."""
     raw = data.encode() if isinstance(data, str) else data
-    atomic_write(path, lambda handle: handle.write(raw))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    tmp = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(raw)
+            out.flush()
+            os.fsync(out.fileno())
+        tmp.chmod(0o644)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def write_json(path: Path, value: Any) -> None:
@@ -86,6 +98,33 @@ def write_json(path: Path, value: Any) -> None:
             return float(f"{x:.6g}") if math.isfinite(x) else None
         return x
     write_atomic(path, json.dumps(clean(value), indent=1))
+
+
+def package_version() -> str:
+    """The installed version of clipverify, or ``"unknown"``."""
+    try:
+        return version("clipverify")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def git_revision() -> str | None:
+    """The commit of the checkout this package runs from (``# branch.oid`` of ``git status
+    --porcelain=v2 --branch``), with ``-dirty`` when the status lists any change (untracked
+    files too); None outside a checkout, before the first commit or when git fails."""
+    root = Path(__file__).resolve().parents[2]
+    if not (root / ".git").exists():
+        return None  # e.g. installed into site-packages
+    try:
+        done = subprocess.run(["git", "-C", str(root), "status", "--porcelain=v2", "--branch"],
+                              capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    lines = done.stdout.splitlines() if done.returncode == 0 else []
+    head = next((line.split()[2] for line in lines if line.startswith("# branch.oid ")), None)
+    if head in (None, "(initial)"):
+        return None
+    return head + ("-dirty" if any(not line.startswith("#") for line in lines) else "")
 
 
 def provenance(setting: dict[str, Any], name: str, argv: Sequence[str]) -> dict[str, Any]:

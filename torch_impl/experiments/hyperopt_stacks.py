@@ -4,8 +4,8 @@ The seed (Huang, Bannerman, Savidge, Chen, "ML and Optimization: project report"
 (one tanh hidden layer of 128, batch 256) on MNIST with the stacks SGD/SGD, Adam/SGD,
 AdaGrad/SGD and RMSProp/SGD of Chandra et al. 2022 (:mod:`torch_impl.hyper`), over a grid of
 secondary learning rates ``kappa``, with and without its cumulative-average clipping of the
-hypergradients (:mod:`torch_impl.averaged`), 3 trials each, and bolds the rows where clipping
-lowers the mean test error by at least 1 point.
+hypergradients (:class:`torch_impl.stateful.AveragedNormClipper`), 3 trials each, and bolds
+the rows where clipping lowers the mean test error by at least 1 point.
 
 Here MNIST cannot be downloaded, so the data are mnist1d (40 inputs, 10 classes), generated
 offline with ``mnist1d.data.make_dataset``: 60,000 training and 10,000 test samples, so that an
