@@ -48,6 +48,27 @@ every step on every tracked path. How (the first that applies):
 
 For the projection rule H(θ) = E[g] (the projection acts on θ, not on g).
 
+**Rounding.** Each exact evaluation also bounds its own rounding error, ``HEstimate.rounding``
+(N, P), so that a zero of H can be told from float noise (an exactly flat H, e.g. the interval
+of zeros of a two-point law with a gap > 2λ, evaluates to values of size ε·λ of either sign).
+With u = ε/2 the unit roundoff of float64:
+
+* finite sum H = Σ_s w_s t_s, t_s = c_s·g_s the clipped per-sample gradient: for the quadratic
+  family g_s = L(θ − y_s) rounds twice and the scale min(1, λ/‖g_s‖) at most 3 times (the norm,
+  the quotient, the minimum), the weight and the product once each, so each term carries a
+  relative error ≤ 7u; recursive summation of S terms adds ≤ (S − 1)u·Σ|w_s t_s| (Higham,
+  Accuracy and Stability, §4.2). Hence |fl(H) − H| ≤ (S + 6)u·Σ_s |w_s t_s| to first order;
+  the bound used is (S + 16)·ε·Σ_s |w_s t_s|, twice that with room for the few more roundings
+  of a problem's own gradient;
+* closed form H = m[F(β) − F(α)] + s[G(β) − G(α)] + τ[F(−β) − F(α)]: the CDF values F ∈ [0, 1]
+  carry an absolute error of a few ulps (torch's ``ndtr``; the t series sums ≤ ν/2 terms of
+  size ≤ 1 after ``atan``, ``sin``, ``cos``), the rounding of α, β moves F by at most
+  3u·sup|x f(x)| < u, and each of the three products and two sums rounds once, so
+  |fl(H) − H| ≤ C·u·(|m| + τ + s(|G(α)| + |G(β)|)) with C a few tens; the bound used is
+  64·ε·(|m| + τ + s(|G(α)| + |G(β)|)), and 4ε·|m| without clipping (H = m, two roundings);
+* Monte Carlo: (S + 16)·ε·(mean of |g/c| over the draws), which the 95% band (1.96 standard
+  errors) exceeds unless the draws agree to rounding.
+
 :func:`evaluator` builds (and caches on the problem) the evaluation once — the law's constants,
 the atoms, the common random draws — and :func:`mean_field` calls it.
 """
@@ -66,7 +87,8 @@ from simulations.errors import BadArgument
 from simulations.problems import Problem, Quadratic
 from simulations.rules import ClipRule
 
-__all__ = ["MAX_ENTRIES", "MAX_ROWS", "HEstimate", "MeanField", "evaluator", "field", "mean_field",
+__all__ = ["CLOSED_ROUNDING", "MAX_ENTRIES", "MAX_ROWS", "SUM_ROUNDING", "HEstimate", "MeanField",
+           "clamp_mean_rounding", "evaluator", "field", "mean_field",
            "normal_clamp_mean", "t_cdf", "t_clamp_mean"]
 
 MAX_ROWS = 1 << 16  #: rows (point × atom or point × draw pairs) evaluated in one batch
@@ -79,12 +101,15 @@ _ADAPTIVE = ("adaptive", "layerwise", "unitwise")
 
 @dataclass(frozen=True)
 class HEstimate:
-    """H at N points: ``value`` (N, P); ``stderr`` (N, P), zero when ``exact``; ``method``."""
+    """H at N points: ``value`` (N, P); ``stderr`` (N, P), zero when ``exact``; ``method``;
+    ``rounding`` (N, P) a bound on the rounding error of ``value`` (module docstring), None
+    where it was not computed."""
 
     value: torch.Tensor
     stderr: torch.Tensor
     exact: bool
     method: str
+    rounding: torch.Tensor | None = None
 
 
 # ---- closed forms ------------------------------------------------------------------------------
@@ -128,15 +153,42 @@ def _clamp_mean(m: torch.Tensor, s: torch.Tensor | float, tau: torch.Tensor,
     return m * (fb - fa) + s * partial(a, b) + tau * (cdf(-b) - fa)
 
 
+#: the factor C of the closed forms' rounding bound C·ε·(|m| + τ + s(|G(α)| + |G(β)|))
+CLOSED_ROUNDING = 64
+#: the constant k of the sums' rounding bound (S + k)·ε·Σ|w_s t_s| (module docstring)
+SUM_ROUNDING = 16
+
+
+def _phi(x: torch.Tensor) -> torch.Tensor:
+    return torch.exp(-0.5 * x.square()) / math.sqrt(2 * math.pi)
+
+
+def _t_partial(x: torch.Tensor, df: int) -> torch.Tensor:
+    """|G(x)| of the t law up to the constant that cancels in G(β) − G(α): (ν + x²)f_ν(x)/(ν − 1)
+    for ν > 1, ln(1 + x²)/(2π) for ν = 1."""
+    if df == 1:
+        return torch.log1p(x.square()) / (2 * math.pi)
+    return (df + x.square()) * _t_pdf(x, df) / (df - 1)
+
+
+def clamp_mean_rounding(m: torch.Tensor, s: torch.Tensor | float, tau: torch.Tensor,
+                        law: str, df: int = 1) -> torch.Tensor:
+    """The bound C·ε·(|m| + τ + s(|G(α)| + |G(β)|)) on the rounding error of
+    :func:`normal_clamp_mean` (``law`` "normal") or :func:`t_clamp_mean` ("student-t")."""
+    a, b = (-tau - m) / s, (tau - m) / s
+    if law == "normal":
+        partial = _phi(a) + _phi(b)
+    else:
+        partial = _t_partial(a, df) + _t_partial(b, df)
+    eps = torch.finfo(torch.float64).eps
+    return CLOSED_ROUNDING * eps * (m.abs() + tau + s * partial)
+
+
 def normal_clamp_mean(m: torch.Tensor, s: torch.Tensor | float,
                       tau: torch.Tensor) -> torch.Tensor:
     r"""E[clamp(z, −τ, τ)] for z ~ N(m, s²), τ finite:
     m[Φ(β) − Φ(α)] + s[φ(α) − φ(β)] + τ[1 − Φ(β)] − τΦ(α), α = (−τ − m)/s, β = (τ − m)/s."""
-
-    def phi(x):
-        return torch.exp(-0.5 * x.square()) / math.sqrt(2 * math.pi)
-
-    return _clamp_mean(m, s, tau, torch.special.ndtr, lambda a, b: phi(a) - phi(b))
+    return _clamp_mean(m, s, tau, torch.special.ndtr, lambda a, b: _phi(a) - _phi(b))
 
 
 def t_clamp_mean(m: torch.Tensor, s: torch.Tensor | float, tau: torch.Tensor,
@@ -149,7 +201,7 @@ def t_clamp_mean(m: torch.Tensor, s: torch.Tensor | float, tau: torch.Tensor,
     def partial(a, b):
         if df == 1:
             return (torch.log1p(b.square()) - torch.log1p(a.square())) / (2 * math.pi)
-        return ((df + a.square()) * _t_pdf(a, df) - (df + b.square()) * _t_pdf(b, df)) / (df - 1)
+        return _t_partial(a, df) - _t_partial(b, df)
 
     return _clamp_mean(m, s, tau, lambda x: t_cdf(x, df), partial)
 
@@ -233,24 +285,27 @@ class MeanField:
                 pass
         return "monte carlo"
 
-    def __call__(self, theta: torch.Tensor) -> HEstimate:
-        """H at the points ``theta`` (N, P): an :class:`HEstimate` in ``theta``'s dtype."""
+    def __call__(self, theta: torch.Tensor, *, rounding: bool = False) -> HEstimate:
+        """H at the points ``theta`` (N, P): an :class:`HEstimate` in ``theta``'s dtype, with
+        the bound on its rounding error (``rounding``, module docstring) when asked for."""
         if self.kind == "closed":
-            value = self._closed(theta)
-            return HEstimate(value, torch.zeros_like(value), True, self.method)
+            value, bound = self._closed(theta, rounding)
+            return HEstimate(value, torch.zeros_like(value), True, self.method, bound)
         if self.kind == "atoms":
-            value = self._atoms(theta)
-            return HEstimate(value, torch.zeros_like(value), True, self.method)
-        value, stderr = self._monte_carlo(theta)
-        return HEstimate(value, stderr, False, self.method)
+            value, bound = self._atoms(theta, rounding)
+            return HEstimate(value, torch.zeros_like(value), True, self.method, bound)
+        value, stderr, bound = self._monte_carlo(theta, rounding)
+        return HEstimate(value, stderr, False, self.method, bound)
 
-    def _closed(self, theta: torch.Tensor) -> torch.Tensor:
+    def _closed(self, theta: torch.Tensor, rounding: bool
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
         problem, rule, law = self.problem, self.rule, self.problem.law
         th = theta.detach().to(torch.float64)
         curv = problem.curvature
         m = curv * (th - law.mean)
+        eps = torch.finfo(torch.float64).eps
         if rule.kind in ("none", "projection"):
-            return m.to(theta.dtype)
+            return m.to(theta.dtype), (4 * eps * m.abs()).to(theta.dtype) if rounding else None
         s = abs(curv) * law.sd / math.sqrt(self.batch)
         if rule.kind in _ADAPTIVE:  # d = 1 here: τ = λ·max(|θ|, ε)
             tau = rule.lam * torch.clamp(th.abs(), min=rule.eps)
@@ -260,14 +315,19 @@ class MeanField:
             h = normal_clamp_mean(m, s, tau)
         else:
             h = t_clamp_mean(m, s, tau, law.df)
-        return h.to(theta.dtype)
+        if not rounding:
+            return h.to(theta.dtype), None
+        return h.to(theta.dtype), clamp_mean_rounding(m, s, tau, law.kind, law.df).to(theta.dtype)
 
-    def _atoms(self, theta: torch.Tensor) -> torch.Tensor:
+    def _atoms(self, theta: torch.Tensor, rounding: bool
+               ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Σ_s w_s·clip(g_s) and the rounding bound (S + k)·ε·Σ_s |w_s·clip(g_s)|."""
         problem, rule = self.problem, self.rule
         atoms, weights = self.atoms, self.weights.to(theta.dtype)
         n, p = theta.shape
         s = len(weights)
         out = torch.zeros_like(theta)
+        size = torch.zeros_like(theta)
         step_pts, step_rows = _pieces(s, p)
         for i in range(0, n, step_pts):
             part = theta[i:i + step_pts]
@@ -284,16 +344,24 @@ class MeanField:
                     else:  # g/c = scale·g: fold the scale into the weights, one pass over g
                         coef = coef * c.scale.view(k, -1)
                 out[i:i + k] += torch.bmm(coef[:, None, :], g.view(k, len(idx), p))[:, 0]
-        return out
+                if rounding:
+                    size[i:i + k] += torch.bmm(coef.abs()[:, None, :],
+                                               g.abs().view(k, len(idx), p))[:, 0]
+        if not rounding:
+            return out, None
+        return out, (s + SUM_ROUNDING) * torch.finfo(theta.dtype).eps * size
 
-    def _monte_carlo(self, theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mean and standard error over the S common draws, combined piece by piece (Chan et
-        al.'s pairwise update of the mean and of the sum of squared deviations)."""
+    def _monte_carlo(self, theta: torch.Tensor, rounding: bool
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Mean, standard error and rounding bound over the S common draws, combined piece by
+        piece (Chan et al.'s pairwise update of the mean and of the sum of squared
+        deviations)."""
         problem, rule, draws = self.problem, self.rule, self.draws
         n, p = theta.shape
         big = self.samples
         mean = torch.zeros(n, p, dtype=torch.float64, device=theta.device)
         m2 = torch.zeros_like(mean)
+        size = torch.zeros_like(mean)
         step_pts, step_rows = _pieces(big, p)
         for i in range(0, n, step_pts):
             part = theta[i:i + step_pts]
@@ -305,13 +373,18 @@ class MeanField:
                 d = d.view(k, len(idx), p).to(torch.float64)
                 cm = d.mean(1)
                 cm2 = (d - cm[:, None]).square().sum(1)
+                if rounding:
+                    size[i:i + k] += d.abs().sum(1) / big
                 nb, tot = len(idx), seen + len(idx)
                 delta = cm - mean[i:i + k]
                 mean[i:i + k] += delta * (nb / tot)
                 m2[i:i + k] += cm2 + delta.square() * (seen * nb / tot)
                 seen = tot
         se = torch.sqrt(m2 / (big - 1) / big)
-        return mean.to(theta.dtype), se.to(theta.dtype)
+        if not rounding:
+            return mean.to(theta.dtype), se.to(theta.dtype), None
+        bound = (big + SUM_ROUNDING) * torch.finfo(theta.dtype).eps * size
+        return mean.to(theta.dtype), se.to(theta.dtype), bound.to(theta.dtype)
 
 
 def evaluator(problem: Problem, rule: ClipRule, *, batch: int = 1, samples: int = 4096,
@@ -335,13 +408,15 @@ def mean_field(
     batch: int = 1,
     samples: int = 4096,
     seed: int = 0,
+    rounding: bool = False,
 ) -> HEstimate:
     """H(θ) = E_μ[g/c] at the points ``theta`` (N, P), for minibatches of size ``batch``.
 
     Exact where the module docstring says so; otherwise estimated from ``samples`` minibatches
     (the same for every point) drawn with :mod:`simulations.sampling` from ``seed`` (stream 2, so
     independent of the runs' own draws), with its standard error. One batched evaluation for all
-    N points, with no host synchronisation.
+    N points, with no host synchronisation. ``rounding``: also bound the rounding error of the
+    value (``HEstimate.rounding``; module docstring).
     """
     theta = torch.as_tensor(theta)
     if theta.ndim != 2 or theta.shape[1] != problem.n_params:
@@ -349,7 +424,7 @@ def mean_field(
                                    f"{tuple(theta.shape)}")
     h = evaluator(problem, rule, batch=batch, samples=samples, seed=seed, dtype=theta.dtype,
                   device=theta.device)
-    return h(theta)
+    return h(theta, rounding=rounding)
 
 
 def field(problem: Problem, rule: ClipRule, *, batch: int = 1, samples: int = 4096,
@@ -361,7 +436,9 @@ def field(problem: Problem, rule: ClipRule, *, batch: int = 1, samples: int = 40
     The callable has a ``jacobian(θ)`` attribute, θ of shape (P,): the forward-difference
     Jacobian J[i, j] ≈ (H_i(θ + δ_j e_j) − H_i(θ))/δ_j, δ_j = √ε_mach·max(1, |θ_j|), from one
     batched evaluation at the P + 1 points (a root finder's or a stiff ODE solver's own
-    differences call H once per column)."""
+    differences call H once per column), and a ``rounding(θ)`` attribute, θ as for H: the bound
+    on the rounding error of H(θ) of the module docstring, same shape (one more evaluation of
+    H), which :func:`theory.equilibria.zeros_1d` takes as its tolerance."""
     h_of = evaluator(problem, rule, batch=batch, samples=samples, seed=seed, device=device)
 
     def h(theta: np.ndarray) -> np.ndarray:
@@ -376,5 +453,11 @@ def field(problem: Problem, rule: ClipRule, *, batch: int = 1, samples: int = 40
         values = h(np.vstack([x, x + np.diag(delta)]))
         return (values[1:] - values[0]).T / delta
 
+    def rounding(theta: np.ndarray) -> np.ndarray:
+        arr = np.asarray(theta, dtype=np.float64)
+        points = torch.as_tensor(arr.reshape(-1, problem.n_params), device=device)
+        return h_of(points, rounding=True).rounding.cpu().numpy().reshape(arr.shape)
+
     h.jacobian = jacobian
+    h.rounding = rounding
     return h

@@ -518,6 +518,14 @@ class Law:
             return float(np.dot(self.values, self.probs))
         return self.mean
 
+    def moment_finite(self, order: int) -> bool:
+        r"""Whether E|y_k|^order < ∞: always for the normal, discrete and point laws; for the
+        Student-t law with ν = ``df`` degrees of freedom iff order < ν (its density decays like
+        |t|^{−(ν+1)}, so ∫|t|^order·|t|^{−(ν+1)} dt converges at ∞ iff order − ν − 1 < −1)."""
+        if self.kind == "student-t":
+            return order < self.df
+        return True
+
     def describe(self) -> str:
         """One line, e.g. "y ~ N(100, 1)"."""
         if self.kind == "discrete":

@@ -647,3 +647,75 @@ def test_field_jacobian_against_analytic_derivatives():
         want = L * (stats.norm.cdf((lam - m) / s) - stats.norm.cdf((-lam - m) / s))
         got = field(quad, ClipRule("classic", lam=lam)).jacobian(np.array([th]))
         assert got.shape == (1, 1) and abs(got[0, 0] - want) < 1e-6
+
+
+# ---- the bound on H's rounding error -------------------------------------------------------
+
+def _exact_two_point(theta: float, y0: float, lam: float):
+    """H(θ) = ½clip(θ + y0) + ½clip(θ − y0), clip(z) = sign(z)·min(|z|, λ), in exact rational
+    arithmetic on the float θ."""
+    from fractions import Fraction
+
+    def clip(z):
+        return max(min(z, Fraction(lam)), -Fraction(lam))
+
+    t, y = Fraction(theta), Fraction(y0)
+    return (clip(t + y) + clip(t - y)) / 2
+
+
+def test_rounding_bound_of_a_finite_sum_against_exact_fractions():
+    """y = ±9e6 w.p. ½, classic λ = 1e5: on [λ − y0, y0 − λ] = [−8.9e6, 8.9e6] H is exactly 0
+    but float64 gives noise of size ~ε·λ of either sign. The bound (S + 16)·ε·Σ|w_s t_s|
+    (S = 2, Σ|w_s t_s| = λ there) covers the error against exact rational arithmetic at every
+    point, flat or not, and is small: 18·ε·λ ≈ 4.0e-10."""
+    problem = make_problem("quadratic", noise="discrete", values=[-9e6, 9e6], probs=[0.5, 0.5])
+    rng = np.random.default_rng(5)
+    theta = np.concatenate([rng.uniform(-8.9e6, 8.9e6, 300), rng.uniform(-2e7, 2e7, 100),
+                            [-8.9e6, 8.9e6, 0.0, 1e-3]])
+    est = mean_field(problem, ClipRule("classic", lam=1e5), torch.as_tensor(theta)[:, None],
+                     rounding=True)
+    value, bound = est.value[:, 0].numpy(), est.rounding[:, 0].numpy()
+    errors = [abs(float(v) - float(_exact_two_point(t, 9e6, 1e5)))
+              for t, v in zip(theta, value, strict=True)]
+    assert all(e <= b for e, b in zip(errors, bound, strict=True))
+    flat = np.abs(theta) <= 8.9e6
+    assert np.all(bound[flat] == pytest.approx(18 * np.finfo(float).eps * 1e5, rel=1e-12))
+    assert np.any(value[flat] != 0)  # the noise the bound is there for
+
+
+@pytest.mark.parametrize("law,df", [("normal", None), ("student-t", 1), ("student-t", 3)])
+def test_rounding_bound_of_the_closed_forms_against_quadrature(law, df):
+    """E[clamp(m + sT, −λ, λ)] by mpmath quadrature at 30 digits, split at the kinks
+    t = (±λ − m)/s and at the mode 0, against the closed form in float64: the error is within
+    the bound 64·ε·(|m| + λ + s(|G(α)| + |G(β)|))."""
+    import mpmath
+
+    mpmath.mp.dps = 30
+    params = {"noise": law, "mean": 0.0, "sd": 2.0} | ({"df": df} if df else {})
+    problem = make_problem("quadratic", **params)
+    lam = 1.5
+    theta = np.array([-40.0, -3.1, -1.0, -0.2, 0.0, 0.7, 2.9, 15.0, 1e3])
+    est = mean_field(problem, ClipRule("classic", lam=lam), torch.as_tensor(theta)[:, None],
+                     rounding=True)
+    if law == "normal":
+        def pdf(t):
+            return mpmath.npdf(t)
+    else:
+        half = mpmath.mpf(1) / 2
+        c = mpmath.gamma((df + 1) * half) / (mpmath.sqrt(df * mpmath.pi)
+                                             * mpmath.gamma(df * half))
+
+        def pdf(t):
+            return c * (1 + t * t / df) ** (-(df + 1) * half)
+
+    def clamped(m, s):
+        return lambda t: max(min(m + s * t, lam), -lam) * pdf(t)
+
+    for th, value, bound in zip(theta, est.value[:, 0].tolist(), est.rounding[:, 0].tolist(),
+                                strict=True):
+        m, s = mpmath.mpf(th), mpmath.mpf(2)
+        a, b = (-lam - m) / s, (lam - m) / s
+        points = [-mpmath.inf, *sorted({a, b, mpmath.mpf(0)}), mpmath.inf]
+        exact = mpmath.quad(clamped(m, s), points)
+        assert abs(value - float(exact)) <= bound, (th, value, float(exact), bound)
+        assert bound <= 1e-13 * (abs(th) + lam + 2 * 2)  # a few hundred ulps of the terms

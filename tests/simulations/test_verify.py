@@ -4,7 +4,8 @@ scenario format, and the report files.
 The suite's verdicts are held to the [expect] tables of its TOML files, which state
 SCIENCE.md's status column: L1-paper violated on the far minimiser, L1-det, C2 and C2-growth
 holding on every path, A3 failing on the blow-up scenarios, T1's endpoints on the zero of H and
-not on the minimiser of E[ℓ] for the skewed law, T1 failing where H has no zero.
+not on the minimiser of E[ℓ] for the skewed law, T1 not applying where H has no zero and the
+iterates are unbounded (its hypothesis fails).
 """
 
 import json
@@ -48,7 +49,9 @@ def test_quick_suite_gives_the_expected_verdicts(quick):
     assert by[("far-minimiser", "L1-paper")]["verdict"] == "violated"
     assert by[("stiff-adaptive", "A3")]["verdict"] == "violated"
     assert by[("stiff-classic", "A3")]["verdict"] == "holds"
-    assert by[("logistic-separable", "T1")]["verdict"] == "violated"
+    separable = by[("logistic-separable", "T1")]
+    assert separable["verdict"] == "does not apply"
+    assert separable["details"]["growth"]["grows"] and "Theorem 1 assumes" in separable["reason"]
     skew = by[("skewed-huber", "T1")]
     assert skew["verdict"] == "holds"
     assert skew["details"]["zeros"] == pytest.approx([1 / 9], abs=1e-9)
