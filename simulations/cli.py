@@ -59,13 +59,14 @@ class _Formatter(argparse.HelpFormatter):
 # ---- argument types ---------------------------------------------------------------------------
 
 def _integer(text: str, lowest: int) -> int:
-    """An integer ≥ ``lowest`` written as 1000, 1_000 or 1e3."""
+    """An integer ≥ ``lowest`` written as 1000, 1_000 or 1e3, at most 31 digits (checked
+    before the integer is built: 1e100000000 would take minutes)."""
     try:
         value = Decimal(text.replace("_", ""))
     except InvalidOperation:
         value = None
-    if value is None or not value.is_finite() or value != value.to_integral_value() \
-            or value < lowest:
+    if value is None or not value.is_finite() or value.adjusted() > 30 \
+            or value != value.to_integral_value() or value < lowest:
         raise argparse.ArgumentTypeError(f"expected an integer >= {lowest}, got {text!r}")
     return int(value)
 

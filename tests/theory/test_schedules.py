@@ -846,3 +846,21 @@ def test_any_text_of_allowed_tokens_is_a_schedule_or_one_line_value_error(words,
     else:
         values = schedule(np.arange(20))
         assert np.all(values > 0) and total == pytest.approx(math.fsum(values), rel=1e-12)
+
+
+@pytest.mark.parametrize("horizon", [10**24 + 1, 10**100, 10**4000],
+                         ids=["10^24+1", "10^100", "10^4000"])
+def test_absurd_horizons_are_refused_in_one_line(horizon):
+    with pytest.raises(ValueError, match="horizon: .*at most 10\\^24") as error:
+        parse_schedule("1/(t+1)", horizon=horizon)
+    assert "\n" not in str(error.value) and len(str(error.value)) < 200
+    with pytest.raises(ValueError, match="at most 10\\^24"):
+        parse_schedule("1/(t+1)").partial_sum(horizon)
+
+
+@pytest.mark.parametrize("text", ["((9**99)**99)**99", "(9**99)**99/(t+1)", "exp(exp(exp(5)))",
+                                  "exp(exp(exp(5)))+t"])
+def test_nested_constants_are_refused_at_every_level(text):
+    """The exponent guard looked at one level: 9**99 is within it, (9**99)**99 is not."""
+    with pytest.raises(ValueError, match="schedule: .*(beyond|exponent)"):
+        parse_schedule(text)
