@@ -163,12 +163,12 @@ def _phi(x: torch.Tensor) -> torch.Tensor:
     return torch.exp(-0.5 * x.square()) / math.sqrt(2 * math.pi)
 
 
-def _t_partial(x: torch.Tensor, df: int) -> torch.Tensor:
-    """|G(x)| of the t law up to the constant that cancels in G(β) − G(α): (ν + x²)f_ν(x)/(ν − 1)
-    for ν > 1, ln(1 + x²)/(2π) for ν = 1."""
+def _t_partial(x: torch.Tensor, df: float) -> torch.Tensor:
+    """|G(x)| of the t law up to the constant that cancels in G(β) − G(α): |(ν + x²)f_ν(x)/(ν − 1)|
+    for ν ≠ 1, ln(1 + x²)/(2π) for ν = 1."""
     if df == 1:
         return torch.log1p(x.square()) / (2 * math.pi)
-    return (df + x.square()) * _t_pdf(x, df) / (df - 1)
+    return ((df + x.square()) * _t_pdf(x, df) / (df - 1)).abs()
 
 
 def clamp_mean_rounding(m: torch.Tensor, s: torch.Tensor | float, tau: torch.Tensor,
@@ -188,7 +188,11 @@ def normal_clamp_mean(m: torch.Tensor, s: torch.Tensor | float,
                       tau: torch.Tensor) -> torch.Tensor:
     r"""E[clamp(z, −τ, τ)] for z ~ N(m, s²), τ finite:
     m[Φ(β) − Φ(α)] + s[φ(α) − φ(β)] + τ[1 − Φ(β)] − τΦ(α), α = (−τ − m)/s, β = (τ − m)/s."""
-    return _clamp_mean(m, s, tau, torch.special.ndtr, lambda a, b: _phi(a) - _phi(b))
+
+    def phi(x):
+        return torch.exp(-0.5 * x.square()) / math.sqrt(2 * math.pi)
+
+    return _clamp_mean(m, s, tau, torch.special.ndtr, lambda a, b: phi(a) - phi(b))
 
 
 def t_clamp_mean(m: torch.Tensor, s: torch.Tensor | float, tau: torch.Tensor,
@@ -201,7 +205,7 @@ def t_clamp_mean(m: torch.Tensor, s: torch.Tensor | float, tau: torch.Tensor,
     def partial(a, b):
         if df == 1:
             return (torch.log1p(b.square()) - torch.log1p(a.square())) / (2 * math.pi)
-        return _t_partial(a, df) - _t_partial(b, df)
+        return ((df + a.square()) * _t_pdf(a, df) - (df + b.square()) * _t_pdf(b, df)) / (df - 1)
 
     return _clamp_mean(m, s, tau, lambda x: t_cdf(x, df), partial)
 
