@@ -100,12 +100,8 @@ def test_report_files(quick):
         assert saved["key"] == key and saved["scenario"]["name"] == sc.name
 
 
-def test_quick_suite_fits_its_budget(quick):
-    assert quick[2] < 600  # the budget is 3 minutes on an idle 2-core machine
-
-
 def test_resume_reuses_the_saved_runs_and_prints_the_table(quick):
-    out, first, _ = quick
+    out, first = quick
     done = _verify("--resume", "--out", str(out), "--claims", "L1-paper,A3")
     assert done.returncode == 0, done.stderr
     assert "far-minimiser" in done.stdout and "violated" in done.stdout
