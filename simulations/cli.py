@@ -29,7 +29,6 @@ import math
 import re
 import shlex
 import sys
-import tempfile
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -60,13 +59,14 @@ class _Formatter(argparse.HelpFormatter):
 # ---- argument types ---------------------------------------------------------------------------
 
 def _integer(text: str, lowest: int) -> int:
-    """An integer ≥ ``lowest`` written as 1000, 1_000 or 1e3."""
+    """An integer ≥ ``lowest`` written as 1000, 1_000 or 1e3, at most 31 digits (checked
+    before the integer is built: 1e100000000 would take minutes)."""
     try:
         value = Decimal(text.replace("_", ""))
     except InvalidOperation:
         value = None
-    if value is None or not value.is_finite() or value != value.to_integral_value() \
-            or value < lowest:
+    if value is None or not value.is_finite() or value.adjusted() > 30 \
+            or value != value.to_integral_value() or value < lowest:
         raise argparse.ArgumentTypeError(f"expected an integer >= {lowest}, got {text!r}")
     return int(value)
 
@@ -426,14 +426,18 @@ def rare(args: argparse.Namespace, parser: argparse.ArgumentParser,
     low, high = result.interval
     event = (z.replace("(s)", f"({args.steps})") if args.endpoint else
              f"max_{{s≤{args.steps}}} {z}")
-    print(f"P({event} ≥ {args.level:g}) = {result.probability:.4g}, 95% "
-          f"interval [{low:.4g}, {high:.4g}], relative error {result.relative_error:.3g}")
+    print(f"P({event} ≥ {args.level:g}) = " + (
+        f"{result.probability:.4g}, 95% interval [{low:.4g}, {high:.4g}], relative error "
+        f"{result.relative_error:.3g}" if result.inconclusive is None else
+        f"inconclusive: {result.inconclusive}"))
     if result.curve is not None:
         c = result.curve
         print(f"{'level ℓ':>10}  {'P(max ≥ ℓ)':>10}  {'95% interval':>23}  {'rel. err.':>9}")
         for lv, p, (lo, hi), rel in zip(c.levels, c.probability, c.interval, c.relative_error,
                                         strict=True):
-            print(f"{lv:>10.6g}  {p:>10.4g}  [{lo:>9.4g}, {hi:>9.4g}]  {rel:>9.3g}")
+            shown = (f"[{lo:>9.4g}, {hi:>9.4g}]  {rel:>9.3g}" if math.isfinite(lo) else
+                     f"{'inconclusive (no spread)':>23}")
+            print(f"{lv:>10.6g}  {p:>10.4g}  {shown}")
     print(f"{result.replicas} replicas × {args.particles} particles: "
           f"{result.trajectory_steps} trajectory-steps, {result.iterations} iterations"
           + (f", {result.extinct} replicas extinct" if result.extinct else "")
@@ -515,10 +519,10 @@ def _device(text: str) -> tuple[Any, str]:
 
 
 def _writable(out: Path) -> None:
+    from simulations.files import writable
+
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=out):
-            pass
+        writable(out)
     except OSError as error:
         why = error.strerror or str(error)
         raise _BadFlag("out", f"cannot write to {str(out)!r}: {why}") from None

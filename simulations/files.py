@@ -1,18 +1,26 @@
 r"""Files written atomically: the content goes to a temporary file beside the target, which is
 renamed onto the target (:func:`os.replace`) only once it is complete; on any failure (a full
 disk too) the temporary file is removed and the target is left as it was. Used for result
-files, reports, the run store's index, checkpoints, figures and CSV files."""
+files, reports, the run store's index, checkpoints, figures and CSV files.
+
+:func:`digest` is the SHA-256 of saved numbers (the run store's arrays, a checkpoint's state),
+so that a file damaged or edited after it was written is recognised when it is read back."""
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
-__all__ = ["atomic_path", "atomic_write", "umask"]
+import numpy as np
+
+__all__ = ["DISK_FULL", "atomic_path", "atomic_write", "digest", "disk_full", "umask",
+           "writable"]
 
 
 def umask() -> int:
@@ -20,6 +28,31 @@ def umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+#: the errors of a file write that every later write meets too (a full disk, a quota, a
+#: read-only file system, a file size limit)
+DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG})
+
+
+def disk_full(error: BaseException) -> OSError | None:
+    """The ``OSError`` of :data:`DISK_FULL` that ``error`` is, or that caused it (a writer that
+    fails again while cleaning up, as matplotlib's PDF writer does, hides it in the chain);
+    None when there is none."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in DISK_FULL:
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def writable(folder: str | os.PathLike) -> None:
+    """Create ``folder`` (and its parents) if need be and check that a file can be written in
+    it; raises ``OSError`` (a file on the way, a read-only folder, a full disk) otherwise."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryFile(dir=folder):
+        pass
 
 
 @contextmanager
@@ -39,10 +72,39 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         Path(tmp).unlink(missing_ok=True)
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> None:
+def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], object]) -> None:
     """Write the file ``path`` by ``write(handle)`` through :func:`atomic_path`, synced to disk
     before the rename."""
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         write(handle)
         handle.flush()
         os.fsync(handle.fileno())
+
+
+def digest(value: Any) -> str:
+    """The SHA-256 (hex) of ``value``: nested mappings (by sorted key), lists and tuples of
+    arrays (anything :func:`numpy.asarray` takes: dtype, shape and bytes) and plain values
+    (their ``repr``). Equal for equal content, whatever the container types."""
+    sha = hashlib.sha256()
+    _feed(sha, value)
+    return sha.hexdigest()
+
+
+def _feed(sha: Any, value: Any) -> None:
+    if isinstance(value, Mapping):
+        sha.update(b"{%d" % len(value))
+        for key in sorted(value, key=str):
+            sha.update(repr(str(key)).encode())
+            _feed(sha, value[key])
+    elif isinstance(value, (list, tuple)):
+        sha.update(b"[%d" % len(value))
+        for item in value:
+            _feed(sha, item)
+    elif hasattr(value, "__array__") or isinstance(value, np.generic):
+        if hasattr(value, "cpu"):  # a torch tensor, wherever it lives
+            value = value.cpu()
+        array = np.ascontiguousarray(np.asarray(value))
+        sha.update(f"<{array.dtype.str}{array.shape}".encode())
+        sha.update(array.tobytes())
+    else:
+        sha.update(repr(value).encode())

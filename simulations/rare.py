@@ -37,7 +37,9 @@ The estimate p̂ = Π_q (1 − K_q/N) · #{n : S_n ≥ 0}/N is unbiased, E[p̂] 
 1 ≤ k < N and any importance function. Independent replicas give the mean, its 95% interval
 mean ± t·s.e. (clipped at 0; t = 2.26 for 10 replicas, Student's 97.5% quantile with n − 1
 degrees of freedom, since the standard error is itself estimated from few replicas) and the
-relative error s.e./mean (:class:`RareEventResult`).
+relative error s.e./mean (:class:`RareEventResult`). Replicas that show no spread (all
+extinct, all stopped at ``max_iterations``, or all equal, as with too few particles) give no
+interval: the estimate is ``inconclusive``, with the reason, and its interval (nan, nan).
 The relative variance of one replica is about log(1/p)/N for small k/N with a good importance
 function, so the cost grows like log(1/p) rather than 1/p.
 
@@ -124,7 +126,7 @@ from simulations.spec import Chain, Execution
 from simulations.threads import use_threads
 
 __all__ = ["EVENTS", "IMPORTANCE", "STREAM_AMS", "RareCurve", "RareEventResult", "Splitting",
-           "ams", "importance_scale", "interval", "summarize"]
+           "ams", "importance_scale", "inconclusive", "interval", "summarize"]
 
 STREAM_AMS = 16
 """First stream of the AMS draws: replica r uses streams STREAM_AMS + 2r (steps) and
@@ -149,9 +151,8 @@ class RareCurve:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready (a relative error that is not finite becomes None)."""
         return {"levels": self.levels.tolist(), "probability": self.probability.tolist(),
-                "interval": self.interval.tolist(),
-                "relative_error": [x if math.isfinite(x) else None
-                                   for x in self.relative_error.tolist()]}
+                "interval": [[_finite(x) for x in row] for row in self.interval.tolist()],
+                "relative_error": [_finite(x) for x in self.relative_error.tolist()]}
 
 
 @dataclass(frozen=True)
@@ -167,7 +168,10 @@ class RareEventResult:
     ``replica_iterations`` per replica; ``extinct`` replicas whose particles were all killed
     at once (estimate 0); ``capped`` replicas stopped at ``max_iterations`` (their estimate
     is the running Π(1 − K/N)·#{S ≥ L}/N); ``curve`` the :class:`RareCurve` at the
-    ``levels`` of :func:`ams` (None without).
+    ``levels`` of :func:`ams` (None without); ``inconclusive`` why the estimate gives no
+    interval (None when it does): every replica died out or stopped at ``max_iterations``, or
+    the replicas' estimates have no spread (too few particles or replicas to see any), and then
+    ``interval`` is (nan, nan), never an interval of width 0 (:func:`inconclusive`).
     """
 
     probability: float
@@ -182,14 +186,16 @@ class RareEventResult:
     capped: int = 0
     setting: dict[str, Any] = field(default_factory=dict, repr=False)
     curve: RareCurve | None = field(default=None, repr=False)
+    inconclusive: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: the summary numbers, the setting and the per-replica estimates (a
-        relative error that is not finite, p̄ = 0, becomes None)."""
+        number that is not finite, the relative error when p̄ = 0 or the interval of an
+        inconclusive estimate, becomes None)."""
         return {
-            "probability": self.probability, "interval": list(self.interval),
-            "relative_error": (self.relative_error if math.isfinite(self.relative_error)
-                               else None), "replicas": self.replicas,
+            "probability": self.probability, "interval": [_finite(x) for x in self.interval],
+            "inconclusive": self.inconclusive,
+            "relative_error": _finite(self.relative_error), "replicas": self.replicas,
             "trajectory_steps": self.trajectory_steps, "iterations": self.iterations,
             "extinct": self.extinct, "capped": self.capped, "setting": self.setting,
             "estimates": self.estimates.tolist(),
@@ -207,6 +213,9 @@ class RareEventResult:
         one that was saved, bit for bit."""
         estimates = np.asarray(estimates, dtype=np.float64).reshape(len(replica_iterations), -1)
         mean, interval, rel = summarize(estimates[:, -1])
+        why = inconclusive(estimates[:, -1], int(extinct), int(capped))
+        if why is not None:
+            interval = (math.nan, math.nan)
         curve = None
         if levels:
             cols = [summarize(estimates[:, i]) for i in range(len(levels))]
@@ -216,7 +225,7 @@ class RareEventResult:
         iterations = np.asarray(replica_iterations, dtype=np.int64)
         return cls(mean, interval, rel, len(iterations), int(trajectory_steps),
                    int(iterations.sum()), estimates[:, -1].copy(), iterations, int(extinct),
-                   int(capped), setting, curve)
+                   int(capped), setting, curve, why)
 
     def replica_estimates(self) -> np.ndarray:
         """The replicas' estimates (replicas, m + 1) as :meth:`from_replicas` takes them."""
@@ -321,13 +330,37 @@ def _check_int(value: Any, name: str, lowest: int) -> int:
 def summarize(estimates: np.ndarray) -> tuple[float, tuple[float, float], float]:
     """(mean p̄, (max(0, p̄ − t·se), p̄ + t·se), se/p̄) with se = sd(ddof=1)/√n over the n
     replicas and t = t_{0.975, n−1}, Student's quantile (2.26 for n = 10, 2.09 for n = 20; 1.96
-    as n → ∞): the standard error is estimated from the replicas themselves."""
+    as n → ∞): the standard error is estimated from the replicas themselves. Replicas without
+    spread (se = 0, or n < 2) estimate no standard error: the interval is (nan, nan) and the
+    relative error inf, never an interval of width 0."""
     est = np.asarray(estimates, dtype=np.float64)
     mean = float(est.mean())
     se = float(est.std(ddof=1) / math.sqrt(len(est))) if len(est) > 1 else math.nan
-    rel = se / mean if mean > 0 else math.inf
+    if not se > 0:
+        return mean, (math.nan, math.nan), math.inf
     low, high = interval(mean, se, len(est))
-    return mean, (float(low), float(high)), rel
+    return mean, (float(low), float(high)), se / mean if mean > 0 else math.inf
+
+
+def inconclusive(estimates: np.ndarray, extinct: int, capped: int) -> str | None:
+    """Why the replicas' ``estimates`` (of which ``extinct`` died out and ``capped`` stopped at
+    ``max_iterations``) give no interval, or None when they do."""
+    n = len(estimates)
+    if extinct == n:
+        return f"every one of the {n} replicas died out (estimate 0)"
+    if capped == n:
+        return f"every one of the {n} replicas stopped at max_iterations before the level"
+    if extinct + capped == n:
+        return f"every one of the {n} replicas died out or stopped at max_iterations"
+    if not np.std(estimates) > 0:
+        return (f"all {n} replicas estimated {float(estimates[0]):.4g}: no spread, so no "
+                "interval (too few particles or replicas)")
+    return None
+
+
+def _finite(x: float) -> float | None:
+    """``x``, or None when it is not finite (JSON has no inf or NaN)."""
+    return x if math.isfinite(x) else None
 
 
 def interval(mean: float | np.ndarray, se: float | np.ndarray,

@@ -13,6 +13,7 @@ import sys
 from decimal import Decimal, InvalidOperation
 from typing import NoReturn
 
+from theory.schedules import MAX_HORIZON
 from theory.table import bound_table, format_table
 
 
@@ -24,16 +25,20 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _horizon(text: str) -> int:
-    """A non-negative integer written as 1000, 1_000, 1e15 or 10**15 (10^15)."""
-    power = re.fullmatch(r"\s*(\d+)\s*(?:\*\*|\^)\s*(\d+)\s*", text)
+    """A non-negative integer at most MAX_HORIZON = 10^24, written as 1000, 1_000, 1e15 or
+    10**15 (10^15); its size is checked from the text before the integer is built."""
+    wanted = f"expected a non-negative integer at most 10^24, got {text[:40]!r}"
+    power = re.fullmatch(r"\s*(\d{1,25})\s*(?:\*\*|\^)\s*(\d{1,3})\s*", text)
     if power:
-        return int(power.group(1)) ** int(power.group(2))
-    try:
-        value = Decimal(text.replace("_", ""))
-    except InvalidOperation:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if not value.is_finite() or value != value.to_integral_value() or value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+        value = Decimal(power.group(1)) ** int(power.group(2))
+    else:
+        try:
+            value = Decimal(text.replace("_", ""))
+        except InvalidOperation:
+            raise argparse.ArgumentTypeError(wanted) from None
+    if not value.is_finite() or value < 0 or value > MAX_HORIZON or \
+            value != value.to_integral_value():
+        raise argparse.ArgumentTypeError(wanted)
     return int(value)
 
 

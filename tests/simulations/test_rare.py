@@ -12,7 +12,9 @@ The references are computed here, independently of the package:
 
 from __future__ import annotations
 
+import json
 import math
+import re
 from fractions import Fraction
 
 import numpy as np
@@ -23,7 +25,14 @@ from scipy import special, stats
 from simulations import cli, sampling
 from simulations.engine import simulate
 from simulations.errors import BadArgument
-from simulations.rare import Splitting, _Words, ams, importance_scale, summarize
+from simulations.rare import (
+    RareEventResult,
+    Splitting,
+    _Words,
+    ams,
+    importance_scale,
+    summarize,
+)
 from simulations.spec import Chain, Execution, RunSpec
 
 
@@ -528,3 +537,34 @@ def test_compiled_backend_is_refused_for_the_xi_event():
         ams(chain, Splitting(event="xi", level=5.5, particles=10, replicas=2),
             Execution(backend="compiled"))
     assert error.value.param == "backend"
+
+
+# ---- estimates without spread: inconclusive, never an interval of width 0 ---------------------
+
+@pytest.mark.parametrize("extra, why", [
+    (["--steps", "40", "--level", "20.5", "--particles", "10", "--max-iterations", "2"],
+     "stopped at max_iterations"),
+    (["--steps", "40", "--level", "39.5", "--particles", "2", "--importance", "max"],
+     "died out"),
+    (["--steps", "1", "--level", "0.5", "--particles", "2"], "no spread"),  # every replica 1
+])
+def test_cli_reports_an_estimate_without_spread_as_inconclusive(extra, why, capsys):
+    flags = [f for f in WALK_FLAGS if f not in ("--steps", "40")]
+    assert cli.main(["rare", *flags, "--event", "blowup", "--replicas", "3", *extra]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert "inconclusive" in first and why in first, first
+    assert "95% interval" not in first and not re.search(r"\[([^,\]]+), \1\]", first), first
+    assert cli.main(["rare", *flags, "--event", "blowup", "--replicas", "3", *extra,
+                     "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["interval"] == [None, None] and why in out["inconclusive"]
+
+
+def test_summary_of_replicas_without_spread_has_no_interval():
+    for est in (np.zeros(4), np.full(4, 1.8e-12), np.full(3, 0.5)):
+        mean, (lo, hi), _ = summarize(est)
+        assert mean == est[0] and math.isnan(lo) and math.isnan(hi)
+    res = RareEventResult.from_replicas(np.full(5, 1.8e-12), np.full(5, 7), 100, 0, 5, {})
+    assert math.isnan(res.interval[0]) and "max_iterations" in res.inconclusive
+    res = RareEventResult.from_replicas(np.array([1e-6, 2e-6]), np.full(2, 7), 100, 0, 1, {})
+    assert res.inconclusive is None and 0 <= res.interval[0] < res.interval[1]
