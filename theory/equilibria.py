@@ -219,8 +219,25 @@ def zeros_1d(h: Field, lo: float, hi: float, *, grid: int = 4001, atol: float | 
     def at_zero(t: float) -> bool:
         return abs(scalar(t)) <= float(tol(np.array([t]))[0])
 
-    small = np.abs(y) <= tol(x)
-    raw = []  # (a, b, index left of it or None, index right of it or None, residual)
+    raw = _raw_pieces(x, y, np.abs(y) <= tol(x), scalar, at_zero, xtol)
+    step = (hi - lo) / (grid - 1)
+    merged = _merged(raw, step)
+    pieces = []
+    for a, b, li, ri, r in merged:
+        if band is None and b - a < step:  # a simple zero that landed near the grid
+            a = b = 0.5 * (a + b)
+        pieces.append(ZeroPiece(a, b, r, _stability(None if li is None else y[li],
+                                                     None if ri is None else y[ri])))
+    return ZeroSet(pieces, float(lo), float(hi), band is not None)
+
+
+def _raw_pieces(x: np.ndarray, y: np.ndarray, small: np.ndarray, scalar, at_zero,
+                xtol: float) -> list[list]:
+    """The zeros on the grid: each run of points at zero (``small``) as a piece with its ends
+    refined by bisection, and each strict sign change between neighbours not at zero refined by
+    brentq; as [a, b, index left of it or None, index right of it or None, residual]."""
+    grid = len(x)
+    raw = []
     i = 0
     while i < grid:
         if small[i]:
@@ -237,7 +254,11 @@ def zeros_1d(h: Field, lo: float, hi: float, *, grid: int = 4001, atol: float | 
             p = optimize.brentq(scalar, x[i], x[i + 1], xtol=xtol, rtol=4 * np.finfo(float).eps)
             raw.append([float(p), float(p), i, i + 1, abs(scalar(p))])
         i += 1
-    step = (hi - lo) / (grid - 1)
+    return raw
+
+
+def _merged(raw: list[list], step: float) -> list[list]:
+    """The pieces of :func:`_raw_pieces` with those closer than two grid steps joined."""
     merged: list[list] = []
     for piece in raw:
         if merged and piece[0] - merged[-1][1] <= 2 * step * (1 + 1e-9):
@@ -245,13 +266,7 @@ def zeros_1d(h: Field, lo: float, hi: float, *, grid: int = 4001, atol: float | 
             merged[-1] = [last[0], piece[1], last[2], piece[3], max(last[4], piece[4])]
         else:
             merged.append(piece)
-    pieces = []
-    for a, b, li, ri, r in merged:
-        if band is None and b - a < step:  # a simple zero that landed near the grid
-            a = b = 0.5 * (a + b)
-        pieces.append(ZeroPiece(a, b, r, _stability(None if li is None else y[li],
-                                                     None if ri is None else y[ri])))
-    return ZeroSet(pieces, float(lo), float(hi), band is not None)
+    return merged
 
 
 def search_zeros_1d(h: Field, lo: float, hi: float, *, grid: int = 4001,
