@@ -25,22 +25,23 @@ import json
 import sys
 import time
 import traceback
+from collections.abc import Sequence
 from pathlib import Path
 
-from tqdm.auto import tqdm
+from theory import command
+from theory.command import Formatter, Parser, describe, traceback_wanted
+from theory.command import main as run_command
+from theory.files import atomic_path
 
-from paper_figs import scenario, tables
-from paper_figs.runs import Context
-from simulations.files import atomic_path
-from simulations.store import RunStore
+PROG = "python -m paper_figs"
 
 FIGURES = ("fig_blowup", "fig_growth", "fig_claim2", "fig_equilibria", "fig_ode",
            "fig_lemma3", "fig_schedules")
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m paper_figs", description=__doc__.split(
-        "\n\n")[1].replace("\n", " "))
+    parser = Parser(prog=PROG, formatter_class=Formatter,
+                    description=__doc__.split("\n\n")[1].replace("\n", " "))
     parser.add_argument("--quick", action="store_true",
                         help="small runs (under 3 minutes on 2 cores)")
     parser.add_argument("--out", type=Path, default=Path("paper-figures"),
@@ -57,6 +58,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 def scenario_main(args: argparse.Namespace) -> int:
     """``--scenario``: the figures of each scenario's claims (see the module docstring)."""
+    from paper_figs import scenario
+    from paper_figs.runs import Context
+    from simulations.store import RunStore
+
     try:
         if args.only and "tables" in args.only:
             raise ValueError("--only tables: the tables are not drawn for a --scenario")
@@ -89,7 +94,19 @@ def scenario_main(args: argparse.Namespace) -> int:
     return 1 if manifest["failed"] else 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m paper_figs``: every way it ends is one line on stderr
+    (:func:`theory.command.main`); returns the exit status."""
+    return run_command(_main, argv, prog=PROG)
+
+
+def _main(argv: list[str] | None) -> int:
+    from tqdm.auto import tqdm
+
+    from paper_figs import tables
+    from paper_figs.runs import Context
+    from simulations.store import RunStore
+
     args = parse(argv)
     if args.scenario:
         return scenario_main(args)
@@ -123,9 +140,9 @@ def main(argv: list[str] | None = None) -> int:
                 module = importlib.import_module(f"paper_figs.{name}")
                 manifest["figures"][module.NAME] = [str(p) for p in module.make(ctx)]
         except Exception as err:  # one figure failing must not lose the others
-            manifest["failed"][name] = f"{type(err).__name__}: {err}"
-            tqdm.write(f"{name} failed: {type(err).__name__}: {err}", file=sys.stderr)
-            if not isinstance(err, FileNotFoundError):
+            manifest["failed"][name] = describe(err)
+            tqdm.write(f"{name} failed: {describe(err)}", file=sys.stderr)
+            if traceback_wanted():
                 traceback.print_exc(file=sys.stderr)
         manifest["seconds"][name] = round(time.perf_counter() - start, 2)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -137,4 +154,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    command.exit(main())

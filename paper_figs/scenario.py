@@ -39,6 +39,7 @@ from simulations.engine import Simulation
 from simulations.scenarios import Scenario, load_scenario
 from simulations.store import RunStore
 from simulations.verify import run_scenario
+from theory.command import describe, traceback_wanted
 
 __all__ = ["NO_FIGURE", "figure_modules", "load", "safe_name", "scenario_figures"]
 
@@ -94,8 +95,8 @@ def scenario_figures(ctx: Context, sc: Scenario, modules: list[ModuleType],
         sim = (_saved_run(sc, source) if source is not None
                else run_scenario(sc, out=ctx.out, resume=True, progress=None))
     except Exception as err:  # the other scenarios still get their figures
-        manifest["failed"][sc.name] = f"{type(err).__name__}: {err}"
-        print(f"{sc.name}: run failed: {type(err).__name__}: {err}", file=sys.stderr)
+        manifest["failed"][sc.name] = describe(err)
+        print(f"{sc.name}: run failed: {describe(err)}", file=sys.stderr)
         return
     entry["run_seconds"] = round(time.perf_counter() - start, 2)
     drawn: dict[str, list[str]] = {claim: [] for claim in sc.claims}
@@ -117,10 +118,11 @@ def scenario_figures(ctx: Context, sc: Scenario, modules: list[ModuleType],
         except NotImplementedError as why:  # the figure does not apply to this setting
             skipped.update({claim: f"{NO_FIGURE} ({why})" for claim in claims})
         except Exception as err:  # one figure failing must not lose the others
-            manifest["failed"][name] = f"{type(err).__name__}: {err}"
+            manifest["failed"][name] = describe(err)
             skipped.update({claim: f"figure {name} failed" for claim in claims})
-            print(f"{name} failed: {type(err).__name__}: {err}", file=sys.stderr)
-            traceback.print_exc(file=sys.stderr)
+            print(f"{name} failed: {describe(err)}", file=sys.stderr)
+            if traceback_wanted():
+                traceback.print_exc(file=sys.stderr)
         manifest["seconds"][name] = round(time.perf_counter() - start, 2)
     entry["claims"] = {claim: names or skipped.get(claim, NO_FIGURE)
                        for claim, names in drawn.items()}

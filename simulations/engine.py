@@ -28,7 +28,7 @@ backend, compile, checkpoints, progress, threads): :func:`simulate` takes the tw
 checkpoint: with ``Execution.checkpoint_dir`` the state is saved (atomically) every
 ``checkpoint_every`` steps and at the end of every chunk, and ``resume=True`` continues from
 the last save; the result is bit-identical to an uninterrupted run. A damaged checkpoint is
-refused with one :class:`~simulations.errors.BadArgument` naming ``resume``.
+refused with one :class:`~theory.errors.BadArgument` naming ``resume``.
 """
 
 from __future__ import annotations
@@ -45,8 +45,6 @@ from tqdm.auto import tqdm
 
 from simulations import kernel, sampling
 from simulations.catalog import MEMORY_BUDGET
-from simulations.errors import BadArgument
-from simulations.files import atomic_path
 from simulations.mean_field import mean_field
 from simulations.observers import (
     ARRAYS,
@@ -58,6 +56,8 @@ from simulations.observers import (
 from simulations.problems import Problem
 from simulations.rules import ClipRule, norms
 from simulations.spec import DEFAULT_RECORD, Execution, RunSpec
+from theory.errors import BadArgument
+from theory.files import atomic_path
 from theory.schedules import Schedule, as_schedule
 
 __all__ = ["DEFAULT_GUARD", "DEFAULT_RECORD", "Execution", "RunSpec", "Simulation", "TorchStep",
@@ -178,7 +178,7 @@ def simulate(run: RunSpec, execution: Execution | None = None) -> Simulation:
     """Run ``run.paths`` paths of clipped SGD for ``run.steps`` steps (see the module docstring)
     as ``execution`` says (default: :class:`~simulations.spec.Execution` ()).
 
-    Raises :class:`~simulations.errors.BadArgument` (a ``ValueError``) for bad input, naming
+    Raises :class:`~theory.errors.BadArgument` (a ``ValueError``) for bad input, naming
     the argument; a run whose arrays would not fit in memory is refused before it starts.
     """
     if not isinstance(run, RunSpec):

@@ -62,9 +62,9 @@ import numpy as np
 import torch
 
 from simulations import sampling
-from simulations.errors import BadArgument
 from simulations.problems import Problem, Quadratic
 from simulations.rules import ClipRule
+from theory.errors import BadArgument
 
 __all__ = ["MAX_ENTRIES", "MAX_ROWS", "HEstimate", "MeanField", "evaluator", "field", "mean_field",
            "normal_clamp_mean", "t_cdf", "t_clamp_mean"]

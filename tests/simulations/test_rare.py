@@ -22,9 +22,9 @@ from scipy import special, stats
 
 from simulations import cli, sampling
 from simulations.engine import simulate
-from simulations.errors import BadArgument
 from simulations.rare import Splitting, _Words, ams, importance_scale, summarize
 from simulations.spec import Chain, Execution, RunSpec
+from theory.errors import BadArgument
 
 
 def walk_probability(steps: int, r: int) -> Fraction:

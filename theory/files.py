@@ -1,7 +1,8 @@
 r"""Files written atomically: the content goes to a temporary file beside the target, which is
 renamed onto the target (:func:`os.replace`) only once it is complete; on any failure (a full
 disk too) the temporary file is removed and the target is left as it was. Used for result
-files, reports, the run store's index, checkpoints, figures and CSV files."""
+files, reports, the run store's index, checkpoints, figures, CSV files and the experiments'
+outputs. Standard library only."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
-__all__ = ["atomic_path", "atomic_write", "umask"]
+__all__ = ["atomic_path", "atomic_write", "umask", "write_atomic"]
 
 
 def umask() -> int:
@@ -46,3 +47,13 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) ->
         write(handle)
         handle.flush()
         os.fsync(handle.fileno())
+
+
+def write_atomic(path: str | os.PathLike, data: str | bytes) -> None:
+    """Write ``data`` (text as UTF-8) to the file ``path`` through :func:`atomic_write`."""
+    raw = data.encode() if isinstance(data, str) else data
+
+    def write(handle: IO[bytes]) -> None:
+        handle.write(raw)
+
+    atomic_write(path, write)
