@@ -6,8 +6,12 @@ Writes every figure (PDF, PNG and CSV each) and the tables of a write-up into ``
 folder per run spec, :mod:`simulations.store`, written atomically), so a rerun, or an
 interrupted run started again, reuses everything already computed; ``--from DIR`` draws every
 figure from ``DIR/runs`` without simulating and copies the tables from ``DIR/tables``.
-``OUT/manifest.json`` lists what was written and what is missing. Exit status 0 when
-everything was made, 1 when something failed or is missing, 2 on bad usage.
+``OUT/manifest.json`` lists what was written and what is missing. ``--out`` and ``--from``
+are relative to the current folder. Exit status 0 when everything was made, 1 when something
+failed or is missing (a full disk stops the run there, in one line), 2 on bad usage (an empty
+or unwritable ``--out``, a ``--from`` without runs or with a damaged ``manifest.json``: one line
+on stderr). A saved run in ``--from`` whose arrays do not match their SHA-256 is not drawn
+(:mod:`simulations.store`).
 
 ``--scenario FILE`` (repeatable) draws, instead of the built-in figures, the figures that apply
 to the claims of each scenario file (:mod:`paper_figs.scenario`): ``OUT/<name>_<figure>.*``,
@@ -24,14 +28,12 @@ import importlib
 import json
 import sys
 import time
-import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
 from theory import command
-from theory.command import Formatter, Parser, describe, traceback_wanted
-from theory.command import main as run_command
-from theory.files import atomic_path
+from theory.command import Formatter, Parser
+from theory.files import atomic_path, writable
 
 PROG = "python -m paper_figs"
 
@@ -44,9 +46,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                     description=__doc__.split("\n\n")[1].replace("\n", " "))
     parser.add_argument("--quick", action="store_true",
                         help="small runs (under 3 minutes on 2 cores)")
-    parser.add_argument("--out", type=Path, default=Path("paper-figures"),
+    parser.add_argument("--out", default="paper-figures",
                         help="output folder (default: %(default)s)")
-    parser.add_argument("--from", dest="source", type=Path, default=None, metavar="DIR",
+    parser.add_argument("--from", dest="source", default=None, metavar="DIR",
                         help="draw from the saved results of an earlier run in DIR")
     parser.add_argument("--only", nargs="+", choices=(*FIGURES, "tables"), default=None,
                         metavar="NAME", help=f"make only these ({', '.join(FIGURES)}, tables)")
@@ -56,25 +58,64 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def scenario_main(args: argparse.Namespace) -> int:
+def _folder(text: str | None, flag: str) -> Path | None:
+    """The folder ``text`` of ``flag``, relative to the current folder (None stays None); an
+    empty path is refused (``ValueError``)."""
+    if text is None:
+        return None
+    if not text.strip():
+        raise ValueError(f"{flag}: an empty path; name a folder ('.' for this one)")
+    return Path(text).absolute()
+
+
+def check_folders(args: argparse.Namespace) -> bool:
+    """Resolve ``--out`` and ``--from`` against the current folder and return whether the runs
+    are quick (``--quick``, or what ``--from``'s ``manifest.json`` says). Raises ``ValueError``
+    (one line) for an empty path, a ``--from`` without ``runs`` and a damaged
+    ``manifest.json``."""
+    args.out, args.source = _folder(args.out, "--out"), _folder(args.source, "--from")
+    if args.source is None:
+        return args.quick
+    if not (args.source / "runs").is_dir():
+        raise ValueError(f"--from {args.source}: no runs folder there")
+    saved = args.source / "manifest.json"
+    if not saved.exists():
+        return args.quick
+    try:
+        quick = json.loads(saved.read_text(encoding="utf-8"))["quick"]
+        if not isinstance(quick, bool):
+            raise TypeError(f"quick is {quick!r}, not true or false")
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        why = " ".join(str(err).split())[:120] or type(err).__name__
+        raise ValueError(f"--from {args.source}: {saved.name} is damaged ({why})") from None
+    return quick  # the sizes of the saved runs
+
+
+def check_out(out: Path) -> None:
+    """Create ``--out`` (the last check, so that bad input leaves nothing behind); a folder
+    that cannot be written (a file on its way, a read-only folder) is a ``ValueError``."""
+    try:
+        writable(out)
+    except OSError as err:
+        raise ValueError(f"--out {out}: cannot write there: {err.strerror or err}") from None
+
+
+def write_manifest(out: Path, manifest: dict) -> None:
+    """``OUT/manifest.json``, written atomically."""
+    with atomic_path(out / "manifest.json") as tmp:
+        tmp.write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+
+
+def scenario_main(args: argparse.Namespace, quick: bool) -> int:
     """``--scenario``: the figures of each scenario's claims (see the module docstring)."""
     from paper_figs import scenario
     from paper_figs.runs import Context
     from simulations.store import RunStore
 
-    try:
-        if args.only and "tables" in args.only:
-            raise ValueError("--only tables: the tables are not drawn for a --scenario")
-        if args.source is not None and not (args.source / "runs").is_dir():
-            raise ValueError(f"--from {args.source}: no runs folder there")
-        quick = args.quick
-        if args.source is not None and (args.source / "manifest.json").exists():
-            saved = json.loads((args.source / "manifest.json").read_text(encoding="utf-8"))
-            quick = bool(saved.get("quick", quick))  # the sizes of the saved runs
-        scenarios = scenario.load(args.scenario, full=not quick)
-    except ValueError as err:
-        print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
-        return 2
+    if args.only and "tables" in args.only:
+        raise ValueError("--only tables: the tables are not drawn for a --scenario")
+    scenarios = scenario.load(args.scenario, full=not quick)
+    check_out(args.out)
     store = (RunStore(args.source / "runs", read_only=True) if args.source is not None
              else RunStore(args.out / "runs"))
     ctx = Context(store=store, out=args.out, quick=quick)
@@ -85,42 +126,24 @@ def scenario_main(args: argparse.Namespace) -> int:
     for sc in scenarios:
         scenario.scenario_figures(ctx, sc, modules, manifest, args.source,
                                   None if args.only is None else set(args.only))
-    args.out.mkdir(parents=True, exist_ok=True)
-    with atomic_path(args.out / "manifest.json") as tmp:
-        tmp.write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    write_manifest(args.out, manifest)
     print(f"paper_figs: {len(manifest['figures'])} figures of {len(scenarios)} scenario(s) into "
           f"{args.out}" + (f"; failed: {', '.join(manifest['failed'])}" if manifest["failed"]
                            else ""))
     return 1 if manifest["failed"] else 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m paper_figs``: every way it ends is one line on stderr
-    (:func:`theory.command.main`); returns the exit status."""
-    return run_command(_main, argv, prog=PROG)
-
-
-def _main(argv: list[str] | None) -> int:
+def figures_main(args: argparse.Namespace, quick: bool) -> int:
+    """The built-in figures and the tables (see the module docstring)."""
     from tqdm.auto import tqdm
 
-    from paper_figs import tables
+    from paper_figs import scenario, tables
     from paper_figs.runs import Context
     from simulations.store import RunStore
 
-    args = parse(argv)
-    if args.scenario:
-        return scenario_main(args)
-    quick = args.quick
-    if args.source is not None:
-        saved = args.source / "manifest.json"
-        if not (args.source / "runs").is_dir():
-            print(f"error: --from {args.source}: no runs folder there", file=sys.stderr)
-            return 2
-        if saved.exists():
-            quick = bool(json.loads(saved.read_text(encoding="utf-8"))["quick"])
-        store = RunStore(args.source / "runs", read_only=True)
-    else:
-        store = RunStore(args.out / "runs")
+    check_out(args.out)
+    store = (RunStore(args.source / "runs", read_only=True) if args.source is not None
+             else RunStore(args.out / "runs"))
     ctx = Context(store=store, out=args.out, quick=quick)
     wanted = args.only or (*FIGURES, "tables")
     manifest: dict = {"quick": quick, "from": None if args.source is None else str(args.source),
@@ -140,17 +163,32 @@ def _main(argv: list[str] | None) -> int:
                 module = importlib.import_module(f"paper_figs.{name}")
                 manifest["figures"][module.NAME] = [str(p) for p in module.make(ctx)]
         except Exception as err:  # one figure failing must not lose the others
-            manifest["failed"][name] = describe(err)
-            tqdm.write(f"{name} failed: {describe(err)}", file=sys.stderr)
-            if traceback_wanted():
-                traceback.print_exc(file=sys.stderr)
+            scenario.record_failure(manifest, name, err)
         manifest["seconds"][name] = round(time.perf_counter() - start, 2)
-    args.out.mkdir(parents=True, exist_ok=True)
-    with atomic_path(args.out / "manifest.json") as tmp:
-        tmp.write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    write_manifest(args.out, manifest)
     print(f"paper_figs: {len(manifest['figures'])} figures into {args.out}"
           + (f"; failed: {', '.join(manifest['failed'])}" if manifest["failed"] else ""))
     return 1 if manifest["failed"] or manifest["tables"].get("missing") else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command (see the module docstring); returns the exit status: bad input is one
+    line on stderr and 2, a file that cannot be written (a full disk) one line and 1, Ctrl-C
+    one line and 130, every other fault one line and 1 (:func:`theory.command.main`)."""
+    return command.main(_main, argv, prog=PROG)
+
+
+def _main(argv: list[str] | None) -> int:
+    args = parse(argv)
+    try:
+        quick = check_folders(args)
+        return (scenario_main if args.scenario else figures_main)(args, quick)
+    except ValueError as err:
+        print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        print(f"error: cannot write into {args.out}: {err.strerror or err}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

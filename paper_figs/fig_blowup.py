@@ -146,7 +146,8 @@ def splitting(ctx: Context, scenario: str, event: str, run: dict,
     ``curve``) of the size ``run`` gives, kept in the run store as any AMS estimate
     (:meth:`~simulations.store.RunStore.rare`, taken from there when present): estimate,
     relative error, the run's extinct replicas and trajectory-steps (the same on every row),
-    and the interval ends computed from them (:func:`simulations.rare.interval`)."""
+    and the interval ends (nan where the replicas have no spread,
+    :func:`simulations.rare.summarize`)."""
     levels = tuple(run["levels"])
     size = {k: run[k] for k in ("particles", "kill", "replicas")}
     chain = Chain.from_dict({
@@ -163,10 +164,8 @@ def splitting(ctx: Context, scenario: str, event: str, run: dict,
     arrays = {"level": c.levels, "estimate": c.probability, "relative_error": c.relative_error,
               "extinct": np.full(m, float(r.extinct)),
               "steps": np.full(m, float(r.trajectory_steps))}
-    # the interval from the estimate and its standard error (a mean of 0 is n zeros: se = 0)
-    est, rel = arrays["estimate"], arrays["relative_error"]
-    arrays["low"], arrays["high"] = rare.interval(est, np.where(np.isfinite(rel), rel, 0.0) * est,
-                                                  size["replicas"])
+    # the curve's intervals: nan at a level whose replicas have no spread (no interval)
+    arrays["low"], arrays["high"] = c.interval[:, 0], c.interval[:, 1]
     arrays["estimator"] = (f"AMS importance={AMS_IMPORTANCE} N={size['particles']} "
                            f"k={size['kill']} replicas={size['replicas']}, one run")
     return arrays
@@ -175,10 +174,10 @@ def splitting(ctx: Context, scenario: str, event: str, run: dict,
 def draw_splitting(ax: Axes, panel: str, name: str, est: dict[str, np.ndarray],
                    colour: str) -> Rows:
     """Plot the AMS estimates (diamonds, 95% interval bars, the low end clipped at the axis
-    floor, or at the estimate when that is below the floor; an estimate of 0 is not drawn)
-    and return their rows."""
+    floor, or at the estimate when that is below the floor; an estimate of 0 or without an
+    interval is not drawn) and return their rows."""
     y, low, high = est["estimate"], est["low"], est["high"]
-    shown = y > 0
+    shown = (y > 0) & np.isfinite(low)
     ax.errorbar(est["level"][shown], y[shown],
                 yerr=[y[shown] - np.clip(low[shown], FLOOR_AMS, y[shown]), high[shown] - y[shown]],
                 fmt="D", ms=3.5, color=colour, mfc="white", elinewidth=0.9, capsize=2,

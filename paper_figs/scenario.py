@@ -34,14 +34,18 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from tqdm.auto import tqdm
+
 from paper_figs.runs import Context
 from simulations.engine import Simulation
 from simulations.scenarios import Scenario, load_scenario
 from simulations.store import RunStore
 from simulations.verify import run_scenario
 from theory.command import describe, traceback_wanted
+from theory.files import disk_full
 
-__all__ = ["NO_FIGURE", "figure_modules", "load", "safe_name", "scenario_figures"]
+__all__ = ["NO_FIGURE", "figure_modules", "load", "record_failure", "safe_name",
+           "scenario_figures"]
 
 NO_FIGURE = "no figure"
 
@@ -81,6 +85,21 @@ def _saved_run(sc: Scenario, source: Path) -> Simulation:
     return sim
 
 
+def record_failure(manifest: dict[str, Any], name: str, err: Exception,
+                   what: str = "failed") -> None:
+    """Record in ``manifest`` that ``name`` failed with ``err`` and say so in one line on
+    stderr (and the traceback where ``CLIPVERIFY_TRACEBACK`` asks for it); an error that every
+    later file would meet too (a full disk, :func:`~theory.files.disk_full`) is raised, to stop
+    the run there."""
+    full = disk_full(err)
+    if full is not None:
+        raise full from None
+    manifest["failed"][name] = describe(err)
+    tqdm.write(f"{name} {what}: {describe(err)}", file=sys.stderr)
+    if traceback_wanted():
+        traceback.print_exc(file=sys.stderr)
+
+
 def scenario_figures(ctx: Context, sc: Scenario, modules: list[ModuleType],
                      manifest: dict[str, Any], source: Path | None = None,
                      only: set[str] | None = None) -> None:
@@ -95,8 +114,7 @@ def scenario_figures(ctx: Context, sc: Scenario, modules: list[ModuleType],
         sim = (_saved_run(sc, source) if source is not None
                else run_scenario(sc, out=ctx.out, resume=True, progress=None))
     except Exception as err:  # the other scenarios still get their figures
-        manifest["failed"][sc.name] = describe(err)
-        print(f"{sc.name}: run failed: {describe(err)}", file=sys.stderr)
+        record_failure(manifest, sc.name, err, "run failed")
         return
     entry["run_seconds"] = round(time.perf_counter() - start, 2)
     drawn: dict[str, list[str]] = {claim: [] for claim in sc.claims}
@@ -118,11 +136,8 @@ def scenario_figures(ctx: Context, sc: Scenario, modules: list[ModuleType],
         except NotImplementedError as why:  # the figure does not apply to this setting
             skipped.update({claim: f"{NO_FIGURE} ({why})" for claim in claims})
         except Exception as err:  # one figure failing must not lose the others
-            manifest["failed"][name] = describe(err)
+            record_failure(manifest, name, err)
             skipped.update({claim: f"figure {name} failed" for claim in claims})
-            print(f"{name} failed: {describe(err)}", file=sys.stderr)
-            if traceback_wanted():
-                traceback.print_exc(file=sys.stderr)
         manifest["seconds"][name] = round(time.perf_counter() - start, 2)
     entry["claims"] = {claim: names or skipped.get(claim, NO_FIGURE)
                        for claim, names in drawn.items()}

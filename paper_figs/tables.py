@@ -93,7 +93,11 @@ def verification_table(out: Path, quick: bool, source: Path | None, status: Tabl
 
 
 def make(out: Path, quick: bool, source: Path | None = None) -> TableStatus:
-    """Gather every table of item 8 into ``out`` (see the module docstring)."""
+    """Gather every table of item 8 into ``out`` (see the module docstring); ``out`` and
+    ``source`` are relative to the current folder (``simulations verify`` runs from the
+    checkout, so it is given them absolute)."""
+    out = Path(out).absolute()
+    source = None if source is None else Path(source).absolute()
     out.mkdir(parents=True, exist_ok=True)
     status = TableStatus()
     verification_table(out, quick, source, status)

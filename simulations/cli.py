@@ -25,10 +25,10 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import math
 import re
 import shlex
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -368,14 +368,18 @@ def rare(args: argparse.Namespace, parser: argparse.ArgumentParser,
     low, high = result.interval
     event = (z.replace("(s)", f"({args.steps})") if args.endpoint else
              f"max_{{s≤{args.steps}}} {z}")
-    print(f"P({event} ≥ {args.level:g}) = {result.probability:.4g}, 95% "
-          f"interval [{low:.4g}, {high:.4g}], relative error {result.relative_error:.3g}")
+    print(f"P({event} ≥ {args.level:g}) = " + (
+        f"{result.probability:.4g}, 95% interval [{low:.4g}, {high:.4g}], relative error "
+        f"{result.relative_error:.3g}" if result.inconclusive is None else
+        f"inconclusive: {result.inconclusive}"))
     if result.curve is not None:
         c = result.curve
         print(f"{'level ℓ':>10}  {'P(max ≥ ℓ)':>10}  {'95% interval':>23}  {'rel. err.':>9}")
         for lv, p, (lo, hi), rel in zip(c.levels, c.probability, c.interval, c.relative_error,
                                         strict=True):
-            print(f"{lv:>10.6g}  {p:>10.4g}  [{lo:>9.4g}, {hi:>9.4g}]  {rel:>9.3g}")
+            shown = (f"[{lo:>9.4g}, {hi:>9.4g}]  {rel:>9.3g}" if math.isfinite(lo) else
+                     f"{'inconclusive (no spread)':>23}")
+            print(f"{lv:>10.6g}  {p:>10.4g}  {shown}")
     print(f"{result.replicas} replicas × {args.particles} particles: "
           f"{result.trajectory_steps} trajectory-steps, {result.iterations} iterations"
           + (f", {result.extinct} replicas extinct" if result.extinct else "")
@@ -450,10 +454,10 @@ def _device(text: str) -> tuple[Any, str]:
 
 
 def _writable(out: Path) -> None:
+    from theory.files import writable
+
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=out):
-            pass
+        writable(out)
     except OSError as error:
         why = error.strerror or str(error)
         raise BadArgument("out", f"cannot write to {str(out)!r}: {why}") from None

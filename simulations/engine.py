@@ -27,13 +27,18 @@ dtype, guard, observers), how an :class:`~simulations.spec.Execution` (device, c
 backend, compile, checkpoints, progress, threads): :func:`simulate` takes the two. Long runs can
 checkpoint: with ``Execution.checkpoint_dir`` the state is saved (atomically) every
 ``checkpoint_every`` steps and at the end of every chunk, and ``resume=True`` continues from
-the last save; the result is bit-identical to an uninterrupted run. A damaged checkpoint is
-refused with one :class:`~theory.errors.BadArgument` naming ``resume``.
+the last save; the result is bit-identical to an uninterrupted run. A checkpoint holds tensors,
+lists, dicts and plain values only, with the SHA-256 of its content
+(:func:`~theory.files.digest`), and is read with ``torch.load(weights_only=True)``, so a
+planted pickle never runs; a damaged, edited or foreign checkpoint is refused with one
+:class:`~theory.errors.BadArgument` naming ``resume`` (rerun without resuming to start
+again: a careful user decides whether to throw the saved work away).
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,7 +62,7 @@ from simulations.problems import Problem
 from simulations.rules import ClipRule, norms
 from simulations.spec import DEFAULT_RECORD, Execution, RunSpec
 from theory.errors import BadArgument
-from theory.files import atomic_path
+from theory.files import atomic_write, digest
 from theory.schedules import Schedule, as_schedule
 
 __all__ = ["DEFAULT_GUARD", "DEFAULT_RECORD", "Execution", "RunSpec", "Simulation", "TorchStep",
@@ -138,19 +143,26 @@ def _checkpoint_files(ckdir: Path) -> list[Path]:
     return [*ckdir.glob("state.pt*"), *ckdir.glob(".state.pt.*")]
 
 
-def _atomic_save(obj: Any, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+def _atomic_save(obj: dict[str, Any], path: Path) -> None:
+    """Write the checkpoint ``obj`` and its digest to ``path`` atomically. It is serialized in
+    memory first, so that a full disk is the ``OSError`` of a file write (torch's own writer
+    raises ``RuntimeError``)."""
+    buffer = io.BytesIO()
+    torch.save({**obj, "digest": digest(obj)}, buffer)
+    atomic_write(path, lambda handle: handle.write(buffer.getbuffer()))
 
 
 def _load_checkpoint(path: Path) -> dict[str, Any]:
-    """The saved state, or one clear error when the file is damaged."""
+    """The saved state, or one clear error when the file is damaged, edited or foreign (read
+    with ``weights_only=True``: no pickled code runs; the content must match its digest)."""
     try:
-        saved = torch.load(path, weights_only=False)
-        if not isinstance(saved, dict) or not {"setting", "chunk", "done", "partial"} <= set(
-                saved):
+        saved = torch.load(path, weights_only=True)
+        if not isinstance(saved, dict) or set(saved) != {"setting", "chunk", "done", "partial",
+                                                         "digest"}:
             raise ValueError("not a checkpoint of this engine")
-    except Exception as error:  # a truncated or foreign file: any unpickling error
+        if saved.pop("digest") != digest(saved):
+            raise ValueError("its content does not match the SHA-256 saved with it")
+    except Exception as error:  # a truncated, edited or foreign file: any unpickling error
         why = " ".join(str(error).split())[:120] or type(error).__name__
         raise BadArgument("resume", f"the checkpoint {path} is damaged ({why}); delete it, or "
                                     "run without resuming to start again") from None

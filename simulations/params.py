@@ -101,14 +101,14 @@ class Param:
         return low_ok and (self.high is None or v <= self.high)
 
     def parse(self, text: str) -> Any:
-        """The value of a command-line word (an integer may be written 1000, 1_000 or 1e3),
-        checked as :meth:`coerce` does; ``ValueError`` otherwise."""
+        """The value of a command-line word (an integer may be written 1000, 1_000 or 1e3, at
+        most 31 digits), checked as :meth:`coerce` does; ``ValueError`` otherwise."""
         value: Any = text
         if self.type is int:
             try:
                 value = Decimal(text.replace("_", ""))
-                value = int(value) if value.is_finite() and value == value.to_integral_value() \
-                    else text
+                value = int(value) if value.is_finite() and value.adjusted() <= 30 and \
+                    value == value.to_integral_value() else text  # 1e100000000: not built
             except InvalidOperation:
                 pass
         elif self.type is float:

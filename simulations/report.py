@@ -10,6 +10,7 @@ atomically.
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,7 +27,9 @@ COLUMNS = ("scenario", "claim", "prediction", "measurement", "interval", "verdic
 
 
 def _interval(row: ClaimResult) -> str:
-    if row.interval is None:
+    """``[lo, hi]``, or "—" without an interval (None, or the nan ends of an inconclusive
+    estimate)."""
+    if row.interval is None or any(math.isnan(x) for x in row.interval):
         return "—"
     lo, hi = row.interval
     return f"[{_num(lo)}, {_num(hi)}]"

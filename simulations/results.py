@@ -4,8 +4,11 @@ the exit statistics per radius, a few summaries and where the numbers came from)
 :func:`save` writes the pair as one unit (:func:`write_unit`: both files into a temporary
 folder, which is then renamed), so a folder always holds a complete pair of one run, and an
 interrupted save (or a full disk) leaves the previous pair (or nothing) and no temporary
-folder. :func:`load` reads the pair back as a :class:`~simulations.engine.Simulation`, and
-refuses a damaged one with one ``ValueError``. Single files are written by
+folder. ``result.json`` records the SHA-256 of the arrays and of its own other entries
+(``sha256``, :func:`theory.files.digest`); :func:`load` reads the pair back as a
+:class:`~simulations.engine.Simulation`, and refuses a damaged one (a truncated or foreign
+file, or content that does not match its SHA-256: arrays edited, say to NaN, after they were
+saved) with one ``ValueError``. Single files are written by
 :mod:`theory.files` (temporary file, then :func:`os.replace`).
 
 ``result.json`` holds:
@@ -24,6 +27,8 @@ refuses a damaged one with one ``ValueError``. Single files are written by
   null values when steps = 0), ``claim2_ratio_max`` (the largest ‖g/c‖/(1 + ‖θ‖) on any path),
   ``max_deviation`` and ``max_norm`` (``finite_paths`` and the quantiles ``min``, ``p01``,
   ``p10``, ``median``, ``p90``, ``p99``, ``max`` over the paths whose value is finite);
+* ``sha256``: the SHA-256 of ``arrays.npz``'s arrays (their names, dtypes, shapes and bytes)
+  and of the other entries of ``result.json``, checked when the pair is read back;
 * provenance: ``package_version``, ``git_revision`` (``git rev-parse HEAD`` of the checkout
   the package runs from, ``-dirty`` appended when ``git status --porcelain`` lists anything;
   null when the package is not a git checkout or git is missing), ``created`` (UTC, ISO 8601),
@@ -51,10 +56,10 @@ import numpy as np
 
 from simulations.engine import Simulation
 from simulations.spec import RunSpec
-from theory.files import umask
+from theory.files import digest, umask
 from theory.records import git_revision, package_version, provenance, to_json
 
-__all__ = ["ARRAYS", "RESULT", "git_revision", "load", "load_arrays", "load_unit",
+__all__ = ["ARRAYS", "RESULT", "git_revision", "load", "load_unit",
            "package_version", "provenance", "save", "to_json", "write_unit"]
 
 ARRAYS = "arrays.npz"
@@ -132,12 +137,16 @@ def write_unit(folder: str | os.PathLike, arrays: dict[str, Any],
     """Write ``arrays.npz`` and ``result.json`` into ``folder`` as one unit: both go into a
     temporary folder beside it, which is then renamed onto ``folder`` (an older ``folder`` is
     moved aside first and deleted after). A crash or a full disk leaves the old pair or nothing,
-    never a new array beside an old JSON, and no temporary folder. Returns ``folder/result.json``.
+    never a new array beside an old JSON, and no temporary folder. ``result.json`` gets the
+    SHA-256 of the arrays and of its other entries as ``sha256``. Returns
+    ``folder/result.json``.
     """
     out = Path(folder)
     out.parent.mkdir(parents=True, exist_ok=True)
     arrays = {k: np.asarray(v) for k, v in arrays.items()}
-    text = json.dumps(to_json(result), indent=1, allow_nan=False, ensure_ascii=False) + "\n"
+    result = to_json(result)
+    result["sha256"] = digest({"arrays": arrays, "result": result})
+    text = json.dumps(result, indent=1, allow_nan=False, ensure_ascii=False) + "\n"
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
     old = None
     try:
@@ -189,21 +198,18 @@ def load(out_dir: str | os.PathLike) -> Simulation:
 
 def load_unit(out_dir: str | os.PathLike) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """``result.json`` and the arrays of ``arrays.npz`` written by :func:`write_unit` into
-    ``out_dir``; a missing or damaged file raises ``ValueError`` naming the folder."""
+    ``out_dir`` (without its ``sha256``); a missing or damaged file, or a pair that does not
+    match its SHA-256 (or was saved without one), raise ``ValueError`` naming the folder."""
     out = Path(out_dir)
     with _damaged(out):
         result = json.loads((out / RESULT).read_text(encoding="utf-8"))
         if not isinstance(result, dict):
             raise ValueError(f"{RESULT} is not a table")
-        return result, load_arrays(out)
-
-
-def load_arrays(out_dir: str | os.PathLike) -> dict[str, np.ndarray]:
-    """The arrays of ``out_dir/arrays.npz``; a missing or damaged file raises ``ValueError``
-    naming the folder."""
-    out = Path(out_dir)
-    with _damaged(out), np.load(out / ARRAYS, allow_pickle=False) as npz:
-        return {k: npz[k] for k in npz.files}
+        with np.load(out / ARRAYS, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+        if result.pop("sha256", None) != digest({"arrays": arrays, "result": result}):
+            raise ValueError(f"{ARRAYS} and {RESULT} do not match the SHA-256 recorded there")
+        return result, arrays
 
 
 @contextmanager
@@ -211,7 +217,8 @@ def _damaged(out: Path) -> Iterator[None]:
     """Turn any error of reading a saved unit into one ``ValueError`` naming its folder."""
     try:
         yield
-    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as error:
+    except (OSError, ValueError, KeyError, TypeError, EOFError, MemoryError,
+            zipfile.BadZipFile) as error:
         if isinstance(error, ValueError) and str(error).startswith(f"{out}: not a complete"):
             raise
         why = " ".join(str(error).split())[:160] or type(error).__name__

@@ -11,9 +11,11 @@ same spec (problem, rule, schedule, sizes, seed, dtype, guard, observers, radii,
 with one name never overwrite each other. ``ROOT/index.json`` lists, for the reader, the names
 each key was saved under: ``{key: [name, ...]}``.
 
-Each entry is written as one unit (:func:`simulations.results.write_unit`); an entry that
-cannot be read back (truncated, half-deleted) is reported on stderr in one line and computed
-again.
+Each entry is written as one unit (:func:`simulations.results.write_unit`), its
+``result.json`` with the SHA-256 of its content; an entry that cannot be read back (truncated,
+half-deleted, or content that does not match its SHA-256: edited after it was saved) is
+reported on stderr in one line and computed again, and refused (``FileNotFoundError``, one line)
+by a read-only store, which computes nothing.
 """
 
 from __future__ import annotations
@@ -73,7 +75,7 @@ class RunStore:
         try:
             sim = results.load(folder)
         except ValueError as error:
-            print(f"note: {error}; computing it again", file=sys.stderr)
+            self._unreadable(error)
             return None
         if sim.run != run:  # a hash collision, or a hand-edited entry
             return None
@@ -112,7 +114,7 @@ class RunStore:
         try:
             saved, arrays = results.load_unit(folder)
         except ValueError as error:
-            print(f"note: {error}; computing it again", file=sys.stderr)
+            self._unreadable(error)
             return None
         try:
             if saved.get("kind") != "ams" or Chain.from_dict(saved["chain"]) != chain \
@@ -124,8 +126,7 @@ class RunStore:
                 res["extinct"], res["capped"], res["setting"], splitting.levels)
         except (ValueError, KeyError, TypeError) as error:
             why = " ".join(str(error).split())[:160]
-            print(f"note: {folder}: not a complete saved estimate ({why}); computing it again",
-                  file=sys.stderr)
+            self._unreadable(ValueError(f"{folder}: not a complete saved estimate ({why})"))
             return None
 
     def save_rare(self, result: RareEventResult, chain: Chain, splitting: Splitting, *,
@@ -166,9 +167,9 @@ class RunStore:
         folder = self.folder(key)
         if (folder / results.RESULT).exists():
             try:
-                return results.load_arrays(folder)
+                return results.load_unit(folder)[1]
             except ValueError as error:
-                print(f"note: {error}; computing it again", file=sys.stderr)
+                self._unreadable(error)
         self._refuse_read_only(key, name)
         arrays = {k: np.asarray(v) for k, v in compute().items()}
         results.write_unit(folder, arrays, {"name": name, "key": key, **(meta or {}),
@@ -176,6 +177,13 @@ class RunStore:
                                             "git_revision": _revision()})
         self._index(key, name)
         return arrays
+
+    def _unreadable(self, error: ValueError) -> None:
+        """A saved entry that cannot be used: said on stderr (it is computed again), or refused
+        in one line by a read-only store."""
+        if self.read_only:
+            raise FileNotFoundError(f"{error}; run without --from to compute it again")
+        print(f"note: {error}; computing it again", file=sys.stderr)
 
     def _refuse_read_only(self, key: str, name: str | None) -> None:
         if self.read_only:

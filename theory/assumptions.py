@@ -22,8 +22,9 @@ Method, all symbolic:
    is undecided (``holds=None``, ``order=None``) rather than a guess.
 
 Only quick sympy operations are used (no ``simplify`` of whole derivatives); the known
-activations are decided in milliseconds. String input is parsed with ``sp.parse_expr``, which
-evaluates Python: do not pass untrusted strings.
+activations are decided in milliseconds. String input is read by :func:`theory.formula.parse`
+(:data:`GRAMMAR`: ``x``, numbers, + − * / ** ^, the functions of :data:`FUNCTIONS`, pi, E,
+relations for ``Piecewise``), which runs no Python and refuses oversized constants.
 
 (A2) The step sizes satisfy a(t) > 0, Σ a(t) = ∞ and Σ a(t)² < ∞. These conditions are checked
 by :mod:`theory.schedules`; ``a2(schedule)`` in this module delegates to that check.
@@ -38,6 +39,8 @@ import sympy as sp
 from sympy.calculus.util import continuous_domain
 from sympy.core.function import AppliedUndef
 
+from theory import formula
+from theory.formula import FormulaError, Grammar
 from theory.schedules import A2Verdict, Schedule, as_schedule
 
 __all__ = [
@@ -84,6 +87,19 @@ ALIASES: MappingProxyType[str, str] = MappingProxyType(
     }
 )
 """Other accepted names (case-insensitive; ``-`` and spaces read as ``_``)."""
+
+#: Functions an activation's text may use: name → (sympy function, least and most arguments).
+FUNCTIONS = {
+    **{name: (f, 1, 1) for name, f in {
+        "exp": sp.exp, "sqrt": sp.sqrt, "sin": sp.sin, "cos": sp.cos, "tan": sp.tan,
+        "sinh": sp.sinh, "cosh": sp.cosh, "tanh": sp.tanh, "sech": sp.sech, "atan": sp.atan,
+        "asinh": sp.asinh, "erf": sp.erf, "erfc": sp.erfc, "Abs": sp.Abs, "sign": sp.sign}.items()},
+    "log": (sp.log, 1, 2), "Heaviside": (sp.Heaviside, 1, 2), "Max": (sp.Max, 1, None),
+    "Min": (sp.Min, 1, None), "Piecewise": (sp.Piecewise, 1, None), "Eq": (sp.Eq, 2, 2),
+    "Rational": (sp.Rational, 2, 2),
+}
+GRAMMAR = Grammar({"x": X}, FUNCTIONS, {"pi": sp.pi, "E": sp.E, "True": sp.true},
+                  relations=True)
 
 _DERIVATIVE_WORDS = ("f", "first derivative", "second derivative")
 
@@ -138,12 +154,13 @@ def _resolve(activation: str | sp.Expr) -> tuple[sp.Expr, str]:
         name = _canonical_name(activation)
         if name is not None:
             return KNOWN_ACTIVATIONS[name], name
-        try:
-            expr = sp.parse_expr(activation, local_dict={"x": X})
-        except Exception as exc:  # sympy's parser raises many exception types
-            raise _bad(activation, f"not a known name and not parsable ({exc})") from exc
-        if isinstance(expr, sp.Symbol) and expr != X:
+        if activation.strip().isidentifier() and activation.strip() != "x":
             raise _bad(activation, "unknown activation name")
+        try:
+            expr = formula.parse(activation, GRAMMAR, "activation")
+        except FormulaError as exc:
+            raise _bad(activation, f"not a known name and not a formula ({exc.message})") \
+                from None
     else:
         try:
             expr = sp.sympify(activation, strict=True)
@@ -168,7 +185,7 @@ def activation_expr(activation: str | sp.Expr) -> sp.Expr:
 
     Args:
         activation: a known name or alias (case-insensitive), a sympy expression in ``x``, or a
-            string that ``sp.parse_expr`` turns into one.
+            string :func:`theory.formula.parse` reads in :data:`GRAMMAR`.
 
     Raises:
         ValueError: unknown name, unparsable string, or an expression with a free symbol other
@@ -334,7 +351,7 @@ def a1(activation: str | sp.Expr) -> A1Verdict:
 
     Args:
         activation: a known name or alias (case-insensitive, see :data:`KNOWN_ACTIVATIONS` and
-            :data:`ALIASES`), a sympy expression in ``x``, or a string ``sp.parse_expr`` reads.
+            :data:`ALIASES`), a sympy expression in ``x``, or a string in :data:`GRAMMAR`.
 
     Returns:
         An :class:`A1Verdict`; ``holds`` is None (and ``order`` None) where sympy cannot decide.

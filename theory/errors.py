@@ -30,6 +30,8 @@ class BadArgument(ValueError):
 
 def _show(value: Any) -> str:
     """``repr(value)`` on one line, cut to 80 characters (a tensor's spans several)."""
+    if isinstance(value, int) and value.bit_length() > 3000:
+        return f"an integer of about {int(value.bit_length() * 0.30103)} digits"
     text = " ".join(repr(value).split())
     return text if len(text) <= 80 else text[:77] + "..."
 

@@ -39,18 +39,17 @@ statement about t → ∞, is "not applicable" for it.
 All sums are computed with mpmath at ``DPS`` significant digits, so that a single step is
 resolved even at T ~ 10^15 (where float64 cannot tell Σ_{t<T} a(t) from Σ_{t<T+1} a(t)).
 Nothing here calls a sympy routine that can stall without a time limit: sympy's convergence test
-runs on a daemon thread with a timeout of ``SYMPY_TIMEOUT`` seconds.
+runs on a daemon thread with a timeout of ``SYMPY_TIMEOUT`` seconds, and is not run at all on
+sin, cos, tan of arguments with numbers beyond ``TRIG_NUMBER`` (where it stalls). Horizons are
+at most ``MAX_HORIZON`` = 10^24.
 """
 
 from __future__ import annotations
 
-import ast
 import functools
-import io
 import math
 import re
 import threading
-import tokenize
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -59,16 +58,10 @@ import mpmath as mp
 import numpy as np
 import sympy as sp
 from numpy.typing import ArrayLike
-from sympy.parsing.sympy_parser import (
-    convert_xor,
-    eval_expr,
-    implicit_multiplication_application,
-    rationalize,
-    standard_transformations,
-    stringify_expr,
-)
 
+from theory import formula
 from theory.errors import BadArgument, integer
+from theory.formula import FormulaError, Grammar
 
 #: The time index: a non-negative integer.
 t = sp.Symbol("t", integer=True, nonnegative=True)
@@ -486,37 +479,36 @@ class SampledSchedule(Schedule):
                 "values by math.fsum]")
 
 
-#: Functions and constants a schedule's text may use (nothing else is looked up).
+#: Functions a schedule's text may use: name → (sympy function, least and most arguments).
 FUNCTIONS = {
-    "sqrt": sp.sqrt, "exp": sp.exp, "log": sp.log, "ln": sp.log, "sin": sp.sin, "cos": sp.cos,
-    "tan": sp.tan, "atan": sp.atan, "sinh": sp.sinh, "cosh": sp.cosh, "tanh": sp.tanh,
-    "floor": sp.floor, "ceil": sp.ceiling, "ceiling": sp.ceiling, "Min": sp.Min, "Max": sp.Max,
-    "min": sp.Min, "max": sp.Max, "Abs": sp.Abs, "abs": sp.Abs, "Piecewise": sp.Piecewise,
+    **{name: (f, 1, 1) for name, f in {
+        "sqrt": sp.sqrt, "exp": sp.exp, "ln": sp.log, "sin": sp.sin, "cos": sp.cos, "tan": sp.tan,
+        "atan": sp.atan, "sinh": sp.sinh, "cosh": sp.cosh, "tanh": sp.tanh, "floor": sp.floor,
+        "ceil": sp.ceiling, "ceiling": sp.ceiling, "Abs": sp.Abs, "abs": sp.Abs}.items()},
+    "log": (sp.log, 1, 2), "Min": (sp.Min, 1, None), "Max": (sp.Max, 1, None),
+    "min": (sp.Min, 1, None), "max": (sp.Max, 1, None), "Piecewise": (sp.Piecewise, 1, None),
 }
 CONSTANTS = {"pi": sp.pi, "E": sp.E, "True": sp.true}
 #: Functions that make a(t) not smooth: such a schedule is summed value by value on a horizon.
 NONSMOOTH = (sp.floor, sp.ceiling, sp.Min, sp.Max, sp.Piecewise, sp.Abs, sp.sign, sp.Heaviside,
              sp.frac, sp.Mod)
-_OPERATORS = {"+", "-", "*", "/", "**", "^", "(", ")", ",", "<", ">", "<=", ">="}
-_NUMBER = re.compile(r"(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
-_TRANSFORMATIONS = (*standard_transformations, convert_xor, rationalize,
-                    implicit_multiplication_application)
-_AST_NODES = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Call, ast.Name, ast.Constant,
-              ast.Compare, ast.Tuple, ast.Load, ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Pow,
-              ast.USub, ast.UAdd, ast.Lt, ast.Gt, ast.LtE, ast.GtE)
-_NUMBER_CALLS = {"Integer": sp.Integer, "Float": sp.Float, "Rational": sp.Rational}
-MAX_TEXT = 1000  #: longest schedule text accepted
-MAX_CONSTANT_EXPONENT = 10_000  #: |k| of a constant power x^k (10**10**10 would never finish)
+#: Steps t at which a(t) is evaluated (under the budget of theory.formula) before it is summed.
+PROBES = (0, 1, 2, 10, 100, HEAD_TERMS, 10**6, 10**9, 10**15, MAX_HORIZON)
+#: sympy's convergence test is not run on sin, cos, tan of arguments with a number beyond this
+#: (its trigonometric rewriting expands sin(k·t) along the digits of k: 12 s for k = 10^6).
+TRIG_NUMBER = 1000
 
 
 def parse_schedule(text: str, horizon: int | None = None) -> Schedule:
     """Parse ``text`` as a(t), t = 0, 1, …, and check that a(t) > 0 on the horizon (or all t ≥ 0).
 
-    The text is read without running Python: its tokens are checked against a whitelist (numbers,
-    ``t``, ``T`` = the horizon, + − * / ** ^ ( ) , < > <= >=, and the names of :data:`FUNCTIONS`
-    and :data:`CONSTANTS`), and sympy's translation of it is checked node by node before it is
-    evaluated with no builtins. ``^`` is a power, multiplication may be implicit (``2t``),
-    decimals are exact rationals (``0.05`` is 1/20). What comes out:
+    The text is read by :func:`theory.formula.parse`, which never runs Python: numbers, ``t``,
+    ``T`` = the horizon, + − * / ** ^ ( ) , < > <= >=, and the names of :data:`FUNCTIONS` and
+    :data:`CONSTANTS`, every constant within 10^±308 and every constant exponent at most 10^4
+    in size. ``^`` is a power, multiplication may be implicit (``2t``), decimals are exact
+    rationals (``0.05`` is 1/20). A smooth a(t) is then evaluated at the steps :data:`PROBES`
+    under formula's budget, so that a(t) beyond 10^±(10^60) (a tower like
+    ``(t+2)^(t+2)^(t+2)``, whose sums would never finish) is refused. What comes out:
 
     * a power law c/(t + t0)^p in any spelling: :class:`PowerSchedule` (closed-form sums, exact
       c, t0, p);
@@ -555,6 +547,7 @@ def _make_schedule(expression: sp.Expr, text: str, horizon: int | None) -> Sched
         schedule = SampledSchedule(_lambdify(expression, text), horizon, text, expression)
     else:
         _check_first_value(expression, text)
+        _check_size(expression, text, finite)
         schedule = (_as_power_schedule(expression, text) if finite is None else None) \
             or ExpressionSchedule(expression, text, finite)
     domain = check_positive(schedule, horizon)
@@ -564,74 +557,22 @@ def _make_schedule(expression: sp.Expr, text: str, horizon: int | None) -> Sched
 
 
 def _parse(text: str, horizon: int | None) -> sp.Expr:
-    """``text`` as a real sympy expression in :data:`t`, without executing Python (see
+    """``text`` as a real sympy expression in :data:`t` by :func:`theory.formula.parse` (see
     :func:`parse_schedule`); T becomes the horizon."""
-    if len(text) > MAX_TEXT:
-        raise BadArgument("schedule", f"the text is {len(text)} characters long; at most "
-                                      f"{MAX_TEXT}")
-    _check_tokens(text)
-    local = {"t": t}
+    symbols: dict[str, sp.Basic] = {"t": t}
     if _uses_horizon(text):
         if horizon is None:
-            raise BadArgument("schedule", f"{text!r} uses T, the horizon: give a horizon")
-        local["T"] = sp.Integer(horizon)
-    names = {**FUNCTIONS, **CONSTANTS, **_NUMBER_CALLS}
-    try:
-        code = stringify_expr(text, local, dict(names), _TRANSFORMATIONS)
-        tree = ast.parse(code, mode="eval")
-    except Exception as error:  # sympy raises many kinds (SyntaxError, TokenError, TypeError…)
-        raise _cannot("parse", text, error) from None
-    _check_code(tree, {*local, *names})
-    try:
-        expression = eval_expr(code, local, {**names, "__builtins__": {}})
-    except Exception as error:  # SympifyError, TypeError, sympy's own ValueErrors…
-        raise _cannot("parse", text, error) from None
-    if not isinstance(expression, sp.Expr):
-        raise BadArgument("schedule", f"{text!r} is not an expression in t")
-    unknown = sorted(str(s) for s in expression.free_symbols if s != t)
-    if unknown:
-        raise BadArgument("schedule", f"unknown symbol(s) {', '.join(unknown)} in {text!r}; "
-                         "a schedule is an expression in t only")
+            raise FormulaError("schedule", f"{text!r} uses T, the horizon: give a horizon")
+        symbols["T"] = sp.Integer(horizon)
+    grammar = Grammar(symbols, FUNCTIONS, CONSTANTS, implicit=True, relations=True,
+                      notes={"I": " (complex numbers are not step sizes)"})
+    expression = formula.parse(text, grammar, "schedule")
     if expression.has(sp.I, sp.zoo, sp.nan, sp.oo, -sp.oo) or any(
             power.base.is_negative and power.exp.is_integer is not True
             for power in expression.atoms(sp.Pow)):
-        raise BadArgument("schedule", f"{text!r} is complex-valued or infinite ({expression}); "
-                         "a step size is a positive real number")
+        raise FormulaError("schedule", f"{text!r} is complex-valued or infinite ({expression}); "
+                                       "a step size is a positive real number")
     return expression
-
-
-def _check_tokens(text: str) -> None:
-    """ValueError unless every token of ``text`` is a number, an allowed name or operator."""
-    allowed = {"t", "T", *FUNCTIONS, *CONSTANTS}
-    try:
-        tokens = list(tokenize.generate_tokens(io.StringIO(text).readline))
-    except (tokenize.TokenError, SyntaxError, IndentationError) as error:
-        why = " ".join(str(error).split())
-        raise BadArgument("schedule", f"cannot parse {text!r} as an expression in t ({why})") \
-            from None
-    unknown = []
-    for token in tokens:
-        kind, value = token.type, token.string
-        if kind in (tokenize.NEWLINE, tokenize.NL, tokenize.ENDMARKER) or not value.strip():
-            continue
-        if kind == tokenize.NAME and value in allowed:
-            continue
-        if kind == tokenize.NAME and "__" not in value and value.isidentifier() \
-                and value not in ("lambda", "import", "exec", "eval"):
-            unknown.append(value)
-            continue
-        if kind == tokenize.OP and value in _OPERATORS:
-            continue
-        if kind == tokenize.NUMBER and _NUMBER.fullmatch(value):
-            continue
-        raise BadArgument("schedule", f"{value!r} is not allowed in {text!r}: a schedule is "
-                         "numbers, t, T (the horizon), + - * / ** ^ ( ) , < > <= >= and "
-                         f"the functions {', '.join(sorted(FUNCTIONS))}")
-    if unknown:
-        complex_unit = " (complex numbers are not step sizes)" if "I" in unknown else ""
-        raise BadArgument("schedule", f"unknown symbol(s) {', '.join(sorted(set(unknown)))} in "
-                         f"{text!r}{complex_unit}; a schedule is an expression in t (T: the "
-                         f"horizon) with the functions {', '.join(sorted(FUNCTIONS))} and pi, E")
 
 
 def _cannot(what: str, text: str, error: Exception) -> ValueError:
@@ -643,56 +584,18 @@ def _cannot(what: str, text: str, error: Exception) -> ValueError:
     return ValueError(f"schedule: cannot {what} {text!r} as {goal} ({why})")
 
 
-def _check_code(tree: ast.AST, names: set[str]) -> None:
-    """Check sympy's translation node by node: only arithmetic, comparisons, tuples, calls of
-    allowed names, and constant powers with |exponent| ≤ MAX_CONSTANT_EXPONENT."""
-    for node in ast.walk(tree):
-        if not isinstance(node, _AST_NODES):
-            raise BadArgument("schedule", f"{type(node).__name__} is not allowed in a schedule")
-        if isinstance(node, ast.Name) and node.id not in names:
-            raise BadArgument("schedule", f"unknown symbol {node.id} in a schedule")
-        if isinstance(node, ast.Call) and (not isinstance(node.func, ast.Name) or node.keywords):
-            raise BadArgument("schedule", "only the listed functions may be called in a schedule")
-        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Pow):
-            exponent = _constant_value(node.right)
-            if exponent is not None and not abs(exponent) <= MAX_CONSTANT_EXPONENT:
-                raise BadArgument("schedule", f"a constant exponent must be at most "
-                                 f"{MAX_CONSTANT_EXPONENT} in size")
-
-
-def _constant_value(node: ast.AST) -> float | None:
-    """The float value of a subtree of sympy's code at t = 0 (None where it involves a
-    function other than the number constructors); inf where it overflows. A heuristic guard
-    against exponents like 10**(t*0 + 10**9) that sympy would evaluate exactly, forever."""
-    if isinstance(node, ast.Name) and node.id == "t":
-        return 0.0
-    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
-            and node.func.id in _NUMBER_CALLS and len(node.args) == 1 \
-            and isinstance(node.args[0], ast.Constant):
-        value = node.args[0].value
-        if not isinstance(value, int | float | str | bytes):  # None, ..., complex: float() fails
-            return math.inf
+def _check_size(expression: sp.Expr, text: str, horizon: int | None) -> None:
+    """Refuse a(t) whose value at a step of :data:`PROBES` (below the horizon) is beyond
+    formula's budget (10^±(10^60), one second): its sums would run out of memory or time."""
+    for step in PROBES:
+        if horizon is not None and step >= horizon:
+            return
         try:
-            return float(value)
-        except (TypeError, ValueError, OverflowError):
-            return math.inf
-    if isinstance(node, ast.UnaryOp):
-        value = _constant_value(node.operand)
-        return None if value is None else (-value if isinstance(node.op, ast.USub) else value)
-    if isinstance(node, ast.BinOp):
-        left, right = _constant_value(node.left), _constant_value(node.right)
-        if left is None or right is None:
-            return None
-        operations = {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b,
-                      ast.Mult: lambda a, b: a * b, ast.Div: lambda a, b: a / b,
-                      ast.Pow: lambda a, b: abs(a) ** b}
-        try:
-            return float(operations[type(node.op)](left, right))
-        except (OverflowError, ZeroDivisionError):
-            return math.inf
-        except (KeyError, TypeError):  # a complex power: let sympy decide
-            return None
-    return None
+            formula.evaluate(expression, {t: step}, "schedule", what=f"a(t) = {text}")
+        except FormulaError as error:
+            if error.kind in ("overflow", "time"):
+                raise FormulaError("schedule", f"{error.message} at t = {step}",
+                                   error.kind) from None
 
 
 def _uses_horizon(text: str) -> bool:
@@ -1071,6 +974,8 @@ def _direct_float_sum(f_numpy: Callable, horizon: int) -> SumEstimate:
 def _sympy_converges(expression: sp.Expr) -> bool | None:
     """Σ_{t≥0} expression converges? sympy's test on a daemon thread, None after the timeout."""
     answer: list = []
+    if _stalls_sympy(expression):
+        return None
 
     def decide() -> None:
         try:
@@ -1086,8 +991,24 @@ def _sympy_converges(expression: sp.Expr) -> bool | None:
     return bool(answer[0])
 
 
+def _stalls_sympy(expression: sp.Expr) -> bool:
+    """Whether a sin, cos or tan of ``expression`` has a number beyond TRIG_NUMBER in its
+    argument (numerator or denominator), on which sympy's convergence test stalls."""
+    for function in expression.atoms(sp.sin, sp.cos, sp.tan):
+        for number in function.args[0].atoms(sp.Rational, sp.Float):
+            size = abs(number) if isinstance(number, sp.Float) else max(abs(number.p), number.q)
+            if size > TRIG_NUMBER:
+                return True
+    return False
+
+
 def _check_horizon(horizon: object) -> int:
-    return integer(horizon, "horizon")
+    horizon = integer(horizon, "horizon")
+    if horizon > MAX_HORIZON:
+        shown = horizon if horizon < 10**30 else f"an integer of {len(str(horizon))} digits"
+        raise BadArgument("horizon", f"expected a non-negative integer at most 10^24 (beyond "
+                                     f"it {DPS} digits no longer resolve one step), got {shown}")
+    return horizon
 
 
 def _verdict_word(value: bool | None, yes: str, no: str) -> str:

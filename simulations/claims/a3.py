@@ -39,7 +39,8 @@ def check(ctx: Context) -> list[ClaimResult]:
     end = np.linalg.norm(arr["endpoints"], axis=1)
     why = (f"{k} of {n} paths had max_s ‖θ(s)‖ > {fmt(radius)} (largest "
            f"{fmt(float(np.max(max_norm)))}; median endpoint ‖θ(T)‖ = "
-           f"{fmt(float(np.median(end)))}); δ = {delta:g}, interval [{lo:.3g}, {hi:.3g}]")
+           f"{fmt(float(np.median(end)))}); δ = {delta:g}"
+           + ("" if math.isnan(lo) else f", interval [{lo:.3g}, {hi:.3g}]"))
     if got["details"]["estimator"] == "ams":
         why += " (AMS); " + got["reason"]
     else:

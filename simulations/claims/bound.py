@@ -16,19 +16,23 @@ The expression is a formula in the symbols ``lam`` (λ), ``eps`` (ε, for rules 
 ``M`` and ``r`` (both the row's radius), ``T`` (steps), ``sum_a`` = Σ_{t<T} a(t),
 ``sum_a2`` = Σ_{t<T} a(t)², ``gamma`` = γ = Σ_{t≥0} a(t)² (inf when (A2) fails), with numbers,
 + − * / ** (or ^), and the functions exp, log, sqrt, Min, Max, Abs and the constants pi, E.
-It is checked before sympy sees it: the text is parsed as a Python expression and every node must
-be one of those (no attribute access, no subscripts, no strings, no other names, nothing with
-``__``), so no Python code of the user's runs. The bound is evaluated in log space, log10 of it
-from sympy's expand_log at 30 digits (2e^{−1416} is −614.9, not an underflow to 0), and judged by
-the probability rule of :mod:`simulations.claims.verdicts`.
+It is read by :func:`theory.formula.parse`, which runs no Python of the user's (no attribute
+access, subscripts, strings, other names, nothing with ``__``) and refuses constants beyond
+10^±308, constant exponents beyond 10^4 and functions called with the wrong number of
+arguments. When the scenario is loaded the formula is evaluated on :data:`GRID` (every value
+of the symbols it uses at the middle of the others, all low, all high): a value that is not a
+real number there (log(0), 1/0, sqrt(−1)) or beyond 10^±(10^60) refuses the file in one line.
+The bound is evaluated by :func:`theory.formula.evaluate` in mpmath at 30 digits (2e^{−1416}
+is 10^−614.9, not an underflow to 0) and judged by the probability rule of
+:mod:`simulations.claims.verdicts`.
 """
 
 from __future__ import annotations
 
-import ast
 import math
 from typing import Any
 
+import mpmath as mp
 import numpy as np
 import sympy
 
@@ -36,77 +40,77 @@ from simulations.claims.context import Context, fmt
 from simulations.claims.registry import Claim
 from simulations.claims.result import ClaimResult
 from simulations.claims.verdicts import clopper_pearson, probability_verdict
+from theory import formula
+from theory.errors import BadArgument
+from theory.formula import FormulaError, Grammar
 
-__all__ = ["EVENTS", "SYMBOLS", "bound_claim", "log10_bound", "parse_expression"]
+__all__ = ["EVENTS", "GRID", "SYMBOLS", "bound_claim", "check_on_grid", "grid_points",
+           "log10_bound", "parse_expression"]
 
 SYMBOLS = ("lam", "eps", "M", "r", "T", "sum_a", "sum_a2", "gamma")
-FUNCTIONS = {"exp": sympy.exp, "log": sympy.log, "sqrt": sympy.sqrt, "Min": sympy.Min,
-             "Max": sympy.Max, "Abs": sympy.Abs}
-CONSTANTS = {"pi": sympy.pi, "E": sympy.E}
+FUNCTIONS = {"exp": (sympy.exp, 1, 1), "log": (sympy.log, 1, 2), "sqrt": (sympy.sqrt, 1, 1),
+             "Min": (sympy.Min, 1, None), "Max": (sympy.Max, 1, None), "Abs": (sympy.Abs, 1, 1)}
+GRAMMAR = Grammar({s: sympy.Symbol(s, positive=True) for s in SYMBOLS}, FUNCTIONS)
+#: Low, middle and high values of each symbol at which a formula is checked when it is loaded
+#: (M and r, both the radius, take the same value; values away from 0 and 1 on purpose).
+GRID = {"lam": (0.37, 3.1, 47.0), "eps": (1e-3, 0.29, 5.3), "M": (0.53, 2.9, 1100.0),
+        "T": (7.0, 1000.0, 1e6), "sum_a": (0.31, 7.3, 1900.0), "sum_a2": (1e-4, 0.27, 3.3),
+        "gamma": (0.21, 1.64, 37.0)}
 EVENTS = {"exit": ("max_{s≤T}‖θ(s)−θ(0)‖ > {R}", "running_max", "max_deviation"),
           "xi": ("max_{s≤T}‖ξ(s)‖ ≥ {R}", "xi", "xi_max"),
           "blowup": ("max_{s≤T}‖θ(s)‖ > {R}", "running_max", "max_norm")}
-_NODES = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Pow,
-          ast.BitXor, ast.USub, ast.UAdd, ast.Constant, ast.Name, ast.Load, ast.Call)
 TABLE_KEYS = {"name", "event", "expression", "radius"}
 
 
 def parse_expression(text: str, where: str = "bound") -> sympy.Expr:
-    """The sympy expression of ``text`` (module docstring), or ``ValueError`` naming what is
-    not allowed."""
-    if not isinstance(text, str) or not text.strip():
-        raise ValueError(f"{where}: expression must be a non-empty string")
-    if "__" in text or len(text) > 1000:
-        raise ValueError(f"{where}: expression may not contain '__' (or exceed 1000 characters)")
+    """The sympy expression of ``text`` (module docstring), or :class:`BadArgument` naming
+    ``where`` and what is not allowed."""
     try:
-        tree = ast.parse(text.replace("^", "**"), mode="eval")
-    except SyntaxError as error:
-        raise ValueError(f"{where}: expression is not a formula: {error.msg}") from None
-    allowed = set(SYMBOLS) | set(FUNCTIONS) | set(CONSTANTS)
-    for node in ast.walk(tree):
-        if not isinstance(node, _NODES):
-            raise ValueError(f"{where}: expression may not use {type(node).__name__} "
-                             f"(only numbers, {', '.join(SYMBOLS)}, + - * / **, and "
-                             f"{', '.join([*FUNCTIONS, *CONSTANTS])})")
-        if isinstance(node, ast.Constant) and (isinstance(node.value, bool) or
-                                               not isinstance(node.value, (int, float))):
-            raise ValueError(f"{where}: expression may only contain numbers, got "
-                             f"{node.value!r}")
-        if isinstance(node, ast.Name) and node.id not in allowed:
-            raise ValueError(f"{where}: unknown name {node.id!r} in expression (expected "
-                             f"{', '.join([*SYMBOLS, *FUNCTIONS, *CONSTANTS])})")
-        if isinstance(node, ast.Call) and (not isinstance(node.func, ast.Name) or
-                                           node.func.id not in FUNCTIONS or node.keywords):
-            raise ValueError(f"{where}: only {', '.join(FUNCTIONS)} may be called")
-    namespace = {s: sympy.Symbol(s, positive=True) for s in SYMBOLS} | FUNCTIONS | CONSTANTS
-    expr = sympy.sympify(text, locals=namespace, convert_xor=True)
-    extra = {s.name for s in expr.free_symbols} - set(SYMBOLS)
-    if extra:
-        raise ValueError(f"{where}: unknown symbols {', '.join(sorted(extra))}")
-    return expr
+        return formula.parse(text, GRAMMAR, where)
+    except FormulaError as error:
+        raise BadArgument(where, error.message) from None
+
+
+def check_on_grid(expr: sympy.Expr, text: str, where: str = "bound") -> None:
+    """:class:`BadArgument` naming ``where`` unless ``expr`` is a real number within formula's
+    budget at every point of :func:`grid_points` of the symbols it uses."""
+    for point in grid_points({s.name for s in expr.free_symbols}):
+        values = {sympy.Symbol(k, positive=True): v for k, v in point.items()}
+        try:
+            formula.evaluate(expr, values, where, what=repr(text))
+        except FormulaError as error:
+            at = ", ".join(f"{k} = {v:g}" for k, v in point.items())
+            raise BadArgument(where, f"{error.message}{' at ' + at if at else ''}") from None
+
+
+def grid_points(names: set[str]) -> list[dict[str, float]]:
+    """The points of :data:`GRID` for the symbols ``names``: all at the middle value, each one
+    at its low and high value with the others at the middle, all low, all high (r = M)."""
+    used = sorted({"M" if n == "r" else n for n in names})
+
+    def point(choice: dict[str, int]) -> dict[str, float]:
+        values = {n: GRID[n][choice.get(n, 1)] for n in used}
+        return values | ({"r": values["M"]} if "r" in names else {})
+
+    choices = [{}, {n: 0 for n in used}, {n: 2 for n in used}]
+    choices += [{n: i} for n in used for i in (0, 2)]
+    return [point(c) for c in choices]
 
 
 def log10_bound(expr: sympy.Expr, values: dict[str, float]) -> float:
-    """log10 of the expression at ``values`` (symbol name → number): −inf when it is ≤ 0,
-    computed as expand_log(log(expr))/ln 10 at 30 digits so that it neither under- nor
-    overflows; ``ValueError`` when it is not a real number."""
-    subs = {sympy.Symbol(k, positive=True): sympy.Float(v, 30) if math.isfinite(v) else
-            sympy.oo for k, v in values.items() if v is not None}
-    value = expr.subs(subs)
-    if value.free_symbols:
-        raise ValueError(f"the bound needs {', '.join(sorted(map(str, value.free_symbols)))}, "
-                         f"which this scenario does not have")
-    number = value.evalf(30)
-    if number == 0 or number is sympy.S.Zero:
+    """log10 of the expression at ``values`` (symbol name → number, inf allowed): −inf when it
+    is ≤ 0, inf when it is infinite, from :func:`theory.formula.evaluate` at 30 digits so that
+    it neither under- nor overflows; ``ValueError`` when it is not a real number."""
+    missing = {s.name for s in expr.free_symbols} - {k for k, v in values.items()
+                                                    if v is not None}
+    if missing:
+        raise ValueError(f"the bound needs {', '.join(sorted(missing))}, which this scenario "
+                         f"does not have")
+    subs = {sympy.Symbol(k, positive=True): v for k, v in values.items() if v is not None}
+    value = formula.evaluate(expr, subs, "bound")
+    if value <= 0:
         return -math.inf
-    if not number.is_real:
-        if number.is_infinite:
-            return math.inf
-        raise ValueError(f"the bound is not a real number: {number}")
-    if number < 0:
-        return -math.inf
-    log = sympy.expand_log(sympy.log(value), force=True).evalf(30)
-    return float(log / sympy.log(10).evalf(30))
+    return float(mp.log10(value))
 
 
 def _radii(scenario, event: str, radius: Any) -> tuple[float, ...]:
@@ -130,7 +134,11 @@ def bound_claim(table: dict[str, Any], where: str = "bound") -> Claim:
         raise ValueError(f"{where}.name: required, the claim id of the bound's rows")
     if event not in EVENTS:
         raise ValueError(f"{where}.event: expected one of {', '.join(EVENTS)}, got {event!r}")
-    expr = parse_expression(text, f"{where}.expression")
+    try:
+        expr = parse_expression(text, f"{where}.expression")
+        check_on_grid(expr, text, f"{where}.expression")
+    except BadArgument as error:
+        raise BadArgument(error.param, f"{error.message} (bound {name!r})") from None
     radius = table.get("radius")
     if radius is not None:
         values = radius if isinstance(radius, list) else [radius]
@@ -170,7 +178,7 @@ def bound_claim(table: dict[str, Any], where: str = "bound") -> Claim:
             verdict, why = probability_verdict(k, n, lg, impossible=impossible)
             if impossible:
                 why += f" (classic clipping reaches at most {fmt(reach)} < {fmt(R)})"
-            shown = f"P ≤ {10**lg:.4g}" if lg > -300 else f"P ≤ 10^{lg:.6g}"
+            shown = f"P ≤ {10**lg:.4g}" if -300 < lg < 300 else f"P ≤ 10^{lg:.6g}"
             out.append(ctx.row(
                 statement=f"P({event_text.replace('{R}', fmt(R))}) ≤ {text}", prediction=shown,
                 measurement=f"{k}/{n} = {fmt(k / n)}", interval=(lo, hi), verdict=verdict,

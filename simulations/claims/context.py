@@ -176,9 +176,10 @@ class Context:
         claim's option ``rare`` is true and log10 b ≥ ``rare_floor``; ``event`` = (score, level)
         or (score, level, endpoint), the arguments of :meth:`rare`. The AMS interval is judged
         by :func:`~simulations.claims.verdicts.interval_verdict` (``upper_only``: the AMS event
-        contains the claim's, so it can only show ``holds``; an AMS estimate of 0, every
-        replica extinct, is ``inconclusive``; ``reachable`` false: the event
-        cannot happen before T, AMS is not tried).
+        contains the claim's, so it can only show ``holds``; an AMS estimate without an
+        interval, :attr:`~simulations.rare.RareEventResult.inconclusive` (every replica
+        extinct or stopped, or no spread), is ``inconclusive``, its interval (nan, nan);
+        ``reachable`` false: the event cannot happen before T, AMS is not tried).
 
         Returns the row's ``verdict``, ``reason``, ``interval``, ``measurement`` (text),
         ``measurement_value`` and ``details``: ``estimator`` ("monte carlo" or "ams"),
@@ -199,27 +200,13 @@ class Context:
             score, level, endpoint = (*event, False)[:3]
             seconds = time.perf_counter() - start
             verdict = interval_verdict(res.interval, log10_bound, upper_only=upper_only)
-            if res.probability == 0:  # every replica died out: the interval [0, 0] is no bound
-                verdict = "inconclusive"
             interval, estimate = res.interval, res.probability
-            lo, hi = interval
             measurement = f"AMS {fmt(estimate)}"
             where = "at T" if endpoint else "running maximum"
             why = (f"plain Monte Carlo {k} of {n} paths cannot resolve 10^{log10_bound:.4g}; AMS "
                    f"({res.setting['particles']} particles × {res.replicas} replicas, score "
-                   f"{score} ({where}) at level {level:.6g}): p̂ = {estimate:.3g}, 95% interval "
-                   f"[{lo:.3g}, {hi:.3g}], relative error {res.relative_error:.2g}")
-            if verdict == "holds":
-                why += ": the upper limit is at or below the bound"
-            elif verdict == "violated":
-                why += ": the lower limit is above the bound"
-            elif res.probability == 0:
-                why += ": every replica estimated 0, which bounds nothing"
-            elif lo > 0 and math.log10(lo) > log10_bound:  # upper_only
-                why += (": the lower limit is above the bound, but AMS estimates the running "
-                        "maximum, whose probability only bounds the claim's from above")
-            else:
-                why += ": the interval contains the bound"
+                   f"{score} ({where}) at level {level:.6g}): p̂ = {estimate:.3g}, "
+                   + _ams_outcome(res, verdict, log10_bound))
             details.update(estimator="ams", rare=res.to_dict(), rare_seconds=seconds)
         elif verdict == "inconclusive" and self.opt("rare") and reachable:
             why += f" (below 10^{float(self.opt('rare_floor')):g}, AMS is not tried)"
@@ -246,3 +233,20 @@ class Context:
                            claim=claim if claim is not None else self.claim.id,
                            statement=statement if statement is not None else self.claim.statement,
                            **kwargs)
+
+
+def _ams_outcome(res: Any, verdict: str, log10_bound: float) -> str:
+    """The AMS estimate ``res``'s interval and what its ``verdict`` on the bound
+    10^log10_bound rests on, or why it has no interval (then ``verdict`` is inconclusive)."""
+    if res.inconclusive is not None:
+        return f"inconclusive: {res.inconclusive}, which bounds nothing"
+    lo, hi = res.interval
+    text = f"95% interval [{lo:.3g}, {hi:.3g}], relative error {res.relative_error:.2g}"
+    if verdict == "holds":
+        return text + ": the upper limit is at or below the bound"
+    if verdict == "violated":
+        return text + ": the lower limit is above the bound"
+    if lo > 0 and math.log10(lo) > log10_bound:  # upper_only
+        return text + (": the lower limit is above the bound, but AMS estimates the running "
+                       "maximum, whose probability only bounds the claim's from above")
+    return text + ": the interval contains the bound"

@@ -108,10 +108,13 @@ def interval_verdict(interval: tuple[float, float], log10_bound: float, *,
     """The probability rule on an interval [lo, hi] of P: ``violated`` when lo > 10^log10_bound,
     ``holds`` when hi ≤ 10^log10_bound, else ``inconclusive`` (``vacuous`` when the bound is
     ≥ 1). ``upper_only``: the interval is of a larger probability than the bound's (an upper
-    estimate), so it can show ``holds`` but never ``violated`` (``inconclusive`` instead)."""
+    estimate), so it can show ``holds`` but never ``violated`` (``inconclusive`` instead). An
+    interval with a nan end (an estimate without one) is ``inconclusive``."""
     lo, hi = interval
     if log10_bound >= 0:
         return "vacuous"
+    if math.isnan(lo) or math.isnan(hi):
+        return "inconclusive"
     if _log10(lo) > log10_bound:
         return "inconclusive" if upper_only else "violated"
     if _log10(hi) <= log10_bound:

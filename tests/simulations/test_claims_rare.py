@@ -127,3 +127,29 @@ def test_interval_verdict_and_tightness():
 def test_bad_rare_options_name_the_option():
     with pytest.raises(ValueError, match="rare_particles"):
         _walk("L1-mart", {"rare_particles": 1}, radii={"xi": [float(R_LEVEL)]})
+
+
+@pytest.mark.parametrize("estimates, extinct, capped", [
+    ([1.8e-12] * 6, 0, 6),  # every replica stopped at max_iterations, all equal
+    ([1e-9] * 6, 0, 0),  # no spread (too few particles)
+    ([0.0] * 6, 6, 0),  # every replica died out
+])
+def test_an_ams_estimate_without_spread_is_inconclusive(monkeypatch, estimates, extinct,
+                                                        capped):
+    """A degenerate AMS estimate (no spread between the replicas) has no interval: the verdict
+    is inconclusive with the reason, never holds from an interval of width 0."""
+    from simulations import rare
+
+    def degenerate(chain, splitting, execution=None):
+        return rare.RareEventResult.from_replicas(
+            estimates, [5] * len(estimates), 1000, extinct, capped,
+            {"particles": splitting.particles})
+
+    monkeypatch.setattr(rare, "ams", degenerate)
+    (row,) = _walk("L1-mart", radii={"xi": [float(R_LEVEL)]})
+    assert row.details["estimator"] == "ams"
+    assert row.verdict == "inconclusive" and "inconclusive" in row.reason, row.reason
+    assert all(math.isnan(x) for x in row.interval)
+    from simulations import report
+
+    assert "—" in report.text([row]).splitlines()[2]

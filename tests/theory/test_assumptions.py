@@ -227,3 +227,15 @@ def test_a2_not_applicable_on_a_finite_horizon(schedule, horizon):
 def test_a2_for_schedules_on_all_t(schedule, holds):
     # c/(t+t0)^p: (A2) iff 1/2 < p ≤ 1 (p = 1/2: Σa² = Σ1/(t+1) diverges); 0.99^t: Σa < ∞
     assert a2(schedule, 1000).holds is holds
+
+
+@pytest.mark.parametrize("text", [
+    "__import__('pathlib').Path(MARK).touch()", "(lambda: open(MARK, 'w'))()",
+    "Symbol('y').func(0) + x", "x.func(MARK)",
+])
+def test_an_activation_string_never_runs_code(tmp_path, text):
+    """Strings were read by sympy's parse_expr, which evaluates Python: now by theory.formula."""
+    marker = tmp_path / "ran"
+    with pytest.raises(ValueError, match="activation"):
+        a1(text.replace("MARK", repr(str(marker))))
+    assert not marker.exists()
