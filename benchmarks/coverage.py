@@ -35,11 +35,11 @@ import torch
 from scipy import stats
 
 from benchmarks.cpu import cpu_name
-from benchmarks.rare import walk_probability
 from simulations.claims.verdicts import clopper_pearson
 from simulations.engine import simulate
 from simulations.rare import Splitting, ams, interval, summarize
 from simulations.spec import Chain, Execution, RunSpec
+from theory.walk import walk_probability
 
 WALK = {"problem": {"name": "quadratic", "noise": "discrete", "values": [-1000.0, 1000.0],
                     "probs": [0.5, 0.5], "theta0": 0.0},

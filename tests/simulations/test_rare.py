@@ -37,22 +37,7 @@ from simulations.rare import (
 )
 from simulations.spec import Chain, Execution, RunSpec
 from theory.errors import BadArgument
-
-
-def walk_probability(steps: int, r: int) -> Fraction:
-    """P(max_{s≤T}|S_s| ≥ r) for the simple symmetric walk, exactly: the walk absorbed at ±r,
-    path counts per site, each absorbed count weighted by 2^−t."""
-    counts, hit = {0: 1}, Fraction(0)
-    for t in range(1, steps + 1):
-        new: dict[int, int] = {}
-        for x, c in counts.items():
-            for y in (x - 1, x + 1):
-                if abs(y) >= r:
-                    hit += Fraction(c, 2**t)
-                else:
-                    new[y] = new.get(y, 0) + c
-        counts = new
-    return hit
+from theory.walk import walk_probability
 
 
 def ar1_probability(a: float, steps: int, r: float, nodes: int = 200) -> float:
