@@ -28,22 +28,22 @@ import importlib
 import json
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
-from tqdm.auto import tqdm
+from theory import command
+from theory.command import Formatter, Parser
+from theory.files import atomic_path, writable
 
-from paper_figs import scenario, tables
-from paper_figs.runs import Context
-from simulations.files import atomic_path, writable
-from simulations.store import RunStore
+PROG = "python -m paper_figs"
 
 FIGURES = ("fig_blowup", "fig_growth", "fig_claim2", "fig_equilibria", "fig_ode",
            "fig_lemma3", "fig_schedules")
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m paper_figs", description=__doc__.split(
-        "\n\n")[1].replace("\n", " "))
+    parser = Parser(prog=PROG, formatter_class=Formatter,
+                    description=__doc__.split("\n\n")[1].replace("\n", " "))
     parser.add_argument("--quick", action="store_true",
                         help="small runs (under 3 minutes on 2 cores)")
     parser.add_argument("--out", default="paper-figures",
@@ -108,6 +108,10 @@ def write_manifest(out: Path, manifest: dict) -> None:
 
 def scenario_main(args: argparse.Namespace, quick: bool) -> int:
     """``--scenario``: the figures of each scenario's claims (see the module docstring)."""
+    from paper_figs import scenario
+    from paper_figs.runs import Context
+    from simulations.store import RunStore
+
     if args.only and "tables" in args.only:
         raise ValueError("--only tables: the tables are not drawn for a --scenario")
     scenarios = scenario.load(args.scenario, full=not quick)
@@ -131,6 +135,12 @@ def scenario_main(args: argparse.Namespace, quick: bool) -> int:
 
 def figures_main(args: argparse.Namespace, quick: bool) -> int:
     """The built-in figures and the tables (see the module docstring)."""
+    from tqdm.auto import tqdm
+
+    from paper_figs import scenario, tables
+    from paper_figs.runs import Context
+    from simulations.store import RunStore
+
     check_out(args.out)
     store = (RunStore(args.source / "runs", read_only=True) if args.source is not None
              else RunStore(args.out / "runs"))
@@ -161,9 +171,14 @@ def figures_main(args: argparse.Namespace, quick: bool) -> int:
     return 1 if manifest["failed"] or manifest["tables"].get("missing") else 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Run the command (see the module docstring); returns the exit status: bad input is one
-    line on stderr and 2, a file that cannot be written (a full disk) one line and 1."""
+    line on stderr and 2, a file that cannot be written (a full disk) one line and 1, Ctrl-C
+    one line and 130, every other fault one line and 1 (:func:`theory.command.main`)."""
+    return command.main(_main, argv, prog=PROG)
+
+
+def _main(argv: list[str] | None) -> int:
     args = parse(argv)
     try:
         quick = check_folders(args)
@@ -177,4 +192,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    command.exit(main())

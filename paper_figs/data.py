@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from simulations.files import atomic_path
+from theory.files import atomic_path
 
 __all__ = ["Rows", "read_csv", "series", "write_csv"]
 

@@ -38,10 +38,11 @@ from tqdm.auto import tqdm
 
 from paper_figs.runs import Context
 from simulations.engine import Simulation
-from simulations.files import disk_full
 from simulations.scenarios import Scenario, load_scenario
 from simulations.store import RunStore
 from simulations.verify import run_scenario
+from theory.command import describe, traceback_wanted
+from theory.files import disk_full
 
 __all__ = ["NO_FIGURE", "figure_modules", "load", "record_failure", "safe_name",
            "scenario_figures"]
@@ -87,15 +88,15 @@ def _saved_run(sc: Scenario, source: Path) -> Simulation:
 def record_failure(manifest: dict[str, Any], name: str, err: Exception,
                    what: str = "failed") -> None:
     """Record in ``manifest`` that ``name`` failed with ``err`` and say so in one line on
-    stderr, with the traceback of an error that is not a file's; an error that every later file
-    would meet too (a full disk, :func:`~simulations.files.disk_full`) is raised, to stop the
-    run there."""
+    stderr (and the traceback where ``CLIPVERIFY_TRACEBACK`` asks for it); an error that every
+    later file would meet too (a full disk, :func:`~theory.files.disk_full`) is raised, to stop
+    the run there."""
     full = disk_full(err)
     if full is not None:
         raise full from None
-    manifest["failed"][name] = f"{type(err).__name__}: {err}"
-    tqdm.write(f"{name} {what}: {type(err).__name__}: {err}", file=sys.stderr)
-    if not isinstance(err, OSError):
+    manifest["failed"][name] = describe(err)
+    tqdm.write(f"{name} {what}: {describe(err)}", file=sys.stderr)
+    if traceback_wanted():
         traceback.print_exc(file=sys.stderr)
 
 

@@ -23,7 +23,7 @@ from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from paper_figs.data import write_csv  # noqa: E402
-from simulations.files import atomic_path  # noqa: E402
+from theory.files import atomic_path  # noqa: E402
 
 __all__ = ["COLUMN", "FULL", "OKABE_ITO", "PNG_DPI", "figure", "legend_below", "panel_label",
            "save", "scenario_title"]

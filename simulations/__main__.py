@@ -1,8 +1,7 @@
 """``python -m simulations``: see :mod:`simulations.cli`."""
 
-import sys
-
 from simulations.cli import main
+from theory import command
 
 if __name__ == "__main__":
-    sys.exit(main())
+    command.exit(main())

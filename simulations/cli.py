@@ -14,7 +14,7 @@ content hash) and prints a summary table::
 
 Each problem takes only its own flags (``python -m simulations problems`` lists them); a flag
 the chosen problem, law or rule does not take is refused. Bad input ends with one line on
-stderr naming the flag (the library's :class:`~simulations.errors.BadArgument` names the
+stderr naming the flag (the library's :class:`~theory.errors.BadArgument` names the
 parameter) and exit status 2; a file that cannot be written (a full disk) with one line and
 exit status 1; Ctrl-C with one line saying where the last checkpoint is and exit status 130
 (rerun the same command with ``--resume`` to continue; ``--resume`` also reuses a run already
@@ -29,72 +29,18 @@ import math
 import re
 import shlex
 import sys
-from decimal import Decimal, InvalidOperation
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from theory.command import Formatter, Parser, count, flag_of, natural, one_line, positive_number
+from theory.command import main as run_command
+from theory.errors import BadArgument
 
 PROG = "python -m simulations"
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse, but an error is one line on stderr and exit status 2 (no usage block)."""
-
-    def error(self, message: str) -> None:
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
-class _Formatter(argparse.HelpFormatter):
-    """Shows "(default: X)" after the help of every flag with a default worth showing."""
-
-    def _get_help_string(self, action: argparse.Action) -> str:
-        text = action.help or ""
-        default = action.default
-        if (action.required or default is None or default is argparse.SUPPRESS
-                or default is False or default == []
-                or "%(default)" in text or not action.option_strings):
-            return text
-        return text + " (default: %(default)s)"
-
-
 # ---- argument types ---------------------------------------------------------------------------
-
-def _integer(text: str, lowest: int) -> int:
-    """An integer ≥ ``lowest`` written as 1000, 1_000 or 1e3, at most 31 digits (checked
-    before the integer is built: 1e100000000 would take minutes)."""
-    try:
-        value = Decimal(text.replace("_", ""))
-    except InvalidOperation:
-        value = None
-    if value is None or not value.is_finite() or value.adjusted() > 30 \
-            or value != value.to_integral_value() or value < lowest:
-        raise argparse.ArgumentTypeError(f"expected an integer >= {lowest}, got {text!r}")
-    return int(value)
-
-
-def _count(text: str) -> int:
-    return _integer(text, 1)
-
-
-def _natural(text: str) -> int:
-    return _integer(text, 0)
-
-
-def _number(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
-    return value
-
-
-def _positive(text: str) -> float:
-    value = _number(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
-    return value
-
 
 def _names(text: str, allowed: tuple[str, ...], what: str) -> tuple[str, ...]:
     """A comma-separated list of names, each one of ``allowed``."""
@@ -126,10 +72,6 @@ def _claims(text: str) -> tuple[str, ...]:
 
 
 # ---- flags from the declared parameters --------------------------------------------------------
-
-def _flag(dest: str) -> str:
-    return "--" + dest.replace("_", "-")
-
 
 def _add_param(group, param, text: str) -> None:
     """A flag for a declared :class:`~simulations.params.Param` (absent unless given)."""
@@ -202,16 +144,16 @@ def build_parser() -> argparse.ArgumentParser:
     from simulations.params import takers
     from simulations.spec import DEFAULT_RECORD, DEFAULTS
 
-    parser = _Parser(prog=PROG, formatter_class=_Formatter,
+    parser = Parser(prog=PROG, formatter_class=Formatter,
                      description="Monte Carlo runs of clipped SGD: 'run' simulates and saves, "
                                  "'rare' estimates a rare probability by splitting, "
                                  "'problems' lists the catalog, 'verify' holds the paper's "
                                  "claims against the paths. 'python -m simulations run "
                                  "--help' lists every flag.")
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser,
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser,
                                      metavar="{run,rare,problems,verify}")
     run = commands.add_parser(
-        "run", formatter_class=_Formatter,
+        "run", formatter_class=Formatter,
         help="run clipped SGD on many paths, save the result and print a summary",
         description="Run R paths of clipped SGD θ(t+1) = θ(t) − a(t)·g(t)/c(t) for T steps, "
                     "save arrays.npz and result.json into OUT/runs/<key> and print the exit "
@@ -221,11 +163,11 @@ def build_parser() -> argparse.ArgumentParser:
                "--mean 100 --sd 1 --dim 1 --theta0 0 --clip classic --lam 1 "
                "--schedule \"1/(t+1)\" --paths 10000 --steps 1000 --radius 2 --out runs/far")
     problems = commands.add_parser(
-        "problems", formatter_class=_Formatter,
+        "problems", formatter_class=Formatter,
         help="list the problems of the catalog and the flags each takes",
         description="List the problems of the catalog and the flags each takes.")
     verify = commands.add_parser(
-        "verify", formatter_class=_Formatter,
+        "verify", formatter_class=Formatter,
         help="hold every claim of the paper against Monte Carlo paths and print the verdicts",
         description="Run a suite of scenarios (or your own TOML scenarios), hold each claim "
                     "against the paths and print the table of predictions, measurements with "
@@ -256,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "[expect] table")
     verify.add_argument("--device", default="cpu",
                         help="torch device: cpu, or cuda (cuda:0, ...) where available")
-    verify.add_argument("--threads", type=_count, default=None,
+    verify.add_argument("--threads", type=count, default=None,
                         help="CPU threads of torch, numba and BLAS (default: every CPU this "
                              "process may use)")
     verify.add_argument("--quiet", action="store_true",
@@ -279,22 +221,22 @@ def build_parser() -> argparse.ArgumentParser:
                        help='step sizes a(t), t = 0, 1, ...: an expression in t, e.g. "1/(t+1)"')
 
     group = run.add_argument_group("run")
-    group.add_argument("--paths", type=_count, default=1000, help="number of paths R")
-    group.add_argument("--steps", type=_natural, default=1000, help="number of steps T")
-    group.add_argument("--batch", type=_count, default=1, help="minibatch size B")
-    group.add_argument("--radius", type=_positive, action="append", default=[],
+    group.add_argument("--paths", type=count, default=1000, help="number of paths R")
+    group.add_argument("--steps", type=natural, default=1000, help="number of steps T")
+    group.add_argument("--batch", type=count, default=1, help="minibatch size B")
+    group.add_argument("--radius", type=positive_number, action="append", default=[],
                        dest="radii", metavar="M",
                        help="a radius M > 0 for the exit statistics (repeat for several)")
-    group.add_argument("--seed", type=_natural, default=0, help="seed of the minibatches")
+    group.add_argument("--seed", type=natural, default=0, help="seed of the minibatches")
     group.add_argument("--dtype", choices=("float64", "float32"), default="float64",
                        help="floating-point type of θ")
     group.add_argument("--record", type=_record, default=",".join(DEFAULT_RECORD),
                        help="observers to record, separated by commas")
-    group.add_argument("--keep-paths", type=_natural, default=DEFAULTS["keep_paths"],
+    group.add_argument("--keep-paths", type=natural, default=DEFAULTS["keep_paths"],
                        help="whole paths kept by the paths observer")
-    group.add_argument("--xi-paths", type=_count, default=DEFAULTS["xi_paths"],
+    group.add_argument("--xi-paths", type=count, default=DEFAULTS["xi_paths"],
                        help="paths on which the xi observer tracks ξ")
-    group.add_argument("--chunk-size", type=_count, default=None,
+    group.add_argument("--chunk-size", type=count, default=None,
                        help=f"paths per chunk (default: sized to a {MEMORY_BUDGET >> 20} MiB "
                             "memory budget)")
     group.add_argument("--backend", choices=("auto", "torch", "compiled"), default="auto",
@@ -305,10 +247,10 @@ def build_parser() -> argparse.ArgumentParser:
                             "faster on long runs)")
     group.add_argument("--device", default="cpu",
                        help="torch device: cpu, or cuda (cuda:0, ...) where available")
-    group.add_argument("--threads", type=_count, default=None,
+    group.add_argument("--threads", type=count, default=None,
                        help="CPU threads of torch, numba and BLAS (default: every CPU this "
                             "process may use)")
-    group.add_argument("--checkpoint-every", type=_count, default=1000,
+    group.add_argument("--checkpoint-every", type=count, default=1000,
                        help="steps between checkpoints in OUT/checkpoints/<key>")
     group.add_argument("--resume", action="store_true",
                        help="reuse the run saved in OUT/runs with the same spec, or continue "
@@ -336,7 +278,7 @@ def add_rare_parser(commands, run: argparse.ArgumentParser) -> argparse.Argument
     from simulations.catalog import EVENTS, IMPORTANCE
 
     rare = commands.add_parser(
-        "rare", formatter_class=_Formatter,
+        "rare", formatter_class=Formatter,
         help="estimate a rare probability P(max_{s<=T} z(s) >= L) or P(z(T) >= L) by "
              "adaptive multilevel splitting",
         description="Estimate p = P(max_{s≤T} z(s) ≥ L), or P(z(T) ≥ L) with --endpoint, by "
@@ -357,19 +299,19 @@ def add_rare_parser(commands, run: argparse.ArgumentParser) -> argparse.Argument
     group = rare.add_argument_group("splitting")
     group.add_argument("--event", required=True, choices=EVENTS,
                        help="the score z: exit ‖θ(s) − θ(0)‖, xi ‖ξ(s)‖, blowup ‖θ(s)‖")
-    group.add_argument("--level", required=True, type=_positive, help="the level L > 0")
+    group.add_argument("--level", required=True, type=positive_number, help="the level L > 0")
     group.add_argument("--endpoint", action="store_true",
                        help="the event z(T) ≥ L at the horizon instead of the running maximum")
-    group.add_argument("--levels", type=_positive, nargs="+", default=None, metavar="ℓ",
+    group.add_argument("--levels", type=positive_number, nargs="+", default=None, metavar="ℓ",
                        help="also estimate P(max_{s≤T} z(s) ≥ ℓ) at these levels 0 < ℓ ≤ L "
                             "from the same run (needs --importance max, no --endpoint)")
-    group.add_argument("--particles", type=_count, default=100, help="particles N ≥ 2")
-    group.add_argument("--replicas", type=_count, default=20, help="independent replicas n ≥ 2")
-    group.add_argument("--kill", type=_count, default=None,
+    group.add_argument("--particles", type=count, default=100, help="particles N ≥ 2")
+    group.add_argument("--replicas", type=count, default=20, help="independent replicas n ≥ 2")
+    group.add_argument("--kill", type=count, default=None,
                        help="rank k < N of the level among the scores (default: N // 10)")
     group.add_argument("--importance", choices=IMPORTANCE, default="scaled",
                        help="importance function: (z − L)/√(Σ_{t≥s} a²) or the running max")
-    group.add_argument("--max-iterations", type=_count, default=100_000,
+    group.add_argument("--max-iterations", type=count, default=100_000,
                        help="iterations after which a replica is stopped")
     group.add_argument("--json", action="store_true", help="print the result as JSON")
     rare.add_argument_group("output").add_argument(
@@ -447,13 +389,6 @@ def rare(args: argparse.Namespace, parser: argparse.ArgumentParser,
 
 # ---- building the run -------------------------------------------------------------------------
 
-class _BadFlag(ValueError):
-    """A flag's value or presence is wrong: ``dest`` names it."""
-
-    def __init__(self, dest: str, message: str):
-        super().__init__(f"argument {_flag(dest)}: {message}")
-
-
 def _problem_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     """make_problem's keyword arguments from the flags given; refuses the flags the problem
     does not take (the law's and the values' own checks are the library's)."""
@@ -466,13 +401,13 @@ def _problem_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     for dest in given:
         if find(declared, dest) is None:
             takes = " ".join(p.flag for p in declared) or "no flags"
-            raise _BadFlag(dest, f"the {name} problem does not take it (it takes {takes})")
+            raise BadArgument(dest, f"the {name} problem does not take it (it takes {takes})")
     theta0 = given.get("theta0")
     if theta0 is not None and name in ("quadratic", "stiff"):
         dim = given.get("dim", find(declared, "dim").default)
         if len(theta0) not in (1, dim):
             wanted = "1 number" if dim == 1 else f"1 or {dim} numbers"
-            raise _BadFlag("theta0", f"expected {wanted} (dim = {dim}), got {len(theta0)}")
+            raise BadArgument("theta0", f"expected {wanted} (dim = {dim}), got {len(theta0)}")
         given["theta0"] = theta0[0] if len(theta0) == 1 else theta0
     return given
 
@@ -503,29 +438,29 @@ def _device(text: str) -> tuple[Any, str]:
     try:
         device = torch.device(text)
     except (RuntimeError, ValueError):
-        raise _BadFlag("device", f"not a torch device: {text!r}") from None
+        raise BadArgument("device", f"not a torch device: {text!r}") from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise _BadFlag("device", "cuda is not available on this machine")
+            raise BadArgument("device", "cuda is not available on this machine")
         index = device.index if device.index is not None else torch.cuda.current_device()
         if index >= torch.cuda.device_count():
-            raise _BadFlag("device", f"no {text} (this machine has "
+            raise BadArgument("device", f"no {text} (this machine has "
                                      f"{torch.cuda.device_count()} cuda devices)")
         device = torch.device("cuda", index)
         return device, f"{device} ({torch.cuda.get_device_name(index)})"
     if device.type != "cpu":
-        raise _BadFlag("device", f"expected cpu or cuda, got {text!r}")
+        raise BadArgument("device", f"expected cpu or cuda, got {text!r}")
     return device, "cpu"
 
 
 def _writable(out: Path) -> None:
-    from simulations.files import writable
+    from theory.files import writable
 
     try:
         writable(out)
     except OSError as error:
         why = error.strerror or str(error)
-        raise _BadFlag("out", f"cannot write to {str(out)!r}: {why}") from None
+        raise BadArgument("out", f"cannot write to {str(out)!r}: {why}") from None
 
 
 #: the flag of each RunSpec / Execution parameter whose name is not the flag's (the problem's
@@ -534,16 +469,11 @@ PARAM_FLAGS = {"problem.name": "problem", "clip.rule": "clip", "radii": "radius"
 
 
 def _message(error: ValueError) -> str:
-    """A library ValueError as one line; a :class:`~simulations.errors.BadArgument` names its
+    """A library ValueError as one line; a :class:`~theory.errors.BadArgument` names its
     flag."""
-    from simulations.errors import BadArgument
-
-    text = " ".join(str(error).split())
     if isinstance(error, BadArgument):
-        param = PARAM_FLAGS.get(error.param, error.param)
-        param = param.removeprefix("problem.").removeprefix("clip.")
-        return f"argument {_flag(param)}: {' '.join(error.message.split())}"
-    return text
+        return f"argument {flag_of(error.param, PARAM_FLAGS)}: {one_line(error.message)}"
+    return one_line(error)
 
 
 # ---- output -----------------------------------------------------------------------------------
@@ -660,23 +590,23 @@ def verify(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
     try:
         if args.suite is not None and args.scenario:
-            raise _BadFlag("scenario", "give a --suite or --scenario files, not both")
+            raise BadArgument("scenario", "give a --suite or --scenario files, not both")
         scenarios = ([load_scenario(p) for p in args.scenario] if args.scenario
                      else load_suite(args.suite or "paper"))
         scenarios = [sc.sized(args.full) for sc in scenarios]
         if args.claims and not any(applicable(c, sc) is None for sc in scenarios
                                    for c in args.claims):
-            raise _BadFlag("claims", "none of " + ", ".join(args.claims) + " applies to any "
+            raise BadArgument("claims", "none of " + ", ".join(args.claims) + " applies to any "
                                      "of the scenarios")
         device, _ = _device(args.device)
         _writable(args.out)
     except ValueError as error:
-        parser.error(" ".join(str(error).split()))
+        parser.error(_message(error))
     try:
         rows = run_verify(scenarios, args.claims, out=args.out, resume=args.resume,
                           progress=False if args.quiet else None, device=str(device))
     except ValueError as error:
-        parser.error(" ".join(str(error).split()))
+        parser.error(_message(error))
     except OSError as error:
         why = error.strerror or str(error)
         parser.exit(1, f"{parser.prog}: error: cannot write into {args.out}: {why}\n")
@@ -700,7 +630,13 @@ def verify(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m simulations``: every way a command ends is one line on stderr
+    (:func:`theory.command.main`); returns the exit status."""
+    return run_command(_main, argv, prog=PROG, flags=PARAM_FLAGS)
+
+
+def _main(argv: list[str] | None) -> int:
     from simulations.threads import set_default_threads
 
     parser = build_parser()

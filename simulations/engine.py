@@ -29,9 +29,9 @@ checkpoint: with ``Execution.checkpoint_dir`` the state is saved (atomically) ev
 ``checkpoint_every`` steps and at the end of every chunk, and ``resume=True`` continues from
 the last save; the result is bit-identical to an uninterrupted run. A checkpoint holds tensors,
 lists, dicts and plain values only, with the SHA-256 of its content
-(:func:`~simulations.files.digest`), and is read with ``torch.load(weights_only=True)``, so a
+(:func:`~theory.files.digest`), and is read with ``torch.load(weights_only=True)``, so a
 planted pickle never runs; a damaged, edited or foreign checkpoint is refused with one
-:class:`~simulations.errors.BadArgument` naming ``resume`` (rerun without resuming to start
+:class:`~theory.errors.BadArgument` naming ``resume`` (rerun without resuming to start
 again: a careful user decides whether to throw the saved work away).
 """
 
@@ -50,8 +50,6 @@ from tqdm.auto import tqdm
 
 from simulations import kernel, sampling
 from simulations.catalog import MEMORY_BUDGET
-from simulations.errors import BadArgument
-from simulations.files import atomic_write, digest
 from simulations.mean_field import mean_field
 from simulations.observers import (
     ARRAYS,
@@ -63,6 +61,8 @@ from simulations.observers import (
 from simulations.problems import Problem
 from simulations.rules import ClipRule, norms
 from simulations.spec import DEFAULT_RECORD, Execution, RunSpec
+from theory.errors import BadArgument
+from theory.files import atomic_write, digest
 from theory.schedules import Schedule, as_schedule
 
 __all__ = ["DEFAULT_GUARD", "DEFAULT_RECORD", "Execution", "RunSpec", "Simulation", "TorchStep",
@@ -190,7 +190,7 @@ def simulate(run: RunSpec, execution: Execution | None = None) -> Simulation:
     """Run ``run.paths`` paths of clipped SGD for ``run.steps`` steps (see the module docstring)
     as ``execution`` says (default: :class:`~simulations.spec.Execution` ()).
 
-    Raises :class:`~simulations.errors.BadArgument` (a ``ValueError``) for bad input, naming
+    Raises :class:`~theory.errors.BadArgument` (a ``ValueError``) for bad input, naming
     the argument; a run whose arrays would not fit in memory is refused before it starts.
     """
     if not isinstance(run, RunSpec):

@@ -95,9 +95,9 @@ import numpy as np
 import torch
 
 from simulations import sampling
-from simulations.errors import BadArgument
 from simulations.problems import Problem, Quadratic
 from simulations.rules import ClipRule
+from theory.errors import BadArgument
 
 __all__ = ["CLOSED_ROUNDING", "MAX_ENTRIES", "MAX_ROWS", "SUM_ROUNDING", "HEstimate", "MeanField",
            "betainc", "clamp_mean_rounding", "evaluator", "field", "mean_field",

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from simulations.errors import BadArgument
+from theory.errors import BadArgument
 
 __all__ = ["Param", "find", "takers"]
 
@@ -71,7 +71,7 @@ class Param:
 
     def coerce(self, value: Any, where: str | None = None) -> Any:
         """``value`` as the declared type (an integral float for an int, an int for a float,
-        a list as a tuple), checked; :class:`~simulations.errors.BadArgument` naming ``where``
+        a list as a tuple), checked; :class:`~theory.errors.BadArgument` naming ``where``
         (default: the name) otherwise."""
         if self.many and isinstance(value, (list, tuple, np.ndarray)):
             items = value.tolist() if isinstance(value, np.ndarray) else value

@@ -40,9 +40,9 @@ import torch
 
 from simulations import sampling
 from simulations.catalog import DF, LAWS, MEAN, NOISE, PROBLEM_PARAMS, SD
-from simulations.errors import BadArgument
 from simulations.layout import Layout
 from simulations.params import Param, find, takers
+from theory.errors import BadArgument, require_memory
 
 __all__ = [
     "LAWS",
@@ -683,7 +683,7 @@ def problem_params(name: str) -> tuple[Param, ...]:
 
 def check_params(name: str, params: dict[str, Any]) -> None:
     """Refuse a parameter problem ``name`` does not take, or (quadratic) its law does not take:
-    :class:`~simulations.errors.BadArgument` naming it."""
+    :class:`~theory.errors.BadArgument` naming it."""
     declared = PROBLEMS[name].PARAMS
     for key in params:
         if find(declared, key) is None:
@@ -700,6 +700,28 @@ def check_params(name: str, params: dict[str, Any]) -> None:
                                        f"{', '.join(laws)})")
 
 
+def check_size(name: str, params: dict[str, Any], available: int | None = None) -> None:
+    """Refuse up front (:class:`~theory.errors.BadArgument` naming ``n`` or ``dim``) a problem
+    whose dataset and parameters would not fit in ``available`` bytes (default: this machine's
+    memory): n·(dim + 2) numbers of data and the network's weights, counted four times (as
+    generated, as float64, on the device, and a margin). Values that are not integers are left
+    to the problem's own checks."""
+    values = {p.name: p.default for p in problem_params(name)} | params
+
+    def size(key: str) -> int:
+        value = values.get(key)
+        if isinstance(value, int | np.integer) and not isinstance(value, bool) and value > 0:
+            return int(value)
+        return 1
+
+    n, dim = (size("n") if "n" in values else 0), size("dim")
+    numbers = n * (dim + 2) + size("hidden") * (dim + size("classes") + 2) + dim
+    largest = "n" if n > dim else "dim"
+    require_memory(largest, 8 * 4 * numbers,
+                   f"the {name} problem's data and parameters (n = {n}, dim = {dim})"
+                   if n else f"the {name} problem's parameters (dim = {dim})", available)
+
+
 def make_problem(name: str, **params: Any) -> Problem:
     """A problem of the catalog by name, with its parameters (see each class's docstring and
     ``PARAMS``; :func:`check_params` refuses the others).
@@ -710,6 +732,7 @@ def make_problem(name: str, **params: Any) -> Problem:
     if name not in PROBLEMS:
         raise BadArgument("problem", f"unknown problem {name!r}; choose from {', '.join(PROBLEMS)}")
     check_params(name, params)
+    check_size(name, params)
     try:
         return _make(name, params)
     except TypeError as err:

@@ -125,11 +125,12 @@ from scipy import stats
 from simulations import kernel, sampling
 from simulations.catalog import EVENTS, IMPORTANCE
 from simulations.engine import DEFAULT_GUARD, WORD_BUDGET, TorchStep
-from simulations.errors import BadArgument
 from simulations.mean_field import mean_field
 from simulations.rules import norms
 from simulations.spec import Chain, Execution
 from simulations.threads import use_threads
+from theory.errors import BadArgument, integer, require_memory
+from theory.records import to_json
 
 __all__ = ["EVENTS", "IMPORTANCE", "STREAM_AMS", "RareCurve", "RareEventResult", "Splitting",
            "ams", "importance_scale", "inconclusive", "interval", "log_interval",
@@ -156,10 +157,9 @@ class RareCurve:
     estimates: np.ndarray = field(repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready (a relative error that is not finite becomes None)."""
-        return {"levels": self.levels.tolist(), "probability": self.probability.tolist(),
-                "interval": [[_finite(x) for x in row] for row in self.interval.tolist()],
-                "relative_error": [_finite(x) for x in self.relative_error.tolist()]}
+        """JSON-ready (a number that is not finite, a relative error, becomes None)."""
+        return to_json({"levels": self.levels, "probability": self.probability,
+                        "interval": self.interval, "relative_error": self.relative_error})
 
 
 @dataclass(frozen=True)
@@ -201,9 +201,9 @@ class RareEventResult:
         number that is not finite, the relative error when p̄ = 0 or the interval of an
         inconclusive estimate, becomes None)."""
         return {
-            "probability": self.probability, "interval": [_finite(x) for x in self.interval],
+            "probability": self.probability, "interval": to_json(self.interval),
             "inconclusive": self.inconclusive,
-            "relative_error": _finite(self.relative_error), "replicas": self.replicas,
+            "relative_error": to_json(self.relative_error), "replicas": self.replicas,
             "trajectory_steps": self.trajectory_steps, "iterations": self.iterations,
             "extinct": self.extinct, "capped": self.capped, "setting": self.setting,
             "estimates": self.estimates.tolist(),
@@ -245,7 +245,7 @@ class RareEventResult:
 @dataclass(frozen=True)
 class Splitting:
     """How a rare event of a :class:`~simulations.spec.Chain` is estimated by :func:`ams`: a
-    value, checked on construction (:class:`~simulations.errors.BadArgument` naming the
+    value, checked on construction (:class:`~theory.errors.BadArgument` naming the
     parameter), with the default ``kill`` filled in, so that one estimate has one
     :meth:`to_dict` (and one key in the store, :mod:`simulations.store`).
 
@@ -288,15 +288,15 @@ class Splitting:
         put("endpoint", bool(self.endpoint))
         levels = _check_levels(self.levels, self.level, self.importance, self.endpoint)
         put("levels", tuple(levels) if levels else None)
-        particles = _check_int(self.particles, "particles", 2)
+        particles = integer(self.particles, "particles", 2)
         put("particles", particles)
-        replicas = _check_int(self.replicas, "replicas", 2)
+        replicas = integer(self.replicas, "replicas", 2)
         put("replicas", replicas)
-        kill = max(1, particles // 10) if self.kill is None else _check_int(self.kill, "kill", 1)
+        kill = max(1, particles // 10) if self.kill is None else integer(self.kill, "kill", 1)
         if kill >= particles:
             raise BadArgument("kill", f"must be smaller than particles ({particles}), got {kill}")
         put("kill", kill)
-        max_iterations = _check_int(self.max_iterations, "max_iterations", 1)
+        max_iterations = integer(self.max_iterations, "max_iterations", 1)
         if particles * (max_iterations + 1) >= 1 << 32:
             raise BadArgument("max_iterations", "must satisfy particles·(max_iterations + 1) < "
                              f"2**32 (the path counters), got {max_iterations}")
@@ -308,7 +308,7 @@ class Splitting:
     def from_dict(cls, data: Mapping[str, Any]) -> Splitting:
         """The splitting of ``data`` (keys as in :meth:`to_dict`; ``event`` and ``level``
         required, the others default as in the class); an unknown key, a missing one or a bad
-        value raises :class:`~simulations.errors.BadArgument` naming it."""
+        value raises :class:`~theory.errors.BadArgument` naming it."""
         known = [f.name for f in fields(cls)]
         if not isinstance(data, Mapping):
             raise BadArgument("splitting", f"expected a table of settings, got {data!r}")
@@ -327,12 +327,6 @@ class Splitting:
                 "importance": self.importance, "particles": self.particles,
                 "replicas": self.replicas, "kill": self.kill,
                 "max_iterations": self.max_iterations}
-
-
-def _check_int(value: Any, name: str, lowest: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lowest:
-        raise BadArgument(name, f"must be an integer >= {lowest}, got {value!r}")
-    return int(value)
 
 
 def summarize(estimates: np.ndarray) -> tuple[float, tuple[float, float], float]:
@@ -402,11 +396,6 @@ def inconclusive(estimates: np.ndarray, extinct: int, capped: int) -> str | None
         return (f"all {n} replicas estimated {float(estimates[0]):.4g}: no spread, so no "
                 "interval (too few particles or replicas)")
     return None
-
-
-def _finite(x: float) -> float | None:
-    """``x``, or None when it is not finite (JSON has no inf or NaN)."""
-    return x if math.isfinite(x) else None
 
 
 def interval(mean: float | np.ndarray, se: float | np.ndarray,
@@ -495,6 +484,19 @@ class _Batch:
     runmax: torch.Tensor  # (R,) float64 running max at b
 
 
+def _check_memory(chain: Chain, splitting: Splitting, replicas: int, n_params: int) -> None:
+    """Refuse up front a run whose arrays would not fit in memory: about 64 bytes a step (the
+    schedule and its sums) and, for each of the ``replicas`` run together, three copies of each
+    particle's state (θ and its scores)."""
+    item = 8 if chain.dtype == "float64" else 4
+    parts = {"steps": 64 * chain.steps,
+             "particles": 3 * replicas * splitting.particles * (item * n_params + 64)}
+    worst = max(parts, key=parts.__getitem__)
+    require_memory(worst, sum(parts.values()),
+                   f"this splitting run (T = {chain.steps}, {replicas} replicas × "
+                   f"{splitting.particles} particles, P = {n_params})")
+
+
 class _Sampler:
     """The pieces shared by every batch of one run: schedule, step function, words, event."""
 
@@ -502,6 +504,7 @@ class _Sampler:
                  streams: list[int]):
         problem, rule = chain.make_problem(), chain.make_rule()
         dtype, device = chain.torch_dtype(), torch.device(execution.device)
+        _check_memory(chain, splitting, len(streams) // 2, problem.n_params)
         a = np.asarray(chain.schedule_obj()(np.arange(chain.steps)), dtype=np.float64)
         guard = DEFAULT_GUARD[dtype] if chain.guard is None else float(chain.guard)
         self.problem, self.rule, self.a, self.event = problem, rule, a, splitting.event
@@ -650,7 +653,7 @@ def ams(chain: Chain, splitting: Splitting,
     ``backend`` (the compiled step or the torch step; the result's ``setting["backend"]``
     says which ran), ``compile`` and ``replica_chunk`` (the replicas run together; default
     all; the result does not depend on it) are read. Raises
-    :class:`~simulations.errors.BadArgument` naming the parameter for a chain of 0 steps (the
+    :class:`~theory.errors.BadArgument` naming the parameter for a chain of 0 steps (the
     checks of the chain and of the splitting are theirs:
     :meth:`~simulations.spec.Chain.from_dict`, :class:`Splitting`).
     """

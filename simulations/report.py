@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from simulations.claims import VERDICTS, ClaimResult
-from simulations.files import atomic_write
-from simulations.results import to_json
+from theory.files import atomic_write
+from theory.records import to_json
 
 __all__ = ["FILES", "as_json", "latex", "markdown", "rows_of", "text", "unexpected", "write"]
 

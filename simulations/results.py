@@ -5,11 +5,11 @@ the exit statistics per radius, a few summaries and where the numbers came from)
 folder, which is then renamed), so a folder always holds a complete pair of one run, and an
 interrupted save (or a full disk) leaves the previous pair (or nothing) and no temporary
 folder. ``result.json`` records the SHA-256 of the arrays and of its own other entries
-(``sha256``, :func:`simulations.files.digest`); :func:`load` reads the pair back as a
+(``sha256``, :func:`theory.files.digest`); :func:`load` reads the pair back as a
 :class:`~simulations.engine.Simulation`, and refuses a damaged one (a truncated or foreign
 file, or content that does not match its SHA-256: arrays edited, say to NaN, after they were
 saved) with one ``ValueError``. Single files are written by
-:mod:`simulations.files` (temporary file, then :func:`os.replace`).
+:mod:`theory.files` (temporary file, then :func:`os.replace`).
 
 ``result.json`` holds:
 
@@ -43,23 +43,21 @@ into null; its infinities are kept exactly in ``arrays.npz``.
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
-import subprocess
 import tempfile
 import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 
 from simulations.engine import Simulation
-from simulations.files import digest, umask
 from simulations.spec import RunSpec
+from theory.files import digest, umask
+from theory.records import git_revision, package_version, provenance, to_json
 
 __all__ = ["ARRAYS", "RESULT", "git_revision", "load", "load_unit",
            "package_version", "provenance", "save", "to_json", "write_unit"]
@@ -69,59 +67,6 @@ RESULT = "result.json"
 #: quantiles of ``max_deviation`` and ``max_norm`` in ``summary``
 QUANTILES = {"min": 0.0, "p01": 0.01, "p10": 0.1, "median": 0.5, "p90": 0.9, "p99": 0.99,
              "max": 1.0}
-
-
-def to_json(value: Any) -> Any:
-    """``value`` as JSON-ready Python: numpy scalars and arrays unwrapped, tuples as lists,
-    non-finite floats as None."""
-    if isinstance(value, dict):
-        return {str(k): to_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_json(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return to_json(value.tolist())
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def package_version() -> str:
-    """The installed version of clipverify, or ``"unknown"``."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("clipverify")
-    except PackageNotFoundError:
-        return "unknown"
-
-
-def git_revision(root: str | os.PathLike | None = None) -> str | None:
-    """``git rev-parse HEAD`` of the checkout at ``root`` (default: the one this package runs
-    from), with ``-dirty`` when ``git status --porcelain`` is not empty; None when ``root`` is not
-    the top of a git checkout, git is missing or fails. Never raises."""
-    root = Path(__file__).resolve().parent.parent if root is None else Path(root)
-
-    def git(*args: str) -> str | None:
-        try:
-            done = subprocess.run(["git", "-C", str(root), *args], capture_output=True,
-                                  text=True, timeout=30)
-        except (OSError, subprocess.SubprocessError):
-            return None
-        return done.stdout.strip() if done.returncode == 0 else None
-
-    top = git("rev-parse", "--show-toplevel")
-    try:
-        if top is None or Path(top).resolve() != root.resolve():
-            return None  # e.g. installed into site-packages inside some other repository
-    except OSError:
-        return None
-    head = git("rev-parse", "HEAD")
-    if not head:
-        return None
-    status = git("status", "--porcelain")
-    return head + ("-dirty" if status else "")
 
 
 def _exits(sim: Simulation, key: str) -> list[dict[str, Any]] | None:
@@ -163,23 +108,6 @@ def _write_file(path: Path, write: Callable[[IO[bytes]], None]) -> None:
         write(handle)
         handle.flush()
         os.fsync(handle.fileno())
-
-
-def provenance(*, device: str | None = None, command: str | None = None) -> dict[str, Any]:
-    """Where a result came from (see the module docstring): ``package_version``,
-    ``git_revision``, ``created``, ``torch_version``, ``device`` and, when given, ``command``."""
-    import torch
-
-    out: dict[str, Any] = {
-        "package_version": package_version(),
-        "git_revision": git_revision(),
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "torch_version": str(torch.__version__),
-        "device": device,
-    }
-    if command is not None:
-        out["command"] = str(command)
-    return out
 
 
 def result_dict(sim: Simulation, *, device: str | None = None,

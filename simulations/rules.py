@@ -26,10 +26,10 @@ from dataclasses import dataclass
 import torch
 
 from simulations.catalog import PARAMS, RULE_PARAMS, RULES
-from simulations.errors import BadArgument
 from simulations.layout import Layout
 from simulations.params import takers
 from theory import clipping
+from theory.errors import BadArgument
 
 __all__ = ["PARAMS", "RULES", "RULE_PARAMS", "ClipRule", "Clipped", "norms"]
 

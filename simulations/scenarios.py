@@ -66,6 +66,7 @@ from pathlib import Path
 from typing import Any
 
 from simulations.spec import RunSpec
+from theory.errors import BadArgument, positive
 
 SUITES = Path(__file__).with_name("suites")
 
@@ -73,6 +74,8 @@ SUITES = Path(__file__).with_name("suites")
 RUN_KEYS = ("schedule", "paths", "steps", "batch", "seed", "dtype", "guard", "keep_paths",
             "xi_paths")
 RADII_KEYS = {"exit", "xi", "blowup"}
+#: the deepest nesting of lists and tables a scenario file may have
+MAX_DEPTH = 16
 TOP_KEYS = {"name", "description", "claims", "problem", "clip", "run", "radii", "options",
             "full", "expect", "bound"}
 
@@ -151,13 +154,31 @@ def _bad(where: str, key: str, message: str) -> ValueError:
 
 
 def _number_list(where: str, key: str, value: Any) -> tuple[float, ...]:
-    values = value if isinstance(value, list) else [value]
-    out = []
-    for v in values:
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < float("inf"):
-            raise _bad(where, key, f"expected positive finite numbers, got {value!r}")
-        out.append(float(v))
-    return tuple(out)
+    try:
+        return tuple(positive(v, key) for v in (value if isinstance(value, list) else [value]))
+    except BadArgument:
+        raise _bad(where, key, f"expected positive finite numbers, got {value!r}") from None
+
+
+def _one_number(where: str, key: str, value: Any) -> float:
+    try:
+        return positive(value, key)
+    except BadArgument:
+        raise _bad(where, key, f"expected one positive finite number, got {value!r}") from None
+
+
+def _depth(value: Any) -> int:
+    """How deeply ``value``'s lists and tables nest (1 for a number), counted without
+    recursion."""
+    deepest, todo = 0, [(value, 1)]
+    while todo:
+        item, depth = todo.pop()
+        deepest = max(deepest, depth)
+        if isinstance(item, dict):
+            todo.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            todo.extend((v, depth + 1) for v in item)
+    return deepest
 
 
 def _run_table(where: str, table: Any, name: str) -> dict[str, Any]:
@@ -252,7 +273,7 @@ def scenario_from_dict(data: dict[str, Any], where: str = "scenario",
         name=name, description=str(data.get("description", "")), run=spec,
         claims=tuple(claims),
         xi_radii=_number_list(where, "radii.xi", radii.get("xi", [])),
-        blowup_radius=_number_list(where, "radii.blowup", radii.get("blowup", 1e6))[0],
+        blowup_radius=_one_number(where, "radii.blowup", radii.get("blowup", 1e6)),
         options=options, full=full, expect=expect, source=where)
     from simulations.claims import applicable
 
@@ -272,6 +293,11 @@ def load_scenario(path: str | Path) -> Scenario:
         raise ValueError(f"{path}: cannot read: {error.strerror or error}") from None
     except tomllib.TOMLDecodeError as error:
         raise ValueError(f"{path}: not valid TOML: {error}") from None
+    except RecursionError:  # too deep for the reader itself
+        data = None
+    if data is None or _depth(data) > MAX_DEPTH:
+        raise ValueError(f"{path}: lists or tables nested more than {MAX_DEPTH} deep; a "
+                         "scenario needs a few levels")
     return scenario_from_dict(data, str(path), default_name=path.stem)
 
 

@@ -13,7 +13,7 @@ progress, threads; it never changes the draws.
 
 :meth:`RunSpec.from_dict` is the one place where every default lives and every key is checked.
 Every caller (scenario files, the command line, the figure scripts, tests) builds its runs
-through it; a bad key or value raises :class:`~simulations.errors.BadArgument` naming it (the
+through it; a bad key or value raises :class:`~theory.errors.BadArgument` naming it (the
 caller's own name for it through ``names``, e.g. ``run.paths`` in a TOML scenario). The
 canonical form :meth:`RunSpec.to_dict` reads back through :meth:`RunSpec.from_dict` unchanged::
 
@@ -50,7 +50,7 @@ from typing import Any
 import numpy as np
 
 from simulations.catalog import OBSERVERS
-from simulations.errors import BadArgument
+from theory.errors import BadArgument, integer, number, positive, require_memory
 
 __all__ = ["CHAIN_KEYS", "DEFAULTS", "DEFAULT_RECORD", "SAMPLE_KEYS", "Chain", "Execution",
            "Frozen", "RunSpec", "content_key"]
@@ -119,7 +119,7 @@ class Frozen(Mapping):
 def content_key(value: Any) -> str:
     """The first 16 hex digits of SHA-256 of ``value``'s canonical JSON (sorted keys, no
     spaces, non-finite numbers as null)."""
-    from simulations.results import to_json
+    from theory.records import to_json
 
     text = json.dumps(to_json(value), sort_keys=True, separators=(",", ":"), allow_nan=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
@@ -176,7 +176,7 @@ class Chain:
                   names: Mapping[str, str] | None = None) -> Chain:
         """A checked chain from ``data`` (the keys :data:`CHAIN_KEYS`; ``batch``, ``seed``,
         ``dtype`` and ``guard`` default to :data:`DEFAULTS`). ``names``: what the caller calls
-        each key, for the errors. Raises :class:`~simulations.errors.BadArgument` naming the
+        each key, for the errors. Raises :class:`~theory.errors.BadArgument` naming the
         key (problem and clip parameters as ``problem.<param>`` and ``clip.<key>``)."""
         name = _namer(names)
         values = _checked_keys("chain", data, ("problem", "clip", "schedule", "steps"), CHAIN_KEYS,
@@ -192,7 +192,7 @@ class Chain:
         out["dtype"] = dtype
         guard = values["guard"]
         if guard is not None:
-            guard = _number(guard, name("guard"))
+            guard = number(guard, name("guard"))
             if guard <= 0:
                 raise BadArgument(name("guard"), f"expected a number > 0, got {guard!r}")
         out["guard"] = guard
@@ -261,7 +261,7 @@ class RunSpec:
         of those left out are filled in, so that two spellings of one run (``mean = 100`` and
         ``100.0``, a default left out or written) give one spec and one :meth:`key`.
 
-        Raises :class:`~simulations.errors.BadArgument` naming the key (problem and clip
+        Raises :class:`~theory.errors.BadArgument` naming the key (problem and clip
         parameters as ``problem.<param>`` and ``clip.<key>``).
         """
         name = _namer(names)
@@ -276,7 +276,7 @@ class RunSpec:
             out["keep_paths"] = 0  # nothing kept: one spec (and key) for the same numbers
         radii = values["radii"]
         radii = list(radii) if isinstance(radii, (list, tuple, np.ndarray)) else [radii]
-        out["radii"] = tuple(_positive(r, name("radii")) for r in radii)
+        out["radii"] = tuple(positive(r, name("radii")) for r in radii)
         return cls(**out)
 
     def to_dict(self) -> dict[str, Any]:
@@ -343,16 +343,14 @@ class RunSpec:
 
     def check_memory(self, n_params: int, available: int | None = None) -> None:
         """Refuse, naming the key that costs most, a run whose arrays would not fit in
-        ``available`` bytes (default: this machine's memory)."""
-        parts = self.result_bytes(n_params)
-        need = 2 * sum(parts.values())
-        available = _memory() if available is None else available
-        if available is not None and need > available:
-            worst = max(parts, key=parts.__getitem__)
-            raise BadArgument(worst, f"this run would need about {_size(need)} of memory for "
-                                     f"its arrays ({worst} = {getattr(self, worst)}, P = "
-                                     f"{n_params}, T = {self.steps}), more than the "
-                                     f"{_size(available)} of this machine")
+        ``available`` bytes (default: this machine's memory): twice :meth:`result_bytes`, and
+        the schedule a(t) with its index t (16 bytes a step)."""
+        parts = {**self.result_bytes(n_params), "steps": 0}
+        need = 2 * sum(parts.values()) + 16 * self.steps
+        parts["steps"] = 16 * self.steps
+        worst = max(parts, key=parts.__getitem__)
+        require_memory(worst, need, f"this run's arrays ({worst} = {getattr(self, worst)}, P = "
+                                    f"{n_params}, T = {self.steps})", available)
 
 
 @dataclass(frozen=True)
@@ -407,31 +405,7 @@ def _namer(names: Mapping[str, str] | None) -> Callable[[str], str]:
 
 
 def _integer(value: Any, name: str, lowest: int, highest: int | None) -> int:
-    if isinstance(value, (float, np.floating)) and float(value).is_integer():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise BadArgument(name, f"expected an integer >= {lowest}, got {value!r}")
-    if value < lowest:
-        raise BadArgument(name, f"expected an integer >= {lowest}, got {value!r}")
-    if highest is not None and value >= highest:
-        raise BadArgument(name, f"expected an integer < {highest}, got {value!r}")
-    return int(value)
-
-
-def _number(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise BadArgument(name, f"expected a number, got {value!r}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise BadArgument(name, f"expected a finite number, got {value!r}")
-    return value
-
-
-def _positive(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
-            or not 0 < float(value) < math.inf:
-        raise BadArgument(name, f"expected positive finite numbers, got {value!r}")
-    return float(value)
+    return integer(value, name, lowest, highest)
 
 
 def _record(value: Any, name: str) -> tuple[str, ...]:
@@ -535,16 +509,3 @@ def _defaults(problem: str, given: Mapping[str, Any], declared: Iterable[Any]) -
             and (p.name not in laws or any(q.name == p.name for q in law))}
 
 
-def _memory() -> int | None:
-    try:
-        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
-def _size(n: float) -> str:
-    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB"):
-        if n < 1024 or unit == "PiB":
-            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1024
-    raise AssertionError

@@ -33,9 +33,9 @@ import numpy as np
 
 from simulations import results
 from simulations.engine import Simulation
-from simulations.files import atomic_write
 from simulations.rare import RareEventResult, Splitting
 from simulations.spec import Chain, RunSpec, content_key
+from theory.files import atomic_write
 
 __all__ = ["INDEX", "RunStore", "rare_key"]
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numbers
 import os
 
-from simulations.errors import BadArgument
+from theory.errors import BadArgument
 
 __all__ = ["available_threads", "default_threads", "set_default_threads", "use_threads"]
 
@@ -57,7 +57,7 @@ def set_default_threads(n: int | None) -> None:
 def use_threads(n: int | None = None) -> int:
     """Run torch, numba and BLAS on ``n`` threads (None: :func:`default_threads`) and return the
     count. numba gets ``min(n, numba.config.NUMBA_NUM_THREADS)``. Raises
-    :class:`~simulations.errors.BadArgument` naming ``threads`` unless ``n`` is an integer
+    :class:`~theory.errors.BadArgument` naming ``threads`` unless ``n`` is an integer
     ≥ 1 or None."""
     checked = _checked(n)
     count = default_threads() if checked is None else checked

@@ -36,6 +36,7 @@ from dataclasses import asdict, dataclass
 import mpmath as mp
 import sympy as sp
 
+from theory.errors import BadArgument, positive
 from theory.schedules import DPS, Schedule, as_schedule
 
 #: κ of each probability bound 2·exp(−κ·r²/(λ²·γ_T)), and the form it is printed with.
@@ -237,7 +238,7 @@ def gronwall(lam: float, eps: float, schedule: Schedule | str, horizon: int,
     """
     lam, eps = require_positive("lam", lam), require_positive("eps", eps)
     if not (theta0_norm >= 0 and math.isfinite(theta0_norm)):
-        raise ValueError(f"theta0_norm: expected a finite number ≥ 0, got {theta0_norm}")
+        raise BadArgument("theta0_norm", f"expected a finite number ≥ 0, got {theta0_norm}")
     schedule = as_schedule(schedule, horizon)
     with mp.workdps(DPS):
         log_product = schedule.log_product(lam, horizon).value
@@ -253,29 +254,23 @@ def _sum_of_squares(schedule: Schedule, horizon: int | None) -> mp.mpf:
 
 def _kappa(name: str) -> mp.mpf:
     if name not in KAPPA:
-        raise ValueError(f"bound: unknown bound {name!r}; expected one of {', '.join(KAPPA)}")
+        raise BadArgument("bound", f"unknown bound {name!r}; expected one of {', '.join(KAPPA)}")
     return KAPPA[name]
 
 
 def require_positive(argument: str, value: float) -> float:
-    """``value`` as a float if it is a positive finite number, else ValueError naming it."""
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{argument}: expected a positive number, got {value!r}") from None
-    if not (value > 0 and math.isfinite(value)):
-        raise ValueError(f"{argument}: expected a positive finite number, got {value}")
-    return value
+    """``value`` as a float if it is a positive finite number, else BadArgument naming it."""
+    return positive(value, argument)
 
 
 def _log_delta(delta: float | None, log_delta: float | None) -> mp.mpf:
     """ln δ from exactly one of ``delta`` ∈ (0, 1) or ``log_delta`` < 0."""
     if delta is not None and log_delta is None:
         if not 0 < delta < 1:
-            raise ValueError(f"delta: expected a probability in (0, 1), got {delta}")
+            raise BadArgument("delta", f"expected a probability in (0, 1), got {delta}")
         return mp.log(delta)
     if delta is not None or log_delta is None:
-        raise ValueError("delta: give exactly one of delta (in (0, 1)) or log_delta (< 0)")
+        raise BadArgument("delta", "give exactly one of delta (in (0, 1)) or log_delta (< 0)")
     if not (log_delta < 0 and math.isfinite(log_delta)):
-        raise ValueError(f"log_delta: expected a finite number < 0, got {log_delta}")
+        raise BadArgument("log_delta", f"expected a finite number < 0, got {log_delta}")
     return mp.mpf(log_delta)

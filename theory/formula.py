@@ -20,7 +20,7 @@ their numbers of arguments, and constants a caller allows) and returns a sympy e
 ``DPS`` digits, node by node: before exp(x), sinh(x), cosh(x) and x^y it bounds the size of the
 result from its operands (log10|x^y| = y·log10|x|) and refuses anything beyond
 10^±EVAL_DIGITS, and it stops after ``seconds``. Every refusal is a :class:`FormulaError` (a
-``ValueError`` ``"param: message"``, like ``simulations.errors.BadArgument``) whose ``kind``
+``ValueError`` ``"param: message"``, like ``theory.errors.BadArgument``) whose ``kind``
 says why: ``"syntax"``, ``"overflow"``, ``"undefined"`` (log(0), 1/0), ``"complex"``,
 ``"time"``.
 """
@@ -41,6 +41,8 @@ from typing import Any
 import mpmath as mp
 import sympy as sp
 
+from theory.errors import BadArgument
+
 __all__ = ["CONSTANT_DIGITS", "EVAL_DIGITS", "MAX_EXPONENT", "FormulaError", "Grammar",
            "evaluate", "parse"]
 
@@ -57,14 +59,13 @@ _RELATIONS = {"<", ">", "<=", ">="}
 _COMPARE = {ast.Lt: sp.Lt, ast.Gt: sp.Gt, ast.LtE: sp.Le, ast.GtE: sp.Ge}
 
 
-class FormulaError(ValueError):
-    """A refused formula: ``str(error)`` is ``"param: message"`` (the interface of
-    ``simulations.errors.BadArgument``); ``kind`` is syntax, overflow, undefined, complex or
-    time."""
+class FormulaError(BadArgument):
+    """A refused formula: a :class:`~theory.errors.BadArgument` (``str(error)`` is ``"param:
+    message"``) whose ``kind`` is syntax, overflow, undefined, complex or time."""
 
     def __init__(self, param: str, message: str, kind: str = "syntax"):
-        super().__init__(f"{param}: {message}")
-        self.param, self.message, self.kind = param, message, kind
+        super().__init__(param, message)
+        self.kind = kind
 
     def renamed(self, param: str) -> FormulaError:
         """The same refusal for the parameter called ``param``."""

@@ -70,6 +70,7 @@ import sympy as sp
 from numpy.typing import ArrayLike
 
 from theory import formula
+from theory.errors import BadArgument, integer
 from theory.formula import FormulaError, Grammar
 
 #: The time index: a non-negative integer.
@@ -168,7 +169,7 @@ class Schedule(ABC):
             try:
                 return self._sum(horizon, power)
             except (OverflowError, MemoryError) as error:  # exp(exp(t)): 2^(10^1779) bits
-                raise ValueError(f"schedule: the sums of a(t) = {self.source} overflow "
+                raise BadArgument("schedule", f"the sums of a(t) = {self.source} overflow "
                                  f"({type(error).__name__})") from None
 
     def partial_sum(self, horizon: int | None, power: float = 1) -> float:
@@ -184,7 +185,7 @@ class Schedule(ABC):
         """ValueError unless Σ_{t<horizon} is defined: horizon ≤ :attr:`horizon` when finite."""
         if self.horizon is not None and (horizon is None or horizon > self.horizon):
             wanted = "Σ_{t≥0}" if horizon is None else f"the horizon {horizon}"
-            raise ValueError(f"horizon: a(t) = {self.source} is given for t < {self.horizon} "
+            raise BadArgument("horizon", f"a(t) = {self.source} is given for t < {self.horizon} "
                              f"only (a finite horizon), so {wanted} is beyond it")
 
     def horizon_for_sum(self, level: Level, power: float = 1) -> int | None:
@@ -360,15 +361,16 @@ class PowerSchedule(Schedule):
                         else sp.sympify(value)
                     as_float = float(number)
             except (TypeError, ValueError, OverflowError):
-                raise ValueError(f"schedule: {name} must be a real number, got {value!r}") from None
+                raise BadArgument("schedule", f"{name} must be a real number, got "
+                                              f"{value!r}") from None
             exact.append((number, as_float))
         (self.exact_c, c), (self.exact_t0, t0), (self.exact_p, p) = exact
         if not (c > 0 and math.isfinite(c)):
-            raise ValueError(f"schedule: c must be a positive number, got {c}")
+            raise BadArgument("schedule", f"c must be a positive number, got {c}")
         if not (t0 > 0 and math.isfinite(t0)):
-            raise ValueError(f"schedule: t0 must be positive (a(0) = c/t0^p), got {t0}")
+            raise BadArgument("schedule", f"t0 must be positive (a(0) = c/t0^p), got {t0}")
         if not math.isfinite(p):
-            raise ValueError(f"schedule: p must be finite, got {p}")
+            raise BadArgument("schedule", f"p must be finite, got {p}")
         self.c, self.t0, self.p = c, t0, p
         self.expression = self.exact_c * (t + self.exact_t0) ** (-self.exact_p)
         self.source = source or _power_text(c, t0, p)
@@ -528,10 +530,10 @@ class SampledSchedule(Schedule):
                  expression: sp.Expr | None = None, exact_values: bool = False):
         self.horizon = _check_horizon(horizon)
         if self.horizon < 1:
-            raise ValueError(f"horizon: a schedule given by its values needs a horizon ≥ 1, "
+            raise BadArgument("horizon", f"a schedule given by its values needs a horizon ≥ 1, "
                              f"got {horizon}")
         if self.horizon > SAMPLED_LIMIT:
-            raise ValueError(f"horizon: a(t) = {source} is summed value by value, up to "
+            raise BadArgument("horizon", f"a(t) = {source} is summed value by value, up to "
                              f"T = {SAMPLED_LIMIT:.0e}; got {horizon}")
         self._values, self.source, self.expression = values, source, expression
         self._exact_values = exact_values
@@ -550,7 +552,8 @@ class SampledSchedule(Schedule):
         """``horizon``, checked ≤ n by :meth:`_check_within` (which refuses None here)."""
         self._check_within(horizon)
         if horizon is None:  # unreachable: _check_within refuses Σ_{t≥0} on a finite horizon
-            raise ValueError(f"horizon: a(t) = {self.source} has sums for T ≤ {self.horizon} only")
+            raise BadArgument("horizon", f"a(t) = {self.source} has sums for T ≤ "
+                                         f"{self.horizon} only")
         return horizon
 
     def _sum(self, horizon: int | None, power: float) -> SumEstimate:
@@ -653,7 +656,7 @@ def parse_schedule(text: str, horizon: int | None = None) -> Schedule:
     horizon, or T / a non-smooth function without a horizon.
     """
     if not isinstance(text, str) or not text.strip():
-        raise ValueError("schedule: expected an expression in t such as '1/(t+1)'")
+        raise BadArgument("schedule", "expected an expression in t such as '1/(t+1)'")
     text = text.strip()
     if horizon is not None:
         horizon = _check_horizon(horizon)
@@ -671,7 +674,8 @@ def _make_schedule(expression: sp.Expr, text: str, horizon: int | None) -> Sched
         schedule: Schedule = _constant_schedule(expression, text)
     elif expression.has(*NONSMOOTH):
         if horizon is None:
-            raise ValueError(f"schedule: {text!r} uses floor/ceil/Min/Max/Abs/Piecewise, so it is "
+            raise BadArgument("schedule", f"{text!r} uses floor/ceil/Min/Max/Abs/Piecewise, so "
+                                          "it is "
                              "summed value by value on a horizon: give a horizon")
         schedule = SampledSchedule(_lambdify(expression, text), horizon, text, expression)
     else:
@@ -736,7 +740,7 @@ def _lambdify(expression: sp.Expr, text: str) -> Callable[[np.ndarray], np.ndarr
         return sp.lambdify(t, expression, "numpy")
     except Exception as error:  # a function numpy's printer does not know
         why = " ".join(str(error).split())
-        raise ValueError(f"schedule: cannot evaluate {text!r} with numpy ({why})") from None
+        raise BadArgument("schedule", f"cannot evaluate {text!r} with numpy ({why})") from None
 
 
 def _check_first_value(expression: sp.Expr, text: str) -> None:
@@ -746,16 +750,16 @@ def _check_first_value(expression: sp.Expr, text: str) -> None:
         shifted = expression.subs(t, t + 1)
         hint = (f": did you mean {str(shifted).replace(' ', '')}?"
                 if shifted.subs(t, 0).is_positive else "")
-        raise ValueError(f"schedule: a(0) of {text!r} is undefined, and the index starts at "
+        raise BadArgument("schedule", f"a(0) of {text!r} is undefined, and the index starts at "
                          f"t = 0{hint}")
 
 
 def _constant_schedule(expression: sp.Expr, text: str) -> PowerSchedule:
     value = sp.N(expression, DPS)
     if not (value.is_real and value.is_finite):
-        raise ValueError(f"schedule: {text!r} = {value} is not a real number")
+        raise BadArgument("schedule", f"{text!r} = {value} is not a real number")
     if not value > 0:
-        raise ValueError(f"schedule: a(t) = {text} must be positive, got {float(value):g}")
+        raise BadArgument("schedule", f"a(t) = {text} must be positive, got {float(value):g}")
     return PowerSchedule(expression, 1, 0, source=text)
 
 
@@ -780,7 +784,7 @@ def as_schedule(spec: Schedule | str | float | ArrayLike | Callable,
         return parse_schedule(spec, horizon)
     if isinstance(spec, int | float | np.floating | np.integer) and not isinstance(spec, bool):
         if not (spec > 0 and math.isfinite(spec)):
-            raise ValueError(f"schedule: a constant step size must be positive and finite, "
+            raise BadArgument("schedule", f"a constant step size must be positive and finite, "
                              f"got {spec}")
         return PowerSchedule(c=float(spec), t0=1.0, p=0.0, source=str(spec))
     if callable(spec):
@@ -789,7 +793,7 @@ def as_schedule(spec: Schedule | str | float | ArrayLike | Callable,
         schedule = from_values(spec)
         schedule._check_within(horizon if horizon is not None else schedule.horizon)
         return schedule
-    raise ValueError(f"schedule: expected a Schedule, an expression string, a number, an array "
+    raise BadArgument("schedule", f"expected a Schedule, an expression string, a number, an array "
                      f"of values or a callable, got {spec!r}")
 
 
@@ -798,13 +802,13 @@ def from_values(values: ArrayLike, source: str | None = None) -> SampledSchedule
     try:
         array = np.array(values, dtype=np.float64)
     except (TypeError, ValueError):
-        raise ValueError("schedule: the values must be real numbers") from None
+        raise BadArgument("schedule", "the values must be real numbers") from None
     if array.ndim != 1 or array.size == 0:
-        raise ValueError(f"schedule: expected a non-empty 1-D sequence of values, got shape "
+        raise BadArgument("schedule", f"expected a non-empty 1-D sequence of values, got shape "
                          f"{array.shape}")
     bad = np.flatnonzero(~((array > 0) & np.isfinite(array)))
     if bad.size:
-        raise ValueError(f"schedule: the values must be positive and finite, but a({bad[0]}) = "
+        raise BadArgument("schedule", f"the values must be positive and finite, but a({bad[0]}) = "
                          f"{array[bad[0]]:g}")
     array.setflags(write=False)
 
@@ -812,7 +816,7 @@ def from_values(values: ArrayLike, source: str | None = None) -> SampledSchedule
         index = np.asarray(steps)
         whole = index.astype(np.int64)
         if np.any(whole != index) or np.any(whole < 0) or np.any(whole >= array.size):
-            raise ValueError(f"horizon: the schedule has {array.size} values, a(t) for integer "
+            raise BadArgument("horizon", f"the schedule has {array.size} values, a(t) for integer "
                              f"t < {array.size} only")
         return array[whole]
 
@@ -826,10 +830,10 @@ def from_callable(function: Callable, horizon: int | None, source: str | None = 
     """a(t) = function(t) for t < horizon, evaluated once (on the numpy array of t if the
     callable accepts it, else t by t on Python ints) and kept as values."""
     if horizon is None:
-        raise ValueError("horizon: a schedule given as a Python callable needs a horizon")
+        raise BadArgument("horizon", "a schedule given as a Python callable needs a horizon")
     horizon = _check_horizon(horizon)
     if not 1 <= horizon <= CALLABLE_LIMIT:
-        raise ValueError(f"horizon: a callable schedule is evaluated on 1 ≤ T ≤ "
+        raise BadArgument("horizon", f"a callable schedule is evaluated on 1 ≤ T ≤ "
                          f"{CALLABLE_LIMIT:.0e} steps, got {horizon}")
     name = source or f"{getattr(function, '__name__', 'callable')}(t)"
     steps = np.arange(horizon)
@@ -842,7 +846,7 @@ def from_callable(function: Callable, horizon: int | None, source: str | None = 
             values = np.array([function(int(k)) for k in steps], dtype=np.float64)
         except Exception as error:  # the user's function failed
             why = " ".join(str(error).split()) or type(error).__name__
-            raise ValueError(f"schedule: {name} failed ({why})") from None
+            raise BadArgument("schedule", f"{name} failed ({why})") from None
     return from_values(values, source=name)
 
 
@@ -864,14 +868,14 @@ def cosine(peak: float, horizon: int, floor: float = 0.0) -> Schedule:
 def step_decay(initial: float, factor: float, every: int, horizon: int) -> Schedule:
     """Step decay: a(t) = initial·factor^⌊t/every⌋ (e.g. 0.1·0.5^⌊t/100⌋) on t < horizon."""
     if not (isinstance(every, int | np.integer) and every >= 1):
-        raise ValueError(f"every: expected an integer ≥ 1, got {every!r}")
+        raise BadArgument("every", f"expected an integer ≥ 1, got {every!r}")
     return parse_schedule(f"{initial!r}*{factor!r}**floor(t/{int(every)})", horizon)
 
 
 def warmup(steps: int, after: str, horizon: int) -> Schedule:
     """Linear warmup: a(t) = min(1, (t+1)/steps)·after(t), ``after`` an expression in t."""
     if not (isinstance(steps, int | np.integer) and steps >= 1):
-        raise ValueError(f"steps: expected an integer ≥ 1, got {steps!r}")
+        raise BadArgument("steps", f"expected an integer ≥ 1, got {steps!r}")
     return parse_schedule(f"Min(1, (t+1)/{int(steps)})*({after})", horizon)
 
 
@@ -922,7 +926,7 @@ def _check_values(schedule: Schedule, horizon: int | None) -> int | None:
                 value = sp.N(schedule.expression.subs(t, where))
                 if value.is_real is False:
                     kind = "real (it is complex there)"
-            raise ValueError(f"schedule: a(t) = {schedule.source} must be {kind} {scope}, "
+            raise BadArgument("schedule", f"a(t) = {schedule.source} must be {kind} {scope}, "
                              f"but a({where}) = {values[bad[0]]:g}")
     return None if horizon is None and schedule.horizon is None else end
 
@@ -1214,16 +1218,12 @@ def _stalls_sympy(expression: sp.Expr) -> bool:
 
 
 def _check_horizon(horizon: object) -> int:
-    if isinstance(horizon, bool) or not isinstance(horizon, int | np.integer):
-        if isinstance(horizon, float) and horizon.is_integer():
-            horizon = int(horizon)
-        else:
-            raise ValueError(f"horizon: expected a non-negative integer, got {horizon!r}")
-    if not 0 <= horizon <= MAX_HORIZON:
+    horizon = integer(horizon, "horizon")
+    if horizon > MAX_HORIZON:
         shown = horizon if horizon < 10**30 else f"an integer of {len(str(horizon))} digits"
-        raise ValueError(f"horizon: expected a non-negative integer at most 10^24 (beyond it "
-                         f"{DPS} digits no longer resolve one step), got {shown}")
-    return int(horizon)
+        raise BadArgument("horizon", f"expected a non-negative integer at most 10^24 (beyond "
+                                     f"it {DPS} digits no longer resolve one step), got {shown}")
+    return horizon
 
 
 def _verdict_word(value: bool | None, yes: str, no: str) -> str:

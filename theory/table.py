@@ -11,6 +11,8 @@ import math
 from typing import Any
 
 from theory import bounds
+from theory.errors import BadArgument
+from theory.records import to_json
 from theory.schedules import PowerSchedule, Schedule, as_schedule
 
 PROBABILITY_BOUNDS = {
@@ -31,9 +33,9 @@ def bound_table(lam: float, radius: float, schedule: Schedule | str, horizon: in
     if eps is not None:
         bounds.require_positive("eps", eps)
     if delta is not None and not 0 < delta < 1:
-        raise ValueError(f"delta: expected a probability in (0, 1), got {delta}")
+        raise BadArgument("delta", f"expected a probability in (0, 1), got {delta}")
     if not 0 <= theta0_norm < math.inf:
-        raise ValueError(f"theta0_norm: expected a finite number ≥ 0, got {theta0_norm}")
+        raise BadArgument("theta0_norm", f"expected a finite number ≥ 0, got {theta0_norm}")
     schedule = as_schedule(schedule, horizon)
     if horizon is None:  # values or a callable: their own horizon
         horizon = schedule.horizon
@@ -80,7 +82,7 @@ def bound_table(lam: float, radius: float, schedule: Schedule | str, horizon: in
                                                        delta=delta),
         }
     table["bounds"] = results
-    return _finite_or_none(table)
+    return to_json(table)
 
 
 def format_table(table: dict[str, Any]) -> str:
@@ -134,14 +136,6 @@ def format_table(table: dict[str, Any]) -> str:
                   f"  largest λ for radius {_g(given['radius'])}: Pinelis "
                   f"{_g(inverse['pinelis_max_lam'])};  paper {_g(inverse['lemma1_paper_max_lam'])}"]
     return "\n".join(lines)
-
-
-def _finite_or_none(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {key: _finite_or_none(item) for key, item in value.items()}
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def _g(value: Any, missing: str = "—") -> str:

@@ -40,8 +40,8 @@ from simulations.claims.context import Context, fmt
 from simulations.claims.registry import Claim
 from simulations.claims.result import ClaimResult
 from simulations.claims.verdicts import clopper_pearson, probability_verdict
-from simulations.errors import BadArgument
 from theory import formula
+from theory.errors import BadArgument
 from theory.formula import FormulaError, Grammar
 
 __all__ = ["EVENTS", "GRID", "SYMBOLS", "bound_claim", "check_on_grid", "grid_points",

@@ -382,8 +382,9 @@ def test_huge_runs_are_refused_up_front_with_the_memory_they_need(args, flag, ne
         cli.main([*BASE, "--out", str(tmp_path), *args])
     assert stop.value.code == 2
     line = capsys.readouterr().err.strip()
-    assert line.startswith(f"python -m simulations run: error: argument {flag}: this run would "
-                           "need about ") and need in line and "\n" not in line
+    assert line.startswith(f"python -m simulations run: error: argument {flag}: this run's "
+                           "arrays") and "would need about" in line
+    assert need in line and "\n" not in line
 
 
 def test_runs_with_one_out_never_overwrite_each_other(tmp_path):

@@ -22,9 +22,9 @@ from hypothesis import strategies as st
 
 from simulations import cli, engine, results
 from simulations.engine import simulate
-from simulations.errors import BadArgument
 from simulations.spec import Execution, RunSpec
 from simulations.store import RunStore
+from theory.errors import BadArgument
 
 SPEC = RunSpec.from_dict({"problem": {"name": "quadratic", "dim": 2},
                           "clip": {"rule": "classic", "lam": 0.5}, "schedule": "1/(t+1)^0.6",

@@ -24,11 +24,11 @@ import torch
 from scipy import integrate, stats
 
 from simulations import sampling
-from simulations.errors import BadArgument
 from simulations.mean_field import mean_field
 from simulations.problems import RNNCliff, make_problem
 from simulations.rules import RULES, ClipRule
 from theory import clipping
+from theory.errors import BadArgument
 
 # --------------------------------------------------------------------------------------------
 # Helpers: finite-difference gradients and the reference clip (theory.clipping on numpy)

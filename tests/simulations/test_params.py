@@ -6,10 +6,10 @@ import inspect
 import numpy as np
 import pytest
 
-from simulations.errors import BadArgument
 from simulations.params import Param, find, takers
 from simulations.problems import LAWS, PROBLEMS, problem_params
 from simulations.rules import PARAMS, RULE_PARAMS, ClipRule
+from theory.errors import BadArgument
 
 COUNT = Param("n", int, "a count", low=1)
 POSITIVE = Param("lam", float, "a threshold", low=0, above=True)

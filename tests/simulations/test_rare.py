@@ -25,7 +25,6 @@ from scipy import special, stats
 from simulations import cli, sampling
 from simulations.claims.verdicts import clopper_pearson
 from simulations.engine import simulate
-from simulations.errors import BadArgument
 from simulations.rare import (
     RareEventResult,
     Splitting,
@@ -37,6 +36,7 @@ from simulations.rare import (
     summarize,
 )
 from simulations.spec import Chain, Execution, RunSpec
+from theory.errors import BadArgument
 from theory.walk import walk_probability
 
 

@@ -13,11 +13,11 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from simulations.errors import BadArgument
 from simulations.layout import Layout
 from simulations.problems import make_problem
 from simulations.rules import RULES, ClipRule
 from theory import clipping
+from theory.errors import BadArgument
 
 RTOL = 1e-12
 

@@ -14,9 +14,9 @@ import pytest
 import torch
 
 from simulations import engine
-from simulations.errors import BadArgument
 from simulations.observers import checkpoint_steps, xi_anchor_steps
 from simulations.spec import CHAIN_KEYS, DEFAULTS, SAMPLE_KEYS, Chain, Execution, RunSpec
+from theory.errors import BadArgument
 
 BASE = {"problem": {"name": "quadratic", "noise": "discrete", "values": [0.0, 10.0],
                     "probs": [0.9, 0.1]},
@@ -242,11 +242,19 @@ def test_memory_refusal_against_sizes_counted_here():
             "keep_paths": 7 * 51 * p * 8,
             "xi_paths": 9 * 8 * (p + ck + an * (p + 1) + 2)}
     assert run.result_bytes(p) == want
-    need = 2 * sum(want.values())
+    need = 2 * sum(want.values()) + 16 * 50  # and a(t), t
     run.check_memory(p, available=need)  # fits exactly
     with pytest.raises(BadArgument) as error:
         run.check_memory(p, available=need - 1)
     assert error.value.param == "paths" and "KiB" in error.value.message
+
+
+def test_a_long_schedule_is_counted():
+    """a(t) and t take 16 bytes a step even where no array records the steps."""
+    run = spec(paths=1, steps=4 * 10**9, record=["exits"])
+    with pytest.raises(BadArgument) as error:
+        run.check_memory(1, available=2**30)
+    assert error.value.param == "steps" and "59.6 GiB" in error.value.message
 
 
 @pytest.mark.parametrize("change, param, unit", [

@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from simulations import cli, engine, threads
-from simulations.errors import BadArgument
 from simulations.spec import Execution, RunSpec
+from theory.errors import BadArgument
 
 
 @pytest.fixture(autouse=True)

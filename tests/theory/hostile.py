@@ -80,6 +80,10 @@ for line in sys.stdin:
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
         try:
             outcome, message = "answered", attempt(surface, text, folder)
+            if surface in ("horizon", "steps") and message != "0":  # a command's status
+                lines = err.getvalue().strip().splitlines()
+                outcome = "refused" if message == "2" and len(lines) == 1 else "traceback"
+                message = " | ".join(lines)
         except SystemExit as stop:
             lines = err.getvalue().strip().splitlines()
             outcome = "refused" if stop.code == 2 and len(lines) == 1 else "traceback"

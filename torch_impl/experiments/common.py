@@ -1,4 +1,5 @@
-"""Small helpers shared by the reproductions: arguments, seeding, progress, tables, files."""
+"""Small helpers shared by the reproductions: arguments, seeding, progress, tables, figures (the
+files, JSON and provenance are :mod:`theory.files` and :mod:`theory.records`)."""
 
 from __future__ import annotations
 
@@ -7,16 +8,18 @@ import json
 import math
 import os
 import shlex
-import subprocess
 import sys
-import tempfile
 from collections.abc import Iterable, Sequence
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 import torch
 from tqdm import tqdm
+
+from theory import records
+from theory.command import Formatter, Parser, natural
+from theory.files import write_atomic
+from theory.records import to_json
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 """Where a full run writes by default: the shipped results."""
@@ -28,13 +31,13 @@ QUICK_OUT = Path("runs") / "experiments-quick"
 def parser(name: str, description: str) -> argparse.ArgumentParser:
     """The command line of one reproduction: ``--quick``, ``--out DIR`` and ``--seed N``
     (add more arguments, then :func:`parse`)."""
-    result = argparse.ArgumentParser(prog=f"python -m torch_impl.experiments {name}",
-                                     description=description)
+    result = Parser(prog=f"python -m torch_impl.experiments {name}", description=description,
+                    formatter_class=Formatter)
     result.add_argument("--quick", action="store_true", help="a smoke run of under a minute")
     result.add_argument("--out", type=Path, default=None,
                         help=f"output folder (default: {DEFAULT_OUT} for a full run, "
                              f"{QUICK_OUT} for --quick)")
-    result.add_argument("--seed", type=int, default=0, help="base seed of the runs")
+    result.add_argument("--seed", type=natural, default=0, help="base seed of the runs")
     return result
 
 
@@ -68,72 +71,18 @@ def progress(iterable: Iterable, **kwargs: Any) -> Iterable:
                 **kwargs)
 
 
-def write_atomic(path: Path, data: str | bytes) -> None:
-    """Write ``data`` (text as UTF-8) to ``path`` atomically: into a temporary file beside it,
-    synced, made ``rw-r--r--``, then renamed onto it; on failure the temporary file is
-    removed."""
-    raw = data.encode() if isinstance(data, str) else data
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    tmp = Path(name)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(raw)
-            out.flush()
-            os.fsync(out.fileno())
-        tmp.chmod(0o644)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def write_json(path: Path, value: Any) -> None:
-    """Atomically write ``value`` as JSON (NaN and infinities as null)."""
-    def clean(x: Any) -> Any:
-        if isinstance(x, dict):
-            return {k: clean(v) for k, v in x.items()}
-        if isinstance(x, list | tuple):
-            return [clean(v) for v in x]
-        if isinstance(x, float):  # 6 significant digits keep the files small
-            return float(f"{x:.6g}") if math.isfinite(x) else None
-        return x
-    write_atomic(path, json.dumps(clean(value), indent=1))
+    """Atomically write ``value`` as JSON (NaN and infinities as null, 6 significant digits,
+    which keep the files small)."""
+    write_atomic(path, json.dumps(to_json(value, digits=6), indent=1))
 
 
-def package_version() -> str:
-    """The installed version of clipverify, or ``"unknown"``."""
-    try:
-        return version("clipverify")
-    except PackageNotFoundError:
-        return "unknown"
-
-
-def git_revision() -> str | None:
-    """The commit of the checkout this package runs from (``# branch.oid`` of ``git status
-    --porcelain=v2 --branch``), with ``-dirty`` when the status lists any change (untracked
-    files too); None outside a checkout, before the first commit or when git fails."""
-    root = Path(__file__).resolve().parents[2]
-    if not (root / ".git").exists():
-        return None  # e.g. installed into site-packages
-    try:
-        done = subprocess.run(["git", "-C", str(root), "status", "--porcelain=v2", "--branch"],
-                              capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    lines = done.stdout.splitlines() if done.returncode == 0 else []
-    head = next((line.split()[2] for line in lines if line.startswith("# branch.oid ")), None)
-    if head in (None, "(initial)"):
-        return None
-    return head + ("-dirty" if any(not line.startswith("#") for line in lines) else "")
-
-
-def provenance(setting: dict[str, Any], name: str, argv: Sequence[str]) -> dict[str, Any]:
-    """The setting plus package version, git revision, torch version and the command that runs
-    experiment ``name`` with arguments ``argv`` again
+def with_provenance(setting: dict[str, Any], name: str, argv: Sequence[str]) -> dict[str, Any]:
+    """The setting plus where it came from (:func:`theory.records.provenance`) with the command
+    that runs experiment ``name`` with arguments ``argv`` again
     (``python -m torch_impl.experiments NAME ARGV``)."""
     command = shlex.join(["python", "-m", "torch_impl.experiments", name, *argv])
-    return {**setting, "package_version": package_version(), "git_revision": git_revision(),
-            "torch_version": str(torch.__version__), "command": command}
+    return {**setting, **records.provenance(device="cpu", command=command)}
 
 
 def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:

@@ -183,7 +183,7 @@ def main(argv: list[str]) -> int:
                    "final": finals[m], "with_seed_params": with_seed_params[m]}
                for m, s in studies.items()}
     common.write_json(args.out / f"{STEM}.json",
-                      {"setting": common.provenance(setting, "ema_vs_fixed", argv),
+                      {"setting": common.with_provenance(setting, "ema_vs_fixed", argv),
                        "results": results})
     rows = []
     for m, s in studies.items():

@@ -36,9 +36,9 @@ from torch_impl.experiments.common import (
     figure,
     markdown_table,
     progress,
-    provenance,
     save_figure,
     seed_everything,
+    with_provenance,
     write_atomic,
     write_json,
 )
@@ -347,7 +347,7 @@ def main(argv: list[str]) -> int:
               f"{result['seconds']:.0f} s", flush=True)
     seconds = time.perf_counter() - start
     summary = {name: summarise(name, result) for name, result in results.items()}
-    meta = provenance({**setting.to_dict(), "quick": args.quick, "seconds": round(seconds, 1)},
+    meta = with_provenance({**setting.to_dict(), "quick": args.quick, "seconds": round(seconds, 1)},
                       "hyperopt_stacks", argv)
     meta.pop("kappas")
     write_atomic(args.out / f"{STEM}.md", render(summary, setting, seconds, meta))

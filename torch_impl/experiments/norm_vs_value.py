@@ -212,7 +212,8 @@ def main(argv: list[str]) -> int:
                "base_seed": args.seed, "quick": args.quick, "lambdas": list(LAMBDAS),
                "runtime_s": runtime}
     common.write_json(args.out / f"{STEM}.json",
-                      {"setting": common.provenance(setting, "norm_vs_value", argv), "runs": runs})
+                      {"setting": common.with_provenance(setting, "norm_vs_value", argv),
+                       "runs": runs})
     for mode in MODE_TITLES:
         plot(runs, mode, args.out / f"{STEM}_{mode}.png")
     sections = [f"# Seed 000 reproduction{' (quick)' if args.quick else ''}\n",

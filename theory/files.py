@@ -1,7 +1,8 @@
 r"""Files written atomically: the content goes to a temporary file beside the target, which is
 renamed onto the target (:func:`os.replace`) only once it is complete; on any failure (a full
 disk too) the temporary file is removed and the target is left as it was. Used for result
-files, reports, the run store's index, checkpoints, figures and CSV files.
+files, reports, the run store's index, checkpoints, figures, CSV files and the experiments'
+outputs. Standard library only (numpy is imported where an array is hashed).
 
 :func:`digest` is the SHA-256 of saved numbers (the run store's arrays, a checkpoint's state),
 so that a file damaged or edited after it was written is recognised when it is read back."""
@@ -17,10 +18,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-import numpy as np
-
 __all__ = ["DISK_FULL", "atomic_path", "atomic_write", "digest", "disk_full", "umask",
-           "writable"]
+           "writable", "write_atomic"]
 
 
 def umask() -> int:
@@ -81,6 +80,12 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], object]) 
         os.fsync(handle.fileno())
 
 
+def write_atomic(path: str | os.PathLike, data: str | bytes) -> None:
+    """Write ``data`` (text as UTF-8) to the file ``path`` through :func:`atomic_write`."""
+    raw = data.encode() if isinstance(data, str) else data
+    atomic_write(path, lambda handle: handle.write(raw))
+
+
 def digest(value: Any) -> str:
     """The SHA-256 (hex) of ``value``: nested mappings (by sorted key), lists and tuples of
     arrays (anything :func:`numpy.asarray` takes: dtype, shape and bytes) and plain values
@@ -100,7 +105,9 @@ def _feed(sha: Any, value: Any) -> None:
         sha.update(b"[%d" % len(value))
         for item in value:
             _feed(sha, item)
-    elif hasattr(value, "__array__") or isinstance(value, np.generic):
+    elif hasattr(value, "__array__"):  # numpy arrays and scalars, tensors
+        import numpy as np
+
         if hasattr(value, "cpu"):  # a torch tensor, wherever it lives
             value = value.cpu()
         array = np.ascontiguousarray(np.asarray(value))

@@ -1,0 +1,101 @@
+"""What the toolkit writes down besides its numbers, once for every package: :func:`to_json`
+(JSON-ready values, non-finite numbers as null) and :func:`provenance` (where a result came from:
+package version, git revision, time, torch version, device, command). Standard library only
+(numpy values are recognised by their ``tolist``; torch is never imported here).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+__all__ = ["git_revision", "package_version", "provenance", "to_json"]
+
+
+def to_json(value: Any, digits: int | None = None) -> Any:
+    """``value`` as JSON-ready Python: mappings with string keys, tuples as lists, numpy scalars
+    and arrays unwrapped, non-finite floats as None, and floats rounded to ``digits``
+    significant digits where given (to keep a file small)."""
+    if isinstance(value, dict):
+        return {str(k): to_json(v, digits) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_json(v, digits) for v in value]
+    if not isinstance(value, (str, bytes, int, float)) and hasattr(value, "tolist"):
+        return to_json(value.tolist(), digits)  # a numpy array or scalar
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return None
+        return value if digits is None else float(f"{value:.{digits}g}")
+    return value
+
+
+def package_version() -> str:
+    """The installed version of clipverify, or ``"unknown"``."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("clipverify")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def git_revision(root: str | os.PathLike | None = None) -> str | None:
+    """``git rev-parse HEAD`` of the checkout at ``root`` (default: the one this package runs
+    from), with ``-dirty`` when ``git status --porcelain`` is not empty; None when ``root`` is not
+    the top of a git checkout, git is missing or fails. Never raises."""
+    root = Path(__file__).resolve().parent.parent if root is None else Path(root)
+
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(["git", "-C", str(root), *args], capture_output=True,
+                                  text=True, timeout=30)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    top = git("rev-parse", "--show-toplevel")
+    try:
+        if top is None or Path(top).resolve() != root.resolve():
+            return None  # e.g. installed into site-packages inside some other repository
+    except OSError:
+        return None
+    head = git("rev-parse", "HEAD")
+    if not head:
+        return None
+    status = git("status", "--porcelain")
+    return head + ("-dirty" if status else "")
+
+
+def torch_version() -> str | None:
+    """The version of torch, as ``torch.__version__`` says it where torch is imported (read from
+    the installed package's metadata otherwise); None without torch."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        return str(torch.__version__)
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("torch")
+    except PackageNotFoundError:
+        return None
+
+
+def provenance(*, device: str | None = None, command: str | None = None) -> dict[str, Any]:
+    """Where a result came from: ``package_version``, ``git_revision``, ``created`` (UTC, ISO
+    8601), ``torch_version``, ``device`` and, when given, ``command`` (the command line that
+    makes it again)."""
+    out: dict[str, Any] = {
+        "package_version": package_version(),
+        "git_revision": git_revision(),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "torch_version": torch_version(),
+        "device": device,
+    }
+    if command is not None:
+        out["command"] = str(command)
+    return out
