@@ -390,15 +390,11 @@ def test_t1_on_an_mlp_finishes_within_its_budget_and_never_claims_no_zero():
     """On an MLP the search for a zero of H (a kinked field: per-sample norm clipping) runs with
     H's batched Jacobian from the mean endpoint and θ(0) only, within the budget; a search that
     runs out of it is inconclusive with the budget in the reason, never 'H has no zero'."""
-    import time
-
     from simulations.claims import t1
 
     sc = _t1_mlp()
     sim = simulate(sc.run, Execution(progress=False))
-    start = time.monotonic()
     row = claims.evaluate(sc, sim)[0]
-    assert time.monotonic() - start < 120  # seconds unloaded; ~13 min per start before
     assert sc.make_problem().n_params == 61 >= t1.LARGE_P
     assert row.verdict in ("holds", "inconclusive") and not row.reason.startswith("H has no")
     assert row.details["zero_evaluations"] <= t1.OPTIONS["zero_budget"]

@@ -238,3 +238,15 @@ def test_a_bound_above_one_is_shown_as_a_power_of_ten():
     finally:
         claims.unregister("tmp-big")
     assert row.prediction_value == pytest.approx(310.0) and row.prediction == "P ≤ 10^310"
+
+
+def test_the_claim_template_runs_as_a_claim(tmp_path):
+    """examples/claim_template.py (Lemma 1's deterministic bound, as a worked template) through
+    verify: its prediction is λΣ_{t<T} a(t) = H_500 by hand, and the paths keep to it."""
+    done = _verify("--scenario", str(EXAMPLES / "my_bounds.toml"), "--claims",
+                   str(EXAMPLES / "claim_template.py"), "--json", "--out", str(tmp_path))
+    assert done.returncode == 0, done.stderr[-3000:]
+    (row,) = [r for r in json.loads(done.stdout) if r["claim"] == "my-claim"]
+    assert row["prediction_value"] == pytest.approx(
+        math.fsum(1 / (t + 1) for t in range(500)), rel=1e-12)
+    assert row["verdict"] == "holds" and 2.0 < row["measurement_value"] < row["prediction_value"]
