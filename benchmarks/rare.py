@@ -17,7 +17,6 @@ import argparse
 import json
 import os
 import time
-from fractions import Fraction
 
 import numpy as np
 import torch
@@ -25,24 +24,10 @@ import torch
 from simulations.engine import simulate
 from simulations.rare import Splitting, ams
 from simulations.spec import Chain, Execution, RunSpec
+from theory.walk import walk_probability
 
 STEPS = 200
 LEVELS = (48, 70, 86, 100)  # p ≈ 1e-3, 1e-6, 1e-9, 1e-12 at T = 200
-
-
-def walk_probability(steps: int, r: int) -> Fraction:
-    """P(max_{s≤T}|S_s| ≥ r) for the simple symmetric walk, by DP over the absorbed walk."""
-    counts, hit = {0: 1}, Fraction(0)
-    for t in range(1, steps + 1):
-        new: dict[int, int] = {}
-        for x, c in counts.items():
-            for y in (x - 1, x + 1):
-                if abs(y) >= r:
-                    hit += Fraction(c, 2**t)
-                else:
-                    new[y] = new.get(y, 0) + c
-        counts = new
-    return hit
 
 
 def main() -> None:

@@ -34,6 +34,7 @@ import math
 from dataclasses import asdict, dataclass
 
 import mpmath as mp
+import sympy as sp
 
 from theory.schedules import DPS, Schedule, as_schedule
 
@@ -184,12 +185,12 @@ def max_lam_for(name: str, radius: float, schedule: Schedule | str, horizon: int
 
 def vacuous_horizon(name: str, lam: float, radius: float, schedule: Schedule | str) -> int | None:
     """The first horizon T at which the bound ``name`` reaches 1 and says nothing:
-    the smallest T with γ_T ≥ κ·r²/(λ²·ln 2). None when γ stays below that level."""
-    kappa = _kappa(name)
+    the smallest T with γ_T ≥ κ·r²/(λ²·ln 2), the level taken exactly (λ and r at their float
+    values). None when γ stays below that level."""
+    kappa = sp.Rational(str(_kappa(name)))
     lam, radius = require_positive("lam", lam), require_positive("radius", radius)
-    with mp.workdps(DPS):
-        level = kappa * mp.mpf(radius) ** 2 / (mp.mpf(lam) ** 2 * mp.log(2))
-        return as_schedule(schedule).horizon_for_sum(level, power=2)
+    level = kappa * sp.Rational(radius) ** 2 / (sp.Rational(lam) ** 2 * sp.log(2))
+    return as_schedule(schedule).horizon_for_sum(level, power=2)
 
 
 def deterministic_radius(lam: float, schedule: Schedule | str, horizon: int | None = None) -> float:
@@ -205,11 +206,12 @@ def deterministic_horizon(lam: float, radius: float, schedule: Schedule | str) -
     """The smallest integer T with λ·Σ_{t<T} a(t) ≥ M, exact to the step (mpmath, 40 digits).
 
     Before T no path of classically clipped SGD can leave the ball of radius M about θ(0).
-    None when λ·Σ_{t≥0} a(t) < M. For λ = 30, M = 2¹⁰, a(t) = 1/(t+1): about 3.7·10^14.
+    None when λ·Σ_{t≥0} a(t) ≤ M (the partial sums stay below their limit). The level M/λ is
+    taken exactly, λ and M at their float values. For λ = 30, M = 2¹⁰, a(t) = 1/(t+1): about
+    3.7·10^14.
     """
     lam, radius = require_positive("lam", lam), require_positive("radius", radius)
-    with mp.workdps(DPS):
-        return as_schedule(schedule).horizon_for_sum(mp.mpf(radius) / mp.mpf(lam), power=1)
+    return as_schedule(schedule).horizon_for_sum(sp.Rational(radius) / sp.Rational(lam), power=1)
 
 
 def claim2_constants(lam: float, eps: float) -> Claim2Constants:

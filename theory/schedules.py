@@ -31,7 +31,8 @@ token whitelist, a node-by-node check of sympy's translation, evaluation without
 * :class:`SampledSchedule`: a(t) on a finite horizon t < n from its float64 values: a numpy
   array or sequence, a Python callable, or an expression that is not smooth (floor, ceil, Min,
   Max, Abs, Piecewise: step decay, warmup, linear decay to a floor). Its sums are the
-  correctly rounded ``math.fsum`` of the values; nothing symbolic is computed.
+  correctly rounded ``math.fsum`` of the values; nothing symbolic is computed, except where a
+  horizon is settled exactly (below).
 
 A schedule given on a finite horizon has no Σ_{t≥0} (γ raises ValueError), and (A2), a
 statement about t → ∞, is "not applicable" for it.
@@ -42,6 +43,13 @@ Nothing here calls a sympy routine that can stall without a time limit: sympy's 
 runs on a daemon thread with a timeout of ``SYMPY_TIMEOUT`` seconds, and is not run at all on
 sin, cos, tan of arguments with numbers beyond ``TRIG_NUMBER`` (where it stalls). Horizons are
 at most ``MAX_HORIZON`` = 10^24.
+
+Horizons (:meth:`Schedule.horizon_for_sum`: the first T with Σ_{t<T} a(t)^k ≥ level) are exact
+where rounding could decide them: a level at or above the limit Σ_{t≥0} a(t)^k (sympy's closed
+form) is never reached, since a(t) > 0 keeps every partial sum strictly below it; and where a
+partial sum is within its error of the level, the comparison is made in exact rationals (sympy's
+closed form of Σ_{t<T}, or the terms as Fractions for T ≤ ``EXACT_TERMS``). Only irrational
+terms within 10^−35 of the level are still compared at ``DPS`` digits.
 """
 
 from __future__ import annotations
@@ -53,6 +61,8 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from fractions import Fraction
+from typing import TypeAlias
 
 import mpmath as mp
 import numpy as np
@@ -69,7 +79,8 @@ DPS = 40  #: significant decimal digits of every mpmath computation here
 HEAD_TERMS = 4096  #: terms of an expression schedule summed one by one before Euler–Maclaurin
 EM_ORDER = 4  #: number m of Bernoulli correction terms in the Euler–Maclaurin tail
 SYMPY_TIMEOUT = 5.0  #: seconds allowed to sympy's convergence test before it counts as undecided
-TIE_TOLERANCE = mp.mpf("1e-30")  #: relative slack under which a sum counts as reaching a level
+RESOLUTION = mp.mpf(10) ** (5 - DPS)  #: relative rounding of a DPS-digit sum, at most
+EXACT_TERMS = 10**5  #: largest T whose Σ_{t<T} is summed in exact rationals to settle a near-tie
 MAX_HORIZON = 10**24  #: largest horizon searched by :meth:`Schedule.horizon_for_sum`
 TINY_EXPONENT = 1e-15  #: below this |p·k|, power sums go through Euler–Maclaurin, not ζ(s, q)
 QUAD_MAXDEGREE = 6  #: caps mpmath's tanh-sinh effort (an oscillating f gets a large error, fast)
@@ -78,6 +89,10 @@ GRID_DENSE = 10**5  #: t < GRID_DENSE checked one by one when positivity is not 
 SAMPLED_LIMIT = 10**8  #: largest horizon of a schedule summed value by value (SampledSchedule)
 CALLABLE_LIMIT = 10**7  #: largest horizon on which a Python callable is evaluated and kept
 CHUNK = 1 << 20  #: values evaluated at a time by a direct sum
+
+
+#: A level for :meth:`Schedule.horizon_for_sum`, taken at its exact value.
+Level: TypeAlias = "float | int | Fraction | mp.mpf | sp.Expr"
 
 
 @dataclass(frozen=True)
@@ -172,20 +187,25 @@ class Schedule(ABC):
             raise ValueError(f"horizon: a(t) = {self.source} is given for t < {self.horizon} "
                              f"only (a finite horizon), so {wanted} is beyond it")
 
-    def horizon_for_sum(self, level: float, power: float = 1) -> int | None:
+    def horizon_for_sum(self, level: Level, power: float = 1) -> int | None:
         """The smallest integer T ≥ 0 with Σ_{t<T} a(t)^power ≥ level, exact to the step.
 
-        None when Σ_{t<MAX_HORIZON} a(t)^power < level (in particular when the infinite sum
-        stays below ``level``): beyond MAX_HORIZON = 10^24, 40 digits no longer resolve a step.
-        On a finite horizon n (:attr:`horizon`) the search stops at n: None when Σ_{t<n} < level.
-        The sums are compared in mpmath at ``DPS`` digits; a sum within a relative
-        ``TIE_TOLERANCE`` below the level counts as reaching it, so that an exact tie
-        (Σ_{t<2} 1/(t+1) = 1.5) is not lost to rounding. The search bisects on the exponent
-        k of 2^k, then alternates linear interpolation and bisection on the integers.
+        ``level`` is taken exactly (a float, Fraction or mpmath number as its binary or rational
+        value, or a sympy number such as κr²/(λ² ln 2)). None when no T ≤ MAX_HORIZON = 10^24
+        reaches it (beyond 10^24, 40 digits no longer resolve a step), in particular when
+        ``level`` ≥ sup_T Σ_{t<T} a(t)^power = Σ_{t≥0} a(t)^power: a(t) > 0, so every partial
+        sum is strictly below the limit (Σ_{t<T} 0.1·0.99^t = 10(1 − 0.99^T) < 10 never reaches
+        10). The limit is sympy's closed form where it has one (geometric sums, c^k·ζ(pk, t0)),
+        compared with the level exactly. On a finite horizon n (:attr:`horizon`) the search stops
+        at n: None when Σ_{t<n} < level. The search bisects on the exponent k of 2^k, then
+        alternates linear interpolation and bisection on the integers, with sums at ``DPS``
+        digits; :meth:`_first_reaching` then settles the answer with comparisons that are exact
+        where the sum is within its error of the level.
         """
+        exact_level = _exact_level(level)
         with mp.workdps(DPS):
-            target = mp.mpf(level) * (1 - TIE_TOLERANCE)
-            if target <= 0:
+            target = _mp(exact_level)
+            if not exact_level > 0:
                 return 0
 
             limit = MAX_HORIZON if self.horizon is None else self.horizon
@@ -193,24 +213,21 @@ class Schedule(ABC):
                 # a(t) ≥ a(0) for every t: the level is reached by T = ⌈level/a(0)^power⌉
                 first = (_mp(self.exact_c) * _mp(self.exact_t0) ** -_mp(self.exact_p)) ** power
                 limit = min(limit, int(mp.ceil(target / first)) + 1)
-            if self.horizon is None and self._converges(power):
-                # a(t) > 0: every partial sum is below the limit Σ_{t≥0}, which a level at (or
-                # within TIE_TOLERANCE of) it is never reached by (Σ 0.1·0.99^t never hits 10)
-                if mp.mpf(level) * (1 + TIE_TOLERANCE) >= self.partial_sum_estimate(
-                        None, power).value:
-                    return None
+            if self.horizon is None and self._converges(power) and \
+                    self._at_or_above_limit(exact_level, target, power):
+                return None
 
             def total(horizon: int) -> mp.mpf:
                 return self.partial_sum_estimate(min(horizon, limit), power).value
 
             if total(limit) < target:
-                return None
+                return self._first_reaching(None, exact_level, power, limit)
             low_k, high_k = -1, limit.bit_length()  # reached at 2^high_k (≥ limit)
             while high_k - low_k > 1:
                 middle = (low_k + high_k) // 2
                 low_k, high_k = (low_k, middle) if total(2**middle) >= target else (middle, high_k)
             if high_k == 0:
-                return 1
+                return self._first_reaching(1, exact_level, power, limit)
             low, high = 2**low_k, min(2**high_k, limit)  # not reached at low, reached at high
             low_sum, high_sum, interpolate = total(low), total(high), True
             while high - low > 1:
@@ -224,7 +241,91 @@ class Schedule(ABC):
                     high, high_sum = middle, value
                 else:
                     low, low_sum = middle, value
-            return high
+            return self._first_reaching(high, exact_level, power, limit)
+
+    def _at_or_above_limit(self, level: sp.Expr, target: mp.mpf, power: float) -> bool:
+        """Whether level ≥ Σ_{t≥0} a(t)^power (finite), so that no partial sum reaches it.
+
+        Decided exactly against sympy's closed form of the limit where it has one; otherwise
+        against the DPS-digit estimate, where a level within its error of the limit counts as
+        at the limit."""
+        supremum = self._supremum(power)
+        if supremum is not None:
+            try:
+                return bool(level >= supremum)
+            except TypeError:  # sympy cannot order them
+                pass
+        estimate = self.partial_sum_estimate(None, power)
+        return bool(target >= estimate.value - estimate.error - abs(target) * RESOLUTION)
+
+    def _supremum(self, power: float) -> sp.Expr | None:
+        """Σ_{t≥0} a(t)^power in closed form (a sympy number), or None where there is none."""
+        return None
+
+    def _first_reaching(self, candidate: int | None, level: sp.Expr, power: float,
+                        limit: int) -> int | None:
+        """The first T ≤ limit with Σ_{t<T} a(t)^power ≥ level by :meth:`_reaches`, starting from
+        the search's ``candidate`` (None: not reached at the limit). The float or DPS-digit sums
+        near the level may be wrong by their error, so the answer is confirmed (reached at T, not
+        at T − 1) and otherwise searched for by doubling steps and bisection."""
+        reached = candidate is not None and self._reaches(candidate, level, power)
+        if not reached and (candidate == limit or not self._reaches(limit, level, power)):
+            return None
+        start = limit if candidate is None else candidate
+        step = 1
+        if reached or candidate is None:  # find a T below that is not reached
+            high = start
+            while True:
+                low = max(high - step, 0)
+                if low == 0 or not self._reaches(low, level, power):
+                    break
+                high, step = low, 2 * step
+        else:  # not reached, but reached at the limit: find the first T above that is
+            low = start
+            while True:
+                high = min(low + step, limit)
+                if self._reaches(high, level, power):
+                    break
+                low, step = high, 2 * step
+        while high - low > 1:
+            middle = (low + high) // 2
+            low, high = (low, middle) if self._reaches(middle, level, power) else (middle, high)
+        return high
+
+    def _reaches(self, horizon: int, level: sp.Expr, power: float) -> bool:
+        """Σ_{t<T} a(t)^power ≥ level. Decided by :meth:`partial_sum_estimate` where the two
+        differ by more than its error (plus the rounding of DPS digits), else by the exact
+        rational sum of :meth:`_exact_sum`; where that is not available (irrational terms,
+        T > EXACT_TERMS), a sum within that error of the level counts as reaching it."""
+        with mp.workdps(DPS):
+            target = _mp(level)
+            estimate = self.partial_sum_estimate(horizon, power)
+            slack = estimate.error + abs(target) * RESOLUTION
+            if abs(estimate.value - target) > slack:
+                return bool(estimate.value > target)
+            exact = self._exact_sum(horizon, power)
+            if exact is not None:
+                try:
+                    return bool(sp.Rational(exact.numerator, exact.denominator) >= level)
+                except TypeError:  # sympy cannot order them
+                    pass
+            return True
+
+    def _exact_sum(self, horizon: int, power: float) -> Fraction | None:
+        """Σ_{t<T} a(t)^power in exact rationals, or None where it is not available: T beyond
+        EXACT_TERMS, a power that is not an integer, or a term that is not rational."""
+        if self.expression is None or horizon > EXACT_TERMS or not float(power).is_integer():
+            return None
+        term = _rational_function(self.expression)
+        if term is None:
+            return None
+        values = []
+        for step in range(horizon):
+            value = term(Fraction(step))
+            if not isinstance(value, Fraction):
+                return None
+            values.append(value ** int(power))
+        return _rational_sum(values)
 
     def _converges(self, power: float) -> bool:
         """Whether Σ_{t≥0} a(t)^power is known to be finite (power laws: p·power > 1)."""
@@ -326,6 +427,12 @@ class PowerSchedule(Schedule):
                f"(needs p ≤ 1), Σ a(t)² {'converges' if converges else 'diverges'} (needs p > 1/2)")
         return A2Verdict(holds, diverges, converges, why)
 
+    def _supremum(self, power: float) -> sp.Expr | None:
+        """Σ_{t≥0} a(t)^k = c^k·ζ(pk, t0) (Hurwitz zeta), for pk > 1."""
+        exponent = self.exact_p * sp.nsimplify(power)
+        return self.exact_c ** sp.nsimplify(power) * sp.zeta(exponent, self.exact_t0) \
+            if exponent > 1 else None
+
     def describe(self) -> str:
         return (f"a(t) = {self.source}  [power family: c = {_num(self.c)}, t0 = {_num(self.t0)}, "
                 f"p = {_num(self.p)}; closed-form sums]")
@@ -354,6 +461,23 @@ class ExpressionSchedule(Schedule):
         if horizon is None and _sympy_converges(terms) is False:
             return SumEstimate(mp.inf, mp.mpf(0), "diverges (sympy's convergence test)")
         return _sum_expression(terms, horizon)
+
+    def _supremum(self, power: float) -> sp.Expr | None:
+        """Σ_{t≥0} a(t)^power by sympy's summation (geometric: Σ 0.1·0.99^t = 10), if it has a
+        closed form within SYMPY_TIMEOUT seconds."""
+        return None if self.horizon is not None else \
+            _sympy_limit(self.expression ** sp.nsimplify(power))
+
+    def _exact_sum(self, horizon: int, power: float) -> Fraction | None:
+        """Σ_{t<T} a(t)^power in exact rationals: sympy's closed form where it is rational
+        (geometric: Σ_{t<T} 0.1·0.99^t = 10 − 10·0.99^T), else term by term."""
+        if horizon <= EXACT_TERMS:
+            closed = _sympy_partial_sum(self.expression ** sp.nsimplify(power))
+            if closed is not None:
+                value = closed.subs(COUNT, horizon)
+                if isinstance(value, sp.Rational):
+                    return Fraction(int(value.p), int(value.q))
+        return super()._exact_sum(horizon, power)
 
     def log_product(self, scale: float, horizon: int | None) -> SumEstimate:
         """Σ_{t<T} log(1 + s·a(t)), summed like any expression (Euler–Maclaurin beyond the head)."""
@@ -393,8 +517,9 @@ class SampledSchedule(Schedule):
 
         Σ_{t<T} a(t)^k = math.fsum(a(0)^k, …, a(T−1)^k),
 
-    with the stated error 4·T·ε·max a(t)^k (rounding of the terms; 0 for k = 1 and given
-    values); nothing symbolic is computed. (A2), a statement about t → ∞, does not apply.
+    with the stated error ε/2·|sum| (the rounding of the sum) plus 4·T·ε·max a(t)^k (the
+    rounding of the terms; none for k = 1 and given values). Horizons are settled exactly
+    (:meth:`horizon_for_sum`). (A2), a statement about t → ∞, does not apply.
     """
 
     horizon: int  #: always finite here
@@ -436,8 +561,10 @@ class SampledSchedule(Schedule):
             partial.append(_fsum(terms))
             largest = max(largest, float(np.max(terms)))
         exact = self._exact_values and power == 1
-        error = 0.0 if exact else 4 * end * np.finfo(np.float64).eps * largest
-        return SumEstimate(mp.mpf(_fsum(partial)), mp.mpf(error),
+        value, eps = _fsum(partial), float(np.finfo(np.float64).eps)
+        # the rounding of the correctly rounded sum, and of the terms unless they are given
+        error = abs(value) * eps / 2 + (0.0 if exact else 4 * end * eps * largest)
+        return SumEstimate(mp.mpf(value), mp.mpf(error),
                            "fsum of the given values" if exact else "direct float64 summation")
 
     def log_product(self, scale: float, horizon: int | None) -> SumEstimate:
@@ -446,27 +573,33 @@ class SampledSchedule(Schedule):
         terms = np.log1p(float(scale) * self(np.arange(end, dtype=np.float64)))
         return SumEstimate(mp.mpf(_fsum(terms)), mp.mpf(0), "direct float64 summation")
 
-    def horizon_for_sum(self, level: float, power: float = 1) -> int | None:
-        """The smallest T ≤ n with math.fsum(a(0)^k, …, a(T−1)^k) ≥ level; None if Σ_{t<n} < level.
+    def horizon_for_sum(self, level: Level, power: float = 1) -> int | None:
+        """The smallest T ≤ n with Σ_{t<T} a(t)^power ≥ level, exactly; None if Σ_{t<n} < level.
 
-        Located on the float64 running sums, then settled with exact fsum prefixes (the terms
-        are positive, so the prefix sums do not decrease)."""
-        target = float(level)
-        if target <= 0:
+        Located on the float64 running sums, then settled by :meth:`Schedule._first_reaching`:
+        where math.fsum of the values is within its error of the level, by the exact rational
+        sum of the schedule's expression (0.1·0.5^⌊t/100⌋ is 1/10·(1/2)^⌊t/100⌋, whose sum
+        stays below 20 though the float64 values 0.1000000000000000055… pass it) or of the given
+        float64 values."""
+        exact_level = _exact_level(level)
+        if not exact_level > 0:
             return 0
-        terms = self._terms(0, self.horizon, power)
+        with mp.workdps(DPS):
+            target = float(_mp(exact_level))
+        running = np.cumsum(self._terms(0, self.horizon, power))
+        candidate = None if not running[-1] >= target else \
+            min(int(np.searchsorted(running, target)) + 1, self.horizon)
+        return self._first_reaching(candidate, exact_level, power, self.horizon)
 
-        def reached(count: int) -> bool:
-            return _fsum(terms[:count]) >= target
-
-        if not reached(self.horizon):
+    def _exact_sum(self, horizon: int, power: float) -> Fraction | None:
+        """The exact rational Σ_{t<T} a(t)^power of the expression (see
+        :meth:`Schedule._exact_sum`), or of the given float64 values when there is none."""
+        if self.expression is not None:
+            return super()._exact_sum(horizon, power)
+        if horizon > EXACT_TERMS or not float(power).is_integer():
             return None
-        count = min(int(np.searchsorted(np.cumsum(terms), target)) + 1, self.horizon)
-        while not reached(count):
-            count += 1
-        while count > 0 and reached(count - 1):
-            count -= 1
-        return count
+        values = self(np.arange(horizon, dtype=np.float64))
+        return _rational_sum([Fraction(float(value)) ** int(power) for value in values])
 
     def a2(self) -> A2Verdict:
         return _finite_a2(self.horizon)
@@ -966,25 +1099,107 @@ def _direct_float_sum(f_numpy: Callable, horizon: int) -> SumEstimate:
     return SumEstimate(mp.mpf(_fsum(partial)), mp.mpf(error), "direct float64 summation")
 
 
+def _in_time(work: Callable[[], object]) -> object:
+    """``work()`` on a daemon thread: its result, or None after SYMPY_TIMEOUT seconds or where
+    it raises (sympy raises NotImplementedError and others where it cannot decide)."""
+    answer: list = []
+
+    def run() -> None:
+        try:
+            answer.append(work())
+        except Exception:  # noqa: BLE001
+            answer.append(None)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(SYMPY_TIMEOUT)
+    return answer[0] if answer else None
+
+
 @functools.lru_cache(maxsize=256)
 def _sympy_converges(expression: sp.Expr) -> bool | None:
     """Σ_{t≥0} expression converges? sympy's test on a daemon thread, None after the timeout."""
-    answer: list = []
     if _stalls_sympy(expression):
         return None
-
-    def decide() -> None:
-        try:
-            answer.append(sp.Sum(expression, (t, 0, sp.oo)).is_convergent())
-        except Exception:  # sympy raises NotImplementedError and others where it cannot decide
-            answer.append(None)
-
-    worker = threading.Thread(target=decide, daemon=True)
-    worker.start()
-    worker.join(SYMPY_TIMEOUT)
-    if not answer or answer[0] not in (True, False, sp.true, sp.false):
+    answer = _in_time(lambda: sp.Sum(expression, (t, 0, sp.oo)).is_convergent())
+    if answer not in (True, False, sp.true, sp.false):
         return None
-    return bool(answer[0])
+    return bool(answer)
+
+
+@functools.lru_cache(maxsize=256)
+def _sympy_limit(expression: sp.Expr) -> sp.Expr | None:
+    """Σ_{t≥0} expression in closed form by sympy's summation (a finite real number), or None
+    (no closed form, or none within SYMPY_TIMEOUT seconds)."""
+    if _stalls_sympy(expression):
+        return None
+    value = _in_time(lambda: sp.Sum(expression, (t, 0, sp.oo)).doit())
+    if not isinstance(value, sp.Expr) or value.has(sp.Sum) or not value.is_number or \
+            value.is_extended_real is not True or value.is_finite is not True:
+        return None
+    return value
+
+
+#: The number of terms T of a partial sum in sympy's closed forms Σ_{t<T}.
+COUNT = sp.Symbol("T", integer=True, positive=True)
+
+
+@functools.lru_cache(maxsize=256)
+def _sympy_partial_sum(expression: sp.Expr) -> sp.Expr | None:
+    """Σ_{t<T} expression in closed form in :data:`COUNT` = T by sympy's summation, when it
+    has one in powers, sums and products only (a geometric sum), within SYMPY_TIMEOUT."""
+    if _stalls_sympy(expression):
+        return None
+    value = _in_time(lambda: sp.Sum(expression, (t, 0, COUNT - 1)).doit())
+    if not isinstance(value, sp.Expr) or not all(
+            isinstance(node, sp.Add | sp.Mul | sp.Pow | sp.Symbol | sp.Number)
+            for node in sp.preorder_traversal(value)):
+        return None
+    return value
+
+
+@functools.lru_cache(maxsize=64)
+def _rational_function(expression: sp.Expr) -> Callable[[Fraction], object] | None:
+    """expression(t) in exact rational arithmetic: every rational number of the expression is
+    passed in as a Fraction, floor/ceiling/Min/Max/Abs act on Fractions; a term that is not
+    rational (sqrt, exp, π) comes out as a float. None where it cannot be compiled."""
+    numbers = sorted(expression.atoms(sp.Rational), key=str)
+    names = sp.symbols(f"q0:{len(numbers)}")
+    values = [Fraction(int(number.p), int(number.q)) for number in numbers]
+    try:
+        function = sp.lambdify(
+            (t, *names), expression.xreplace(dict(zip(numbers, names, strict=True))),
+            modules=[{"floor": math.floor, "ceiling": math.ceil, "Min": min, "Max": max,
+                      "Abs": abs}, "math"])
+    except Exception:  # noqa: BLE001  (a function the printer does not know)
+        return None
+    return lambda step: function(step, *values)
+
+
+def _rational_sum(values: list[Fraction]) -> Fraction:
+    """The exact sum of ``values``, added in pairs (a running sum would reduce a growing
+    fraction at every term: 10^4 terms of 0.1·0.99^t take a minute that way)."""
+    while len(values) > 1:
+        values = [sum(values[i:i + 2], Fraction(0)) for i in range(0, len(values), 2)]
+    return values[0] if values else Fraction(0)
+
+
+def _exact_level(level: Level) -> sp.Expr:
+    """``level`` at its exact value as a sympy number (a float or mpmath number: its binary
+    value; a Fraction: itself)."""
+    if isinstance(level, mp.mpf):
+        if not mp.isfinite(level):
+            raise ValueError(f"level: expected a finite number, got {level}")
+        mantissa, exponent = level.man_exp
+        return sp.Integer(mantissa) * sp.Integer(2) ** exponent
+    if isinstance(level, Fraction):
+        return sp.Rational(level.numerator, level.denominator)
+    if isinstance(level, float | int | np.floating | np.integer):
+        if not math.isfinite(level):
+            raise ValueError(f"level: expected a finite number, got {level}")
+        return sp.Rational(float(level)) if isinstance(level, float | np.floating) \
+            else sp.Integer(int(level))
+    return sp.sympify(level)
 
 
 def _stalls_sympy(expression: sp.Expr) -> bool:

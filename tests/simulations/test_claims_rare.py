@@ -18,7 +18,7 @@ from simulations import claims
 from simulations.claims import verdicts
 from simulations.scenarios import scenario_from_dict
 from simulations.verify import run_scenario
-from tests.simulations.test_rare import walk_probability
+from theory.walk import walk_probability
 
 T, R_LEVEL, PATHS = 40, 32, 32
 EXACT = float(walk_probability(T, R_LEVEL))

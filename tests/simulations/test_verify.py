@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from simulations.scenarios import load_scenario, load_suite
-from tests.simulations.test_rare import walk_probability
+from theory.walk import walk_probability
 
 KEYS = {"scenario", "claim", "prediction", "measurement", "interval", "verdict", "reason"}
 
