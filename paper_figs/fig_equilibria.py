@@ -118,7 +118,8 @@ def draw_scenario(ctx: Context, sc: Scenario, sim: Simulation, name: str) -> lis
     """Theorem 1 on a 1-D scenario: (a) H(θ) = E[g/c] on the range of option ``zero_range``
     (default: the endpoints and θ(0) ± 10) with its zero set; (b) the histogram of the
     endpoints θ(T) of the paths that did not blow up, the zero set and, for the quadratic
-    family, the minimiser E[y] of E[ℓ]. Problems with more than one parameter get no figure.
+    family, the minimiser E[y] of E[ℓ] where there is one (not for a Student-t law with ν ≤ 2,
+    where E[ℓ] = ∞ at every θ). Problems with more than one parameter get no figure.
     """
     problem, rule = sc.make_problem(), sc.make_rule()
     if problem.n_params != 1:
@@ -149,7 +150,7 @@ def draw_scenario(ctx: Context, sc: Scenario, sim: Simulation, name: str) -> lis
         for i, (a, b) in enumerate(zero_set.intervals):
             ax.axvspan(a, b, color=style.OKABE_ITO["vermillion"], alpha=0.2,
                        label="zero interval of H" if i == 0 else None)
-    if isinstance(problem, Quadratic) and problem.curvature > 0:
+    if isinstance(problem, Quadratic) and problem.curvature > 0 and problem.law.moment_finite(2):
         mean = problem.law.mean_value()
         rows += series("b", "E[y]", [mean])
         ax_b.axvline(mean, color="k", ls=":", label=f"E[y] = {mean:.4g}, minimiser of E[ℓ]")

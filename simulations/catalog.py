@@ -61,7 +61,8 @@ THETA0 = Param("theta0", float, "θ(0), the same on every path: one number (quad
                                 "every coordinate) or all P numbers", many=True)
 MEAN = Param("mean", float, "mean of y", default=0.0)
 SD = Param("sd", float, "scale of y", default=1.0, low=0, above=True)
-DF = Param("df", int, "degrees of freedom ν of y", default=3, low=1)
+DF = Param("df", float, "degrees of freedom ν of y (any real ν > 0)", default=3, low=0,
+           above=True, keep_int=True)
 VALUES = Param("values", float, "atoms v_k of y = v_k·(1, …, 1)", many=True)
 PROBS = Param("probs", float, "probabilities p_k of the atoms v_k", low=0, high=1,
               many=True)

@@ -202,16 +202,8 @@ def simulate(run: RunSpec, execution: Execution | None = None) -> Simulation:
     run.check_memory(problem.n_params)
     dtype = run.torch_dtype()
     guard = DEFAULT_GUARD[dtype] if run.guard is None else run.guard
-    try:
-        device = torch.device(ex.device)
-    except (RuntimeError, ValueError, TypeError):
-        raise BadArgument("device", f"not a torch device: {ex.device!r}") from None
-    h_args = kernel.mean_field_args(problem, rule, run.batch) if "xi" in run.record else ()
-    can_compile = kernel.supports(problem, rule, device) and h_args is not None
-    if ex.backend == "compiled" and not can_compile:
-        raise BadArgument("backend", "'compiled' runs the catalog's problems on the CPU, and "
-                                     "the xi observer only on a quadratic with an exact H")
-    use_compiled = can_compile and ex.backend != "torch"
+    device = _device(ex.device)
+    use_compiled = _use_compiled(problem, rule, run, device, ex.backend)
     schedule = run.schedule_obj()
     a = np.asarray(schedule(np.arange(run.steps)), dtype=np.float64)
     chunk = default_chunk_size(problem, run.batch, dtype) if ex.chunk_size is None \
@@ -224,20 +216,7 @@ def simulate(run: RunSpec, execution: Execution | None = None) -> Simulation:
         "backend": "compiled" if use_compiled else "torch",
     }
     ckdir = None if ex.checkpoint_dir is None else Path(ex.checkpoint_dir)
-    saved_chunks: list[dict[str, torch.Tensor]] = []
-    partial = None
-    if ckdir is not None:
-        ckdir.mkdir(parents=True, exist_ok=True)
-        state_file = ckdir / "state.pt"
-        if ex.resume and state_file.exists():
-            saved = _load_checkpoint(state_file)
-            if saved["setting"] != setting or saved["chunk"] != chunk:
-                raise BadArgument("resume", "the checkpoint in checkpoint_dir was written by a "
-                                            "different setting; refuse to resume it")
-            saved_chunks, partial = saved["done"], saved["partial"]
-        elif not ex.resume:
-            for old in _checkpoint_files(ckdir):
-                old.unlink()
+    saved_chunks, partial = _saved_state(ckdir, ex.resume, setting, chunk)
     h_fn = None
     if "xi" in run.record:
         def h_fn(theta):
@@ -276,6 +255,48 @@ def simulate(run: RunSpec, execution: Execution | None = None) -> Simulation:
         with contextlib.suppress(OSError):
             ckdir.rmdir()  # only if nothing else is in it
     return Simulation(setting, arrays, run)
+
+
+def _device(name: Any) -> torch.device:
+    """The torch device ``name``, or :class:`BadArgument`."""
+    try:
+        return torch.device(name)
+    except (RuntimeError, ValueError, TypeError):
+        raise BadArgument("device", f"not a torch device: {name!r}") from None
+
+
+def _use_compiled(problem: Problem, rule: ClipRule, run: RunSpec, device: torch.device,
+                  backend: str) -> bool:
+    """Whether the run goes to :mod:`simulations.kernel` (its cell, device and observers
+    allow it, and ``backend`` is not ``torch``); ``backend="compiled"`` where it cannot is
+    refused."""
+    h_args = kernel.mean_field_args(problem, rule, run.batch) if "xi" in run.record else ()
+    can_compile = kernel.supports(problem, rule, device) and h_args is not None
+    if backend == "compiled" and not can_compile:
+        raise BadArgument("backend", "'compiled' runs the catalog's problems on the CPU, and "
+                                     "the xi observer only on a quadratic with an exact H")
+    return can_compile and backend != "torch"
+
+
+def _saved_state(ckdir: Path | None, resume: bool, setting: dict[str, Any], chunk: int
+                 ) -> tuple[list[dict[str, torch.Tensor]], dict[str, Any] | None]:
+    """(the finished chunks, the unfinished chunk's state) saved in ``ckdir`` when resuming a
+    run of the same ``setting`` and ``chunk`` (else nothing; a fresh run first removes the old
+    checkpoint files). A checkpoint of another setting is refused."""
+    if ckdir is None:
+        return [], None
+    ckdir.mkdir(parents=True, exist_ok=True)
+    state_file = ckdir / "state.pt"
+    if resume and state_file.exists():
+        saved = _load_checkpoint(state_file)
+        if saved["setting"] != setting or saved["chunk"] != chunk:
+            raise BadArgument("resume", "the checkpoint in checkpoint_dir was written by a "
+                                        "different setting; refuse to resume it")
+        return saved["done"], saved["partial"]
+    if not resume:
+        for old in _checkpoint_files(ckdir):
+            old.unlink()
+    return [], None
 
 
 def _run_chunk(ctx: _Context, rows: torch.Tensor, first_row: int,

@@ -1113,11 +1113,15 @@ def advance_rows(state, branch, pb, rule, limits, sco):
 
 def supports(problem, rule, device) -> bool:
     """Whether the kernel runs this cell: a problem of :data:`PROBLEM_CODES` (the stiff family
-    is a quadratic), any rule, on the CPU (with the ``xi`` observer only where
-    :func:`mean_field_args` gives H)."""
+    is a quadratic; a Student-t law only with an integer df, which the kernel draws as a sum
+    of squared normals: the torch step draws the others), any rule, on the CPU (with the
+    ``xi`` observer only where :func:`mean_field_args` gives H)."""
     from simulations.problems import Quadratic
 
-    known = isinstance(problem, Quadratic) or problem.name in PROBLEM_CODES
+    if isinstance(problem, Quadratic):
+        known = problem.law.kind != "student-t" or problem.law.integer_df
+    else:
+        known = problem.name in PROBLEM_CODES
     return known and rule.kind in RULE_CODES and str(device) == "cpu"
 
 
@@ -1154,6 +1158,9 @@ def problem_args(problem, batch: int, dtype: np.dtype) -> ProblemArgs:
     params = problem.params
     if isinstance(problem, Quadratic):
         law = problem.law
+        if law.kind == "student-t" and not law.integer_df:
+            raise ValueError(f"the kernel draws Student-t laws with an integer df only, got "
+                             f"df = {law.df} (kernel.supports routes it to the torch step)")
         fields.update(law=LAW_CODES[law.kind], dim=int(problem.dim),
                       curvature=float(problem.curvature), mean=float(law.mean),
                       sd=float(law.sd), df=int(law.df))

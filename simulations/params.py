@@ -31,7 +31,9 @@ class Param:
     ``type``: ``int``, ``float``, ``str`` or ``bool``; ``low``/``high``: the value v must
     satisfy low ≤ v ≤ high (low < v with ``above``); ``choices``: the allowed strings;
     ``many``: a list of values (one value is accepted and kept as it is); ``default``: None
-    where there is none or the owner chooses.
+    where there is none or the owner chooses; ``keep_int`` (a float parameter): an integral
+    value is kept as an int, so that 3 and 3.0 are one value, written 3 (the degrees of
+    freedom, once declared int: the keys of runs with an integer value do not change).
     """
 
     name: str
@@ -43,6 +45,7 @@ class Param:
     above: bool = False
     choices: tuple[str, ...] = ()
     many: bool = False
+    keep_int: bool = False
 
     @property
     def flag(self) -> str:
@@ -87,7 +90,8 @@ class Param:
         elif isinstance(value, (int, float)) and not isinstance(value, bool) \
                 and math.isfinite(value):
             if self.type is float:
-                out = float(value)
+                out = int(value) if self.keep_int and float(value).is_integer() \
+                    else float(value)
             elif float(value).is_integer():
                 out = int(value)
             if out is not None and not self._in_range(out):

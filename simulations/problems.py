@@ -475,8 +475,13 @@ class Law:
     r"""A law for the target y of the quadratic family, in d dimensions.
 
     * ``normal``: y = mean + sd·z, z ~ N(0, I_d) (two words per coordinate);
-    * ``student-t``: y = mean + sd·t, the coordinates iid Student-t with ``df`` (an integer ≥ 1)
-      degrees of freedom, t = z_0/√(Σ_{k=1}^{df} z_k²/df) (2(df+1) words per coordinate);
+    * ``student-t``: y = mean + sd·t, the coordinates iid Student-t with ``df`` = ν > 0 degrees
+      of freedom (any real ν; kept as an int when integral): for an integer ν,
+      t = z_0/√(Σ_{k=1}^{ν} z_k²/ν) (2(ν+1) words per coordinate); otherwise
+      :func:`simulations.sampling.student_t`, z_0/√(V/ν) with V = Σ_{k≤n} z_k² + 2·Gamma(a)
+      drawn by inverting the incomplete gamma function (n = ⌊ν⌋ − 1, a = (ν − n)/2; ν < 1:
+      n = 0, a = ν/2; 2(n+2) words per coordinate). E|y| is infinite for ν ≤ 1 and E[y²]
+      for ν ≤ 2; runs accept them (only H without clipping needs ν > 1);
     * ``discrete``: y = v_k·(1, …, 1) with probability p_k (one word; the atoms lie on the
       diagonal, so H is an exact finite sum in any dimension);
     * ``point``: y = mean, no noise.
@@ -488,7 +493,7 @@ class Law:
     kind: str = "normal"
     mean: float = MEAN.default
     sd: float = SD.default
-    df: int = DF.default
+    df: float = DF.default
     values: tuple[float, ...] = ()
     probs: tuple[float, ...] = ()
     extra: dict = field(default_factory=dict)
@@ -509,7 +514,15 @@ class Law:
 
     def words(self) -> int:
         """Random words per coordinate (discrete: per sample)."""
-        return {"normal": 2, "student-t": 2 * (self.df + 1), "discrete": 1, "point": 0}[self.kind]
+        if self.kind == "student-t" and not self.integer_df:
+            return sampling.student_t_words(self.df)
+        return {"normal": 2, "student-t": 2 * (int(self.df) + 1), "discrete": 1,
+                "point": 0}[self.kind]
+
+    @property
+    def integer_df(self) -> bool:
+        """Whether ``df`` is an integer (the series for F_ν, the sum of ν squared normals)."""
+        return float(self.df).is_integer()
 
     def mean_value(self) -> float:
         r"""E[y] per coordinate: Σ_k p_k·v_k for the discrete law, ``mean`` for the others (for
@@ -517,6 +530,14 @@ class Law:
         if self.kind == "discrete":
             return float(np.dot(self.values, self.probs))
         return self.mean
+
+    def moment_finite(self, order: int) -> bool:
+        r"""Whether E|y_k|^order < ∞: always for the normal, discrete and point laws; for the
+        Student-t law with ν = ``df`` degrees of freedom iff order < ν (its density decays like
+        |t|^{−(ν+1)}, so ∫|t|^order·|t|^{−(ν+1)} dt converges at ∞ iff order − ν − 1 < −1)."""
+        if self.kind == "student-t":
+            return order < self.df
+        return True
 
     def describe(self) -> str:
         """One line, e.g. "y ~ N(100, 1)"."""
@@ -527,7 +548,7 @@ class Law:
         if self.kind == "point":
             return f"y = {self.mean:g}"
         if self.kind == "student-t":
-            return f"y ~ {self.mean:g} + {self.sd:g}·t_{self.df}"
+            return f"y ~ {self.mean:g} + {self.sd:g}·t_{self.df:g}"
         return f"y ~ N({self.mean:g}, {self.sd:g}²)"
 
     def to_dict(self) -> dict[str, Any]:
@@ -585,6 +606,9 @@ class Quadratic(Problem):
             k = ((u[..., None] >= cum).sum(-1) if len(cum) <= 64
                  else torch.searchsorted(cum, u.contiguous(), right=True))
             return arr["values"][k][..., None].expand(-1, -1, d).to(dtype)
+        if law.kind == "student-t" and not law.integer_df:
+            noise = sampling.student_t(w.reshape(rows, w.shape[1], -1), law.df)  # (R, B, d)
+            return (law.mean + law.sd * noise).to(dtype)
         z = sampling.normals(w.view(rows, w.shape[1], d, -1))  # (R, B, d, words/2)
         if law.kind == "normal":
             noise = z[..., 0]

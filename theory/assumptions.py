@@ -287,10 +287,46 @@ def _active(pairs: list[tuple[sp.Expr, sp.Boolean]], point: sp.Expr) -> sp.Expr 
     return None
 
 
+def _kth_failure(k: int, word: str, intervals: list, points: list, values: list) -> str | None:
+    """Why the k-th derivative (``word``) of the piecewise f fails on its ``intervals`` or
+    across its break ``points`` (``values``: f there), or None where it does not."""
+    derivs = [(interval, sp.diff(piece, X, k)) for interval, piece in intervals]
+    for interval, d in derivs:
+        if d.has(sp.DiracDelta):
+            return f"{word} contains DiracDelta"
+        if _not_finite(d):
+            return f"{word} takes non-finite values ({d})"
+        bad = _continuous_on(d, interval)
+        if bad != sp.S.EmptySet:
+            return f"{word} is not continuous (or undefined) at {_fmt_set(bad)}"
+    for i, c in enumerate(points):
+        left = _limit(derivs[i][1], c, "-")
+        right = _limit(derivs[i + 1][1], c, "+")
+        for side, lim in (("left", left), ("right", right)):
+            if lim.is_finite is not True:
+                return f"{word} has no finite limit at x = {c} from the {side} ({lim})"
+        if not _equal(left, right):
+            return f"{word} jumps at x = {c} (from {left} to {right})"
+        if k == 0 and (_not_finite(values[i]) or not _equal(values[i], left)):
+            return f"f is not continuous at x = {c} (f({c}) = {values[i]}, limit {left})"
+    return None
+
+
 def _fmt_set(points: sp.Set) -> str:
     if isinstance(points, sp.FiniteSet):
         return "x = " + ", ".join(str(p) for p in points)
     return f"x in {points}"
+
+
+def _inside(a: sp.Expr, b: sp.Expr) -> sp.Expr:
+    """A point inside the open interval (a, b) (either end may be infinite)."""
+    if a == -sp.oo and b == sp.oo:
+        return sp.Integer(0)
+    if a == -sp.oo:
+        return b - 1
+    if b == sp.oo:
+        return a + 1
+    return (a + b) / 2
 
 
 def _first_failure(expr: sp.Expr) -> tuple[int, str]:
@@ -301,15 +337,7 @@ def _first_failure(expr: sp.Expr) -> tuple[int, str]:
     edges = [-sp.oo, *points, sp.oo]
     intervals = []  # (interval, active piece)
     for a, b in zip(edges[:-1], edges[1:], strict=True):
-        if a == -sp.oo and b == sp.oo:
-            inside = sp.Integer(0)
-        elif a == -sp.oo:
-            inside = b - 1
-        elif b == sp.oo:
-            inside = a + 1
-        else:
-            inside = (a + b) / 2
-        piece = _active(pairs, inside)
+        piece = _active(pairs, _inside(a, b))
         if piece is None:
             return 0, f"f is undefined on ({a}, {b})"
         intervals.append((sp.Interval.open(a, b), piece))
@@ -319,27 +347,10 @@ def _first_failure(expr: sp.Expr) -> tuple[int, str]:
         if piece is None:
             return 0, f"f is undefined at x = {c}"
         values.append(piece.subs(X, c))
-
     for k, word in enumerate(_DERIVATIVE_WORDS):
-        derivs = [(interval, sp.diff(piece, X, k)) for interval, piece in intervals]
-        for interval, d in derivs:
-            if d.has(sp.DiracDelta):
-                return k, f"{word} contains DiracDelta"
-            if _not_finite(d):
-                return k, f"{word} takes non-finite values ({d})"
-            bad = _continuous_on(d, interval)
-            if bad != sp.S.EmptySet:
-                return k, f"{word} is not continuous (or undefined) at {_fmt_set(bad)}"
-        for i, c in enumerate(points):
-            left = _limit(derivs[i][1], c, "-")
-            right = _limit(derivs[i + 1][1], c, "+")
-            for side, lim in (("left", left), ("right", right)):
-                if lim.is_finite is not True:
-                    return k, f"{word} has no finite limit at x = {c} from the {side} ({lim})"
-            if not _equal(left, right):
-                return k, f"{word} jumps at x = {c} (from {left} to {right})"
-            if k == 0 and (_not_finite(values[i]) or not _equal(values[i], left)):
-                return 0, f"f is not continuous at x = {c} (f({c}) = {values[i]}, limit {left})"
+        why = _kth_failure(k, word, intervals, points, values)
+        if why is not None:
+            return k, why
     if points:
         where = ", ".join(str(c) for c in points)
         return 3, f"f, f′, f″ are continuous on each piece and agree across x = {where}"

@@ -166,35 +166,52 @@ def _stability(left: float | None, right: float | None) -> str:
 
 
 def zeros_1d(h: Field, lo: float, hi: float, *, grid: int = 4001, atol: float | None = None,
-             band: Field | None = None, xtol: float = 1e-13) -> ZeroSet:
+             band: Field | None = None, rounding: Field | None = None,
+             xtol: float = 1e-13) -> ZeroSet:
     """The zero set of a scalar field h on [lo, hi].
 
     h is evaluated on ``grid`` equally spaced points x_i (h takes and returns 1-D arrays). A
-    grid point is *at zero* when |h(x_i)| ≤ tol_i, tol_i = max(atol, band(x_i)): ``atol``
-    defaults to 64·ε·max_i |h(x_i)| (the rounding of a sum of terms of that size); ``band`` is
-    the half-width of a confidence band where h is an estimate (e.g. 1.96 standard errors).
+    grid point is *at zero* when |h(x_i)| ≤ tol_i, the largest of ``atol``, ``rounding(x_i)``
+    and ``band(x_i)``: ``rounding`` bounds the rounding error of the evaluation of h at a point
+    (e.g. (S + k)·ε·Σ_s|w_s t_s| for a sum of S terms t_s; default ``h.rounding`` where h has
+    that attribute, as :func:`simulations.mean_field.field` does), so that an H that is exactly
+    0 on a stretch, and evaluates there to float noise of either sign, is one interval and not
+    hundreds of sign changes; ``band`` is the half-width of a confidence band where h is an
+    estimate (e.g. 1.96 standard errors); ``atol`` defaults to 0 where a rounding bound is
+    given, else to 64·ε·max_i |h(x_i)| (the rounding of a sum of terms of that size: right when
+    the terms are not much larger than h, e.g. not on a flat stretch where they cancel).
     Runs of points at zero become pieces, their ends refined by bisection on that predicate;
     every strict sign change between neighbours not at zero is refined by
     ``scipy.optimize.brentq`` to ``xtol``. Pieces closer than two grid steps are merged into
-    one (finer structure is below the grid's resolution: rounding noise on a flat H would
-    otherwise give hundreds of points). Each piece's stability is read from the signs of h at
-    the grid points just outside it. A zero that touches 0 without a sign change between grid
-    points (a tangency) is found only if it lands on the grid.
+    one (finer structure is below the grid's resolution). Each piece's stability is read from
+    the signs of h at the grid points just outside it, which are beyond the tolerance, so a
+    piece is ``repelling`` or ``touching`` only by values of h that its error cannot explain. A
+    zero that touches 0 without a sign change between grid points (a tangency) is found only if
+    it lands on the grid.
     """
     if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
         raise ValueError(f"zeros_1d: expected finite lo < hi, got lo={lo}, hi={hi}")
     if grid < 3:
         raise ValueError(f"zeros_1d: grid must be >= 3, got {grid}")
+    if rounding is None:
+        rounding = getattr(h, "rounding", None)
     x = np.linspace(lo, hi, grid)
     y = np.asarray(h(x), dtype=np.float64).reshape(grid)
     if not np.all(np.isfinite(y)):
         raise ValueError("zeros_1d: h is not finite on the grid")
-    base = 64 * np.finfo(np.float64).eps * float(np.max(np.abs(y))) if atol is None else atol
+    if atol is not None:
+        base = atol
+    elif rounding is not None:
+        base = 0.0
+    else:
+        base = 64 * np.finfo(np.float64).eps * float(np.max(np.abs(y)))
 
     def tol(t: np.ndarray) -> np.ndarray:
-        if band is None:
-            return np.full(len(t), base)
-        return np.maximum(base, np.asarray(band(t), dtype=np.float64).reshape(len(t)))
+        out = np.full(len(t), base)
+        for extra in (rounding, band):
+            if extra is not None:
+                out = np.maximum(out, np.asarray(extra(t), dtype=np.float64).reshape(len(t)))
+        return out
 
     def scalar(t: float) -> float:
         return float(np.asarray(h(np.array([t])), dtype=np.float64).reshape(-1)[0])
@@ -202,8 +219,25 @@ def zeros_1d(h: Field, lo: float, hi: float, *, grid: int = 4001, atol: float | 
     def at_zero(t: float) -> bool:
         return abs(scalar(t)) <= float(tol(np.array([t]))[0])
 
-    small = np.abs(y) <= tol(x)
-    raw = []  # (a, b, index left of it or None, index right of it or None, residual)
+    raw = _raw_pieces(x, y, np.abs(y) <= tol(x), scalar, at_zero, xtol)
+    step = (hi - lo) / (grid - 1)
+    merged = _merged(raw, step)
+    pieces = []
+    for a, b, li, ri, r in merged:
+        if band is None and b - a < step:  # a simple zero that landed near the grid
+            a = b = 0.5 * (a + b)
+        pieces.append(ZeroPiece(a, b, r, _stability(None if li is None else y[li],
+                                                     None if ri is None else y[ri])))
+    return ZeroSet(pieces, float(lo), float(hi), band is not None)
+
+
+def _raw_pieces(x: np.ndarray, y: np.ndarray, small: np.ndarray, scalar, at_zero,
+                xtol: float) -> list[list]:
+    """The zeros on the grid: each run of points at zero (``small``) as a piece with its ends
+    refined by bisection, and each strict sign change between neighbours not at zero refined by
+    brentq; as [a, b, index left of it or None, index right of it or None, residual]."""
+    grid = len(x)
+    raw = []
     i = 0
     while i < grid:
         if small[i]:
@@ -220,7 +254,11 @@ def zeros_1d(h: Field, lo: float, hi: float, *, grid: int = 4001, atol: float | 
             p = optimize.brentq(scalar, x[i], x[i + 1], xtol=xtol, rtol=4 * np.finfo(float).eps)
             raw.append([float(p), float(p), i, i + 1, abs(scalar(p))])
         i += 1
-    step = (hi - lo) / (grid - 1)
+    return raw
+
+
+def _merged(raw: list[list], step: float) -> list[list]:
+    """The pieces of :func:`_raw_pieces` with those closer than two grid steps joined."""
     merged: list[list] = []
     for piece in raw:
         if merged and piece[0] - merged[-1][1] <= 2 * step * (1 + 1e-9):
@@ -228,28 +266,26 @@ def zeros_1d(h: Field, lo: float, hi: float, *, grid: int = 4001, atol: float | 
             merged[-1] = [last[0], piece[1], last[2], piece[3], max(last[4], piece[4])]
         else:
             merged.append(piece)
-    pieces = []
-    for a, b, li, ri, r in merged:
-        if band is None and b - a < step:  # a simple zero that landed near the grid
-            a = b = 0.5 * (a + b)
-        pieces.append(ZeroPiece(a, b, r, _stability(None if li is None else y[li],
-                                                     None if ri is None else y[ri])))
-    return ZeroSet(pieces, float(lo), float(hi), band is not None)
+    return merged
 
 
 def search_zeros_1d(h: Field, lo: float, hi: float, *, grid: int = 4001,
-                    band: Field | None = None, max_widenings: int = 40) -> ZeroSet:
+                    band: Field | None = None, rounding: Field | None = None,
+                    max_widenings: int = 40) -> ZeroSet:
     """:func:`zeros_1d` on [lo, hi], widened while no zero is found and the flow dθ/dτ = −H
-    points out of the window: the end where it does (H(hi) < 0, or H(lo) > 0) moves out by
-    the window's width, at most ``max_widenings`` times. The returned set's ``lo``, ``hi`` is
-    the window searched last."""
+    points out of the window (the end where it does, H(hi) < 0 or H(lo) > 0, moves out by the
+    window's width), or while a piece of zeros reaches an end of the window (that end moves out
+    by the window's width, so that an interval of zeros is found whole, with its stability), at
+    most ``max_widenings`` times. The returned set's ``lo``, ``hi`` is the window searched
+    last."""
     for _ in range(max_widenings + 1):
-        zs = zeros_1d(h, lo, hi, grid=grid, band=band)
-        if not zs.empty:
-            return zs
-        ends = np.asarray(h(np.array([lo, hi])), dtype=np.float64).reshape(2)
+        zs = zeros_1d(h, lo, hi, grid=grid, band=band, rounding=rounding)
         width = hi - lo
-        out_left, out_right = ends[0] > 0, ends[1] < 0
+        if not zs.empty:
+            out_left, out_right = zs.pieces[0].lo <= lo, zs.pieces[-1].hi >= hi
+        else:
+            ends = np.asarray(h(np.array([lo, hi])), dtype=np.float64).reshape(2)
+            out_left, out_right = ends[0] > 0, ends[1] < 0
         if not (out_left or out_right):
             return zs
         lo, hi = lo - width * out_left, hi + width * out_right
@@ -264,6 +300,8 @@ def _edge(at_zero: Callable[[float], bool], outside: float, inside: float,
         if abs(outside - inside) <= xtol:
             break
         mid = 0.5 * (outside + inside)
+        if mid in (outside, inside):  # neighbours in floating point
+            break
         if at_zero(mid):
             inside = mid
         else:

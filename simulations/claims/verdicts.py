@@ -1,6 +1,8 @@
 r"""The verdict rules, each a small function of numbers (no runs, no problems).
 
-A verdict is one of ``holds``, ``violated``, ``vacuous``, ``inconclusive``. The rules:
+A verdict is one of ``holds``, ``violated``, ``vacuous``, ``inconclusive``, ``does not apply``
+(a theorem whose hypothesis fails measurably on the run, e.g. T1's bounded iterates: it says
+nothing there, which is not a violation). The rules:
 
 * **Probability bound** P(event) ≤ b (L1-paper, L1-mart, A3, a user's ``[[bound]]``), from k
   events in n paths with the Clopper–Pearson 95% interval [lo, hi] of k/n:
@@ -28,6 +30,8 @@ A verdict is one of ``holds``, ``violated``, ``vacuous``, ``inconclusive``. The 
 * **Mean position** (T1): the mean endpoint m (standard error s per coordinate) agrees with a
   target x when |z| ≤ 3, z = max_k |m_k − x_k| / √(s_k² + σ_k²), with σ the standard error of
   the target where it is estimated (a zero of a Monte Carlo H); see :func:`mean_agreement`.
+  T1 ``does not apply`` where H offers no zero that is not repelling and ‖θ‖ still grows at T
+  by more than 3 standard errors (see :mod:`simulations.claims.t1`).
 
 * **Decrease** (L3): ``holds`` when the last mean is below the first by more than 3 standard
   errors, ``violated`` when above by more than 3, ``inconclusive`` in between
@@ -51,7 +55,7 @@ __all__ = ["LEVEL", "VERDICTS", "Z_AGREE", "clopper_pearson", "decrease_verdict"
            "interval_verdict", "log10_tightness", "mean_agreement", "pathwise_check",
            "pathwise_rtol", "pathwise_verdict", "probability_verdict"]
 
-VERDICTS = ("holds", "violated", "vacuous", "inconclusive")
+VERDICTS = ("holds", "violated", "vacuous", "inconclusive", "does not apply")
 LEVEL = 0.95
 Z_AGREE = 3.0
 #: the tolerance of one computed value against an analytic constant: 4 ulps of the run's dtype

@@ -440,3 +440,135 @@ def test_every_claim_runs_on_every_schedule_kind(kind):
     sum_a2 = math.fsum(a(t) ** 2 for t in range(60))
     assert paper["14"].prediction_value == pytest.approx(
         math.log10(2) - 2 * 0.25 / sum_a2 / math.log(10), rel=1e-9)
+
+
+# ---- T1: every sentence of the reason from facts of the case; "does not apply" -------------
+
+def _discrete(values, probs, **extra):
+    return {"name": "quadratic", "noise": "discrete", "values": values, "probs": probs,
+            "theta0": 0.5} | extra
+
+
+def test_t1_flat_zero_set_at_large_lambda_is_one_attracting_interval():
+    """y = ±9e6 w.p. ½, classic λ = 1e5: H = ½clip(θ + 9e6) + ½clip(θ − 9e6) is exactly 0 on
+    [λ − 9e6, 9e6 − λ] = [−8.9e6, 8.9e6] (both residuals clipped there: ½λ − ½λ), ½(θ ∓ 8.9e6)
+    just outside, so the interval attracts. Endpoints spread over [−3e5, 3e5] (steps of up to
+    λa(t)) lie inside it; float noise of size ε·λ must not split it into pieces, some of them
+    'repelling'."""
+    sc = _t1_scenario(_discrete([-9e6, 9e6], [0.5, 0.5]), clip={"rule": "classic", "lam": 1e5})
+    rng = np.random.default_rng(0)
+    row = claims.evaluate(sc, _t1_sim(rng.uniform(-3e5, 3e5, 256)))[0]
+    assert len(row.details["pieces"]) == 1 and row.details["zeros"] == []
+    piece = row.details["pieces"][0]
+    assert (piece["lo"], piece["hi"]) == pytest.approx((-8.9e6, 8.9e6), rel=0, abs=1e-6)
+    assert piece["stability"] == "attracting"
+    assert "repelling" not in row.prediction and "touching" not in row.prediction
+    assert row.verdict == "holds"
+
+
+@pytest.mark.parametrize("df", [1, 2, 3, 5])
+def test_t1_says_nothing_of_a_minimiser_where_the_expected_loss_is_infinite(df):
+    """ℓ = ½(θ − y)², y ~ t_ν: E[ℓ] = ½E[(θ − y)²] is finite iff E[y²] is, iff ν > 2 (scipy's
+    variance of t_ν is inf for ν ≤ 2, checked here too). For ν ≤ 2 there is no minimiser: no
+    'argmin E[ℓ] = 0', no 'also the minimiser'; for ν > 2 the minimiser is the centre 0 and the
+    endpoints at 0 match it."""
+    from simulations.problems import Law
+
+    finite = df > 2
+    assert Law("student-t", df=df).moment_finite(2) == finite == bool(np.isfinite(
+        stats.t(df).var()))
+    assert Law("student-t", df=df).moment_finite(1) == bool(np.isfinite(stats.t(df).mean()))
+    sc = _t1_scenario({"name": "quadratic", "noise": "student-t", "df": df, "mean": 0.0,
+                       "sd": 1.0, "theta0": 5.0})
+    rng = np.random.default_rng(1)
+    row = claims.evaluate(sc, _t1_sim(0.01 * rng.standard_normal(256)))[0]
+    assert row.verdict == "holds" and row.details["loss_finite"] is finite
+    if finite:
+        assert row.prediction.endswith("argmin E[ℓ] = 0")
+        assert "the endpoints also match the minimiser of E[ℓ]" in row.reason
+    else:
+        assert row.details["minimiser"] is None
+        assert row.prediction.endswith("argmin E[ℓ] = none (E[ℓ] = ∞)")
+        assert "E[ℓ] = ∞ at every θ" in row.reason and f"ν = {df} ≤ 2" in row.reason
+        assert "match the minimiser" not in row.reason and "argmin E[ℓ] = 0" not in row.reason
+
+
+def test_t1_reading_false_only_where_the_limit_is_not_the_minimiser():
+    """The sentence "the reading 'minimum of E[ℓ]' is false here" needs a zero of H that the
+    endpoints match and that differs from the minimiser x* of E[ℓ] beyond the resolution.
+
+    * printed: y = 0 w.p. 0.9, 10 w.p. 0.1, λ = 1: the zero of H is 1/9 (0.9·θ = 0.1·1 with
+      the far atom clipped), x* = E[y] = 1; endpoints at 1/9;
+    * printed: y = ±2 w.p. ½, λ = 1: H = 0 on [−1, 1] ∋ x* = 0, but endpoints in the flat
+      stretch around 0.27 are limits of the iterates (no drift there) that are not x*;
+    * not printed: y ~ N(2, 1)² in 2-D, H by Monte Carlo: by symmetry the zero of H is x* =
+      (2, 2) itself; endpoints 0.004 off it match the estimated zero (±0.017) but not x* (to
+      their standard error 0.0006): the row must not call the reading false."""
+    rng = np.random.default_rng(0)
+    skew = claims.evaluate(_t1_scenario(_discrete([0.0, 10.0], [0.9, 0.1])),
+                           _t1_sim(1 / 9 + 0.01 * rng.standard_normal(512)))[0]
+    assert skew.verdict == "holds" and skew.details["minimiser"] == [1.0]
+    assert "the reading 'minimum of E[ℓ]' is false here" in skew.reason
+    flat = claims.evaluate(_t1_scenario(_discrete([-2.0, 2.0], [0.5, 0.5])),
+                           _t1_sim(0.27 + 0.2 * rng.standard_normal(512)))[0]
+    assert flat.details["intervals"] == [pytest.approx((-1.0, 1.0), abs=1e-9)]
+    assert flat.verdict == "holds" and "the reading 'minimum of E[ℓ]' is false here" in flat.reason
+    rng = np.random.default_rng(0)
+    normal = claims.evaluate(
+        _t1_scenario({"name": "quadratic", "noise": "normal", "mean": 2.0, "sd": 1.0,
+                      "dim": 2}),
+        _t1_sim(2.004 + 0.01 * rng.standard_normal((256, 2))))[0]
+    assert normal.verdict == "holds" and normal.details["z_minimiser"] > 3
+    assert "false here" not in normal.reason
+    assert "cannot be told apart" in normal.reason and normal.details["z_zero_minimiser"] <= 3
+
+
+def _grown_sim(endpoints, start_norm, end_norm):
+    """A constructed run with checkpoints at 0, 4, 8 and ‖θ‖ = start_norm at s = 4 (= T/2),
+    end_norm at T = 8, plus ±1e-3 noise so that the standard error is not 0."""
+    endpoints = np.asarray(endpoints, dtype=np.float64).reshape(len(endpoints), -1)
+    n = len(endpoints)
+    noise = 1e-3 * np.where(np.arange(n) % 2, 1.0, -1.0)
+    norms = np.stack([np.zeros(n), start_norm + noise, end_norm - noise], axis=1)
+    return Simulation({"paths": n, "steps": 8},
+                      {"blown_step": np.full(n, -1), "endpoints": endpoints,
+                       "checkpoint_steps": np.array([0, 4, 8]), "norm_at": norms})
+
+
+def test_t1_does_not_apply_where_the_iterates_grow_and_is_violated_where_they_do_not():
+    """Theorem 1 assumes bounded iterates. ℓ = −½(θ − y)², y ~ N(0, 1): H = −E[clamp(θ − y)]
+    has the one zero 0, repelling; iterates whose ‖θ‖ grows from 5 at T/2 to 6 at T (paired
+    difference 1 ± 1e-4) are not bounded as far as the run shows: 'does not apply', not
+    'violated'. The same endpoints with ‖θ‖ flat at 6 are bounded and converge nowhere:
+    'violated'."""
+    sc = _t1_scenario({"name": "quadratic", "noise": "normal", "mean": 0.0, "sd": 1.0,
+                       "theta0": 0.0, "curvature": -1.0})
+    end = np.repeat([-6.0, 6.0], 64)
+    grown = claims.evaluate(sc, _grown_sim(end, 5.0, 6.0))[0]
+    assert grown.verdict == "does not apply" and "Theorem 1 assumes" in grown.reason
+    assert grown.details["growth"]["growth"] == pytest.approx(1.0, abs=1e-2)
+    assert grown.details["growth"]["from_step"] == 4 and grown.details["growth"]["grows"]
+    flat = claims.evaluate(sc, _grown_sim(end, 6.0, 6.0))[0]
+    assert flat.verdict == "violated" and "does not grow measurably" in flat.reason
+    assert not flat.details["growth"]["grows"]
+
+
+def test_t1_does_not_apply_on_separable_logistic_data():
+    """Separable logistic regression: H has no zero and ‖θ‖ grows without bound (like the log of
+    τ(t)); a short run of 64 paths already shows the growth, so the row is 'does not apply' and
+    the report, JSON and the [expect] check take that verdict."""
+    from simulations import report
+    from simulations.verify import run_scenario
+
+    sc = scenario_from_dict({
+        "name": "separable", "claims": ["T1"], "problem": {"name": "logistic"},
+        "clip": {"rule": "classic", "lam": 1.0},
+        "run": {"schedule": "1/(t+1)**0.6", "paths": 64, "steps": 400, "seed": 9},
+        "expect": {"T1": "does not apply"}})
+    row = claims.evaluate(sc, run_scenario(sc, progress=False))[0]
+    assert row.verdict == "does not apply", row.reason
+    assert row.details["growth"]["grows"] and row.details["zeros"] == []
+    assert "no zero of H was found" in row.reason
+    assert report.unexpected([row], {sc.name: sc.expect}) == []
+    assert "1 does not apply" in report.text([row])
+    assert '"verdict": "does not apply"' in report.as_json([row])

@@ -70,3 +70,23 @@ def test_no_function_in_simulations_takes_more_than_eight_parameters():
     too_many = [where for count, where in counts if count > 8]
     assert not too_many, too_many
     assert max(count for count, _ in counts) == 8
+
+
+def test_a_student_t_law_with_real_df_goes_to_the_torch_step():
+    """The kernel draws Student-t with an integer ν only: ``supports`` is false for ν = 2.5
+    (so the engine runs the torch step) and ``problem_args`` refuses it; ν = 3.0 stays."""
+    from simulations.problems import make_problem
+    from simulations.rules import ClipRule
+
+    rule = ClipRule("classic", lam=1.0)
+    real = make_problem("quadratic", noise="student-t", df=2.5)
+    assert not kernel.supports(real, rule, "cpu")
+    try:
+        kernel.problem_args(real, 1, np.float64)
+    except ValueError as error:
+        assert "integer df" in str(error)
+    else:
+        raise AssertionError("problem_args accepted df = 2.5")
+    whole = make_problem("quadratic", noise="student-t", df=3.0)
+    assert kernel.supports(whole, rule, "cpu")
+    assert kernel.problem_args(whole, 1, np.float64).df == 3

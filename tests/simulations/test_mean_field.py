@@ -4,7 +4,8 @@
   of ``problem.loss`` on a one-sample batch, clipped by theory.clipping, averaged;
 * the 1-D normal quadratic: ``scipy.integrate.quad`` of clamp(L(θ − y), −τ, τ)·pdf(y);
 * the 1-D Student-t quadratic: quadrature in the probability scale (u = F(y)) and a numpy Monte
-  Carlo;
+  Carlo; for non-integer ν, ``scipy.integrate.quad`` of clamp(m + sT, −τ, τ)·f_ν(T) with
+  scipy.stats.t, and the CDF and the partial expectation against scipy separately;
 * a discrete law in d = 2: the finite sum by hand;
 * B > 1: every one of the n^B minibatches enumerated with itertools.product;
 * SCIENCE.md's T1 row: H vanishes on an interval for a symmetric two-point law with gap > 2λ.
@@ -15,6 +16,7 @@ from __future__ import annotations
 import inspect
 import itertools
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -22,6 +24,7 @@ import torch
 from scipy import integrate, stats
 
 from simulations import sampling
+from simulations.errors import BadArgument
 from simulations.mean_field import mean_field
 from simulations.problems import RNNCliff, make_problem
 from simulations.rules import RULES, ClipRule
@@ -647,3 +650,202 @@ def test_field_jacobian_against_analytic_derivatives():
         want = L * (stats.norm.cdf((lam - m) / s) - stats.norm.cdf((-lam - m) / s))
         got = field(quad, ClipRule("classic", lam=lam)).jacobian(np.array([th]))
         assert got.shape == (1, 1) and abs(got[0, 0] - want) < 1e-6
+
+
+# ---- the bound on H's rounding error -------------------------------------------------------
+
+def _exact_two_point(theta: float, y0: float, lam: float):
+    """H(θ) = ½clip(θ + y0) + ½clip(θ − y0), clip(z) = sign(z)·min(|z|, λ), in exact rational
+    arithmetic on the float θ."""
+    from fractions import Fraction
+
+    def clip(z):
+        return max(min(z, Fraction(lam)), -Fraction(lam))
+
+    t, y = Fraction(theta), Fraction(y0)
+    return (clip(t + y) + clip(t - y)) / 2
+
+
+def test_rounding_bound_of_a_finite_sum_against_exact_fractions():
+    """y = ±9e6 w.p. ½, classic λ = 1e5: on [λ − y0, y0 − λ] = [−8.9e6, 8.9e6] H is exactly 0
+    but float64 gives noise of size ~ε·λ of either sign. The bound (S + 16)·ε·Σ|w_s t_s|
+    (S = 2, Σ|w_s t_s| = λ there) covers the error against exact rational arithmetic at every
+    point, flat or not, and is small: 18·ε·λ ≈ 4.0e-10."""
+    problem = make_problem("quadratic", noise="discrete", values=[-9e6, 9e6], probs=[0.5, 0.5])
+    rng = np.random.default_rng(5)
+    theta = np.concatenate([rng.uniform(-8.9e6, 8.9e6, 300), rng.uniform(-2e7, 2e7, 100),
+                            [-8.9e6, 8.9e6, 0.0, 1e-3]])
+    est = mean_field(problem, ClipRule("classic", lam=1e5), torch.as_tensor(theta)[:, None],
+                     rounding=True)
+    value, bound = est.value[:, 0].numpy(), est.rounding[:, 0].numpy()
+    errors = [abs(float(v) - float(_exact_two_point(t, 9e6, 1e5)))
+              for t, v in zip(theta, value, strict=True)]
+    assert all(e <= b for e, b in zip(errors, bound, strict=True))
+    flat = np.abs(theta) <= 8.9e6
+    assert np.all(bound[flat] == pytest.approx(18 * np.finfo(float).eps * 1e5, rel=1e-12))
+    assert np.any(value[flat] != 0)  # the noise the bound is there for
+
+
+@pytest.mark.parametrize("law,df", [("normal", None), ("student-t", 1), ("student-t", 3)])
+def test_rounding_bound_of_the_closed_forms_against_quadrature(law, df):
+    """E[clamp(m + sT, −λ, λ)] by mpmath quadrature at 30 digits, split at the kinks
+    t = (±λ − m)/s and at the mode 0, against the closed form in float64: the error is within
+    the bound 64·ε·(|m| + λ + s(|G(α)| + |G(β)|))."""
+    import mpmath
+
+    mpmath.mp.dps = 30
+    params = {"noise": law, "mean": 0.0, "sd": 2.0} | ({"df": df} if df else {})
+    problem = make_problem("quadratic", **params)
+    lam = 1.5
+    theta = np.array([-40.0, -3.1, -1.0, -0.2, 0.0, 0.7, 2.9, 15.0, 1e3])
+    est = mean_field(problem, ClipRule("classic", lam=lam), torch.as_tensor(theta)[:, None],
+                     rounding=True)
+    if law == "normal":
+        def pdf(t):
+            return mpmath.npdf(t)
+    else:
+        half = mpmath.mpf(1) / 2
+        c = mpmath.gamma((df + 1) * half) / (mpmath.sqrt(df * mpmath.pi)
+                                             * mpmath.gamma(df * half))
+
+        def pdf(t):
+            return c * (1 + t * t / df) ** (-(df + 1) * half)
+
+    def clamped(m, s):
+        return lambda t: max(min(m + s * t, lam), -lam) * pdf(t)
+
+    for th, value, bound in zip(theta, est.value[:, 0].tolist(), est.rounding[:, 0].tolist(),
+                                strict=True):
+        m, s = mpmath.mpf(th), mpmath.mpf(2)
+        a, b = (-lam - m) / s, (lam - m) / s
+        points = [-mpmath.inf, *sorted({a, b, mpmath.mpf(0)}), mpmath.inf]
+        exact = mpmath.quad(clamped(m, s), points)
+        assert abs(value - float(exact)) <= bound, (th, value, float(exact), bound)
+        assert bound <= 1e-13 * (abs(th) + lam + 2 * 2)  # a few hundred ulps of the terms
+
+
+# --------------------------------------------------------------------------------------------
+# Student-t with a non-integer number of degrees of freedom (the incomplete beta function)
+# --------------------------------------------------------------------------------------------
+
+REAL_DFS = [0.7, 1.5, 2.5, 7.3]
+
+
+def _clamp_mean_by_quad(m: float, s: float, tau: float, df: float) -> float:
+    """E[clamp(m + sT, −τ, τ)] = ∫ clamp(m + s t, −τ, τ)·f_ν(t) dt by scipy.integrate.quad with
+    scipy.stats.t's density, split at the kinks t = (±τ − m)/s and at 0 (the density's peak)."""
+    kinks = sorted({(-tau - m) / s, (tau - m) / s, 0.0})
+    edges = [-np.inf, *kinks, np.inf]
+
+    def integrand(t: float) -> float:
+        return max(-tau, min(tau, m + s * t)) * stats.t.pdf(t, df)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", integrate.IntegrationWarning)
+        return math.fsum(integrate.quad(integrand, lo, hi, epsabs=1e-14, epsrel=1e-13,
+                                        limit=1000)[0]
+                         for lo, hi in zip(edges[:-1], edges[1:], strict=True))
+
+
+@pytest.mark.parametrize("df", REAL_DFS)
+@pytest.mark.parametrize("kind", ["classic", "adaptive", "value"])
+def test_student_t_real_df_against_quadrature(df, kind):
+    """H(θ) for ν ∈ {0.7, 1.5, 2.5, 7.3} (ν = 0.7: E|y| = ∞, but clipped H exists) against the
+    quadrature of E[clamp(L(θ − mean − sd·T), −τ, τ)], to 1e-12."""
+    mean, sd, curvature, lam, eps = 0.5, 1.3, -0.8, 0.9, 0.2
+    problem = make_problem("quadratic", noise="student-t", mean=mean, sd=sd, df=df,
+                           curvature=curvature)
+    rule = make_rule(kind, lam, eps)
+    thetas = np.array([-1e3, -3.0, 0.0, 0.2, 0.5, 1.7, 40.0])
+    got = mean_field(problem, rule, torch.tensor(thetas[:, None])).value[:, 0].numpy()
+    for theta, h in zip(thetas, got, strict=True):
+        tau = lam * max(abs(theta), eps) if kind == "adaptive" else lam
+        # L(θ − y) = m + s·T' with m = L(θ − mean), s = |L|·sd, T' = −sign(L)·T ~ t_ν
+        want = _clamp_mean_by_quad(curvature * (theta - mean), abs(curvature) * sd, tau, df)
+        assert abs(h - want) <= 1e-12 * max(1.0, abs(want)), (df, kind, theta, h, want)
+
+
+@pytest.mark.parametrize("df", [0.3, 0.7, 1.5, 2.5, 7.3, 30.5])
+def test_t_cdf_real_df_against_scipy(df):
+    """F_ν and its tails (the smaller of F and 1 − F, relatively) against scipy.stats.t."""
+    from simulations.mean_field import t_cdf
+
+    xs = np.concatenate([-np.logspace(-4, 6, 120), [0.0], np.logspace(-4, 6, 120)])
+    got = t_cdf(torch.from_numpy(xs), df).numpy()
+    want = stats.t.cdf(xs, df)
+    tail_got = np.where(xs < 0, got, 1.0 - got)
+    tail_want = np.where(xs < 0, want, stats.t.sf(xs, df))
+    np.testing.assert_allclose(got, want, rtol=0, atol=2e-15)
+    lower = xs < 0  # 1 − got keeps only the absolute precision of got
+    np.testing.assert_allclose(tail_got[lower], tail_want[lower],
+                               rtol=5e-14)
+
+
+@pytest.mark.parametrize("df", [0.7, 0.9999999, 1.0000001, 1.5, 2.5, 7.3])
+def test_t_partial_expectation_real_df_against_quad(df):
+    """E[T·1{a < T ≤ b}] on finite intervals, also for ν < 1 (E|T| = ∞) and ν next to 1."""
+    from simulations.mean_field import t_partial_expectation
+
+    pairs = [(-3.0, -1.0), (-1.0, 2.0), (0.5, 7.0), (-40.0, 25.0), (-0.1, 0.1), (3.0, 3.5)]
+    a = torch.tensor([p[0] for p in pairs], dtype=torch.float64)
+    b = torch.tensor([p[1] for p in pairs], dtype=torch.float64)
+    got = t_partial_expectation(a, b, df).numpy()
+    for (lo, hi), g in zip(pairs, got, strict=True):
+        mid = min(hi, max(lo, 0.0))  # split at 0
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", integrate.IntegrationWarning)
+            want = math.fsum(integrate.quad(lambda t: t * stats.t.pdf(t, df), p, q,
+                                            epsabs=1e-15, epsrel=1e-14, limit=400)[0]
+                             for p, q in ((lo, mid), (mid, hi)))
+        assert abs(g - want) <= 1e-13 * max(1.0, abs(want)), (df, lo, hi, g, want)
+
+
+def test_t_partial_expectation_at_one_is_the_cauchy_form():
+    """ν = 1 exactly: [ln(1 + b²) − ln(1 + a²)]/(2π), written out here."""
+    from simulations.mean_field import t_partial_expectation
+
+    a, b = torch.tensor([-3.0, 0.5]), torch.tensor([2.0, 9.0])
+    want = [(math.log1p(4.0) - math.log1p(9.0)) / (2 * math.pi),
+            (math.log1p(81.0) - math.log1p(0.25)) / (2 * math.pi)]
+    got = t_partial_expectation(a.double(), b.double(), 1.0).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-14)
+
+
+@pytest.mark.parametrize("df", [1, 2, 3, 4, 7, 10])
+def test_beta_path_agrees_with_the_series_at_integer_df(df):
+    """At an integer ν the incomplete-beta CDF and the difference form of the partial
+    expectation (used for non-integer ν) agree with the A&S series (kept for integer ν) to a
+    few 1e-16 absolute, and so does E[clamp]."""
+    from simulations.mean_field import (
+        _clamp_mean,
+        _t_cdf_beta,
+        t_cdf,
+        t_clamp_mean,
+        t_partial_expectation,
+    )
+
+    xs = torch.from_numpy(np.concatenate([-np.logspace(-3, 3, 80), [0.0],
+                                          np.logspace(-3, 3, 80)]))
+    np.testing.assert_allclose(_t_cdf_beta(xs, float(df)).numpy(), t_cdf(xs, df).numpy(),
+                               rtol=0, atol=2e-15)
+    m = torch.linspace(-6.0, 6.0, 121, dtype=torch.float64)
+    tau = torch.full_like(m, 0.8)
+    new = _clamp_mean(m, 1.3, tau, lambda x: _t_cdf_beta(x, float(df)),
+                      lambda a, b: t_partial_expectation(a, b, float(df)))
+    np.testing.assert_allclose(new.numpy(), t_clamp_mean(m, 1.3, tau, df).numpy(), rtol=0,
+                               atol=3e-15)
+
+
+def test_student_t_real_df_unclipped():
+    """Without clipping H = L(θ − mean) for ν > 1 (ν = 1.5: E|y| < ∞ though E[y²] = ∞), and is
+    refused for ν ≤ 1, in one line naming df."""
+    thetas = torch.tensor([[-1.0], [0.0], [4.0]], dtype=torch.float64)
+    problem = make_problem("quadratic", noise="student-t", mean=1.0, sd=2.0, df=1.5,
+                           curvature=-0.5)
+    got = mean_field(problem, ClipRule("none"), thetas).value[:, 0].numpy()
+    np.testing.assert_allclose(got, -0.5 * (thetas[:, 0].numpy() - 1.0), rtol=1e-15)
+    for df in (0.7, 1):
+        heavy = make_problem("quadratic", noise="student-t", df=df)
+        with pytest.raises(BadArgument, match=r"^df: .*≤ 1 without clipping") as error:
+            mean_field(heavy, ClipRule("none"), thetas)
+        assert "\n" not in str(error.value)

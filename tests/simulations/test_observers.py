@@ -1,13 +1,15 @@
 """The xi observer with the batched mean field: ξ(s) = Σ_{t<s} a(t)(g/c − H(θ(t))) on a
 Student-t and a 2-D normal quadratic, against a slow reference loop over paths and steps that
-computes H independently (scipy quadrature, numpy over the common draws); and H is evaluated
-once per step for all tracked paths."""
+computes H independently (scipy quadrature, numpy over the common draws), also for a Student-t
+law with a non-integer ν (run on the torch step); and H is evaluated once per step for all
+tracked paths."""
 
 from __future__ import annotations
 
 import math
 
 import numpy as np
+import pytest
 import torch
 from scipy import integrate, stats
 
@@ -106,3 +108,38 @@ def test_xi_calls_the_mean_field_once_per_step_on_all_rows():
     xi = obs.finish()["xi_norm_at"][:, -1]
     # ξ(T) = Σ_s 0.5·s·(1, 1, 1), norm 0.5·√3·T(T+1)/2
     np.testing.assert_allclose(xi.numpy(), 0.5 * math.sqrt(3) * steps * (steps + 1) / 2)
+
+
+def test_xi_student_t_real_df_runs_on_the_torch_step():
+    """A non-integer ν (1.5: E[y²] = ∞) goes through ``simulate`` on the torch step (the kernel
+    draws integer ν only), with ξ against scipy quadrature of H with scipy.stats.t's density."""
+    from simulations import kernel
+
+    df, lam, sd, steps, paths = 1.5, 1.0, 1.5, 16, 5
+    problem = {"name": "quadratic", "noise": "student-t", "df": df, "sd": sd, "theta0": 4.0}
+    assert not kernel.supports(make_problem(**problem), ClipRule("classic", lam=lam), "cpu")
+    sim = _run(problem, {"rule": "classic", "lam": lam}, steps, paths)
+    assert sim.setting["backend"] == "torch" and sim.setting["df"] == df
+    theta = sim.arrays["path"]  # (R, T+1, 1)
+
+    def h_quad(th: float) -> float:  # split at the kinks y = θ ± λ and at the peak y = 0
+        edges = [-np.inf, *sorted({th - lam, th + lam, 0.0}), np.inf]
+        return math.fsum(integrate.quad(
+            lambda y: max(-lam, min(lam, th - y)) * stats.t.pdf(y / sd, df) / sd, lo, hi,
+            epsabs=1e-14, epsrel=1e-13, limit=400)[0]
+            for lo, hi in zip(edges[:-1], edges[1:], strict=True))
+
+    h = np.array([[[h_quad(float(x))] for x in row[:-1, 0]] for row in theta])
+    a = 1.0 / (np.arange(steps) + 1.0)
+    _check(sim, _xi_from_paths(theta, h, a))
+
+
+def test_student_t_with_df_below_one_is_accepted_for_runs():
+    """ν = 0.7 (E|y| = ∞): a clipped run with ξ is accepted and stays finite; without clipping
+    the xi observer's H = L(θ − mean) does not exist and the run is refused, naming df."""
+    problem = {"name": "quadratic", "noise": "student-t", "df": 0.7, "theta0": 1.0}
+    sim = _run(problem, {"rule": "classic", "lam": 1.0}, 12, 4)
+    assert sim.setting["backend"] == "torch"
+    assert np.all(np.isfinite(sim.arrays["path"])) and np.all(np.isfinite(sim.arrays["xi_max"]))
+    with pytest.raises(ValueError, match="^df: "):
+        _run(problem, {"rule": "none"}, 4, 2)

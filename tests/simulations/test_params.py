@@ -75,3 +75,17 @@ def test_problem_declarations_match_the_constructors():
     assert find(problem_params("mlp-regression"), "hidden").default == 25
     assert find(problem_params("linear-regression"), "data_noise").default == 0.1
     assert find(problem_params("quadratic"), "sd").default == 1.0
+
+
+def test_keep_int_keeps_integral_values_as_ints():
+    """A float parameter with ``keep_int`` (the degrees of freedom): 3 and 3.0 are the int 3
+    (the keys of runs written when df was an int do not change), 2.5 stays a float; the
+    range still applies and the command line parses both."""
+    df = Param("df", float, "ν", low=0, above=True, keep_int=True)
+    for value, want in ((3, 3), (3.0, 3), (np.float64(7.0), 7), (2.5, 2.5), (0.7, 0.7)):
+        got = df.coerce(value)
+        assert got == want and type(got) is type(want)
+    assert df.parse("2.5") == 2.5 and type(df.parse("4")) is int
+    for bad in (0, -1.5, float("inf"), True):
+        with pytest.raises(BadArgument, match="^df: expected a number > 0"):
+            df.coerce(bad)

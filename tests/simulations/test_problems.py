@@ -330,6 +330,34 @@ def test_student_t_law_sample(problems):
         assert stats.kstest((y[:, k] + 1.0) / 0.5, "t", args=(3,)).pvalue > 1e-4
 
 
+@pytest.mark.parametrize("df", [0.7, 2.5])
+def test_student_t_law_with_real_df_sample(df):
+    """A non-integer ν draws 2(n + 2) words per coordinate (n = max(0, ⌊ν⌋ − 1)), the
+    coordinates iid t_ν (KS against scipy) and independent."""
+    problem = make_problem("quadratic", noise="student-t", dim=2, df=df, mean=-1.0, sd=0.5)
+    assert problem.words_per_sample == 2 * 2 * (max(0, math.floor(df) - 1) + 2)
+    y = _targets(problem, 20000)
+    t = (y + 1.0) / 0.5
+    for k in range(2):
+        assert stats.kstest(t[:, k], "t", args=(df,)).pvalue > 1e-4
+    ranks = stats.rankdata(t, axis=0)
+    assert abs(np.corrcoef(ranks[:, 0], ranks[:, 1])[0, 1]) < 5 / math.sqrt(len(t))
+
+
+def test_student_t_integer_df_keeps_its_draws():
+    """df = 3 and 3.0 are the integer law: 2(ν + 1) words, z₀/√(Σ z_k²/ν) from the normals
+    of the words (the draws of runs written before any real ν was accepted)."""
+    for df in (3, 3.0):
+        law = Law("student-t", df=df)
+        assert law.df == 3 and isinstance(law.df, int) and law.words() == 8
+    problem = make_problem("quadratic", noise="student-t", df=3.0)
+    w = sampling.words(4, range(50), [0], 8)[0]
+    z = sampling.normals(w).numpy()
+    want = z[:, 0] / np.sqrt((z[:, 1:] ** 2).mean(1))
+    np.testing.assert_allclose(problem.sample(w, torch.float64)[:, 0, 0].numpy(), want,
+                               rtol=5e-16)  # numpy sums in another order
+
+
 def test_discrete_law_sample(problems):
     problem = problems["quadratic-discrete"]
     y = _targets(problem, 20000)
@@ -408,7 +436,8 @@ def test_rnn_cliff_gradient_explodes_for_w_above_one():
         ("quadratic", dict(sd=0.0)),
         ("quadratic", dict(sd=-1.0)),
         ("quadratic", dict(noise="student-t", df=0)),
-        ("quadratic", dict(noise="student-t", df=2.5)),
+        ("quadratic", dict(noise="student-t", df=-1.5)),
+        ("quadratic", dict(noise="student-t", df=math.inf)),
         ("quadratic", dict(mean=math.nan)),
         ("quadratic", dict(curvature=0.0)),
         ("quadratic", dict(curvature=math.inf)),
@@ -453,6 +482,7 @@ def test_data_noise_is_make_regressions_noise(name):
 @pytest.mark.parametrize(("law", "mean", "text"), [
     (Law("normal", mean=100.0, sd=1.0), 100.0, "y ~ N(100, 1²)"),
     (Law("student-t", mean=-1.0, sd=0.5, df=3), -1.0, "y ~ -1 + 0.5·t_3"),
+    (Law("student-t", mean=2.0, sd=1.0, df=2.5), 2.0, "y ~ 2 + 1·t_2.5"),
     (Law("point", mean=7.0), 7.0, "y = 7"),
     (Law("discrete", values=(0.0, 10.0), probs=(0.9, 0.1)), 1.0,
      "y = v·(1, …, 1), v = 0 w.p. 0.9, 10 w.p. 0.1"),
@@ -469,6 +499,7 @@ def test_law_to_dict_lists_the_parameters_its_kind_takes():
     assert Law("normal", mean=1, sd=2).to_dict() == {"noise": "normal", "mean": 1.0, "sd": 2.0}
     assert Law("student-t", df=4).to_dict() == {"noise": "student-t", "mean": 0.0, "sd": 1.0,
                                                 "df": 4}
+    assert Law("student-t", df=1.5).to_dict()["df"] == 1.5
     assert Law("point", mean=3).to_dict() == {"noise": "point", "mean": 3.0}
     assert Law("discrete", values=(1, 2), probs=(0.5, 0.5)).to_dict() == {
         "noise": "discrete", "values": [1.0, 2.0], "probs": [0.5, 0.5]}

@@ -7,7 +7,10 @@
 * ``uniform_indices`` against ``(u * n) >> 32`` on python ints, plus a chi-square test;
 * ``uniforms`` / ``normals`` against the 53-bit formula on python ints, plus moments and a
   Kolmogorov-Smirnov test;
-* bad seeds.
+* bad seeds;
+* ``gamma_log_quantile`` against scipy's inverse incomplete gamma functions and mpmath, and
+  ``student_t`` (non-integer ν) against the quantile construction rebuilt with scipy's norm.ppf
+  and chi2.ppf, and against scipy.stats.t by a Kolmogorov–Smirnov test.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scipy import stats
+from scipy import special, stats
 
 from simulations import sampling
 from simulations.sampling import (
@@ -364,3 +367,92 @@ def test_uniform32_ks():
     u = uniform32(words(77, range(1000), range(100), 1)).numpy().ravel()
     assert np.all((u > 0) & (u < 1))
     assert stats.kstest(u, "uniform").pvalue > 1e-4
+
+
+# --------------------------------------------------------------------------------------------
+# gamma quantiles and Student-t variates with a non-integer number of degrees of freedom
+# --------------------------------------------------------------------------------------------
+
+# uniforms on the 52-bit grid of ``uniforms``: both ends, around 1/2 and spread between
+GRID_K = np.concatenate([[0, 1, 7, 2**20, 2**40, 2**51 - 1, 2**51, 2**51 + 1, 2**52 - 2**40,
+                          2**52 - 2**20, 2**52 - 8, 2**52 - 1],
+                         np.floor(np.random.default_rng(5).random(2000) * 2**52)])
+GRID_U = (GRID_K + 0.5) / 2.0**52
+
+
+@pytest.mark.parametrize("a", [0.05, 0.15, 0.35, 0.5, 0.65, 0.75, 0.95, 1.0])
+def test_gamma_log_quantile_against_scipy(a):
+    """x = exp(gamma_log_quantile(a, u)) solves P(a, x) = u: scipy's gammaincinv (lower half)
+    and gammainccinv at 1 − u (upper half, exact on the grid), relative 1e-12 (the conditioning
+    of x grows like 1/a, so a = 0.05 gets 1e-11)."""
+    got = sampling.gamma_log_quantile(a, torch.from_numpy(GRID_U)).numpy()
+    want = np.where(GRID_U <= 0.5, special.gammaincinv(a, GRID_U),
+                    special.gammainccinv(a, 1.0 - GRID_U))
+    assert np.all(np.isfinite(got))
+    np.testing.assert_allclose(np.exp(got), want, rtol=1e-11 if a < 0.1 else 1e-12, atol=0)
+
+
+def test_gamma_log_quantile_below_the_smallest_double():
+    """For a small shape, x at the grid's lowest uniforms is below 1e-308: its log is still
+    right (P(a, x) = x^a/Γ(a+1)·(1 + O(x)), so ln x = (ln u + ln Γ(a+1))/a, from mpmath)."""
+    import mpmath
+
+    a = 0.02
+    u = torch.tensor(GRID_U[:3])
+    got = sampling.gamma_log_quantile(a, u).numpy()
+    want = [float((mpmath.log(mpmath.mpf(float(v))) + mpmath.loggamma(1 + a)) / a)
+            for v in GRID_U[:3]]
+    assert max(want) < -709  # exp underflows
+    np.testing.assert_allclose(got, want, rtol=1e-13)
+
+
+@pytest.mark.parametrize("a", [0.0, -1.0, 1.5])
+def test_gamma_log_quantile_refuses_shapes_outside_zero_one(a):
+    with pytest.raises(ValueError):
+        sampling.gamma_log_quantile(a, torch.tensor([0.5]))
+
+
+@pytest.mark.parametrize(("df", "normals_", "shape"), [
+    (0.7, 0, 0.35), (1.5, 0, 0.75), (2.5, 1, 0.75), (7.3, 6, 0.65)])
+def test_student_t_is_the_quantile_construction(df, normals_, shape):
+    """T = z₀/√(V/ν) with z₀ = Φ^{-1}(u₀), V = Σ_{k≤n} Φ^{-1}(u_k)² + χ²_{2a}^{-1}(u_last),
+    rebuilt with scipy's norm.ppf and chi2.ppf from the same uniforms: relative 1e-12."""
+    count = sampling.student_t_words(df)
+    assert count == 2 * (normals_ + 2)
+    w = words(11, range(400), range(2), count)
+    u = uniforms(w).numpy()  # (2, 400, n + 2)
+    z = stats.norm.ppf(u[..., :-1])
+    v = (z[..., 1:] ** 2).sum(-1) + stats.chi2.ppf(u[..., -1], 2 * shape)
+    want = z[..., 0] / np.sqrt(v / df)
+    got = sampling.student_t(w, df).numpy()[..., 0]
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("df", [1.5, 2.5])
+def test_chi_square_quantile_against_scipy(df):
+    """V = 2·G for ν < 2 (no squared normal): 2·exp(gamma_log_quantile(ν/2, u)) against
+    scipy's chi2.ppf(u, ν); for ν = 2.5 the gamma part χ²_{1.5} likewise."""
+    shape = df / 2 if df < 2 else (df - 1) / 2
+    got = 2.0 * np.exp(sampling.gamma_log_quantile(shape, torch.from_numpy(GRID_U)).numpy())
+    want = np.where(GRID_U <= 0.5, stats.chi2.ppf(GRID_U, 2 * shape),
+                    stats.chi2.isf(1.0 - GRID_U, 2 * shape))
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("df", [0.7, 1.5, 2.5])
+def test_student_t_ks_against_scipy(df):
+    """10^5 draws against scipy.stats.t by a Kolmogorov–Smirnov test."""
+    w = words(2024, range(50000), range(2), sampling.student_t_words(df))
+    t = sampling.student_t(w, df).numpy().ravel()
+    assert t.size == 100000 and np.all(np.isfinite(t))
+    assert stats.kstest(t, "t", args=(df,)).pvalue > 1e-4
+    # and not the neighbouring integer laws (the test can fail)
+    assert stats.kstest(t, "t", args=(round(df + 0.5),)).pvalue < 1e-6
+
+
+def test_student_t_refuses_integer_and_bad_df():
+    for df in (3.0, 0.0, -1.5, math.inf):
+        with pytest.raises(ValueError):
+            sampling.student_t_words(df)
+    with pytest.raises(ValueError, match="multiple of 6"):
+        sampling.student_t(words(1, range(2), range(1), 4)[0], 2.5)

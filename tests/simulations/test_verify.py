@@ -4,7 +4,8 @@ scenario format, and the report files.
 The suite's verdicts are held to the [expect] tables of its TOML files, which state
 SCIENCE.md's status column: L1-paper violated on the far minimiser, L1-det, C2 and C2-growth
 holding on every path, A3 failing on the blow-up scenarios, T1's endpoints on the zero of H and
-not on the minimiser of E[ℓ] for the skewed law, T1 failing where H has no zero.
+not on the minimiser of E[ℓ] for the skewed law, T1 not applying where H has no zero and the
+iterates are unbounded (its hypothesis fails).
 """
 
 import json
@@ -45,7 +46,9 @@ def test_quick_suite_gives_the_expected_verdicts(quick):
     assert by[("far-minimiser", "L1-paper")]["verdict"] == "violated"
     assert by[("stiff-adaptive", "A3")]["verdict"] == "violated"
     assert by[("stiff-classic", "A3")]["verdict"] == "holds"
-    assert by[("logistic-separable", "T1")]["verdict"] == "violated"
+    separable = by[("logistic-separable", "T1")]
+    assert separable["verdict"] == "does not apply"
+    assert separable["details"]["growth"]["grows"] and "Theorem 1 assumes" in separable["reason"]
     skew = by[("skewed-huber", "T1")]
     assert skew["verdict"] == "holds"
     assert skew["details"]["zeros"] == pytest.approx([1 / 9], abs=1e-9)
@@ -97,12 +100,8 @@ def test_report_files(quick):
         assert saved["key"] == key and saved["scenario"]["name"] == sc.name
 
 
-def test_quick_suite_fits_its_budget(quick):
-    assert quick[2] < 600  # the issue's budget is 3 minutes on an idle 2-core machine
-
-
 def test_resume_reuses_the_saved_runs_and_prints_the_table(quick):
-    out, first, _ = quick
+    out, first = quick
     done = _verify("--resume", "--out", str(out), "--claims", "L1-paper,A3")
     assert done.returncode == 0, done.stderr
     assert "far-minimiser" in done.stdout and "violated" in done.stdout

@@ -190,6 +190,26 @@ def test_a_flat_zero_set_with_noise_is_one_interval_not_hundreds_of_points():
     assert zs.describe().count(",") == 1  # "{[-1, 1]}"
 
 
+def test_a_flat_zero_set_at_large_lambda_is_one_interval_by_the_rounding_bound():
+    """y = ±y0 w.p. ½ with y0 = 9e6, classic λ = 1e5 < y0. By cases, with
+    clip(z) = sign(z)·min(|z|, λ): for |θ| ≤ y0 − λ both residuals are clipped, θ + y0 ≥ λ and
+    θ − y0 ≤ −λ, so H(θ) = ½λ − ½λ = 0; for y0 − λ < θ < y0 + λ, H = ½λ + ½(θ − y0) =
+    ½(θ − (y0 − λ)) > 0; for θ ≥ y0 + λ, H = λ; and H is odd. So the zero set is exactly
+    [λ − y0, y0 − λ] = [−8.9e6, 8.9e6], attracting (H < 0 left of it, > 0 right of it).
+    Evaluated in float64 the flat stretch is noise of size ε·λ; judged against the field's own
+    rounding bound (``field(...).rounding``) it is one interval, found whole by widening the
+    window while the interval reaches its ends."""
+    problem = make_problem("quadratic", noise="discrete", values=[-9e6, 9e6], probs=[0.5, 0.5])
+    h = field(problem, ClipRule("classic", lam=1e5))
+    inside = equilibria.zeros_1d(h, -3.2e5, 3.1e5)
+    assert len(inside.pieces) == 1 and inside.intervals == [(-3.2e5, 3.1e5)]
+    assert inside.pieces[0].stability == "unknown"  # both ends at the window's edges
+    zs = equilibria.search_zeros_1d(h, -3.2e5, 3.1e5)
+    assert len(zs.pieces) == 1 and len(zs.points) == 0
+    np.testing.assert_allclose(zs.intervals[0], (-8.9e6, 8.9e6), rtol=0, atol=1e-6)
+    assert zs.pieces[0].stability == "attracting" and zs.lo < -8.9e6 and zs.hi > 8.9e6
+
+
 def test_search_widens_towards_the_flow_until_a_zero():
     """H(θ) = clamp(θ − 100, −1, 1): on [−10, 20] H = −1, the flow dθ/dτ = +1 points out at the
     right end; the window grows to the right until it holds 100."""
