@@ -53,13 +53,15 @@ from simulations.claims.verdicts import (
     VERDICTS,
     clopper_pearson,
     mean_agreement,
+    pathwise_check,
     pathwise_verdict,
     probability_verdict,
 )
 
 __all__ = ["CLAIMS", "VERDICTS", "Claim", "ClaimResult", "Context", "applicable",
            "clopper_pearson", "evaluate", "get", "mean_agreement", "observers_for",
-           "pathwise_verdict", "probability_verdict", "register", "resolve", "unregister"]
+           "pathwise_check", "pathwise_verdict", "probability_verdict", "register", "resolve",
+           "unregister"]
 
 BUILT_IN = (a1, a2, l1_paper, l1_det, l1_mart, c2, c2_growth, a3, l2, l3, t1, ode)
 #: the ids of the built-in claims, in table order

@@ -1,8 +1,11 @@
 r"""``C2-growth``: Grönwall, ‖θ(s)‖ ≤ max(‖θ(0)‖, ε)·Π_{t<s}(1 + λa(t)) at every checkpoint of
 every path (the ε is needed; the bound is attained by a far target). Adaptive clipping.
-Pathwise, with the tolerance of :func:`simulations.claims.verdicts.pathwise_rtol`: the product
-is taken in float64 in step order while it is finite (as the engine multiplies), in log space
-past that. A path that reaches the engine's guard below the bound is a violation."""
+Pathwise, with the rounding budget of each checkpoint s: how far the run's rounding can lift
+max(‖θ(s)‖, ε) above the bound (:meth:`simulations.claims.rounding.Rounding.growth_rtol`,
+about (s + κΣλa/(1 + λa))·u), with the evaluation of the norms and of the product added
+(:func:`budget`). The product is taken in float64 in step order while it is finite (as the
+engine multiplies), in log space past that. A path that reaches the engine's guard below the
+bound plus its budget is a violation."""
 
 from __future__ import annotations
 
@@ -12,7 +15,8 @@ import numpy as np
 
 from simulations.claims.context import Context, fmt
 from simulations.claims.result import ClaimResult
-from simulations.claims.verdicts import pathwise_verdict
+from simulations.claims.rounding import U64, gamma
+from simulations.claims.verdicts import pathwise_check
 from theory import bounds
 
 ID = "C2-growth"
@@ -30,6 +34,23 @@ def products(lam: float, a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return prod, np.concatenate([[0.0], np.cumsum(np.log1p(lam * a))])
 
 
+def budget(ctx: Context, steps: np.ndarray, log_terms: np.ndarray | None = None) -> np.ndarray:
+    """ρ at the checkpoints ``steps``: 1 + ρ = (1 + ρ_g(s))·(1 + γ_{P+2})/(1 − γ_{P+2})·
+    (1 + γ^{64}_{3s+2}), the growth budget of the path (:meth:`Context.growth_budget`), the
+    computed ‖θ(s)‖ and ‖θ(0)‖ (γ_{P+2} each, in the dtype) and the float64 running product of
+    the 1 + λa(t) with the bound's last product and the ratio (3s + 2 roundings). Where the
+    comparison is made in log space, ``log_terms`` (the sum of the absolute values of the logs
+    compared) adds exp(γ^{64}_{2s+4}·log_terms)·(1 + u₆₄): the logs' absolute rounding, which
+    exp turns into a relative one."""
+    growth, _ = ctx.growth_budget(steps)
+    norm = ctx.rounding.norm_rel
+    one_plus = ((1 + growth) * (1 + norm) / (1 - norm) * (1 + gamma(3 * steps + 2, U64)))
+    if log_terms is not None:
+        with np.errstate(over="ignore"):
+            one_plus = one_plus * np.exp(gamma(2 * steps + 4, U64) * log_terms) * (1 + U64)
+    return one_plus - 1
+
+
 def check(ctx: Context) -> list[ClaimResult]:
     arr, eps = ctx.sim.arrays, ctx.rule.eps
     steps = arr["checkpoint_steps"]
@@ -42,18 +63,28 @@ def check(ctx: Context) -> list[ClaimResult]:
         ratio = norms / bound
         # where the product overflows, compare logs
         log_ratio = np.log(norms) - (np.log(start)[:, None] + log_prod[steps[1:]][None, :])
-    ratio = np.where(np.isfinite(bound), ratio, np.exp(log_ratio))
+    in_logs = ~np.isfinite(bound)
+    ratio = np.where(in_logs, np.exp(log_ratio), ratio)
     ratio = np.where(np.isfinite(norms), ratio, 0.0)
-    worst = float(np.max(ratio)) if ratio.size else 0.0
-    blown = arr["blown_step"]
+    ck = steps[1:]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_terms = (np.abs(np.log(norms)) + np.abs(np.log(start))[:, None]
+                     + log_prod[ck][None, :])
+    rtol = np.where(in_logs, budget(ctx, ck[None, :], np.where(in_logs, log_terms, 0.0)),
+                    budget(ctx, ck)[None, :])
+    _, low = ctx.growth_budget(ck)
+    verdict, why, check_details = pathwise_check(ratio, rtol, "‖θ(s)‖", unresolved=low)
+    worst = check_details["worst_ratio"] or 0.0
     guard = float(ctx.sim.setting.get("guard", 1e100))
-    log_bound_blow = np.log(start) + log_prod[np.maximum(blown, 0)]
-    broke = int(np.sum((blown >= 0) & (log_bound_blow < math.log(guard))))
-    verdict, why = pathwise_verdict(worst, ctx.rtol, "‖θ(s)‖")
+    blown_rows = arr["blown_step"]
+    at = np.maximum(blown_rows, 0)
+    log_bound_blow = np.log(start) + log_prod[at] + np.log1p(budget(ctx, at))
+    broke = int(np.sum((blown_rows >= 0) & (log_bound_blow < math.log(guard))))
     if broke:
-        verdict, why = "violated", f"{broke} paths passed the guard {guard:g} below the bound"
-    elif np.any(blown >= 0):
-        why += (f"; {int(np.sum(blown >= 0))} paths reached the guard {guard:g}, which the "
+        verdict, why = "violated", (f"{broke} paths passed the guard {guard:g} below the bound "
+                                    "plus its rounding budget")
+    elif np.any(blown_rows >= 0):
+        why += (f"; {int(np.sum(blown_rows >= 0))} paths reached the guard {guard:g}, which the "
                 "bound allows")
     g = bounds.gronwall(ctx.lam, eps, ctx.schedule, ctx.steps, float(np.max(norm0)))
     max_norm = arr["max_norm"]
@@ -62,4 +93,4 @@ def check(ctx: Context) -> list[ClaimResult]:
         measurement=f"max_s ‖θ(s)‖ = {fmt(float(np.max(max_norm)))}",
         interval=(float(np.min(max_norm)), float(np.max(max_norm))), verdict=verdict,
         reason=why, prediction_value=g.log10_norm, measurement_value=float(np.max(max_norm)),
-        details={"worst_ratio": worst, "log10_bound_T": g.log10_norm, "rtol": ctx.rtol})]
+        details={**check_details, "worst_ratio": worst, "log10_bound_T": g.log10_norm})]

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from simulations.claims.result import ClaimResult
+from simulations.claims.rounding import Rounding
 from simulations.claims.verdicts import (
     clopper_pearson,
     interval_verdict,
@@ -55,7 +56,9 @@ class Context:
     :func:`simulations.claims.evaluate`), the run store (:class:`~simulations.store.RunStore`)
     that keeps the AMS estimates of :meth:`rare` (``store``; None: not kept) and whether a
     saved one is reused (``reuse``), and what the checks share: the problem, the rule, the
-    schedule and its steps ``a`` (float64), λ, the pathwise tolerance ``rtol`` and H."""
+    schedule and its steps ``a`` (float64), λ, the tolerance ``rtol`` of one computed value
+    against a constant, the run's rounding model ``rounding`` (the budgets of the pathwise
+    claims: :meth:`displacement_budget`, :meth:`growth_budget`) and H."""
 
     scenario: Any
     sim: Any
@@ -71,6 +74,7 @@ class Context:
         self.schedule = self.scenario.run.schedule_obj()
         self.a = np.asarray(self.schedule(np.arange(self.scenario.steps)), dtype=np.float64)
         self.rtol = pathwise_rtol(self.scenario.dtype)
+        self.rounding = Rounding(self.scenario.dtype, self.problem.n_params)
         self.lam = self.rule.lam
 
     @property
@@ -124,6 +128,48 @@ class Context:
                          batch=self.scenario.batch)
         return (est.value.numpy().astype(np.float64, copy=False),
                 est.stderr.numpy().astype(np.float64, copy=False))
+
+    def displacement_budget(self, steps: Any, bound: Any, max_norm: Any = None
+                            ) -> tuple[np.ndarray, np.ndarray]:
+        """The rounding budget of a pathwise bound on ‖θ(s) − θ(0)‖ (what a claim of the
+        user's calls before :func:`~simulations.claims.verdicts.pathwise_check`): for the steps
+        ``steps`` s and the bound ``bound`` b(s) as the claim computed it in float64 (it must
+        be at least Σ_{t<s} a(t)‖g(t)/c(t)‖, as λΣa is under classic clipping), returns
+        (rtol, unresolved): the ratio ‖θ(s) − θ(0)‖/b(s) recorded on a path can exceed 1 by
+        rtol from rounding alone (:meth:`Rounding.displacement_rtol
+        <simulations.claims.rounding.Rounding.displacement_rtol>`), and ``unresolved`` says
+        where the run's steps fell below one ulp of θ. Per path: ``max_norm`` (default the run's
+        ``max_norm``, so the claim needs the ``running_max`` observer) is taken along the first
+        axis, so ``steps`` and ``bound`` of shape (k,) give (paths, k) arrays."""
+        m = self.sim.arrays["max_norm"] if max_norm is None else max_norm
+        m = np.asarray(m, dtype=np.float64)
+        s, b = np.asarray(steps, dtype=np.float64), np.asarray(bound, dtype=np.float64)
+        if m.ndim == 1 and s.ndim >= 1:
+            m = m.reshape(-1, *([1] * s.ndim))
+        rtol = self.rounding.displacement_rtol(s, m, b)
+        return rtol, self.resolution_lost(s.astype(np.int64), m)
+
+    def resolution_lost(self, steps: Any, norm: Any) -> np.ndarray:
+        """Whether some step t < s (for each of ``steps`` s) allows a move λ·a(t) below one ulp
+        of an iterate of norm ``norm`` (:meth:`Rounding.unresolved
+        <simulations.claims.rounding.Rounding.unresolved>`; broadcasts like
+        :meth:`displacement_budget`)."""
+        s = np.asarray(steps, dtype=np.int64)
+        if self.lam is None:  # no λ (no clipping, projection): no step allowance to compare
+            return np.zeros(np.broadcast_shapes(s.shape, np.shape(norm)), dtype=bool)
+        # the smallest λa(t) over t < s, as a running minimum (inf for s = 0)
+        least = np.concatenate([[np.inf], np.minimum.accumulate(self.lam * self.a)])
+        return self.rounding.unresolved(least[s], norm)
+
+    def growth_budget(self, steps: Any) -> tuple[np.ndarray, np.ndarray]:
+        """The rounding budget of a bound m(s) ≤ m(0)·Π_{t<s}(1 + λa(t)) on m = max(‖θ‖, ε)
+        (Grönwall), for the steps ``steps``: (ρ_g(s), unresolved), ρ_g of
+        :meth:`Rounding.growth_rtol <simulations.claims.rounding.Rounding.growth_rtol>` (the
+        evaluation of the claim's own bound and norms not included) and whether a step t < s
+        has λa(t) below one ulp of a norm-1 iterate (a step of relative size λa(t) is then
+        rounded by at least half of itself). Needs λ."""
+        s = np.asarray(steps, dtype=np.int64)
+        return self.rounding.growth_rtol(self.lam * self.a)[s], self.resolution_lost(s, 1.0)
 
     def theta0(self) -> np.ndarray:
         """θ(0) of the run (the problem's initial point for the scenario's seed)."""

@@ -1,7 +1,10 @@
 r"""``L1-det``: ‖θ(s) − θ(0)‖ ≤ λ·Σ_{t<s} a(t) on every path, at every checkpoint s and for the
 running maximum (against λ·Σ_{t<T} a(t)). Classic clipping (each step moves at most λa(t)).
-Pathwise, with the tolerance of :func:`simulations.claims.verdicts.pathwise_rtol`; the partial
-sums are summed in float64 in step order, as the engine sums the steps."""
+Pathwise, with each path's rounding budget at each checkpoint
+(:meth:`simulations.claims.rounding.Rounding.displacement_rtol`: u per step relative to the
+path's largest ‖θ‖, accumulated over the s steps, against λΣa); ``inconclusive`` where a path
+exceeds the bound within that budget on steps λa(t) below one ulp of θ. The partial sums are
+summed in float64 in step order, as the engine sums the steps."""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ import numpy as np
 
 from simulations.claims.context import Context, fmt
 from simulations.claims.result import ClaimResult
-from simulations.claims.verdicts import pathwise_verdict
+from simulations.claims.verdicts import pathwise_check
 
 ID = "L1-det"
 STATEMENT = "‖θ(s)−θ(0)‖ ≤ λ·Σ_{t<s}a(t) on every path"
@@ -21,17 +24,22 @@ OPTIONS: dict = {}
 def check(ctx: Context) -> list[ClaimResult]:
     arr = ctx.sim.arrays
     cum = np.concatenate([[0.0], np.cumsum(ctx.a)])
-    radius = ctx.lam * cum[arr["checkpoint_steps"]]
+    steps = np.asarray(arr["checkpoint_steps"])
+    radius = ctx.lam * cum[steps]
     dev = arr["deviation_at"]
-    positive = radius > 0
-    ratios = dev[:, positive] / radius[positive]
-    total = ctx.lam * cum[-1]
     max_dev = arr["max_deviation"]
-    worst = float(np.max(ratios)) if ratios.size else 0.0
-    if total > 0:
-        worst = max(worst, float(np.max(max_dev)) / total)
-    verdict, why = pathwise_verdict(worst, ctx.rtol, "‖θ(s) − θ(0)‖")
+    total = ctx.lam * cum[-1]
+    # every checkpoint with a positive radius, then the running maximum against λΣ_{t<T}a
+    positive = radius > 0
+    at = np.concatenate([steps[positive], [ctx.steps] if total > 0 else []])
+    bound = np.concatenate([radius[positive], [total] if total > 0 else []])
+    measured = np.concatenate([dev[:, positive], max_dev[:, None]] if total > 0
+                              else [dev[:, positive]], axis=1)
+    ratios = measured / bound
+    rtol, low = ctx.displacement_budget(at, bound)
     blown = int(np.sum(arr["blown_step"] >= 0))
+    verdict, why, check_details = pathwise_check(ratios, rtol, "‖θ(s) − θ(0)‖",
+                                                 unresolved=low)
     if blown:
         verdict, why = "violated", f"{blown} paths blew up, which classic clipping cannot do"
     finite = max_dev[np.isfinite(max_dev)]
@@ -40,4 +48,4 @@ def check(ctx: Context) -> list[ClaimResult]:
         interval=(float(finite.min()), float(finite.max())) if finite.size else None,
         verdict=verdict, reason=why, prediction_value=total,
         measurement_value=float(np.max(max_dev)),
-        details={"worst_ratio": worst, "rtol": ctx.rtol, "blown_up": blown})]
+        details={**check_details, "blown_up": blown})]

@@ -93,10 +93,13 @@ def test_l1_det_holds_at_the_bound_and_is_violated_just_past_it():
     sc = _scenario(["L1-det"])
     r = _radius([0, 1, 2, 4, 8])
     dev = np.tile(r, (4, 1))
-    ok = claims.evaluate(sc, _sim(deviation_at=dev, max_deviation=dev[:, -1].copy()))[0]
+    norm = np.full(4, r[-1])  # θ(0) = 0: max ‖θ(s)‖ is the largest deviation
+    ok = claims.evaluate(sc, _sim(deviation_at=dev, max_deviation=dev[:, -1].copy(),
+                                  max_norm=norm))[0]
     assert ok.verdict == "holds"
     dev[2, 3] *= 1 + 1e-8  # one path, one checkpoint, a relative 1e-8 past λΣa
-    bad = claims.evaluate(sc, _sim(deviation_at=dev, max_deviation=r[-1] * np.ones(4)))[0]
+    bad = claims.evaluate(sc, _sim(deviation_at=dev, max_deviation=r[-1] * np.ones(4),
+                                   max_norm=norm))[0]
     assert bad.verdict == "violated"
 
 
@@ -201,18 +204,23 @@ def test_xi_observer_against_a_reference_loop():
                                rtol=1e-9)
 
 
-# ---- the pathwise tolerance is a few ulps, no looser ----------------------------------------
+# ---- the pathwise tolerance is the rounding of a few steps, no looser -------------------------
+# (its derivation and its edge: tests/simulations/test_rounding.py)
 
 def test_l1_det_tolerates_an_ulp_but_not_a_relative_1e_12():
+    """8 steps from θ(0) = 0 with ‖θ‖ ≤ λΣa = 2.72: the budget is some 40 ulps (u per step and
+    per term of the bound's sum, κ = 15 for the step), far below 1e-12."""
     sc = _scenario(["L1-det"])
     r = _radius([0, 1, 2, 4, 8])
     dev = np.tile(r, (4, 1))
+    norm = np.full(4, r[-1])
     dev[1, 4] = np.nextafter(np.nextafter(r[4], np.inf), np.inf)  # 2 ulps past λΣa
-    assert claims.evaluate(sc, _sim(deviation_at=dev, max_deviation=dev[:, -1].copy()))[0] \
-        .verdict == "holds"
-    dev[1, 4] = r[4] * (1 + 1e-12)  # far more than a rounding unit of θ
-    row = claims.evaluate(sc, _sim(deviation_at=dev, max_deviation=dev[:, -1].copy()))[0]
-    assert row.verdict == "violated" and row.details["rtol"] == 4 * 2.0**-52
+    assert claims.evaluate(sc, _sim(deviation_at=dev, max_deviation=dev[:, -1].copy(),
+                                    max_norm=norm))[0].verdict == "holds"
+    dev[1, 4] = r[4] * (1 + 1e-12)  # far more than the rounding of 8 steps
+    row = claims.evaluate(sc, _sim(deviation_at=dev, max_deviation=dev[:, -1].copy(),
+                                   max_norm=norm))[0]
+    assert row.verdict == "violated" and 8 * 2.0**-53 < row.details["rtol"] < 1e-14
 
 
 def test_c2_and_c2_growth_tolerate_ulps_only():
