@@ -56,7 +56,7 @@ from paper_figs.data import Rows, series
 from paper_figs.intervals import clopper_pearson, exceedance
 from paper_figs.runs import Context, simulation
 from simulations.engine import rare
-from simulations.engine.run import Simulation
+from simulations.engine.simulation import Simulation
 from simulations.engine.spec import Chain
 from simulations.verify.scenarios import Scenario
 from theory import bounds

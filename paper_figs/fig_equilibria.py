@@ -25,7 +25,7 @@ from paper_figs.runs import Context, simulation
 from simulations.engine.mean_field import field
 from simulations.engine.problems import Quadratic, make_problem
 from simulations.engine.rules import ClipRule
-from simulations.engine.run import Simulation
+from simulations.engine.simulation import Simulation
 from simulations.verify.scenarios import Scenario
 from theory.equilibria import ZeroSet, zeros_1d
 

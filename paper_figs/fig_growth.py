@@ -24,7 +24,7 @@ from paper_figs.data import Rows, series
 from paper_figs.runs import Arrays, Context, simulation
 from simulations.engine.problems import Problem
 from simulations.engine.rules import ClipRule
-from simulations.engine.run import Simulation
+from simulations.engine.simulation import Simulation
 from simulations.verify.scenarios import Scenario
 from theory import bounds
 

@@ -22,7 +22,7 @@ from matplotlib.axes import Axes
 from paper_figs import style
 from paper_figs.data import Rows, series
 from paper_figs.runs import Context, simulation
-from simulations.engine.run import Simulation
+from simulations.engine.simulation import Simulation
 from simulations.verify.scenarios import Scenario
 from theory.schedules import as_schedule
 

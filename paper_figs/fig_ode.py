@@ -25,7 +25,7 @@ from paper_figs.runs import Arrays, Context, simulation
 from simulations.engine.mean_field import field
 from simulations.engine.problems import Problem
 from simulations.engine.rules import ClipRule
-from simulations.engine.run import Simulation
+from simulations.engine.simulation import Simulation
 from simulations.verify.scenarios import Scenario
 from theory.equilibria import solve_ode, stochastic_time, tracking_gaps
 

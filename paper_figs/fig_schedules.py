@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 from paper_figs import style
 from paper_figs.data import Rows, series
 from paper_figs.runs import Context
-from simulations.engine.run import Simulation
+from simulations.engine.simulation import Simulation
 from simulations.verify.scenarios import Scenario
 from theory.schedules import parse_schedule
 

@@ -14,9 +14,11 @@ import numpy as np
 
 from simulations.engine.problems import Problem
 from simulations.engine.rules import ClipRule
-from simulations.engine.run import Simulation, simulate
-from simulations.engine.spec import Execution, RunSpec, content_key
+from simulations.engine.run import simulate
+from simulations.engine.simulation import Simulation
+from simulations.engine.spec import Execution, RunSpec
 from simulations.engine.store import RunStore
+from theory.records import content_key
 
 __all__ = ["Arrays", "Context", "simulation"]
 

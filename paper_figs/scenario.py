@@ -37,7 +37,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from paper_figs.runs import Context
-from simulations.engine.run import Simulation
+from simulations.engine.simulation import Simulation
 from simulations.engine.store import RunStore
 from simulations.verify.runner import run_scenario
 from simulations.verify.scenarios import Scenario, load_scenario

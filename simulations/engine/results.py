@@ -55,7 +55,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from simulations.engine.run import Simulation
+from simulations.engine.simulation import Simulation
 from simulations.engine.spec import RunSpec
 from theory.files import digest, umask
 from theory.records import git_revision, package_version, provenance, to_json

@@ -42,7 +42,7 @@ from __future__ import annotations
 import contextlib
 import io
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -62,10 +62,10 @@ from simulations.engine.observers import (
 )
 from simulations.engine.problems import Problem
 from simulations.engine.rules import ClipRule, norms
+from simulations.engine.simulation import Simulation
 from simulations.engine.spec import DEFAULT_RECORD, Execution, RunSpec
 from theory.errors import BadArgument
 from theory.files import atomic_write, digest
-from theory.schedules import Schedule, as_schedule
 
 __all__ = ["DEFAULT_GUARD", "DEFAULT_RECORD", "Execution", "RunSpec", "Simulation", "TorchStep",
            "default_chunk_size", "simulate"]
@@ -83,61 +83,6 @@ def default_chunk_size(problem: Problem, batch: int, dtype: torch.dtype) -> int:
     itemsize = torch.finfo(dtype).bits // 8
     per_row = (8 * problem.n_params + 4 * batch * (problem.n_params + 8)) * itemsize
     return int(max(1, min(1 << 16, MEMORY_BUDGET // per_row)))
-
-
-@dataclass
-class Simulation:
-    """A finished run: its setting, per-path arrays (numpy, leading axis R) and summaries.
-
-    ``setting`` is the engine's description of the run (problem, rule, schedule, sizes,
-    backend: what ``result.json`` records); ``run`` the :class:`~simulations.engine.spec.RunSpec` it
-    computed (None for a run saved without one). ``arrays`` holds ``blown_step`` (−1 if the
-    path never blew up), ``endpoints`` θ(T), and the observers' arrays (see
-    :mod:`simulations.engine.observers`); ``checkpoint_steps`` the steps of the checkpoint columns,
-    ``xi_anchors`` the steps t of ``xi_sup_after``.
-    """
-
-    setting: dict[str, Any]
-    arrays: dict[str, np.ndarray] = field(default_factory=dict)
-    run: RunSpec | None = None
-
-    @property
-    def paths(self) -> int:
-        return int(self.setting["paths"])
-
-    @property
-    def steps(self) -> int:
-        return int(self.setting["steps"])
-
-    def schedule(self) -> Schedule:
-        """The run's step schedule a(t) on its horizon (from the spec when it has one)."""
-        if self.run is not None:
-            return self.run.schedule_obj()
-        return as_schedule(self.setting["schedule"], horizon=max(self.steps, 1))
-
-    @property
-    def blown_up(self) -> int:
-        return int((self.arrays["blown_step"] >= 0).sum())
-
-    def radius_summary(self, key: str = "first_exit") -> list[dict[str, Any]]:
-        """Per radius M: ``exit_fraction`` (paths with ‖θ(s) − θ(0)‖ > M for some s ≤ T) and
-        ``first_exit_step`` (min, median, max over the paths that exited; None if none did).
-
-        ``key="first_exit_norm"`` gives the same for ‖θ(s)‖ > M.
-        """
-        out = []
-        first = self.arrays.get(key, np.zeros((self.paths, 0), dtype=np.int64))
-        for j, radius in enumerate(self.setting["radii"]):
-            steps = first[:, j][first[:, j] >= 0]
-            out.append({
-                "radius": radius,
-                "exit_fraction": float(len(steps) / self.paths),
-                "exits": int(len(steps)),
-                "first_exit_step": None if len(steps) == 0 else {
-                    "min": int(steps.min()), "median": float(np.median(steps)),
-                    "max": int(steps.max())},
-            })
-        return out
 
 
 def _checkpoint_files(ckdir: Path) -> list[Path]:

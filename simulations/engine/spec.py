@@ -40,8 +40,6 @@ problem, its law or the rule does not take is refused.
 from __future__ import annotations
 
 import functools
-import hashlib
-import json
 import math
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -53,9 +51,10 @@ import numpy as np
 
 from simulations.engine.catalog import OBSERVERS
 from theory.errors import BadArgument, integer, number, positive, require_memory
+from theory.records import content_key
 
 __all__ = ["CHAIN_KEYS", "DEFAULTS", "DEFAULT_RECORD", "SAMPLE_KEYS", "Chain", "Execution",
-           "Frozen", "RunSpec", "content_key"]
+           "Frozen", "RunSpec"]
 
 #: observers recorded unless told otherwise
 DEFAULT_RECORD = ("exits", "running_max", "claim2", "clipped", "checkpoints", "paths")
@@ -116,15 +115,6 @@ class Frozen(Mapping):
     def thaw(self) -> dict[str, Any]:
         """A plain dict with lists in place of tuples."""
         return {k: _thaw(v) for k, v in self._items.items()}
-
-
-def content_key(value: Any) -> str:
-    """The first 16 hex digits of SHA-256 of ``value``'s canonical JSON (sorted keys, no
-    spaces, non-finite numbers as null)."""
-    from theory.records import to_json
-
-    text = json.dumps(to_json(value), sort_keys=True, separators=(",", ":"), allow_nan=False)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
 @functools.lru_cache(maxsize=64)

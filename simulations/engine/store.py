@@ -35,9 +35,10 @@ import numpy as np
 
 from simulations.engine import results
 from simulations.engine.rare import RareEventResult, Splitting
-from simulations.engine.run import Simulation
-from simulations.engine.spec import Chain, RunSpec, content_key
+from simulations.engine.simulation import Simulation
+from simulations.engine.spec import Chain, RunSpec
 from theory.files import atomic_write
+from theory.records import content_key
 
 __all__ = ["INDEX", "RunStore", "rare_key"]
 
@@ -48,7 +49,7 @@ Arrays = dict[str, np.ndarray]
 
 def rare_key(chain: Chain, splitting: Splitting) -> str:
     """The name in the store of the AMS estimate of ``splitting`` on ``chain``:
-    :func:`~simulations.engine.spec.content_key` of ``{"kind": "ams", "chain": ..., "splitting":
+    :func:`~theory.records.content_key` of ``{"kind": "ams", "chain": ..., "splitting":
     ...}``
     (their ``to_dict()``)."""
     return content_key({"kind": "ams", "chain": chain.to_dict(),

@@ -22,7 +22,8 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from simulations.engine.run import Simulation, simulate
+from simulations.engine.run import simulate
+from simulations.engine.simulation import Simulation
 from simulations.engine.spec import Execution, RunSpec
 from simulations.engine.store import RunStore
 from simulations.verify import claims as claims_mod

@@ -16,8 +16,8 @@ from scipy import special  # noqa: E402
 from paper_figs import tables  # noqa: E402
 from paper_figs.__main__ import FIGURES, main  # noqa: E402
 from paper_figs.data import read_csv  # noqa: E402
-from simulations.engine.spec import content_key  # noqa: E402
 from simulations.engine.store import RunStore  # noqa: E402
+from theory.records import content_key  # noqa: E402
 
 NAMES = ("fig1_blowup", "fig2_growth", "fig3_claim2", "fig4_equilibria", "fig5_ode",
          "fig6_lemma3", "fig7_schedules")

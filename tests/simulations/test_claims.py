@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from simulations.engine.run import Simulation, simulate
+from simulations.engine.run import simulate
+from simulations.engine.simulation import Simulation
 from simulations.engine.spec import Execution, RunSpec
 from simulations.verify import claims
 from simulations.verify.claims import verdicts

@@ -14,7 +14,8 @@ import pytest
 import torch
 
 from simulations.engine import results
-from simulations.engine.run import Simulation, simulate
+from simulations.engine.run import simulate
+from simulations.engine.simulation import Simulation
 from simulations.engine.spec import Execution, RunSpec
 
 

@@ -12,7 +12,8 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from simulations.engine.run import Simulation, simulate
+from simulations.engine.run import simulate
+from simulations.engine.simulation import Simulation
 from simulations.engine.spec import Execution
 from simulations.verify import claims
 from simulations.verify.claims import verdicts

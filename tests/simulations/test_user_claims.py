@@ -125,7 +125,7 @@ def test_a_blowup_bound_on_constructed_paths():
     M = 1 with every path at 2 it is violated; at M = 100 no path can get there (vacuous)."""
     import numpy as np
 
-    from simulations.engine.run import Simulation
+    from simulations.engine.simulation import Simulation
 
     data = {"name": "blow", "claims": [], "bound": [
         {"name": "tmp-blow", "event": "blowup", "expression": "1e-3", "radius": [1.0, 100.0]}],
@@ -224,7 +224,7 @@ def test_a_bound_above_one_is_shown_as_a_power_of_ten():
     """A bound of 1e300 (vacuous) is 10^300 in the row, not an OverflowError of 10**lg."""
     import numpy as np
 
-    from simulations.engine.run import Simulation
+    from simulations.engine.simulation import Simulation
 
     data = {"name": "big", "claims": [], "problem": {"name": "quadratic", "noise": "point"},
             "clip": {"rule": "classic", "lam": 1.0}, "run": {"schedule": "1", "paths": 4,
