@@ -60,7 +60,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 import torch
@@ -122,7 +122,8 @@ def _groups(tensors: list[Tensor]):
     """``(device, dtype, tensors, indices)`` per device/dtype group of ``tensors``."""
     if not tensors:
         return
-    grouped = _group_tensors_by_device_and_dtype([tensors], with_indices=True)
+    nested: list[list[Tensor | None]] = [list(tensors)]
+    grouped = _group_tensors_by_device_and_dtype(nested, with_indices=True)
     for (device, dtype), ([group], indices) in grouped.items():
         yield device, dtype, group, indices
 
@@ -131,6 +132,7 @@ def _norms(tensors: list[Tensor], foreach: bool | None, norm_type: float = 2.0) 
     """The ``p``-norm ``||x_i||_p`` of each tensor, as 0-d tensors in the input order."""
     norms: list[Tensor] = [torch.empty(())] * len(tensors)
     for device, _, group, indices in _groups(tensors):
+        group_norms: Sequence[Tensor]
         if _use_foreach(group, device, foreach):
             group_norms = torch._foreach_norm(group, norm_type)
         else:
@@ -342,7 +344,7 @@ def _clip_per_layer_(
     ``N = layer_norms`` maps a list of tensors to their norms (0-d, or broadcastable against
     each tensor). Returns the pre-clip total ``norm_type``-norm of the gradients.
     """
-    grads = [p.grad for p in params]
+    grads = grads_of(params)  # params: those with a gradient
     total = get_total_norm(grads, norm_type, error_if_nonfinite, foreach)
     factors = [
         clipping.clip_factor(grad_norm, clipping.adaptive_threshold(param_norm, lam, eps))

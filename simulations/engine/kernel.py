@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import math
 from enum import IntEnum
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 from numba import njit, prange
@@ -1154,7 +1154,8 @@ def problem_args(problem, batch: int, dtype: np.dtype) -> ProblemArgs:
     from simulations.engine.problems import Quadratic
 
     empty_f, empty_i = np.zeros(0, dtype), np.zeros(0, np.int64)
-    fields = dict(code=0, batch=int(batch), words=int(problem.words_per_sample), law=0, dim=0,
+    fields: dict[str, Any] = dict(
+                  code=0, batch=int(batch), words=int(problem.words_per_sample), law=0, dim=0,
                   hidden=0, classes=0, length=0, df=0, n=1, curvature=0.0, mean=0.0, sd=0.0,
                   target=0.0, x=np.zeros((0, 0), dtype), y=empty_f, labels=empty_i,
                   values=np.zeros(0), cumprobs=np.zeros(0))

@@ -88,8 +88,9 @@ the atoms, the common random draws — and :func:`mean_field` calls it.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, cast
 
 import numpy as np
 import torch
@@ -265,7 +266,7 @@ def _t_partial(x: torch.Tensor, df: float) -> torch.Tensor:
 
 
 def clamp_mean_rounding(m: torch.Tensor, s: torch.Tensor | float, tau: torch.Tensor,
-                        law: str, df: int = 1) -> torch.Tensor:
+                        law: str, df: float = 1) -> torch.Tensor:
     """The bound C·ε·(|m| + τ + s(|G(α)| + |G(β)|)) on the rounding error of
     :func:`normal_clamp_mean` (``law`` "normal") or :func:`t_clamp_mean` ("student-t")."""
     a, b = (-tau - m) / s, (tau - m) / s
@@ -334,7 +335,10 @@ def _clipped(problem: Problem, rule: ClipRule, theta: torch.Tensor, batch: Any) 
     if rule.kind == "projection":
         return g
     out = rule.apply(g, theta, problem.layout)
-    return out.direction if out.direction is not None else g * out.scale[:, None]
+    if out.direction is not None:
+        return out.direction
+    assert out.scale is not None  # a rule gives a direction or a scale
+    return g * out.scale[:, None]
 
 
 def _tile(points: torch.Tensor, times: int) -> torch.Tensor:
@@ -371,6 +375,7 @@ class MeanField:
         self.kind = self._choose()
         self.exact = self.kind != "monte carlo"
         if self.kind == "closed":
+            assert isinstance(problem, Quadratic)  # the closed forms are the quadratic's
             law = problem.law
             if law.kind == "student-t" and law.df <= 1 and rule.kind in ("none", "projection"):
                 raise BadArgument("df", f"E[g] does not exist for a Student-t law with df = "
@@ -419,7 +424,9 @@ class MeanField:
 
     def _closed(self, theta: torch.Tensor, rounding: bool
                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        problem, rule, law = self.problem, self.rule, self.problem.law
+        problem, rule = self.problem, self.rule
+        assert isinstance(problem, Quadratic) and rule.lam is not None  # see _choose
+        law = problem.law
         th = theta.detach().to(torch.float64)
         curv = problem.curvature
         m = curv * (th - law.mean)
@@ -460,6 +467,7 @@ class MeanField:
                 if rule.kind != "projection":
                     c = rule.apply(g, rows, problem.layout)
                     if c.scale is None:
+                        assert c.direction is not None
                         g = c.direction
                     else:  # g/c = scale·g: fold the scale into the weights, one pass over g
                         coef = coef * c.scale.view(k, -1)
@@ -548,8 +556,17 @@ def mean_field(
     return h(theta, rounding=rounding)
 
 
+class Field(Protocol):
+    """H as a numpy callable, with its ``jacobian`` and its ``rounding`` bound (:func:`field`)."""
+
+    jacobian: Callable[[np.ndarray], np.ndarray]
+    rounding: Callable[[np.ndarray], np.ndarray]
+
+    def __call__(self, theta: np.ndarray) -> np.ndarray: ...
+
+
 def field(problem: Problem, rule: ClipRule, *, batch: int = 1, samples: int = 4096,
-          seed: int = 0, device: torch.device | str = "cpu"):
+          seed: int = 0, device: torch.device | str = "cpu") -> Field:
     """H = E_μ[g/c] of ``problem`` under ``rule`` as a numpy callable for
     :mod:`theory.equilibria`: θ of shape (P,) or (N, P) (float64) to H(θ) of the same shape,
     computed by :func:`mean_field` in float64 (exact where it is exact).
@@ -577,8 +594,11 @@ def field(problem: Problem, rule: ClipRule, *, batch: int = 1, samples: int = 40
     def rounding(theta: np.ndarray) -> np.ndarray:
         arr = np.asarray(theta, dtype=np.float64)
         points = torch.as_tensor(arr.reshape(-1, problem.n_params), device=device)
-        return h_of(points, rounding=True).rounding.cpu().numpy().reshape(arr.shape)
+        bound = h_of(points, rounding=True).rounding
+        assert bound is not None  # asked for with rounding=True
+        return bound.cpu().numpy().reshape(arr.shape)
 
-    h.jacobian = jacobian
-    h.rounding = rounding
-    return h
+    out = cast(Field, h)
+    out.jacobian = jacobian
+    out.rounding = rounding
+    return out

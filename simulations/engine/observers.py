@@ -35,6 +35,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -145,7 +146,7 @@ class Observers:
         self.theta0 = theta0
         self.steps = steps
         rows, dev = theta0.shape[0], theta0.device
-        f64 = dict(dtype=torch.float64, device=dev)
+        f64: dict[str, Any] = dict(dtype=torch.float64, device=dev)
         self.state: dict[str, torch.Tensor] = {}
         s = self.state
         norm0 = torch.linalg.vector_norm(theta0, dim=1, dtype=torch.float64)
@@ -210,6 +211,7 @@ class Observers:
 
     def _update_xi(self, v: StepView, ck: int | None) -> None:
         s, k = self.state, self.xi_rows
+        assert self.mean_field is not None  # the constructor requires it with "xi"
         h = self.mean_field(v.theta_prev[:k]).to(torch.float64)
         m = v.clip_step[:k].to(torch.float64) - h
         live = v.alive[:k, None]

@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from numpy.typing import ArrayLike
 
 from simulations.engine import sampling
 from simulations.engine.catalog import DF, LAWS, MEAN, NOISE, PROBLEM_PARAMS, SD
@@ -82,7 +83,7 @@ class Problem(ABC):
     #: the parameters it takes (defaults: the constructor's)
     PARAMS: tuple[Param, ...] = ()
 
-    def __init__(self, layout: Layout, theta0: np.ndarray | None, init_scale: float = 0.0):
+    def __init__(self, layout: Layout, theta0: ArrayLike | None, init_scale: float = 0.0):
         self.layout = layout
         self.theta0 = None if theta0 is None else np.asarray(theta0, dtype=np.float64)
         if self.theta0 is not None and self.theta0.shape != (layout.size,):
@@ -172,6 +173,8 @@ class FiniteData(Problem):
     """
 
     n: int
+    x: np.ndarray
+    y: np.ndarray
 
     def sample(self, w: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         return sampling.uniform_indices(w, self.n)

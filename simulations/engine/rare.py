@@ -401,7 +401,7 @@ def inconclusive(estimates: np.ndarray, extinct: int, capped: int) -> str | None
 
 
 def interval(mean: float | np.ndarray, se: float | np.ndarray,
-             replicas: int) -> tuple[np.ndarray, np.ndarray]:
+             replicas: int) -> tuple[Any, Any]:
     """The 95% interval (max(0, p̄ − t·se), p̄ + t·se) of a mean p̄ over ``replicas`` = n
     independent replicas with standard error se, t = t_{0.975, n−1} (Student); NaN ends for
     n < 2. Elementwise on arrays of means and standard errors."""
@@ -580,6 +580,7 @@ class _Sampler:
                 else:
                     h = mean_field(self.problem, self.rule, theta_prev, batch=self.batch).value
                     m = direction.to(torch.float64) - h.to(torch.float64)
+                    assert xi is not None  # the xi event carries ξ
                     xi = torch.where(active[:, None], xi + float(self.a[t]) * m, xi)
                     z = torch.linalg.vector_norm(xi, dim=1)
                 z = torch.where(newly, inf, self.phi(z, t + 1))
@@ -588,7 +589,7 @@ class _Sampler:
                 switched = switched | cross
                 new_start = torch.where(cross, t + 1, new_start)
                 new_theta = torch.where(cross[:, None], theta, new_theta)
-                if xi is not None:
+                if xi is not None and new_xi is not None:
                     new_xi = torch.where(cross[:, None], xi, new_xi)
                 new_max = torch.where(cross, runmax, new_max)
                 running = active & (runmax < self.top) | running & ~active
@@ -718,6 +719,7 @@ def _run(sampler: _Sampler, splitting: Splitting, reps: list[int], targets: list
     (n, len(targets)) at the φ-levels ``targets``, iterations, steps simulated, extinct,
     capped)."""
     n, n_part, kill = len(reps), splitting.particles, splitting.kill
+    assert kill is not None  # Splitting fills in its default
     problem, dtype, device, seed = sampler.problem, sampler.dtype, sampler.device, sampler.seed
     event, max_iterations = splitting.event, splitting.max_iterations
     rows = n * n_part
@@ -725,7 +727,7 @@ def _run(sampler: _Sampler, splitting: Splitting, reps: list[int], targets: list
     j = torch.arange(n_part, device=device).repeat(n)  # particle index of each row
     paths = torch.tensor(reps, device=device).repeat_interleave(n_part) * n_part + j
     theta0 = problem.initial(paths, seed, dtype, device)
-    f64 = dict(dtype=torch.float64, device=device)
+    f64: dict[str, Any] = dict(dtype=torch.float64, device=device)
     xi0 = torch.zeros(rows, problem.n_params, **f64) if event == "xi" else None
     z0 = norms(theta0).to(torch.float64) if event == "blowup" else torch.zeros(rows, **f64)
     # generation 0: every row is its own parent, switched from the start (level −inf)

@@ -86,7 +86,7 @@ def _quantiles(values: np.ndarray) -> dict[str, Any]:
 
 
 def _summary(sim: Simulation) -> dict[str, Any]:
-    a, out = sim.arrays, {}
+    a, out = sim.arrays, dict[str, Any]()
     if "clipped_steps" in a:
         if sim.steps > 0:
             fraction = np.asarray(a["clipped_steps"], dtype=np.float64) / sim.steps
@@ -104,7 +104,7 @@ def _summary(sim: Simulation) -> dict[str, Any]:
     return out
 
 
-def _write_file(path: Path, write: Callable[[IO[bytes]], None]) -> None:
+def _write_file(path: Path, write: Callable[[IO[bytes]], object]) -> None:
     with open(path, "wb") as handle:
         write(handle)
         handle.flush()

@@ -177,6 +177,7 @@ def simulate(run: RunSpec, execution: Execution | None = None) -> Simulation:
     results = list(saved_chunks)
 
     def save(state, rows_done=results):
+        assert ckdir is not None  # save is called only with a checkpoint folder
         _atomic_save({"setting": setting, "chunk": chunk, "done": rows_done,
                       "partial": state}, ckdir / "state.pt")
 
@@ -329,10 +330,11 @@ class _TorchBlocks:
     """Steps [t, stop) of a chunk as torch operations on (R, P) tensors."""
 
     def __init__(self, ctx: _Context, rows: torch.Tensor, obs: Observers):
+        assert ctx.torch_step is not None  # the torch backend builds its step
         self.step, self.a, self.rows, self.seed, self.obs = (ctx.torch_step, ctx.a, rows,
                                                              ctx.run.seed, obs)
         self.words_per_step = ctx.run.batch * ctx.problem.words_per_sample
-        self.tnorm = None
+        self.tnorm: torch.Tensor | None = None
 
     def __call__(self, theta, alive, blown, t, stop):
         tnorm = norms(theta) if self.tnorm is None else self.tnorm

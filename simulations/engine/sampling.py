@@ -160,11 +160,10 @@ def words(
     With ``count == 1`` the single word is ``mix32(K_r + K_t)`` itself.
     """
     key_path = path_keys(seed, paths, stream=stream)
-    if isinstance(steps, torch.Tensor):
-        steps = steps.tolist()
-    if any(not 0 <= int(t) < 1 << 32 for t in steps):
+    counters = steps.tolist() if isinstance(steps, torch.Tensor) else steps
+    if any(not 0 <= int(t) < 1 << 32 for t in counters):
         raise ValueError("path and step counters must satisfy 0 <= counter < 2**32")
-    key_step = step_keys(seed, steps, stream=stream, device=key_path.device)
+    key_step = step_keys(seed, counters, stream=stream, device=key_path.device)
     pair = mix32(key_path[None, :] + key_step[:, None])
     if count == 1:
         return pair[:, :, None]

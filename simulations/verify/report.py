@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from simulations.verify.claims import VERDICTS, ClaimResult
-from theory.files import atomic_write
+from theory.files import write_atomic
 from theory.records import to_json
 
 __all__ = ["FILES", "as_json", "latex", "markdown", "rows_of", "text", "unexpected", "write"]
@@ -119,7 +119,7 @@ def write(rows: Sequence[ClaimResult], out: str | os.PathLike) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / name for name in FILES]
     for path, content in zip(paths, (markdown(rows), as_json(rows), latex(rows)), strict=True):
-        atomic_write(path, lambda f, c=content: f.write(c.encode("utf-8")))
+        write_atomic(path, content)
     return paths
 
 

@@ -135,8 +135,9 @@ def bound_claim(table: dict[str, Any], where: str = "bound") -> Claim:
     if event not in EVENTS:
         raise ValueError(f"{where}.event: expected one of {', '.join(EVENTS)}, got {event!r}")
     try:
-        expr = parse_expression(text, f"{where}.expression")
-        check_on_grid(expr, text, f"{where}.expression")
+        source = text if isinstance(text, str) else ""  # "" is refused as an empty text
+        expr = parse_expression(source, f"{where}.expression")
+        check_on_grid(expr, source, f"{where}.expression")
     except BadArgument as error:
         raise BadArgument(error.param, f"{error.message} (bound {name!r})") from None
     radius = table.get("radius")

@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -22,6 +21,9 @@ from simulations.verify.claims.verdicts import (
     probability_verdict,
 )
 from theory import bounds
+
+if TYPE_CHECKING:
+    from simulations.engine.mean_field import Field
 
 __all__ = ["RARE_OPTIONS", "Context", "bound_text", "fmt"]
 
@@ -104,12 +106,12 @@ class Context:
         return est.method + ("" if est.exact else " (not exact)")
 
     @functools.cached_property
-    def _field(self) -> Callable[[np.ndarray], np.ndarray]:
+    def _field(self) -> Field:
         from simulations.engine.mean_field import field
 
         return field(self.problem, self.rule, batch=self.scenario.batch)
 
-    def field(self) -> Callable[[np.ndarray], np.ndarray]:
+    def field(self) -> Field:
         """H as a numpy callable (P,) or (N, P) → same shape (:func:`mean_field.field`)."""
         return self._field
 

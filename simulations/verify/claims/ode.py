@@ -37,9 +37,10 @@ def check(ctx: Context) -> list[ClaimResult]:
                                f"(Δ = {window:g})")]
     first_start = max(1, int(np.searchsorted(tau, min(1.0, tau[last_start] / 4))))
     starts = np.unique(np.round(np.geomspace(first_start, last_start, count)).astype(int))
-    gaps = np.array([equilibria.tracking_gaps(p, tau, h, window, starts) for p in paths])
+    gaps = np.array([equilibria.tracking_gaps(p, tau, h, window, starts.tolist()) for p in paths])
     median = np.median(gaps, axis=0)
-    printed = np.median([equilibria.tracking_gaps(p, tau, h, window, starts[[0, -1]], sign=+1.0)
+    printed = np.median([equilibria.tracking_gaps(p, tau, h, window, starts[[0, -1]].tolist(),
+                                                sign=+1.0)
                          for p in paths], axis=0)
     if median[-1] <= 0.5 * median[0]:
         verdict = "holds"

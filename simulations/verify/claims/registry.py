@@ -77,7 +77,7 @@ class Claim:
     def from_module(cls, module: ModuleType | Any, source: str | None = None) -> Claim:
         """The claim a module (or object) declares with ``ID``, ``STATEMENT``, ``check`` and
         optionally ``RULES``, ``OBSERVERS``, ``OPTIONS`` and ``applicable``."""
-        name = source or getattr(module, "__name__", repr(module))
+        name = str(source or getattr(module, "__name__", repr(module)))
         missing = [a for a in ("ID", "STATEMENT", "check") if not hasattr(module, a)]
         if missing:
             raise ValueError(f"claim {name!r}: missing {', '.join(missing)} (a claim module "
@@ -149,6 +149,8 @@ def get(claim_id: str) -> Claim:
 def _load_file(path: Path) -> ModuleType:
     tag = hashlib.sha1(str(path).encode()).hexdigest()[:10]
     spec = importlib.util.spec_from_file_location(f"clipverify_claim_{path.stem}_{tag}", path)
+    if spec is None or spec.loader is None:
+        raise ValueError(f"{path}: cannot be loaded as a Python module")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

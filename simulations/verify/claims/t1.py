@@ -256,6 +256,7 @@ def _check_nd(ctx, end, mean, se, theta0, details) -> tuple[str, Any, float | No
     target_se = None
     if not ctx.h_exact:
         se_h = ctx.field_with_se(best.point[None])[1][0]
+        assert best.jacobian is not None  # the zeros found carry their Jacobian
         inv = np.linalg.pinv(best.jacobian)
         target_se = np.sqrt(np.einsum("ij,j,ij->i", inv, se_h**2, inv))
         details["zero_se"] = target_se.tolist()
@@ -351,11 +352,12 @@ def check(ctx: Context) -> list[ClaimResult]:
                     f"{growth['from_step']})")
         target = None
     else:
+        assert z_zero is not None  # a stable zero was found
         verdict = "holds" if z_zero <= Z_AGREE else "inconclusive"
         why = (f"endpoints {'match' if z_zero <= Z_AGREE else 'do not (yet) match'} the zero "
                f"of H (|z| = {z_zero:.2g}; zeros {zero_text})")
     z_gap = None
-    if z_min is not None:
+    if z_min is not None and minimiser is not None:
         text, z_gap = _minimiser_text(verdict, z_min, target, details.get("zero_se"), se,
                                       minimiser, details.get("zero_band"))
         why += text

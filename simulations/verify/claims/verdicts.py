@@ -79,7 +79,7 @@ def clopper_pearson(k: ArrayLike, n: int, level: float = LEVEL) -> tuple[Any, An
     array of counts (arrays returned)."""
     counts = np.asarray(k)
     if n < 1 or np.any(counts < 0) or np.any(counts > n):
-        raise ValueError(f"clopper_pearson: need 0 <= k <= n, n >= 1, got k={k}, n={n}")
+        raise ValueError(f"clopper_pearson: need 0 <= k <= n, n >= 1, got k={k!s}, n={n}")
     alpha = 1.0 - level
     counts = counts.astype(np.float64)
     with np.errstate(invalid="ignore"):

@@ -33,7 +33,12 @@ from theory.command import main as run_command
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The parser of every command, each subcommand's added by its module. It imports only
+    """The parser of every command (see :func:`parsers`)."""
+    return parsers()[0]
+
+
+def parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    """The parser of every command and each command's own, added by its module. It imports only
     light modules (:mod:`simulations.engine.catalog`, :mod:`simulations.engine.spec`), neither
     torch nor scipy: each command imports what it runs."""
     parser = Parser(prog=PROG, formatter_class=Formatter,
@@ -44,10 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
                                  "--help' lists every flag.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser,
                                      metavar="{run,rare,problems,verify}")
-    parser.commands = {name: module.add_parser(commands)
-                       for name, module in (("run", run), ("problems", problems),
-                                            ("verify", verify), ("rare", rare))}
-    return parser
+    return parser, {name: module.add_parser(commands)
+                    for name, module in (("run", run), ("problems", problems),
+                                         ("verify", verify), ("rare", rare))}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -59,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _main(argv: list[str] | None) -> int:
     from simulations.engine.threads import set_default_threads
 
-    parser = build_parser()
+    parser, command = parsers()
     args = parser.parse_args(argv)
     # --threads (run, rare, verify) is the default of every run the command makes, those that
     # build their own settings too (rare.ams, the AMS claims of verify)
@@ -68,7 +72,7 @@ def _main(argv: list[str] | None) -> int:
         problems.print_problems()
         return 0
     if args.command == "verify":
-        return verify.verify(args, parser.commands["verify"])
+        return verify.verify(args, command["verify"])
     if args.command == "rare":
-        return rare.rare(args, parser.commands["rare"], argv)
-    return run.run(args, parser.commands["run"], argv)
+        return rare.rare(args, command["rare"], argv)
+    return run.run(args, command["run"], argv)

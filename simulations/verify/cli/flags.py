@@ -209,7 +209,8 @@ def problem_kwargs(args: argparse.Namespace) -> dict[str, Any]:
             raise BadArgument(dest, f"the {name} problem does not take it (it takes {takes})")
     theta0 = given.get("theta0")
     if theta0 is not None and name in ("quadratic", "stiff"):
-        dim = given.get("dim", find(declared, "dim").default)
+        dims = find(declared, "dim")
+        dim = given.get("dim", None if dims is None else dims.default)
         if len(theta0) not in (1, dim):
             wanted = "1 number" if dim == 1 else f"1 or {dim} numbers"
             raise BadArgument("theta0", f"expected {wanted} (dim = {dim}), got {len(theta0)}")

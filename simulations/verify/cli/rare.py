@@ -91,7 +91,7 @@ def rare(args: argparse.Namespace, parser: argparse.ArgumentParser,
             flags.writable(args.out)
         store = None if args.out is None else RunStore(args.out / "runs")
         result = None if store is None else store.load_rare(chain, splitting)
-        if result is not None:
+        if store is not None and result is not None:
             print(f"reusing the estimate saved in {store.folder(rare_key(chain, splitting))}",
                   file=sys.stderr)
         else:
