@@ -60,6 +60,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
@@ -72,7 +73,7 @@ from torch.utils._foreach_utils import (
 )
 
 from theory import clipping
-from theory.clipping import _check_scalar
+from theory.errors import real
 
 Parameters = Tensor | Iterable[Tensor]
 """One tensor or an iterable of tensors whose ``.grad`` is clipped."""
@@ -170,13 +171,6 @@ def _scale_(grads: list[Tensor], factors: list[Tensor], foreach: bool | None) ->
         else:
             for g, f in zip(group, group_factors, strict=True):
                 g.mul_(f)
-
-
-def _positive(value: float, name: str) -> float:
-    """Validate ``0 < value < inf`` (``ValueError`` naming ``name`` otherwise)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"{name} must be a real number with 0 < {name} < inf, got {value!r}")
-    return _check_scalar(value, name)
 
 
 def _norm_order(norm_type: float | str) -> float:
@@ -290,7 +284,7 @@ def clip_grad_norm_(
     ``foreach``, ``error_if_nonfinite`` and non-finite gradients; ``max_norm`` must satisfy
     ``0 < max_norm < inf``.
     """
-    max_norm = _positive(max_norm, "max_norm (lam)")
+    max_norm = real(max_norm, "max_norm (lam)", 0.0, math.inf)
     params = _as_list(parameters)
     total = get_total_norm(grads_of(params), norm_type, error_if_nonfinite, foreach)
     clip_grads_with_norm_(params, max_norm, total, foreach)
@@ -317,8 +311,8 @@ def clip_grad_adaptive_(
     Returns the pre-clip total gradient norm (0-d tensor, no host sync). ``lam`` and ``eps``
     must satisfy ``0 < value < inf``.
     """
-    lam = _positive(lam, "lam")
-    eps = _positive(eps, "eps")
+    lam = real(lam, "lam", 0.0, math.inf)
+    eps = real(eps, "eps", 0.0, math.inf)
     params = [p for p in _as_list(parameters) if p.grad is not None]
     total = get_total_norm(grads_of(params), norm_type, error_if_nonfinite, foreach)
     if not params:
@@ -374,8 +368,8 @@ def clip_grad_layerwise_(
     Returns the pre-clip total norm of all gradients (0-d tensor, no host sync). ``lam`` and
     ``eps`` must satisfy ``0 < value < inf``.
     """
-    lam = _positive(lam, "lam")
-    eps = _positive(eps, "eps")
+    lam = real(lam, "lam", 0.0, math.inf)
+    eps = real(eps, "eps", 0.0, math.inf)
     order = _norm_order(norm_type)
     params = [p for p in _as_list(parameters) if p.grad is not None]
 
@@ -414,8 +408,8 @@ def clip_grad_agc_(
     tensor, no host sync). ``lam`` and ``eps`` must satisfy ``0 < value < inf``; ``skip_last``
     must be ``>= 0``.
     """
-    lam = _positive(lam, "lam")
-    eps = _positive(eps, "eps")
+    lam = real(lam, "lam", 0.0, math.inf)
+    eps = real(eps, "eps", 0.0, math.inf)
     if isinstance(skip_last, bool) or not isinstance(skip_last, int) or skip_last < 0:
         raise ValueError(f"skip_last must be an integer >= 0, got {skip_last!r}")
     params = [p for p in _as_list(parameters) if p.grad is not None]
@@ -449,7 +443,7 @@ def clip_grad_value_(
     ``torch.nn.utils.clip_grad_value_`` returns None. ``+-inf`` entries become ``+-lam``, NaN
     stays NaN. ``clip_value`` must satisfy ``0 < clip_value < inf``.
     """
-    lam = _positive(clip_value, "clip_value (lam)")
+    lam = real(clip_value, "clip_value (lam)", 0.0, math.inf)
     grads = grads_of(parameters)
     total = get_total_norm(grads, norm_type, error_if_nonfinite, foreach)
     for device, _, group, _ in _groups(grads):

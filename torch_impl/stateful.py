@@ -48,6 +48,7 @@ import torch
 from torch import Tensor
 
 from theory.clipping import clip_factor, norm
+from theory.errors import integer, real, show
 from torch_impl.clip import (
     _as_list,
     _norms,
@@ -87,31 +88,6 @@ class Clipper(Protocol):
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None: ...
 
 
-def _show(value: Any) -> str:
-    """``repr(value)`` on one line (a tensor's spans several)."""
-    return " ".join(repr(value).split())
-
-
-def _check_real(value: Any, name: str, low: float, high: float, *, closed_low: bool = False,
-                closed_high: bool = False) -> float:
-    """``value`` as a float if it is a finite real (not a bool) with ``low < value < high``
-    (``<=`` on a closed side), else ``ValueError`` naming ``name``."""
-    if not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value):
-        above = low <= value if closed_low else low < value
-        if above and (value <= high if closed_high else value < high):
-            return float(value)
-    left, right = "<=" if closed_low else "<", "<=" if closed_high else "<"
-    raise ValueError(f"{name} must be a finite real with {low} {left} {name} {right} {high}, "
-                     f"got {_show(value)}")
-
-
-def _check_count(value: Any, name: str) -> int:
-    """``value`` if it is an int (not a bool) ``>= 0``, else ``ValueError`` naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"{name} must be an integer >= 0, got {_show(value)}")
-    return value
-
-
 def _check_keys(state_dict: Any, keys: tuple[str, ...]) -> None:
     """``state_dict`` is a mapping with exactly the keys ``keys``, else ``ValueError``."""
     if not isinstance(state_dict, Mapping):
@@ -131,11 +107,11 @@ def _check_tensor(value: Any, name: str, *, ndim: int = 0, integer: bool = False
     if (not isinstance(value, Tensor) or value.ndim != ndim or value.dtype == torch.bool
             or value.dtype.is_floating_point == integer or value.is_complex()):
         kind = "an integer" if integer else "a floating"
-        raise ValueError(f"{name} must be a {ndim}-d tensor of {kind} dtype, got {_show(value)}")
+        raise ValueError(f"{name} must be a {ndim}-d tensor of {kind} dtype, got {show(value)}")
     ok = torch.isfinite(value) & (value >= 0)
     if not bool((ok | value.isnan() if nan else ok).all()):
         allowed = " or NaN" if nan else ""
-        raise ValueError(f"{name} must hold values 0 <= x < inf{allowed}, got {_show(value)}")
+        raise ValueError(f"{name} must hold values 0 <= x < inf{allowed}, got {show(value)}")
     return value.clone()
 
 
@@ -150,7 +126,7 @@ def _check_last_threshold(value: Any) -> Tensor:
     if (isinstance(value, Tensor) and value.ndim == 0 and value.dtype.is_floating_point
             and bool(value.isnan() | (value > 0))):
         return value.clone()
-    raise ValueError(f"last_threshold must be a 0-d floating tensor > 0 or NaN, got {_show(value)}")
+    raise ValueError(f"last_threshold must be a 0-d floating tensor > 0 or NaN, got {show(value)}")
 
 
 def _floor(threshold: Tensor) -> Tensor:
@@ -213,8 +189,8 @@ class EMAClipper(NormClipper):
     def __init__(self, alpha: float, beta: float, *, error_if_nonfinite: bool = False,
                  foreach: bool | None = None) -> None:
         super().__init__(error_if_nonfinite=error_if_nonfinite, foreach=foreach)
-        self.alpha = _check_real(alpha, "alpha", 0.0, math.inf)
-        self.beta = _check_real(beta, "beta", 0.0, 1.0, closed_low=True)
+        self.alpha = real(alpha, "alpha", 0.0, math.inf)
+        self.beta = real(beta, "beta", 0.0, 1.0, closed_low=True)
         self.m: Tensor | None = None
         self.count: Tensor | None = None
 
@@ -241,13 +217,13 @@ class EMAClipper(NormClipper):
         ``0 <= m < inf`` and ``count`` a 0-d integer tensor ``>= 0`` (both None before the
         first call), ``last_threshold`` as :func:`_check_last_threshold`."""
         _check_keys(state_dict, ("alpha", "beta", "m", "count", "last_threshold"))
-        alpha = _check_real(state_dict["alpha"], "alpha", 0.0, math.inf)
-        beta = _check_real(state_dict["beta"], "beta", 0.0, 1.0, closed_low=True)
+        alpha = real(state_dict["alpha"], "alpha", 0.0, math.inf)
+        beta = real(state_dict["beta"], "beta", 0.0, 1.0, closed_low=True)
         m = _check_optional(state_dict["m"], "m")
         count = _check_optional(state_dict["count"], "count", integer=True)
         if (m is None) != (count is None):
             raise ValueError(f"m and count must both be None or both tensors, got "
-                             f"m={_show(m)}, count={_show(count)}")
+                             f"m={show(m)}, count={show(count)}")
         last_threshold = _check_last_threshold(state_dict["last_threshold"])
         self.alpha, self.beta, self.m, self.count = alpha, beta, m, count
         self.last_threshold = last_threshold
@@ -270,7 +246,7 @@ class PercentileClipper(NormClipper):
     def __init__(self, percentile: float = 10.0, *, error_if_nonfinite: bool = False,
                  foreach: bool | None = None) -> None:
         super().__init__(error_if_nonfinite=error_if_nonfinite, foreach=foreach)
-        self.percentile = _check_real(percentile, "percentile", 0.0, 100.0, closed_low=True,
+        self.percentile = real(percentile, "percentile", 0.0, 100.0, closed_low=True,
                                       closed_high=True)
         self._buffer: Tensor | None = None
         self.n = 0
@@ -301,7 +277,7 @@ class PercentileClipper(NormClipper):
         ``percentile`` as in the constructor, ``history`` a 1-d floating tensor of norms
         ``0 <= x < inf`` or NaN, ``last_threshold`` as :func:`_check_last_threshold`."""
         _check_keys(state_dict, ("percentile", "history", "last_threshold"))
-        percentile = _check_real(state_dict["percentile"], "percentile", 0.0, 100.0,
+        percentile = real(state_dict["percentile"], "percentile", 0.0, 100.0,
                                  closed_low=True, closed_high=True)
         history = _check_tensor(state_dict["history"], "history", ndim=1, nan=True)
         last_threshold = _check_last_threshold(state_dict["last_threshold"])
@@ -445,13 +421,13 @@ class AveragedNormClipper(NormClipper):
         _check_keys(state_dict, ("per_tensor", "means", "steps"))
         if state_dict["per_tensor"] is not self.per_tensor:
             raise ValueError(f"per_tensor must be this clipper's {self.per_tensor!r}, "
-                             f"got {_show(state_dict['per_tensor'])}")
+                             f"got {show(state_dict['per_tensor'])}")
         steps, means = state_dict["steps"], state_dict["means"]
         slots = math.inf if self.per_tensor else 1
         if not (isinstance(steps, list) and isinstance(means, list)
                 and len(steps) == len(means) <= slots):
             raise ValueError(f"steps and means must be lists of one length (at most {slots}), "
-                             f"got steps={_show(steps)}, means={_show(means)}")
+                             f"got steps={show(steps)}, means={show(means)}")
         checked = [_check_slot(step, mean, i)
                    for i, (step, mean) in enumerate(zip(steps, means, strict=True))]
         self.steps = [step for step, _ in checked]
@@ -461,8 +437,8 @@ class AveragedNormClipper(NormClipper):
 def _check_slot(step: Any, mean: Any, i: int) -> tuple[int, Tensor | None]:
     """``(steps[i], copy of means[i])`` of an averaged clipper's state, checked: ``means[i]``
     is None exactly when ``steps[i] == 0``, else ``ValueError``."""
-    step = _check_count(step, f"steps[{i}]")
+    step = integer(step, f"steps[{i}]", strict=True)
     if (mean is None) != (step == 0):
         raise ValueError(f"means[{i}] must be None exactly when steps[{i}] is 0, got "
-                         f"steps[{i}]={step!r}, means[{i}]={_show(mean)}")
+                         f"steps[{i}]={step!r}, means[{i}]={show(mean)}")
     return step, _check_optional(mean, f"means[{i}]")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Collection
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from theory.command import count, flag_of, natural, one_line, positive_number
 from theory.errors import BadArgument
@@ -256,6 +256,13 @@ def writable(out: Path) -> None:
     except OSError as error:
         why = error.strerror or str(error)
         raise BadArgument("out", f"cannot write to {str(out)!r}: {why}") from None
+
+
+def cannot_write(parser: argparse.ArgumentParser, out: Path | None, error: OSError) -> NoReturn:
+    """End the command with status 1 and one line: ``out`` could not be written (a full
+    disk)."""
+    why = error.strerror or str(error)
+    parser.exit(1, f"{parser.prog}: error: cannot write into {out}: {why}\n")
 
 
 #: the flag of each RunSpec / Execution parameter whose name is not the flag's (the problem's

@@ -105,8 +105,7 @@ def rare(args: argparse.Namespace, parser: argparse.ArgumentParser,
     except ValueError as error:
         parser.error(flags.message(error))
     except OSError as error:
-        why = error.strerror or str(error)
-        parser.exit(1, f"{parser.prog}: error: cannot write into {args.out}: {why}\n")
+        flags.cannot_write(parser, args.out, error)
     if args.json:
         print(json.dumps(result.to_dict()))
         return 0

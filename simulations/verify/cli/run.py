@@ -117,8 +117,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser,
     except ValueError as error:
         parser.error(flags.message(error))
     except OSError as error:
-        why = error.strerror or str(error)
-        parser.exit(1, f"{parser.prog}: error: cannot write into {args.out}: {why}\n")
+        flags.cannot_write(parser, args.out, error)
     except KeyboardInterrupt:
         if (checkpoint / "state.pt").exists():
             print(f"interrupted: the state up to the last checkpoint is in {checkpoint}; "

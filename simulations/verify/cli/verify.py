@@ -79,8 +79,7 @@ def verify(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     except ValueError as error:
         parser.error(flags.message(error))
     except OSError as error:
-        why = error.strerror or str(error)
-        parser.exit(1, f"{parser.prog}: error: cannot write into {args.out}: {why}\n")
+        flags.cannot_write(parser, args.out, error)
     except KeyboardInterrupt:
         print(f"interrupted: the scenarios finished so far are saved in {args.out / 'runs'}; "
               "rerun the same command with --resume to continue", file=sys.stderr)
