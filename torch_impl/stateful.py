@@ -325,11 +325,6 @@ def _check_choice(value: Any, name: str, choices: tuple[str, ...]) -> str:
     raise ValueError(f"{name} must be one of {list(choices)}, got {_show(value)}")
 
 
-def _check_max_norm(value: Any) -> float | None:
-    """None, or a finite real ``> 0``; else ``ValueError`` naming ``max_grad_norm``."""
-    return None if value is None else _check_real(value, "max_grad_norm", 0.0, math.inf)
-
-
 class ZScoreClipper(NormClipper):
     """ZClip (Kumar et al. 2025, "ZClip: Adaptive Spike Mitigation for LLM Pre-Training"): clip
     the spikes of the global norm, found by their z-score against exponential moving averages
@@ -368,6 +363,9 @@ class ZScoreClipper(NormClipper):
     hyperparameters, the count of finite norms, the warm-up buffer, ``mu`` and ``sigma**2``.
     """
 
+    _SETTINGS = ("alpha", "z_thresh", "max_grad_norm", "eps", "warmup_steps", "mode",
+                 "clip_option")
+
     def __init__(self, alpha: float = 0.97, z_thresh: float = 2.5,  # noqa: PLR0913 (ZClip's)
                  max_grad_norm: float | None = 1.0, eps: float = 1e-6, warmup_steps: int = 25,
                  mode: str = "zscore", clip_option: str = "adaptive_scaling", *,
@@ -381,9 +379,6 @@ class ZScoreClipper(NormClipper):
         self.mean: Tensor | None = None
         self.var: Tensor | None = None
 
-    _SETTINGS = ("alpha", "z_thresh", "max_grad_norm", "eps", "warmup_steps", "mode",
-                 "clip_option")
-
     @staticmethod
     def _checked(alpha: Any, z_thresh: Any, max_grad_norm: Any, eps: Any, warmup_steps: Any,
                  mode: Any, clip_option: Any) -> tuple[Any, ...]:
@@ -392,7 +387,8 @@ class ZScoreClipper(NormClipper):
             raise ValueError("warmup_steps must be an integer >= 1, got 0")
         return (_check_real(alpha, "alpha", 0.0, 1.0, closed_low=True),
                 _check_real(z_thresh, "z_thresh", 0.0, math.inf),
-                _check_max_norm(max_grad_norm),
+                None if max_grad_norm is None
+                else _check_real(max_grad_norm, "max_grad_norm", 0.0, math.inf),
                 _check_real(eps, "eps", 0.0, math.inf, closed_low=True),
                 warmup_steps,
                 _check_choice(mode, "mode", _ZSCORE_MODES),
