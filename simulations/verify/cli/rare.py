@@ -10,11 +10,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from simulations.verify.cli import flags
+from simulations.verify.cli import dryrun, flags
 from theory.command import Formatter, count, positive_number
 
 #: the flags of run's "run" group that ``rare`` takes too
-RARE_RUN_FLAGS = ("steps", "batch", "seed", "dtype", "device", "threads", "compile")
+RARE_RUN_FLAGS = ("steps", "batch", "seed", "dtype", "device", "threads", "compile", "dry_run",
+                  "quiet")
 
 
 def add_parser(commands: Any) -> argparse.ArgumentParser:
@@ -87,6 +88,8 @@ def rare(args: argparse.Namespace, parser: argparse.ArgumentParser,
             kill=args.kill, max_iterations=args.max_iterations)
         device, device_text = flags.device(args.device)
         execution = Execution(device=device, compile=args.compile)
+        if args.dry_run:
+            return dryrun.rare(chain, splitting, execution)
         if args.out is not None:
             flags.writable(args.out)
         store = None if args.out is None else RunStore(args.out / "runs")
