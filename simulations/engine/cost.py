@@ -46,7 +46,8 @@ import numpy as np
 
 from simulations.engine.spec import Chain, Execution, RunSpec
 
-__all__ = ["Cost", "compile_misses", "rare_cost", "run_cost", "table"]
+__all__ = ["Cost", "PlanStore", "compile_misses", "rare_cost", "run_cost", "stand_in", "sub_run",
+           "table"]
 
 CAL_STEPS = 512  #: steps of the longer calibration runs
 CAL_SECONDS = 0.1  #: the larger calibration run takes at least this long (or a whole chunk)
@@ -108,13 +109,45 @@ def _proportional(count: int, of: int, rows: int) -> int:
     return 0 if count == 0 else max(1, min(rows, round(count * rows / of)))
 
 
-def _sub_run(run: RunSpec, paths: int, steps: int) -> RunSpec:
+def sub_run(run: RunSpec, paths: int, steps: int) -> RunSpec:
     """``run`` on its first ``paths`` paths and ``steps`` steps, the kept and ξ paths in the
     same proportion of the paths."""
     schedule = run.schedule if isinstance(run.schedule, str) else run.schedule[:max(steps, 1)]
     return run.replace(paths=paths, steps=steps, schedule=schedule,
                        keep_paths=_proportional(min(run.keep_paths, run.paths), run.paths, paths),
                        xi_paths=_proportional(min(run.xi_paths, run.paths), run.paths, paths))
+
+
+STAND_IN_PATHS = 8  #: paths of the runs a ``--dry-run`` draws figures or checks claims on
+
+
+def stand_in(run: RunSpec) -> RunSpec:
+    """``run`` on its first :data:`STAND_IN_PATHS` paths (all its steps): what a ``--dry-run``
+    hands to the code that reads a run (figures, claims) to time it and find the splitting
+    runs it asks for."""
+    return sub_run(run, min(run.paths, STAND_IN_PATHS), run.steps)
+
+
+class PlanStore:
+    """A run store for a ``--dry-run``: a splitting run asked of it (:meth:`rare`) appends its
+    :class:`Cost` to ``plan`` and returns a stand-in run of 2 replicas of 10 particles;
+    ``seconds`` the time spent so; nothing is saved."""
+
+    def __init__(self, plan: list[Cost] | None = None, suffix: str = ""):
+        self.plan: list[Cost] = [] if plan is None else plan
+        self.suffix, self.seconds = suffix, 0.0
+
+    def rare(self, chain: Chain, splitting: Any, compute: Callable[[], Any], *,
+             name: str = "AMS", **_: Any) -> Any:
+        """The stand-in estimate (``compute`` is not called), the cost appended to ``plan``."""
+        from simulations.engine.rare import ams
+
+        start = time.perf_counter()
+        self.plan.append(rare_cost(chain, splitting, name=name + self.suffix))
+        small = dataclasses.replace(splitting, particles=10, kill=5, replicas=2)
+        result = ams(chain, small, Execution(progress=False))
+        self.seconds += time.perf_counter() - start
+        return result
 
 
 def run_cost(run: RunSpec, execution: Execution | None = None, name: str = "run") -> Cost:
@@ -132,9 +165,9 @@ def run_cost(run: RunSpec, execution: Execution | None = None, name: str = "run"
         return Cost(name, 0, memory, 0.0, note="no steps")
 
     def timed(paths: int, steps: int) -> float:
-        return _timed(lambda: simulate(_sub_run(run, paths, steps), ex))[0]
+        return _timed(lambda: simulate(sub_run(run, paths, steps), ex))[0]
 
-    startup, compile_seconds, fixed, _ = _warm(lambda: simulate(_sub_run(run, 1, 1), ex))
+    startup, compile_seconds, fixed, _ = _warm(lambda: simulate(sub_run(run, 1, 1), ex))
     s2 = min(run.steps, CAL_STEPS)
     s1 = max(1, s2 // 4)
     top = chunk if s2 < run.steps else max(1, min(chunk, run.paths // 2))
