@@ -20,6 +20,14 @@ PROG = "python -m theory"
 
 
 def build_parser() -> Parser:
+    """The parser of ``python -m theory``.
+
+    Example:
+        >>> args = build_parser().parse_args(["bound", "--lam", "1", "--radius", "2",
+        ...                                   "--schedule", "0.1"])
+        >>> args.lam, args.radius, args.schedule
+        (1.0, 2.0, '0.1')
+    """
     parser = Parser(prog=PROG, description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     bound = commands.add_parser(
@@ -51,7 +59,14 @@ def build_parser() -> Parser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m theory``: every way it ends is one line on stderr
-    (:func:`theory.command.main`); returns the exit status."""
+    (:func:`theory.command.main`); returns the exit status.
+
+    Example:
+        >>> main(["bound", "--lam", "1", "--radius", "2", "--schedule", "0.1",
+        ...       "--json"])  # doctest: +ELLIPSIS
+        {"input": {"lam": 1.0, "radius": 2.0, "schedule": "0.1", ...}}
+        0
+    """
     return run_command(_bound, argv, prog=PROG)
 
 

@@ -82,8 +82,8 @@ class ProbabilityBound:
         value = "≥ 1 (vacuous)" if self.vacuous else \
             f"10^{self.log10_probability:.6g}" if self.probability is None \
             else f"{self.probability:.6g}"
-        at = "γ" if self.horizon is None else f"T = {self.horizon}"
-        return f"<{self.name}: {self.form} = {value}; {at}, exponent {self.exponent:.6g}>"
+        at = "with γ" if self.horizon is None else f"at T = {self.horizon}"
+        return f"<{self.name}: {self.form} = {value} {at}; exponent {self.exponent:.6g}>"
 
 
 @dataclass(frozen=True)
@@ -125,6 +125,11 @@ def probability_bound(name: str, lam: float, radius: float, schedule: ScheduleLi
 
     γ_T = Σ_{t<T} a(t)² with a horizon T, γ = Σ_{t≥0} a(t)² without; γ = ∞ gives exponent 0
     (the vacuous bound 2), γ_T = 0 (T = 0) gives probability 0.
+
+    Example:
+        >>> b = probability_bound("azuma", 1, 2, "0.5", horizon=4)   # γ_4 = 4·0.25 = 1: 2·e^(−2)
+        >>> round(b.probability, 10), b.vacuous
+        (0.2706705665, False)
     """
     kappa = _kappa(name)
     lam, radius = require_positive("lam", lam), require_positive("radius", radius)
@@ -155,19 +160,34 @@ def probability_bound(name: str, lam: float, radius: float, schedule: ScheduleLi
 def lemma1_paper(lam: float, radius: float, schedule: ScheduleLike,
                  horizon: int | None = None) -> ProbabilityBound:
     """Lemma 1 as printed: P(‖θ(s)−θ(0)‖ > M) ≤ 2·exp(−2M²/(λ²·Σ_{t<T} a(t)²)), (14);
-    with γ in place of the partial sum, (15). Not a valid bound (see the module docstring)."""
+    with γ in place of the partial sum, (15). Not a valid bound (see the module docstring).
+
+    Example:
+        >>> round(lemma1_paper(30, 1024, "1/(t+1)").log10_probability, 4)   # 2·e^(−2²¹/(150π²))
+        -614.9087
+    """
     return probability_bound("lemma1_paper", lam, radius, schedule, horizon)
 
 
 def azuma(lam: float, radius: float, schedule: ScheduleLike,
           horizon: int | None = None) -> ProbabilityBound:
-    """Textbook Azuma with increments bounded by c_t = λ·a(t): 2·exp(−M²/(2λ²·γ_T))."""
+    """Textbook Azuma with increments bounded by c_t = λ·a(t): 2·exp(−M²/(2λ²·γ_T)).
+
+    Example:
+        >>> round(azuma(30, 1024, "1/(t+1)").exponent, 4)                   # 2²⁰/(2·900·π²/6)
+        354.1432
+    """
     return probability_bound("azuma", lam, radius, schedule, horizon)
 
 
 def pinelis(lam: float, radius: float, schedule: ScheduleLike,
             horizon: int | None = None) -> ProbabilityBound:
-    """Pinelis: P(max_{s≤T} ‖ξ(s)‖ ≥ r) ≤ 2·exp(−r²/(8λ²·γ_T)), ξ the martingale part."""
+    """Pinelis: P(max_{s≤T} ‖ξ(s)‖ ≥ r) ≤ 2·exp(−r²/(8λ²·γ_T)), ξ the martingale part.
+
+    Example:
+        >>> pinelis(1, 4, [1.0, 1.0]).exponent                              # 16/(8·1·2)
+        1.0
+    """
     return probability_bound("pinelis", lam, radius, schedule, horizon)
 
 
@@ -177,6 +197,10 @@ def radius_for(name: str, lam: float, schedule: ScheduleLike, horizon: int | Non
 
     δ is given as ``delta`` in (0, 1) or, for probabilities below float64, as its natural
     logarithm ``log_delta`` < 0. Inverse of :func:`probability_bound` in r.
+
+    Example:
+        >>> round(radius_for("pinelis", 30, "1/(t+1)", delta=0.05), 2)      # 30·√(8·π²/6·ln 40)
+        209.02
     """
     kappa, lam = _kappa(name), require_positive("lam", lam)
     schedule, horizon = read_schedule(schedule, horizon)
@@ -191,6 +215,10 @@ def max_lam_for(name: str, radius: float, schedule: ScheduleLike, horizon: int |
     """The largest λ for which the bound ``name`` at radius r is ≤ δ: λ = r·√(κ/(γ_T·ln(2/δ))).
 
     Inverse of :func:`probability_bound` in λ (the bound increases with λ).
+
+    Example:
+        >>> round(max_lam_for("pinelis", 1, [1.0, 1.0], delta=2 * math.exp(-1)), 12)  # √(1/(8·2·1))
+        0.25
     """
     kappa, radius = _kappa(name), require_positive("radius", radius)
     schedule, horizon = read_schedule(schedule, horizon)
@@ -404,6 +432,10 @@ def claim2_constants(lam: float, eps: float) -> Claim2Constants:
 
     ‖g/c‖ = min(‖g‖, λ·max(‖θ‖, ε)) ≤ K·(1 + ‖θ‖) with the smallest K = λ·max(1, ε)
     (sup over ‖θ‖ of λ·max(‖θ‖, ε)/(1 + ‖θ‖)), and the paper's K = max(λε, λ, 1).
+
+    Example:
+        >>> claim2_constants(0.5, 0.1)           # λ·max(1, ε) = 0.5 < max(λε, λ, 1) = 1
+        Claim2Constants(k_tight=0.5, k_paper=1.0, paper_is_tight=False)
     """
     lam, eps = require_positive("lam", lam), require_positive("eps", eps)
     tight = lam * max(1.0, eps)
@@ -562,7 +594,12 @@ def _kappa(name: str) -> mp.mpf:
 
 
 def require_positive(argument: str, value: float) -> float:
-    """``value`` as a float if it is a positive finite number, else BadArgument naming it."""
+    """``value`` as a float if it is a positive finite number, else BadArgument naming it.
+
+    Example:
+        >>> require_positive("lam", 3)
+        3.0
+    """
     return positive(value, argument)
 
 

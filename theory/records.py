@@ -20,7 +20,12 @@ __all__ = ["git_revision", "package_version", "provenance", "to_json"]
 def to_json(value: Any, digits: int | None = None) -> Any:
     """``value`` as JSON-ready Python: mappings with string keys, tuples as lists, numpy scalars
     and arrays unwrapped, non-finite floats as None, and floats rounded to ``digits``
-    significant digits where given (to keep a file small)."""
+    significant digits where given (to keep a file small).
+
+    Example:
+        >>> to_json({"x": float("inf"), 1: (0.123456, 2)}, digits=3)
+        {'x': None, '1': [0.123, 2]}
+    """
     if isinstance(value, dict):
         return {str(k): to_json(v, digits) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -35,7 +40,12 @@ def to_json(value: Any, digits: int | None = None) -> Any:
 
 
 def package_version() -> str:
-    """The installed version of clipverify, or ``"unknown"``."""
+    """The installed version of clipverify, or ``"unknown"``.
+
+    Example:
+        >>> isinstance(package_version(), str)
+        True
+    """
     from importlib.metadata import PackageNotFoundError, version
 
     try:
@@ -47,7 +57,13 @@ def package_version() -> str:
 def git_revision(root: str | os.PathLike | None = None) -> str | None:
     """``git rev-parse HEAD`` of the checkout at ``root`` (default: the one this package runs
     from), with ``-dirty`` when ``git status --porcelain`` is not empty; None when ``root`` is not
-    the top of a git checkout, git is missing or fails. Never raises."""
+    the top of a git checkout, git is missing or fails. Never raises.
+
+    Example:
+        >>> revision = git_revision()
+        >>> revision is None or len(revision.removesuffix("-dirty")) == 40
+        True
+    """
     root = Path(__file__).resolve().parent.parent if root is None else Path(root)
 
     def git(*args: str) -> str | None:
@@ -73,7 +89,13 @@ def git_revision(root: str | os.PathLike | None = None) -> str | None:
 
 def torch_version() -> str | None:
     """The version of torch, as ``torch.__version__`` says it where torch is imported (read from
-    the installed package's metadata otherwise); None without torch."""
+    the installed package's metadata otherwise); None without torch.
+
+    Example:
+        >>> version = torch_version()
+        >>> version is None or isinstance(version, str)
+        True
+    """
     torch = sys.modules.get("torch")
     if torch is not None:
         return str(torch.__version__)
@@ -88,7 +110,13 @@ def torch_version() -> str | None:
 def provenance(*, device: str | None = None, command: str | None = None) -> dict[str, Any]:
     """Where a result came from: ``package_version``, ``git_revision``, ``created`` (UTC, ISO
     8601), ``torch_version``, ``device`` and, when given, ``command`` (the command line that
-    makes it again)."""
+    makes it again).
+
+    Example:
+        >>> record = provenance(command="demo")
+        >>> record["command"], "package_version" in record
+        ('demo', True)
+    """
     out: dict[str, Any] = {
         "package_version": package_version(),
         "git_revision": git_revision(),

@@ -768,6 +768,11 @@ def parse_schedule(text: str, horizon: int | None = None) -> Schedule:
     allowed or does not parse, a name other than those above, a complex value, a(0) undefined
     (``"1/t"``: the index starts at 0, so the hint suggests ``1/(t+1)``), a(t) ≤ 0 on the
     horizon, or T / a non-smooth function without a horizon.
+
+    Example:
+        >>> a = parse_schedule("0.05/(1+t/100)")            # a power law: 5/(t + 100)
+        >>> a, a.c, a.t0, a.p
+        (PowerSchedule('0.05/(1+t/100)'), 5.0, 100.0, 1.0)
     """
     if not isinstance(text, str) or not text.strip():
         raise BadArgument("schedule", "expected an expression in t such as '1/(t+1)'")
@@ -885,6 +890,10 @@ def as_schedule(spec: Schedule | str | float | ArrayLike | Callable,
     horizon on which it is evaluated.
 
     Raises ValueError when the horizon exceeds what a finite schedule covers, or a(t) ≤ 0.
+
+    Example:
+        >>> as_schedule(0.1), as_schedule([0.1, 0.05]).horizon
+        (PowerSchedule('0.1'), 2)
     """
     if horizon is not None:
         horizon = _check_horizon(horizon)
@@ -912,7 +921,12 @@ def as_schedule(spec: Schedule | str | float | ArrayLike | Callable,
 
 
 def from_values(values: ArrayLike, source: str | None = None) -> SampledSchedule:
-    """a(t) = values[t] for t < n = len(values): a finite horizon n; sums by math.fsum."""
+    """a(t) = values[t] for t < n = len(values): a finite horizon n; sums by math.fsum.
+
+    Example:
+        >>> from_values([0.125, 0.125, 0.25]).partial_sum(3)
+        0.5
+    """
     try:
         array = np.array(values, dtype=np.float64)
     except (TypeError, ValueError):
@@ -942,7 +956,12 @@ def from_values(values: ArrayLike, source: str | None = None) -> SampledSchedule
 def from_callable(function: Callable, horizon: int | None, source: str | None = None
                   ) -> SampledSchedule:
     """a(t) = function(t) for t < horizon, evaluated once (on the numpy array of t if the
-    callable accepts it, else t by t on Python ints) and kept as values."""
+    callable accepts it, else t by t on Python ints) and kept as values.
+
+    Example:
+        >>> from_callable(lambda t: 0.5 ** t, 4).partial_sum(4)    # 1 + 1/2 + 1/4 + 1/8
+        1.875
+    """
     if horizon is None:
         raise BadArgument("horizon", "a schedule given as a Python callable needs a horizon")
     horizon = _check_horizon(horizon)
@@ -965,22 +984,42 @@ def from_callable(function: Callable, horizon: int | None, source: str | None = 
 
 
 def harmonic(c: float = 1.0, t0: float = 1.0) -> PowerSchedule:
-    """a(t) = c/(t + t0); the paper's "a(t) = 1/t" is harmonic() = 1/(t+1)."""
+    """a(t) = c/(t + t0); the paper's "a(t) = 1/t" is harmonic() = 1/(t+1).
+
+    Example:
+        >>> round(harmonic().gamma, 10)                          # π²/6
+        1.6449340668
+    """
     return PowerSchedule(c, t0, 1.0)
 
 
 def constant(c: float) -> PowerSchedule:
-    """a(t) = c."""
+    """a(t) = c.
+
+    Example:
+        >>> constant(0.25).partial_sum(8)
+        2.0
+    """
     return PowerSchedule(c, 1.0, 0.0, source=_num(c))
 
 
 def cosine(peak: float, horizon: int, floor: float = 0.0) -> Schedule:
-    """Cosine decay over the horizon T: a(t) = floor + (peak − floor)·(1 + cos(πt/T))/2."""
+    """Cosine decay over the horizon T: a(t) = floor + (peak − floor)·(1 + cos(πt/T))/2.
+
+    Example:
+        >>> cosine(0.1, 100)([0, 50]).round(12).tolist()         # peak, then half of it at T/2
+        [0.1, 0.05]
+    """
     return parse_schedule(f"{floor!r} + ({peak!r} - {floor!r})*(1 + cos(pi*t/T))/2", horizon)
 
 
 def step_decay(initial: float, factor: float, every: int, horizon: int) -> Schedule:
-    """Step decay: a(t) = initial·factor^⌊t/every⌋ (e.g. 0.1·0.5^⌊t/100⌋) on t < horizon."""
+    """Step decay: a(t) = initial·factor^⌊t/every⌋ (e.g. 0.1·0.5^⌊t/100⌋) on t < horizon.
+
+    Example:
+        >>> step_decay(0.1, 0.5, 100, 300)([0, 99, 100, 250]).tolist()
+        [0.1, 0.1, 0.05, 0.025]
+    """
     if not (isinstance(every, int | np.integer) and every >= 1):
         raise BadArgument("every", f"expected an integer ≥ 1, got {every!r}")
     return parse_schedule(f"{initial!r}*{factor!r}**floor(t/{int(every)})", horizon)
@@ -1024,6 +1063,12 @@ def check_positive(schedule: Schedule, horizon: int | None = None) -> int | None
     non-negative integer); where it cannot decide, the values at every t below
     min(horizon, GRID_DENSE) and at log-spaced t up to the horizon (or 10^15) are checked, and
     with a horizon, the same check without it says whether a(t) > 0 beyond it too.
+
+    Example:
+        >>> check_positive(parse_schedule("1/(t+1)")) is None      # positive for every t ≥ 0
+        True
+        >>> check_positive(ExpressionSchedule(2 - t), 2)          # 2 − t > 0 for t < 2 only
+        2
     """
     if isinstance(schedule, PowerSchedule):
         return None
