@@ -170,6 +170,10 @@ class Schedule(ABC):
         """Σ_{t<T} a(t)^power with its error bound; ``horizon=None`` gives Σ_{t≥0}.
 
         A schedule given on a finite horizon n (:attr:`horizon`) has sums for T ≤ n only.
+
+        Example:
+            >>> harmonic().partial_sum_estimate(3, 2)           # 1 + 1/4 + 1/9 = 49/36
+            SumEstimate(1.361111111111111 ± 0.0, 'Hurwitz zeta ζ(s, t0) − ζ(s, t0+T)')
         """
         if horizon is not None:
             horizon = _check_horizon(horizon)
@@ -184,12 +188,22 @@ class Schedule(ABC):
                                  f"({type(error).__name__})") from None
 
     def partial_sum(self, horizon: int | None, power: float = 1) -> float:
-        """Σ_{t<T} a(t)^power as a float (``inf`` for a divergent infinite sum)."""
+        """Σ_{t<T} a(t)^power as a float (``inf`` for a divergent infinite sum).
+
+        Example:
+            >>> harmonic().partial_sum(4), harmonic().partial_sum(None)   # 25/12, Σ 1/(t+1) = ∞
+            (2.0833333333333335, inf)
+        """
         return float(self.partial_sum_estimate(horizon, power).value)
 
     @property
     def gamma(self) -> float:
-        """γ = Σ_{t≥0} a(t)² (``inf`` when the sum diverges; ValueError on a finite horizon)."""
+        """γ = Σ_{t≥0} a(t)² (``inf`` when the sum diverges; ValueError on a finite horizon).
+
+        Example:
+            >>> parse_schedule("0.1*0.5**t").gamma               # 0.01/(1 − 1/4)
+            0.013333333333333334
+        """
         return self.partial_sum(None, 2)
 
     def _check_within(self, horizon: int | None) -> None:
