@@ -82,15 +82,10 @@ def verification_table(out: Path, quick: bool, source: Path | None, status: Tabl
     log = out / "verify.log"
     quiet = mode() == "off"
     with open(log, "w", encoding="utf-8") as handle:
-        # on a terminal its bar; elsewhere its progress lines, on stderr and in the log
-        done = subprocess.Popen(command + (["--quiet"] if quiet else []), cwd=ROOT,
-                                stdout=handle, stderr=None if terminal else subprocess.PIPE,
-                                text=True)
-        for line in done.stderr or ():
-            handle.write(line)
-            if not quiet:
-                print(line, end="", file=sys.stderr, flush=True)
-        done.wait(timeout=VERIFY_TIMEOUT)
+        # its progress (a bar on a terminal, lines elsewhere) on stderr unless --quiet
+        done = subprocess.run(command + (["--quiet"] if quiet else []), cwd=ROOT,
+                              stdout=handle, stderr=handle if quiet and not terminal else None,
+                              text=True, timeout=VERIFY_TIMEOUT)
     if done.returncode != 0:
         last = (log.read_text(encoding="utf-8").strip().splitlines() or ["(no message)"])[-1]
         status.missing.append(f"verification table: `{' '.join(command[1:])}` failed with "
