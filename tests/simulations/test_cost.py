@@ -24,6 +24,9 @@ WALK = ["--problem", "quadratic", "--noise", "discrete", "--values", "-1000", "1
 WALK_CHAIN = {"problem": {"name": "quadratic", "noise": "discrete", "values": [-1000.0, 1000.0],
                           "probs": [0.5, 0.5], "theta0": 0.0},
               "clip": {"rule": "classic", "lam": 1.0}, "schedule": "1", "steps": 40}
+#: a scenario of 64 paths × 50 steps
+MINE = ('claims = ["L1-det"]\n[problem]\nname = "quadratic"\n[clip]\nrule = "classic"\n'
+        'lam = 1.0\n[run]\nschedule = "1/(t+1)"\npaths = 64\nsteps = 50\n')
 
 
 def command(*args, env=None, timeout=300) -> subprocess.CompletedProcess:
@@ -106,30 +109,18 @@ def test_rare_dry_run_writes_nothing(tmp_path):
     assert not out.exists()
 
 
-def test_verify_dry_run_lists_each_scenario_and_writes_nothing(tmp_path):
+@pytest.mark.parametrize("prefix", [("simulations", "verify"), ("paper_figs", "--quick")])
+def test_scenario_dry_run_lists_its_run_and_writes_nothing(tmp_path, prefix):
+    """``verify --dry-run`` and ``paper_figs --dry-run`` of one scenario: its run's row (and,
+    for verify, its claims' row); no output folder."""
     path = tmp_path / "mine.toml"
-    path.write_text('claims = ["L1-det"]\n[problem]\nname = "quadratic"\n[clip]\n'
-                    'rule = "classic"\nlam = 1.0\n[run]\nschedule = "1/(t+1)"\npaths = 64\n'
-                    'steps = 50\n', encoding="utf-8")
-    done = command("simulations", "verify", "--scenario", str(path), "--out",
-                   str(tmp_path / "o"), "--dry-run")
+    path.write_text(MINE, encoding="utf-8")
+    done = command(*prefix, "--scenario", str(path), "--out", str(tmp_path / "o"), "--dry-run")
     assert done.returncode == 0, done.stderr
     table = rows(done.stdout)
     assert float(table["mine"][1]) == 64 * 50
-    assert "mine: claims" in table
+    assert "mine: claims" in table or prefix[0] == "paper_figs"
     assert not (tmp_path / "o").exists()
-
-
-def test_paper_figs_dry_run_of_a_scenario_writes_nothing(tmp_path):
-    path = tmp_path / "mine.toml"
-    path.write_text('claims = ["L1-det"]\n[problem]\nname = "quadratic"\n[clip]\n'
-                    'rule = "classic"\nlam = 1.0\n[run]\nschedule = "1/(t+1)"\npaths = 64\n'
-                    'steps = 50\n', encoding="utf-8")
-    done = command("paper_figs", "--quick", "--scenario", str(path), "--out",
-                   str(tmp_path / "figs"), "--dry-run")
-    assert done.returncode == 0, done.stderr
-    assert float(rows(done.stdout)["mine"][1]) == 64 * 50
-    assert not (tmp_path / "figs").exists()
 
 
 def test_progress_lines_when_stderr_is_not_a_terminal(tmp_path):
