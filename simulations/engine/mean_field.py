@@ -425,7 +425,7 @@ class MeanField:
     def _closed(self, theta: torch.Tensor, rounding: bool
                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
         problem, rule = self.problem, self.rule
-        assert isinstance(problem, Quadratic) and rule.lam is not None  # see _choose
+        assert isinstance(problem, Quadratic)  # see _choose
         law = problem.law
         th = theta.detach().to(torch.float64)
         curv = problem.curvature
@@ -433,6 +433,7 @@ class MeanField:
         eps = torch.finfo(torch.float64).eps
         if rule.kind in ("none", "projection"):
             return m.to(theta.dtype), (4 * eps * m.abs()).to(theta.dtype) if rounding else None
+        assert rule.lam is not None  # every other rule clips at a threshold λ
         s = abs(curv) * law.sd / math.sqrt(self.batch)
         if rule.kind in _ADAPTIVE:  # d = 1 here: τ = λ·max(|θ|, ε)
             tau = rule.lam * torch.clamp(th.abs(), min=rule.eps)
