@@ -24,6 +24,7 @@ saved with the same spec).
 from __future__ import annotations
 
 import argparse
+import copy
 import inspect
 import math
 import re
@@ -295,7 +296,14 @@ def add_rare_parser(commands, run: argparse.ArgumentParser) -> argparse.Argument
             mine = rare.add_argument_group(group.title)
             for action in group._group_actions:
                 if group.title != "run" or action.dest in RARE_RUN_FLAGS:
+                    if action.required:  # not required here: --scenario may give them
+                        action = copy.copy(action)
+                        action.required = False
                     mine._add_action(action)
+    rare.add_argument_group("problem").add_argument(
+        "--scenario", type=Path, default=None, metavar="TOML",
+        help="take the chain (problem, clip rule, schedule, steps, batch, seed, dtype) from "
+             "this scenario file instead of the problem, clip and run flags")
     group = rare.add_argument_group("splitting")
     group.add_argument("--event", required=True, choices=EVENTS,
                        help="the score z: exit ‖θ(s) − θ(0)‖, xi ‖ξ(s)‖, blowup ‖θ(s)‖")
@@ -328,14 +336,11 @@ def rare(args: argparse.Namespace, parser: argparse.ArgumentParser,
     import json
 
     from simulations.rare import Splitting, ams
-    from simulations.spec import Chain, Execution
+    from simulations.spec import Execution
     from simulations.store import RunStore, rare_key
 
     try:
-        chain = Chain.from_dict({
-            "problem": {"name": args.problem, **_problem_kwargs(args)}, "clip": _clip(args),
-            "schedule": args.schedule, "steps": args.steps, "batch": args.batch,
-            "seed": args.seed, "dtype": args.dtype})
+        chain = _rare_chain(args, parser)
         splitting = Splitting(
             event=args.event, level=args.level, endpoint=args.endpoint, levels=args.levels,
             importance=args.importance, particles=args.particles, replicas=args.replicas,
@@ -366,8 +371,8 @@ def rare(args: argparse.Namespace, parser: argparse.ArgumentParser,
         return 0
     z = {"exit": "‖θ(s) − θ(0)‖", "xi": "‖ξ(s)‖", "blowup": "‖θ(s)‖"}[args.event]
     low, high = result.interval
-    event = (z.replace("(s)", f"({args.steps})") if args.endpoint else
-             f"max_{{s≤{args.steps}}} {z}")
+    event = (z.replace("(s)", f"({chain.steps})") if args.endpoint else
+             f"max_{{s≤{chain.steps}}} {z}")
     print(f"P({event} ≥ {args.level:g}) = " + (
         f"{result.probability:.4g}, 95% interval [{low:.4g}, {high:.4g}], relative error "
         f"{result.relative_error:.3g}" if result.inconclusive is None else
@@ -385,6 +390,32 @@ def rare(args: argparse.Namespace, parser: argparse.ArgumentParser,
           + (f", {result.extinct} replicas extinct" if result.extinct else "")
           + (f", {result.capped} stopped at --max-iterations" if result.capped else ""))
     return 0
+
+
+def _rare_chain(args: argparse.Namespace, parser: argparse.ArgumentParser):
+    """The chain of the ``rare`` command: the scenario's (``--scenario``; the problem, clip
+    and run flags are refused with it) or the flags' (``--problem`` and ``--schedule``
+    required)."""
+    from simulations.spec import Chain
+
+    if args.scenario is None:
+        for dest in ("problem", "schedule"):
+            if getattr(args, dest) is None:
+                raise BadArgument(dest, "required (or a --scenario file)")
+        return Chain.from_dict({
+            "problem": {"name": args.problem, **_problem_kwargs(args)}, "clip": _clip(args),
+            "schedule": args.schedule, "steps": args.steps, "batch": args.batch,
+            "seed": args.seed, "dtype": args.dtype})
+    from simulations.scenarios import load_scenario
+
+    chain_flags = {a.dest for g in parser._action_groups
+                   if g.title in ("problem", "clip rule and step sizes")
+                   for a in g._group_actions} | {"steps", "batch", "seed", "dtype"}
+    for dest in sorted(chain_flags - {"scenario", "help"}):
+        if hasattr(args, dest) and getattr(args, dest) != parser.get_default(dest):
+            raise BadArgument(dest, "the chain comes from --scenario; leave the flag out or "
+                                    "edit the file")
+    return load_scenario(args.scenario).run.chain
 
 
 # ---- building the run -------------------------------------------------------------------------
