@@ -209,6 +209,12 @@ class FiniteData(Problem):
         return {**where, "standardize": standardize, "n": self.n, "dim": self.x.shape[1]}
 
 
+def _take(rows: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """``rows[idx]`` (shape idx.shape + rows.shape[1:]) by ``index_select``, a few times faster
+    than advanced indexing for the (N·S, 1) indices of the mean field's atoms."""
+    return rows.index_select(0, idx.reshape(-1)).view(*idx.shape, *rows.shape[1:])
+
+
 def _regression_data(n: int, dim: int, data_noise: float, data_seed: int):
     from sklearn.datasets import make_regression
 
@@ -227,8 +233,8 @@ class _LinearModel(FiniteData):
     def _forward(self, theta, idx):
         """x (R, B, dim), f (R, B) and y (R, B) of the minibatch ``idx``."""
         d = self.data(theta.dtype, theta.device)
-        x = d["x"][idx]
-        return x, torch.einsum("rbd,rd->rb", x, theta[:, :-1]) + theta[:, -1:], d["y"][idx]
+        x = _take(d["x"], idx)
+        return x, torch.einsum("rbd,rd->rb", x, theta[:, :-1]) + theta[:, -1:], _take(d["y"], idx)
 
     @staticmethod
     def _gradient(e, x):
@@ -376,9 +382,9 @@ class MLPRegression(_TanhMLP):
 
     def _residual(self, theta, idx):
         d = self.data(theta.dtype, theta.device)
-        x = d["x"][idx]
+        x = _take(d["x"], idx)
         a, f = self._forward(theta, x)
-        return x, a, f - d["y"][idx][..., None]
+        return x, a, f - _take(d["y"], idx)[..., None]
 
     def grad(self, theta, idx):
         x, a, r = self._residual(theta, idx)
@@ -440,9 +446,9 @@ class MLPClassification(_TanhMLP):
 
     def _logits(self, theta, idx):
         d = self.data(theta.dtype, theta.device)
-        x = d["x"][idx]
+        x = _take(d["x"], idx)
         a, f = self._forward(theta, x)
-        return x, a, f, d["y"][idx]
+        return x, a, f, _take(d["y"], idx)
 
     def grad(self, theta, idx):
         x, a, f, y = self._logits(theta, idx)
@@ -484,7 +490,7 @@ class RNNCliff(FiniteData):
         return {"x0": self.x0}
 
     def _run(self, theta, idx):
-        x = self.data(theta.dtype, theta.device)["x0"][idx]  # (R, B)
+        x = _take(self.data(theta.dtype, theta.device)["x0"], idx)  # (R, B)
         w, b = theta[:, :1], theta[:, 1:]
         hidden = []
         for _ in range(self.length):

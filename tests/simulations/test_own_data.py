@@ -250,10 +250,10 @@ def test_xi_over_a_dataset_runs_compiled_and_equals_the_torch_step(problem):
 
 
 def test_the_readme_worked_example_at_a_quick_size(tmp_path, capsys):
-    """The README's breast cancer example (examples/breast_cancer_*.toml) through verify and
-    the rare command at 32 paths × 60 steps: the compiled step ran, no claim is violated, T1
-    does not apply (the standardized data are linearly separable, so E[ℓ] has no minimiser)
-    and L1-det's prediction is λ·Σ_{t<T} 1/(t+1) written out."""
+    """The README's breast cancer example (examples/breast_cancer_*.toml) through verify, the
+    rare command and paper_figs --scenario at 32 paths × 60 steps: the compiled step ran, no
+    claim is violated, T1 does not apply (the standardized data are linearly separable, so
+    E[ℓ] has no minimiser) and L1-det's prediction is λ·Σ_{t<T} 1/(t+1) written out."""
     from dataclasses import replace
 
     from simulations.cli import main
@@ -284,3 +284,8 @@ def test_the_readme_worked_example_at_a_quick_size(tmp_path, capsys):
         main(["rare", "--scenario", str(small), "--lam", "2", "--event", "exit", "--level",
               "1.2"])
     assert "the chain comes from --scenario" in capsys.readouterr().err
+    from paper_figs.__main__ import main as figures
+
+    assert figures(["--scenario", str(small), "--quick", "--only", "fig_growth", "--out",
+                    str(tmp_path / "figs")]) == 0
+    assert (tmp_path / "figs" / "breast-cancer-classic_fig2_growth.png").stat().st_size > 0
