@@ -1,7 +1,7 @@
 """A problem's own data (scikit-learn's datasets, a user's .npz/.csv file) and a user's module
-(simulations/data.py, simulations.problems.UserModule): the exact H over a dataset against a
-slow loop, the compiled step against the torch step on user data, the module protocol against
-the built-in model it rewrites, and each one-line refusal."""
+(simulations/engine/data.py, simulations.engine.problems.UserModule): the exact H over a
+dataset against a slow loop, the compiled step against the torch step on user data, the
+module protocol against the built-in model it rewrites, and each one-line refusal."""
 
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 import torch
 
-from simulations.engine import simulate
-from simulations.mean_field import MeanField, mean_field
-from simulations.problems import make_problem
-from simulations.rules import ClipRule
-from simulations.scenarios import load_scenario
-from simulations.spec import Execution, RunSpec
+from simulations.engine.mean_field import MeanField, mean_field
+from simulations.engine.problems import make_problem
+from simulations.engine.rules import ClipRule
+from simulations.engine.run import simulate
+from simulations.engine.spec import Execution, RunSpec
+from simulations.verify.scenarios import load_scenario
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE_MODULE = ROOT / "examples" / "my_problem.py"
@@ -46,7 +46,7 @@ def _clip_slow(g: list[float], theta: list[float], rule: str, lam: float, eps: f
 @pytest.mark.parametrize("rule", ["classic", "adaptive"])
 def test_exact_h_over_a_small_file_equals_a_slow_loop(npz, rule):
     """H(θ) = (1/n)Σ_i clip(g_i), g_i = (σ(w·x_i + b) − y_i)[x_i, 1], by a Python loop over the
-    samples, against the finite sum of simulations.mean_field (standardize = false)."""
+    samples, against the finite sum of simulations.engine.mean_field (standardize = false)."""
     problem = make_problem("logistic", data=str(npz), standardize=False)
     clip = ClipRule(rule, lam=0.3, **({"eps": 0.1} if rule == "adaptive" else {}))
     thetas = [[0.0, 0.0, 0.0, 0.0], [0.5, -1.0, 2.0, 0.3], [-3.0, 1.0, 0.2, -0.7]]
@@ -236,7 +236,7 @@ def test_a_good_module_is_accepted(tmp_path):
 ])
 def test_xi_over_a_dataset_runs_compiled_and_equals_the_torch_step(problem):
     """The xi observer with H the exact sum over the dataset (B = 1) in the kernel: every
-    recorded array against the torch step (whose H is simulations.mean_field's) to 1e-12."""
+    recorded array against the torch step (whose H is simulations.engine.mean_field's) to 1e-12."""
     run = RunSpec.from_dict({"problem": problem, "clip": {"rule": "classic", "lam": 0.5},
                              "schedule": "0.5/(t+1)", "paths": 4, "steps": 12,
                              "record": ["exits", "xi"], "xi_paths": 3})
@@ -256,8 +256,8 @@ def test_the_readme_worked_example_at_a_quick_size(tmp_path, capsys):
     E[ℓ] has no minimiser) and L1-det's prediction is λ·Σ_{t<T} 1/(t+1) written out."""
     from dataclasses import replace
 
-    from simulations.cli import main
-    from simulations.verify import run_scenario, verify
+    from simulations.verify.cli import main
+    from simulations.verify.runner import run_scenario, verify
 
     steps = 60
     scenarios = [replace(sc, run=sc.run.replace(paths=32, steps=steps))
