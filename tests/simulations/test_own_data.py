@@ -251,7 +251,7 @@ def test_xi_over_a_dataset_runs_compiled_and_equals_the_torch_step(problem):
 
 def test_the_readme_worked_example_at_a_quick_size(tmp_path, capsys):
     """The README's breast cancer example (examples/breast_cancer_*.toml) through verify, the
-    rare command and paper_figs --scenario at 32 paths × 60 steps: the compiled step ran, no
+    rare command and paper_figs --scenario at 16 paths × 40 steps: the compiled step ran, no
     claim is violated, T1 does not apply (the standardized data are linearly separable, so
     E[ℓ] has no minimiser) and L1-det's prediction is λ·Σ_{t<T} 1/(t+1) written out."""
     from dataclasses import replace
@@ -259,8 +259,8 @@ def test_the_readme_worked_example_at_a_quick_size(tmp_path, capsys):
     from simulations.verify.cli import main
     from simulations.verify.runner import run_scenario, verify
 
-    steps = 60
-    scenarios = [replace(sc, run=sc.run.replace(paths=32, steps=steps))
+    steps = 40
+    scenarios = [replace(sc, run=sc.run.replace(paths=16, steps=steps))
                  for sc in (load_scenario(ROOT / "examples" / f"breast_cancer_{rule}.toml")
                             for rule in ("classic", "adaptive"))]
     classic, adaptive = scenarios
