@@ -15,8 +15,13 @@ import argparse
 import time
 
 from paper_figs.fig_blowup import AMS_IMPORTANCE, AMS_RUNS, LAM, SCENARIOS, SCHEDULE
-from simulations.rare import Splitting, ams
-from simulations.spec import Chain, Execution
+
+try:
+    from simulations.engine.rare import Splitting, ams
+    from simulations.engine.spec import Chain, Execution
+except ImportError:  # a checkout from before simulations/engine/
+    from simulations.rare import Splitting, ams  # type: ignore[no-redef]
+    from simulations.spec import Chain, Execution  # type: ignore[no-redef]
 
 
 def main() -> None:
