@@ -104,13 +104,13 @@ particle j of iteration q copies comes from the word of counter j at step q of s
 depends
 on (seed, replica) only, not on how many replicas run together (``Execution.replica_chunk``).
 
-All clones of an iteration, of all replicas of a chunk, run as one batch. On the CPU, for the
-exit and blowup events, that batch runs on the compiled step, one loop per clone
-(:func:`simulations.engine.kernel.advance_rows`: the replay, the switch to fresh words and the score
-written once, beside the engine's runner); elsewhere (the xi event, another device,
-``Execution(backend="torch")``) on the engine's torch step
-(:class:`simulations.engine.run.TorchStep`), so every problem, clip rule and dtype works. On the ±1
-walk both give the same estimates bit for bit.
+All clones of an iteration, of all replicas of a chunk, run as one batch. On the CPU that batch
+runs on the compiled step, one loop per clone (:func:`simulations.engine.kernel.advance_rows`:
+the replay, the switch to fresh words and the score written once, beside the engine's runner;
+for the xi event with the kernel's exact H, as the engine's ``xi`` observer); elsewhere (the xi
+event with a Monte Carlo H, another device, ``Execution(backend="torch")``) on the engine's
+torch step (:class:`simulations.engine.run.TorchStep`), so every problem, clip rule and dtype
+works. On the ±1 walk both give the same estimates bit for bit.
 """
 
 from __future__ import annotations
@@ -610,10 +610,10 @@ class _Sampler:
 
 class _KernelAdvance:
     """:meth:`_Sampler.advance` on the compiled step
-    (:func:`simulations.engine.kernel.advance_rows`):
-    the same rows, words, scores and switches, one loop per row. For every event but ``xi``
-    (which needs the mean field at every step), on the CPU, unless the execution asks for the
-    torch step (``backend="torch"``, or ``compile``)."""
+    (:func:`simulations.engine.kernel.advance_rows`): the same rows, words, scores and switches,
+    one loop per row. On the CPU, for every event (for ``xi`` where the kernel has the mean
+    field H exactly, :func:`simulations.engine.kernel.mean_field_args`), unless the execution
+    asks for the torch step (``backend="torch"``, or ``compile``)."""
 
     def __init__(self, sampler: _Sampler):
         problem, dtype = sampler.problem, sampler.a_t.numpy().dtype
@@ -625,18 +625,24 @@ class _KernelAdvance:
         words, count = sampler.words, sampler.words_per_step
         self.step_keys = _unsigned(words.step_keys(torch.arange(len(self.a))))
         self.word_keys = _unsigned(words.word_keys(count if count > 1 else 0))
-        self.score = kernel.Score(0 if sampler.event == "exit" else 1, sampler.plain,
+        field = kernel.mean_field_args(problem, sampler.rule, sampler.batch) \
+            if sampler.event == "xi" else None
+        field_code, atoms, weights = field or (0, np.zeros(0), np.zeros(0))
+        self.score = kernel.Score(kernel.EVENT_CODES[sampler.event], sampler.plain,
                                   sampler.endpoint, float(sampler.level),
-                                  sampler.scale.numpy(), float(sampler.top))
+                                  sampler.scale.numpy(), float(sampler.top), field_code, atoms,
+                                  weights)
 
     @staticmethod
     def for_sampler(sampler: _Sampler) -> _KernelAdvance | None:
         """The sampler's compiled runner, or None where the torch step runs."""
-        usable = (sampler.event != "xi" and not sampler.step.compiled
-                  and kernel.supports(sampler.problem, sampler.rule, sampler.device))
+        usable = (not sampler.step.compiled
+                  and kernel.supports(sampler.problem, sampler.rule, sampler.device)
+                  and (sampler.event != "xi" or kernel.mean_field_args(
+                      sampler.problem, sampler.rule, sampler.batch) is not None))
         if sampler.backend == "compiled" and not usable:
             raise BadArgument("backend", "'compiled' runs the catalog's problems on the "
-                                         "CPU, for the exit and blowup events")
+                                         "CPU, the xi event where H is exact")
         return _KernelAdvance(sampler) if usable and sampler.backend != "torch" else None
 
     def __call__(self, b: _Batch):
@@ -648,11 +654,13 @@ class _KernelAdvance:
             b.runmax.numpy().astype(np.float64), np.empty(rows), np.zeros(rows, np.int64),
             _unsigned(self.sampler.words.path_keys(b.replica, b.parent_counter)),
             _unsigned(self.sampler.words.path_keys(b.replica, b.counter)),
-            b.replica.numpy().astype(np.int64), self.step_keys, self.word_keys, self.a)
+            b.replica.numpy().astype(np.int64), self.step_keys, self.word_keys, self.a,
+            np.zeros((rows, 0)) if b.xi is None else b.xi.numpy().copy())
         kernel.advance_rows(state, branch, self.problem, self.rule, self.limits, self.score)
         start, theta, runmax, score, work = (torch.from_numpy(x) for x in (
             branch.start, state.theta, branch.runmax, branch.score, branch.work))
-        return start, theta, None, runmax, score, work
+        xi = None if b.xi is None else torch.from_numpy(branch.xi)
+        return start, theta, xi, runmax, score, work
 
 
 def _unsigned(x: torch.Tensor) -> np.ndarray:
