@@ -412,8 +412,9 @@ class MLPClassification(_TanhMLP):
     name = "mlp-classification"
     PARAMS = PROBLEM_PARAMS["mlp-classification"]
 
-    def __init__(self, dataset="blobs", n=600, dim=10, classes=3, hidden=32, data_seed=0,
-                 init_seed=0, theta0=None, **own_data):
+    def __init__(self, n=600, dim=10, classes=3, hidden=32, data_seed=0, init_seed=0,
+                 theta0=None, **own_data):
+        dataset = own_data.pop("dataset", "blobs")  # "blobs", "mnist1d" or a shipped dataset
         n, dim, classes, hidden, data_seed, init_seed = _checked(
             self, n=n, dim=dim, classes=classes, hidden=hidden,
             data_seed=data_seed, init_seed=init_seed)
