@@ -112,7 +112,8 @@ def communicator(distributed: bool | None, rank_timeout: float = 60.0) -> Commun
         group = dist.new_group(backend="gloo", timeout=WAIT)
         _shared = Communicator(dist.get_rank(), dist.get_world_size(), group)
         _shared.watcher = _Watcher(_shared.rank, _shared.world, rank_timeout)
-    _shared.watcher.timeout = rank_timeout
+    if _shared.watcher is not None:
+        _shared.watcher.timeout = rank_timeout
     return _shared
 
 
