@@ -42,8 +42,8 @@ from typing import Any
 
 from theory.errors import BadArgument
 
-__all__ = ["Communicator", "communicator", "init_from_env", "local_world_size", "rank_device",
-           "shares"]
+__all__ = ["Communicator", "alone", "communicator", "init_from_env", "local_world_size",
+           "rank_device", "ranks", "shares"]
 
 INTERVAL = 0.5  #: seconds between two heartbeats of a rank's watcher
 PREFIX = "clipverify/"
@@ -74,6 +74,11 @@ def rank_device(local_rank: int, cuda: bool | None = None) -> str:
     return f"cuda:{local_rank}" if cuda else "cpu"
 
 
+def ranks() -> Communicator:
+    """The split of the process group as it is (one process without one)."""
+    return communicator(None)
+
+
 def init_from_env(rank_timeout: float = 60.0) -> Communicator | None:
     """Start the process group from torchrun's variables (``RANK``, ``WORLD_SIZE``,
     ``LOCAL_RANK``, ``MASTER_ADDR``, ``MASTER_PORT``) unless it is started already or they are
@@ -96,12 +101,28 @@ def init_from_env(rank_timeout: float = 60.0) -> Communicator | None:
     return communicator(True, rank_timeout)
 
 
+_alone = threading.local()
+
+
+@contextlib.contextmanager
+def alone() -> Iterator[None]:
+    """Inside, every run and estimate of this rank is its own, unsplit (``distributed=None``
+    does not split): for work split at a coarser grain, e.g. :func:`simulations.verify.runner.
+    verify`'s scenarios."""
+    before = getattr(_alone, "on", False)
+    _alone.on = True
+    try:
+        yield
+    finally:
+        _alone.on = before
+
+
 def communicator(distributed: bool | None, rank_timeout: float = 60.0) -> Communicator:
     """The split for ``Execution.distributed`` (see the module docstring): one process (rank 0
-    of 1) unless it splits."""
+    of 1) unless it splits (never inside :func:`alone`)."""
     import torch.distributed as dist
 
-    on = dist.is_available() and dist.is_initialized()
+    on = dist.is_available() and dist.is_initialized() and not getattr(_alone, "on", False)
     if distributed and not on:
         raise BadArgument("distributed", "needs torch.distributed's process group: launch with "
                                          "torchrun, or call torch.distributed.init_process_group")

@@ -6,6 +6,7 @@ own process, with no process group."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -131,6 +132,57 @@ def test_two_ranks_give_the_bits_of_one(tmp_path, capsys):
     # the store a split run wrote is the one a single process reads (and reuses)
     assert cli.main([*argv, "--resume"]) == 0
     assert "reusing the run saved" in capsys.readouterr().err
+
+
+SCENARIO = """claims = ["L1-det", "T1"]
+[problem]
+name = "quadratic"
+noise = "discrete"
+values = [0.0, 1.0, {top}]
+probs = [0.5, 0.3, 0.2]
+[clip]
+rule = "classic"
+lam = {lam}
+[run]
+schedule = "5/(t+5)"
+paths = 96
+steps = 300
+"""
+
+
+def test_verify_of_two_scenarios_on_two_ranks_gives_the_rows_of_one(tmp_path):
+    from simulations.verify import report
+    from simulations.verify.runner import verify
+    from simulations.verify.scenarios import load_scenario
+
+    files = []
+    for name, top, lam in (("a", 10.0, 2.0), ("b", 4.0, 0.5)):
+        files += ["--scenario", str(tmp_path / f"{name}.toml")]
+        (tmp_path / f"{name}.toml").write_text(SCENARIO.format(top=top, lam=lam))
+    out = tmp_path / "out"
+    ends = _finish(_launch(2, ["-m", "simulations", "verify", *files, "--json", "--quiet",
+                               "--threads", "1", "--out", str(out)]))
+    assert [rc for rc, _ in ends] == [0, 0], ends
+    rows = verify([load_scenario(p) for p in files[1::2]], progress=False)
+    assert json.loads((out / "report.json").read_text()) == json.loads(report.as_json(rows))
+    assert {r["scenario"] for r in json.loads(report.as_json(rows))} == {"a", "b"}
+    assert len([p for p in (out / "runs").iterdir() if p.is_dir()]) == 2  # both saved by rank 0
+
+
+WALK = ["--problem", "quadratic", "--noise", "discrete", "--values", "-1000", "1000", "--probs",
+        "0.5", "0.5", "--theta0", "0", "--clip", "classic", "--lam", "1", "--schedule", "1",
+        "--steps", "40", "--event", "exit", "--level", "20.5", "--particles", "20", "--seed",
+        "9"]
+
+
+def test_rare_on_two_ranks_gives_the_estimate_of_one(capsys):
+    procs = _launch(2, ["-m", "simulations", "rare", *WALK, "--replicas", "5", "--json",
+                        "--threads", "1"])
+    two = procs[0].communicate(timeout=60)[0]
+    assert [p.wait() for p in procs] == [0, 0]
+    assert cli.main(["rare", *WALK, "--replicas", "5", "--json"]) == 0
+    one = json.loads(capsys.readouterr().out)
+    assert json.loads(two) == one and one["replicas"] == 5
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,8 @@ from simulations.verify.cli import flags
 from theory.command import Formatter, count, positive_number
 
 #: the flags of run's "run" group that ``rare`` takes too
-RARE_RUN_FLAGS = ("steps", "batch", "seed", "dtype", "device", "threads", "compile")
+RARE_RUN_FLAGS = ("steps", "batch", "seed", "dtype", "device", "threads", "rank_timeout",
+                  "compile")
 
 
 def add_parser(commands: Any) -> argparse.ArgumentParser:
@@ -71,6 +72,7 @@ def rare(args: argparse.Namespace, parser: argparse.ArgumentParser,
     saved in (or reused from) the run store ``OUT/runs``; returns the exit status."""
     import json
 
+    from simulations.engine.distributed import communicator
     from simulations.engine.rare import Splitting, ams
     from simulations.engine.spec import Chain, Execution
     from simulations.engine.store import RunStore, rare_key
@@ -86,16 +88,23 @@ def rare(args: argparse.Namespace, parser: argparse.ArgumentParser,
             importance=args.importance, particles=args.particles, replicas=args.replicas,
             kill=args.kill, max_iterations=args.max_iterations)
         device, device_text = flags.device(args.device)
-        execution = Execution(device=device, compile=args.compile)
+        execution = Execution(device=device, compile=args.compile,
+                              rank_timeout=args.rank_timeout)
         if args.out is not None:
             flags.writable(args.out)
-        store = None if args.out is None else RunStore(args.out / "runs")
+        rank = communicator(None).rank  # rank 0 alone reads and writes the store and prints
+        store = None if args.out is None or rank != 0 else RunStore(args.out / "runs")
         result = None if store is None else store.load_rare(chain, splitting)
-        if store is not None and result is not None:
+        if not communicator(None).broadcast(result is None):
+            if rank != 0:
+                return 0
+            assert store is not None  # a saved estimate was found in it
             print(f"reusing the estimate saved in {store.folder(rare_key(chain, splitting))}",
                   file=sys.stderr)
         else:
             result = ams(chain, splitting, execution)
+            if rank != 0:
+                return 0
             if store is not None:
                 given = sys.argv[1:] if argv is None else argv
                 command = shlex.join([*flags.PROG.split(), *given])
@@ -106,6 +115,7 @@ def rare(args: argparse.Namespace, parser: argparse.ArgumentParser,
         parser.error(flags.message(error))
     except OSError as error:
         flags.cannot_write(parser, args.out, error)
+    assert result is not None  # estimated or loaded
     if args.json:
         print(json.dumps(result.to_dict()))
         return 0
