@@ -38,10 +38,11 @@ steps like any perturbation (the softmax MLP at a(0) = 0.5: 2.5e-16 after one st
 relative after 600).
 
 The ``xi`` observer needs the mean field H(θ) = E[g/c] at every step: the kernel evaluates it
-for the quadratic where :mod:`simulations.engine.mean_field` has it exactly, by its closed form
+where :mod:`simulations.engine.mean_field` has it exactly: for the quadratic by its closed form
 (normal or Student-t law) or its finite sum over the atoms (point law, discrete law with B = 1),
-always in float64 (see :func:`_mean_field`); other problems with ``xi`` (Monte Carlo H), and
-the splitting's ``xi`` event, run on the torch step.
+for a dataset problem (B = 1, a dataset small enough to be summed) by the finite sum over its
+samples, always accumulated in float64 (see :func:`_mean_field`); Monte Carlo H, and the
+splitting's ``xi`` event, run on the torch step.
 """
 
 from __future__ import annotations
@@ -184,7 +185,8 @@ class ObserverArrays(NamedTuple):
     radii: np.ndarray
     checkpoint_steps: np.ndarray
     anchors: np.ndarray  #: the steps of ``xi_sup_after`` (int64)
-    field: int  #: how the kernel evaluates H for ``xi``: 0 closed form, 1 sum over atoms
+    field: int  #: how the kernel evaluates H for ``xi``: 0 closed form, 1 sum over atoms,
+    #: 2 sum over the dataset
     atom_values: np.ndarray  #: the atoms y_s = v_s·(1, …, 1) of μ (float64)
     atom_weights: np.ndarray  #: their probabilities (float64)
     record: np.ndarray  #: int8 flags, indexed by :class:`Observe`
@@ -554,6 +556,13 @@ def _gradient(th, pb, sc, rational):
     idx = sc.idx
     for b in range(pb.batch):
         idx[b] = np.int64((sc.words[b] * np.uint64(pb.n)) >> np.uint64(32))
+    _data_gradient(th, pb, sc, rational)
+
+
+@njit(inline="always")
+def _data_gradient(th, pb, sc, rational):
+    """A dataset problem's gradient into ``sc.g`` on the minibatch of samples ``sc.idx``."""
+    idx = sc.idx
     if pb.code <= 2:
         _linear_grad(th, pb, idx, sc.g)
     elif pb.code == 3:
@@ -748,13 +757,27 @@ def _clamp_mean(m, s, tau, law, df):
 
 
 @njit(inline="always")
-def _mean_field(th, tnorm, pb, rule, obs, sc, gmax):
+def _mean_field(th, tnorm, pb, rule, obs, sc, limits):
     r"""H(θ) into ``sc.h`` (float64). Closed form (``obs.field`` 0), per coordinate,
     m = L(θ_c − mean): H_c = m without clipping or with the projection, else
     E[clamp(m + sT, −τ, τ)] with s = |L|·sd/√B and τ = λ (classic, value) or λ·max(|θ|, ε)
     (the adaptive rules, d = 1). Atoms (``obs.field`` 1): H = Σ_s w_s·clip(L(θ − v_s·1)), the
-    rule applied to each atom's gradient. (Uses ``sc.g`` and ``sc.d`` as work arrays.)"""
-    h, p = sc.h, th.shape[0]
+    rule applied to each atom's gradient. Dataset (``obs.field`` 2, B = 1):
+    H = (1/n)Σ_i clip(∇ℓ(θ; x_i, y_i)) over the n samples. (Uses ``sc.g``, ``sc.d`` and
+    ``sc.idx`` as work arrays.)"""
+    h, p, gmax = sc.h, th.shape[0], limits.gmax
+    if obs.field == 2:
+        for c in range(p):
+            h[c] = 0.0
+        w = 1.0 / pb.n
+        for i in range(pb.n):
+            sc.idx[0] = i
+            _data_gradient(th, pb, sc, limits.rational)
+            factor, _, _, _ = _clip(th, tnorm, rule, sc, gmax)
+            for c in range(p):
+                h[c] += w * (factor * np.float64(sc.g[c]) if factor >= 0.0
+                             else np.float64(sc.d[c]))
+        return
     if obs.field == 0:
         s = abs(pb.curvature) * pb.sd / math.sqrt(pb.batch)
         for c in range(p):
@@ -961,7 +984,7 @@ def _rows_loop(task, state, block, pb, rule, limits, obs, sc):
             done = block.first + s + 1
             _words(kp, np.uint64(block.step[s]), block.word, sc.words)
             if xi_row:
-                _mean_field(th, tnorm, pb, rule, obs, sc, limits.gmax)
+                _mean_field(th, tnorm, pb, rule, obs, sc, limits)
             ok, cnorm, clip_norm, clipped, factor = step(th, tnorm, block.a[s], pb, rule,
                                                          limits, sc)
             _observe_clip(r, clip_norm / (1.0 + tnorm), clipped, obs)
@@ -1130,13 +1153,17 @@ def supports(problem, rule, device) -> bool:
 def mean_field_args(problem, rule, batch: int) -> tuple[int, np.ndarray, np.ndarray] | None:
     """(``ObserverArrays.field``, atom values, atom weights) for the ``xi`` observer: how the
     kernel evaluates H = E[g/c] of ``problem`` under ``rule`` (the method
-    :class:`simulations.engine.mean_field.MeanField` chooses, where exact for the quadratic), or
-    None
-    where only the torch step has H (Monte Carlo H, or another problem)."""
+    :class:`simulations.engine.mean_field.MeanField` chooses, where exact: the quadratic's
+    closed form or atoms, a dataset's finite sum for B = 1), or None where only the torch step
+    has H
+    (Monte Carlo H, or a problem the kernel does not run)."""
     from simulations.engine.mean_field import evaluator
     from simulations.engine.problems import Quadratic
 
     if not isinstance(problem, Quadratic):
+        known = problem.name in PROBLEM_CODES and batch == 1
+        if known and evaluator(problem, rule, batch=batch).kind == "atoms":
+            return 2, np.zeros(0), np.zeros(0)
         return None
     kind = evaluator(problem, rule, batch=batch).kind
     law = problem.law
