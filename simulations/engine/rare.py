@@ -124,7 +124,7 @@ import numpy as np
 import torch
 from scipy import stats
 
-from simulations.engine import distributed, kernel, sampling
+from simulations.engine import distributed, kernel, progress, sampling
 from simulations.engine.catalog import EVENTS, IMPORTANCE
 from simulations.engine.mean_field import mean_field
 from simulations.engine.rules import norms
@@ -135,7 +135,7 @@ from theory.errors import BadArgument, integer, require_memory
 from theory.records import to_json
 
 __all__ = ["EVENTS", "IMPORTANCE", "STREAM_AMS", "RareCurve", "RareEventResult", "Splitting",
-           "ams", "importance_scale", "inconclusive", "interval", "log_interval",
+           "ams", "importance_scale", "inconclusive", "interval", "log_interval", "memory_bytes",
            "summarize"]
 
 STREAM_AMS = 16
@@ -487,13 +487,24 @@ class _Batch:
     runmax: torch.Tensor  # (R,) float64 running max at b
 
 
-def _check_memory(chain: Chain, splitting: Splitting, replicas: int, n_params: int) -> None:
-    """Refuse up front a run whose arrays would not fit in memory: about 64 bytes a step (the
-    schedule and its sums) and, for each of the ``replicas`` run together, three copies of each
-    particle's state (θ and its scores)."""
+def _memory_parts(chain: Chain, splitting: Splitting, replicas: int,
+                  n_params: int) -> dict[str, int]:
+    """Bytes of a splitting run's arrays: about 64 a step (the schedule and its sums) and, for
+    each of the ``replicas`` run together, three copies of each particle's state (θ and its
+    scores)."""
     item = 8 if chain.dtype == "float64" else 4
-    parts = {"steps": 64 * chain.steps,
-             "particles": 3 * replicas * splitting.particles * (item * n_params + 64)}
+    return {"steps": 64 * chain.steps,
+            "particles": 3 * replicas * splitting.particles * (item * n_params + 64)}
+
+
+def memory_bytes(chain: Chain, splitting: Splitting, replicas: int, n_params: int) -> int:
+    """The peak bytes of a splitting run with ``replicas`` run together (:func:`_memory_parts`)."""
+    return sum(_memory_parts(chain, splitting, replicas, n_params).values())
+
+
+def _check_memory(chain: Chain, splitting: Splitting, replicas: int, n_params: int) -> None:
+    """Refuse up front a run whose arrays would not fit in memory (:func:`memory_bytes`)."""
+    parts = _memory_parts(chain, splitting, replicas, n_params)
     worst = max(parts, key=parts.__getitem__)
     require_memory(worst, sum(parts.values()),
                    f"this splitting run (T = {chain.steps}, {replicas} replicas × "
@@ -656,8 +667,9 @@ def ams(chain: Chain, splitting: Splitting,
 
     Of ``execution`` (default :class:`~simulations.engine.spec.Execution()`), only ``device``,
     ``backend`` (the compiled step or the torch step; the result's ``setting["backend"]``
-    says which ran), ``compile`` and ``replica_chunk`` (the replicas run together; default
-    all; the result does not depend on it) are read. Raises
+    says which ran), ``compile``, ``replica_chunk`` (the replicas run together; default
+    all; the result does not depend on it) and ``progress`` (the iterations, the replicas
+    finished and the lowest level reached, :mod:`simulations.engine.progress`) are read. Raises
     :class:`~theory.errors.BadArgument` naming the parameter for a chain of 0 steps (the
     checks of the chain and of the splitting are theirs:
     :meth:`~simulations.engine.spec.Chain.from_dict`, :class:`Splitting`).
@@ -677,18 +689,22 @@ def ams(chain: Chain, splitting: Splitting,
     estimates = np.zeros((hi - lo, len(targets)))
     iterations = np.zeros(hi - lo, dtype=np.int64)
     work, extinct, capped, backend = 0, 0, 0, None
+    where = "at T" if s.endpoint else "max"
+    bar = progress.bar(None, f"AMS {s.event} ({where}) ≥ {s.level:g}", "iterations",
+                       execution.progress if comm.rank == 0 else False)
     with comm.guarded():
         for first in range(lo, hi, chunk):
             reps = list(range(first, min(hi, first + chunk)))
             sampler = _Sampler(chain, s, execution, [STREAM_AMS + 2 * r + i for r in reps
                                                      for i in (0, 1)])
-            out = _run(sampler, s, reps, targets)
+            out = _run(sampler, s, reps, targets, bar)
             estimates[first - lo:reps[-1] + 1 - lo], iterations[first - lo:reps[-1] + 1 - lo] \
                 = out[0], out[1]
             work += out[2]
             extinct += out[3]
             capped += out[4]
             backend = "compiled" if sampler.fast is not None else "torch"
+        bar.close()
         parts = comm.gather((estimates, iterations, work, extinct, capped, backend),
                             execution.all_ranks)
     if parts is None:  # a rank other than 0: the estimate is rank 0's
@@ -727,10 +743,11 @@ def _check_levels(levels, level: float, importance: str, endpoint: bool) -> list
     return values
 
 
-def _run(sampler: _Sampler, splitting: Splitting, reps: list[int], targets: list[float]):
-    """AMS on the replicas ``reps`` together (the sampler's streams); returns (estimates
-    (n, len(targets)) at the φ-levels ``targets``, iterations, steps simulated, extinct,
-    capped)."""
+def _run(sampler: _Sampler, splitting: Splitting, reps: list[int], targets: list[float],
+         bar: Any):
+    """AMS on the replicas ``reps`` together (the sampler's streams), each iteration counted
+    on the progress ``bar``; returns (estimates (n, len(targets)) at the φ-levels
+    ``targets``, iterations, steps simulated, extinct, capped)."""
     n, n_part, kill = len(reps), splitting.particles, splitting.kill
     assert kill is not None  # Splitting fills in its default
     problem, dtype, device, seed = sampler.problem, sampler.dtype, sampler.device, sampler.seed
@@ -779,7 +796,14 @@ def _run(sampler: _Sampler, splitting: Splitting, reps: list[int], targets: list
         killed &= going[:, None]
         log_weight = torch.where(going, log_weight + torch.log1p(-k_count / n_part), log_weight)
         iterations += going
-        if not bool(going.any()):
+        left = int(going.sum())
+        if bar.due():  # the lowest level of the replicas still going (φ units), and the target
+            shown = f", lowest level {float(lvl[going].min()):.4g} → {sampler.top:g}" if left \
+                else ""
+            bar.set_postfix_str(f"replicas {reps[0] + n - left}/{splitting.replicas} done"
+                                + shown, refresh=False)
+        bar.update(1)
+        if not left:
             break
         # a survivor for each killed particle: index floor(u·M) among the M survivors, in order
         order = torch.argsort(killed.to(torch.int8), dim=1, stable=True)

@@ -48,9 +48,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
-from simulations.engine import distributed, kernel, sampling
+from simulations.engine import distributed, kernel, progress, sampling
 from simulations.engine.catalog import MEMORY_BUDGET
 from simulations.engine.distributed import Communicator
 from simulations.engine.mean_field import mean_field
@@ -69,21 +68,27 @@ from theory.errors import BadArgument
 from theory.files import atomic_write, digest
 
 __all__ = ["DEFAULT_GUARD", "DEFAULT_RECORD", "Execution", "RunSpec", "Simulation", "TorchStep",
-           "default_chunk_size", "simulate"]
+           "chunk_rows", "default_chunk_size", "row_bytes", "simulate"]
 
 DEFAULT_GUARD = {torch.float64: 1e100, torch.float32: 1e18}
 WORD_BUDGET = 1 << 22  #: random words drawn at once
 
 
-def default_chunk_size(problem: Problem, batch: int, dtype: torch.dtype) -> int:
-    """Rows per chunk: ``MEMORY_BUDGET`` over an estimate of the bytes one path needs per step.
-
-    A path holds θ, θ(0), g, the candidate θ(t+1) and the minibatch's activations, about
-    ``8·P + 4·B·(P + words)`` numbers; the chunk is capped at 2^16 rows.
-    """
+def row_bytes(problem: Problem, batch: int, dtype: torch.dtype) -> int:
+    """An estimate of the bytes one path of a chunk needs per step: θ, θ(0), g, the candidate
+    θ(t+1) and the minibatch's activations, about ``8·P + 4·B·(P + words)`` numbers."""
     itemsize = torch.finfo(dtype).bits // 8
-    per_row = (8 * problem.n_params + 4 * batch * (problem.n_params + 8)) * itemsize
-    return int(max(1, min(1 << 16, MEMORY_BUDGET // per_row)))
+    return (8 * problem.n_params + 4 * batch * (problem.n_params + 8)) * itemsize
+
+
+def default_chunk_size(problem: Problem, batch: int, dtype: torch.dtype) -> int:
+    """Rows per chunk: ``MEMORY_BUDGET`` over :func:`row_bytes`, capped at 2^16 rows."""
+    return int(max(1, min(1 << 16, MEMORY_BUDGET // row_bytes(problem, batch, dtype))))
+
+
+def chunk_rows(problem: Problem, batch: int, dtype: torch.dtype, chunk_size: int | None) -> int:
+    """The rows of a chunk: ``chunk_size``, or :func:`default_chunk_size` where it is None."""
+    return default_chunk_size(problem, batch, dtype) if chunk_size is None else chunk_size
 
 
 def _checkpoint_files(ckdir: Path) -> list[Path]:
@@ -140,7 +145,7 @@ class _Context:
     dtype: torch.dtype
     guard: float
     mean_field: Any  #: θ ↦ H(θ) for the xi observer, or None
-    bar: Any  #: the tqdm bar
+    bar: Any  #: the progress reporter (:func:`simulations.engine.progress.bar`)
     checkpointing: tuple[Any, int] | None  #: (save(state), every) or None
     compiled: bool
     torch_step: TorchStep | None
@@ -169,8 +174,7 @@ def simulate(run: RunSpec, execution: Execution | None = None) -> Simulation:
     use_compiled = _use_compiled(problem, rule, run, device, ex.backend)
     schedule = run.schedule_obj()
     a = np.asarray(schedule(np.arange(run.steps)), dtype=np.float64)
-    chunk = default_chunk_size(problem, run.batch, dtype) if ex.chunk_size is None \
-        else ex.chunk_size
+    chunk = chunk_rows(problem, run.batch, dtype, ex.chunk_size)
     setting = {
         **problem.settings(), **rule.to_dict(), "schedule": schedule.source,
         "paths": run.paths, "steps": run.steps, "batch": run.batch, "seed": run.seed,
@@ -186,10 +190,11 @@ def simulate(run: RunSpec, execution: Execution | None = None) -> Simulation:
     with comm.guarded():
         kept, work, generation = _resume(ckdir, ex.resume, setting, comm)
         work = _plan(run.paths, chunk, kept, work, comm)
-        bar = tqdm(total=len(work) * run.steps,
-                   disable=comm.rank != 0 or (None if ex.progress is None else not ex.progress),
-                   unit="step", desc=f"{problem.name}/{rule.kind}", leave=False)
-        bar.update(sum(int(piece["state"]["t"]) for piece in work if piece["state"]))
+        bar = progress.bar(sum(p["rows"][1] - p["rows"][0] for p in work) * run.steps,
+                           f"{problem.name}/{rule.kind}", "trajectory-steps",
+                           ex.progress if comm.rank == 0 else False)
+        bar.update(sum(int(p["state"]["t"]) * (p["rows"][1] - p["rows"][0]) for p in work
+                       if p["state"]))
         done = kept if comm.rank == 0 else []
         current: list[dict[str, Any]] = []
 
@@ -382,7 +387,7 @@ def _run_chunk(ctx: _Context, rows: torch.Tensor, first_row: int,
             every = checkpointing[1]
             stop = min(stop, (t // every + 1) * every)
         theta, alive, blown = blocks(theta, alive, blown, t, stop)
-        ctx.bar.update(stop - t)
+        ctx.bar.update((stop - t) * len(rows))
         t = stop
         if checkpointing is not None and t < steps and t % checkpointing[1] == 0:
             checkpointing[0]({"t": t, "theta": theta, "alive": alive, "blown": blown,

@@ -334,16 +334,19 @@ class RunSpec:
                     sizes[s] for s in spec.shape)
         return out
 
+    def memory_bytes(self, n_params: int) -> int:
+        """Bytes of the run's arrays at their peak: twice :meth:`result_bytes` (the chunks'
+        and the joined arrays), and the schedule a(t) with its index t (16 bytes a step)."""
+        return 2 * sum(self.result_bytes(n_params).values()) + 16 * self.steps
+
     def check_memory(self, n_params: int, available: int | None = None) -> None:
         """Refuse, naming the key that costs most, a run whose arrays would not fit in
-        ``available`` bytes (default: this machine's memory): twice :meth:`result_bytes`, and
-        the schedule a(t) with its index t (16 bytes a step)."""
-        parts = {**self.result_bytes(n_params), "steps": 0}
-        need = 2 * sum(parts.values()) + 16 * self.steps
-        parts["steps"] = 16 * self.steps
+        ``available`` bytes (default: this machine's memory): :meth:`memory_bytes`."""
+        parts = {**self.result_bytes(n_params), "steps": 16 * self.steps}
         worst = max(parts, key=parts.__getitem__)
-        require_memory(worst, need, f"this run's arrays ({worst} = {getattr(self, worst)}, P = "
-                                    f"{n_params}, T = {self.steps})", available)
+        require_memory(worst, self.memory_bytes(n_params),
+                       f"this run's arrays ({worst} = {getattr(self, worst)}, P = {n_params}, "
+                       f"T = {self.steps})", available)
 
 
 @dataclass(frozen=True)
@@ -353,10 +356,12 @@ class Execution:
     ``device``: a torch device; ``chunk_size``: paths per chunk (None: sized to a memory
     budget); ``backend``: ``auto``, ``torch`` or ``compiled``; ``compile``: torch.compile the
     step; ``checkpoint_dir``/``checkpoint_every``/``resume``: save the state every so many
-    steps and continue from it; ``progress``: a tqdm bar (None: only on a terminal);
+    steps and continue from it; ``progress``: None a bar on a terminal and a line every few
+    seconds elsewhere (none after ``--quiet``), True a bar, False nothing
+    (:mod:`simulations.engine.progress`);
     ``replica_chunk``: the replicas of :func:`simulations.engine.rare.ams` run together (None: all).
     :func:`~simulations.engine.rare.ams` reads ``device``, ``backend``, ``compile``,
-    ``replica_chunk`` and ``threads``.
+    ``replica_chunk``, ``progress`` and ``threads``.
     ``threads``: CPU threads of torch, numba and BLAS
     (:func:`simulations.engine.threads.use_threads`;
     None: :func:`~simulations.engine.threads.default_threads`, every CPU the process may use unless

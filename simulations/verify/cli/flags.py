@@ -182,7 +182,18 @@ def add_run_flags(parser: argparse.ArgumentParser, only: Collection[str] | None 
     add("--resume", action="store_true",
         help="reuse the run saved in OUT/runs with the same spec, or continue from its "
              "checkpoint (the same command)")
-    add("--quiet", action="store_true", help="no progress bar")
+    add_cost_flags(add)
+
+
+def add_cost_flags(add: Callable[..., Any]) -> None:
+    """``--dry-run`` and ``--quiet`` (run, rare, verify), through ``add`` (a parser's or a
+    group's ``add_argument``)."""
+    add("--dry-run", action="store_true",
+        help="print what the command would cost, without running it: trajectory-steps, peak "
+             "memory and the time estimated from short calibration runs on this machine "
+             "(nothing is saved)")
+    add("--quiet", action="store_true",
+        help="no progress (otherwise a bar on a terminal, a line every few seconds elsewhere)")
 
 
 def add_device_flags(add: Callable[..., Any]) -> None:

@@ -10,13 +10,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from simulations.verify.cli import flags
+from simulations.verify.cli import dryrun, flags
 from theory.command import Formatter, count, positive_number
 from theory.errors import BadArgument
 
 #: the flags of run's "run" group that ``rare`` takes too
 RARE_RUN_FLAGS = ("steps", "batch", "seed", "dtype", "device", "threads", "rank_timeout",
-                  "compile")
+                  "compile", "dry_run", "quiet")
 
 
 def add_parser(commands: Any) -> argparse.ArgumentParser:
@@ -91,6 +91,8 @@ def rare(args: argparse.Namespace, parser: argparse.ArgumentParser,
         device, device_text = flags.device(args.device)
         execution = Execution(device=device, compile=args.compile,
                               rank_timeout=args.rank_timeout)
+        if args.dry_run:
+            return dryrun.rare(chain, splitting, execution)
         if args.out is not None:
             flags.writable(args.out)
         rank = communicator(None).rank  # rank 0 alone reads and writes the store and prints

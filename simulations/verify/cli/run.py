@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from simulations.verify.cli import flags
+from simulations.verify.cli import dryrun, flags
 from theory.command import Formatter
 
 
@@ -103,6 +103,8 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser,
             checkpoint_every=args.checkpoint_every, resume=args.resume,
             progress=False if args.quiet else None, threads=args.threads,
             rank_timeout=args.rank_timeout)
+        if args.dry_run:
+            return dryrun.run(spec, execution)
         flags.writable(args.out)
     except ValueError as error:
         parser.error(flags.message(error))
