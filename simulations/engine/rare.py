@@ -124,7 +124,7 @@ import numpy as np
 import torch
 from scipy import stats
 
-from simulations.engine import kernel, progress, sampling
+from simulations.engine import distributed, kernel, progress, sampling
 from simulations.engine.catalog import EVENTS, IMPORTANCE
 from simulations.engine.mean_field import mean_field
 from simulations.engine.rules import norms
@@ -683,6 +683,7 @@ def ams(chain: Chain, splitting: Splitting,
     :meth:`~simulations.engine.spec.Chain.from_dict`, :class:`Splitting`).
     """
     execution = Execution() if execution is None else execution
+    comm = distributed.communicator(execution.distributed, execution.rank_timeout)
     use_threads(execution.threads)
     steps = chain.steps
     if steps < 1:
@@ -692,24 +693,36 @@ def ams(chain: Chain, splitting: Splitting,
     # the levels tracked in φ units: the curve's (φ = z with max), then the target
     curve_levels = list(s.levels or ())
     targets = [*curve_levels, s.level if s.importance == "max" and not s.endpoint else 0.0]
-    estimates = np.zeros((s.replicas, len(targets)))
-    iterations = np.zeros(s.replicas, dtype=np.int64)
-    work, extinct, capped, backend = 0, 0, 0, "torch"
+    lo, hi = distributed.shares(s.replicas, comm.world)[comm.rank]  # this rank's replicas
+    estimates = np.zeros((hi - lo, len(targets)))
+    iterations = np.zeros(hi - lo, dtype=np.int64)
+    work, extinct, capped, backend = 0, 0, 0, None
     where = "at T" if s.endpoint else "max"
     bar = progress.bar(None, f"AMS {s.event} ({where}) ≥ {s.level:g}", "iterations",
-                       execution.progress)
-    for first in range(0, s.replicas, chunk):
-        reps = list(range(first, min(s.replicas, first + chunk)))
-        sampler = _Sampler(chain, s, execution, [STREAM_AMS + 2 * r + i for r in reps
-                                                 for i in (0, 1)])
-        out = _run(sampler, s, reps, targets, bar)
-        estimates[reps], iterations[reps] = out[0], out[1]
-        work += out[2]
-        extinct += out[3]
-        capped += out[4]
-        backend = "compiled" if sampler.fast is not None else "torch"
-    bar.close()
-    problem, rule, guard = sampler.problem, sampler.rule, sampler.guard
+                       execution.progress if comm.rank == 0 else False)
+    with comm.guarded():
+        for first in range(lo, hi, chunk):
+            reps = list(range(first, min(hi, first + chunk)))
+            sampler = _Sampler(chain, s, execution, [STREAM_AMS + 2 * r + i for r in reps
+                                                     for i in (0, 1)])
+            out = _run(sampler, s, reps, targets, bar)
+            estimates[first - lo:reps[-1] + 1 - lo], iterations[first - lo:reps[-1] + 1 - lo] \
+                = out[0], out[1]
+            work += out[2]
+            extinct += out[3]
+            capped += out[4]
+            backend = "compiled" if sampler.fast is not None else "torch"
+        bar.close()
+        parts = comm.gather((estimates, iterations, work, extinct, capped, backend),
+                            execution.all_ranks)
+    if parts is None:  # a rank other than 0: the estimate is rank 0's
+        parts = [(estimates, iterations, work, extinct, capped, backend)]
+    estimates, iterations = np.concatenate([p[0] for p in parts]), np.concatenate(
+        [p[1] for p in parts])
+    work, extinct, capped = (sum(p[i] for p in parts) for i in (2, 3, 4))
+    backend = next(p[5] for p in parts if p[5] is not None)
+    problem, rule = chain.make_problem(), chain.make_rule()
+    guard = DEFAULT_GUARD[chain.torch_dtype()] if chain.guard is None else float(chain.guard)
     setting = {**problem.settings(), **rule.to_dict(), "schedule": chain.schedule_obj().source,
                "steps": steps, "batch": chain.batch, "seed": chain.seed, "dtype": chain.dtype,
                "guard": guard, "event": s.event, "endpoint": s.endpoint, "level": s.level,

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import contextlib
 import io
-import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,8 +49,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from simulations.engine import kernel, progress, sampling
+from simulations.engine import distributed, kernel, progress, sampling
 from simulations.engine.catalog import MEMORY_BUDGET
+from simulations.engine.distributed import Communicator
 from simulations.engine.mean_field import mean_field
 from simulations.engine.observers import (
     ARRAYS,
@@ -91,8 +92,18 @@ def chunk_rows(problem: Problem, batch: int, dtype: torch.dtype, chunk_size: int
 
 
 def _checkpoint_files(ckdir: Path) -> list[Path]:
-    """The checkpoint ``state.pt`` and any temporary file of it left by a killed process."""
-    return [*ckdir.glob("state.pt*"), *ckdir.glob(".state.pt.*")]
+    """The checkpoint files (``state.pt`` of one process, ``state.g<generation>.<rank>-of-
+    <world>.pt`` of a split run) and any temporary file of them left by a killed process."""
+    return [*ckdir.glob("state*.pt*"), *ckdir.glob(".state*.pt.*")]
+
+
+def has_checkpoint(ckdir: Path) -> bool:
+    """Whether ``ckdir`` holds a checkpoint to resume from."""
+    return ckdir.is_dir() and any(ckdir.glob("state*.pt"))
+
+
+def _checkpoint_name(generation: int, rank: int, world: int) -> str:
+    return "state.pt" if world == 1 else f"state.g{generation}.{rank}-of-{world}.pt"
 
 
 def _atomic_save(obj: dict[str, Any], path: Path) -> None:
@@ -104,13 +115,15 @@ def _atomic_save(obj: dict[str, Any], path: Path) -> None:
     atomic_write(path, lambda handle: handle.write(buffer.getbuffer()))
 
 
+CHECKPOINT_KEYS = {"setting", "generation", "rank", "world", "done", "partial", "digest"}
+
+
 def _load_checkpoint(path: Path) -> dict[str, Any]:
     """The saved state, or one clear error when the file is damaged, edited or foreign (read
     with ``weights_only=True``: no pickled code runs; the content must match its digest)."""
     try:
         saved = torch.load(path, weights_only=True)
-        if not isinstance(saved, dict) or set(saved) != {"setting", "chunk", "done", "partial",
-                                                         "digest"}:
+        if not isinstance(saved, dict) or set(saved) != CHECKPOINT_KEYS:
             raise ValueError("not a checkpoint of this engine")
         if saved.pop("digest") != digest(saved):
             raise ValueError("its content does not match the SHA-256 saved with it")
@@ -149,16 +162,19 @@ def simulate(run: RunSpec, execution: Execution | None = None) -> Simulation:
         raise BadArgument("run", f"expected a RunSpec (RunSpec.from_dict), got {run!r}")
     ex = Execution() if execution is None else execution
     from simulations.engine.threads import use_threads
+    comm = distributed.communicator(ex.distributed, ex.rank_timeout)
     use_threads(ex.threads)
     problem, rule = run.make_problem(), run.make_rule()
     run.check_memory(problem.n_params)
     dtype = run.torch_dtype()
     guard = DEFAULT_GUARD[dtype] if run.guard is None else run.guard
     device = _device(ex.device)
+    if device.type == "cuda" and device.index is None and comm.world > 1:
+        device = torch.device(distributed.rank_device(int(os.environ.get("LOCAL_RANK", 0))))
     use_compiled = _use_compiled(problem, rule, run, device, ex.backend)
     schedule = run.schedule_obj()
     a = np.asarray(schedule(np.arange(run.steps)), dtype=np.float64)
-    chunk = min(chunk_rows(problem, run.batch, dtype, ex.chunk_size), run.paths)
+    chunk = chunk_rows(problem, run.batch, dtype, ex.chunk_size)
     setting = {
         **problem.settings(), **rule.to_dict(), "schedule": schedule.source,
         "paths": run.paths, "steps": run.steps, "batch": run.batch, "seed": run.seed,
@@ -166,46 +182,66 @@ def simulate(run: RunSpec, execution: Execution | None = None) -> Simulation:
         "backend": "compiled" if use_compiled else "torch",
     }
     ckdir = None if ex.checkpoint_dir is None else Path(ex.checkpoint_dir)
-    saved_chunks, partial = _saved_state(ckdir, ex.resume, setting, chunk)
     h_fn = None
     if "xi" in run.record:
         def h_fn(theta):
             return mean_field(problem, rule, theta, batch=run.batch).value
 
-    n_chunks = math.ceil(run.paths / chunk)
-    bar = progress.bar(run.paths * run.steps, f"{problem.name}/{rule.kind}",
-                       "trajectory-steps", ex.progress)
-    done_rows = sum(len(r["blown_step"]) for r in saved_chunks)
-    bar.update(done_rows * run.steps
-               + (partial["t"] * min(chunk, run.paths - done_rows) if partial else 0))
-    results = list(saved_chunks)
+    with comm.guarded():
+        kept, work, generation = _resume(ckdir, ex.resume, setting, comm)
+        work = _plan(run.paths, chunk, kept, work, comm)
+        bar = progress.bar(sum(p["rows"][1] - p["rows"][0] for p in work) * run.steps,
+                           f"{problem.name}/{rule.kind}", "trajectory-steps",
+                           ex.progress if comm.rank == 0 else False)
+        bar.update(sum(int(p["state"]["t"]) * (p["rows"][1] - p["rows"][0]) for p in work
+                       if p["state"]))
+        done = kept if comm.rank == 0 else []
+        current: list[dict[str, Any]] = []
 
-    def save(state, rows_done=results):
-        assert ckdir is not None  # save is called only with a checkpoint folder
-        _atomic_save({"setting": setting, "chunk": chunk, "done": rows_done,
-                      "partial": state}, ckdir / "state.pt")
+        def save(state=None):
+            assert ckdir is not None  # save is called only with a checkpoint folder
+            running = [{"rows": current[0]["rows"], "state": state}] if state else []
+            _atomic_save({"setting": setting, "generation": generation, "rank": comm.rank,
+                          "world": comm.world, "done": done,
+                          "partial": running + [p for p in work if p["state"]]},
+                         ckdir / _checkpoint_name(generation, comm.rank, comm.world))
 
-    ctx = _Context(run, problem, rule, a, dtype, guard, h_fn, bar,
-                   None if ckdir is None else (save, ex.checkpoint_every), use_compiled,
-                   None if use_compiled else TorchStep(problem, rule, guard, "xi" in run.record,
-                                                       dtype, device, ex.compile))
-    for index in range(len(saved_chunks), n_chunks):
-        rows = torch.arange(index * chunk, min(run.paths, (index + 1) * chunk), device=device)
-        results.append(_run_chunk(ctx, rows, index * chunk, partial))
-        partial = None
-        if ckdir is not None:
-            save(None)
-    bar.close()
-    arrays = {k: torch.cat([r[k] for r in results]).cpu().numpy() for k in results[0]}
+        if ckdir is not None:  # every rank's file of this generation, then the old ones go
+            save()
+            comm.barrier()
+            if comm.rank == 0:
+                _drop_checkpoints(ckdir, keep=_checkpoint_name(generation, 0, comm.world)
+                                  if comm.world == 1 else f"state.g{generation}.")
+        ctx = _Context(run, problem, rule, a, dtype, guard, h_fn, bar,
+                       None if ckdir is None else (save, ex.checkpoint_every), use_compiled,
+                       None if use_compiled else TorchStep(problem, rule, guard,
+                                                           "xi" in run.record, dtype, device,
+                                                           ex.compile))
+        while work:
+            current[:] = [work.pop(0)]
+            lo, hi = current[0]["rows"]
+            rows = torch.arange(lo, hi, device=device)
+            out = _run_chunk(ctx, rows, lo, current[0]["state"])
+            done.append({"rows": [lo, hi], "arrays": out})
+            current.clear()
+            if ckdir is not None:
+                save()
+        bar.close()
+        pieces = comm.gather([(p["rows"][0], p["arrays"]) for p in _numpy(done)],
+                             ex.all_ranks)
+    if ckdir is not None and comm.rank == 0:  # the run is complete: drop its checkpoint
+        _drop_checkpoints(ckdir)
+        with contextlib.suppress(OSError):
+            ckdir.rmdir()  # only if nothing else is in it
+    if pieces is None:  # another rank than 0 (the full result only on rank 0)
+        return Simulation(setting, {}, run)
+    ordered = [arrays for _, arrays in sorted((p for part in pieces for p in part),
+                                              key=lambda p: p[0])]
+    arrays = {k: np.concatenate([r[k] for r in ordered]) for k in ordered[0]}
     if "checkpoints" in run.record or "xi" in run.record:
         arrays["checkpoint_steps"] = checkpoint_steps(run.steps)
     if "xi" in run.record:
         arrays["xi_anchors"] = xi_anchor_steps(run.steps)
-    if ckdir is not None:  # the run is complete: drop its checkpoint (and only that)
-        for old in _checkpoint_files(ckdir):
-            old.unlink()
-        with contextlib.suppress(OSError):
-            ckdir.rmdir()  # only if nothing else is in it
     return Simulation(setting, arrays, run)
 
 
@@ -230,25 +266,91 @@ def _use_compiled(problem: Problem, rule: ClipRule, run: RunSpec, device: torch.
     return can_compile and backend != "torch"
 
 
-def _saved_state(ckdir: Path | None, resume: bool, setting: dict[str, Any], chunk: int
-                 ) -> tuple[list[dict[str, torch.Tensor]], dict[str, Any] | None]:
-    """(the finished chunks, the unfinished chunk's state) saved in ``ckdir`` when resuming a
-    run of the same ``setting`` and ``chunk`` (else nothing; a fresh run first removes the old
-    checkpoint files). A checkpoint of another setting is refused."""
+def _drop_checkpoints(ckdir: Path, keep: str | None = None) -> None:
+    """Remove the checkpoint files in ``ckdir`` but those whose name starts with ``keep``."""
+    for old in _checkpoint_files(ckdir):
+        if keep is None or not old.name.startswith(keep):
+            old.unlink(missing_ok=True)
+
+
+def _resume(ckdir: Path | None, resume: bool, setting: dict[str, Any], comm: Communicator
+            ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
+    """(the finished pieces ``{"rows": [lo, hi], "arrays"}``, their arrays on rank 0 only; the
+    unfinished
+    pieces ``{"rows", "state"}``; the generation of the checkpoint files to write). Rank 0
+    reads the latest complete generation of checkpoint files in ``ckdir`` when resuming a run
+    of the same ``setting`` (written by any number of ranks), or removes the old files of a
+    fresh run, and tells the other ranks. A checkpoint of another setting is refused."""
     if ckdir is None:
-        return [], None
+        return [], [], 0
+    found: tuple[list[dict[str, Any]], list[dict[str, Any]], int] = ([], [], 0)
+    if comm.rank == 0:
+        try:
+            found = _read_checkpoints(ckdir, resume, setting)
+        except BaseException as error:  # the other ranks raise it too, not wait for rank 0
+            comm.broadcast(error if isinstance(error, BadArgument) else None)
+            raise
+        comm.broadcast(([{"rows": p["rows"]} for p in found[0]], found[1], found[2]))
+        return found
+    told = comm.broadcast(None)
+    if isinstance(told, BadArgument) or told is None:
+        raise told or BadArgument("resume", "rank 0 could not read the checkpoint")
+    return told
+
+
+def _read_checkpoints(ckdir: Path, resume: bool, setting: dict[str, Any]
+                      ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
+    """:func:`_resume`'s reading on rank 0 (all the finished pieces)."""
     ckdir.mkdir(parents=True, exist_ok=True)
-    state_file = ckdir / "state.pt"
-    if resume and state_file.exists():
-        saved = _load_checkpoint(state_file)
-        if saved["setting"] != setting or saved["chunk"] != chunk:
+    if not resume:
+        _drop_checkpoints(ckdir)
+        return [], [], 0
+    files = sorted(ckdir.glob("state*.pt"))
+    generations: dict[int, list[dict[str, Any]]] = {}
+    for path in files:
+        saved = _load_checkpoint(path)
+        if saved["setting"] != setting:
             raise BadArgument("resume", "the checkpoint in checkpoint_dir was written by a "
                                         "different setting; refuse to resume it")
-        return saved["done"], saved["partial"]
-    if not resume:
-        for old in _checkpoint_files(ckdir):
-            old.unlink()
-    return [], None
+        generations.setdefault(int(saved["generation"]), []).append(saved)
+    for generation in sorted(generations, reverse=True):
+        parts = generations[generation]
+        if sorted(int(p["rank"]) for p in parts) == list(range(int(parts[0]["world"]))):
+            return ([piece for p in parts for piece in p["done"]],
+                    [piece for p in parts for piece in p["partial"]], generation + 1)
+    return [], [], 0  # no complete generation: every rank had not saved yet
+
+
+def _plan(paths: int, chunk: int, done: list[dict[str, Any]], partial: list[dict[str, Any]],
+          comm: Communicator) -> list[dict[str, Any]]:
+    """This rank's pieces ``{"rows": [lo, hi], "state"}`` (the same plan on every rank): the
+    unfinished pieces of a checkpoint in turn (the i-th to rank i mod W), then the rows no
+    piece covers, split into W shares of equal size (:func:`distributed.shares` of their count)
+    and each share into pieces of at most ``chunk`` rows."""
+    covered = sorted([tuple(p["rows"]) for p in done] + [tuple(p["rows"]) for p in partial])
+    gaps, at = [], 0
+    for lo, hi in covered:
+        if lo > at:
+            gaps.append((at, lo))
+        at = max(at, hi)
+    if at < paths:
+        gaps.append((at, paths))
+    mine = [p for i, p in enumerate(sorted(partial, key=lambda p: p["rows"][0]))
+            if i % comm.world == comm.rank]
+    first, last = distributed.shares(sum(hi - lo for lo, hi in gaps), comm.world)[comm.rank]
+    offset = 0
+    for lo, hi in gaps:  # the gap rows at positions [first, last) of all gap rows
+        start, stop = max(lo, lo + first - offset), min(hi, lo + last - offset)
+        for row in range(start, stop, chunk):
+            mine.append({"rows": [row, min(stop, row + chunk)], "state": None})
+        offset += hi - lo
+    return mine
+
+
+def _numpy(pieces: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The finished pieces with numpy arrays (what is gathered)."""
+    return [{"rows": p["rows"], "arrays": {k: v.cpu().numpy() for k, v in p["arrays"].items()}}
+            for p in pieces]
 
 
 def _run_chunk(ctx: _Context, rows: torch.Tensor, first_row: int,

@@ -367,6 +367,11 @@ class Execution:
     None: :func:`~simulations.engine.threads.default_threads`, every CPU the process may use unless
     the command line's ``--threads`` said otherwise). The thread count enters no result and no
     key.
+    ``distributed``: split the paths across the ranks of ``torch.distributed``
+    (:mod:`simulations.engine.distributed`; None: when its process group is initialized);
+    ``all_ranks``: the full result on every rank (else on rank 0, the others get the setting
+    and no arrays); ``rank_timeout``: seconds without a sign of life after which a rank counts
+    as gone and every rank stops. None of them changes a bit of the result.
     """
 
     device: Any = "cpu"
@@ -379,6 +384,9 @@ class Execution:
     progress: bool | None = None
     replica_chunk: int | None = None
     threads: int | None = None
+    distributed: bool | None = None
+    all_ranks: bool = False
+    rank_timeout: float = 60.0
 
     def __post_init__(self):
         if self.backend not in ("auto", "torch", "compiled"):
@@ -393,6 +401,7 @@ class Execution:
             object.__setattr__(self, "threads", _integer(self.threads, "threads", 1, None))
         if self.checkpoint_dir is not None:
             object.__setattr__(self, "checkpoint_dir", Path(self.checkpoint_dir))
+        object.__setattr__(self, "rank_timeout", positive(self.rank_timeout, "rank_timeout"))
 
 
 # ---- checks -------------------------------------------------------------------------------------

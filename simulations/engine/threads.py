@@ -34,9 +34,15 @@ def available_threads() -> int:
 
 
 def default_threads() -> int:
-    """The count that None stands for: the one given to :func:`set_default_threads`, else
-    :func:`available_threads`."""
-    return available_threads() if _default is None else _default
+    """The count that None stands for: the one given to :func:`set_default_threads`, else this
+    rank's share of :func:`available_threads`, ⌊available / ranks on this machine⌋ (at least
+    1; ``LOCAL_WORLD_SIZE``, set by torchrun, counts the ranks), so that N ranks on one machine
+    do not oversubscribe it."""
+    if _default is not None:
+        return _default
+    from simulations.engine.distributed import local_world_size
+
+    return max(1, available_threads() // local_world_size())
 
 
 def _checked(n: object) -> int | None:

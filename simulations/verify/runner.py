@@ -21,6 +21,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from simulations.engine import distributed
 from simulations.engine.progress import bar as progress_bar
 from simulations.engine.progress import mode as progress_mode
 from simulations.engine.run import simulate
@@ -66,8 +67,42 @@ def verify(scenarios: Sequence[Scenario], claims: Sequence[str] | None = None, *
     that apply to each scenario instead, whether or not the scenario lists them.
 
     ``progress``: None shows a bar on a terminal and, otherwise, a line per scenario and the
-    runs' lines every few seconds; False nothing (:mod:`simulations.engine.progress`)."""
-    rows: list[claims_mod.ClaimResult] = []
+    runs' lines every few seconds; False nothing (:mod:`simulations.engine.progress`).
+
+    Under ``torch.distributed`` (:mod:`simulations.engine.distributed`) rank r of W holds the
+    claims of scenarios r, r + W, … against runs of its own (each whole on its rank: the same
+    bits as in one process) and rank 0 gathers the rows in the scenarios' order, saves the
+    other ranks' runs and alone writes the store (the other ranks neither reuse saved runs nor
+    save their claims' AMS estimates); the rows are rank 0's (the other ranks get [])."""
+    comm = distributed.ranks()
+    if comm.world > 1:
+        with comm.guarded(), distributed.alone():
+            mine = list(range(comm.rank, len(scenarios), comm.world))
+            done = [(i, sim, rows) for i, (sim, rows) in zip(mine, _verify(
+                [scenarios[i] for i in mine], claims, out=out if comm.rank == 0 else None,
+                resume=resume and comm.rank == 0, progress=progress, device=device),
+                strict=True)]
+            parts = comm.gather([(i, None if comm.rank == 0 else sim, rows)
+                                 for i, sim, rows in done])
+        if parts is None:
+            return []
+        store = None if out is None else RunStore(Path(out) / "runs")
+        gathered = sorted((item for part in parts for item in part), key=lambda item: item[0])
+        for i, sim, _ in gathered:
+            if sim is not None and store is not None:  # another rank's run, saved here
+                sc = scenarios[i]
+                store.save(sim, name=sc.name, device=device, extra={"scenario": sc.to_dict()})
+        return [row for _, _, rows in gathered for row in rows]
+    return [row for _, rows in _verify(scenarios, claims, out=out, resume=resume,
+                                       progress=progress, device=device) for row in rows]
+
+
+def _verify(scenarios: Sequence[Scenario], claims: Sequence[str] | None, *,
+            out: str | Path | None, resume: bool, progress: bool | None, device: str
+            ) -> list[tuple[Simulation | None, list[claims_mod.ClaimResult]]]:
+    """:func:`verify` in one process: (the run, the rows) of each scenario (no run where no
+    claim applies)."""
+    done: list[tuple[Simulation | None, list[claims_mod.ClaimResult]]] = []
     store = None if out is None else RunStore(Path(out) / "runs")
     lines = progress_mode(progress) == "lines"
     bar = progress_bar(len(scenarios), "scenarios", "scenario",
@@ -77,11 +112,13 @@ def verify(scenarios: Sequence[Scenario], claims: Sequence[str] | None = None, *
         bar.set_postfix_str(sc.name)
         chosen = sc.claims if claims is None else tuple(
             c for c in claims if claims_mod.applicable(c, sc) is None)
-        if chosen:
+        if not chosen:
+            done.append((None, []))
+        else:
             began = time.perf_counter()
             sim = run_scenario(sc, chosen, out=out, resume=resume, progress=progress,
                                device=device)
-            rows.extend(claims_mod.evaluate(sc, sim, chosen, store=store, reuse=resume))
+            done.append((sim, claims_mod.evaluate(sc, sim, chosen, store=store, reuse=resume)))
             if lines:
                 now = time.perf_counter()
                 left = (now - start) / i * (len(scenarios) - i)
@@ -89,4 +126,4 @@ def verify(scenarios: Sequence[Scenario], claims: Sequence[str] | None = None, *
                       f"{left:.0f} s left", file=sys.stderr, flush=True)
         bar.update(1)
     bar.close()
-    return rows
+    return done

@@ -292,8 +292,8 @@ def test_ctrl_c_then_resume_gives_the_uninterrupted_result(tmp_path, monkeypatch
 
     def interrupt_in_the_second_chunk(obj, path):
         original(obj, path)
-        saves.append(obj["partial"]["t"] if obj["partial"] else None)
-        if obj["partial"] is not None and len(obj["done"]) == 1:
+        saves.append(obj["partial"][0]["state"]["t"] if obj["partial"] else None)
+        if obj["partial"] and len(obj["done"]) == 1:
             raise KeyboardInterrupt
 
     monkeypatch.setattr(engine, "_atomic_save", interrupt_in_the_second_chunk)
@@ -306,7 +306,7 @@ def test_ctrl_c_then_resume_gives_the_uninterrupted_result(tmp_path, monkeypatch
     assert str(checkpoint) in lines[0] and "--resume" in lines[0]
     assert (checkpoint / "state.pt").exists()
     assert not (out / "runs").exists() or not any((out / "runs").iterdir())
-    assert saves == [50, 100, 150, None, 50]  # chunk 1 whole, chunk 2 up to step 50
+    assert saves == [None, 50, 100, 150, None, 50]  # start, chunk 1 whole, chunk 2 to step 50
 
     monkeypatch.setattr(engine, "_atomic_save", original)
     assert cli.main([*args, "--out", str(out), "--resume"]) == 0
@@ -326,7 +326,7 @@ def test_a_damaged_checkpoint_is_refused_in_one_line(tmp_path, monkeypatch, caps
 
     def interrupt(obj, path):
         original(obj, path)
-        if obj["partial"] is not None and obj["partial"]["t"] == 30:
+        if obj["partial"] and obj["partial"][0]["state"]["t"] == 30:
             raise KeyboardInterrupt
 
     monkeypatch.setattr(engine, "_atomic_save", interrupt)

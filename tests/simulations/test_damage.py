@@ -52,7 +52,7 @@ def checkpoint(tmp_path_factory):
 
     def stop(obj, path):
         original(obj, path)
-        if obj["partial"] is not None and obj["partial"]["t"] == STOP_AT and obj["done"]:
+        if any(p["state"]["t"] == STOP_AT for p in obj["partial"]) and obj["done"]:
             raise Stop
 
     engine._atomic_save = stop
@@ -134,15 +134,17 @@ class Planted:
 
 
 def _nan(state):
-    state["partial"]["theta"][:] = float("nan")
+    state["partial"][0]["state"]["theta"][:] = float("nan")
 
 
 def _shape(state):
-    state["partial"]["theta"] = state["partial"]["theta"][:, :1].clone()
+    partial = state["partial"][0]["state"]
+    partial["theta"] = partial["theta"][:, :1].clone()
 
 
 def _rows(state):
-    state["done"][0]["endpoints"] = state["done"][0]["endpoints"][:2].clone()
+    done = state["done"][0]["arrays"]
+    done["endpoints"] = done["endpoints"][:2].clone()
 
 
 @pytest.mark.parametrize("damage", ["truncated", "nan", "wrong-shape", "missing-rows",
@@ -160,7 +162,7 @@ def test_a_damaged_or_planted_checkpoint_is_refused_in_one_line(checkpoint, tmp_
         data = out.getvalue()
     elif damage == "planted-inside":
         def plant(state):
-            state["partial"]["observers"]["x"] = Planted(marker)
+            state["partial"][0]["state"]["observers"]["x"] = Planted(marker)
 
         state = torch.load(io.BytesIO(data), weights_only=True)
         plant(state)

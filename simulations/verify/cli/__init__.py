@@ -70,6 +70,10 @@ def _main(argv: list[str] | None) -> int:
     # build their own settings too (rare.ams, the AMS claims of verify)
     set_default_threads(getattr(args, "threads", None))
     set_quiet(getattr(args, "quiet", False))  # the runs a command makes without its Execution
+    if args.command != "problems":  # launched by torchrun: split the work across the ranks
+        from simulations.engine.distributed import init_from_env
+
+        init_from_env(args.rank_timeout)
     if args.command == "problems":
         problems.print_problems()
         return 0

@@ -201,7 +201,10 @@ def add_device_flags(add: Callable[..., Any]) -> None:
     group's ``add_argument``)."""
     add("--device", default="cpu", help="torch device: cpu, or cuda (cuda:0, ...) where available")
     add("--threads", type=count, default=None,
-        help="CPU threads of torch, numba and BLAS (default: every CPU this process may use)")
+        help="CPU threads of torch, numba and BLAS (default: every CPU this process may use, "
+             "shared among the ranks on this machine under torchrun)")
+    add("--rank-timeout", type=positive_number, default=60.0, metavar="SECONDS",
+        help="under torchrun: a rank silent this long counts as gone and every rank stops")
 
 
 # ---- what the flags mean ---------------------------------------------------------------------

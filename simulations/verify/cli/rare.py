@@ -15,8 +15,8 @@ from theory.command import Formatter, count, positive_number
 from theory.errors import BadArgument
 
 #: the flags of run's "run" group that ``rare`` takes too
-RARE_RUN_FLAGS = ("steps", "batch", "seed", "dtype", "device", "threads", "compile", "dry_run",
-                  "quiet")
+RARE_RUN_FLAGS = ("steps", "batch", "seed", "dtype", "device", "threads", "rank_timeout",
+                  "compile", "dry_run", "quiet")
 
 
 def add_parser(commands: Any) -> argparse.ArgumentParser:
@@ -77,6 +77,7 @@ def rare(args: argparse.Namespace, parser: argparse.ArgumentParser,
     saved in (or reused from) the run store ``OUT/runs``; returns the exit status."""
     import json
 
+    from simulations.engine.distributed import communicator
     from simulations.engine.rare import Splitting, ams
     from simulations.engine.spec import Execution
     from simulations.engine.store import RunStore, rare_key
@@ -88,18 +89,25 @@ def rare(args: argparse.Namespace, parser: argparse.ArgumentParser,
             importance=args.importance, particles=args.particles, replicas=args.replicas,
             kill=args.kill, max_iterations=args.max_iterations)
         device, device_text = flags.device(args.device)
-        execution = Execution(device=device, compile=args.compile)
+        execution = Execution(device=device, compile=args.compile,
+                              rank_timeout=args.rank_timeout)
         if args.dry_run:
             return dryrun.rare(chain, splitting, execution)
         if args.out is not None:
             flags.writable(args.out)
-        store = None if args.out is None else RunStore(args.out / "runs")
+        rank = communicator(None).rank  # rank 0 alone reads and writes the store and prints
+        store = None if args.out is None or rank != 0 else RunStore(args.out / "runs")
         result = None if store is None else store.load_rare(chain, splitting)
-        if store is not None and result is not None:
+        if not communicator(None).broadcast(result is None):
+            if rank != 0:
+                return 0
+            assert store is not None  # a saved estimate was found in it
             print(f"reusing the estimate saved in {store.folder(rare_key(chain, splitting))}",
                   file=sys.stderr)
         else:
             result = ams(chain, splitting, execution)
+            if rank != 0:
+                return 0
             if store is not None:
                 given = sys.argv[1:] if argv is None else argv
                 command = shlex.join([*flags.PROG.split(), *given])
@@ -110,6 +118,7 @@ def rare(args: argparse.Namespace, parser: argparse.ArgumentParser,
         parser.error(flags.message(error))
     except OSError as error:
         flags.cannot_write(parser, args.out, error)
+    assert result is not None  # estimated or loaded
     if args.json:
         print(json.dumps(result.to_dict()))
         return 0

@@ -88,7 +88,8 @@ def format_summary(sim, result_path: Path) -> str:
 def run(args: argparse.Namespace, parser: argparse.ArgumentParser,
         argv: list[str] | None = None) -> int:
     """The ``run`` command (see the module docstring); returns the exit status."""
-    from simulations.engine.run import simulate
+    from simulations.engine.distributed import communicator
+    from simulations.engine.run import has_checkpoint, simulate
     from simulations.engine.spec import Execution
     from simulations.engine.store import RunStore
 
@@ -100,7 +101,8 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser,
             device=device, chunk_size=args.chunk_size, backend=args.backend,
             compile=args.compile, checkpoint_dir=checkpoint,
             checkpoint_every=args.checkpoint_every, resume=args.resume,
-            progress=False if args.quiet else None, threads=args.threads)
+            progress=False if args.quiet else None, threads=args.threads,
+            rank_timeout=args.rank_timeout)
         if args.dry_run:
             return dryrun.run(spec, execution)
         flags.writable(args.out)
@@ -108,11 +110,16 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser,
         parser.error(flags.message(error))
     store = RunStore(args.out / "runs")
     command = shlex.join([*flags.PROG.split(), *(sys.argv[1:] if argv is None else argv)])
-    try:
-        sim = store.load(spec) if args.resume else None
-        if sim is None:
+    rank = communicator(None).rank
+    try:  # rank 0 alone reads and writes the store; every rank computes
+        sim = store.load(spec) if args.resume and rank == 0 else None
+        if communicator(None).broadcast(sim is None):
             sim = simulate(spec, execution)
+            if rank != 0:
+                return 0
             path = store.save(sim, device=device_text, command=command)
+        elif rank != 0:
+            return 0
         else:
             path = store.folder(spec.key()) / "result.json"
             print(f"reusing the run saved in {path.parent}", file=sys.stderr)
@@ -121,7 +128,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser,
     except OSError as error:
         flags.cannot_write(parser, args.out, error)
     except KeyboardInterrupt:
-        if (checkpoint / "state.pt").exists():
+        if has_checkpoint(checkpoint):
             print(f"interrupted: the state up to the last checkpoint is in {checkpoint}; "
                   "rerun the same command with --resume to continue", file=sys.stderr)
         else:

@@ -85,6 +85,10 @@ def verify(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         print(f"interrupted: the scenarios finished so far are saved in {args.out / 'runs'}; "
               "rerun the same command with --resume to continue", file=sys.stderr)
         return 130
+    from simulations.engine.distributed import ranks
+
+    if ranks().rank != 0:  # rank 0 holds every row, writes the report and prints
+        return 0
     report.write(rows, args.out)
     if args.json:
         sys.stdout.write(report.as_json(rows))
