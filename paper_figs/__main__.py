@@ -145,6 +145,9 @@ def figures_main(args: argparse.Namespace, quick: bool) -> int:
     from paper_figs.runs import Context
     from simulations.store import RunStore
 
+    drawn_for_scenarios = sorted(set(args.only or ()) & set(SCENARIO_ONLY))
+    if drawn_for_scenarios:
+        raise ValueError(f"--only {drawn_for_scenarios[0]}: drawn for a --scenario only")
     check_out(args.out)
     store = (RunStore(args.source / "runs", read_only=True) if args.source is not None
              else RunStore(args.out / "runs"))

@@ -17,7 +17,13 @@ import numpy as np
 
 from paper_figs import style
 from paper_figs.data import Rows, series
-from paper_figs.fig_blowup import axes_style, draw_bound, draw_tail, probability_axis
+from paper_figs.fig_blowup import (
+    YLABEL_XI,
+    axes_style,
+    draw_bound,
+    draw_tail,
+    probability_axis,
+)
 from paper_figs.runs import Context
 from simulations.claims import evaluate
 from simulations.claims.bound import EVENTS, log10_bound, parse_expression
@@ -28,6 +34,8 @@ from simulations.scenarios import Scenario
 NAME = "fig10_bounds"
 CLAIMS: tuple[str, ...] = ()  #: the user's bounds have the ids the scenario gives them
 VERDICT_MARKERS = {"holds": "o", "violated": "X", "vacuous": "s", "inconclusive": "d"}
+YLABEL = {"exit": r"$P(\mathrm{max}_{s\leq T}\,\|\theta(s)-\theta(0)\| > M)$",
+          "xi": YLABEL_XI, "blowup": r"$P(\mathrm{max}_{s\leq T}\,\|\theta(s)\| > M)$"}
 XLABEL = {"exit": "radius M of the ball about θ(0)", "xi": "radius r of ξ",
           "blowup": "blow-up radius M"}
 
@@ -75,7 +83,7 @@ def draw_scenario(ctx: Context, sc: Scenario, sim: Simulation, name: str) -> lis
                             upper=hi, log10_bound=r.details["log10_bound"], verdict=r.verdict,
                             exits=r.details["exits"], paths=r.details["paths"])
         axes_style(ax, letter, claim, XLABEL[event])
-        ax.set_ylabel(f"P({EVENTS[event][0].replace('{R}', 'r' if event == 'xi' else 'M')})")
+        ax.set_ylabel(YLABEL[event])
         probability_axis(ax, panel, {"empirical": colour})
         rows += panel
     style.legend_below(fig, list(axes), ncols=2)

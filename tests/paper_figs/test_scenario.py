@@ -271,7 +271,7 @@ def test_a_claim_whose_figure_does_not_apply_is_listed_as_no_figure(tmp_path):
     (tmp_path / "plane.toml").write_text(
         CLASSIC.replace('claims = ["L1-paper", "L1-det", "L1-mart", "A3", "L3", "T1", "ODE", '
                         '"L2"]', 'claims = ["T1"]')
-        .replace('theta0 = 0.0', 'dim = 2').replace('name = "my quad/../run"', 'name = "plane"')
+        .replace('theta0 = 0.0', 'dim = 3').replace('name = "my quad/../run"', 'name = "plane"')
         .replace(f"paths = {PATHS}", "paths = 50"))
     out = tmp_path / "out"
     assert main(["--quick", "--out", str(out), "--scenario", str(tmp_path / "plane.toml")]) == 0
