@@ -46,7 +46,7 @@ the core count.
 Correctness, once per cell, before any timing (float64, R = 3 paths, T = 6 steps): the JAX step
 and a numpy reference written here are fed the same raw draws (normals, uniforms, indices) and
 must agree to 1e-12 relative, or the script stops; and the engine's endpoints are compared
-with the same numpy reference fed the engine's own draws (``simulations.sampling``), to 1e-10
+with the same numpy reference fed the engine's own draws (``simulations.engine.sampling``), to 1e-10
 relative (reported in the ``check`` column: a mismatch is reported, not fatal).
 
 Whole process (``--process``, on by default, off with ``--no-process``): ``python -m simulations
@@ -139,7 +139,7 @@ class Cell:
 
 
 def make_cell(name: str) -> Cell:
-    from simulations.spec import RunSpec
+    from simulations.engine.spec import RunSpec
 
     run = RunSpec.from_dict({"problem": PROBLEMS[name], "clip": RULES["none"],
                              "schedule": SCHEDULE, "paths": 1, "steps": 1})
@@ -456,7 +456,7 @@ class JaxRunner:
 # ============================================================================ the engine
 def engine_spec(name: str, rule: str, dtype: str, paths: int, steps: int, batch: int,
                 record=("running_max",)):
-    from simulations.spec import RunSpec
+    from simulations.engine.spec import RunSpec
 
     return RunSpec.from_dict({"problem": PROBLEMS[name], "clip": RULES[rule],
                               "schedule": SCHEDULE, "paths": paths, "steps": steps,
@@ -464,8 +464,8 @@ def engine_spec(name: str, rule: str, dtype: str, paths: int, steps: int, batch:
 
 
 def run_engine(spec):
-    from simulations.engine import simulate
-    from simulations.spec import Execution
+    from simulations.engine.run import simulate
+    from simulations.engine.spec import Execution
 
     sim = simulate(spec, Execution(progress=False))
     return sim.arrays["endpoints"], sim.setting["backend"]
@@ -482,7 +482,7 @@ def engine_samples(cell: Cell, name: str, paths: int, steps: int, batch: int) ->
     """The engine's own minibatches (T, R, ...) for paths 0..R-1, seed 0, float64."""
     import torch
 
-    from simulations import sampling
+    from simulations.engine import sampling
 
     spec = engine_spec(name, "none", "float64", paths, steps, batch)
     problem = spec.make_problem()

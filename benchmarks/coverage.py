@@ -4,15 +4,15 @@ The walk: quadratic, two-point law ±1000, classic clipping λ = 1, a(t) = 1, θ
 step is ±1; the event max_{s≤T}|θ(s)| ≥ r (``exit``, level r − 1/2), whose exact p comes from
 dynamic programming over the walk in rationals (``benchmarks/rare.py``).
 
-* Splitting (:func:`simulations.rare.ams`): one seeded call with runs × replicas replicas per
+* Splitting (:func:`simulations.engine.rare.ams`): one seeded call with runs × replicas replicas per
   level r; a replica depends on (seed, replica) only, so the disjoint blocks of ``--replicas``
   consecutive replicas are ``--runs`` independent runs of that many replicas, each summarised
-  as a run would be. For each run: the interval :func:`simulations.rare.summarize` gives (the
-  log-scale :func:`~simulations.rare.log_interval`) and, on the same replicas, the Student-t
-  interval of the mean (:func:`~simulations.rare.interval`, the rule before it).
-* Plain Monte Carlo (:func:`simulations.engine.simulate`): ``--runs`` disjoint blocks of
+  as a run would be. For each run: the interval :func:`simulations.engine.rare.summarize` gives (the
+  log-scale :func:`~simulations.engine.rare.log_interval`) and, on the same replicas, the Student-t
+  interval of the mean (:func:`~simulations.engine.rare.interval`, the rule before it).
+* Plain Monte Carlo (:func:`simulations.engine.run.simulate`): ``--runs`` disjoint blocks of
   ``--paths`` paths (T = ``--mc-steps``) per level, each giving k events in n paths and the
-  Clopper–Pearson interval of :func:`simulations.claims.verdicts.clopper_pearson`; beside it
+  Clopper–Pearson interval of :func:`simulations.verify.claims.verdicts.clopper_pearson`; beside it
   the exact coverage Σ_k P(Binomial(n, p) = k)·[p ∈ CP(k)].
 
 Printed: one table row per case, level, interval (level × nominal × observed × runs), with the
@@ -35,10 +35,10 @@ import torch
 from scipy import stats
 
 from benchmarks.cpu import cpu_name
-from simulations.claims.verdicts import clopper_pearson
-from simulations.engine import simulate
-from simulations.rare import Splitting, ams, interval, summarize
-from simulations.spec import Chain, Execution, RunSpec
+from simulations.engine.rare import Splitting, ams, interval, summarize
+from simulations.engine.run import simulate
+from simulations.engine.spec import Chain, Execution, RunSpec
+from simulations.verify.claims.verdicts import clopper_pearson
 from theory.walk import walk_probability
 
 WALK = {"problem": {"name": "quadratic", "noise": "discrete", "values": [-1000.0, 1000.0],

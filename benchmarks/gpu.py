@@ -18,8 +18,8 @@ import time
 import numpy as np
 import torch
 
-from simulations.engine import simulate
-from simulations.spec import Execution, RunSpec
+from simulations.engine.run import simulate
+from simulations.engine.spec import Execution, RunSpec
 
 CELLS = {
     "quadratic": {"name": "quadratic", "noise": "normal"},

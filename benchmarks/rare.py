@@ -21,9 +21,9 @@ import time
 import numpy as np
 import torch
 
-from simulations.engine import simulate
-from simulations.rare import Splitting, ams
-from simulations.spec import Chain, Execution, RunSpec
+from simulations.engine.rare import Splitting, ams
+from simulations.engine.run import simulate
+from simulations.engine.spec import Chain, Execution, RunSpec
 from theory.walk import walk_probability
 
 STEPS = 200

@@ -8,7 +8,7 @@ Cells: linear regression (P = 21) and the 20-25-1 tanh MLP (P = 551) on
 make_regression(1000, 20, noise 0.1); minibatch B = 1 and 32; R = 1024 and 65536 paths; T = 200
 steps of classic clipping with λ = 1 and a(t) = 0.05/(1 + t/100); float32. Implementations:
 
-* ``engine``: ``simulations.engine.simulate`` with ``record=()`` (only the blow-up guard), its
+* ``engine``: ``simulations.engine.run.simulate`` with ``record=()`` (only the blow-up guard), its
   own counter-based sampling, the backend it picks by itself (the compiled numba kernel here);
 * ``jax``: ``jax.vmap`` + ``jax.jit`` + ``lax.scan`` with ``optax.clip_by_global_norm``, drawing
   its indices inside the scan;
@@ -50,10 +50,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import baselines as bl  # noqa: E402
 from cpu import cpu_name  # noqa: E402
 
-from simulations import sampling  # noqa: E402
-from simulations.engine import simulate  # noqa: E402
-from simulations.problems import make_problem  # noqa: E402
-from simulations.spec import Execution, RunSpec  # noqa: E402
+from simulations.engine import sampling  # noqa: E402
+from simulations.engine.problems import make_problem  # noqa: E402
+from simulations.engine.run import simulate  # noqa: E402
+from simulations.engine.spec import Execution, RunSpec  # noqa: E402
 
 SCHEDULE = "0.05/(1+t/100)"
 LAM = 1.0

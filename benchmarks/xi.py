@@ -16,8 +16,8 @@ import statistics
 import time
 
 from benchmarks.cpu import cpu_name
-from simulations.engine import simulate
-from simulations.spec import Execution, RunSpec
+from simulations.engine.run import simulate
+from simulations.engine.spec import Execution, RunSpec
 
 PROBLEMS = {
     "normal": {"name": "quadratic", "noise": "normal", "mean": 0.0, "sd": 1.0},

@@ -14,7 +14,7 @@ Prediction.
     ``theory.schedules``), never by the paths.
 
 Measurement.
-    What is read from the paths (``ctx.sim.arrays[...]``, see ``simulations/observers.py``),
+    What is read from the paths (``ctx.sim.arrays[...]``, see ``simulations/engine/observers.py``),
     with a 95% interval where it is random.
 
 Verdict.
@@ -22,7 +22,7 @@ Verdict.
     interval lies beyond the prediction; a pathwise comparison allows for what floating-point
     rounding can have added over the steps (``ctx.displacement_budget`` for a bound on
     ‖θ(s) − θ(0)‖, ``ctx.growth_budget`` for a Grönwall-type bound; the derivation is in
-    ``simulations/claims/rounding.py``), and ``pathwise_check`` gives the verdict.
+    ``simulations/verify/claims/rounding.py``), and ``pathwise_check`` gives the verdict.
 
 References.
     Where the statement comes from.
@@ -30,7 +30,7 @@ References.
 
 import numpy as np
 
-from simulations.claims.verdicts import pathwise_check
+from simulations.verify.claims.verdicts import pathwise_check
 
 ID = "my-claim"  # unique, short: it names the row in the report
 STATEMENT = "‖θ(s) − θ(0)‖ ≤ λΣ_{t<s} a(t)"  # one line

@@ -5,5 +5,5 @@ One module per figure (``fig_*.py``), each with ``NAME`` and ``make(ctx) -> list
 the claims it shows for a scenario, ``CLAIMS`` and ``draw_scenario(ctx, scenario, sim, name)``
 (:mod:`paper_figs.scenario`), drawn by the same functions as the built-in figure; they share the
 style of :mod:`paper_figs.style`, the CSV layout of :mod:`paper_figs.data` and the run store of
-:mod:`simulations.store` (through :func:`paper_figs.runs.simulation`).
+:mod:`simulations.engine.store` (through :func:`paper_figs.runs.simulation`).
 """

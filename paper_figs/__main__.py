@@ -3,7 +3,7 @@ r"""``python -m paper_figs [--quick] [--out DIR] [--from DIR] [--only NAME ...]
 
 Writes every figure (PDF, PNG and CSV each) and the tables of a write-up into ``--out``
 (default ``paper-figures``). Simulation results are kept in the run store ``OUT/runs`` (one
-folder per run spec, :mod:`simulations.store`, written atomically), so a rerun, or an
+folder per run spec, :mod:`simulations.engine.store`, written atomically), so a rerun, or an
 interrupted run started again, reuses everything already computed; ``--from DIR`` draws every
 figure from ``DIR/runs`` without simulating and copies the tables from ``DIR/tables``.
 ``OUT/manifest.json`` lists what was written and what is missing. ``--out`` and ``--from``
@@ -11,7 +11,7 @@ are relative to the current folder. Exit status 0 when everything was made, 1 wh
 failed or is missing (a full disk stops the run there, in one line), 2 on bad usage (an empty
 or unwritable ``--out``, a ``--from`` without runs or with a damaged ``manifest.json``: one line
 on stderr). A saved run in ``--from`` whose arrays do not match their SHA-256 is not drawn
-(:mod:`simulations.store`).
+(:mod:`simulations.engine.store`).
 
 ``--scenario FILE`` (repeatable) draws, instead of the built-in figures, the figures that apply
 to the claims of each scenario file (:mod:`paper_figs.scenario`): ``OUT/<name>_<figure>.*``,
@@ -114,7 +114,7 @@ def scenario_main(args: argparse.Namespace, quick: bool) -> int:
     """``--scenario``: the figures of each scenario's claims (see the module docstring)."""
     from paper_figs import scenario
     from paper_figs.runs import Context
-    from simulations.store import RunStore
+    from simulations.engine.store import RunStore
 
     if args.only and "tables" in args.only:
         raise ValueError("--only tables: the tables are not drawn for a --scenario")
@@ -143,7 +143,7 @@ def figures_main(args: argparse.Namespace, quick: bool) -> int:
 
     from paper_figs import scenario, tables
     from paper_figs.runs import Context
-    from simulations.store import RunStore
+    from simulations.engine.store import RunStore
 
     drawn_for_scenarios = sorted(set(args.only or ()) & set(SCENARIO_ONLY))
     if drawn_for_scenarios:

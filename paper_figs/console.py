@@ -45,7 +45,7 @@ def dispatch(argv: list[str] | None) -> int:
 
         return theory_main(["bound", *rest])
     if command in ("run", "rare", "verify", "problems"):
-        from simulations.cli import main as simulations_main
+        from simulations.verify.cli import main as simulations_main
 
         return simulations_main([command, *rest])
     if command == "figs":

@@ -2,8 +2,8 @@ r"""Figure 9: the assumptions (A1) and (A2) as a table, one row per scenario of 
 ``paper`` suite: the problem, (A1) (the loss is C² in θ: its activation, decided by
 :func:`theory.assumptions.a1`), the schedule a(t) and (A2) (a(t) > 0, Σa = ∞, Σa² < ∞, decided
 by :meth:`theory.schedules.Schedule.a2`), each with the verdict and reason of the claims ``A1``
-and ``A2`` (:mod:`simulations.claims.a1`, :mod:`simulations.claims.a2`), whatever claims the
-scenario lists. No paths are simulated. The CSV holds the full reasons.
+and ``A2`` (:mod:`simulations.verify.claims.a1`, :mod:`simulations.verify.claims.a2`),
+whatever claims the scenario lists. No paths are simulated. The CSV holds the full reasons.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from pathlib import Path
 from paper_figs import style
 from paper_figs.data import Rows
 from paper_figs.runs import Context
-from simulations.claims import a1, a2
-from simulations.claims.context import Context as ClaimContext
-from simulations.claims.registry import get
-from simulations.scenarios import Scenario, load_suite
+from simulations.verify.claims import a1, a2
+from simulations.verify.claims.context import Context as ClaimContext
+from simulations.verify.claims.registry import get
+from simulations.verify.scenarios import Scenario, load_suite
 
 NAME = "fig9_assumptions"
 COLUMNS = ("scenario", "problem", "(A1)", "a(t)", "(A2)")

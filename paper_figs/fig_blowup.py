@@ -11,7 +11,8 @@ Both on ½(θ − y)² in 1-D with θ(0) = 0, classic clipping λ = 1, a(t) = 1/
 deterministic radius, while (15) says that almost none does) and y ~ N(0, 1) (near minimiser).
 
 Below what plain Monte Carlo resolves (about 1/paths), the near scenario's curves go on with
-adaptive multilevel splitting (:func:`simulations.rare.ams`, diamonds with their 95% intervals,
+adaptive multilevel splitting (:func:`simulations.engine.rare.ams`, diamonds with their 95%
+intervals,
 "splitting (AMS)"): per panel ONE ``ams`` run to the highest level L with ``importance="max"``,
 whose ``curve`` gives P(max_{s≤T} z(s) ≥ ℓ) at every level ℓ ≤ L of ``AMS_RUNS`` (each the
 estimate the run to ℓ would have given; z = ‖θ(s) − θ(0)‖ in (a), ‖ξ(s)‖ in (b)), for the same
@@ -54,10 +55,10 @@ from paper_figs import style
 from paper_figs.data import Rows, series
 from paper_figs.intervals import clopper_pearson, exceedance
 from paper_figs.runs import Context, simulation
-from simulations import rare
-from simulations.engine import Simulation
-from simulations.scenarios import Scenario
-from simulations.spec import Chain
+from simulations.engine import rare
+from simulations.engine.simulation import Simulation
+from simulations.engine.spec import Chain
+from simulations.verify.scenarios import Scenario
 from theory import bounds
 
 NAME = "fig1_blowup"
@@ -163,12 +164,13 @@ def measure(ctx: Context, scenario: str) -> dict[str, np.ndarray]:
 def splitting(ctx: Context, scenario: str, event: str, run: dict,
               steps: int) -> dict[str, np.ndarray]:
     """AMS estimates of P(max_{s≤T} z(s) ≥ ℓ) at each level ℓ of ``run["levels"]`` (z the
-    ``event``'s score), all from one :func:`~simulations.rare.ams` run to the highest level (its
+    ``event``'s score), all from one :func:`~simulations.engine.rare.ams` run to the highest level
+    (its
     ``curve``) of the size ``run`` gives, kept in the run store as any AMS estimate
-    (:meth:`~simulations.store.RunStore.rare`, taken from there when present): estimate,
+    (:meth:`~simulations.engine.store.RunStore.rare`, taken from there when present): estimate,
     relative error, the run's extinct replicas and trajectory-steps (the same on every row),
     and the interval ends (nan where the replicas have no spread,
-    :func:`simulations.rare.summarize`)."""
+    :func:`simulations.engine.rare.summarize`)."""
     levels = tuple(run["levels"])
     size = {k: run[k] for k in ("particles", "kill", "replicas")}
     chain = Chain.from_dict({

@@ -1,12 +1,14 @@
-r"""The user's own bounds (``[[bound]]`` tables of a scenario, :mod:`simulations.claims.bound`):
-for each, a panel with the bound against the radius, the measured fraction of paths in the
-event with its Clopper–Pearson 95% band (as in Figure 1), and at each radius the bound is
-checked at, the estimate with its interval, marked with the verdict of the claim's row.
+r"""The user's own bounds (``[[bound]]`` tables of a scenario,
+:mod:`simulations.verify.claims.bound`): for each, a panel with the bound against the radius,
+the measured fraction of paths in the event with its Clopper–Pearson 95% band (as in Figure 1),
+and at each radius the bound is checked at, the estimate with its interval, marked with the
+verdict of the claim's row.
 
 Drawn for a scenario only (``python -m paper_figs --scenario my.toml``): the rows are those
-``verify`` prints (:func:`simulations.claims.evaluate` on the scenario's run), and the bound's
-curve is its expression evaluated as the claim evaluates it (:func:`simulations.claims.bound.
-log10_bound`, 30 digits) at the symbols of the row, the radius varied.
+``verify`` prints (:func:`simulations.verify.claims.evaluate` on the scenario's run), and the
+bound's curve is its expression evaluated as the claim evaluates it
+(:func:`simulations.verify.claims.bound.log10_bound`, 30 digits) at the symbols of the row, the
+radius varied.
 """
 
 from __future__ import annotations
@@ -25,11 +27,11 @@ from paper_figs.fig_blowup import (
     probability_axis,
 )
 from paper_figs.runs import Context
-from simulations.claims import evaluate
-from simulations.claims.bound import EVENTS, log10_bound, parse_expression
-from simulations.claims.registry import get
-from simulations.engine import Simulation
-from simulations.scenarios import Scenario
+from simulations.engine.simulation import Simulation
+from simulations.verify.claims import evaluate
+from simulations.verify.claims.bound import EVENTS, log10_bound, parse_expression
+from simulations.verify.claims.registry import get
+from simulations.verify.scenarios import Scenario
 
 NAME = "fig10_bounds"
 CLAIMS: tuple[str, ...] = ()  #: the user's bounds have the ids the scenario gives them

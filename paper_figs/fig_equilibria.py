@@ -6,7 +6,7 @@ the Huber minimiser θ*(λ), the zero of H, and not the minimiser E[y] = 1 of E[
 θ*(λ) = min(λ/9, 1): on 0 < θ < λ ≤ 10 − θ, H(θ) = 0.9θ − 0.1λ.
 
 (a) θ*(λ) (zero of H, :func:`theory.equilibria.zeros_1d` on the exact H of
-:func:`simulations.mean_field.field`), E[y], and the endpoints θ(T) of the paths at each λ
+:func:`simulations.engine.mean_field.field`), E[y], and the endpoints θ(T) of the paths at each λ
 (violins; the data file holds their histograms). (b) The bias θ*(λ) − E[y] and the endpoints'
 mean minus E[y] with 95% intervals (±1.96 standard errors).
 """
@@ -22,11 +22,11 @@ import torch
 from paper_figs import style
 from paper_figs.data import Rows, series
 from paper_figs.runs import Context, simulation
-from simulations.engine import Simulation
-from simulations.mean_field import field
-from simulations.problems import Quadratic, make_problem
-from simulations.rules import ClipRule
-from simulations.scenarios import Scenario
+from simulations.engine.mean_field import field
+from simulations.engine.problems import Quadratic, make_problem
+from simulations.engine.rules import ClipRule
+from simulations.engine.simulation import Simulation
+from simulations.verify.scenarios import Scenario
 from theory.equilibria import ZeroSet, zeros_1d
 
 NAME = "fig4_equilibria"

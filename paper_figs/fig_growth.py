@@ -22,10 +22,10 @@ from matplotlib.axes import Axes
 from paper_figs import style
 from paper_figs.data import Rows, series
 from paper_figs.runs import Arrays, Context, simulation
-from simulations.engine import Simulation
-from simulations.problems import Problem
-from simulations.rules import ClipRule
-from simulations.scenarios import Scenario
+from simulations.engine.problems import Problem
+from simulations.engine.rules import ClipRule
+from simulations.engine.simulation import Simulation
+from simulations.verify.scenarios import Scenario
 from theory import bounds
 
 NAME = "fig2_growth"

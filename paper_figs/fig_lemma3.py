@@ -22,8 +22,8 @@ from matplotlib.axes import Axes
 from paper_figs import style
 from paper_figs.data import Rows, series
 from paper_figs.runs import Context, simulation
-from simulations.engine import Simulation
-from simulations.scenarios import Scenario
+from simulations.engine.simulation import Simulation
+from simulations.verify.scenarios import Scenario
 from theory.schedules import as_schedule
 
 NAME = "fig6_lemma3"

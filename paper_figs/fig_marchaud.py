@@ -1,13 +1,13 @@
 r"""Figure 8: Lemma 2 (L2), the linear growth of the mean field H(θ) = E[g/c]:
 ‖H(θ)‖/(1 + ‖θ‖) against ‖θ‖, divided by the claim's analytic constant K (λ for classic
-clipping, λ·max(1, ε) for adaptive, :func:`simulations.claims.l2.analytic_k`), so that Lemma 2's
-bound is the line at 1 for every setting.
+clipping, λ·max(1, ε) for adaptive, :func:`simulations.verify.claims.l2.analytic_k`), so that
+Lemma 2's bound is the line at 1 for every setting.
 
 The points are those of the L2 claim itself: for each scenario of the built-in ``paper`` suite
 that checks L2, ``POINTS`` points in uniform random directions on each shell ‖θ − θ(0)‖ = r(1 +
 ‖θ(0)‖) (:func:`theory.equilibria.shell_points`, the scenario's seed), r on ``RADII``
-log-spaced values, with H from :meth:`simulations.claims.Context.field` (exact where the claim
-is exact). No paths are simulated. The line is the largest ratio on each shell; the claim's
+log-spaced values, with H from :meth:`simulations.verify.claims.Context.field` (exact where the
+claim is exact). No paths are simulated. The line is the largest ratio on each shell; the claim's
 verdict compares the largest over all shells with K.
 """
 
@@ -22,10 +22,10 @@ from matplotlib.axes import Axes
 from paper_figs import style
 from paper_figs.data import Rows, series
 from paper_figs.runs import Context
-from simulations.claims.context import Context as ClaimContext
-from simulations.claims.l2 import analytic_k
-from simulations.engine import Simulation
-from simulations.scenarios import Scenario, load_suite
+from simulations.engine.simulation import Simulation
+from simulations.verify.claims.context import Context as ClaimContext
+from simulations.verify.claims.l2 import analytic_k
+from simulations.verify.scenarios import Scenario, load_suite
 from theory.equilibria import shell_points
 
 NAME = "fig8_marchaud"
@@ -101,7 +101,7 @@ def make(ctx: Context) -> list[Path]:
 def draw_scenario(ctx: Context, sc: Scenario, sim: Simulation, name: str) -> list[Path]:
     """The scenario's ‖H(θ)‖/(1 + ‖θ‖) on the L2 claim's shells (options ``l2_radii`` and
     ``l2_points``, with 4 radii between each two of them) against ‖θ‖, with its analytic K."""
-    from simulations.claims.l2 import OPTIONS
+    from simulations.verify.claims.l2 import OPTIONS
 
     given = np.asarray(sc.options.get("l2_radii", OPTIONS["l2_radii"]), dtype=np.float64)
     radii = np.geomspace(given.min(), given.max(), 4 * (len(given) - 1) + 1)

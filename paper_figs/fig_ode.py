@@ -22,11 +22,11 @@ from matplotlib.axes import Axes
 from paper_figs import style
 from paper_figs.data import Rows, series
 from paper_figs.runs import Arrays, Context, simulation
-from simulations.engine import Simulation
-from simulations.mean_field import field
-from simulations.problems import Problem
-from simulations.rules import ClipRule
-from simulations.scenarios import Scenario
+from simulations.engine.mean_field import field
+from simulations.engine.problems import Problem
+from simulations.engine.rules import ClipRule
+from simulations.engine.simulation import Simulation
+from simulations.verify.scenarios import Scenario
 from theory.equilibria import solve_ode, stochastic_time, tracking_gaps
 
 NAME = "fig5_ode"

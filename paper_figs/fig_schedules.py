@@ -22,8 +22,8 @@ from matplotlib.figure import Figure
 from paper_figs import style
 from paper_figs.data import Rows, series
 from paper_figs.runs import Context
-from simulations.engine import Simulation
-from simulations.scenarios import Scenario
+from simulations.engine.simulation import Simulation
+from simulations.verify.scenarios import Scenario
 from theory.schedules import parse_schedule
 
 NAME = "fig7_schedules"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from simulations.claims.verdicts import clopper_pearson
+from simulations.verify.claims.verdicts import clopper_pearson
 
 __all__ = ["clopper_pearson", "exceedance"]
 

@@ -1,7 +1,7 @@
 r"""How a figure asks for simulations: a :class:`Context` (where results live, quick or full)
-and :func:`simulation`, which builds a :class:`~simulations.spec.RunSpec` (through
-:meth:`~simulations.spec.RunSpec.from_dict`), runs it once and keeps its arrays, or what
-``reduce`` makes of them, in the run store (:class:`~simulations.store.RunStore`)."""
+and :func:`simulation`, which builds a :class:`~simulations.engine.spec.RunSpec` (through
+:meth:`~simulations.engine.spec.RunSpec.from_dict`), runs it once and keeps its arrays, or what
+``reduce`` makes of them, in the run store (:class:`~simulations.engine.store.RunStore`)."""
 
 from __future__ import annotations
 
@@ -12,11 +12,13 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from simulations.engine import Simulation, simulate
-from simulations.problems import Problem
-from simulations.rules import ClipRule
-from simulations.spec import Execution, RunSpec, content_key
-from simulations.store import RunStore
+from simulations.engine.problems import Problem
+from simulations.engine.rules import ClipRule
+from simulations.engine.run import simulate
+from simulations.engine.simulation import Simulation
+from simulations.engine.spec import Execution, RunSpec
+from simulations.engine.store import RunStore
+from theory.records import content_key
 
 __all__ = ["Arrays", "Context", "simulation"]
 

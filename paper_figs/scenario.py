@@ -1,7 +1,7 @@
 r"""Figures for a user's scenario: ``python -m paper_figs --scenario my.toml [--out DIR]``.
 
-A scenario (a TOML file, :mod:`simulations.scenarios`) is run once through
-:func:`simulations.verify.run_scenario` with the observers its claims need, kept in the run
+A scenario (a TOML file, :mod:`simulations.verify.scenarios`) is run once through
+:func:`simulations.verify.runner.run_scenario` with the observers its claims need, kept in the run
 store ``OUT/runs`` (a rerun loads it), and every figure that applies to its claims is drawn from
 that one run. Each figure module declares the claims it shows in ``CLAIMS`` (``ALWAYS`` when it
 is drawn for every scenario; a function ``claims_of(scenario)`` instead, when they depend on the
@@ -40,10 +40,10 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from paper_figs.runs import Context
-from simulations.engine import Simulation
-from simulations.scenarios import Scenario, load_scenario
-from simulations.store import RunStore
-from simulations.verify import run_scenario
+from simulations.engine.simulation import Simulation
+from simulations.engine.store import RunStore
+from simulations.verify.runner import run_scenario
+from simulations.verify.scenarios import Scenario, load_scenario
 from theory.command import describe, traceback_wanted
 from theory.files import disk_full
 

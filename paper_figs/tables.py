@@ -45,7 +45,7 @@ class TableStatus:
 
 def _verify_available() -> bool:
     """Whether ``python -m simulations`` has a ``verify`` command (read from its parser)."""
-    from simulations.cli import build_parser
+    from simulations.verify.cli import build_parser
 
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         try:

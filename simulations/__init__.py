@@ -1,1 +1,2 @@
-"""The Monte Carlo engine for clipped SGD (torch). Imports theory; built in a later issue."""
+"""The Monte Carlo side of the toolkit: :mod:`simulations.engine` runs paths,
+:mod:`simulations.verify` checks claims on them and holds the command line."""

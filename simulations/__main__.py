@@ -1,6 +1,6 @@
-"""``python -m simulations``: see :mod:`simulations.cli`."""
+"""``python -m simulations``: see :mod:`simulations.verify.cli`."""
 
-from simulations.cli import main
+from simulations.verify.cli import main
 from theory import command
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
-r"""A slow, independent reference for :mod:`simulations.engine`: one path at a time, plain Python
+r"""A slow, independent reference for :mod:`simulations.engine.run`: one path at a time, plain
+Python
 and numpy float64.
 
 Nothing here calls the engine, ``problem.grad``/``problem.loss``/``problem.sample``,
-:mod:`simulations.rules`, :mod:`simulations.observers` or :mod:`theory.clipping`. What it takes
+:mod:`simulations.engine.rules`, :mod:`simulations.engine.observers` or :mod:`theory.clipping`.
+What it takes
 from the package is only the *randomness* and the *data*:
 
 * the random 32-bit words ``sampling.words(seed, [r], range(T), B·m)`` of path r (a pure
@@ -14,7 +16,8 @@ The losses, gradients (derived by hand from the problems' docstrings), the param
 (layers and units), the clip rules (from SCIENCE.md), the blow-up convention and the observers
 are all written again here.
 
-Conventions (those documented in :mod:`simulations.engine` and :mod:`simulations.observers`):
+Conventions (those documented in :mod:`simulations.engine.run` and
+:mod:`simulations.engine.observers`):
 
 * θ(s) is the iterate after s updates; θ(t+1) = θ(t) − a(t)·g(t)/c(t), and for the projection
   rule θ(t+1) = Π(θ(t) − a(t)·g(t)) onto the ball ‖θ‖ ≤ ball about 0.
@@ -40,7 +43,7 @@ import numpy as np
 import torch
 from scipy.special import ndtri
 
-from simulations import sampling
+from simulations.engine import sampling
 
 __all__ = [
     "Rule",
@@ -60,7 +63,7 @@ TWO52 = 4503599627370496.0
 
 @dataclass(frozen=True)
 class Rule:
-    """A clip rule by its parameters only (no code from :mod:`simulations.rules`)."""
+    """A clip rule by its parameters only (no code from :mod:`simulations.engine.rules`)."""
 
     kind: str
     lam: float | None = None

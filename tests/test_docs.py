@@ -33,7 +33,7 @@ def test_the_pages_link_each_other():
 
 
 def test_every_claim_has_a_section():
-    from simulations.claims import CLAIMS
+    from simulations.verify.claims import CLAIMS
 
     headings = re.findall(r"^###? (\S+)", (ROOT / "docs" / "claims.md").read_text("utf-8"),
                           flags=re.M)
@@ -50,3 +50,38 @@ def test_every_figure_is_in_the_gallery():
         assert f"paper_figs/{name}.py" in gallery, name
     images = [t for t in local_links(ROOT / "docs" / "gallery.md") if t.endswith(".png")]
     assert len(images) >= len(FIGURES) + len(SCENARIO_ONLY)
+
+
+CODE = re.compile(r"`([A-Za-z_][\w./-]*)`")
+
+
+def named_code(page: Path) -> tuple[set[str], set[str]]:
+    """The module paths (``simulations.x.y``) and the files or folders (``a/b.py``) of this
+    toolkit named in backticks on ``page``."""
+    names = set(CODE.findall(page.read_text(encoding="utf-8")))
+    roots = ("simulations", "theory", "paper_figs", "torch_impl")
+    modules = {n for n in names if "/" not in n and n.split(".")[0] in roots and "." in n}
+    files = {n for n in names if "/" in n and n.split("/")[0] in (*roots, "examples", "tests",
+                                                                  "docs", "benchmarks")}
+    return modules, files
+
+
+@pytest.mark.parametrize("page", sorted((ROOT / "docs").glob("*.md")), ids=lambda p: p.name)
+def test_every_module_and_file_the_docs_name_exists(page):
+    import importlib
+
+    modules, files = named_code(page)
+    for name in sorted(modules):
+        parts = name.split(".")
+        for cut in range(len(parts), 0, -1):  # the longest importable prefix, then attributes
+            try:
+                obj = importlib.import_module(".".join(parts[:cut]))
+            except ImportError:
+                continue
+            for attr in parts[cut:]:
+                obj = getattr(obj, attr)
+            break
+        else:
+            raise AssertionError(f"{page.name}: {name} is not importable")
+    missing = sorted(f for f in files if not (ROOT / f.rstrip("/")).exists())
+    assert not missing, f"{page.name} names missing files: {missing}"

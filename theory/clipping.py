@@ -54,6 +54,8 @@ import numbers
 from collections.abc import Sequence
 from typing import Any
 
+from theory.errors import real
+
 Array = Any
 """A numpy array or a torch tensor (the functions are duck-typed over both)."""
 
@@ -73,12 +75,7 @@ def _check_scalar(value: Scalar, name: str, *, allow_zero: bool = False) -> Scal
     """
     if not isinstance(value, numbers.Real):
         return value  # array-valued: not checked, to avoid host syncs on tensors
-    value = float(value)
-    in_range = 0.0 <= value if allow_zero else 0.0 < value
-    if not (in_range and math.isfinite(value)):
-        accepted = "0 <= {0} < inf" if allow_zero else "0 < {0} < inf"
-        raise ValueError(f"{name} must satisfy {accepted.format(name)}, got {value!r}")
-    return value
+    return real(value, name, 0.0, math.inf, closed_low=allow_zero)
 
 
 def _check_batch_ndim(x: Array, batch_ndim: int) -> None:

@@ -9,7 +9,7 @@ to the zero set {θ : H(θ) = 0} when they stay bounded; that set need not conta
 of E[ℓ], because c depends on the sample.
 
 Everything here takes H as a plain callable on numpy arrays, so it knows nothing of problems or
-clip rules (see :func:`simulations.mean_field.field` for H of a problem):
+clip rules (see :func:`simulations.engine.mean_field.field` for H of a problem):
 
 * :func:`zeros_1d`: the zero set of a scalar H on [lo, hi] as pieces (isolated zeros by
   ``brentq`` at every sign change of a grid, intervals on which |H| is within rounding, or
@@ -174,7 +174,8 @@ def zeros_1d(h: Field, lo: float, hi: float, *, grid: int = 4001, atol: float | 
     grid point is *at zero* when |h(x_i)| ≤ tol_i, the largest of ``atol``, ``rounding(x_i)``
     and ``band(x_i)``: ``rounding`` bounds the rounding error of the evaluation of h at a point
     (e.g. (S + k)·ε·Σ_s|w_s t_s| for a sum of S terms t_s; default ``h.rounding`` where h has
-    that attribute, as :func:`simulations.mean_field.field` does), so that an H that is exactly
+    that attribute, as :func:`simulations.engine.mean_field.field` does), so that an H that is
+    exactly
     0 on a stretch, and evaluates there to float noise of either sign, is one interval and not
     hundreds of sign changes; ``band`` is the half-width of a confidence band where h is an
     estimate (e.g. 1.96 standard errors); ``atol`` defaults to 0 where a rounding bound is

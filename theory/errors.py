@@ -12,7 +12,7 @@ import os
 from typing import Any
 
 __all__ = ["BadArgument", "available_memory", "format_bytes", "integer", "number",
-           "positive", "real", "require_memory"]
+           "positive", "real", "require_memory", "show"]
 
 
 class BadArgument(ValueError):
@@ -28,7 +28,7 @@ class BadArgument(ValueError):
         return BadArgument(param, self.message)
 
 
-def _show(value: Any) -> str:
+def show(value: Any) -> str:
     """``repr(value)`` on one line, cut to 80 characters (a tensor's spans several)."""
     if isinstance(value, int) and value.bit_length() > 3000:
         return f"an integer of about {int(value.bit_length() * 0.30103)} digits"
@@ -36,22 +36,23 @@ def _show(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def integer(value: Any, name: str, lowest: int = 0, highest: int | None = None) -> int:
-    """``value`` as an int if it is an integer (an integral float too, not a bool) with
-    ``lowest <= value`` and, given ``highest``, ``value < highest``; else :class:`BadArgument`
-    naming ``name``."""
+def integer(value: Any, name: str, lowest: int = 0, highest: int | None = None, *,
+            strict: bool = False) -> int:
+    """``value`` as an int if it is an integer (an integral float too unless ``strict``; never
+    a bool) with ``lowest <= value`` and, given ``highest``, ``value < highest``; else
+    :class:`BadArgument` naming ``name``."""
     number: int | None = None
     if isinstance(value, bool):
         pass
     elif isinstance(value, numbers.Integral):
         number = int(value)
-    elif isinstance(value, numbers.Real) and math.isfinite(value) \
+    elif not strict and isinstance(value, numbers.Real) and math.isfinite(value) \
             and float(value).is_integer():
         number = int(float(value))
     if number is None or number < lowest:
-        raise BadArgument(name, f"expected an integer >= {lowest}, got {_show(value)}")
+        raise BadArgument(name, f"expected an integer >= {lowest}, got {show(value)}")
     if highest is not None and number >= highest:
-        raise BadArgument(name, f"expected an integer < {highest}, got {_show(value)}")
+        raise BadArgument(name, f"expected an integer < {highest}, got {show(value)}")
     return number
 
 
@@ -72,7 +73,7 @@ def real(value: Any, name: str, low: float = -math.inf, high: float = math.inf, 
         wanted = " ".join(filter(None, (
             "a finite number", "with", f"{low:g} {left}" if math.isfinite(low) else "",
             name.rsplit(".", 1)[-1], f"{right} {high:g}" if math.isfinite(high) else "")))
-    raise BadArgument(name, f"expected {wanted}, got {_show(value)}")
+    raise BadArgument(name, f"expected {wanted}, got {show(value)}")
 
 
 def number(value: Any, name: str) -> float:
@@ -85,7 +86,7 @@ def positive(value: Any, name: str) -> float:
     if isinstance(value, numbers.Real) and not isinstance(value, bool) \
             and 0 < float(value) < math.inf:
         return float(value)
-    raise BadArgument(name, f"expected a positive finite number, got {_show(value)}")
+    raise BadArgument(name, f"expected a positive finite number, got {show(value)}")
 
 
 def available_memory() -> int | None:

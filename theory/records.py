@@ -1,11 +1,14 @@
 """What the toolkit writes down besides its numbers, once for every package: :func:`to_json`
 (JSON-ready values, non-finite numbers as null) and :func:`provenance` (where a result came from:
-package version, git revision, time, torch version, device, command). Standard library only
+package version, git revision, time, torch version, device, command) and :func:`content_key` (a
+name from content). Standard library only
 (numpy values are recognised by their ``tolist``; torch is never imported here).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import os
 import subprocess
@@ -99,3 +102,10 @@ def provenance(*, device: str | None = None, command: str | None = None) -> dict
     if command is not None:
         out["command"] = str(command)
     return out
+
+
+def content_key(value: Any) -> str:
+    """The first 16 hex digits of SHA-256 of ``value``'s canonical JSON (sorted keys, no
+    spaces, non-finite numbers as null)."""
+    text = json.dumps(to_json(value), sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]

@@ -60,19 +60,19 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar, cast
 
 import torch
 from torch import Tensor
 from torch.utils._foreach_utils import (
     _device_has_foreach_support,
-    _group_tensors_by_device_and_dtype,
     _has_foreach_support,
 )
 
 from theory import clipping
-from theory.clipping import _check_scalar
+from theory.errors import real
 
 Parameters = Tensor | Iterable[Tensor]
 """One tensor or an iterable of tensors whose ``.grad`` is clipped."""
@@ -107,6 +107,17 @@ def grads_of(parameters: Parameters) -> list[Tensor]:
     return [p.grad for p in _as_list(parameters) if p.grad is not None]
 
 
+class _Group(NamedTuple):
+    """Tensors of one device and dtype, their positions in the input, and whether the fused
+    ``_foreach`` kernels apply to them."""
+
+    device: torch.device
+    dtype: torch.dtype
+    tensors: list[Tensor]
+    indices: list[int]
+    fused: bool
+
+
 def _use_foreach(tensors: list[Tensor], device: torch.device, foreach: bool | None) -> bool:
     """Whether to use the ``_foreach`` kernels for one device group (torch's rule)."""
     if foreach is None:
@@ -118,35 +129,50 @@ def _use_foreach(tensors: list[Tensor], device: torch.device, foreach: bool | No
     return foreach
 
 
-def _groups(tensors: list[Tensor]):
-    """``(device, dtype, tensors, indices)`` per device/dtype group of ``tensors``."""
+def _grouped(tensors: list[Tensor], foreach: bool | None,
+             with_indices: bool = False) -> list[_Group]:
+    """``tensors`` split by device and dtype, as torch does (``indices`` empty unless asked)."""
     if not tensors:
-        return
-    grouped = _group_tensors_by_device_and_dtype([tensors], with_indices=True)
-    for (device, dtype), ([group], indices) in grouped.items():
-        yield device, dtype, group, indices
+        return []
+    grouped = torch._C._group_tensors_by_device_and_dtype(
+        [cast(list[Tensor | None], tensors)], with_indices)
+    return [_Group(device, dtype, cast(list[Tensor], group), indices,
+                   _use_foreach(cast(list[Tensor], group), device, foreach))
+            for (device, dtype), ([group], indices) in grouped.items()]
+
+
+def _group_norms(group: _Group, norm_type: float) -> list[Tensor]:
+    """``||x||_p`` of each tensor of the group, as 0-d tensors in the group's order."""
+    if group.fused:
+        return list(torch._foreach_norm(group.tensors, norm_type))
+    return [torch.linalg.vector_norm(x, norm_type) for x in group.tensors]
+
+
+def _total_norm(tensors: list[Tensor], groups: list[_Group], norm_type: float) -> Tensor:
+    """``(sum_i ||x_i||_p**p)**(1/p)`` (``max_i ||x_i||_inf`` for ``p = inf``) over
+    ``tensors``, split into ``groups`` by :func:`_grouped`, on the device of the first tensor;
+    0 for none.
+
+    As torch's ``get_total_norm``: the norms of the tensors, stacked in group order, and the
+    ``p``-norm of that vector."""
+    if not tensors:
+        return torch.tensor(0.0)
+    first = tensors[0].device
+    norms: list[Tensor] = []
+    for group in groups:
+        group_norms = _group_norms(group, norm_type)
+        norms.extend(group_norms if group.device == first
+                     else [n.to(first) for n in group_norms])
+    return torch.linalg.vector_norm(torch.stack(norms), norm_type)
 
 
 def _norms(tensors: list[Tensor], foreach: bool | None, norm_type: float = 2.0) -> list[Tensor]:
     """The ``p``-norm ``||x_i||_p`` of each tensor, as 0-d tensors in the input order."""
     norms: list[Tensor] = [torch.empty(())] * len(tensors)
-    for device, _, group, indices in _groups(tensors):
-        if _use_foreach(group, device, foreach):
-            group_norms = torch._foreach_norm(group, norm_type)
-        else:
-            group_norms = [torch.linalg.vector_norm(x, norm_type) for x in group]
-        for i, n in zip(indices, group_norms, strict=True):
+    for group in _grouped(tensors, foreach, with_indices=True):
+        for i, n in zip(group.indices, _group_norms(group, norm_type), strict=True):
             norms[i] = n
     return norms
-
-
-def _combine(norms: list[Tensor], norm_type: float = 2.0) -> Tensor:
-    """``(sum_i n_i**p)**(1/p)`` (``max_i n_i`` for ``p = inf``) on the device of the first
-    norm; 0 for no norms."""
-    if not norms:
-        return torch.tensor(0.0)
-    device = norms[0].device
-    return torch.linalg.vector_norm(torch.stack([n.to(device) for n in norms]), norm_type)
 
 
 def _check_finite(total_norm: Tensor, error_if_nonfinite: bool) -> None:
@@ -159,22 +185,28 @@ def _check_finite(total_norm: Tensor, error_if_nonfinite: bool) -> None:
         )
 
 
+def _mul_(groups: list[_Group], factor: Tensor) -> None:
+    """``g <- g * factor`` in place for every tensor of ``groups``, ``factor`` a 0-d tensor
+    (moved to each group's device once, as torch does)."""
+    for group in groups:
+        on_device = factor.to(group.device)
+        if group.fused:
+            torch._foreach_mul_(group.tensors, on_device)
+        else:
+            for g in group.tensors:
+                g.mul_(on_device)
+
+
 def _scale_(grads: list[Tensor], factors: list[Tensor], foreach: bool | None) -> None:
     """``g_i <- g_i * f_i`` in place, each ``f_i`` a tensor broadcastable against ``g_i``."""
-    for device, dtype, group, indices in _groups(grads):
-        group_factors = [factors[i].to(device=device, dtype=dtype) for i in indices]
-        if _use_foreach(group, device, foreach):
-            torch._foreach_mul_(group, group_factors)
+    for group in _grouped(grads, foreach, with_indices=True):
+        group_factors = [factors[i].to(device=group.device, dtype=group.dtype)
+                         for i in group.indices]
+        if group.fused:
+            torch._foreach_mul_(group.tensors, group_factors)
         else:
-            for g, f in zip(group, group_factors, strict=True):
+            for g, f in zip(group.tensors, group_factors, strict=True):
                 g.mul_(f)
-
-
-def _positive(value: float, name: str) -> float:
-    """Validate ``0 < value < inf`` (``ValueError`` naming ``name`` otherwise)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"{name} must be a real number with 0 < {name} < inf, got {value!r}")
-    return _check_scalar(value, name)
 
 
 def _norm_order(norm_type: float | str) -> float:
@@ -235,7 +267,8 @@ def get_total_norm(
     Signature and result as ``torch.nn.utils.get_total_norm``.
     """
     p = _norm_order(norm_type)
-    total = _combine(_norms(_as_list(tensors), foreach, p), p)
+    tensors = _as_list(tensors)
+    total = _total_norm(tensors, _grouped(tensors, foreach), p)
     _check_finite(total, error_if_nonfinite)
     return total
 
@@ -255,11 +288,9 @@ def clip_grads_with_norm_(
     checked so as not to sync) and ``||g|| = total_norm``. Every gradient of ``parameters``
     gets the same factor. Torch's signature; torch's factor is ``min(tau / (||g|| + 1e-6), 1)``.
     """
-    grads = grads_of(parameters)
-    if not grads:
-        return
-    factor = clipping.clip_factor(total_norm, max_norm)
-    _scale_(grads, [factor] * len(grads), foreach)
+    groups = _grouped(grads_of(parameters), foreach)
+    if groups:
+        _mul_(groups, clipping.clip_factor(total_norm, max_norm))
 
 
 # --------------------------------------------------------------------------------------------
@@ -288,10 +319,14 @@ def clip_grad_norm_(
     ``foreach``, ``error_if_nonfinite`` and non-finite gradients; ``max_norm`` must satisfy
     ``0 < max_norm < inf``.
     """
-    max_norm = _positive(max_norm, "max_norm (lam)")
-    params = _as_list(parameters)
-    total = get_total_norm(grads_of(params), norm_type, error_if_nonfinite, foreach)
-    clip_grads_with_norm_(params, max_norm, total, foreach)
+    max_norm = real(max_norm, "max_norm (lam)", 0.0, math.inf)
+    p = _norm_order(norm_type)
+    grads = grads_of(parameters)
+    groups = _grouped(grads, foreach)  # once, for the norm and the scaling
+    total = _total_norm(grads, groups, p)
+    _check_finite(total, error_if_nonfinite)
+    if groups:
+        _mul_(groups, clipping.clip_factor(total, max_norm))
     return total
 
 
@@ -315,8 +350,8 @@ def clip_grad_adaptive_(
     Returns the pre-clip total gradient norm (0-d tensor, no host sync). ``lam`` and ``eps``
     must satisfy ``0 < value < inf``.
     """
-    lam = _positive(lam, "lam")
-    eps = _positive(eps, "eps")
+    lam = real(lam, "lam", 0.0, math.inf)
+    eps = real(eps, "eps", 0.0, math.inf)
     params = [p for p in _as_list(parameters) if p.grad is not None]
     total = get_total_norm(grads_of(params), norm_type, error_if_nonfinite, foreach)
     if not params:
@@ -342,7 +377,7 @@ def _clip_per_layer_(
     ``N = layer_norms`` maps a list of tensors to their norms (0-d, or broadcastable against
     each tensor). Returns the pre-clip total ``norm_type``-norm of the gradients.
     """
-    grads = [p.grad for p in params]
+    grads = grads_of(params)
     total = get_total_norm(grads, norm_type, error_if_nonfinite, foreach)
     factors = [
         clipping.clip_factor(grad_norm, clipping.adaptive_threshold(param_norm, lam, eps))
@@ -372,8 +407,8 @@ def clip_grad_layerwise_(
     Returns the pre-clip total norm of all gradients (0-d tensor, no host sync). ``lam`` and
     ``eps`` must satisfy ``0 < value < inf``.
     """
-    lam = _positive(lam, "lam")
-    eps = _positive(eps, "eps")
+    lam = real(lam, "lam", 0.0, math.inf)
+    eps = real(eps, "eps", 0.0, math.inf)
     order = _norm_order(norm_type)
     params = [p for p in _as_list(parameters) if p.grad is not None]
 
@@ -412,8 +447,8 @@ def clip_grad_agc_(
     tensor, no host sync). ``lam`` and ``eps`` must satisfy ``0 < value < inf``; ``skip_last``
     must be ``>= 0``.
     """
-    lam = _positive(lam, "lam")
-    eps = _positive(eps, "eps")
+    lam = real(lam, "lam", 0.0, math.inf)
+    eps = real(eps, "eps", 0.0, math.inf)
     if isinstance(skip_last, bool) or not isinstance(skip_last, int) or skip_last < 0:
         raise ValueError(f"skip_last must be an integer >= 0, got {skip_last!r}")
     params = [p for p in _as_list(parameters) if p.grad is not None]
@@ -447,14 +482,14 @@ def clip_grad_value_(
     ``torch.nn.utils.clip_grad_value_`` returns None. ``+-inf`` entries become ``+-lam``, NaN
     stays NaN. ``clip_value`` must satisfy ``0 < clip_value < inf``.
     """
-    lam = _positive(clip_value, "clip_value (lam)")
+    lam = real(clip_value, "clip_value (lam)", 0.0, math.inf)
     grads = grads_of(parameters)
     total = get_total_norm(grads, norm_type, error_if_nonfinite, foreach)
-    for device, _, group, _ in _groups(grads):
-        if _use_foreach(group, device, foreach):
-            torch._foreach_clamp_min_(group, -lam)
-            torch._foreach_clamp_max_(group, lam)
+    for group in _grouped(grads, foreach):
+        if group.fused:
+            torch._foreach_clamp_min_(group.tensors, -lam)
+            torch._foreach_clamp_max_(group.tensors, lam)
         else:
-            for g in group:
+            for g in group.tensors:
                 g.clamp_(min=-lam, max=lam)
     return total

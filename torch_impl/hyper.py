@@ -238,9 +238,8 @@ class HyperStack:
         self.t += 1
         names = list(self.hyper)
         inputs = self.params + [self.hyper[k] for k in names]
-        grads = torch.autograd.grad(loss, inputs, allow_unused=True)
-        grads = [torch.zeros_like(x) if g is None else g
-                 for x, g in zip(inputs, grads, strict=True)]
+        grads = [torch.zeros_like(x) if g is None else g for x, g in zip(
+            inputs, torch.autograd.grad(loss, inputs, allow_unused=True), strict=True)]
         weight_grads = grads[: len(self.params)]
         self.last_hypergrad = dict(zip(names, grads[len(self.params):], strict=True))
         with torch.no_grad():

@@ -20,14 +20,18 @@ and differs only in how ``tau_t`` is obtained from ``||g_0||, ..., ||g_t||``:
   ``theta'_t = (theta'_{t-1} (t - 1) + ||g'_t||) / t``, the average redone with the clipped norm
   ``||g'_t|| = min(||g_t||, theta_t)``, is carried to step ``t + 1``. By default one average
   per tensor, as the seed's secondary SGD does (``per_tensor=False``: one of the global norm).
+* :class:`ZScoreClipper` (ZClip, Kumar et al. 2025): after a warm-up, ``tau_t`` is
+  ``||g_t||`` unless its z-score ``(||g_t|| - mu) / sigma`` against exponential moving averages
+  of the mean ``mu`` and variance ``sigma**2`` of the earlier norms exceeds ``z_thresh``; then
+  ``tau_t = mu + z_thresh**2 sigma / z_t`` (or ``mu``, or ``mu + z_thresh sigma``: its modes).
 
-All include the current norm ``||g_t||`` in the statistic *before* taking the threshold, and
-share the base class :class:`NormClipper`. ``load_state_dict`` checks every key, type and value
-(finite, in range) and refuses a bad state dict with one ``ValueError`` naming the key, before
-changing anything.
+All but the last include the current norm ``||g_t||`` in the statistic *before* taking the
+threshold, and all share the base class :class:`NormClipper`. ``load_state_dict`` checks every
+key, type and value (finite, in range) and refuses a bad state dict with one ``ValueError``
+naming the key, before changing anything.
 
-Non-finite norms (a NaN or infinite gradient) do not enter the statistic of the EMA and
-percentile clippers, so one bad batch does not poison all later thresholds; that step's
+Non-finite norms (a NaN or infinite gradient) do not enter the statistic of the EMA,
+percentile and z-score clippers, so one bad batch does not poison all later thresholds; that step's
 gradients are clipped with the threshold of the finite history as in :mod:`torch_impl.clip`
 (an infinite norm zeroes the finite entries and makes the infinite ones NaN; a NaN norm makes
 them all NaN), unless ``error_if_nonfinite`` raises first. The threshold is floored at the
@@ -48,6 +52,7 @@ import torch
 from torch import Tensor
 
 from theory.clipping import clip_factor, norm
+from theory.errors import integer, real, show
 from torch_impl.clip import (
     _as_list,
     _norms,
@@ -63,6 +68,7 @@ __all__ = [
     "EMAClipper",
     "NormClipper",
     "PercentileClipper",
+    "ZScoreClipper",
     "averaged_clip",
     "averaged_clip_factor",
     "averaged_threshold",
@@ -87,31 +93,6 @@ class Clipper(Protocol):
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None: ...
 
 
-def _show(value: Any) -> str:
-    """``repr(value)`` on one line (a tensor's spans several)."""
-    return " ".join(repr(value).split())
-
-
-def _check_real(value: Any, name: str, low: float, high: float, *, closed_low: bool = False,
-                closed_high: bool = False) -> float:
-    """``value`` as a float if it is a finite real (not a bool) with ``low < value < high``
-    (``<=`` on a closed side), else ``ValueError`` naming ``name``."""
-    if not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value):
-        above = low <= value if closed_low else low < value
-        if above and (value <= high if closed_high else value < high):
-            return float(value)
-    left, right = "<=" if closed_low else "<", "<=" if closed_high else "<"
-    raise ValueError(f"{name} must be a finite real with {low} {left} {name} {right} {high}, "
-                     f"got {_show(value)}")
-
-
-def _check_count(value: Any, name: str) -> int:
-    """``value`` if it is an int (not a bool) ``>= 0``, else ``ValueError`` naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"{name} must be an integer >= 0, got {_show(value)}")
-    return value
-
-
 def _check_keys(state_dict: Any, keys: tuple[str, ...]) -> None:
     """``state_dict`` is a mapping with exactly the keys ``keys``, else ``ValueError``."""
     if not isinstance(state_dict, Mapping):
@@ -131,11 +112,11 @@ def _check_tensor(value: Any, name: str, *, ndim: int = 0, integer: bool = False
     if (not isinstance(value, Tensor) or value.ndim != ndim or value.dtype == torch.bool
             or value.dtype.is_floating_point == integer or value.is_complex()):
         kind = "an integer" if integer else "a floating"
-        raise ValueError(f"{name} must be a {ndim}-d tensor of {kind} dtype, got {_show(value)}")
+        raise ValueError(f"{name} must be a {ndim}-d tensor of {kind} dtype, got {show(value)}")
     ok = torch.isfinite(value) & (value >= 0)
     if not bool((ok | value.isnan() if nan else ok).all()):
         allowed = " or NaN" if nan else ""
-        raise ValueError(f"{name} must hold values 0 <= x < inf{allowed}, got {_show(value)}")
+        raise ValueError(f"{name} must hold values 0 <= x < inf{allowed}, got {show(value)}")
     return value.clone()
 
 
@@ -150,7 +131,7 @@ def _check_last_threshold(value: Any) -> Tensor:
     if (isinstance(value, Tensor) and value.ndim == 0 and value.dtype.is_floating_point
             and bool(value.isnan() | (value > 0))):
         return value.clone()
-    raise ValueError(f"last_threshold must be a 0-d floating tensor > 0 or NaN, got {_show(value)}")
+    raise ValueError(f"last_threshold must be a 0-d floating tensor > 0 or NaN, got {show(value)}")
 
 
 def _floor(threshold: Tensor) -> Tensor:
@@ -213,8 +194,8 @@ class EMAClipper(NormClipper):
     def __init__(self, alpha: float, beta: float, *, error_if_nonfinite: bool = False,
                  foreach: bool | None = None) -> None:
         super().__init__(error_if_nonfinite=error_if_nonfinite, foreach=foreach)
-        self.alpha = _check_real(alpha, "alpha", 0.0, math.inf)
-        self.beta = _check_real(beta, "beta", 0.0, 1.0, closed_low=True)
+        self.alpha = real(alpha, "alpha", 0.0, math.inf)
+        self.beta = real(beta, "beta", 0.0, 1.0, closed_low=True)
         self.m: Tensor | None = None
         self.count: Tensor | None = None
 
@@ -241,13 +222,13 @@ class EMAClipper(NormClipper):
         ``0 <= m < inf`` and ``count`` a 0-d integer tensor ``>= 0`` (both None before the
         first call), ``last_threshold`` as :func:`_check_last_threshold`."""
         _check_keys(state_dict, ("alpha", "beta", "m", "count", "last_threshold"))
-        alpha = _check_real(state_dict["alpha"], "alpha", 0.0, math.inf)
-        beta = _check_real(state_dict["beta"], "beta", 0.0, 1.0, closed_low=True)
+        alpha = real(state_dict["alpha"], "alpha", 0.0, math.inf)
+        beta = real(state_dict["beta"], "beta", 0.0, 1.0, closed_low=True)
         m = _check_optional(state_dict["m"], "m")
         count = _check_optional(state_dict["count"], "count", integer=True)
         if (m is None) != (count is None):
             raise ValueError(f"m and count must both be None or both tensors, got "
-                             f"m={_show(m)}, count={_show(count)}")
+                             f"m={show(m)}, count={show(count)}")
         last_threshold = _check_last_threshold(state_dict["last_threshold"])
         self.alpha, self.beta, self.m, self.count = alpha, beta, m, count
         self.last_threshold = last_threshold
@@ -270,7 +251,7 @@ class PercentileClipper(NormClipper):
     def __init__(self, percentile: float = 10.0, *, error_if_nonfinite: bool = False,
                  foreach: bool | None = None) -> None:
         super().__init__(error_if_nonfinite=error_if_nonfinite, foreach=foreach)
-        self.percentile = _check_real(percentile, "percentile", 0.0, 100.0, closed_low=True,
+        self.percentile = real(percentile, "percentile", 0.0, 100.0, closed_low=True,
                                       closed_high=True)
         self._buffer: Tensor | None = None
         self.n = 0
@@ -301,12 +282,161 @@ class PercentileClipper(NormClipper):
         ``percentile`` as in the constructor, ``history`` a 1-d floating tensor of norms
         ``0 <= x < inf`` or NaN, ``last_threshold`` as :func:`_check_last_threshold`."""
         _check_keys(state_dict, ("percentile", "history", "last_threshold"))
-        percentile = _check_real(state_dict["percentile"], "percentile", 0.0, 100.0,
+        percentile = real(state_dict["percentile"], "percentile", 0.0, 100.0,
                                  closed_low=True, closed_high=True)
         history = _check_tensor(state_dict["history"], "history", ndim=1, nan=True)
         last_threshold = _check_last_threshold(state_dict["last_threshold"])
         self.percentile, self.n, self.last_threshold = percentile, len(history), last_threshold
         self._buffer = history if self.n else None
+
+
+_ZSCORE_MODES = ("zscore", "percentile")
+_ZSCORE_OPTIONS = ("adaptive_scaling", "mean")
+
+
+def _check_choice(value: Any, name: str, choices: tuple[str, ...]) -> str:
+    """``value`` if it is one of the strings ``choices``, else ``ValueError`` naming ``name``."""
+    if isinstance(value, str) and value in choices:
+        return value
+    raise ValueError(f"{name} must be one of {list(choices)}, got {show(value)}")
+
+
+class ZScoreClipper(NormClipper):
+    """ZClip (Kumar et al. 2025, "ZClip: Adaptive Spike Mitigation for LLM Pre-Training"): clip
+    the spikes of the global norm, found by their z-score against exponential moving averages
+    of its mean and variance.
+
+    *Warm-up.* The first ``warmup_steps`` finite norms are only collected (and clipped to
+    ``max_grad_norm`` if it is given); after the last of them, ``mu`` and ``sigma**2`` are their
+    mean and population variance ``(1/W) sum_i (||g_i|| - mu)**2``.
+
+    *After the warm-up*, with ``mu`` and ``sigma`` of the earlier steps, step ``t`` takes
+    ``z_t = (||g_t|| - mu) / (sigma + eps)`` and the clip value ``c_t``, which is ``||g_t||``
+    (no clipping) except on a spike:
+
+    * ``mode="zscore"``, ``clip_option="adaptive_scaling"`` (ZClip's default): a spike is
+      ``z_t > z_thresh``, and ``c_t = mu + z_thresh * sigma / (z_t / z_thresh)``
+      ``= mu + z_thresh**2 * sigma / z_t``, which shrinks towards ``mu`` the larger the spike;
+    * ``mode="zscore"``, ``clip_option="mean"``: a spike is ``z_t > z_thresh``, ``c_t = mu``;
+    * ``mode="percentile"`` (``clip_option`` unused): a spike is ``||g_t|| > mu + z_thresh *
+      sigma``, and ``c_t = mu + z_thresh * sigma``.
+
+    The gradient is clipped to ``tau_t = min(c_t, max_grad_norm)`` (``c_t`` when
+    ``max_grad_norm`` is None): ``g_t <- g_t * tau_t / max(||g_t||, tau_t)``. Then the
+    statistics take in the clip value (not the raw spike, and before ``max_grad_norm``):
+    ``mu <- alpha * mu + (1 - alpha) * c_t`` and
+    ``sigma**2 <- alpha * sigma**2 + (1 - alpha) * (c_t - mu)**2`` with the updated ``mu``.
+
+    Defaults are ZClip's: ``alpha = 0.97``, ``z_thresh = 2.5``, ``max_grad_norm = 1.0``,
+    ``eps = 1e-6``, ``warmup_steps = 25``. ``0 <= alpha < 1``, ``z_thresh > 0``, ``eps >= 0``,
+    ``warmup_steps >= 1``, ``max_grad_norm > 0`` or None. Unlike ZClip's code: no ``+ 1e-6``
+    in the clip divisor (:func:`torch_impl.clip.clip_grads_with_norm_`), no host sync (ZClip
+    reads each norm with ``.item()``), and a non-finite norm neither counts towards the warm-up
+    nor enters ``mu`` and ``sigma`` (module docstring). Not implemented: the ``clip_factor`` and
+    ``skip_update_on_spike`` options of later ZClip versions, and its FSDP all-reduce.
+
+    ``last_threshold`` is ``tau_t`` (``||g_t||`` on a step that is not clipped). State: the
+    hyperparameters, the count of finite norms, the warm-up buffer, ``mu`` and ``sigma**2``.
+    """
+
+    _SETTINGS = ("alpha", "z_thresh", "max_grad_norm", "eps", "warmup_steps", "mode",
+                 "clip_option")
+
+    def __init__(self, alpha: float = 0.97, z_thresh: float = 2.5,  # noqa: PLR0913 (ZClip's)
+                 max_grad_norm: float | None = 1.0, eps: float = 1e-6, warmup_steps: int = 25,
+                 mode: str = "zscore", clip_option: str = "adaptive_scaling", *,
+                 error_if_nonfinite: bool = False, foreach: bool | None = None) -> None:
+        super().__init__(error_if_nonfinite=error_if_nonfinite, foreach=foreach)
+        (self.alpha, self.z_thresh, self.max_grad_norm, self.eps, self.warmup_steps, self.mode,
+         self.clip_option) = self._checked(alpha, z_thresh, max_grad_norm, eps, warmup_steps,
+                                           mode, clip_option)
+        self.count: Tensor | None = None
+        self.buffer: Tensor | None = None
+        self.mean: Tensor | None = None
+        self.var: Tensor | None = None
+
+    @staticmethod
+    def _checked(alpha: Any, z_thresh: Any, max_grad_norm: Any, eps: Any, warmup_steps: Any,
+                 mode: Any, clip_option: Any) -> tuple[Any, ...]:
+        """The hyperparameters, checked (``ValueError`` naming the first bad one)."""
+        if integer(warmup_steps, "warmup_steps", strict=True) == 0:
+            raise ValueError("warmup_steps must be an integer >= 1, got 0")
+        return (real(alpha, "alpha", 0.0, 1.0, closed_low=True),
+                real(z_thresh, "z_thresh", 0.0, math.inf),
+                None if max_grad_norm is None
+                else real(max_grad_norm, "max_grad_norm", 0.0, math.inf),
+                real(eps, "eps", 0.0, math.inf, closed_low=True),
+                warmup_steps,
+                _check_choice(mode, "mode", _ZSCORE_MODES),
+                _check_choice(clip_option, "clip_option", _ZSCORE_OPTIONS))
+
+    def _clip_value(self, norm: Tensor, mean: Tensor, std: Tensor) -> Tensor:
+        """``c_t``: the spike's clip value where ``norm`` is a spike, else ``norm``."""
+        if self.mode == "percentile":
+            limit = mean + self.z_thresh * std
+            return torch.where(norm > limit, limit, norm)
+        z = (norm - mean) / (std + self.eps)
+        if self.clip_option == "mean":
+            limit = mean
+        else:
+            limit = mean + self.z_thresh * std / (z / self.z_thresh)
+        return torch.where(z > self.z_thresh, limit, norm)
+
+    def _threshold(self, norm: Tensor) -> Tensor:
+        if self.count is None or self.buffer is None or self.mean is None or self.var is None:
+            self.count = torch.zeros((), dtype=torch.long, device=norm.device)
+            self.buffer = torch.zeros(self.warmup_steps, dtype=norm.dtype, device=norm.device)
+            self.mean, self.var = torch.zeros_like(norm), torch.zeros_like(norm)
+        finite = torch.isfinite(norm)
+        warm = self.count < self.warmup_steps
+        clip = torch.where(warm, norm, self._clip_value(norm, self.mean, self.var.sqrt()))
+        mean = self.alpha * self.mean + (1 - self.alpha) * clip
+        var = self.alpha * self.var + (1 - self.alpha) * (clip - mean) ** 2
+        slot = torch.arange(self.warmup_steps, device=norm.device) == self.count
+        self.buffer = torch.where(slot & warm & finite, norm, self.buffer)
+        ready = finite & (self.count + 1 == self.warmup_steps)
+        update = finite & ~warm
+        self.mean = torch.where(ready, self.buffer.mean(), torch.where(update, mean, self.mean))
+        self.var = torch.where(ready, self.buffer.var(correction=0),
+                               torch.where(update, var, self.var))
+        self.count = self.count + finite
+        return clip if self.max_grad_norm is None else clip.clamp(max=self.max_grad_norm)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The hyperparameters, and ``count``, ``buffer``, ``mean``, ``var`` (None before the
+        first call)."""
+        return {"alpha": self.alpha, "z_thresh": self.z_thresh,
+                "max_grad_norm": self.max_grad_norm, "eps": self.eps,
+                "warmup_steps": self.warmup_steps, "mode": self.mode,
+                "clip_option": self.clip_option, "count": self.count, "buffer": self.buffer,
+                "mean": self.mean, "var": self.var, "last_threshold": self.last_threshold}
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        """Restore what :meth:`state_dict` saved (tensors are copied), after checking it: the
+        hyperparameters as in the constructor; ``count`` a 0-d integer tensor ``>= 0``,
+        ``buffer`` a 1-d floating tensor of ``warmup_steps`` values, ``mean`` and ``var`` 0-d
+        floating tensors, all values ``0 <= x < inf`` (the four None before the first call);
+        ``last_threshold`` as :func:`_check_last_threshold`."""
+        _check_keys(state_dict, (*self._SETTINGS, "count", "buffer", "mean", "var",
+                                 "last_threshold"))
+        settings = self._checked(*(state_dict[key] for key in self._SETTINGS))
+        tensors = {"count": _check_optional(state_dict["count"], "count", integer=True),
+                   "buffer": _check_optional(state_dict["buffer"], "buffer", ndim=1),
+                   "mean": _check_optional(state_dict["mean"], "mean"),
+                   "var": _check_optional(state_dict["var"], "var")}
+        if len({value is None for value in tensors.values()}) > 1:
+            raise ValueError("count, buffer, mean and var must all be None or all tensors, "
+                             "got " + ", ".join(f"{k}={show(v)}" for k, v in tensors.items()))
+        buffer = tensors["buffer"]
+        if buffer is not None and len(buffer) != settings[4]:
+            raise ValueError(f"buffer must hold warmup_steps = {settings[4]} values, "
+                             f"got {len(buffer)}")
+        last_threshold = _check_last_threshold(state_dict["last_threshold"])
+        (self.alpha, self.z_thresh, self.max_grad_norm, self.eps, self.warmup_steps, self.mode,
+         self.clip_option) = settings
+        self.count, self.buffer = tensors["count"], buffer
+        self.mean, self.var = tensors["mean"], tensors["var"]
+        self.last_threshold = last_threshold
 
 
 def averaged_threshold(
@@ -445,13 +575,13 @@ class AveragedNormClipper(NormClipper):
         _check_keys(state_dict, ("per_tensor", "means", "steps"))
         if state_dict["per_tensor"] is not self.per_tensor:
             raise ValueError(f"per_tensor must be this clipper's {self.per_tensor!r}, "
-                             f"got {_show(state_dict['per_tensor'])}")
+                             f"got {show(state_dict['per_tensor'])}")
         steps, means = state_dict["steps"], state_dict["means"]
         slots = math.inf if self.per_tensor else 1
         if not (isinstance(steps, list) and isinstance(means, list)
                 and len(steps) == len(means) <= slots):
             raise ValueError(f"steps and means must be lists of one length (at most {slots}), "
-                             f"got steps={_show(steps)}, means={_show(means)}")
+                             f"got steps={show(steps)}, means={show(means)}")
         checked = [_check_slot(step, mean, i)
                    for i, (step, mean) in enumerate(zip(steps, means, strict=True))]
         self.steps = [step for step, _ in checked]
@@ -461,8 +591,8 @@ class AveragedNormClipper(NormClipper):
 def _check_slot(step: Any, mean: Any, i: int) -> tuple[int, Tensor | None]:
     """``(steps[i], copy of means[i])`` of an averaged clipper's state, checked: ``means[i]``
     is None exactly when ``steps[i] == 0``, else ``ValueError``."""
-    step = _check_count(step, f"steps[{i}]")
+    step = integer(step, f"steps[{i}]", strict=True)
     if (mean is None) != (step == 0):
         raise ValueError(f"means[{i}] must be None exactly when steps[{i}] is 0, got "
-                         f"steps[{i}]={step!r}, means[{i}]={_show(mean)}")
+                         f"steps[{i}]={step!r}, means[{i}]={show(mean)}")
     return step, _check_optional(mean, f"means[{i}]")

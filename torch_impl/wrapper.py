@@ -36,8 +36,9 @@ import torch
 from torch import Tensor
 from torch.utils.hooks import RemovableHandle
 
+from theory.errors import integer, show
 from torch_impl.clip import _norm_order, get_total_norm, grads_of
-from torch_impl.stateful import Clipper, _check_count, _check_keys, _show
+from torch_impl.stateful import Clipper, _check_keys
 
 __all__ = ["DEFAULT_MAXLEN", "ClipHook", "ClippedOptimizer", "attach_clipper"]
 
@@ -63,7 +64,7 @@ class ClipHook:
                  maxlen: int | None = DEFAULT_MAXLEN) -> None:
         if not callable(clipper):
             raise ValueError(f"clipper must be callable, got {type(clipper).__name__}")
-        if maxlen is not None and _check_count(maxlen, "maxlen") == 0:
+        if maxlen is not None and integer(maxlen, "maxlen", strict=True) == 0:
             raise ValueError("maxlen must be an integer >= 1 or None, got 0")
         if norm_type is None:
             norm_type = getattr(clipper, "keywords", {}).get("norm_type", 2.0)
@@ -206,12 +207,12 @@ class ClippedOptimizer(torch.optim.Optimizer):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore the optimizer's and the clipper's state and the step count."""
         _check_keys(state_dict, ("optimizer", "clipper", "steps"))
-        steps = _check_count(state_dict["steps"], "steps")
+        steps = integer(state_dict["steps"], "steps", strict=True)
         if isinstance(self.clipper, Clipper):
             self.clipper.load_state_dict(state_dict["clipper"])
         elif state_dict["clipper"] != {}:
             raise ValueError(f"clipper must be {{}} for a functional clipper, got "
-                             f"{_show(state_dict['clipper'])}")
+                             f"{show(state_dict['clipper'])}")
         self.optimizer.load_state_dict(state_dict["optimizer"])
         self._share()
         self.steps = steps

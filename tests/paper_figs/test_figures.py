@@ -17,8 +17,8 @@ from scipy import integrate, special, stats  # noqa: E402
 from paper_figs import style, tables  # noqa: E402
 from paper_figs.__main__ import FIGURES, main  # noqa: E402
 from paper_figs.data import read_csv  # noqa: E402
-from simulations.spec import content_key  # noqa: E402
-from simulations.store import RunStore  # noqa: E402
+from simulations.engine.store import RunStore  # noqa: E402
+from theory.records import content_key  # noqa: E402
 
 NAMES = ("fig1_blowup", "fig2_growth", "fig3_claim2", "fig4_equilibria", "fig5_ode",
          "fig6_lemma3", "fig7_schedules", "fig8_marchaud", "fig9_assumptions")
@@ -290,7 +290,7 @@ def test_blowup_splitting_is_monotone_and_inside_the_deterministic_radius(out):
 def test_blowup_splitting_points_come_from_the_store(out, tmp_path, monkeypatch):
     """Figure 1's AMS runs are the store's AMS entries (one per panel, kind ams, with their
     chain and splitting); redrawn from the store, no AMS runs and the points are the same."""
-    from simulations import rare
+    from simulations.engine import rare
 
     saved = [json.loads(p.read_text()) for p in (out / "runs").glob("*/result.json")]
     entries = [e for e in saved if e.get("kind") == "ams"]

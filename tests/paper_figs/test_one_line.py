@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from paper_figs import console
 from paper_figs.__main__ import main as figs_main
-from simulations.cli import main as simulations_main
+from simulations.verify.cli import main as simulations_main
 from theory.__main__ import main as theory_main
 from torch_impl.experiments.__main__ import main as experiments_main
 
@@ -144,7 +144,7 @@ def test_sizes_that_cannot_fit_say_what_they_would_need(tmp_path, capsys):
 
 def test_a_fault_is_one_line_and_status_1(tmp_path, capsys, monkeypatch):
     """A file that cannot be written, and a bug, each one line with exit status 1."""
-    from simulations import engine
+    from simulations.engine import run as engine
 
     blocked = tmp_path / "file"
     blocked.write_text("")

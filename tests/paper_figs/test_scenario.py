@@ -16,12 +16,12 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from scipy import stats  # noqa: E402
 
-import simulations.verify  # noqa: E402
+import simulations.verify.runner  # noqa: E402
 from paper_figs.__main__ import main  # noqa: E402
 from paper_figs.data import read_csv  # noqa: E402
 from paper_figs.scenario import safe_name  # noqa: E402
-from simulations.scenarios import load_scenario  # noqa: E402
-from simulations.store import RunStore  # noqa: E402
+from simulations.engine.store import RunStore  # noqa: E402
+from simulations.verify.scenarios import load_scenario  # noqa: E402
 
 STEPS, PATHS = 100, 200
 CLASSIC = f"""
@@ -225,7 +225,7 @@ def test_a_rerun_reuses_the_saved_run(made, monkeypatch, tmp_path):
     def refuse(*args, **kwargs):
         raise AssertionError("simulated again")
 
-    monkeypatch.setattr(simulations.verify, "simulate", refuse)
+    monkeypatch.setattr(simulations.verify.runner, "simulate", refuse)
     assert main(["--quick", "--out", str(out), "--scenario", str(folder / "adaptive.toml"),
                  "--only", "fig_claim2"]) == 0
     claims = json.loads((out / "manifest.json").read_text())["scenarios"]["stiff"]["claims"]

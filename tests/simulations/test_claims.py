@@ -1,4 +1,5 @@
-"""The verdict rules of simulations.claims on constructed results whose right verdict is known,
+"""The verdict rules of simulations.verify.claims on constructed results whose right verdict is
+known,
 and the xi observer the martingale claims read, against a slow reference loop."""
 
 import math
@@ -7,11 +8,12 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from simulations import claims
-from simulations.claims import verdicts
-from simulations.engine import Simulation, simulate
-from simulations.scenarios import scenario_from_dict
-from simulations.spec import Execution, RunSpec
+from simulations.engine.run import simulate
+from simulations.engine.simulation import Simulation
+from simulations.engine.spec import Execution, RunSpec
+from simulations.verify import claims
+from simulations.verify.claims import verdicts
+from simulations.verify.scenarios import scenario_from_dict
 
 # ---- the rules on numbers -------------------------------------------------------------------
 
@@ -270,7 +272,7 @@ def claim_file(tmp_path):
 
 
 def test_a_claim_from_one_file_runs_through_evaluate_and_verify(claim_file, tmp_path):
-    from simulations.verify import verify
+    from simulations.verify.runner import verify
 
     data = {"name": "one-file", "claims": ["L1-det", str(claim_file)],
             "problem": {"name": "quadratic", "noise": "point", "mean": 5.0, "theta0": 0.0},
@@ -390,7 +392,7 @@ def test_t1_on_an_mlp_finishes_within_its_budget_and_never_claims_no_zero():
     """On an MLP the search for a zero of H (a kinked field: per-sample norm clipping) runs with
     H's batched Jacobian from the mean endpoint and θ(0) only, within the budget; a search that
     runs out of it is inconclusive with the budget in the reason, never 'H has no zero'."""
-    from simulations.claims import t1
+    from simulations.verify.claims import t1
 
     sc = _t1_mlp()
     sim = simulate(sc.run, Execution(progress=False))
@@ -421,7 +423,7 @@ def test_every_claim_runs_on_every_schedule_kind(kind):
     """Each schedule kind through the claims of classic clipping: no claim fails on it; L1-det
     (true) holds; L1-paper gives (14) with Σ_{t<T} a(t)² written out here, and (15) only where
     γ = Σ_{t≥0} a(t)² exists (not on a schedule defined up to the horizon alone)."""
-    from simulations.verify import run_scenario
+    from simulations.verify.runner import run_scenario
 
     schedule, a = SCHEDULE_KINDS[kind]
     sc = scenario_from_dict({
@@ -472,7 +474,7 @@ def test_t1_says_nothing_of_a_minimiser_where_the_expected_loss_is_infinite(df):
     variance of t_ν is inf for ν ≤ 2, checked here too). For ν ≤ 2 there is no minimiser: no
     'argmin E[ℓ] = 0', no 'also the minimiser'; for ν > 2 the minimiser is the centre 0 and the
     endpoints at 0 match it."""
-    from simulations.problems import Law
+    from simulations.engine.problems import Law
 
     finite = df > 2
     assert Law("student-t", df=df).moment_finite(2) == finite == bool(np.isfinite(
@@ -557,8 +559,8 @@ def test_t1_does_not_apply_on_separable_logistic_data():
     """Separable logistic regression: H has no zero and ‖θ‖ grows without bound (like the log of
     τ(t)); a short run of 64 paths already shows the growth, so the row is 'does not apply' and
     the report, JSON and the [expect] check take that verdict."""
-    from simulations import report
-    from simulations.verify import run_scenario
+    from simulations.verify import report
+    from simulations.verify.runner import run_scenario
 
     sc = scenario_from_dict({
         "name": "separable", "claims": ["T1"], "problem": {"name": "logistic"},

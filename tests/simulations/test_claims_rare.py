@@ -1,4 +1,4 @@
-"""The probability claims fall back on AMS (simulations.rare) where plain Monte Carlo cannot
+"""The probability claims fall back on AMS (simulations.engine.rare) where plain Monte Carlo cannot
 resolve the bound, checked on the ±1 walk (quadratic, two-point law ±1000, λ = 1, a ≡ 1,
 θ(0) = 0: every clipped step is ±1, H = 0 away from ±999, so ξ(s) = −θ(s)), where
 P(max_{s≤T}|S_s| ≥ r) is exact by dynamic programming (walk_probability of
@@ -14,10 +14,10 @@ import math
 
 import pytest
 
-from simulations import claims
-from simulations.claims import verdicts
-from simulations.scenarios import scenario_from_dict
-from simulations.verify import run_scenario
+from simulations.verify import claims
+from simulations.verify.claims import verdicts
+from simulations.verify.runner import run_scenario
+from simulations.verify.scenarios import scenario_from_dict
 from theory.walk import walk_probability
 
 T, R_LEVEL, PATHS = 40, 32, 32
@@ -138,7 +138,7 @@ def test_an_ams_estimate_without_spread_is_inconclusive(monkeypatch, estimates, 
                                                         capped):
     """A degenerate AMS estimate (no spread between the replicas) has no interval: the verdict
     is inconclusive with the reason, never holds from an interval of width 0."""
-    from simulations import rare
+    from simulations.engine import rare
 
     def degenerate(chain, splitting, execution=None):
         return rare.RareEventResult.from_replicas(
@@ -150,6 +150,6 @@ def test_an_ams_estimate_without_spread_is_inconclusive(monkeypatch, estimates, 
     assert row.details["estimator"] == "ams"
     assert row.verdict == "inconclusive" and "inconclusive" in row.reason, row.reason
     assert all(math.isnan(x) for x in row.interval)
-    from simulations import report
+    from simulations.verify import report
 
     assert "—" in report.text([row]).splitlines()[2]

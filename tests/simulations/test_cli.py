@@ -12,8 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from simulations import cli, engine, results
-from simulations.results import load
+from simulations.engine import results
+from simulations.engine import run as engine
+from simulations.engine.results import load
+from simulations.verify import cli
 
 FAR = ["--problem", "quadratic", "--noise", "normal", "--mean", "100", "--sd", "1", "--dim", "1",
        "--theta0", "0", "--clip", "classic", "--lam", "1", "--schedule", "1/(t+1)",
@@ -252,7 +254,7 @@ def test_help_lists_every_flag_with_its_default(capsys):
 
 
 def test_problems_lists_the_catalog(capsys):
-    from simulations.problems import PROBLEMS
+    from simulations.engine.problems import PROBLEMS
 
     assert cli.main(["problems"]) == 0
     out = capsys.readouterr().out
@@ -262,7 +264,7 @@ def test_problems_lists_the_catalog(capsys):
 
 
 def test_every_problem_parameter_has_a_flag(capsys):
-    from simulations.problems import PROBLEMS, problem_params
+    from simulations.engine.problems import PROBLEMS, problem_params
 
     text = _help(["run", "--help"], capsys)
     for name in PROBLEMS:
@@ -460,7 +462,7 @@ steps = 4
 
 @pytest.fixture
 def claim_and_scenario(tmp_path, monkeypatch):
-    from simulations import claims
+    from simulations.verify import claims
 
     (tmp_path / "my_claim.py").write_text(CLAIM, encoding="utf-8")
     (tmp_path / "walk.toml").write_text(SCENARIO, encoding="utf-8")

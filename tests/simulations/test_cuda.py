@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from simulations.engine import simulate
-from simulations.spec import Execution, RunSpec
+from simulations.engine.run import simulate
+from simulations.engine.spec import Execution, RunSpec
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 

@@ -20,10 +20,12 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from simulations import cli, engine, results
-from simulations.engine import simulate
-from simulations.spec import Execution, RunSpec
-from simulations.store import RunStore
+from simulations.engine import results
+from simulations.engine import run as engine
+from simulations.engine.run import simulate
+from simulations.engine.spec import Execution, RunSpec
+from simulations.engine.store import RunStore
+from simulations.verify import cli
 from theory.errors import BadArgument
 
 SPEC = RunSpec.from_dict({"problem": {"name": "quadratic", "dim": 2},

@@ -1,4 +1,4 @@
-"""Tests of simulations.engine against the slow, independent reference in tests/reference.py.
+"""Tests of simulations.engine.run against the slow, independent reference in tests/reference.py.
 
 * Every problem of the catalog (all seven, several quadratic laws and the three stiff kinds) with
   every clip rule: endpoints and every observer array equal to the reference to 1e-12 (relative
@@ -20,10 +20,10 @@ import numpy as np
 import pytest
 import torch
 
-from simulations import engine
-from simulations.problems import make_problem
-from simulations.rules import ClipRule
-from simulations.spec import Execution, RunSpec
+from simulations.engine import run as engine
+from simulations.engine.problems import make_problem
+from simulations.engine.rules import ClipRule
+from simulations.engine.spec import Execution, RunSpec
 from tests import reference as ref
 from theory.schedules import PowerSchedule
 

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from scipy import special
 
-from simulations import kernel
+from simulations.engine import kernel
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -75,8 +75,8 @@ def test_no_function_in_simulations_takes_more_than_eight_parameters():
 def test_a_student_t_law_with_real_df_goes_to_the_torch_step():
     """The kernel draws Student-t with an integer ν only: ``supports`` is false for ν = 2.5
     (so the engine runs the torch step) and ``problem_args`` refuses it; ν = 3.0 stays."""
-    from simulations.problems import make_problem
-    from simulations.rules import ClipRule
+    from simulations.engine.problems import make_problem
+    from simulations.engine.rules import ClipRule
 
     rule = ClipRule("classic", lam=1.0)
     real = make_problem("quadratic", noise="student-t", df=2.5)

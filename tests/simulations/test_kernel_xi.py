@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from simulations.engine import simulate
-from simulations.spec import Execution, RunSpec
+from simulations.engine.run import simulate
+from simulations.engine.spec import Execution, RunSpec
 
 NORMAL = {"name": "quadratic", "noise": "normal", "mean": 1.0, "sd": 2.0, "theta0": 3.0}
 T3 = {"name": "quadratic", "noise": "student-t", "df": 3, "mean": 0.5, "sd": 1.0, "theta0": 4.0}

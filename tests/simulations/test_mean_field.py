@@ -1,4 +1,4 @@
-"""Tests of simulations.mean_field: H(θ) = E_μ[g/c] against brute-force computations.
+"""Tests of simulations.engine.mean_field: H(θ) = E_μ[g/c] against brute-force computations.
 
 * finite datasets: a python loop over every sample, the gradient by central finite differences
   of ``problem.loss`` on a one-sample batch, clipped by theory.clipping, averaged;
@@ -23,10 +23,10 @@ import pytest
 import torch
 from scipy import integrate, stats
 
-from simulations import sampling
-from simulations.mean_field import mean_field
-from simulations.problems import RNNCliff, make_problem
-from simulations.rules import RULES, ClipRule
+from simulations.engine import sampling
+from simulations.engine.mean_field import mean_field
+from simulations.engine.problems import RNNCliff, make_problem
+from simulations.engine.rules import RULES, ClipRule
 from theory import clipping
 from theory.errors import BadArgument
 
@@ -140,7 +140,7 @@ def test_finite_dataset_exact_against_loop(name, finite_problems):
 
 def test_finite_sum_in_pieces(finite_problems, monkeypatch):
     """Many points, split into several batches of rows (MAX_ROWS small), same answer."""
-    import simulations.mean_field as mf
+    import simulations.engine.mean_field as mf
 
     problem = finite_problems["linear-regression"]
     pts = torch.from_numpy(points_near(problem, 7, 1.0, seed=3))
@@ -485,7 +485,7 @@ def test_bad_theta_shape():
 
 
 # --------------------------------------------------------------------------------------------
-# The closed forms of simulations.mean_field against scipy (cdf, quad) directly
+# The closed forms of simulations.engine.mean_field against scipy (cdf, quad) directly
 # --------------------------------------------------------------------------------------------
 
 T_DFS = [1, 2, 3, 4, 5, 8, 17, 30]
@@ -494,7 +494,7 @@ T_XS = np.array([-1e4, -300.0, -25.0, -3.3, -1.0, -0.2, 0.0, 1e-3, 0.5, 2.0, 7.5
 
 @pytest.mark.parametrize("df", T_DFS)
 def test_t_cdf_against_scipy(df):
-    from simulations.mean_field import t_cdf
+    from simulations.engine.mean_field import t_cdf
 
     got = t_cdf(torch.from_numpy(T_XS), df).numpy()
     np.testing.assert_allclose(got, stats.t.cdf(T_XS, df), rtol=1e-12, atol=2e-15)
@@ -516,7 +516,7 @@ def test_t_partial_expectation_against_quad(df):
 def test_t_clamp_mean_against_quad(df):
     """E[clamp(m + sT, −τ, τ)] = ∫ clamp(m + st, −τ, τ) f_ν(t) dt by scipy.integrate.quad, split
     at the kinks t = (±τ − m)/s."""
-    from simulations.mean_field import t_clamp_mean
+    from simulations.engine.mean_field import t_clamp_mean
 
     cases = [(0.0, 1.0, 1.0), (0.7, 0.5, 2.0), (-3.0, 2.0, 0.4), (25.0, 1.0, 1.0),
              (-1e3, 3.0, 50.0), (0.2, 10.0, 0.1)]
@@ -582,7 +582,7 @@ def test_normal_minibatch_closed_form():
     dict(name="linear-regression", n=7, dim=2, rule=("classic", 2.0)),
 ])
 def test_batched_equals_pointwise(setting, monkeypatch):
-    import simulations.mean_field as mf
+    import simulations.engine.mean_field as mf
 
     setting = dict(setting)
     kind, lam = setting.pop("rule")
@@ -602,7 +602,7 @@ def test_batched_equals_pointwise(setting, monkeypatch):
 def test_monte_carlo_common_random_numbers_against_numpy():
     """Monte Carlo H uses the same S draws at every point: rebuilt with numpy from the draws
     the evaluator holds, its mean and standard error match, and two equal points get equal H."""
-    from simulations.mean_field import evaluator
+    from simulations.engine.mean_field import evaluator
 
     problem = make_problem("quadratic", mean=1.0, sd=0.5, dim=2)
     rule = ClipRule("classic", lam=0.3)
@@ -621,7 +621,7 @@ def test_monte_carlo_common_random_numbers_against_numpy():
 
 
 def test_evaluator_is_cached_and_checks_its_arguments():
-    from simulations.mean_field import evaluator
+    from simulations.engine.mean_field import evaluator
 
     problem = make_problem("quadratic", noise="student-t", df=4)
     rule = ClipRule("classic", lam=1.0)
@@ -635,7 +635,7 @@ def test_evaluator_is_cached_and_checks_its_arguments():
 def test_field_jacobian_against_analytic_derivatives():
     """field(...).jacobian: the Hessian 2/n·[X 1]ᵀ[X 1] of unclipped least squares, and
     dH/dθ = L·P(|z| < λ) = L[Φ(β) − Φ(α)] for the 1-D normal quadratic under classic clipping."""
-    from simulations.mean_field import field
+    from simulations.engine.mean_field import field
 
     problem = make_problem("linear-regression", n=6, dim=3)
     xa = np.hstack([problem.x, np.ones((problem.n, 1))])
@@ -768,7 +768,7 @@ def test_student_t_real_df_against_quadrature(df, kind):
 @pytest.mark.parametrize("df", [0.3, 0.7, 1.5, 2.5, 7.3, 30.5])
 def test_t_cdf_real_df_against_scipy(df):
     """F_ν and its tails (the smaller of F and 1 − F, relatively) against scipy.stats.t."""
-    from simulations.mean_field import t_cdf
+    from simulations.engine.mean_field import t_cdf
 
     xs = np.concatenate([-np.logspace(-4, 6, 120), [0.0], np.logspace(-4, 6, 120)])
     got = t_cdf(torch.from_numpy(xs), df).numpy()
@@ -784,7 +784,7 @@ def test_t_cdf_real_df_against_scipy(df):
 @pytest.mark.parametrize("df", [0.7, 0.9999999, 1.0000001, 1.5, 2.5, 7.3])
 def test_t_partial_expectation_real_df_against_quad(df):
     """E[T·1{a < T ≤ b}] on finite intervals, also for ν < 1 (E|T| = ∞) and ν next to 1."""
-    from simulations.mean_field import t_partial_expectation
+    from simulations.engine.mean_field import t_partial_expectation
 
     pairs = [(-3.0, -1.0), (-1.0, 2.0), (0.5, 7.0), (-40.0, 25.0), (-0.1, 0.1), (3.0, 3.5)]
     a = torch.tensor([p[0] for p in pairs], dtype=torch.float64)
@@ -802,7 +802,7 @@ def test_t_partial_expectation_real_df_against_quad(df):
 
 def test_t_partial_expectation_at_one_is_the_cauchy_form():
     """ν = 1 exactly: [ln(1 + b²) − ln(1 + a²)]/(2π), written out here."""
-    from simulations.mean_field import t_partial_expectation
+    from simulations.engine.mean_field import t_partial_expectation
 
     a, b = torch.tensor([-3.0, 0.5]), torch.tensor([2.0, 9.0])
     want = [(math.log1p(4.0) - math.log1p(9.0)) / (2 * math.pi),
@@ -816,7 +816,7 @@ def test_beta_path_agrees_with_the_series_at_integer_df(df):
     """At an integer ν the incomplete-beta CDF and the difference form of the partial
     expectation (used for non-integer ν) agree with the A&S series (kept for integer ν) to a
     few 1e-16 absolute, and so does E[clamp]."""
-    from simulations.mean_field import (
+    from simulations.engine.mean_field import (
         _clamp_mean,
         _t_cdf_beta,
         t_cdf,

@@ -13,12 +13,12 @@ import pytest
 import torch
 from scipy import integrate, stats
 
-from simulations.engine import simulate
-from simulations.mean_field import evaluator
-from simulations.observers import Observers, StepView
-from simulations.problems import make_problem
-from simulations.rules import ClipRule
-from simulations.spec import Execution, RunSpec
+from simulations.engine.mean_field import evaluator
+from simulations.engine.observers import Observers, StepView
+from simulations.engine.problems import make_problem
+from simulations.engine.rules import ClipRule
+from simulations.engine.run import simulate
+from simulations.engine.spec import Execution, RunSpec
 
 
 def _xi_from_paths(theta: np.ndarray, h: np.ndarray, a: np.ndarray) -> np.ndarray:
@@ -113,7 +113,7 @@ def test_xi_calls_the_mean_field_once_per_step_on_all_rows():
 def test_xi_student_t_real_df_runs_on_the_torch_step():
     """A non-integer ν (1.5: E[y²] = ∞) goes through ``simulate`` on the torch step (the kernel
     draws integer ν only), with ξ against scipy quadrature of H with scipy.stats.t's density."""
-    from simulations import kernel
+    from simulations.engine import kernel
 
     df, lam, sd, steps, paths = 1.5, 1.0, 1.5, 16, 5
     problem = {"name": "quadratic", "noise": "student-t", "df": df, "sd": sd, "theta0": 4.0}

@@ -1,4 +1,4 @@
-"""Declared parameters (simulations.params.Param): coercion to the declared type, ranges, the
+"""Declared parameters (simulations.engine.params.Param): coercion to the declared type, ranges, the
 command-line parsing, and that every owner's declarations match what it accepts."""
 
 import inspect
@@ -6,9 +6,9 @@ import inspect
 import numpy as np
 import pytest
 
-from simulations.params import Param, find, takers
-from simulations.problems import LAWS, PROBLEMS, problem_params
-from simulations.rules import PARAMS, RULE_PARAMS, ClipRule
+from simulations.engine.params import Param, find, takers
+from simulations.engine.problems import LAWS, PROBLEMS, problem_params
+from simulations.engine.rules import PARAMS, RULE_PARAMS, ClipRule
 from theory.errors import BadArgument
 
 COUNT = Param("n", int, "a count", low=1)

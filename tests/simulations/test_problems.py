@@ -1,4 +1,5 @@
-"""Tests of simulations.problems: hand-written gradients against central finite differences of
+"""Tests of simulations.engine.problems: hand-written gradients against central finite differences
+of
 the loss, the loss against numpy re-implementations of each documented model, the layouts, the
 initial points, the sampling laws and the validation of parameters."""
 
@@ -12,8 +13,8 @@ import pytest
 import torch
 from scipy import special, stats
 
-from simulations import sampling
-from simulations.problems import PROBLEMS, Law, Quadratic, RNNCliff, make_problem
+from simulations.engine import sampling
+from simulations.engine.problems import PROBLEMS, Law, Quadratic, RNNCliff, make_problem
 
 # the number of recurrence steps of rnn-cliff ("length"; "steps" in older versions)
 RNN_LENGTH = "length" if "length" in inspect.signature(RNNCliff.__init__).parameters else "steps"

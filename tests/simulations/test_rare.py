@@ -1,4 +1,4 @@
-"""Adaptive multilevel splitting (simulations.rare) against exact answers.
+"""Adaptive multilevel splitting (simulations.engine.rare) against exact answers.
 
 The references are computed here, independently of the package:
 
@@ -22,10 +22,8 @@ import pytest
 import torch
 from scipy import special, stats
 
-from simulations import cli, sampling
-from simulations.claims.verdicts import clopper_pearson
-from simulations.engine import simulate
-from simulations.rare import (
+from simulations.engine import sampling
+from simulations.engine.rare import (
     RareEventResult,
     Splitting,
     _Words,
@@ -35,7 +33,10 @@ from simulations.rare import (
     log_interval,
     summarize,
 )
-from simulations.spec import Chain, Execution, RunSpec
+from simulations.engine.run import simulate
+from simulations.engine.spec import Chain, Execution, RunSpec
+from simulations.verify import cli
+from simulations.verify.claims.verdicts import clopper_pearson
 from theory.errors import BadArgument
 from theory.walk import walk_probability
 
@@ -495,7 +496,7 @@ def test_cli_bad_input_is_one_line_and_exit_2(args, flag, capsys):
 
 
 def test_interval_uses_students_quantile_and_works_on_arrays():
-    from simulations.rare import interval
+    from simulations.engine.rare import interval
 
     t9 = 2.2621571627982053  # Student's t, 97.5% quantile, 9 degrees of freedom (tables)
     low, high = interval(1.0, 0.1, 10)
@@ -509,7 +510,7 @@ def test_interval_uses_students_quantile_and_works_on_arrays():
 def test_cli_out_saves_the_estimate_and_reuses_it(tmp_path, capsys, monkeypatch):
     import json
 
-    from simulations import rare
+    from simulations.engine import rare
 
     args = ["rare", *WALK_FLAGS, "--event", "exit", "--level", "20.5", "--particles", "20",
             "--replicas", "4", "--seed", "9", "--json", "--out", str(tmp_path)]

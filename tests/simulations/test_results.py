@@ -1,4 +1,4 @@
-"""simulations.results: save/load round trip (with infinities), strict JSON, atomic writes,
+"""simulations.engine.results: save/load round trip (with infinities), strict JSON, atomic writes,
 provenance."""
 
 import errno
@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 import torch
 
-from simulations import results
-from simulations.engine import Simulation, simulate
-from simulations.spec import Execution, RunSpec
+from simulations.engine import results
+from simulations.engine.run import simulate
+from simulations.engine.simulation import Simulation
+from simulations.engine.spec import Execution, RunSpec
 
 
 def strict_json(path):

@@ -1,4 +1,5 @@
-"""The pathwise claims' rounding budgets (simulations.claims.rounding): a path that meets a bound
+"""The pathwise claims' rounding budgets (simulations.verify.claims.rounding): a path that meets a
+bound
 exactly in exact arithmetic is never ``violated`` for its rounding, however many steps it took;
 a path that breaks a bound by more than the budget is. The exact answers are computed here with
 ``fractions.Fraction`` from the very float64 inputs the engine used (θ(0), ε, the a(t)); the
@@ -11,12 +12,13 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from simulations import claims
-from simulations.claims import verdicts
-from simulations.claims.rounding import Rounding
-from simulations.engine import Simulation, simulate
-from simulations.scenarios import scenario_from_dict
-from simulations.spec import Execution
+from simulations.engine.run import simulate
+from simulations.engine.simulation import Simulation
+from simulations.engine.spec import Execution
+from simulations.verify import claims
+from simulations.verify.claims import verdicts
+from simulations.verify.claims.rounding import Rounding
+from simulations.verify.scenarios import scenario_from_dict
 
 U64 = Fraction(1, 2**53)
 
@@ -100,7 +102,7 @@ def test_steps_below_an_ulp_of_theta_are_not_a_counterexample(dtype, step):
 CLAIM = '''
 """‖θ(s) − θ(0)‖ ≤ (1 − delta)·λΣ_{t<s}a(t): a bound a user gets slightly wrong."""
 import numpy as np
-from simulations.claims.verdicts import pathwise_check
+from simulations.verify.claims.verdicts import pathwise_check
 
 ID = "tmp-shrunk-radius"
 STATEMENT = "‖θ(s) − θ(0)‖ ≤ (1 − δ)·λΣa"

@@ -1,4 +1,4 @@
-"""Tests of simulations.rules (batched clip rules) against theory.clipping, the reference
+"""Tests of simulations.engine.rules (batched clip rules) against theory.clipping, the reference
 definitions, applied row by row with numpy float64 and, for the layer-wise rules, with every
 layer as its own array (``Layer.view``)."""
 
@@ -13,9 +13,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from simulations.layout import Layout
-from simulations.problems import make_problem
-from simulations.rules import RULES, ClipRule
+from simulations.engine.layout import Layout
+from simulations.engine.problems import make_problem
+from simulations.engine.rules import RULES, ClipRule
 from theory import clipping
 from theory.errors import BadArgument
 

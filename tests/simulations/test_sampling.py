@@ -1,4 +1,4 @@
-"""Tests of simulations.sampling against independent references.
+"""Tests of simulations.engine.sampling against independent references.
 
 * ``mix32`` against the python-int reference ``mix32_int`` and against a numpy uint32
   re-implementation of lowbias32 written here from the module docstring;
@@ -24,8 +24,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import special, stats
 
-from simulations import sampling
-from simulations.sampling import (
+from simulations.engine import sampling
+from simulations.engine.sampling import (
     mix32,
     mix32_int,
     normals,

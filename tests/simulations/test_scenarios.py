@@ -1,9 +1,9 @@
-"""simulations.scenarios: a scenario's one-line describe() and its to_dict(), and the renamed
+"""simulations.verify.scenarios: a scenario's one-line describe() and its to_dict(), and the renamed
 keys (data_noise, ball) in scenario files."""
 
 import pytest
 
-from simulations.scenarios import load_scenario, scenario_from_dict
+from simulations.verify.scenarios import load_scenario, scenario_from_dict
 
 BASE = {"name": "walk", "claims": ["L1-det"],
         "problem": {"name": "quadratic", "noise": "normal", "mean": 100, "sd": 1, "theta0": 0},

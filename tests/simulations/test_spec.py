@@ -1,4 +1,4 @@
-"""simulations.spec: RunSpec as a value (round trip, hash, key against a hash computed here),
+"""simulations.engine.spec: RunSpec as a value (round trip, hash, key against a hash computed here),
 every key checked with an error naming it, the memory refusal against sizes counted here, and
 the engine's interface (simulate with at most 3 parameters, TorchStep unchanged)."""
 
@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-from simulations import engine
-from simulations.observers import checkpoint_steps, xi_anchor_steps
-from simulations.spec import CHAIN_KEYS, DEFAULTS, SAMPLE_KEYS, Chain, Execution, RunSpec
+from simulations.engine import run as engine
+from simulations.engine.observers import checkpoint_steps, xi_anchor_steps
+from simulations.engine.spec import CHAIN_KEYS, DEFAULTS, SAMPLE_KEYS, Chain, Execution, RunSpec
 from theory.errors import BadArgument
 
 BASE = {"problem": {"name": "quadratic", "noise": "discrete", "values": [0.0, 10.0],
@@ -321,7 +321,7 @@ def test_values_and_callables_as_schedules_run_like_the_same_text():
     through to_dict / from_dict (and JSON) unchanged."""
     import json
 
-    from simulations.engine import simulate
+    from simulations.engine.run import simulate
 
     base = dict(problem={"name": "quadratic", "noise": "normal", "mean": 100.0, "sd": 1.0},
                 clip={"rule": "classic", "lam": 1.0}, paths=32, steps=40, radii=[1.0])

@@ -1,7 +1,8 @@
 """Start fast: a command imports only what it uses. Parsing ``--help`` of ``python -m
 simulations`` and of its run, verify and rare commands imports neither torch nor scipy.stats,
 and ``python -m theory bound`` imports no torch (each checked in a fresh interpreter). The
-copies that :mod:`simulations.catalog` keeps of heavy modules' constants equal their owners'."""
+copies that :mod:`simulations.engine.catalog` keeps of heavy modules' constants equal their
+owners'."""
 
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ def loaded_after(module: str, argv: list[str]) -> dict:
 
 @pytest.mark.parametrize("command", [[], ["run"], ["verify"], ["rare"]])
 def test_help_imports_neither_torch_nor_scipy_stats(command):
-    result = loaded_after("simulations.cli", [*command, "--help"])
+    result = loaded_after("simulations.verify.cli", [*command, "--help"])
     assert result["status"] == 0
     assert "usage: python -m simulations" in result["stdout"]
     assert result["loaded"] == []
@@ -53,7 +54,7 @@ def test_help_through_python_m():
     assert "--chunk-size" in proc.stdout
     imported = {line.rsplit("|", 1)[1].strip() for line in proc.stderr.splitlines()
                 if line.startswith("import time:")}
-    assert "simulations.cli" in imported
+    assert "simulations.verify.cli" in imported
     assert not imported & set(HEAVY), imported & set(HEAVY)
 
 
@@ -65,7 +66,8 @@ def test_theory_bound_imports_no_torch():
 
 
 def test_catalog_copies_equal_their_owners():
-    from simulations import catalog, engine, observers, problems, rare, rules
+    from simulations.engine import catalog, observers, problems, rare, rules
+    from simulations.engine import run as engine
 
     assert catalog.OBSERVERS == observers.OBSERVERS
     assert catalog.MEMORY_BUDGET == engine.MEMORY_BUDGET

@@ -1,4 +1,4 @@
-"""Threads set once (simulations.threads): the count reaches torch and numba, None means the
+"""Threads set once (simulations.engine.threads): the count reaches torch and numba, None means the
 default (every CPU available, or the command line's --threads), bad counts are refused naming
 ``threads``, and a run's arrays do not depend on the threads or the chunk size."""
 
@@ -13,8 +13,10 @@ import numpy as np
 import pytest
 import torch
 
-from simulations import cli, engine, threads
-from simulations.spec import Execution, RunSpec
+from simulations.engine import run as engine
+from simulations.engine import threads
+from simulations.engine.spec import Execution, RunSpec
+from simulations.verify import cli
 from theory.errors import BadArgument
 
 
@@ -55,7 +57,7 @@ def test_first_call_in_a_fresh_process():
     """numba's OpenMP layer starts on the first set_num_threads and resets the OpenMP count
     torch reads: torch must still get the count."""
     code = ("import numba, torch; torch.get_num_threads(); "
-            "from simulations.threads import use_threads; "
+            "from simulations.engine.threads import use_threads; "
             "print(use_threads(1), torch.get_num_threads(), numba.get_num_threads())")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=120)

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from simulations import claims
-from simulations.claims.bound import log10_bound, parse_expression
-from simulations.scenarios import load_scenario, scenario_from_dict
+from simulations.verify import claims
+from simulations.verify.claims.bound import log10_bound, parse_expression
+from simulations.verify.scenarios import load_scenario, scenario_from_dict
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -125,7 +125,7 @@ def test_a_blowup_bound_on_constructed_paths():
     M = 1 with every path at 2 it is violated; at M = 100 no path can get there (vacuous)."""
     import numpy as np
 
-    from simulations.engine import Simulation
+    from simulations.engine.simulation import Simulation
 
     data = {"name": "blow", "claims": [], "bound": [
         {"name": "tmp-blow", "event": "blowup", "expression": "1e-3", "radius": [1.0, 100.0]}],
@@ -162,7 +162,7 @@ def test_a_bound_on_a_cosine_schedule_uses_the_horizon_sums_and_refuses_gamma():
     """Cosine decay is defined for t < T only, so γ = Σ_{t≥0} a(t)² does not exist: a formula
     with gamma is refused at load time in one line; one with sum_a2 = Σ_{t<T} a(t)² runs, and
     its value is the formula evaluated on the sums written out here."""
-    from simulations.verify import run_scenario
+    from simulations.verify.runner import run_scenario
 
     with pytest.raises(ValueError, match="gamma") as error:
         scenario_from_dict(_cosine_scenario("2*exp(-2*M**2/(gamma*lam**2))", "cos-gamma"))
@@ -224,7 +224,7 @@ def test_a_bound_above_one_is_shown_as_a_power_of_ten():
     """A bound of 1e300 (vacuous) is 10^300 in the row, not an OverflowError of 10**lg."""
     import numpy as np
 
-    from simulations.engine import Simulation
+    from simulations.engine.simulation import Simulation
 
     data = {"name": "big", "claims": [], "problem": {"name": "quadratic", "noise": "point"},
             "clip": {"rule": "classic", "lam": 1.0}, "run": {"schedule": "1", "paths": 4,

@@ -17,7 +17,7 @@ import sys
 import numpy as np
 import pytest
 
-from simulations.scenarios import load_scenario, load_suite
+from simulations.verify.scenarios import load_scenario, load_suite
 from theory.walk import walk_probability
 
 KEYS = {"scenario", "claim", "prediction", "measurement", "interval", "verdict", "reason"}
@@ -91,7 +91,7 @@ def test_report_files(quick):
     assert md.count("\n") == len(saved) + 2 and "| skewed-huber | T1 |" in md
     assert tex.count(r" \\") >= len(saved) + 1 and r"\begin{tabularx}" in tex
     index = json.loads((out / "runs" / "index.json").read_text(encoding="utf-8"))
-    from simulations.verify import run_of
+    from simulations.verify.runner import run_of
 
     for sc in load_suite("paper"):
         key = run_of(sc).key()
@@ -181,7 +181,7 @@ def test_bad_scenarios_are_refused_naming_the_key(tmp_path, text, message):
 
 
 def _tiny(name="tiny", **run):
-    from simulations.scenarios import scenario_from_dict
+    from simulations.verify.scenarios import scenario_from_dict
 
     return scenario_from_dict({
         "name": name, "claims": ["L3"],
@@ -194,7 +194,7 @@ def _tiny(name="tiny", **run):
 def test_resume_loads_only_a_run_of_the_same_scenario(tmp_path):
     from dataclasses import replace
 
-    from simulations.verify import run_of, run_scenario
+    from simulations.verify.runner import run_of, run_scenario
 
     sc = _tiny()
     first = run_scenario(sc, out=tmp_path, progress=False)
@@ -213,7 +213,7 @@ def test_resume_loads_only_a_run_of_the_same_scenario(tmp_path):
 def test_resume_with_fewer_claims_reuses_the_scenarios_whole_run(tmp_path):
     from dataclasses import replace
 
-    from simulations.verify import run_of, run_scenario
+    from simulations.verify.runner import run_of, run_scenario
 
     sc = replace(_tiny(), claims=("L3", "L1-det"))
     sc = replace(sc, run=run_of(sc))  # the run for both claims
@@ -230,7 +230,7 @@ def test_resume_with_fewer_claims_reuses_the_scenarios_whole_run(tmp_path):
 def test_scenario_names_never_become_paths_and_never_collide(tmp_path):
     """A name like ../../etc stays out of the paths; two scenarios with one name but
     different settings are saved side by side (and reloaded each as its own)."""
-    from simulations.verify import run_of, run_scenario
+    from simulations.verify.runner import run_of, run_scenario
 
     out = tmp_path / "out"
     evil, other = _tiny("../../etc"), _tiny("../../etc", seed=1)
@@ -316,9 +316,10 @@ def test_resume_reuses_the_saved_ams_estimates(tmp_path, monkeypatch, capsys):
     it in the store (kind ams, with its chain, splitting and provenance), a second one with
     --resume takes it from there without running AMS (the splitting's runner is counted) and
     gives the same row; without --resume it is computed again."""
-    from simulations import cli, rare
-    from simulations.spec import Chain
-    from simulations.store import rare_key
+    from simulations.engine import rare
+    from simulations.engine.spec import Chain
+    from simulations.engine.store import rare_key
+    from simulations.verify import cli
 
     path = tmp_path / "walk.toml"
     path.write_text(WALK_SCENARIO, encoding="utf-8")

@@ -40,7 +40,8 @@ _CHILD = r"""
 import contextlib, io, json, os, sys, tempfile, time
 from pathlib import Path
 sys.path.insert(0, sys.argv[1])
-import theory.__main__, theory.assumptions, simulations.cli, simulations.scenarios  # warm
+import theory.__main__, theory.assumptions  # warm
+import simulations.verify.cli, simulations.verify.scenarios  # warm
 TOML = ('name = "h"\nclaims = ["L1-det"]\n[problem]\nname = "quadratic"\n[clip]\n'
         'rule = "classic"\nlam = 1.0\n[run]\nschedule = "1/(t+1)"\npaths = 4\nsteps = 3\n'
         '[[bound]]\nname = "hostile-{n}"\nevent = "exit"\nradius = [1.0]\nexpression = ')
@@ -54,7 +55,7 @@ def attempt(surface, text, folder):
         from theory.assumptions import a1
         return str(a1(text).holds)
     if surface == "bound":
-        from simulations.scenarios import load_scenario
+        from simulations.verify.scenarios import load_scenario
         path = Path(folder) / "hostile.toml"
         path.write_text(TOML.replace("{n}", os.path.basename(folder)) + json.dumps(text)
                         + "\n", encoding="utf-8")
@@ -63,7 +64,7 @@ def attempt(surface, text, folder):
         from theory.__main__ import main
         return str(main(["bound", "--lam", "30", "--radius", "1024", "--schedule",
                          "1/(t+1)", "--horizon", text, "--json"]))
-    from simulations.cli import main
+    from simulations.verify.cli import main
     return str(main(["run", "--problem", "quadratic", "--clip", "classic", "--lam", "1",
                      "--schedule", "1", "--steps", text, "--quiet", "--out", folder]))
 

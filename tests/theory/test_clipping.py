@@ -380,7 +380,7 @@ def test_projection_batched_radius_equals_row_by_row():
 # Validation, zeros, non-finite input
 # --------------------------------------------------------------------------------------------
 
-BAD_POSITIVE = [0.0, -1.0, math.inf, math.nan]
+BAD_POSITIVE = [0.0, -1.0, math.inf, math.nan, True]  # a bool is not a number here
 
 
 @pytest.mark.parametrize("bad", BAD_POSITIVE)
@@ -393,7 +393,7 @@ def test_bad_lam_raises(bad):
         lambda: layerwise_clip([g], [g], bad, 1e-3, unitwise=True),
         lambda: value_clip(g, bad),
     ):
-        with pytest.raises(ValueError, match=r"lam must satisfy 0 < lam < inf"):
+        with pytest.raises(ValueError, match=r"^lam: expected a finite number with 0 < lam, got "):
             call()
 
 
@@ -405,13 +405,13 @@ def test_bad_eps_raises(bad):
         lambda: layerwise_clip([g], [g], 1.0, bad),
         lambda: layerwise_clip([g], [g], 1.0, bad, unitwise=True),
     ):
-        with pytest.raises(ValueError, match=r"eps must satisfy 0 < eps < inf"):
+        with pytest.raises(ValueError, match=r"^eps: expected a finite number with 0 < eps, got "):
             call()
 
 
-@pytest.mark.parametrize("bad", [-1e-9, -1.0, math.inf, math.nan])
+@pytest.mark.parametrize("bad", [-1e-9, -1.0, math.inf, math.nan, True])
 def test_bad_radius_raises(bad):
-    with pytest.raises(ValueError, match=r"radius must satisfy 0 <= radius < inf"):
+    with pytest.raises(ValueError, match=r"^radius: expected a finite number with 0 <= radius, "):
         project_ball(np.ones(3), bad)
 
 

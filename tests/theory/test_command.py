@@ -56,6 +56,11 @@ def test_integers_as_people_write_them():
 
 def test_number_checks():
     assert integer(np.int64(3), "n") == 3 and integer(4.0, "n", 1) == 4
+    # strict: an int only (numpy's too), as a count of steps in a saved state must be
+    assert integer(np.int64(3), "n", strict=True) == 3 and integer(0, "n", strict=True) == 0
+    for bad in (4.0, np.float64(2.0), True):
+        with pytest.raises(BadArgument, match="^n: expected an integer >= 0, got "):
+            integer(bad, "n", strict=True)
     for bad in (True, 2.5, math.inf, "3", None, -1):
         with pytest.raises(BadArgument, match="^n: expected an integer >= 0"):
             integer(bad, "n")

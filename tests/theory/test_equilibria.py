@@ -15,9 +15,9 @@ import math
 import numpy as np
 import pytest
 
-from simulations.mean_field import field
-from simulations.problems import make_problem
-from simulations.rules import ClipRule
+from simulations.engine.mean_field import field
+from simulations.engine.problems import make_problem
+from simulations.engine.rules import ClipRule
 from theory import equilibria
 
 

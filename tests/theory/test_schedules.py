@@ -775,7 +775,7 @@ def test_simulations_run_for_each_kind(text, tmp_path, capsys):
     # y ~ N(100, 1), θ(0) = 0, classic clipping with λ = 1: every gradient is clipped to length 1
     # toward y, so θ(s) = Σ_{t<s} a(t) and every path leaves the ball of radius M at the first
     # s with Σ_{t<s} a(t) > M (M chosen between two partial sums, away from ties)
-    from simulations import cli
+    from simulations.verify import cli
 
     steps = 200
     partial = np.cumsum([SIM_KINDS[text](k) for k in range(steps)])
@@ -798,7 +798,7 @@ def test_simulations_run_for_each_kind(text, tmp_path, capsys):
                                         ("sqrt(-1)", "complex"), ("I", "complex"),
                                         ("(-1)**(t/2)", "complex"), ("x/(t+1)", "unknown")])
 def test_simulations_run_bad_schedule_is_one_line_and_exit_2(text, word, tmp_path, capsys):
-    from simulations import cli
+    from simulations.verify import cli
 
     with pytest.raises(SystemExit) as stop:
         cli.main(["run", "--problem", "quadratic", "--clip", "classic", "--lam", "1",

@@ -461,3 +461,55 @@ def test_adaptive_and_layerwise_with_other_norms(norm_type):
         tau_l = lam * max(np.linalg.norm(v.ravel(), norm_type), eps)
         expected.append(g * tau_l / max(np.linalg.norm(g.ravel(), norm_type), tau_l))
     assert_grads(params, expected, torch.float64)
+
+
+def mixed_params(seed, scale):
+    """float64 and float32 parameters of every shape above, interleaved, so that torch's
+    grouping by dtype reorders them."""
+    shapes = [shape for name in SHAPES for shape in SHAPES[name]]
+    params = []
+    for i, shape in enumerate(shapes):
+        dtype = torch.float64 if i % 3 else torch.float32
+        params += make_params([shape], dtype, seed + i, scale)
+    return params
+
+
+@pytest.mark.parametrize("norm_type", [2.0, 1.0, float("inf")])
+@pytest.mark.parametrize("foreach", [None, True, False])
+@pytest.mark.parametrize("scale", [0.01, 10.0])
+def test_mixed_dtypes_and_shapes_match_torch(foreach, norm_type, scale):
+    params, twin = mixed_params(11, scale), mixed_params(11, scale)
+    grads = np_grads(params)
+    ours = clip_grad_norm_(params, 0.7, norm_type, foreach=foreach)
+    theirs = torch.nn.utils.clip_grad_norm_(twin, 0.7, norm_type, foreach=foreach)
+    assert ours.dtype == theirs.dtype == torch.float64
+    torch.testing.assert_close(ours, theirs, rtol=1e-12, atol=0)
+    # the float32 gradients' norms are taken in float32
+    np.testing.assert_allclose(ours.item(), np.linalg.norm(flat(grads), np_order(norm_type)),
+                               rtol=1e-6)
+    factor = min(1.0, 0.7 / ours.item())
+    for p, q, g in zip(params, twin, grads, strict=True):
+        exact = {"rtol": 1e-12, "atol": 0} if p.dtype == torch.float64 else {"rtol": 1e-6}
+        np.testing.assert_allclose(p.grad.numpy(), g * factor, **exact)
+        torch.testing.assert_close(p.grad, q.grad, rtol=2e-6, atol=1e-12)  # torch's + 1e-6
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("nan")])
+@pytest.mark.parametrize("foreach", [None, True, False])
+def test_mixed_dtypes_nonfinite_as_torch(foreach, value):
+    params, twin = mixed_params(12, 1.0), mixed_params(12, 1.0)
+    for ps in (params, twin):
+        ps[3].grad[0] = value  # a float32 gradient
+    before = [p.grad.clone() for p in params]
+    with pytest.raises(RuntimeError, match="non-finite"):
+        clip_grad_norm_(params, 0.7, error_if_nonfinite=True, foreach=foreach)
+    for p, b in zip(params, before, strict=True):
+        torch.testing.assert_close(p.grad, b, equal_nan=True, rtol=0, atol=0)
+    ours = clip_grad_norm_(params, 0.7, foreach=foreach)
+    theirs = torch.nn.utils.clip_grad_norm_(twin, 0.7, foreach=foreach)
+    torch.testing.assert_close(ours, theirs, equal_nan=True)
+    for p, q in zip(params, twin, strict=True):
+        torch.testing.assert_close(p.grad, q.grad, equal_nan=True, rtol=0, atol=0)
+    if value == float("inf"):  # the module docstring: finite entries 0, the infinite one NaN
+        assert torch.isnan(params[3].grad[0])
+        assert all((p.grad == 0).all() for i, p in enumerate(params) if i != 3)

@@ -11,7 +11,7 @@ import torch
 from torch.utils.hooks import RemovableHandle
 
 from tests.torch_impl.test_stateful import model_and_data
-from torch_impl import ClipHook, ClippedOptimizer, EMAClipper, attach_clipper
+from torch_impl import DEFAULT_MAXLEN, ClipHook, ClippedOptimizer, EMAClipper, attach_clipper
 from torch_impl.clip import clip_grad_norm_
 
 OPTIMIZERS = {
@@ -110,6 +110,22 @@ def test_history_keeps_the_latest_maxlen_records():
     assert h["pre_norm"].tolist() == pytest.approx([3.0, 4.0, 5.0])
     with pytest.raises(ValueError, match="maxlen"):
         ClipHook(EMAClipper(1.0, 0.5), maxlen=0)
+
+
+def test_history_is_bounded_by_default_and_unbounded_on_request():
+    p = torch.nn.Parameter(torch.zeros(1, dtype=torch.float64))
+    def identity(params):  # a clipper that leaves the gradient: the test is of the record
+        return params[0].grad[0]
+
+    bounded, unbounded = ClipHook(identity), ClipHook(identity, maxlen=None)
+    steps = DEFAULT_MAXLEN + 5
+    for n in range(steps):
+        p.grad = torch.tensor([float(n)], dtype=torch.float64)
+        bounded.clip([p])
+        unbounded.clip([p])
+    assert DEFAULT_MAXLEN == 10_000
+    assert bounded.history()["pre_norm"].tolist() == list(range(5, steps))  # the latest
+    assert unbounded.history()["pre_norm"].tolist() == list(range(steps))
 
 
 def test_clipped_optimizer_calls_torchs_optimizer_init(monkeypatch):

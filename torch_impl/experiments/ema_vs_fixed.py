@@ -74,8 +74,8 @@ def make_optimizer(method: str, params: dict[str, float], model: nn.Module) -> C
     """Adam(lr) behind the fixed or the EMA-adaptive clipper."""
     adam = torch.optim.Adam(model.parameters(), lr=params["lr"])
     if method == "fixed":
-        return ClippedOptimizer(adam, functools.partial(clip_grad_norm_,
-                                                        lam=params["clip_threshold"]))
+        return ClippedOptimizer(adam, functools.partial(
+            clip_grad_norm_, max_norm=params["clip_threshold"]))
     return ClippedOptimizer(adam, EMAClipper(params["alpha"], params["beta"]))
 
 

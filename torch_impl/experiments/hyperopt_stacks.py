@@ -191,7 +191,7 @@ def train_stack(name: str, setting: Setting, data: tuple[torch.Tensor, ...]) -> 
     finite = torch.ones(len(run_seed), dtype=torch.bool)
     steps = epochs_of(name, setting) * setting.steps_per_epoch
     bar = progress(range(steps), desc=f"{name}/SGD", leave=False)
-    order = None
+    order = torch.empty(0, dtype=torch.int64)  # drawn at the first step of each epoch
     for step in bar:
         position = step % setting.steps_per_epoch
         if position == 0:

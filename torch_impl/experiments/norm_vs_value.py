@@ -27,7 +27,7 @@ import functools
 import math
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -90,14 +90,14 @@ def clip_per_tensor_(parameters: list[Tensor], lam: float) -> Tensor:
     return total
 
 
-def clipper_for(mode: str, lam: float) -> Callable[[list[Tensor]], Tensor]:
+def clipper_for(mode: str, lam: float) -> Callable[[Iterable[Tensor]], Tensor]:
     """The functional clipper of ``mode`` with ``lam`` bound (``none``: norm only)."""
     if mode == "norm":
-        return functools.partial(clip_grad_norm_, lam=lam)
+        return functools.partial(clip_grad_norm_, max_norm=lam)
     if mode == "norm_per_tensor":
         return functools.partial(clip_per_tensor_, lam=lam)
     if mode == "value":
-        return functools.partial(clip_grad_value_, lam=lam)
+        return functools.partial(clip_grad_value_, clip_value=lam)
     return lambda params: get_total_norm([p.grad for p in params if p.grad is not None])
 
 

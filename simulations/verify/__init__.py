@@ -1,0 +1,1 @@
+"""Scenarios, claims, suites, reports and the command line; built on :mod:`simulations.engine`."""
