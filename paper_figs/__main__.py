@@ -1,5 +1,5 @@
 r"""``python -m paper_figs [--quick] [--out DIR] [--from DIR] [--only NAME ...]
-[--scenario TOML ...]``.
+[--scenario TOML ...] [--dry-run] [--quiet]``.
 
 Writes every figure (PDF, PNG and CSV each) and the tables of a write-up into ``--out``
 (default ``paper-figures``). Simulation results are kept in the run store ``OUT/runs`` (one
@@ -24,6 +24,7 @@ line on stderr and exit status 2.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import json
 import sys
@@ -59,6 +60,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--scenario", action="append", type=Path, default=None,
                         metavar="TOML", help="draw the figures of this scenario's claims "
                         "instead of the built-in ones (repeatable)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print what the runs would cost (trajectory-steps, peak memory, "
+                             "the time estimated from short calibration runs on this machine) "
+                             "instead of making them; nothing is written")
+    parser.add_argument("--quiet", action="store_true",
+                        help="no progress (otherwise a bar on a terminal, a line every few "
+                             "seconds elsewhere)")
     return parser.parse_args(argv)
 
 
@@ -119,6 +127,11 @@ def scenario_main(args: argparse.Namespace, quick: bool) -> int:
     if args.only and "tables" in args.only:
         raise ValueError("--only tables: the tables are not drawn for a --scenario")
     scenarios = scenario.load(args.scenario, full=not quick)
+    if args.dry_run:
+        from simulations.verify.cli.dryrun import verify_costs
+
+        return _print_costs(verify_costs(scenarios) if args.source is None else [],
+                            "not included: drawing the figures (seconds each)")
     check_out(args.out)
     store = (RunStore(args.source / "runs", read_only=True) if args.source is not None
              else RunStore(args.out / "runs"))
@@ -139,15 +152,17 @@ def scenario_main(args: argparse.Namespace, quick: bool) -> int:
 
 def figures_main(args: argparse.Namespace, quick: bool) -> int:
     """The built-in figures and the tables (see the module docstring)."""
-    from tqdm.auto import tqdm
-
     from paper_figs import scenario, tables
     from paper_figs.runs import Context
+    from simulations.engine.progress import bar as progress_bar
+    from simulations.engine.progress import mode
     from simulations.engine.store import RunStore
 
     drawn_for_scenarios = sorted(set(args.only or ()) & set(SCENARIO_ONLY))
     if drawn_for_scenarios:
         raise ValueError(f"--only {drawn_for_scenarios[0]}: drawn for a --scenario only")
+    if args.dry_run:
+        return dry_run(args, quick)
     check_out(args.out)
     store = (RunStore(args.source / "runs", read_only=True) if args.source is not None
              else RunStore(args.out / "runs"))
@@ -155,8 +170,9 @@ def figures_main(args: argparse.Namespace, quick: bool) -> int:
     wanted = args.only or (*FIGURES, "tables")
     manifest: dict = {"quick": quick, "from": None if args.source is None else str(args.source),
                       "figures": {}, "tables": {}, "failed": {}, "seconds": {}}
-    bar = tqdm(wanted, desc="paper_figs", unit="item", disable=None)
-    for name in bar:
+    lines = mode() == "lines"
+    bar = progress_bar(len(wanted), "paper_figs", "item", False if lines else None)
+    for i, name in enumerate(wanted, 1):
         bar.set_postfix_str(name)
         start = time.perf_counter()
         try:
@@ -165,17 +181,62 @@ def figures_main(args: argparse.Namespace, quick: bool) -> int:
                 manifest["tables"] = {"written": [str(p) for p in status.written],
                                       "missing": status.missing}
                 for line in status.missing:
-                    tqdm.write(f"tables: {line}", file=sys.stderr)
+                    print(f"tables: {line}", file=sys.stderr)
             else:
                 module = importlib.import_module(f"paper_figs.{name}")
                 manifest["figures"][module.NAME] = [str(p) for p in module.make(ctx)]
         except Exception as err:  # one figure failing must not lose the others
             scenario.record_failure(manifest, name, err)
         manifest["seconds"][name] = round(time.perf_counter() - start, 2)
+        bar.update(1)
+        if lines:
+            print(f"paper_figs {i}/{len(wanted)} {name}: {manifest['seconds'][name]:.1f} s",
+                  file=sys.stderr, flush=True)
+    bar.close()
     write_manifest(args.out, manifest)
     print(f"paper_figs: {len(manifest['figures'])} figures into {args.out}"
           + (f"; failed: {', '.join(manifest['failed'])}" if manifest["failed"] else ""))
     return 1 if manifest["failed"] or manifest["tables"].get("missing") else 0
+
+
+def _print_costs(costs: list, left_out: str = "") -> int:
+    """Print the ``--dry-run`` table of ``costs``; returns 0."""
+    from simulations.engine.cost import table
+
+    if not costs:
+        print("nothing to run: every figure is drawn from saved runs (--from)")
+        return 0
+    print(table(costs, left_out))
+    return 0
+
+
+def dry_run(args: argparse.Namespace, quick: bool) -> int:
+    """``--dry-run`` of the built-in figures: each figure is drawn into a temporary folder
+    (thrown away) from stand-in runs of a few paths while its runs' costs are estimated
+    (:class:`paper_figs.runs.Context` with a ``plan``); the tables' cost is that of the
+    verification suite (``simulations verify --dry-run``)."""
+    import tempfile
+
+    from paper_figs import tables
+    from paper_figs.runs import Context
+    from simulations.engine.cost import PlanStore
+    from simulations.verify.cli.dryrun import LEFT_OUT_VERIFY, verify_costs
+    from simulations.verify.scenarios import load_suite
+
+    if args.source is not None:
+        return _print_costs([])
+    plan: list = []
+    for name in args.only or (*FIGURES, "tables"):
+        if name == "tables":
+            if tables.verify_available():
+                costs = verify_costs([sc.sized(not quick) for sc in load_suite("paper")])
+                plan += [dataclasses.replace(c, name=f"tables: {c.name}") for c in costs]
+            continue
+        with tempfile.TemporaryDirectory() as out:
+            module = importlib.import_module(f"paper_figs.{name}")
+            module.make(Context(store=PlanStore(plan), out=Path(out), quick=quick, plan=plan))
+    return _print_costs(plan, "not included: drawing the figures (seconds each); "
+                        + LEFT_OUT_VERIFY)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -186,7 +247,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: list[str] | None) -> int:
+    from simulations.engine.progress import set_quiet
+
     args = parse(argv)
+    set_quiet(args.quiet)
     try:
         quick = check_folders(args)
         return (scenario_main if args.scenario else figures_main)(args, quick)

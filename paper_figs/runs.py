@@ -12,12 +12,12 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from simulations.engine.cost import run_cost, stand_in
 from simulations.engine.problems import Problem
 from simulations.engine.rules import ClipRule
 from simulations.engine.run import simulate
 from simulations.engine.simulation import Simulation
 from simulations.engine.spec import Execution, RunSpec
-from simulations.engine.store import RunStore
 from theory.records import content_key
 
 __all__ = ["Arrays", "Context", "simulation"]
@@ -29,11 +29,15 @@ Arrays = dict[str, np.ndarray]
 @dataclass(frozen=True)
 class Context:
     """Where a figure reads and writes: the run ``store``, the output folder ``out``, and
-    whether this is the ``quick`` run."""
+    whether this is the ``quick`` run; with ``plan`` (a list; ``--dry-run``) each run is not
+    made but its :class:`~simulations.engine.cost.Cost` is appended there, and the figure is
+    drawn from a stand-in of 8 paths (:func:`simulation`;
+    :class:`~simulations.engine.cost.PlanStore` for the splitting runs)."""
 
-    store: RunStore
+    store: Any
     out: Path
     quick: bool
+    plan: list | None = None
 
     def size(self, quick: T, full: T) -> T:
         """``quick`` in a quick run, ``full`` otherwise."""
@@ -41,7 +45,6 @@ class Context:
 
 
 Reduce = Callable[[Simulation, Problem, ClipRule], Arrays]
-
 
 def simulation(ctx: Context, name: str, *, reduce: Reduce | None = None,
                progress: bool | None = None, **run: Any) -> Arrays:
@@ -53,6 +56,12 @@ def simulation(ctx: Context, name: str, *, reduce: Reduce | None = None,
     """
     spec = RunSpec.from_dict(run)
     execution = Execution(progress=progress)
+    if ctx.plan is not None:  # --dry-run: the cost, and a stand-in to draw from
+        ctx.plan.append(run_cost(spec, execution, name))
+        spec = stand_in(spec)
+        sim = simulate(spec, Execution(progress=False))
+        return dict(sim.arrays) if reduce is None else reduce(sim, spec.make_problem(),
+                                                              spec.make_rule())
     if reduce is None:
         return dict(ctx.store.run(spec, lambda: simulate(spec, execution), name=name).arrays)
 

@@ -23,10 +23,11 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from simulations.engine.progress import mode
 from torch_impl.experiments import EXPERIMENTS
 from torch_impl.experiments.common import DEFAULT_OUT
 
-__all__ = ["REPORTS", "SEED_TABLES", "TableStatus", "make"]
+__all__ = ["REPORTS", "SEED_TABLES", "TableStatus", "make", "verify_available"]
 
 REPORTS = ("report.md", "report.json", "report.tex")
 SEED_TABLES = tuple(f"{stem}.md" for stem in EXPERIMENTS.values())
@@ -43,7 +44,7 @@ class TableStatus:
     missing: list[str] = field(default_factory=list)
 
 
-def _verify_available() -> bool:
+def verify_available() -> bool:
     """Whether ``python -m simulations`` has a ``verify`` command (read from its parser)."""
     from simulations.verify.cli import build_parser
 
@@ -71,7 +72,7 @@ def verification_table(out: Path, quick: bool, source: Path | None, status: Tabl
         folder = source / "tables" if (source / "tables" / REPORTS[0]).exists() else source
         _copy(REPORTS, folder, out, status, "verification table")
         return
-    if not _verify_available():
+    if not verify_available():
         status.missing.append("verification table: `python -m simulations verify` is not "
                               "available in this checkout; skipped")
         return
@@ -79,10 +80,12 @@ def verification_table(out: Path, quick: bool, source: Path | None, status: Tabl
                "--resume", *([] if quick else ["--full"])]
     terminal = sys.stderr.isatty()
     log = out / "verify.log"
+    quiet = mode() == "off"
     with open(log, "w", encoding="utf-8") as handle:
-        done = subprocess.run(command + ([] if terminal else ["--quiet"]), cwd=ROOT,
-                              stdout=handle, stderr=None if terminal else handle, text=True,
-                              timeout=VERIFY_TIMEOUT)
+        # its progress (a bar on a terminal, lines elsewhere) on stderr unless --quiet
+        done = subprocess.run(command + (["--quiet"] if quiet else []), cwd=ROOT,
+                              stdout=handle, stderr=handle if quiet and not terminal else None,
+                              text=True, timeout=VERIFY_TIMEOUT)
     if done.returncode != 0:
         last = (log.read_text(encoding="utf-8").strip().splitlines() or ["(no message)"])[-1]
         status.missing.append(f"verification table: `{' '.join(command[1:])}` failed with "

@@ -20,6 +20,14 @@ PROG = "python -m theory"
 
 
 def build_parser() -> Parser:
+    """The parser of ``python -m theory``.
+
+    Example:
+        >>> args = build_parser().parse_args(["bound", "--lam", "1", "--radius", "2",
+        ...                                   "--schedule", "0.1"])
+        >>> args.lam, args.radius, args.schedule
+        (1.0, 2.0, '0.1')
+    """
     parser = Parser(prog=PROG, description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     bound = commands.add_parser(
@@ -35,25 +43,38 @@ def build_parser() -> Parser:
     bound.add_argument("--horizon", type=natural, default=None,
                        help="horizon T (e.g. 1000, 1e15, 10**15); without it γ = Σ_{t≥0} a(t)²")
     bound.add_argument("--eps", type=number, default=None,
-                       help="ε > 0 of adaptive clipping: Claim 2's K, and Grönwall with --horizon")
+                       help="ε > 0 of adaptive clipping: Claim 2's K, the first T at which the "
+                            "Grönwall bound passes --radius, and with --horizon the bound and "
+                            "the largest λ")
     bound.add_argument("--theta0-norm", type=number, default=0.0,
                        help="‖θ(0)‖ for the Grönwall bound (default 0)")
     bound.add_argument("--delta", type=number, default=None,
-                       help="δ in (0, 1): radius and largest λ at which a bound equals δ")
+                       help="δ in (0, 1): the radius of ξ and the safe radius of θ at δ, and "
+                            "the largest λ at which a bound equals δ")
+    bound.add_argument("--drift-bound", type=number, default=None,
+                       help="h ≥ sup ‖H(θ)‖ for the safe radius of θ at δ (default λ)")
     bound.add_argument("--json", action="store_true", help="print one JSON object instead")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m theory``: every way it ends is one line on stderr
-    (:func:`theory.command.main`); returns the exit status."""
+    (:func:`theory.command.main`); returns the exit status.
+
+    Example:
+        >>> main(["bound", "--lam", "1", "--radius", "2", "--schedule", "0.1",
+        ...       "--json"])  # doctest: +ELLIPSIS
+        {"input": {"lam": 1.0, "radius": 2.0, "schedule": "0.1", ...}}
+        0
+    """
     return run_command(_bound, argv, prog=PROG)
 
 
 def _bound(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     table = bound_table(args.lam, args.radius, args.schedule, horizon=args.horizon,
-                        eps=args.eps, theta0_norm=args.theta0_norm, delta=args.delta)
+                        eps=args.eps, theta0_norm=args.theta0_norm, delta=args.delta,
+                        drift_bound=args.drift_bound)
     if args.json:
         json.dump(table, sys.stdout, allow_nan=False, ensure_ascii=False)
         sys.stdout.write("\n")

@@ -190,6 +190,10 @@ def activation_expr(activation: str | sp.Expr) -> sp.Expr:
     Raises:
         ValueError: unknown name, unparsable string, or an expression with a free symbol other
             than ``x`` (or an undefined function).
+
+    Example:
+        >>> activation_expr("softplus")
+        log(exp(x) + 1)
     """
     return _resolve(activation)[0]
 
@@ -370,6 +374,10 @@ def a1(activation: str | sp.Expr) -> A1Verdict:
     Raises:
         ValueError: unknown name, unparsable string, or an expression with a free symbol other
             than ``x`` (or an undefined function).
+
+    Example:
+        >>> a1("tanh").holds, a1("relu").holds
+        (True, False)
     """
     expr, label = _resolve(activation)
     try:
@@ -389,5 +397,9 @@ def a2(schedule: Schedule | str | float, horizon: int | None = None) -> A2Verdic
     horizon only (values, a callable, text with T or with floor/Min/Max/Piecewise, or positive
     on the horizon only) gets ``holds=None`` with the reason "not applicable": (A2) is a
     statement about t → ∞.
+
+    Example:
+        >>> a2("1/(t+1)").holds, a2("1/sqrt(t+1)").holds       # Σa² = π²/6, Σa² = ∞
+        (True, False)
     """
     return as_schedule(schedule, horizon).a2()

@@ -124,6 +124,11 @@ def norm(x: Array, *, batch_ndim: int = 0, keepdims: bool = False) -> Array:
     Returns one norm per batch element: shape ``x.shape[:batch_ndim]``, or with the reduced axes
     kept as length 1 when ``keepdims``. Computed as ``sqrt(sum x**2)`` without rescaling, so the
     squared norm can overflow to ``inf`` for huge ``x`` (see the module docstring).
+
+    Example:
+        >>> import numpy as np
+        >>> float(norm(np.array([3.0, 4.0])))
+        5.0
     """
     _check_batch_ndim(x, batch_ndim)
     result = _norm_over(x, tuple(range(batch_ndim, x.ndim)))
@@ -139,6 +144,11 @@ def unitwise_norm(x: Array, *, batch_ndim: int = 0) -> Array:
     the norm is over all non-batch axes, ``||x||``; for ``d >= 2`` it is over all non-batch axes
     except the first, ``||x[..., i, :, ...]||`` for each unit ``i``. The result keeps the reduced
     axes as length 1, so it broadcasts against ``x``.
+
+    Example:
+        >>> import numpy as np
+        >>> unitwise_norm(np.array([[3.0, 4.0], [0.0, 1.0]])).tolist()
+        [[5.0], [1.0]]
     """
     _check_batch_ndim(x, batch_ndim)
     if x.ndim - batch_ndim <= 1:
@@ -153,6 +163,11 @@ def clip_factor(grad_norm: Array, threshold: Scalar) -> Array:
     of norms; ``threshold`` a positive scalar or an array broadcastable against ``grad_norm``.
     For ``threshold > 0`` there is no division by zero (``||g|| = 0`` gives factor 1); an
     infinite ``||g||`` gives factor 0. A scalar threshold is validated as ``0 < threshold < inf``.
+
+    Example:
+        >>> import numpy as np
+        >>> clip_factor(np.array([0.5, 4.0]), 2.0).tolist()      # min(1, 2/‖g‖)
+        [1.0, 0.5]
     """
     threshold = _check_scalar(threshold, "threshold")
     return threshold / grad_norm.clip(min=threshold)
@@ -163,6 +178,11 @@ def adaptive_threshold(param_norm: Array, lam: Scalar, eps: Scalar) -> Array:
 
     ``param_norm`` is an array of norms; ``lam`` and ``eps`` are positive scalars or arrays
     broadcastable against it (scalars are validated as ``0 < value < inf``).
+
+    Example:
+        >>> import numpy as np
+        >>> adaptive_threshold(np.array([0.0, 3.0]), 2.0, 0.5).tolist()   # 2·max(‖θ‖, 0.5)
+        [1.0, 6.0]
     """
     lam = _check_scalar(lam, "lam")
     eps = _check_scalar(eps, "eps")
@@ -186,6 +206,11 @@ def classic_clip(grad: Array, lam: Scalar, *, batch_ndim: int = 0) -> Array:
     direction of ``g`` is kept, and ``g = 0`` maps to 0. ``lam`` is a scalar with
     ``0 < lam < inf`` or an array broadcastable to the batch shape ``grad.shape[:batch_ndim]``
     (one threshold per batch element). The norm is over the non-batch axes.
+
+    Example:
+        >>> import numpy as np
+        >>> classic_clip(np.array([3.0, 4.0]), 2.5).tolist()     # ‖g‖ = 5 → length 2.5
+        [1.5, 2.0]
     """
     _check_batch_ndim(grad, batch_ndim)
     lam = _per_batch(_check_scalar(lam, "lam"), "lam", batch_ndim, grad.ndim)
@@ -201,6 +226,11 @@ def adaptive_clip(
     ``||g / c|| = min(||g||, tau)`` and the direction of ``g`` is kept. ``grad`` and ``param``
     (``theta``) have the same batch shape; norms are over the non-batch axes. ``lam`` and ``eps``
     are scalars with ``0 < value < inf`` or arrays broadcastable to the batch shape.
+
+    Example:
+        >>> import numpy as np
+        >>> adaptive_clip(np.array([3.0, 4.0]), np.array([1.25, 0.0]), 2.0, 0.1).tolist()  # τ = 2.5
+        [1.5, 2.0]
     """
     _check_batch_ndim(grad, batch_ndim)
     _check_batch_ndim(param, batch_ndim)
@@ -228,6 +258,13 @@ def layerwise_clip(
     non-batch axes but the first) for layers with at least 2 non-batch axes, over the whole layer
     otherwise. ``grads`` and ``params`` are equally long sequences of layers; a list of clipped
     gradients is returned. ``lam`` and ``eps`` as in :func:`adaptive_clip`, shared by all layers.
+
+    Example:
+        >>> import numpy as np
+        >>> grads = [np.array([3.0, 4.0]), np.array([0.1])]
+        >>> params = [np.array([1.25, 0.0]), np.array([1.0])]
+        >>> [g.tolist() for g in layerwise_clip(grads, params, 2.0, 0.1)]   # τ = 2.5, then 2
+        [[1.5, 2.0], [0.1]]
     """
     if len(grads) != len(params):
         raise ValueError(
@@ -257,6 +294,11 @@ def value_clip(grad: Array, lam: Scalar, *, batch_ndim: int = 0) -> Array:
 
     ``lam`` is a scalar with ``0 < lam < inf`` or an array broadcastable to the batch shape
     ``grad.shape[:batch_ndim]`` (one bound per batch element). NaN coordinates stay NaN.
+
+    Example:
+        >>> import numpy as np
+        >>> value_clip(np.array([-3.0, 0.5, 2.0]), 1.0).tolist()
+        [-1.0, 0.5, 1.0]
     """
     _check_batch_ndim(grad, batch_ndim)
     lam = _per_batch(_check_scalar(lam, "lam"), "lam", batch_ndim, grad.ndim)
@@ -274,6 +316,11 @@ def project_ball(
     scalar with ``0 <= rho < inf`` or an array broadcastable to the batch shape; ``centre`` is a
     scalar or an array broadcastable against ``theta``. The norm is over the non-batch axes.
     A non-finite ``theta`` gives NaN.
+
+    Example:
+        >>> import numpy as np
+        >>> project_ball(np.array([6.0, 8.0]), 5.0).tolist()
+        [3.0, 4.0]
     """
     _check_batch_ndim(theta, batch_ndim)
     radius = _per_batch(

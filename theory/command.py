@@ -36,7 +36,12 @@ MAX_TEXT = 100
 
 
 def one_line(text: object) -> str:
-    """``str(text)`` with every run of white space (newlines too) as one space."""
+    """``str(text)`` with every run of white space (newlines too) as one space.
+
+    Example:
+        >>> one_line("two\\n   lines")
+        'two lines'
+    """
     return " ".join(str(text).split())
 
 
@@ -64,7 +69,12 @@ class Formatter(argparse.HelpFormatter):
 
 def read_integer(text: str) -> int | None:
     """The integer written as 1000, 1_000, 1e3, 10**3 or 10^3, or None if ``text`` is none
-    (or longer than :data:`MAX_TEXT`, or a power above 10**4300)."""
+    (or longer than :data:`MAX_TEXT`, or a power above 10**4300).
+
+    Example:
+        >>> read_integer("10**15"), read_integer("1e3"), read_integer("1_000"), read_integer("1.5")
+        (1000000000000000, 1000, 1000, None)
+    """
     if len(text) > MAX_TEXT:
         return None
     power = re.fullmatch(r"\s*(\d+)\s*(?:\*\*|\^)\s*(\d+)\s*", text)
@@ -103,7 +113,12 @@ def _float(text: str) -> float | None:
 
 def integer_type(lowest: int, highest: int | None = None) -> Callable[[str], int]:
     """An argparse type: an integer ``lowest <= n (< highest)`` written as :func:`read_integer`
-    reads it."""
+    reads it.
+
+    Example:
+        >>> integer_type(1)("1e3")
+        1000
+    """
     return _typed(lambda value: integer(value, "", lowest, highest), read_integer)
 
 
@@ -119,7 +134,12 @@ positive_number = _typed(lambda value: positive(value, ""), _float)
 
 def flag_of(param: str, flags: Mapping[str, str] | None = None) -> str:
     """The flag of a library parameter: ``flags[param]`` where given, else ``--`` and its last
-    dotted part with dashes (``clip.lam`` → ``--lam``, ``theta0_norm`` → ``--theta0-norm``)."""
+    dotted part with dashes (``clip.lam`` → ``--lam``, ``theta0_norm`` → ``--theta0-norm``).
+
+    Example:
+        >>> flag_of("clip.lam"), flag_of("theta0_norm"), flag_of("lam", {"lam": "-l"})
+        ('--lam', '--theta0-norm', '-l')
+    """
     name = (flags or {}).get(param, param.rsplit(".", 1)[-1])
     return name if name.startswith("-") else "--" + name.replace("_", "-")
 
@@ -128,12 +148,22 @@ def flag_of(param: str, flags: Mapping[str, str] | None = None) -> str:
 
 def traceback_wanted() -> bool:
     """Whether ``CLIPVERIFY_TRACEBACK`` asks for the traceback of a bug (a developer's switch;
-    by default every fault is one line)."""
+    by default every fault is one line).
+
+    Example:
+        >>> isinstance(traceback_wanted(), bool)
+        True
+    """
     return bool(os.environ.get("CLIPVERIFY_TRACEBACK"))
 
 
 def describe(error: BaseException) -> str:
-    """``error`` in one line: ``Type: message``."""
+    """``error`` in one line: ``Type: message``.
+
+    Example:
+        >>> describe(ValueError("bad\\nvalue"))
+        'ValueError: bad value'
+    """
     return f"{type(error).__name__}: {one_line(error)}"
 
 
@@ -150,7 +180,14 @@ def main(command: Callable[[list[str] | None], int | None], argv: Sequence[str] 
          prog: str, flags: Mapping[str, str] | None = None) -> int:
     """Run ``command(argv)`` and return its exit status, every way it can end as one line on
     stderr (see the module docstring). A :class:`~theory.errors.BadArgument` names its flag
-    (:func:`flag_of` with ``flags``)."""
+    (:func:`flag_of` with ``flags``).
+
+    Example:
+        >>> main(lambda argv: 0, [], prog="demo")
+        0
+        >>> main(lambda argv: int("x"), [], prog="demo")   # one line on stderr, status 2
+        2
+    """
     argv = None if argv is None else list(argv)
     try:
         status = command(argv)
@@ -175,7 +212,15 @@ def exit(status: int) -> NoReturn:
     """End the process with ``status``, as ``python -m ...`` does after :func:`main`. After
     Ctrl-C (130) the interpreter is left at once: Python would otherwise end by SIGINT where the
     interrupt landed in code a C extension runs (a lazy import of torch), whatever
-    :func:`main` returned."""
+    :func:`main` returned.
+
+    Example:
+        >>> try:
+        ...     exit(3)
+        ... except SystemExit as end:
+        ...     print(end.code)
+        3
+    """
     if status == 130:
         for stream in (sys.stdout, sys.stderr):
             try:

@@ -189,6 +189,10 @@ def zeros_1d(h: Field, lo: float, hi: float, *, grid: int = 4001, atol: float | 
     piece is ``repelling`` or ``touching`` only by values of h that its error cannot explain. A
     zero that touches 0 without a sign change between grid points (a tangency) is found only if
     it lands on the grid.
+
+    Example:
+        >>> zeros_1d(lambda th: th**2 - 4, -5, 5).points.round(9).tolist()    # θ² = 4
+        [-2.0, 2.0]
     """
     if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
         raise ValueError(f"zeros_1d: expected finite lo < hi, got lo={lo}, hi={hi}")
@@ -278,7 +282,12 @@ def search_zeros_1d(h: Field, lo: float, hi: float, *, grid: int = 4001,
     window's width), or while a piece of zeros reaches an end of the window (that end moves out
     by the window's width, so that an interval of zeros is found whole, with its stability), at
     most ``max_widenings`` times. The returned set's ``lo``, ``hi`` is the window searched
-    last."""
+    last.
+
+    Example:
+        >>> search_zeros_1d(lambda th: th - 50, -1, 1).points.round(9).tolist()  # widened to 50
+        [50.0]
+    """
     for _ in range(max_widenings + 1):
         zs = zeros_1d(h, lo, hi, grid=grid, band=band, rounding=rounding)
         width = hi - lo
@@ -340,7 +349,13 @@ class Zero:
 def jacobian(h: Field, x: np.ndarray, delta: float = 1e-6) -> np.ndarray:
     """J_ij = ∂H_i/∂θ_j at x by central differences, (H(x + δ_j e_j) − H(x − δ_j e_j))/(2δ_j),
     δ_j = delta·(1 + |x_j|); h is batched, (N, d) → (N, d), and is called once, on the 2d
-    points x ± δ_j e_j."""
+    points x ± δ_j e_j.
+
+    Example:
+        >>> a = np.array([[2.0, 1.0], [0.0, 3.0]])       # H(θ) = (2θ₁, θ₁ + 3θ₂), batched
+        >>> jacobian(lambda v: v @ a, np.zeros(2)).round(6).tolist()
+        [[2.0, 0.0], [1.0, 3.0]]
+    """
     x = np.asarray(x, dtype=np.float64)
     d = x.size
     steps = delta * (1 + np.abs(x))
@@ -351,7 +366,12 @@ def jacobian(h: Field, x: np.ndarray, delta: float = 1e-6) -> np.ndarray:
 
 def stability(jac: np.ndarray, tol: float = 1e-9) -> str:
     """``attracting`` when min Re eig(J) > tol·‖J‖, ``repelling`` when it is < −tol·‖J‖, else
-    ``unknown`` (dθ/dτ = −H(θ) linearised at the zero: θ' = −Jθ)."""
+    ``unknown`` (dθ/dτ = −H(θ) linearised at the zero: θ' = −Jθ).
+
+    Example:
+        >>> stability(np.eye(2)), stability(-np.eye(2))      # for dθ/dτ = −H: J = I attracts
+        ('attracting', 'repelling')
+    """
     eig = np.linalg.eigvals(np.atleast_2d(jac))
     scale = tol * max(float(np.max(np.abs(eig))), 1e-300)
     low = float(np.min(eig.real))
@@ -419,6 +439,11 @@ def search_zeros(h: Field, starts: Sequence[np.ndarray] | np.ndarray, *, tol: fl
     budget runs out the search stops (``exhausted``) with the zeros found so far. With
     ``classify`` each zero gets its Jacobian and stability (:func:`jacobian`, one batched call
     of h outside the budget, and :func:`stability`).
+
+    Example:
+        >>> found = search_zeros(lambda v: v - np.array([1.0, 2.0]), [np.zeros(2)])
+        >>> found.zeros[0].point.round(9).tolist(), found.zeros[0].stability, found.exhausted
+        ([1.0, 2.0], 'attracting', None)
     """
     budget = Budget() if budget is None else budget
     best_residual = np.inf
@@ -471,7 +496,12 @@ def zeros(h: Field, starts: Sequence[np.ndarray] | np.ndarray, *, tol: float = 1
           merge: float = 1e-6, method: str = "hybr", classify: bool = True,
           jac: Callable[[np.ndarray], np.ndarray] | None = None) -> list[Zero]:
     """The zeros of :func:`search_zeros` with no budget (an empty list: no start reached a
-    zero)."""
+    zero).
+
+    Example:
+        >>> [z.point.round(9).tolist() for z in zeros(lambda v: v**3 - v, [np.array([0.9])])]
+        [[1.0]]
+    """
     return search_zeros(h, starts, tol=tol, merge=merge, method=method, classify=classify,
                         jac=jac).zeros
 
@@ -496,7 +526,13 @@ def minimise(f: Callable[[np.ndarray], float], grad: Field, x0: np.ndarray, *,
     test, ‖∇f‖ ≤ 10·gtol, and f(2x) > f(x) at the point x ≠ 0 found, so that a function with no
     minimiser (one that keeps decreasing, or stays flat to rounding, as ‖θ‖ → ∞) ends with
     ``converged`` False. Each call of f or of grad costs one evaluation of ``budget``; when it
-    runs out the result has ``converged`` False and ``exhausted`` set."""
+    runs out the result has ``converged`` False and ``exhausted`` set.
+
+    Example:
+        >>> m = minimise(lambda v: float(((v - 3) ** 2).sum()), lambda v: 2 * (v - 3), np.zeros(2))
+        >>> m.point.round(6).tolist(), m.converged
+        ([3.0, 3.0], True)
+    """
     x0 = np.asarray(x0, dtype=np.float64)
     budget = Budget() if budget is None else budget
     last_x, last_g = x0, np.inf
@@ -530,7 +566,12 @@ def minimise(f: Callable[[np.ndarray], float], grad: Field, x0: np.ndarray, *,
 
 
 def stochastic_time(schedule: Schedule | str | float, steps: int) -> np.ndarray:
-    """τ(t) = Σ_{s<t} a(s) for t = 0..steps (τ(0) = 0), summed in float64."""
+    """τ(t) = Σ_{s<t} a(s) for t = 0..steps (τ(0) = 0), summed in float64.
+
+    Example:
+        >>> stochastic_time("1/(t+1)", 3).tolist()           # 0, 1, 1 + 1/2, 1 + 1/2 + 1/3
+        [0.0, 1.0, 1.5, 1.8333333333333333]
+    """
     schedule = as_schedule(schedule, horizon=max(steps, 1))
     a = np.asarray(schedule(np.arange(steps)), dtype=np.float64)
     return np.concatenate([[0.0], np.cumsum(a)])
@@ -543,6 +584,11 @@ def solve_ode(h: Field, theta0: np.ndarray, tau_eval: np.ndarray, *, sign: float
     ``sign = -1`` is the ODE clipped SGD tracks; ``sign = +1`` the paper's printed version.
     Solved by ``scipy.integrate.solve_ivp`` (LSODA: H of a clipped problem is only piecewise
     smooth, so a stiff/non-stiff switching method is used); returns (len(tau_eval), d).
+
+    Example:
+        >>> theta = solve_ode(lambda v: v, np.array([1.0]), np.array([0.0, 1.0]))  # e^(−τ)
+        >>> theta.round(6).tolist()
+        [[1.0], [0.367879]]
     """
     tau_eval = np.asarray(tau_eval, dtype=np.float64)
     theta0 = np.atleast_1d(np.asarray(theta0, dtype=np.float64))
@@ -566,6 +612,12 @@ def tracking_gaps(path: np.ndarray, tau: np.ndarray, h: Field, window: float,
     ``path`` is one SGD path θ(0..T) (T+1, d) and ``tau`` its τ(0..T). The SGD path interpolated
     linearly in τ meets the ODE's grid at the τ(t), so this is the gap of the interpolated path
     on that grid. A window that runs past τ(T) is cut at T.
+
+    Example:
+        >>> tau = np.linspace(0, 1, 11)
+        >>> path = np.exp(-tau)[:, None]                      # the ODE's own solution: no gap
+        >>> float(tracking_gaps(path, tau, lambda v: v, 0.5, [0])[0]) < 1e-8
+        True
     """
     path = np.asarray(path, dtype=np.float64).reshape(len(tau), -1)
     out = []
@@ -605,7 +657,13 @@ class MarchaudCheck:
 def shell_points(center: np.ndarray, radii: Sequence[float], count: int,
                  rng: np.random.Generator) -> list[np.ndarray]:
     """``count`` points at each distance r in ``radii`` from ``center``, in uniform random
-    directions: a list of (count, d) arrays, one per radius."""
+    directions: a list of (count, d) arrays, one per radius.
+
+    Example:
+        >>> shells = shell_points(np.zeros(3), [1.0, 2.0], 4, np.random.default_rng(0))
+        >>> [np.linalg.norm(s, axis=1).round(12).tolist() for s in shells]
+        [[1.0, 1.0, 1.0, 1.0], [2.0, 2.0, 2.0, 2.0]]
+    """
     center = np.asarray(center, dtype=np.float64)
     out = []
     for r in radii:
@@ -622,6 +680,12 @@ def marchaud_check(h: Field, shells: Sequence[np.ndarray], *, analytic_k: float 
     (groups of points, e.g. from :func:`shell_points`); see :class:`MarchaudCheck`.
 
     The increments use δ relative to the point: θ + δ·(1 + ‖θ‖)·u.
+
+    Example:
+        >>> shells = shell_points(np.zeros(2), [1.0, 10.0], 8, np.random.default_rng(0))
+        >>> check = marchaud_check(lambda v: np.clip(v, -1, 1), shells)   # ‖H‖ ≤ √2, Lipschitz
+        >>> check.growth <= 2 ** 0.5 / 2, check.continuous
+        (True, True)
     """
     rng = np.random.default_rng(0) if rng is None else rng
     points = np.concatenate([np.atleast_2d(s) for s in shells])

@@ -29,7 +29,12 @@ class BadArgument(ValueError):
 
 
 def show(value: Any) -> str:
-    """``repr(value)`` on one line, cut to 80 characters (a tensor's spans several)."""
+    """``repr(value)`` on one line, cut to 80 characters (a tensor's spans several).
+
+    Example:
+        >>> show("two\\nlines"), show(10**4000)
+        ("'two\\\\nlines'", 'an integer of about 4000 digits')
+    """
     if isinstance(value, int) and value.bit_length() > 3000:
         return f"an integer of about {int(value.bit_length() * 0.30103)} digits"
     text = " ".join(repr(value).split())
@@ -40,7 +45,12 @@ def integer(value: Any, name: str, lowest: int = 0, highest: int | None = None, 
             strict: bool = False) -> int:
     """``value`` as an int if it is an integer (an integral float too unless ``strict``; never
     a bool) with ``lowest <= value`` and, given ``highest``, ``value < highest``; else
-    :class:`BadArgument` naming ``name``."""
+    :class:`BadArgument` naming ``name``.
+
+    Example:
+        >>> integer(1e3, "steps"), integer(7, "steps", 1, 10)
+        (1000, 7)
+    """
     number: int | None = None
     if isinstance(value, bool):
         pass
@@ -59,7 +69,15 @@ def integer(value: Any, name: str, lowest: int = 0, highest: int | None = None, 
 def real(value: Any, name: str, low: float = -math.inf, high: float = math.inf, *,
          closed_low: bool = False, closed_high: bool = False) -> float:
     """``value`` as a float if it is a finite real number (not a bool) with ``low < value <
-    high`` (``<=`` on a closed side); else :class:`BadArgument` naming ``name``."""
+    high`` (``<=`` on a closed side); else :class:`BadArgument` naming ``name``.
+
+    Example:
+        >>> real(0.5, "delta", 0, 1)
+        0.5
+        >>> real(1, "delta", 0, 1)
+        Traceback (most recent call last):
+        theory.errors.BadArgument: delta: expected a finite number with 0 < delta < 1, got 1
+    """
     if isinstance(value, numbers.Real) and not isinstance(value, bool) \
             and math.isfinite(value):
         x = float(value)
@@ -77,12 +95,22 @@ def real(value: Any, name: str, low: float = -math.inf, high: float = math.inf, 
 
 
 def number(value: Any, name: str) -> float:
-    """``value`` as a float if it is a finite real number (not a bool)."""
+    """``value`` as a float if it is a finite real number (not a bool).
+
+    Example:
+        >>> number(2, "x")
+        2.0
+    """
     return real(value, name)
 
 
 def positive(value: Any, name: str) -> float:
-    """``value`` as a float if it is a finite real number > 0 (not a bool)."""
+    """``value`` as a float if it is a finite real number > 0 (not a bool).
+
+    Example:
+        >>> positive(3, "lam")
+        3.0
+    """
     if isinstance(value, numbers.Real) and not isinstance(value, bool) \
             and 0 < float(value) < math.inf:
         return float(value)
@@ -90,7 +118,13 @@ def positive(value: Any, name: str) -> float:
 
 
 def available_memory() -> int | None:
-    """This machine's memory in bytes, or None where the system does not say."""
+    """This machine's memory in bytes, or None where the system does not say.
+
+    Example:
+        >>> memory = available_memory()
+        >>> memory is None or memory > 0
+        True
+    """
     try:
         return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):
@@ -98,7 +132,12 @@ def available_memory() -> int | None:
 
 
 def format_bytes(n: float) -> str:
-    """``n`` bytes for a person: "512 bytes", "1.5 GiB"."""
+    """``n`` bytes for a person: "512 bytes", "1.5 GiB".
+
+    Example:
+        >>> format_bytes(512), format_bytes(1536), format_bytes(3 * 1024**3)
+        ('512 bytes', '1.5 KiB', '3.0 GiB')
+    """
     for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
         if n < 1024:
             return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
@@ -109,7 +148,14 @@ def format_bytes(n: float) -> str:
 def require_memory(name: str, need: float, what: str, available: int | None = None) -> None:
     """Refuse up front (:class:`BadArgument` naming ``name``) what would need ``need`` bytes,
     more than ``available`` (default: this machine's memory); ``what`` says what needs
-    them."""
+    them.
+
+    Example:
+        >>> require_memory("paths", 1024, "the paths", available=2048)        # fits: nothing
+        >>> require_memory("paths", 4096, "the paths", available=2048)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        theory.errors.BadArgument: paths: the paths would need about 4.0 KiB of memory, more ...
+    """
     available = available_memory() if available is None else available
     if available is not None and need > available:
         raise BadArgument(name, f"{what} would need about {format_bytes(need)} of memory, more "

@@ -23,7 +23,12 @@ __all__ = ["DISK_FULL", "atomic_path", "atomic_write", "digest", "disk_full", "u
 
 
 def umask() -> int:
-    """The process's file-creation mask (read without changing it)."""
+    """The process's file-creation mask (read without changing it).
+
+    Example:
+        >>> 0 <= umask() <= 0o777
+        True
+    """
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
@@ -36,7 +41,14 @@ DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG})
 def disk_full(error: BaseException) -> OSError | None:
     """The ``OSError`` of :data:`DISK_FULL` that ``error`` is, or that caused it (a writer that
     fails again while cleaning up, as matplotlib's PDF writer does, hides it in the chain);
-    None when there is none."""
+    None when there is none.
+
+    Example:
+        >>> disk_full(OSError(errno.ENOSPC, "No space left on device")) is not None
+        True
+        >>> disk_full(ValueError("other")) is None
+        True
+    """
     seen: BaseException | None = error
     while seen is not None:
         if isinstance(seen, OSError) and seen.errno in DISK_FULL:
@@ -47,7 +59,14 @@ def disk_full(error: BaseException) -> OSError | None:
 
 def writable(folder: str | os.PathLike) -> None:
     """Create ``folder`` (and its parents) if need be and check that a file can be written in
-    it; raises ``OSError`` (a file on the way, a read-only folder, a full disk) otherwise."""
+    it; raises ``OSError`` (a file on the way, a read-only folder, a full disk) otherwise.
+
+    Example:
+        >>> folder = tempfile.mkdtemp()
+        >>> writable(os.path.join(folder, "new", "sub"))        # created, and a file can be written
+        >>> os.path.isdir(os.path.join(folder, "new", "sub"))
+        True
+    """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryFile(dir=folder):
@@ -58,7 +77,15 @@ def writable(folder: str | os.PathLike) -> None:
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path`` (same suffix, so writers that go by the suffix,
     like matplotlib, pick the right format); on success give it the usual permissions and
-    rename it onto ``path``; on failure remove it."""
+    rename it onto ``path``; on failure remove it.
+
+    Example:
+        >>> path = os.path.join(tempfile.mkdtemp(), "out.txt")
+        >>> with atomic_path(path) as temporary:
+        ...     _ = temporary.write_text("done")
+        >>> Path(path).read_text()
+        'done'
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
@@ -73,7 +100,14 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
 def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], object]) -> None:
     """Write the file ``path`` by ``write(handle)`` through :func:`atomic_path`, synced to disk
-    before the rename."""
+    before the rename.
+
+    Example:
+        >>> path = os.path.join(tempfile.mkdtemp(), "out.bin")
+        >>> atomic_write(path, lambda handle: handle.write(b"ok"))
+        >>> Path(path).read_bytes()
+        b'ok'
+    """
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         write(handle)
         handle.flush()
@@ -81,7 +115,14 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], object]) 
 
 
 def write_atomic(path: str | os.PathLike, data: str | bytes) -> None:
-    """Write ``data`` (text as UTF-8) to the file ``path`` through :func:`atomic_write`."""
+    """Write ``data`` (text as UTF-8) to the file ``path`` through :func:`atomic_write`.
+
+    Example:
+        >>> path = os.path.join(tempfile.mkdtemp(), "out.txt")
+        >>> write_atomic(path, "θ")
+        >>> Path(path).read_text(encoding="utf-8")
+        'θ'
+    """
     raw = data.encode() if isinstance(data, str) else data
     atomic_write(path, lambda handle: handle.write(raw))
 
@@ -89,7 +130,14 @@ def write_atomic(path: str | os.PathLike, data: str | bytes) -> None:
 def digest(value: Any) -> str:
     """The SHA-256 (hex) of ``value``: nested mappings (by sorted key), lists and tuples of
     arrays (anything :func:`numpy.asarray` takes: dtype, shape and bytes) and plain values
-    (their ``repr``). Equal for equal content, whatever the container types."""
+    (their ``repr``). Equal for equal content, whatever the container types.
+
+    Example:
+        >>> digest({"b": 1, "a": [1, 2]}) == digest({"a": [1, 2], "b": 1})   # keys in any order
+        True
+        >>> len(digest("x"))
+        64
+    """
     sha = hashlib.sha256()
     _feed(sha, value)
     return sha.hexdigest()

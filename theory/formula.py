@@ -100,7 +100,13 @@ class Grammar:
 
 def parse(text: str, grammar: Grammar, param: str = "formula") -> sp.Expr:
     """The sympy expression of ``text`` (module docstring); :class:`FormulaError` naming
-    ``param`` for anything else."""
+    ``param`` for anything else.
+
+    Example:
+        >>> x = sp.Symbol("x")
+        >>> parse("2x^2 + 1", Grammar({"x": x}, {}, implicit=True))
+        2*x**2 + 1
+    """
     if not isinstance(text, str) or not text.strip():
         raise FormulaError(param, "expected a formula, got an empty text")
     if len(text) > MAX_TEXT:
@@ -295,7 +301,13 @@ def evaluate(expr: sp.Basic, values: Mapping[sp.Basic, Any], param: str = "formu
              what: str | None = None) -> mp.mpf:
     """The real value of ``expr`` at ``values`` (symbol → number; inf allowed) in mpmath at
     ``DPS`` digits, within 10^±EVAL_DIGITS and ``seconds`` (module docstring); a
-    :class:`FormulaError` naming ``param`` otherwise (``what`` names the formula in it)."""
+    :class:`FormulaError` naming ``param`` otherwise (``what`` names the formula in it).
+
+    Example:
+        >>> x = sp.Symbol("x")
+        >>> evaluate(2 * x**2 + 1, {x: 3})
+        mpf('19.0')
+    """
     evaluator = _Evaluator(values, param, time.monotonic() + seconds,
                            what or str(expr), {} if cache is None else cache)
     try:

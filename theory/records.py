@@ -23,7 +23,12 @@ __all__ = ["git_revision", "package_version", "provenance", "to_json"]
 def to_json(value: Any, digits: int | None = None) -> Any:
     """``value`` as JSON-ready Python: mappings with string keys, tuples as lists, numpy scalars
     and arrays unwrapped, non-finite floats as None, and floats rounded to ``digits``
-    significant digits where given (to keep a file small)."""
+    significant digits where given (to keep a file small).
+
+    Example:
+        >>> to_json({"x": float("inf"), 1: (0.123456, 2)}, digits=3)
+        {'x': None, '1': [0.123, 2]}
+    """
     if isinstance(value, dict):
         return {str(k): to_json(v, digits) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -38,7 +43,12 @@ def to_json(value: Any, digits: int | None = None) -> Any:
 
 
 def package_version() -> str:
-    """The installed version of clipverify, or ``"unknown"``."""
+    """The installed version of clipverify, or ``"unknown"``.
+
+    Example:
+        >>> isinstance(package_version(), str)
+        True
+    """
     from importlib.metadata import PackageNotFoundError, version
 
     try:
@@ -50,7 +60,13 @@ def package_version() -> str:
 def git_revision(root: str | os.PathLike | None = None) -> str | None:
     """``git rev-parse HEAD`` of the checkout at ``root`` (default: the one this package runs
     from), with ``-dirty`` when ``git status --porcelain`` is not empty; None when ``root`` is not
-    the top of a git checkout, git is missing or fails. Never raises."""
+    the top of a git checkout, git is missing or fails. Never raises.
+
+    Example:
+        >>> revision = git_revision()
+        >>> revision is None or len(revision.removesuffix("-dirty")) == 40
+        True
+    """
     root = Path(__file__).resolve().parent.parent if root is None else Path(root)
 
     def git(*args: str) -> str | None:
@@ -76,7 +92,13 @@ def git_revision(root: str | os.PathLike | None = None) -> str | None:
 
 def torch_version() -> str | None:
     """The version of torch, as ``torch.__version__`` says it where torch is imported (read from
-    the installed package's metadata otherwise); None without torch."""
+    the installed package's metadata otherwise); None without torch.
+
+    Example:
+        >>> version = torch_version()
+        >>> version is None or isinstance(version, str)
+        True
+    """
     torch = sys.modules.get("torch")
     if torch is not None:
         return str(torch.__version__)
@@ -91,7 +113,13 @@ def torch_version() -> str | None:
 def provenance(*, device: str | None = None, command: str | None = None) -> dict[str, Any]:
     """Where a result came from: ``package_version``, ``git_revision``, ``created`` (UTC, ISO
     8601), ``torch_version``, ``device`` and, when given, ``command`` (the command line that
-    makes it again)."""
+    makes it again).
+
+    Example:
+        >>> record = provenance(command="demo")
+        >>> record["command"], "package_version" in record
+        ('demo', True)
+    """
     out: dict[str, Any] = {
         "package_version": package_version(),
         "git_revision": git_revision(),
@@ -106,6 +134,13 @@ def provenance(*, device: str | None = None, command: str | None = None) -> dict
 
 def content_key(value: Any) -> str:
     """The first 16 hex digits of SHA-256 of ``value``'s canonical JSON (sorted keys, no
-    spaces, non-finite numbers as null)."""
+    spaces, non-finite numbers as null).
+
+    Example:
+        >>> content_key({"b": 1, "a": 2}) == content_key({"a": 2, "b": 1})   # keys in any order
+        True
+        >>> len(content_key([1.0, float("nan")]))
+        16
+    """
     text = json.dumps(to_json(value), sort_keys=True, separators=(",", ":"), allow_nan=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]

@@ -83,6 +83,13 @@ SYMPY_TIMEOUT = 5.0  #: seconds allowed to sympy's convergence test before it co
 RESOLUTION = mp.mpf(10) ** (5 - DPS)  #: relative rounding of a DPS-digit sum, at most
 EXACT_TERMS = 10**5  #: largest T whose Σ_{t<T} is summed in exact rationals to settle a near-tie
 MAX_HORIZON = 10**24  #: largest horizon searched by :meth:`Schedule.horizon_for_sum`
+#: most digits of a horizon beyond MAX_HORIZON found exactly for a power law whose sum has a
+#: digamma or linear closed form (ψ at 4000 digits takes milliseconds; Python writes ints of up
+#: to 4300 digits)
+MAX_DIGITS = 4000
+#: the same for the other power laws, whose sums need the Hurwitz zeta function at that many
+#: digits (mpmath: 0.5 s at 300 digits, minutes at 4000)
+MAX_ZETA_DIGITS = 250
 TINY_EXPONENT = 1e-15  #: below this |p·k|, power sums go through Euler–Maclaurin, not ζ(s, q)
 QUAD_MAXDEGREE = 6  #: caps mpmath's tanh-sinh effort (an oscillating f gets a large error, fast)
 DIRECT_LIMIT = 10**7  #: largest T summed term by term in float64 when Euler–Maclaurin is poor
@@ -111,6 +118,10 @@ class SumEstimate:
 
     def __float__(self) -> float:
         return float(self.value)
+
+    def __repr__(self) -> str:
+        return (f"SumEstimate({mp.nstr(self.value, 16)} ± {mp.nstr(self.error, 3)}, "
+                f"{self.method!r})")
 
 
 @dataclass(frozen=True)
@@ -159,6 +170,10 @@ class Schedule(ABC):
         """Σ_{t<T} a(t)^power with its error bound; ``horizon=None`` gives Σ_{t≥0}.
 
         A schedule given on a finite horizon n (:attr:`horizon`) has sums for T ≤ n only.
+
+        Example:
+            >>> harmonic().partial_sum_estimate(3, 2)           # 1 + 1/4 + 1/9 = 49/36
+            SumEstimate(1.361111111111111 ± 0.0, 'Hurwitz zeta ζ(s, t0) − ζ(s, t0+T)')
         """
         if horizon is not None:
             horizon = _check_horizon(horizon)
@@ -173,12 +188,22 @@ class Schedule(ABC):
                                  f"({type(error).__name__})") from None
 
     def partial_sum(self, horizon: int | None, power: float = 1) -> float:
-        """Σ_{t<T} a(t)^power as a float (``inf`` for a divergent infinite sum)."""
+        """Σ_{t<T} a(t)^power as a float (``inf`` for a divergent infinite sum).
+
+        Example:
+            >>> harmonic().partial_sum(4), harmonic().partial_sum(None)   # 25/12, Σ 1/(t+1) = ∞
+            (2.0833333333333335, inf)
+        """
         return float(self.partial_sum_estimate(horizon, power).value)
 
     @property
     def gamma(self) -> float:
-        """γ = Σ_{t≥0} a(t)² (``inf`` when the sum diverges; ValueError on a finite horizon)."""
+        """γ = Σ_{t≥0} a(t)² (``inf`` when the sum diverges; ValueError on a finite horizon).
+
+        Example:
+            >>> parse_schedule("0.1*0.5**t").gamma               # 0.01/(1 − 1/4)
+            0.013333333333333334
+        """
         return self.partial_sum(None, 2)
 
     def _check_within(self, horizon: int | None) -> None:
@@ -336,9 +361,38 @@ class Schedule(ABC):
             return _sympy_converges(self.expression ** sp.nsimplify(power)) is True
         return False
 
+    def sum_reaches(self, level: Level, power: float = 1) -> bool | None:
+        """Whether some horizon T has Σ_{t<T} a(t)^power ≥ level: False where a finite horizon
+        n has Σ_{t<n} below it or the level is at or above a convergent Σ_{t≥0}, True where
+        the sum diverges (p·power ≤ 1 for a power law, sympy's test for an expression), None
+        where neither is known.
+
+        Example:
+            >>> parse_schedule("0.1*0.99**t").sum_reaches(10)   # Σ 0.1·0.99^t = 10, never reached
+            False
+            >>> parse_schedule("1/sqrt(t+1)").sum_reaches(1e6, power=2)
+            True
+        """
+        exact_level = _exact_level(level)
+        if self.horizon is not None:
+            return bool(self._reaches(self.horizon, exact_level, power))
+        if self._converges(power):
+            with mp.workdps(DPS):
+                return not self._at_or_above_limit(exact_level, _mp(exact_level), power)
+        if isinstance(self, PowerSchedule):
+            return True
+        if isinstance(self, ExpressionSchedule):
+            return True if _sympy_converges(self.expression ** sp.nsimplify(power)) is False \
+                else None
+        return None
+
     def describe(self) -> str:
         """One line naming the schedule and how its sums are computed."""
         return f"a(t) = {self.source}"
+
+    def __repr__(self) -> str:
+        given = "" if self.horizon is None else f", horizon={self.horizon}"
+        return f"{type(self).__name__}({self.source!r}{given})"
 
 
 class PowerSchedule(Schedule):
@@ -434,6 +488,80 @@ class PowerSchedule(Schedule):
         exponent = self.exact_p * sp.nsimplify(power)
         return self.exact_c ** sp.nsimplify(power) * sp.zeta(exponent, self.exact_t0) \
             if exponent > 1 else None
+
+    def horizon_for_sum(self, level: Level, power: float = 1) -> int | None:
+        """The smallest T with Σ_{t<T} a(t)^power ≥ level (see :meth:`Schedule.horizon_for_sum`),
+        and beyond MAX_HORIZON where the sum diverges (p·power ≤ 1): exact to the step up to
+        10^MAX_DIGITS (10^MAX_ZETA_DIGITS where the sum needs the Hurwitz zeta function) by
+        :meth:`_horizon_beyond`; None beyond that, or where the level is never reached.
+
+        Example:
+            >>> a = PowerSchedule(1, 1, 0.5)               # a(t) = 1/√(t+1)
+            >>> a.horizon_for_sum(2, power=2)              # 1 + 1/2 + 1/3 + 1/4 ≥ 2
+            4
+            >>> len(str(a.horizon_for_sum(200, power=2)))  # ψ(T+1) + γ_E ≥ 200: T ≈ e^199.4
+            87
+        """
+        found = super().horizon_for_sum(level, power)
+        if found is None and self.exact_p * sp.nsimplify(power) <= 1:
+            return self._horizon_beyond(_exact_level(level), power)
+        return found
+
+    def _horizon_beyond(self, level: sp.Expr, power: float) -> int | None:
+        """The first T with c^k·F(T) ≥ level, F(T) = Σ_{t<T} (t + t0)^{−s}, s = p·k ≤ 1, for
+        T beyond MAX_HORIZON:
+
+            s = 0:  F(T) = T, so T = ⌈level/c^k⌉ (exact, sympy);
+            s = 1:  F(T) = ψ(T + t0) − ψ(t0);
+            else:   F(T) = ζ(s, t0) − ζ(s, T + t0).
+
+        With y = T + t0 real, F increases in y: Newton steps y ← y + (level − c^k·F)/(c^k·y^{−s})
+        (the derivative of F is ≈ y^{−s}) from the asymptotic inverse (ln y ≈ level/c^k + ψ(t0),
+        resp. y^{1−s}/(1−s) ≈ level/c^k − ζ(s, t0)), at (digits of T) + 30 digits, so that one
+        step a(T)^k ≈ c^k·y^{−s} is resolved; then T = ⌈y − t0⌉, moved until F(T) ≥ level/c^k >
+        F(T − 1). None where T would have more digits than allowed."""
+        k = sp.nsimplify(power)
+        s, scale, t0 = self.exact_p * k, self.exact_c ** k, self.exact_t0
+        with mp.workdps(30):
+            ratio = _mp(level / scale)
+            if s == 0:
+                log10_y = mp.log10(ratio)
+            elif s == 1:
+                log10_y = (ratio + mp.digamma(_mp(t0))) / mp.log(10)
+            else:
+                one = 1 - _mp(s)
+                log10_y = mp.log10((ratio - mp.zeta(_mp(s), _mp(t0))) * one) / one
+        digits = int(mp.ceil(log10_y)) + 1
+        closed = s == 0 or (s == 1 and isinstance(t0, sp.Rational) and t0.q <= 1000)
+        if digits > (MAX_DIGITS if closed else MAX_ZETA_DIGITS):
+            return None
+        if s == 0:
+            return max(int(sp.ceiling(level / scale)), 1)
+        with mp.workdps(digits + 30):
+            target, q, exponent = _mp(level / scale), _mp(t0), _mp(s)
+            if s == 1:
+                # ψ(t0) by sympy's closed form (Gauss's digamma theorem for a rational t0)
+                base = _mp(sp.digamma(t0)) if closed else mp.digamma(q)
+
+                def total(y: mp.mpf) -> mp.mpf:
+                    return _digamma_large(y) - base
+            else:
+                base = mp.zeta(exponent, q)
+
+                def total(y: mp.mpf) -> mp.mpf:
+                    return base - mp.zeta(exponent, y)
+            y = mp.mpf(10) ** log10_y
+            for _ in range(100):
+                step = (target - total(y)) / y ** -exponent
+                y += step
+                if abs(step) < mp.mpf(1) / 4:
+                    break
+            horizon = max(int(mp.ceil(y - q)), 1)
+            while total(horizon + q) < target:
+                horizon += 1
+            while horizon > 1 and total(horizon - 1 + q) >= target:
+                horizon -= 1
+            return horizon
 
     def describe(self) -> str:
         return (f"a(t) = {self.source}  [power family: c = {_num(self.c)}, t0 = {_num(self.t0)}, "
@@ -654,6 +782,11 @@ def parse_schedule(text: str, horizon: int | None = None) -> Schedule:
     allowed or does not parse, a name other than those above, a complex value, a(0) undefined
     (``"1/t"``: the index starts at 0, so the hint suggests ``1/(t+1)``), a(t) ≤ 0 on the
     horizon, or T / a non-smooth function without a horizon.
+
+    Example:
+        >>> a = parse_schedule("0.05/(1+t/100)")            # a power law: 5/(t + 100)
+        >>> a, a.c, a.t0, a.p
+        (PowerSchedule('0.05/(1+t/100)'), 5.0, 100.0, 1.0)
     """
     if not isinstance(text, str) or not text.strip():
         raise BadArgument("schedule", "expected an expression in t such as '1/(t+1)'")
@@ -771,6 +904,10 @@ def as_schedule(spec: Schedule | str | float | ArrayLike | Callable,
     horizon on which it is evaluated.
 
     Raises ValueError when the horizon exceeds what a finite schedule covers, or a(t) ≤ 0.
+
+    Example:
+        >>> as_schedule(0.1), as_schedule([0.1, 0.05]).horizon
+        (PowerSchedule('0.1'), 2)
     """
     if horizon is not None:
         horizon = _check_horizon(horizon)
@@ -798,7 +935,12 @@ def as_schedule(spec: Schedule | str | float | ArrayLike | Callable,
 
 
 def from_values(values: ArrayLike, source: str | None = None) -> SampledSchedule:
-    """a(t) = values[t] for t < n = len(values): a finite horizon n; sums by math.fsum."""
+    """a(t) = values[t] for t < n = len(values): a finite horizon n; sums by math.fsum.
+
+    Example:
+        >>> from_values([0.125, 0.125, 0.25]).partial_sum(3)
+        0.5
+    """
     try:
         array = np.array(values, dtype=np.float64)
     except (TypeError, ValueError):
@@ -828,7 +970,12 @@ def from_values(values: ArrayLike, source: str | None = None) -> SampledSchedule
 def from_callable(function: Callable, horizon: int | None, source: str | None = None
                   ) -> SampledSchedule:
     """a(t) = function(t) for t < horizon, evaluated once (on the numpy array of t if the
-    callable accepts it, else t by t on Python ints) and kept as values."""
+    callable accepts it, else t by t on Python ints) and kept as values.
+
+    Example:
+        >>> from_callable(lambda t: 0.5 ** t, 4).partial_sum(4)    # 1 + 1/2 + 1/4 + 1/8
+        1.875
+    """
     if horizon is None:
         raise BadArgument("horizon", "a schedule given as a Python callable needs a horizon")
     horizon = _check_horizon(horizon)
@@ -851,32 +998,74 @@ def from_callable(function: Callable, horizon: int | None, source: str | None = 
 
 
 def harmonic(c: float = 1.0, t0: float = 1.0) -> PowerSchedule:
-    """a(t) = c/(t + t0); the paper's "a(t) = 1/t" is harmonic() = 1/(t+1)."""
+    """a(t) = c/(t + t0); the paper's "a(t) = 1/t" is harmonic() = 1/(t+1).
+
+    Example:
+        >>> round(harmonic().gamma, 10)                          # π²/6
+        1.6449340668
+    """
     return PowerSchedule(c, t0, 1.0)
 
 
 def constant(c: float) -> PowerSchedule:
-    """a(t) = c."""
+    """a(t) = c.
+
+    Example:
+        >>> constant(0.25).partial_sum(8)
+        2.0
+    """
     return PowerSchedule(c, 1.0, 0.0, source=_num(c))
 
 
 def cosine(peak: float, horizon: int, floor: float = 0.0) -> Schedule:
-    """Cosine decay over the horizon T: a(t) = floor + (peak − floor)·(1 + cos(πt/T))/2."""
+    """Cosine decay over the horizon T: a(t) = floor + (peak − floor)·(1 + cos(πt/T))/2.
+
+    Example:
+        >>> cosine(0.1, 100)([0, 50]).round(12).tolist()         # peak, then half of it at T/2
+        [0.1, 0.05]
+    """
     return parse_schedule(f"{floor!r} + ({peak!r} - {floor!r})*(1 + cos(pi*t/T))/2", horizon)
 
 
 def step_decay(initial: float, factor: float, every: int, horizon: int) -> Schedule:
-    """Step decay: a(t) = initial·factor^⌊t/every⌋ (e.g. 0.1·0.5^⌊t/100⌋) on t < horizon."""
+    """Step decay: a(t) = initial·factor^⌊t/every⌋ (e.g. 0.1·0.5^⌊t/100⌋) on t < horizon.
+
+    Example:
+        >>> step_decay(0.1, 0.5, 100, 300)([0, 99, 100, 250]).tolist()
+        [0.1, 0.1, 0.05, 0.025]
+    """
     if not (isinstance(every, int | np.integer) and every >= 1):
         raise BadArgument("every", f"expected an integer ≥ 1, got {every!r}")
     return parse_schedule(f"{initial!r}*{factor!r}**floor(t/{int(every)})", horizon)
 
 
-def warmup(steps: int, after: str, horizon: int) -> Schedule:
-    """Linear warmup: a(t) = min(1, (t+1)/steps)·after(t), ``after`` an expression in t."""
+def warmup(steps: int, after: Schedule | str | float | ArrayLike, horizon: int | None = None
+           ) -> Schedule:
+    """Linear warmup: a(t) = min(1, (t+1)/steps)·b(t) on t < horizon, where ``after`` = b is
+    an expression in t, a number, a :class:`Schedule` (warmup of any schedule: schedules
+    compose) or an array of values (whose length is the horizon where none is given).
+
+    Example:
+        >>> w = warmup(4, harmonic(), horizon=8)           # (t+1)/4 · 1/(t+1) = 1/4 for t < 4
+        >>> w(range(6)).round(4).tolist()
+        [0.25, 0.25, 0.25, 0.25, 0.2, 0.1667]
+        >>> warmup(2, "0.1*0.99**t", horizon=100).horizon
+        100
+    """
     if not (isinstance(steps, int | np.integer) and steps >= 1):
         raise BadArgument("steps", f"expected an integer ≥ 1, got {steps!r}")
-    return parse_schedule(f"Min(1, (t+1)/{int(steps)})*({after})", horizon)
+    if isinstance(after, str):
+        return parse_schedule(f"Min(1, (t+1)/{int(steps)})*({after})", horizon)
+    base = as_schedule(after, horizon)
+    horizon = base.horizon if horizon is None else horizon
+    if horizon is None:
+        raise BadArgument("horizon", "a warmup is given on a horizon: give one")
+    ramp = sp.Min(1, (t + 1) / sp.Integer(int(steps)))
+    text = f"Min(1, (t+1)/{int(steps)})*({base.source})"
+    if base.expression is not None:
+        return _make_schedule(ramp * base.expression, text, horizon)
+    values = base(np.arange(horizon, dtype=np.float64))
+    return from_values(np.minimum(1.0, (np.arange(horizon) + 1.0) / int(steps)) * values, text)
 
 
 def check_positive(schedule: Schedule, horizon: int | None = None) -> int | None:
@@ -888,6 +1077,12 @@ def check_positive(schedule: Schedule, horizon: int | None = None) -> int | None
     non-negative integer); where it cannot decide, the values at every t below
     min(horizon, GRID_DENSE) and at log-spaced t up to the horizon (or 10^15) are checked, and
     with a horizon, the same check without it says whether a(t) > 0 beyond it too.
+
+    Example:
+        >>> check_positive(parse_schedule("1/(t+1)")) is None      # positive for every t ≥ 0
+        True
+        >>> check_positive(ExpressionSchedule(2 - t), 2)          # 2 − t > 0 for t < 2 only
+        2
     """
     if isinstance(schedule, PowerSchedule):
         return None
@@ -1186,6 +1381,17 @@ def _rational_sum(values: list[Fraction]) -> Fraction:
     while len(values) > 1:
         values = [sum(values[i:i + 2], Fraction(0)) for i in range(0, len(values), 2)]
     return values[0] if values else Fraction(0)
+
+
+def _digamma_large(y: mp.mpf) -> mp.mpf:
+    """ψ(y) for y ≥ 10^20 at the working precision by its asymptotic series,
+    ψ(y) = ln y − 1/(2y) − Σ_{j≥1} B_{2j}/(2j·y^{2j}), cut where y^{−2j} < 10^{−dps}
+    (mpmath's ψ spends seconds on Bernoulli numbers at thousands of digits)."""
+    terms = int(mp.mp.dps / (2 * mp.log10(y))) + 2
+    value = mp.log(y) - 1 / (2 * y)
+    for j in range(1, terms + 1):
+        value -= mp.bernoulli(2 * j) / (2 * j * y ** (2 * j))
+    return value
 
 
 def _exact_level(level: Level) -> sp.Expr:

@@ -16,7 +16,12 @@ def walk_probability(steps: int, r: int) -> Fraction:
 
         P = Σ_{t≤T} Σ_x N_{t−1}(x)·#{y = x ± 1 : |y| ≥ r}·2^−t,
 
-    N_t(x) the number of length-t paths at x that never reached ±r."""
+    N_t(x) the number of length-t paths at x that never reached ±r.
+
+    Example:
+        >>> walk_probability(2, 2), walk_probability(3, 2)   # ±1 twice: |S_2| = 2 with 2 of 4 paths
+        (Fraction(1, 2), Fraction(1, 2))
+    """
     counts, hit = {0: 1}, Fraction(0)
     for t in range(1, steps + 1):
         new: dict[int, int] = {}

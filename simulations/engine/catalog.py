@@ -22,7 +22,7 @@ from typing import Any
 
 from simulations.engine.params import Param
 
-__all__ = ["EVENTS", "IMPORTANCE", "LAWS", "MEMORY_BUDGET", "OBSERVERS", "PARAMS",
+__all__ = ["EVENTS", "GENERATED", "IMPORTANCE", "LAWS", "MEMORY_BUDGET", "OBSERVERS", "PARAMS",
            "PROBLEM_NAMES", "PROBLEM_PARAMS", "RULES", "RULE_PARAMS", "problem_params"]
 
 #: the observers of :mod:`simulations.engine.observers`, in its order
@@ -60,6 +60,17 @@ INIT_SEED = Param("init_seed", int, "seed of the network's initial point", low=0
 CURVATURE = Param("curvature", float, "L in ℓ = (L/2)‖θ − y‖² (negative: concave)")
 THETA0 = Param("theta0", float, "θ(0), the same on every path: one number (quadratic, stiff: "
                                 "every coordinate) or all P numbers", many=True)
+DATASET = Param("dataset", str, "scikit-learn's shipped dataset (breast_cancer, digits, diabetes, "
+                                 "wine, iris; mlp-classification also the generated blobs, "
+                                 "mnist1d)",
+                choices=("breast_cancer", "digits", "diabetes", "wine", "iris", "blobs",
+                         "mnist1d"))
+DATA = Param("data", str, "a data file: .npz with arrays X (n, d) and y (n,), or .csv with y "
+                          "in the last column (in a scenario: relative to its file)")
+STANDARDIZE = Param("standardize", bool, "z-score the features of a dataset or data file (and "
+                                         "a regression's target); default true")
+#: a dataset or a data file in place of the generated data (simulations.engine.data)
+OWN_DATA = (DATASET, DATA, STANDARDIZE)
 MEAN = Param("mean", float, "mean of y", default=0.0)
 SD = Param("sd", float, "scale of y", default=1.0, low=0, above=True)
 DF = Param("df", float, "degrees of freedom ν of y (any real ν > 0)", default=3, low=0,
@@ -76,18 +87,17 @@ NOISE = Param("noise", str, "law of the quadratic's target y", default="normal",
 #: each problem of :data:`simulations.engine.problems.PROBLEMS` (in its order) with its ``PARAMS``
 PROBLEM_PARAMS: dict[str, tuple[Param, ...]] = {
     "quadratic": (NOISE, MEAN, SD, DF, VALUES, PROBS, DIM_THETA, CURVATURE, THETA0),
-    "linear-regression": (N, DIM_X, DATA_NOISE, DATA_SEED, THETA0),
+    "linear-regression": (N, DIM_X, DATA_NOISE, DATA_SEED, THETA0, *OWN_DATA),
     "logistic": (N, DIM_X,
                  Param("separable", bool, "separable labels (--no-separable flips a fraction "
                                           "--flip of them)"),
                  Param("flip", float, "fraction of labels flipped when not separable", low=0,
                        high=1),
-                 DATA_SEED, THETA0),
-    "mlp-regression": (N, DIM_X, HIDDEN, DATA_NOISE, DATA_SEED, INIT_SEED, THETA0),
+                 DATA_SEED, THETA0, *OWN_DATA),
+    "mlp-regression": (N, DIM_X, HIDDEN, DATA_NOISE, DATA_SEED, INIT_SEED, THETA0, *OWN_DATA),
     "mlp-classification": (
-        Param("dataset", str, "the classification dataset", choices=("blobs", "mnist1d")),
-        N, DIM_X, Param("classes", int, "classes of the blobs dataset", low=1), HIDDEN,
-        DATA_SEED, INIT_SEED, THETA0),
+        DATASET, N, DIM_X, Param("classes", int, "classes of the blobs dataset", low=1), HIDDEN,
+        DATA_SEED, INIT_SEED, THETA0, DATA, STANDARDIZE),
     "rnn-cliff": (Param("n", int, "number of x_0 points", low=1),
                   Param("length", int, "length of the recurrence x_k = w·tanh(x_{k−1}) + b",
                         low=1),
@@ -95,7 +105,12 @@ PROBLEM_PARAMS: dict[str, tuple[Param, ...]] = {
     "stiff": (Param("kind", str, "which loss of the stiff family",
                     choices=("stiff", "far", "concave")),
               DIM_THETA, CURVATURE, Param("target", float, "y in ℓ = (L/2)‖θ − y‖²"), THETA0),
+    "module": (Param("module", str, "a Python file defining n, theta0 and loss(theta, batch) "
+                                    "(docs/own-problem.md; in a scenario: relative to its "
+                                    "file)"),),
 }
+#: the parameters that describe generated data, which a dataset or a data file replaces
+GENERATED = ("n", "dim", "classes", "data_noise", "separable", "flip", "data_seed")
 #: the problems' names, in the catalog's order
 PROBLEM_NAMES = tuple(PROBLEM_PARAMS)
 #: each problem's constructor defaults that are not None (a copy of the constructors')
@@ -109,6 +124,7 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
                            "hidden": 32, "data_seed": 0, "init_seed": 0},
     "rnn-cliff": {"n": 32, "length": 50, "target": 0.7, "data_seed": 0},
     "stiff": {"kind": "stiff", "dim": 1},
+    "module": {},
 }
 
 

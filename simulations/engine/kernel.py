@@ -38,10 +38,11 @@ steps like any perturbation (the softmax MLP at a(0) = 0.5: 2.5e-16 after one st
 relative after 600).
 
 The ``xi`` observer needs the mean field H(θ) = E[g/c] at every step: the kernel evaluates it
-for the quadratic where :mod:`simulations.engine.mean_field` has it exactly, by its closed form
+where :mod:`simulations.engine.mean_field` has it exactly: for the quadratic by its closed form
 (normal or Student-t law) or its finite sum over the atoms (point law, discrete law with B = 1),
-always in float64 (see :func:`_mean_field`); other problems with ``xi`` (Monte Carlo H), and
-the splitting's ``xi`` event, run on the torch step.
+for a dataset problem (B = 1, a dataset small enough to be summed) by the finite sum over its
+samples, always accumulated in float64 (see :func:`_mean_field`), for the observer and for the
+splitting's ``xi`` event alike; Monte Carlo H runs on the torch step.
 """
 
 from __future__ import annotations
@@ -53,14 +54,16 @@ from typing import Any, NamedTuple
 import numpy as np
 from numba import njit, prange
 
-__all__ = ["LAW_CODES", "PROBLEM_CODES", "RULE_CODES", "Block", "Limits", "ObserverArrays",
-           "Observe", "ProblemArgs", "RuleArgs", "State", "advance_rows", "ndtri", "run_block",
-           "step"]
+__all__ = ["EVENT_CODES", "LAW_CODES", "PROBLEM_CODES", "RULE_CODES", "Block", "Limits",
+           "ObserverArrays", "Observe", "ProblemArgs", "RuleArgs", "State", "advance_rows",
+           "ndtri", "run_block", "step"]
 
 #: the problems of the catalog the kernel runs (``stiff`` is a quadratic)
 PROBLEM_CODES = {"quadratic": 0, "linear-regression": 1, "logistic": 2, "mlp-regression": 3,
                  "mlp-classification": 4, "rnn-cliff": 5}
 LAW_CODES = {"normal": 0, "student-t": 1, "discrete": 2, "point": 3}
+#: the splitting's events (:class:`Score`)
+EVENT_CODES = {"exit": 0, "blowup": 1, "xi": 2}
 RULE_CODES = {"none": 0, "classic": 1, "adaptive": 2, "layerwise": 3, "unitwise": 4,
               "value": 5, "projection": 6}
 _M32 = np.uint64(0xFFFFFFFF)
@@ -184,7 +187,8 @@ class ObserverArrays(NamedTuple):
     radii: np.ndarray
     checkpoint_steps: np.ndarray
     anchors: np.ndarray  #: the steps of ``xi_sup_after`` (int64)
-    field: int  #: how the kernel evaluates H for ``xi``: 0 closed form, 1 sum over atoms
+    field: int  #: how the kernel evaluates H for ``xi``: 0 closed form, 1 sum over atoms,
+    #: 2 sum over the dataset
     atom_values: np.ndarray  #: the atoms y_s = v_s·(1, …, 1) of μ (float64)
     atom_weights: np.ndarray  #: their probabilities (float64)
     record: np.ndarray  #: int8 flags, indexed by :class:`Observe`
@@ -199,6 +203,7 @@ class _Scratch(NamedTuple):
     d: np.ndarray  # (P,) g/c for the rules that change the direction
     cand: np.ndarray  # (P,) the candidate θ(t+1)
     h: np.ndarray  # (P,) float64 the mean field H(θ(t)) for the xi observer
+    xi: np.ndarray  # (P,) float64 ξ of the splitting's row being run (the xi event)
     gsq: np.ndarray  # (groups,) float64
     tsq: np.ndarray  # (groups,) float64
     act: np.ndarray  # (max(hidden, length, classes, 1),)
@@ -554,6 +559,13 @@ def _gradient(th, pb, sc, rational):
     idx = sc.idx
     for b in range(pb.batch):
         idx[b] = np.int64((sc.words[b] * np.uint64(pb.n)) >> np.uint64(32))
+    _data_gradient(th, pb, sc, rational)
+
+
+@njit(inline="always")
+def _data_gradient(th, pb, sc, rational):
+    """A dataset problem's gradient into ``sc.g`` on the minibatch of samples ``sc.idx``."""
+    idx = sc.idx
     if pb.code <= 2:
         _linear_grad(th, pb, idx, sc.g)
     elif pb.code == 3:
@@ -748,13 +760,27 @@ def _clamp_mean(m, s, tau, law, df):
 
 
 @njit(inline="always")
-def _mean_field(th, tnorm, pb, rule, obs, sc, gmax):
+def _mean_field(th, tnorm, pb, rule, obs, sc, limits):
     r"""H(θ) into ``sc.h`` (float64). Closed form (``obs.field`` 0), per coordinate,
     m = L(θ_c − mean): H_c = m without clipping or with the projection, else
     E[clamp(m + sT, −τ, τ)] with s = |L|·sd/√B and τ = λ (classic, value) or λ·max(|θ|, ε)
     (the adaptive rules, d = 1). Atoms (``obs.field`` 1): H = Σ_s w_s·clip(L(θ − v_s·1)), the
-    rule applied to each atom's gradient. (Uses ``sc.g`` and ``sc.d`` as work arrays.)"""
-    h, p = sc.h, th.shape[0]
+    rule applied to each atom's gradient. Dataset (``obs.field`` 2, B = 1):
+    H = (1/n)Σ_i clip(∇ℓ(θ; x_i, y_i)) over the n samples. (Uses ``sc.g``, ``sc.d`` and
+    ``sc.idx`` as work arrays.)"""
+    h, p, gmax = sc.h, th.shape[0], limits.gmax
+    if obs.field == 2:
+        for c in range(p):
+            h[c] = 0.0
+        w = 1.0 / pb.n
+        for i in range(pb.n):
+            sc.idx[0] = i
+            _data_gradient(th, pb, sc, limits.rational)
+            factor, _, _, _ = _clip(th, tnorm, rule, sc, gmax)
+            for c in range(p):
+                h[c] += w * (factor * np.float64(sc.g[c]) if factor >= 0.0
+                             else np.float64(sc.d[c]))
+        return
     if obs.field == 0:
         s = abs(pb.curvature) * pb.sd / math.sqrt(pb.batch)
         for c in range(p):
@@ -836,7 +862,7 @@ def _scratch(pb, rule, p, dtype_like):
         np.empty(p, dtype=dtype_like.dtype),
         np.empty(p, dtype=dtype_like.dtype), np.empty(p, dtype=dtype_like.dtype),
         np.empty(p, dtype=dtype_like.dtype), np.empty(p, dtype=np.float64),
-        np.empty(max(rule.groups, 1), dtype=np.float64),
+        np.empty(p, dtype=np.float64), np.empty(max(rule.groups, 1), dtype=np.float64),
         np.empty(max(rule.groups, 1), dtype=np.float64),
         np.empty(width, dtype=dtype_like.dtype),
         np.empty(max(pb.hidden, pb.classes, 1), dtype=dtype_like.dtype),
@@ -961,7 +987,7 @@ def _rows_loop(task, state, block, pb, rule, limits, obs, sc):
             done = block.first + s + 1
             _words(kp, np.uint64(block.step[s]), block.word, sc.words)
             if xi_row:
-                _mean_field(th, tnorm, pb, rule, obs, sc, limits.gmax)
+                _mean_field(th, tnorm, pb, rule, obs, sc, limits)
             ok, cnorm, clip_norm, clipped, factor = step(th, tnorm, block.a[s], pb, rule,
                                                          limits, sc)
             _observe_clip(r, clip_norm / (1.0 + tnorm), clipped, obs)
@@ -1016,11 +1042,15 @@ class Branch(NamedTuple):
     step_keys: np.ndarray  # (streams, T) uint64
     word_keys: np.ndarray  # (streams, words) uint64 (width 0: one word per step)
     a: np.ndarray  # (T,) float64 the step sizes a(t)
+    xi: np.ndarray  # (R, P) float64 ξ at start, in and out (the xi event; (R, 0) otherwise)
 
 
 class Score(NamedTuple):
-    """The splitting's score φ(s) of a row: the event (0 exit ‖θ − θ(0)‖, 1 blow-up ‖θ‖), and
-    φ = z (``plain``), (z − L)/w(s), or the endpoint event's log σ form (``endpoint``)."""
+    """The splitting's score φ(s) of a row: the event (0 exit ‖θ − θ(0)‖, 1 blow-up ‖θ‖,
+    2 ‖ξ‖ with ξ(s) = Σ_{t<s} a(t)(g/c − H(θ(t)))), and φ = z (``plain``), (z − L)/w(s), or
+    the endpoint event's log σ form (``endpoint``); for ``xi``, how H is evaluated (``field``,
+    ``atom_values``, ``atom_weights`` as in :class:`ObserverArrays`, from
+    :func:`mean_field_args`)."""
 
     event: int
     plain: bool
@@ -1028,6 +1058,9 @@ class Score(NamedTuple):
     level: float
     scale: np.ndarray  # (T + 1,) float64 w(s)
     top: float  # the target in φ units
+    field: int
+    atom_values: np.ndarray
+    atom_weights: np.ndarray
 
 
 _TINY = 5e-324
@@ -1047,16 +1080,31 @@ def _phi(z, s, steps, sco):
     return below
 
 
+@njit(inline="always")
+def _xi_score(a, factor, sc):
+    r"""ξ += a·(g/c − H(θ(t))) in ``sc.xi`` (g/c = factor·``sc.g``, or ``sc.d``; H in
+    ``sc.h``); returns ‖ξ‖ (float64), summed in a loop that only reads."""
+    xi = sc.xi
+    for k in range(xi.shape[0]):
+        gc = factor * np.float64(sc.g[k]) if factor >= 0.0 else np.float64(sc.d[k])
+        xi[k] = xi[k] + a * (gc - sc.h[k])
+    return math.sqrt(_sq(xi))
+
+
 @njit(_nrt=False, fastmath=FASTMATH)
 def _advance_loop(task, state, branch, pb, rule, limits, sco, sc):
     """:func:`advance_rows` for the rows of one task, with the work arrays ``sc``."""
-    theta, th, a = state.theta, sc.th, branch.a
+    theta, th, a, xi = state.theta, sc.th, branch.a, sc.xi
     rows, p = theta.shape
     steps = a.shape[0]
     tasks, per = _tasks(rows)
+    xi_event = sco.event == 2
     for r in range(task * per, min(rows, (task + 1) * per)):
         for k in range(p):
             th[k] = theta[r, k]
+        if xi_event:
+            for k in range(p):
+                xi[k] = branch.xi[r, k]
         stream = branch.stream[r]
         kw = branch.word_keys[stream]
         level = branch.level[r]
@@ -1068,14 +1116,21 @@ def _advance_loop(task, state, branch, pb, rule, limits, sco, sc):
         while t < steps and best < sco.top:
             key = branch.own_key[r] if switched else branch.parent_key[r]
             _words(key, branch.step_keys[stream, t], kw, sc.words)
-            ok, cnorm, _, _, _ = step(th, tnorm, a[t], pb, rule, limits, sc)
+            if xi_event:
+                _mean_field(th, tnorm, pb, rule, sco, sc, limits)
+            ok, cnorm, _, _, factor = step(th, tnorm, a[t], pb, rule, limits, sc)
             work += 1
             z = np.inf
             if ok:
                 for k in range(p):
                     th[k] = sc.cand[k]
                 tnorm = cnorm
-                z = _deviation(th, state.theta0, r) if sco.event == 0 else cnorm
+                if sco.event == 0:
+                    z = _deviation(th, state.theta0, r)
+                elif sco.event == 1:
+                    z = cnorm
+                else:
+                    z = _xi_score(a[t], factor, sc)
                 z = _phi(z, t + 1, steps, sco)
             best = max(best, z)
             t += 1
@@ -1085,6 +1140,9 @@ def _advance_loop(task, state, branch, pb, rule, limits, sco, sc):
                 branch.runmax[r] = best
                 for k in range(p):
                     theta[r, k] = th[k]
+                if xi_event:
+                    for k in range(p):
+                        branch.xi[r, k] = xi[k]
             if not ok:
                 break
         branch.score[r] = best
@@ -1103,8 +1161,9 @@ def advance_rows(state, branch, pb, rule, limits, sco):
     """Run each row of the splitting to T (or until its running score reaches ``sco.top``).
 
     In: ``state.theta`` θ (rows, P) at each row's ``branch.start``, ``state.theta0`` θ(0),
-    ``branch.runmax`` the running score there. Out, in place: ``state.theta``, ``branch.start``
-    and ``branch.runmax`` at the step where the row's own words began, ``branch.score`` its
+    ``branch.runmax`` the running score there (and ``branch.xi`` ξ there, for the xi event).
+    Out, in place: ``state.theta``, ``branch.start``, ``branch.runmax`` and ``branch.xi`` at the
+    step where the row's own words began, ``branch.score`` its
     final running score and ``branch.work`` the steps it simulated."""
     tasks, _ = _tasks(state.theta.shape[0])
     for task in prange(tasks):
@@ -1130,13 +1189,17 @@ def supports(problem, rule, device) -> bool:
 def mean_field_args(problem, rule, batch: int) -> tuple[int, np.ndarray, np.ndarray] | None:
     """(``ObserverArrays.field``, atom values, atom weights) for the ``xi`` observer: how the
     kernel evaluates H = E[g/c] of ``problem`` under ``rule`` (the method
-    :class:`simulations.engine.mean_field.MeanField` chooses, where exact for the quadratic), or
-    None
-    where only the torch step has H (Monte Carlo H, or another problem)."""
+    :class:`simulations.engine.mean_field.MeanField` chooses, where exact: the quadratic's
+    closed form or atoms, a dataset's finite sum for B = 1), or None where only the torch step
+    has H
+    (Monte Carlo H, or a problem the kernel does not run)."""
     from simulations.engine.mean_field import evaluator
     from simulations.engine.problems import Quadratic
 
     if not isinstance(problem, Quadratic):
+        known = problem.name in PROBLEM_CODES and batch == 1
+        if known and evaluator(problem, rule, batch=batch).kind == "atoms":
+            return 2, np.zeros(0), np.zeros(0)
         return None
     kind = evaluator(problem, rule, batch=batch).kind
     law = problem.law

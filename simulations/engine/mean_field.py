@@ -44,14 +44,18 @@ every step on every tracked path. How (the first that applies):
     cancellation as ν → 1 and tends to the Cauchy form above.
 
 * **Exact finite sum**, B = 1 and μ finite (a dataset, a discrete or point law; a point law for
-  any B): H(θ) = Σ_s w_s · clip(∇ℓ(θ; ξ_s)), the clipped per-sample gradients of the S atoms for
+  any B) with S atoms, where S ≤ max(``samples``, ``MAX_EXACT``/P) (an evaluation then costs
+  at most what Monte Carlo over ``samples`` draws would, or at most ``MAX_EXACT`` gradient
+  entries S·P per point; a larger dataset is estimated by Monte Carlo, below):
+  H(θ) = Σ_s w_s · clip(∇ℓ(θ; ξ_s)), the clipped per-sample gradients of the S atoms for
   all N points, computed as (N, S) pairs in pieces of at most ``MAX_ROWS`` rows and
   ``MAX_ENTRIES`` gradient entries (the pieces cut both the points and the atoms, so a dataset
   of any size needs bounded memory).
 
 * **Monte Carlo with common random numbers** otherwise (B > 1 without a closed form, a
-  d-dimensional law under a norm-based rule): the same S = ``samples`` minibatches, drawn once
-  from ``seed`` (stream 2, independent of the runs' own draws), for every point and every call,
+  d-dimensional law under a norm-based rule, a dataset above the exact sum's limit): the same
+  S = ``samples`` minibatches, drawn once from ``seed`` (stream 2, independent of the runs'
+  own draws), for every point and every call,
   so the estimate is a deterministic function of θ; the standard error of the mean over the S
   draws is reported (``exact=False``). Norm clipping couples the coordinates: for an isotropic
   normal law in d > 1, H(θ) = u·E[min(R, τ)·A_d(mR/s²)] along u = m/‖m‖, with R = ‖z‖
@@ -100,14 +104,17 @@ from simulations.engine.problems import Problem, Quadratic
 from simulations.engine.rules import ClipRule
 from theory.errors import BadArgument
 
-__all__ = ["CLOSED_ROUNDING", "MAX_ENTRIES", "MAX_ROWS", "SUM_ROUNDING", "HEstimate", "MeanField",
-           "betainc", "clamp_mean_rounding", "evaluator", "field", "mean_field",
+__all__ = ["CLOSED_ROUNDING", "MAX_ENTRIES", "MAX_EXACT", "MAX_ROWS", "SUM_ROUNDING", "HEstimate",
+           "MeanField", "betainc", "clamp_mean_rounding", "evaluator", "field", "mean_field",
            "normal_clamp_mean", "t_cdf", "t_clamp_mean", "t_partial_expectation"]
 
 MAX_ROWS = 1 << 16  #: rows (point × atom or point × draw pairs) evaluated in one batch
 #: and at most this many entries rows·P per batch: per-sample gradients of a few MB stay in
 #: cache (a 20–25–1 MLP, P = 551: 1903 rows per batch, three times faster than 65536)
 MAX_ENTRIES = 1 << 20
+#: the largest S·P (atoms × parameters) summed exactly when S also exceeds the Monte Carlo
+#: sample count (module docstring)
+MAX_EXACT = 1 << 24
 
 _ADAPTIVE = ("adaptive", "layerwise", "unitwise")
 
@@ -360,17 +367,20 @@ def _pieces(n_rows: int, n_params: int) -> tuple[int, int]:
 class MeanField:
     """H(θ) = E_μ[g/c] of ``problem`` under ``rule`` for minibatches of ``batch``, as a batched
     torch function of θ (N, P) (see the module docstring for the methods); ``method`` and
-    ``exact`` say which one applies. Built by :func:`evaluator`."""
+    ``exact`` say which one applies; ``exact_limit``: the S·P above which a finite μ with more
+    than ``samples`` atoms is estimated (default :data:`MAX_EXACT`). Built by
+    :func:`evaluator`."""
 
     def __init__(self, problem: Problem, rule: ClipRule, *, batch: int = 1, samples: int = 4096,
                  seed: int = 0, dtype: torch.dtype = torch.float64,
-                 device: torch.device | str = "cpu"):
+                 device: torch.device | str = "cpu", exact_limit: int = MAX_EXACT):
         for name, value, least in (("batch", batch, 1), ("samples", samples, 2)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) \
                     or value < least:
                 raise BadArgument(name, f"must be an integer ≥ {least}, got {value!r}")
         batch, samples = int(batch), int(samples)
         self.problem, self.rule, self.batch = problem, rule, batch
+        self.samples, self.exact_limit = samples, exact_limit
         self.dtype, self.device = dtype, torch.device(device)
         self.kind = self._choose()
         self.exact = self.kind != "monte carlo"
@@ -385,7 +395,6 @@ class MeanField:
             self.atoms, self.weights = problem.atoms(dtype, self.device)
             self.method = "finite sum over the atoms of μ"
         else:
-            self.samples = samples
             w = sampling.words(seed, torch.arange(samples, device=self.device), range(1),
                                batch * problem.words_per_sample, stream=2)[0]
             self.draws = problem.sample(w, dtype)
@@ -404,10 +413,12 @@ class MeanField:
                 return "atoms"
         if self.batch == 1:
             try:
-                self.problem.atoms(self.dtype, self.device)
-                return "atoms"
+                _, weights = self.problem.atoms(self.dtype, self.device)
             except NotImplementedError:
-                pass
+                return "monte carlo"
+            size = len(weights)
+            if size <= max(self.samples, self.exact_limit // problem.n_params):
+                return "atoms"
         return "monte carlo"
 
     def __call__(self, theta: torch.Tensor, *, rounding: bool = False) -> HEstimate:
@@ -425,7 +436,7 @@ class MeanField:
     def _closed(self, theta: torch.Tensor, rounding: bool
                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
         problem, rule = self.problem, self.rule
-        assert isinstance(problem, Quadratic) and rule.lam is not None  # see _choose
+        assert isinstance(problem, Quadratic)  # see _choose
         law = problem.law
         th = theta.detach().to(torch.float64)
         curv = problem.curvature
@@ -433,6 +444,7 @@ class MeanField:
         eps = torch.finfo(torch.float64).eps
         if rule.kind in ("none", "projection"):
             return m.to(theta.dtype), (4 * eps * m.abs()).to(theta.dtype) if rounding else None
+        assert rule.lam is not None  # every other rule clips at a threshold λ
         s = abs(curv) * law.sd / math.sqrt(self.batch)
         if rule.kind in _ADAPTIVE:  # d = 1 here: τ = λ·max(|θ|, ε)
             tau = rule.lam * torch.clamp(th.abs(), min=rule.eps)
@@ -517,14 +529,15 @@ class MeanField:
 
 def evaluator(problem: Problem, rule: ClipRule, *, batch: int = 1, samples: int = 4096,
               seed: int = 0, dtype: torch.dtype = torch.float64,
-              device: torch.device | str = "cpu") -> MeanField:
+              device: torch.device | str = "cpu", exact_limit: int = MAX_EXACT) -> MeanField:
     """The :class:`MeanField` of ``problem`` under ``rule`` (built once, then cached on the
     problem, so repeated calls, e.g. one per engine step, reuse its constants and draws)."""
-    key = ("mean_field", rule, batch, samples, seed, dtype, str(torch.device(device)))
+    key = ("mean_field", rule, batch, samples, seed, dtype, str(torch.device(device)),
+           exact_limit)
     cache = problem._cache
     if key not in cache:
         cache[key] = MeanField(problem, rule, batch=batch, samples=samples, seed=seed,
-                               dtype=dtype, device=device)
+                               dtype=dtype, device=device, exact_limit=exact_limit)
     return cache[key]
 
 

@@ -23,7 +23,10 @@ parameter the problem (or the law) does not take, and the command line and
 
 Problems with a finite dataset D draw ξ = (x_i, y_i) with i uniform on {0..n-1}. Their data are
 generated once from a seed (``sklearn.datasets.make_regression``, ``make_blobs``, mnist1d's
-``make_dataset``), so nothing is downloaded. Every weight matrix and every bias vector is its own
+``make_dataset``), so nothing is downloaded; the linear, logistic and MLP problems take instead
+scikit-learn's shipped datasets (``dataset``) or a user's file (``data``), standardized unless
+``standardize`` is false (:mod:`simulations.engine.data`), and :class:`UserModule` is a problem
+written in a user's Python file. Every weight matrix and every bias vector is its own
 layer (:mod:`simulations.engine.layout`); weight matrices are (out, in) as ``nn.Linear.weight``.
 """
 
@@ -33,6 +36,7 @@ import inspect
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -56,6 +60,7 @@ __all__ = [
     "Problem",
     "Quadratic",
     "RNNCliff",
+    "UserModule",
     "make_problem",
     "problem_params",
 ]
@@ -170,6 +175,8 @@ class FiniteData(Problem):
     """A problem whose μ is uniform on a finite dataset: ξ = sample i, i uniform on {0..n-1}.
 
     A minibatch is the index tensor (R, B); one word per sample gives i = floor(u32·n/2^32).
+    The data-based problems take ``dataset``, ``data`` and ``standardize`` in place of their
+    generated data (:meth:`_own_data`); n and dim are then the data's.
     """
 
     n: int
@@ -185,6 +192,30 @@ class FiniteData(Problem):
     def atoms(self, dtype, device):
         index = torch.arange(self.n, device=device)[:, None]
         return index, torch.full((self.n,), 1.0 / self.n, dtype=dtype, device=device)
+
+    def _own_data(self, task: str, dataset: str | None = None, data: str | None = None,
+                  standardize: bool | None = None) -> dict[str, Any] | None:
+        """Load scikit-learn's ``dataset`` or the file ``data`` into ``x``, ``y`` and ``n``
+        (:func:`simulations.engine.data.load`, ``task`` its targets; ``standardize`` None means
+        true) and return the parameters that describe them; None (and nothing loaded) when neither
+        is given."""
+        if dataset is None and data is None:
+            if standardize is not None:
+                raise BadArgument("standardize", "applies to a dataset or a data file only")
+            return None
+        from simulations.engine import data as own
+
+        standardize = True if standardize is None else standardize
+        self.x, self.y, _ = own.load(dataset, data, task, self.name, standardize)
+        self.n = len(self.x)
+        where = {"dataset": dataset} if dataset is not None else {"data": data}
+        return {**where, "standardize": standardize, "n": self.n, "dim": self.x.shape[1]}
+
+
+def _take(rows: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """``rows[idx]`` (shape idx.shape + rows.shape[1:]) by ``index_select``, a few times faster
+    than advanced indexing for the (N·S, 1) indices of the mean field's atoms."""
+    return rows.index_select(0, idx.reshape(-1)).view(*idx.shape, *rows.shape[1:])
 
 
 def _regression_data(n: int, dim: int, data_noise: float, data_seed: int):
@@ -205,8 +236,8 @@ class _LinearModel(FiniteData):
     def _forward(self, theta, idx):
         """x (R, B, dim), f (R, B) and y (R, B) of the minibatch ``idx``."""
         d = self.data(theta.dtype, theta.device)
-        x = d["x"][idx]
-        return x, torch.einsum("rbd,rd->rb", x, theta[:, :-1]) + theta[:, -1:], d["y"][idx]
+        x = _take(d["x"], idx)
+        return x, torch.einsum("rbd,rd->rb", x, theta[:, :-1]) + theta[:, -1:], _take(d["y"], idx)
 
     @staticmethod
     def _gradient(e, x):
@@ -228,12 +259,15 @@ class LinearRegression(_LinearModel):
     name = "linear-regression"
     PARAMS = PROBLEM_PARAMS["linear-regression"]
 
-    def __init__(self, n=1000, dim=20, data_noise=0.1, data_seed=0, theta0=None):
+    def __init__(self, n=1000, dim=20, data_noise=0.1, data_seed=0, theta0=None, **own_data):
         self.n, dim, data_noise, data_seed = _checked(self, n=n, dim=dim, data_noise=data_noise,
                                                       data_seed=data_seed)
-        self.x, self.y = _regression_data(self.n, dim, data_noise, data_seed)
-        self.params = {"n": self.n, "dim": dim, "data_noise": data_noise, "data_seed": data_seed}
-        self._init_layout(dim, theta0)
+        own = self._own_data("regression", **own_data)
+        if own is None:
+            self.x, self.y = _regression_data(self.n, dim, data_noise, data_seed)
+            own = {"n": self.n, "dim": dim, "data_noise": data_noise, "data_seed": data_seed}
+        self.params = own
+        self._init_layout(self.x.shape[1], theta0)
 
     def grad(self, theta, idx):
         x, f, y = self._forward(theta, idx)
@@ -259,9 +293,15 @@ class Logistic(_LinearModel):
     name = "logistic"
     PARAMS = PROBLEM_PARAMS["logistic"]
 
-    def __init__(self, n=200, dim=2, separable=True, flip=0.1, data_seed=0, theta0=None):
+    def __init__(self, n=200, dim=2, separable=True, flip=0.1, data_seed=0, theta0=None,
+                 **own_data):
         self.n, dim, separable, flip, data_seed = _checked(
             self, n=n, dim=dim, separable=separable, flip=flip, data_seed=data_seed)
+        own = self._own_data("binary", **own_data)
+        if own is not None:
+            self.params = own
+            self._init_layout(self.x.shape[1], theta0)
+            return
         rng = np.random.default_rng(data_seed)
         self.x = rng.standard_normal((self.n, dim))
         self.y = (self.x @ (np.ones(dim) / math.sqrt(dim)) > 0).astype(np.float64)
@@ -333,20 +373,22 @@ class MLPRegression(_TanhMLP):
     PARAMS = PROBLEM_PARAMS["mlp-regression"]
 
     def __init__(self, n=1000, dim=20, hidden=25, data_noise=0.1, data_seed=0, init_seed=0,
-                 theta0=None):
+                 theta0=None, **own_data):
         self.n, dim, hidden, data_noise, data_seed, init_seed = _checked(
             self, n=n, dim=dim, hidden=hidden, data_noise=data_noise, data_seed=data_seed,
             init_seed=init_seed)
-        self.x, self.y = _regression_data(self.n, dim, data_noise, data_seed)
-        self.params = {"n": self.n, "dim": dim, "hidden": hidden, "data_noise": data_noise,
-                       "data_seed": data_seed, "init_seed": init_seed}
-        self._init_layout(dim, hidden, 1, theta0, init_seed)
+        own = self._own_data("regression", **own_data)
+        if own is None:
+            self.x, self.y = _regression_data(self.n, dim, data_noise, data_seed)
+            own = {"n": self.n, "dim": dim, "data_noise": data_noise, "data_seed": data_seed}
+        self.params = {**own, "hidden": hidden, "init_seed": init_seed}
+        self._init_layout(self.x.shape[1], hidden, 1, theta0, init_seed)
 
     def _residual(self, theta, idx):
         d = self.data(theta.dtype, theta.device)
-        x = d["x"][idx]
+        x = _take(d["x"], idx)
         a, f = self._forward(theta, x)
-        return x, a, f - d["y"][idx][..., None]
+        return x, a, f - _take(d["y"], idx)[..., None]
 
     def grad(self, theta, idx):
         x, a, r = self._residual(theta, idx)
@@ -370,11 +412,21 @@ class MLPClassification(_TanhMLP):
     name = "mlp-classification"
     PARAMS = PROBLEM_PARAMS["mlp-classification"]
 
-    def __init__(self, dataset="blobs", n=600, dim=10, classes=3, hidden=32, data_seed=0,
-                 init_seed=0, theta0=None):
-        dataset, n, dim, classes, hidden, data_seed, init_seed = _checked(
-            self, dataset=dataset, n=n, dim=dim, classes=classes, hidden=hidden,
+    def __init__(self, n=600, dim=10, classes=3, hidden=32, data_seed=0, init_seed=0,
+                 theta0=None, **own_data):
+        dataset = own_data.pop("dataset", "blobs")  # "blobs", "mnist1d" or a shipped dataset
+        n, dim, classes, hidden, data_seed, init_seed = _checked(
+            self, n=n, dim=dim, classes=classes, hidden=hidden,
             data_seed=data_seed, init_seed=init_seed)
+        dataset = None if dataset is None else _checked(self, dataset=dataset)[0]
+        generated = own_data.get("data") is not None or dataset in ("blobs", "mnist1d")
+        own = self._own_data("classes", **own_data, dataset=None if generated else dataset)
+        if own is not None:
+            self.classes = int(self.y.max()) + 1
+            self.params = {**own, "classes": self.classes, "hidden": hidden,
+                           "init_seed": init_seed}
+            self._init_layout(self.x.shape[1], hidden, self.classes, theta0, init_seed)
+            return
         if dataset == "blobs":
             from sklearn.datasets import make_blobs
 
@@ -399,9 +451,9 @@ class MLPClassification(_TanhMLP):
 
     def _logits(self, theta, idx):
         d = self.data(theta.dtype, theta.device)
-        x = d["x"][idx]
+        x = _take(d["x"], idx)
         a, f = self._forward(theta, x)
-        return x, a, f, d["y"][idx]
+        return x, a, f, _take(d["y"], idx)
 
     def grad(self, theta, idx):
         x, a, f, y = self._logits(theta, idx)
@@ -443,7 +495,7 @@ class RNNCliff(FiniteData):
         return {"x0": self.x0}
 
     def _run(self, theta, idx):
-        x = self.data(theta.dtype, theta.device)["x0"][idx]  # (R, B)
+        x = _take(self.data(theta.dtype, theta.device)["x0"], idx)  # (R, B)
         w, b = theta[:, :1], theta[:, 1:]
         hidden = []
         for _ in range(self.length):
@@ -466,6 +518,123 @@ class RNNCliff(FiniteData):
 
     def loss(self, theta, idx):
         return (self._run(theta, idx)[0] - self.target).square().mean(1)
+
+
+# ==============================================================================================
+# A user's module
+# ==============================================================================================
+
+
+class UserModule(FiniteData):
+    r"""A problem written by the user in a Python file (``[problem] module = "my_problem.py"``),
+    run on the torch step with gradients by autograd. The file defines:
+
+    * ``n``: the dataset size; the toolkit draws the minibatch's sample indices i uniform on
+      {0..n−1}, with replacement, from its own counter-based streams (so runs are reproducible,
+      the splitting can replay them and H is the exact finite sum over the n samples);
+    * ``theta0``: θ(0), P numbers, the same on every path;
+    * ``loss(theta, batch)``: θ (R, P) (the run's dtype and device) → (R,), each row's
+      minibatch-mean loss (1/B)Σ_j ℓ(θ_r; ξ_j), differentiable by torch, each row depending
+      on its own θ_r only;
+    * optionally ``minibatch(index)``: the (R, B) int64 tensor of sample indices → the batch
+      handed to ``loss`` (default: the indices themselves);
+    * optionally ``layers``: (name, shape) pairs splitting θ into layers for the layer-wise and
+      unit-wise rules (default: one layer ``theta`` of shape (P,)).
+
+    g = ∇_θ Σ_r loss(θ, batch)_r by ``torch.autograd.grad``, row r being ∇_{θ_r} of its own
+    loss. The file is checked when it is loaded (one line naming it for each failure): the
+    names exist, ``loss`` returns R finite numbers at θ(0) and its gradient does not mix rows.
+    """
+
+    name = "module"
+    PARAMS = PROBLEM_PARAMS["module"]
+
+    def __init__(self, module: str | None = None):
+        from simulations.engine.data import failure, load_file
+
+        if not isinstance(module, str) or not module:
+            raise BadArgument("module", "required: the path of a Python file (the protocol: n, "
+                                        "theta0, loss(theta, batch))")
+        path = Path(module).resolve()
+        self.source = str(module)
+
+        def bad(message: str) -> BadArgument:
+            return BadArgument("module", f"{module}: {message}")
+
+        if path.suffix != ".py" or not path.is_file():
+            raise bad("no such Python file" if not path.exists() else "expected a .py file")
+        try:
+            mod = load_file(path, "clipverify_problem")
+        except Exception as error:  # a user's file: say what it raised, in one line
+            raise bad(failure(error)) from None
+        missing = [k for k in ("n", "theta0", "loss") if not hasattr(mod, k)]
+        if missing:
+            raise bad(f"defines no {', '.join(missing)} (the protocol: n, theta0, "
+                      f"loss(theta, batch); optional minibatch(index), layers)")
+        n = mod.n
+        if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
+            raise bad(f"n must be a positive integer (the dataset size), got {n!r}")
+        if not callable(mod.loss):
+            raise bad("loss must be a function loss(theta, batch)")
+        self._loss = mod.loss
+        self._minibatch = getattr(mod, "minibatch", lambda index: index)
+        if not callable(self._minibatch):
+            raise bad("minibatch must be a function minibatch(index)")
+        try:
+            theta0 = np.asarray(torch.as_tensor(mod.theta0).detach().cpu(), dtype=np.float64)
+        except (TypeError, ValueError, RuntimeError):
+            raise bad(f"theta0 must be P numbers, got {mod.theta0!r:.60}") from None
+        if theta0.ndim != 1 or not len(theta0) or not np.isfinite(theta0).all():
+            raise bad(f"theta0 must be P finite numbers in a flat list, got shape "
+                      f"{theta0.shape}")
+        try:
+            layout = (Layout.of(*((str(k), tuple(v)) for k, v in mod.layers))
+                      if hasattr(mod, "layers") else Layout.of(("theta", theta0.shape)))
+        except (TypeError, ValueError):
+            raise bad("layers must be (name, shape) pairs") from None
+        if layout.size != len(theta0):
+            raise bad(f"layers hold {layout.size} numbers, theta0 {len(theta0)}")
+        self.n = int(n)
+        self.params = {"module": str(module)}
+        super().__init__(layout, theta0)
+        self._check(bad, failure)
+
+    def arrays(self):
+        return {}
+
+    def _check(self, bad, failure) -> None:
+        """One evaluation at θ(0): the loss is R finite numbers, its gradient (P,) per row and
+        the same for one row and for two equal rows (rows do not mix)."""
+        theta = torch.as_tensor(self.theta0)[None]
+        try:
+            one, two = (self.grad(theta.expand(r, -1).clone(),
+                                  torch.zeros(r, 1, dtype=torch.int64)) for r in (1, 2))
+            value = self.loss(theta.expand(2, -1), torch.zeros(2, 1, dtype=torch.int64))
+        except BadArgument:
+            raise
+        except Exception as error:  # a user's file: say what it raised, in one line
+            raise bad(f"loss at theta0 raised {failure(error)}") from None
+        if not torch.isfinite(value).all() or not torch.isfinite(one).all():
+            raise bad("loss or its gradient is not finite at theta0")
+        if not torch.allclose(two, one.expand(2, -1), rtol=1e-6, atol=1e-12):
+            raise bad("loss mixes the rows of theta: the gradient of one row differs from "
+                      "that of two equal rows (each row must depend on its own θ only)")
+
+    def grad(self, theta, batch):
+        with torch.enable_grad():
+            leaf = theta.detach().requires_grad_(True)
+            out = self._loss(leaf, self._minibatch(batch))
+            if not isinstance(out, torch.Tensor) or out.shape != leaf.shape[:1]:
+                got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+                raise BadArgument("module", f"{self.source}: loss must return one number per "
+                                            f"row of theta, shape (R,) = ({len(leaf)},), got "
+                                            f"{got}")
+            (g,) = torch.autograd.grad(out.sum(), leaf, allow_unused=True)
+        return torch.zeros_like(theta) if g is None else g.to(theta.dtype)
+
+    def loss(self, theta, batch):
+        with torch.no_grad():
+            return self._loss(theta, self._minibatch(batch))
 
 
 # ==============================================================================================
@@ -671,6 +840,7 @@ PROBLEMS: dict[str, Any] = {
     "mlp-classification": MLPClassification,
     "rnn-cliff": RNNCliff,
     "stiff": _stiff,
+    "module": UserModule,
 }
 
 

@@ -104,13 +104,13 @@ particle j of iteration q copies comes from the word of counter j at step q of s
 depends
 on (seed, replica) only, not on how many replicas run together (``Execution.replica_chunk``).
 
-All clones of an iteration, of all replicas of a chunk, run as one batch. On the CPU, for the
-exit and blowup events, that batch runs on the compiled step, one loop per clone
-(:func:`simulations.engine.kernel.advance_rows`: the replay, the switch to fresh words and the score
-written once, beside the engine's runner); elsewhere (the xi event, another device,
-``Execution(backend="torch")``) on the engine's torch step
-(:class:`simulations.engine.run.TorchStep`), so every problem, clip rule and dtype works. On the ±1
-walk both give the same estimates bit for bit.
+All clones of an iteration, of all replicas of a chunk, run as one batch. On the CPU that batch
+runs on the compiled step, one loop per clone (:func:`simulations.engine.kernel.advance_rows`:
+the replay, the switch to fresh words and the score written once, beside the engine's runner;
+for the xi event with the kernel's exact H, as the engine's ``xi`` observer); elsewhere (the xi
+event with a Monte Carlo H, another device, ``Execution(backend="torch")``) on the engine's
+torch step (:class:`simulations.engine.run.TorchStep`), so every problem, clip rule and dtype
+works. On the ±1 walk both give the same estimates bit for bit.
 """
 
 from __future__ import annotations
@@ -124,7 +124,7 @@ import numpy as np
 import torch
 from scipy import stats
 
-from simulations.engine import kernel, sampling
+from simulations.engine import kernel, progress, sampling
 from simulations.engine.catalog import EVENTS, IMPORTANCE
 from simulations.engine.mean_field import mean_field
 from simulations.engine.rules import norms
@@ -135,7 +135,7 @@ from theory.errors import BadArgument, integer, require_memory
 from theory.records import to_json
 
 __all__ = ["EVENTS", "IMPORTANCE", "STREAM_AMS", "RareCurve", "RareEventResult", "Splitting",
-           "ams", "importance_scale", "inconclusive", "interval", "log_interval",
+           "ams", "importance_scale", "inconclusive", "interval", "log_interval", "memory_bytes",
            "summarize"]
 
 STREAM_AMS = 16
@@ -487,13 +487,24 @@ class _Batch:
     runmax: torch.Tensor  # (R,) float64 running max at b
 
 
-def _check_memory(chain: Chain, splitting: Splitting, replicas: int, n_params: int) -> None:
-    """Refuse up front a run whose arrays would not fit in memory: about 64 bytes a step (the
-    schedule and its sums) and, for each of the ``replicas`` run together, three copies of each
-    particle's state (θ and its scores)."""
+def _memory_parts(chain: Chain, splitting: Splitting, replicas: int,
+                  n_params: int) -> dict[str, int]:
+    """Bytes of a splitting run's arrays: about 64 a step (the schedule and its sums) and, for
+    each of the ``replicas`` run together, three copies of each particle's state (θ and its
+    scores)."""
     item = 8 if chain.dtype == "float64" else 4
-    parts = {"steps": 64 * chain.steps,
-             "particles": 3 * replicas * splitting.particles * (item * n_params + 64)}
+    return {"steps": 64 * chain.steps,
+            "particles": 3 * replicas * splitting.particles * (item * n_params + 64)}
+
+
+def memory_bytes(chain: Chain, splitting: Splitting, replicas: int, n_params: int) -> int:
+    """The peak bytes of a splitting run with ``replicas`` run together (:func:`_memory_parts`)."""
+    return sum(_memory_parts(chain, splitting, replicas, n_params).values())
+
+
+def _check_memory(chain: Chain, splitting: Splitting, replicas: int, n_params: int) -> None:
+    """Refuse up front a run whose arrays would not fit in memory (:func:`memory_bytes`)."""
+    parts = _memory_parts(chain, splitting, replicas, n_params)
     worst = max(parts, key=parts.__getitem__)
     require_memory(worst, sum(parts.values()),
                    f"this splitting run (T = {chain.steps}, {replicas} replicas × "
@@ -599,10 +610,10 @@ class _Sampler:
 
 class _KernelAdvance:
     """:meth:`_Sampler.advance` on the compiled step
-    (:func:`simulations.engine.kernel.advance_rows`):
-    the same rows, words, scores and switches, one loop per row. For every event but ``xi``
-    (which needs the mean field at every step), on the CPU, unless the execution asks for the
-    torch step (``backend="torch"``, or ``compile``)."""
+    (:func:`simulations.engine.kernel.advance_rows`): the same rows, words, scores and switches,
+    one loop per row. On the CPU, for every event (for ``xi`` where the kernel has the mean
+    field H exactly, :func:`simulations.engine.kernel.mean_field_args`), unless the execution
+    asks for the torch step (``backend="torch"``, or ``compile``)."""
 
     def __init__(self, sampler: _Sampler):
         problem, dtype = sampler.problem, sampler.a_t.numpy().dtype
@@ -614,18 +625,24 @@ class _KernelAdvance:
         words, count = sampler.words, sampler.words_per_step
         self.step_keys = _unsigned(words.step_keys(torch.arange(len(self.a))))
         self.word_keys = _unsigned(words.word_keys(count if count > 1 else 0))
-        self.score = kernel.Score(0 if sampler.event == "exit" else 1, sampler.plain,
+        field = kernel.mean_field_args(problem, sampler.rule, sampler.batch) \
+            if sampler.event == "xi" else None
+        field_code, atoms, weights = field or (0, np.zeros(0), np.zeros(0))
+        self.score = kernel.Score(kernel.EVENT_CODES[sampler.event], sampler.plain,
                                   sampler.endpoint, float(sampler.level),
-                                  sampler.scale.numpy(), float(sampler.top))
+                                  sampler.scale.numpy(), float(sampler.top), field_code, atoms,
+                                  weights)
 
     @staticmethod
     def for_sampler(sampler: _Sampler) -> _KernelAdvance | None:
         """The sampler's compiled runner, or None where the torch step runs."""
-        usable = (sampler.event != "xi" and not sampler.step.compiled
-                  and kernel.supports(sampler.problem, sampler.rule, sampler.device))
+        usable = (not sampler.step.compiled
+                  and kernel.supports(sampler.problem, sampler.rule, sampler.device)
+                  and (sampler.event != "xi" or kernel.mean_field_args(
+                      sampler.problem, sampler.rule, sampler.batch) is not None))
         if sampler.backend == "compiled" and not usable:
             raise BadArgument("backend", "'compiled' runs the catalog's problems on the "
-                                         "CPU, for the exit and blowup events")
+                                         "CPU, the xi event where H is exact")
         return _KernelAdvance(sampler) if usable and sampler.backend != "torch" else None
 
     def __call__(self, b: _Batch):
@@ -637,11 +654,13 @@ class _KernelAdvance:
             b.runmax.numpy().astype(np.float64), np.empty(rows), np.zeros(rows, np.int64),
             _unsigned(self.sampler.words.path_keys(b.replica, b.parent_counter)),
             _unsigned(self.sampler.words.path_keys(b.replica, b.counter)),
-            b.replica.numpy().astype(np.int64), self.step_keys, self.word_keys, self.a)
+            b.replica.numpy().astype(np.int64), self.step_keys, self.word_keys, self.a,
+            np.zeros((rows, 0)) if b.xi is None else b.xi.numpy().copy())
         kernel.advance_rows(state, branch, self.problem, self.rule, self.limits, self.score)
         start, theta, runmax, score, work = (torch.from_numpy(x) for x in (
             branch.start, state.theta, branch.runmax, branch.score, branch.work))
-        return start, theta, None, runmax, score, work
+        xi = None if b.xi is None else torch.from_numpy(branch.xi)
+        return start, theta, xi, runmax, score, work
 
 
 def _unsigned(x: torch.Tensor) -> np.ndarray:
@@ -656,8 +675,9 @@ def ams(chain: Chain, splitting: Splitting,
 
     Of ``execution`` (default :class:`~simulations.engine.spec.Execution()`), only ``device``,
     ``backend`` (the compiled step or the torch step; the result's ``setting["backend"]``
-    says which ran), ``compile`` and ``replica_chunk`` (the replicas run together; default
-    all; the result does not depend on it) are read. Raises
+    says which ran), ``compile``, ``replica_chunk`` (the replicas run together; default
+    all; the result does not depend on it) and ``progress`` (the iterations, the replicas
+    finished and the lowest level reached, :mod:`simulations.engine.progress`) are read. Raises
     :class:`~theory.errors.BadArgument` naming the parameter for a chain of 0 steps (the
     checks of the chain and of the splitting are theirs:
     :meth:`~simulations.engine.spec.Chain.from_dict`, :class:`Splitting`).
@@ -675,16 +695,20 @@ def ams(chain: Chain, splitting: Splitting,
     estimates = np.zeros((s.replicas, len(targets)))
     iterations = np.zeros(s.replicas, dtype=np.int64)
     work, extinct, capped, backend = 0, 0, 0, "torch"
+    where = "at T" if s.endpoint else "max"
+    bar = progress.bar(None, f"AMS {s.event} ({where}) ≥ {s.level:g}", "iterations",
+                       execution.progress)
     for first in range(0, s.replicas, chunk):
         reps = list(range(first, min(s.replicas, first + chunk)))
         sampler = _Sampler(chain, s, execution, [STREAM_AMS + 2 * r + i for r in reps
                                                  for i in (0, 1)])
-        out = _run(sampler, s, reps, targets)
+        out = _run(sampler, s, reps, targets, bar)
         estimates[reps], iterations[reps] = out[0], out[1]
         work += out[2]
         extinct += out[3]
         capped += out[4]
         backend = "compiled" if sampler.fast is not None else "torch"
+    bar.close()
     problem, rule, guard = sampler.problem, sampler.rule, sampler.guard
     setting = {**problem.settings(), **rule.to_dict(), "schedule": chain.schedule_obj().source,
                "steps": steps, "batch": chain.batch, "seed": chain.seed, "dtype": chain.dtype,
@@ -714,10 +738,11 @@ def _check_levels(levels, level: float, importance: str, endpoint: bool) -> list
     return values
 
 
-def _run(sampler: _Sampler, splitting: Splitting, reps: list[int], targets: list[float]):
-    """AMS on the replicas ``reps`` together (the sampler's streams); returns (estimates
-    (n, len(targets)) at the φ-levels ``targets``, iterations, steps simulated, extinct,
-    capped)."""
+def _run(sampler: _Sampler, splitting: Splitting, reps: list[int], targets: list[float],
+         bar: Any):
+    """AMS on the replicas ``reps`` together (the sampler's streams), each iteration counted
+    on the progress ``bar``; returns (estimates (n, len(targets)) at the φ-levels
+    ``targets``, iterations, steps simulated, extinct, capped)."""
     n, n_part, kill = len(reps), splitting.particles, splitting.kill
     assert kill is not None  # Splitting fills in its default
     problem, dtype, device, seed = sampler.problem, sampler.dtype, sampler.device, sampler.seed
@@ -766,7 +791,14 @@ def _run(sampler: _Sampler, splitting: Splitting, reps: list[int], targets: list
         killed &= going[:, None]
         log_weight = torch.where(going, log_weight + torch.log1p(-k_count / n_part), log_weight)
         iterations += going
-        if not bool(going.any()):
+        left = int(going.sum())
+        if bar.due():  # the lowest level of the replicas still going (φ units), and the target
+            shown = f", lowest level {float(lvl[going].min()):.4g} → {sampler.top:g}" if left \
+                else ""
+            bar.set_postfix_str(f"replicas {reps[0] + n - left}/{splitting.replicas} done"
+                                + shown, refresh=False)
+        bar.update(1)
+        if not left:
             break
         # a survivor for each killed particle: index floor(u·M) among the M survivors, in order
         order = torch.argsort(killed.to(torch.int8), dim=1, stable=True)

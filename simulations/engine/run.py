@@ -48,9 +48,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
-from simulations.engine import kernel, sampling
+from simulations.engine import kernel, progress, sampling
 from simulations.engine.catalog import MEMORY_BUDGET
 from simulations.engine.mean_field import mean_field
 from simulations.engine.observers import (
@@ -68,21 +67,27 @@ from theory.errors import BadArgument
 from theory.files import atomic_write, digest
 
 __all__ = ["DEFAULT_GUARD", "DEFAULT_RECORD", "Execution", "RunSpec", "Simulation", "TorchStep",
-           "default_chunk_size", "simulate"]
+           "chunk_rows", "default_chunk_size", "row_bytes", "simulate"]
 
 DEFAULT_GUARD = {torch.float64: 1e100, torch.float32: 1e18}
 WORD_BUDGET = 1 << 22  #: random words drawn at once
 
 
-def default_chunk_size(problem: Problem, batch: int, dtype: torch.dtype) -> int:
-    """Rows per chunk: ``MEMORY_BUDGET`` over an estimate of the bytes one path needs per step.
-
-    A path holds θ, θ(0), g, the candidate θ(t+1) and the minibatch's activations, about
-    ``8·P + 4·B·(P + words)`` numbers; the chunk is capped at 2^16 rows.
-    """
+def row_bytes(problem: Problem, batch: int, dtype: torch.dtype) -> int:
+    """An estimate of the bytes one path of a chunk needs per step: θ, θ(0), g, the candidate
+    θ(t+1) and the minibatch's activations, about ``8·P + 4·B·(P + words)`` numbers."""
     itemsize = torch.finfo(dtype).bits // 8
-    per_row = (8 * problem.n_params + 4 * batch * (problem.n_params + 8)) * itemsize
-    return int(max(1, min(1 << 16, MEMORY_BUDGET // per_row)))
+    return (8 * problem.n_params + 4 * batch * (problem.n_params + 8)) * itemsize
+
+
+def default_chunk_size(problem: Problem, batch: int, dtype: torch.dtype) -> int:
+    """Rows per chunk: ``MEMORY_BUDGET`` over :func:`row_bytes`, capped at 2^16 rows."""
+    return int(max(1, min(1 << 16, MEMORY_BUDGET // row_bytes(problem, batch, dtype))))
+
+
+def chunk_rows(problem: Problem, batch: int, dtype: torch.dtype, chunk_size: int | None) -> int:
+    """The rows of a chunk: ``chunk_size``, or :func:`default_chunk_size` where it is None."""
+    return default_chunk_size(problem, batch, dtype) if chunk_size is None else chunk_size
 
 
 def _checkpoint_files(ckdir: Path) -> list[Path]:
@@ -127,7 +132,7 @@ class _Context:
     dtype: torch.dtype
     guard: float
     mean_field: Any  #: θ ↦ H(θ) for the xi observer, or None
-    bar: Any  #: the tqdm bar
+    bar: Any  #: the progress reporter (:func:`simulations.engine.progress.bar`)
     checkpointing: tuple[Any, int] | None  #: (save(state), every) or None
     compiled: bool
     torch_step: TorchStep | None
@@ -153,9 +158,7 @@ def simulate(run: RunSpec, execution: Execution | None = None) -> Simulation:
     use_compiled = _use_compiled(problem, rule, run, device, ex.backend)
     schedule = run.schedule_obj()
     a = np.asarray(schedule(np.arange(run.steps)), dtype=np.float64)
-    chunk = default_chunk_size(problem, run.batch, dtype) if ex.chunk_size is None \
-        else ex.chunk_size
-    chunk = min(chunk, run.paths)
+    chunk = min(chunk_rows(problem, run.batch, dtype, ex.chunk_size), run.paths)
     setting = {
         **problem.settings(), **rule.to_dict(), "schedule": schedule.source,
         "paths": run.paths, "steps": run.steps, "batch": run.batch, "seed": run.seed,
@@ -170,10 +173,11 @@ def simulate(run: RunSpec, execution: Execution | None = None) -> Simulation:
             return mean_field(problem, rule, theta, batch=run.batch).value
 
     n_chunks = math.ceil(run.paths / chunk)
-    bar = tqdm(total=n_chunks * run.steps,
-               disable=(None if ex.progress is None else not ex.progress),
-               unit="step", desc=f"{problem.name}/{rule.kind}", leave=False)
-    bar.update(len(saved_chunks) * run.steps + (partial["t"] if partial else 0))
+    bar = progress.bar(run.paths * run.steps, f"{problem.name}/{rule.kind}",
+                       "trajectory-steps", ex.progress)
+    done_rows = sum(len(r["blown_step"]) for r in saved_chunks)
+    bar.update(done_rows * run.steps
+               + (partial["t"] * min(chunk, run.paths - done_rows) if partial else 0))
     results = list(saved_chunks)
 
     def save(state, rows_done=results):
@@ -281,7 +285,7 @@ def _run_chunk(ctx: _Context, rows: torch.Tensor, first_row: int,
             every = checkpointing[1]
             stop = min(stop, (t // every + 1) * every)
         theta, alive, blown = blocks(theta, alive, blown, t, stop)
-        ctx.bar.update(stop - t)
+        ctx.bar.update((stop - t) * len(rows))
         t = stop
         if checkpointing is not None and t < steps and t % checkpointing[1] == 0:
             checkpointing[0]({"t": t, "theta": theta, "alive": alive, "blown": blown,

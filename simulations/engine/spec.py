@@ -122,6 +122,7 @@ def _problem(spec: Frozen):
     from simulations.engine.problems import make_problem
 
     params = dict(spec)
+    params.pop(DIGEST, None)
     return make_problem(params.pop("name"), **params)
 
 
@@ -333,16 +334,19 @@ class RunSpec:
                     sizes[s] for s in spec.shape)
         return out
 
+    def memory_bytes(self, n_params: int) -> int:
+        """Bytes of the run's arrays at their peak: twice :meth:`result_bytes` (the chunks'
+        and the joined arrays), and the schedule a(t) with its index t (16 bytes a step)."""
+        return 2 * sum(self.result_bytes(n_params).values()) + 16 * self.steps
+
     def check_memory(self, n_params: int, available: int | None = None) -> None:
         """Refuse, naming the key that costs most, a run whose arrays would not fit in
-        ``available`` bytes (default: this machine's memory): twice :meth:`result_bytes`, and
-        the schedule a(t) with its index t (16 bytes a step)."""
-        parts = {**self.result_bytes(n_params), "steps": 0}
-        need = 2 * sum(parts.values()) + 16 * self.steps
-        parts["steps"] = 16 * self.steps
+        ``available`` bytes (default: this machine's memory): :meth:`memory_bytes`."""
+        parts = {**self.result_bytes(n_params), "steps": 16 * self.steps}
         worst = max(parts, key=parts.__getitem__)
-        require_memory(worst, need, f"this run's arrays ({worst} = {getattr(self, worst)}, P = "
-                                    f"{n_params}, T = {self.steps})", available)
+        require_memory(worst, self.memory_bytes(n_params),
+                       f"this run's arrays ({worst} = {getattr(self, worst)}, P = {n_params}, "
+                       f"T = {self.steps})", available)
 
 
 @dataclass(frozen=True)
@@ -352,10 +356,12 @@ class Execution:
     ``device``: a torch device; ``chunk_size``: paths per chunk (None: sized to a memory
     budget); ``backend``: ``auto``, ``torch`` or ``compiled``; ``compile``: torch.compile the
     step; ``checkpoint_dir``/``checkpoint_every``/``resume``: save the state every so many
-    steps and continue from it; ``progress``: a tqdm bar (None: only on a terminal);
+    steps and continue from it; ``progress``: None a bar on a terminal and a line every few
+    seconds elsewhere (none after ``--quiet``), True a bar, False nothing
+    (:mod:`simulations.engine.progress`);
     ``replica_chunk``: the replicas of :func:`simulations.engine.rare.ams` run together (None: all).
     :func:`~simulations.engine.rare.ams` reads ``device``, ``backend``, ``compile``,
-    ``replica_chunk`` and ``threads``.
+    ``replica_chunk``, ``progress`` and ``threads``.
     ``threads``: CPU threads of torch, numba and BLAS
     (:func:`simulations.engine.threads.use_threads`;
     None: :func:`~simulations.engine.threads.default_threads`, every CPU the process may use unless
@@ -470,17 +476,18 @@ def _problem_spec(value: Any, name: str) -> Frozen:
 
     if not isinstance(value, Mapping):
         raise BadArgument(name, f"expected a table with a name and parameters, got {value!r}")
-    problem = value.get("name")
+    problem = value.get("name", "module" if "module" in value else None)
     if problem not in PROBLEMS:
         raise BadArgument(f"{name}.name", f"expected one of {', '.join(PROBLEMS)}, "
                                           f"got {problem!r}")
-    params = {k: v for k, v in value.items() if k != "name" and v is not None}
+    params = {k: v for k, v in value.items() if k not in ("name", DIGEST) and v is not None}
     declared = {p.name: p for p in problem_params(problem)}
     try:
         check_params(problem, params)
-        params = {**_defaults(problem, params, declared.values()), **params}
         params = {k: declared[k].coerce(v, k) for k, v in params.items()}
-        spec = Frozen({"name": problem, **params})
+        params = {**_defaults(problem, params, declared.values()), **_own_data(params)}
+        params = {k: declared[k].coerce(v, k) for k, v in params.items()}
+        spec = Frozen({"name": problem, **params, **_digest(params)})
         _problem(spec)
     except BadArgument as error:
         raise error.renamed(f"{name}.{error.param}") from None
@@ -491,14 +498,59 @@ def _problem_spec(value: Any, name: str) -> Frozen:
 
 def _defaults(problem: str, given: Mapping[str, Any], declared: Iterable[Any]) -> dict[str, Any]:
     """The declared defaults of the parameters not ``given`` (those with one; for the quadratic
-    only those its law takes), so that a spec that leaves a parameter out and one that spells
-    out its default are one run with one key."""
+    only those its law takes; with a dataset or a data file not those of the generated data,
+    :data:`simulations.engine.catalog.GENERATED`, nor the generated ``dataset``), so that a spec
+    that leaves a parameter out and one that spells out its default are one run with one
+    key."""
+    from simulations.engine.catalog import GENERATED
     from simulations.engine.problems import LAWS, NOISE
 
     law = LAWS.get(given.get("noise", NOISE.default), ()) if problem == "quadratic" else ()
     laws = {p.name for params in LAWS.values() for p in params}
+    skip = (*GENERATED, "dataset") if _owns_data(given) else ()
     return {p.name: p.default for p in declared
-            if p.default is not None and p.name not in given
+            if p.default is not None and p.name not in given and p.name not in skip
             and (p.name not in laws or any(q.name == p.name for q in law))}
+
+
+#: the problem key holding the SHA-256 of a data file or a module (filled in, never given)
+DIGEST = "file_sha256"
+
+
+def _owns_data(params: Mapping[str, Any]) -> bool:
+    """Whether ``params`` name a data file or one of scikit-learn's datasets."""
+    from simulations.engine.data import SKLEARN
+
+    return "data" in params or params.get("dataset") in SKLEARN
+
+
+def _own_data(params: Mapping[str, Any]) -> dict[str, Any]:
+    """``params`` with a data file's or module's path made absolute and, with a dataset or
+    data file, ``standardize`` spelt out (true unless given); refuses a parameter of the
+    generated data (:data:`simulations.engine.catalog.GENERATED`) next to a dataset or a data
+    file."""
+    from simulations.engine.catalog import GENERATED
+    from simulations.engine.data import resolve
+
+    out = dict(params)
+    for key in ("data", "module"):
+        if key in out:
+            out[key] = resolve(out[key])
+    if _owns_data(out):
+        for key in GENERATED:
+            if key in out:
+                raise BadArgument(key, "describes generated data; a dataset or a data file "
+                                       "brings its own (leave it out)")
+        out.setdefault("standardize", True)
+    return out
+
+
+def _digest(params: Mapping[str, Any]) -> dict[str, str]:
+    """{DIGEST: the SHA-256 of the data file or module the problem reads} (nothing else), so
+    that a changed file makes a new run with a new key."""
+    from simulations.engine.data import file_digest
+
+    files = [k for k in ("data", "module") if k in params]
+    return {DIGEST: file_digest(params[files[0]], files[0])} if files else {}
 
 

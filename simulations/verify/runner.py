@@ -10,7 +10,8 @@ interrupted suite loses only the scenario it was in. The claims' AMS estimates g
 same store (:meth:`~simulations.engine.store.RunStore.rare`), and ``resume=True`` reuses them too.
 :func:`verify` does this for a list of scenarios and returns the rows of
 :mod:`simulations.verify.claims`, with a progress bar on a terminal and, elsewhere, one line per
-scenario on stderr (time taken, about how long is left).
+scenario on stderr (time taken, about how long is left) beside the runs' own lines every few
+seconds (:mod:`simulations.engine.progress`).
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
+from simulations.engine.progress import bar as progress_bar
+from simulations.engine.progress import mode as progress_mode
 from simulations.engine.run import simulate
 from simulations.engine.simulation import Simulation
 from simulations.engine.spec import Execution, RunSpec
@@ -64,27 +65,28 @@ def verify(scenarios: Sequence[Scenario], claims: Sequence[str] | None = None, *
     """Every scenario's claims as table rows; given ``claims`` (registered ids), those of them
     that apply to each scenario instead, whether or not the scenario lists them.
 
-    ``progress``: None shows a bar on a terminal and a line per scenario otherwise; False
-    nothing."""
+    ``progress``: None shows a bar on a terminal and, otherwise, a line per scenario and the
+    runs' lines every few seconds; False nothing (:mod:`simulations.engine.progress`)."""
     rows: list[claims_mod.ClaimResult] = []
     store = None if out is None else RunStore(Path(out) / "runs")
-    lines = progress is None and not sys.stderr.isatty()
-    bar = tqdm(scenarios, desc="scenarios", unit="scenario", leave=False,
-               disable=True if lines else None if progress is None else not progress)
+    lines = progress_mode(progress) == "lines"
+    bar = progress_bar(len(scenarios), "scenarios", "scenario",
+                       False if lines else progress)
     start = time.perf_counter()
-    for i, sc in enumerate(bar, 1):
+    for i, sc in enumerate(scenarios, 1):
         bar.set_postfix_str(sc.name)
         chosen = sc.claims if claims is None else tuple(
             c for c in claims if claims_mod.applicable(c, sc) is None)
         if chosen:
             began = time.perf_counter()
-            sim = run_scenario(sc, chosen, out=out, resume=resume,
-                               progress=False if lines else progress, device=device)
+            sim = run_scenario(sc, chosen, out=out, resume=resume, progress=progress,
+                               device=device)
             rows.extend(claims_mod.evaluate(sc, sim, chosen, store=store, reuse=resume))
             if lines:
                 now = time.perf_counter()
                 left = (now - start) / i * (len(scenarios) - i)
                 print(f"scenario {i}/{len(scenarios)} {sc.name}: {now - began:.1f} s, about "
                       f"{left:.0f} s left", file=sys.stderr, flush=True)
+        bar.update(1)
     bar.close()
     return rows

@@ -11,7 +11,9 @@ optional)::
     claims = ["T1", "ODE", "L3"]            # claim ids, or modules/files of your own claims
 
     [problem]                              # make_problem(name, **the rest): the keys the
-                                           # problem declares (python -m simulations problems)
+                                           # problem declares (python -m simulations problems);
+                                           # data = "x.npz" and module = "p.py" are relative
+                                           # to this file (docs/own-problem.md)
     name = "quadratic"
     noise = "discrete"
     values = [0.0, 10.0]                   # a law with any number of points
@@ -191,6 +193,16 @@ def _run_table(where: str, table: Any, name: str) -> dict[str, Any]:
     return dict(table)
 
 
+def _files_here(problem: dict[str, Any], where: str) -> dict[str, Any]:
+    """``[problem]`` with its ``data`` and ``module`` paths relative to the scenario file
+    ``where`` made absolute (to the working directory where ``where`` is no file)."""
+    from simulations.engine.data import resolve
+
+    base = where if Path(where).is_file() else None
+    return {k: resolve(v, base) if k in ("data", "module") and isinstance(v, str) else v
+            for k, v in problem.items()}
+
+
 def _run_spec(where: str, data: dict[str, Any], run: dict[str, Any], radii: tuple[float, ...],
               claims: list[str], table: str = "run") -> RunSpec:
     """The RunSpec of a scenario: [problem], [clip], the ``table`` ([run] or [full]), the exit
@@ -247,6 +259,7 @@ def scenario_from_dict(data: dict[str, Any], where: str = "scenario",
     for table in ("problem", "clip"):
         if not isinstance(data.get(table), dict):
             raise _bad(where, table, "a [" + table + "] table is required")
+    data = {**data, "problem": _files_here(data["problem"], where)}
     run = _run_table(where, data.get("run", {}), "run")
     full = _run_table(where, data.get("full", {}), "full")
     claims, aliases = _claims(where, data)

@@ -23,7 +23,7 @@ FAR = ["--problem", "quadratic", "--noise", "normal", "--mean", "100", "--sd", "
 STEPS = 200
 
 
-def run(*args, timeout=120) -> subprocess.CompletedProcess:
+def run(*args, timeout=300) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "simulations", *args], capture_output=True,
                           text=True, timeout=timeout)
 

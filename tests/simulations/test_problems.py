@@ -45,7 +45,8 @@ def problems():
 
 
 def test_every_catalog_problem_is_covered():
-    assert {name for name, _ in CASES.values()} == set(PROBLEMS)
+    # a user's module is tested in test_own_data.py (against the logistic problem it rewrites)
+    assert {name for name, _ in CASES.values()} == set(PROBLEMS) - {"module"}
 
 
 def draw_batch(problem, rows: int, batch: int, seed: int = 0, step: int = 0):

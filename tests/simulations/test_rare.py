@@ -542,6 +542,8 @@ def test_cli_out_saves_the_estimate_and_reuses_it(tmp_path, capsys, monkeypatch)
     dict(event="exit", level=20.5, importance="scaled"),
     dict(event="blowup", level=12.5, importance="max", levels=[6.5, 12.5]),
     dict(event="exit", level=8.5, importance="scaled", endpoint=True),
+    dict(event="xi", level=12.5, importance="max", levels=[6.5, 12.5]),  # H = 0: ξ = −θ
+    dict(event="xi", level=20.5, importance="scaled"),
 ])
 def test_compiled_and_torch_steps_give_the_same_estimates_on_the_walk(kwargs):
     """The splitting on the compiled step (its own replay and switch, in the kernel) against the
@@ -561,12 +563,38 @@ def test_compiled_and_torch_steps_give_the_same_estimates_on_the_walk(kwargs):
     assert 0 < fast.probability < 1
 
 
-def test_compiled_backend_is_refused_for_the_xi_event():
-    chain = Chain.from_dict({"problem": WALK, "clip": CLASSIC, "schedule": 1.0, "steps": 10})
+@pytest.mark.parametrize("problem, clip, level", [
+    ({**NORMAL, "mean": 0.3, "sd": 2.0}, CLASSIC, 1.5),  # H in closed form (Φ, φ)
+    ({**NORMAL, "mean": 0.3, "sd": 2.0}, {"rule": "adaptive", "lam": 1.0, "eps": 1.0}, 1.5),
+    # H a sum over the two atoms, not 0: ξ is not a function of θ
+    ({"name": "quadratic", "noise": "discrete", "values": [0.0, 5.0], "probs": [0.8, 0.2],
+      "theta0": 0.0}, CLASSIC, 2.5),
+])
+def test_the_xi_event_on_the_compiled_step_is_the_torch_steps(problem, clip, level):
+    """The xi event, ξ(s) = Σ_{t<s} a(t)(g/c − H(θ(t))), with H by the kernel (float64) against
+    the torch step's :func:`simulations.mean_field.mean_field`: the same kills, clones and
+    work, and every replica's estimate within 1e-12 relative."""
+    chain = Chain.from_dict({"problem": problem, "clip": clip, "schedule": "1/(t+2)",
+                             "steps": 60, "seed": 8})
+    splitting = Splitting(event="xi", level=level, importance="max", levels=[level / 2, level],
+                          particles=20, kill=4, replicas=4)
+    fast, slow = (ams(chain, splitting, Execution(backend=b)) for b in ("compiled", "torch"))
+    assert (fast.setting["backend"], slow.setting["backend"]) == ("compiled", "torch")
+    assert fast.trajectory_steps == slow.trajectory_steps
+    np.testing.assert_array_equal(fast.replica_iterations, slow.replica_iterations)
+    np.testing.assert_allclose(fast.replica_estimates(), slow.replica_estimates(), rtol=1e-12)
+    assert 0 < fast.probability < 0.1 and fast.iterations > 4 * 4  # the clones did run
+
+
+def test_compiled_backend_is_refused_for_the_xi_event_with_a_monte_carlo_h():
+    """In 2-D the classic rule's H has no closed form: the xi event runs on the torch step."""
+    chain = Chain.from_dict({"problem": {**NORMAL, "dim": 2}, "clip": CLASSIC, "schedule": 1.0,
+                             "steps": 10})
+    splitting = Splitting(event="xi", level=5.5, particles=10, replicas=2)
     with pytest.raises(BadArgument) as error:
-        ams(chain, Splitting(event="xi", level=5.5, particles=10, replicas=2),
-            Execution(backend="compiled"))
+        ams(chain, splitting, Execution(backend="compiled"))
     assert error.value.param == "backend"
+    assert ams(chain, splitting).setting["backend"] == "torch"
 
 
 # ---- estimates without spread: inconclusive, never an interval of width 0 ---------------------

@@ -18,17 +18,16 @@ with the claim's default.
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import importlib.util
 import re
-import traceback
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from simulations.engine.data import failure, load_file
 from simulations.engine.observers import OBSERVERS
 from simulations.engine.rules import RULES
 
@@ -146,31 +145,6 @@ def get(claim_id: str) -> Claim:
                          f"a module such as mypkg.my_claim or a file ./my_claim.py)") from None
 
 
-def _load_file(path: Path) -> ModuleType:
-    tag = hashlib.sha1(str(path).encode()).hexdigest()[:10]
-    spec = importlib.util.spec_from_file_location(f"clipverify_claim_{path.stem}_{tag}", path)
-    if spec is None or spec.loader is None:
-        raise ValueError(f"{path}: cannot be loaded as a Python module")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def failure(error: BaseException) -> str:
-    """An exception raised by a user's claim as one line: its type, its message and the
-    innermost place it came from (``file:line``; for a SyntaxError the line it points at)."""
-    where = ""
-    if isinstance(error, SyntaxError) and error.filename:
-        where = f" ({Path(error.filename).name}:{error.lineno})"
-        message = error.msg
-    else:
-        frames = traceback.extract_tb(error.__traceback__)
-        if frames:
-            where = f" ({Path(frames[-1].filename).name}:{frames[-1].lineno})"
-        message = str(error)
-    return f"{type(error).__name__}: {' '.join(message.split())}{where}"
-
-
 def resolve(name: str, base: str | Path | None = None) -> Claim:
     """The claim a scenario names: a registered id; a file ``*.py`` (relative to the folder of
     the file ``base``, else the working directory), or a module ``pkg.mod`` on the import path,
@@ -188,7 +162,7 @@ def resolve(name: str, base: str | Path | None = None) -> Claim:
         if not path.is_file():
             raise ValueError(f"claim file {name!r}: no such file ({path})")
         try:
-            module, source = _load_file(path), str(path)
+            module, source = load_file(path, "clipverify_claim"), str(path)
         except Exception as error:  # a user's file: say what it raised, in one line
             raise ValueError(f"claim file {name!r}: {failure(error)}") from None
     elif re.fullmatch(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)+", name):

@@ -61,6 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: list[str] | None) -> int:
+    from simulations.engine.progress import set_quiet
     from simulations.engine.threads import set_default_threads
 
     parser, command = parsers()
@@ -68,6 +69,7 @@ def _main(argv: list[str] | None) -> int:
     # --threads (run, rare, verify) is the default of every run the command makes, those that
     # build their own settings too (rare.ams, the AMS claims of verify)
     set_default_threads(getattr(args, "threads", None))
+    set_quiet(getattr(args, "quiet", False))  # the runs a command makes without its Execution
     if args.command == "problems":
         problems.print_problems()
         return 0

@@ -113,20 +113,21 @@ def _problem_help(takers: list[tuple[str, Any]]) -> str:
 
 # ---- the shared flag groups ---------------------------------------------------------------------
 
-def add_problem_flags(parser: argparse.ArgumentParser) -> None:
-    """The ``problem`` group: ``--problem`` and every declared problem parameter."""
+def add_problem_flags(parser: argparse.ArgumentParser, required: bool = True) -> None:
+    """The ``problem`` group: ``--problem`` (``required`` unless a scenario may give it) and
+    every declared problem parameter."""
     from simulations.engine.catalog import PROBLEM_NAMES
 
     group = parser.add_argument_group("problem")
-    group.add_argument("--problem", required=True, choices=PROBLEM_NAMES, metavar="NAME",
+    group.add_argument("--problem", required=required, choices=PROBLEM_NAMES, metavar="NAME",
                        help=f"the problem: {', '.join(PROBLEM_NAMES)}")
     for takers_of in problem_flags().values():
         _add_param(group, takers_of[0][1], _problem_help(takers_of))
 
 
-def add_rule_flags(parser: argparse.ArgumentParser) -> None:
+def add_rule_flags(parser: argparse.ArgumentParser, required: bool = True) -> None:
     """The ``clip rule and step sizes`` group: ``--clip``, the rules' parameters and
-    ``--schedule``."""
+    ``--schedule`` (``required`` unless a scenario may give it)."""
     from simulations.engine.catalog import PARAMS, RULE_PARAMS, RULES
     from simulations.engine.params import takers
 
@@ -136,7 +137,7 @@ def add_rule_flags(parser: argparse.ArgumentParser) -> None:
     for param in PARAMS:
         _add_param(group, param, f"{param.help}, {param.expected()} "
                                  f"({', '.join(takers(RULE_PARAMS, param.name))})")
-    group.add_argument("--schedule", required=True,
+    group.add_argument("--schedule", required=required,
                        help='step sizes a(t), t = 0, 1, ...: an expression in t, e.g. "1/(t+1)"')
 
 
@@ -181,7 +182,18 @@ def add_run_flags(parser: argparse.ArgumentParser, only: Collection[str] | None 
     add("--resume", action="store_true",
         help="reuse the run saved in OUT/runs with the same spec, or continue from its "
              "checkpoint (the same command)")
-    add("--quiet", action="store_true", help="no progress bar")
+    add_cost_flags(add)
+
+
+def add_cost_flags(add: Callable[..., Any]) -> None:
+    """``--dry-run`` and ``--quiet`` (run, rare, verify), through ``add`` (a parser's or a
+    group's ``add_argument``)."""
+    add("--dry-run", action="store_true",
+        help="print what the command would cost, without running it: trajectory-steps, peak "
+             "memory and the time estimated from short calibration runs on this machine "
+             "(nothing is saved)")
+    add("--quiet", action="store_true",
+        help="no progress (otherwise a bar on a terminal, a line every few seconds elsewhere)")
 
 
 def add_device_flags(add: Callable[..., Any]) -> None:

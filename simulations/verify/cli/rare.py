@@ -10,11 +10,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from simulations.verify.cli import flags
+from simulations.verify.cli import dryrun, flags
 from theory.command import Formatter, count, positive_number
+from theory.errors import BadArgument
 
 #: the flags of run's "run" group that ``rare`` takes too
-RARE_RUN_FLAGS = ("steps", "batch", "seed", "dtype", "device", "threads", "compile")
+RARE_RUN_FLAGS = ("steps", "batch", "seed", "dtype", "device", "threads", "compile", "dry_run",
+                  "quiet")
 
 
 def add_parser(commands: Any) -> argparse.ArgumentParser:
@@ -37,9 +39,13 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
                "--values -1000 1000 --probs 0.5 0.5 --theta0 0 --clip classic --lam 1 "
                "--schedule 1 --steps 200 --event exit --level 99.5 --particles 100 "
                "--kill 20 --replicas 20")
-    flags.add_problem_flags(rare)
-    flags.add_rule_flags(rare)
+    flags.add_problem_flags(rare, required=False)
+    flags.add_rule_flags(rare, required=False)
     flags.add_run_flags(rare, only=RARE_RUN_FLAGS)
+    rare.add_argument_group("scenario").add_argument(
+        "--scenario", type=Path, default=None, metavar="TOML",
+        help="take the chain (problem, clip rule, schedule, steps, batch, seed, dtype) from "
+             "this scenario file instead of the problem, clip and run flags")
     group = rare.add_argument_group("splitting")
     group.add_argument("--event", required=True, choices=EVENTS,
                        help="the score z: exit ‖θ(s) − θ(0)‖, xi ‖ξ(s)‖, blowup ‖θ(s)‖")
@@ -72,21 +78,19 @@ def rare(args: argparse.Namespace, parser: argparse.ArgumentParser,
     import json
 
     from simulations.engine.rare import Splitting, ams
-    from simulations.engine.spec import Chain, Execution
+    from simulations.engine.spec import Execution
     from simulations.engine.store import RunStore, rare_key
 
     try:
-        chain = Chain.from_dict({
-            "problem": {"name": args.problem, **flags.problem_kwargs(args)},
-            "clip": flags.clip(args),
-            "schedule": args.schedule, "steps": args.steps, "batch": args.batch,
-            "seed": args.seed, "dtype": args.dtype})
+        chain = _chain(args, parser)
         splitting = Splitting(
             event=args.event, level=args.level, endpoint=args.endpoint, levels=args.levels,
             importance=args.importance, particles=args.particles, replicas=args.replicas,
             kill=args.kill, max_iterations=args.max_iterations)
         device, device_text = flags.device(args.device)
         execution = Execution(device=device, compile=args.compile)
+        if args.dry_run:
+            return dryrun.rare(chain, splitting, execution)
         if args.out is not None:
             flags.writable(args.out)
         store = None if args.out is None else RunStore(args.out / "runs")
@@ -111,8 +115,8 @@ def rare(args: argparse.Namespace, parser: argparse.ArgumentParser,
         return 0
     z = {"exit": "‖θ(s) − θ(0)‖", "xi": "‖ξ(s)‖", "blowup": "‖θ(s)‖"}[args.event]
     low, high = result.interval
-    event = (z.replace("(s)", f"({args.steps})") if args.endpoint else
-             f"max_{{s≤{args.steps}}} {z}")
+    event = (z.replace("(s)", f"({chain.steps})") if args.endpoint else
+             f"max_{{s≤{chain.steps}}} {z}")
     print(f"P({event} ≥ {args.level:g}) = " + (
         f"{result.probability:.4g}, 95% interval [{low:.4g}, {high:.4g}], relative error "
         f"{result.relative_error:.3g}" if result.inconclusive is None else
@@ -130,3 +134,28 @@ def rare(args: argparse.Namespace, parser: argparse.ArgumentParser,
           + (f", {result.extinct} replicas extinct" if result.extinct else "")
           + (f", {result.capped} stopped at --max-iterations" if result.capped else ""))
     return 0
+
+
+def _chain(args: argparse.Namespace, parser: argparse.ArgumentParser):
+    """The chain to split: the scenario's (``--scenario``; a problem, clip or run flag given
+    with it is refused) or the flags' (``--problem`` and ``--schedule`` required)."""
+    from simulations.engine.spec import Chain
+    from simulations.verify.scenarios import load_scenario
+
+    if args.scenario is None:
+        for dest in ("problem", "schedule"):
+            if getattr(args, dest) is None:
+                raise BadArgument(dest, "required (or a --scenario file)")
+        return Chain.from_dict({
+            "problem": {"name": args.problem, **flags.problem_kwargs(args)},
+            "clip": flags.clip(args),
+            "schedule": args.schedule, "steps": args.steps, "batch": args.batch,
+            "seed": args.seed, "dtype": args.dtype})
+    chain_flags = {a.dest for g in parser._action_groups
+                   if g.title in ("problem", "clip rule and step sizes")
+                   for a in g._group_actions} | {"steps", "batch", "seed", "dtype"}
+    for dest in sorted(chain_flags - {"help"}):
+        if hasattr(args, dest) and getattr(args, dest) != parser.get_default(dest):
+            raise BadArgument(dest, "the chain comes from --scenario; leave the flag out or "
+                                    "edit the file")
+    return load_scenario(args.scenario).run.chain

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from simulations.verify.cli import flags
+from simulations.verify.cli import dryrun, flags
 from theory.command import Formatter
 
 
@@ -101,6 +101,8 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser,
             compile=args.compile, checkpoint_dir=checkpoint,
             checkpoint_every=args.checkpoint_every, resume=args.resume,
             progress=False if args.quiet else None, threads=args.threads)
+        if args.dry_run:
+            return dryrun.run(spec, execution)
         flags.writable(args.out)
     except ValueError as error:
         parser.error(flags.message(error))

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from simulations.verify.cli import flags
+from simulations.verify.cli import dryrun, flags
 from theory.command import Formatter
 from theory.errors import BadArgument
 
@@ -47,8 +47,7 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
                         help="exit with status 1 when a verdict differs from the scenario's "
                              "[expect] table")
     flags.add_device_flags(verify.add_argument)
-    verify.add_argument("--quiet", action="store_true",
-                        help="no progress bar (on a terminal) or progress lines (elsewhere)")
+    flags.add_cost_flags(verify.add_argument)
     return verify
 
 
@@ -70,6 +69,8 @@ def verify(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             raise BadArgument("claims", "none of " + ", ".join(args.claims) + " applies to any "
                                      "of the scenarios")
         device, _ = flags.device(args.device)
+        if args.dry_run:
+            return dryrun.verify(scenarios, args.claims, str(device))
         flags.writable(args.out)
     except ValueError as error:
         parser.error(flags.message(error))
