@@ -39,7 +39,9 @@ from theory.files import atomic_path, writable
 PROG = "python -m paper_figs"
 
 FIGURES = ("fig_blowup", "fig_growth", "fig_claim2", "fig_equilibria", "fig_ode",
-           "fig_lemma3", "fig_schedules")
+           "fig_lemma3", "fig_schedules", "fig_marchaud", "fig_assumptions")
+#: the figures drawn for a ``--scenario``: those of ``FIGURES`` with ``draw_scenario``, and these
+SCENARIO_ONLY = ("fig_bounds",)
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -51,8 +53,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         help="output folder (default: %(default)s)")
     parser.add_argument("--from", dest="source", default=None, metavar="DIR",
                         help="draw from the saved results of an earlier run in DIR")
-    parser.add_argument("--only", nargs="+", choices=(*FIGURES, "tables"), default=None,
-                        metavar="NAME", help=f"make only these ({', '.join(FIGURES)}, tables)")
+    parser.add_argument("--only", nargs="+", choices=(*FIGURES, *SCENARIO_ONLY, "tables"),
+                        default=None, metavar="NAME",
+                        help=f"make only these ({', '.join(FIGURES)}, tables; with --scenario "
+                        f"also {', '.join(SCENARIO_ONLY)})")
     parser.add_argument("--scenario", action="append", type=Path, default=None,
                         metavar="TOML", help="draw the figures of this scenario's claims "
                         "instead of the built-in ones (repeatable)")
@@ -135,7 +139,7 @@ def scenario_main(args: argparse.Namespace, quick: bool) -> int:
     manifest: dict = {"quick": quick, "from": None if args.source is None
                       else str(args.source), "scenarios": {}, "figures": {}, "failed": {},
                       "seconds": {}}
-    modules = scenario.figure_modules(FIGURES)
+    modules = scenario.figure_modules((*FIGURES, *SCENARIO_ONLY))
     for sc in scenarios:
         scenario.scenario_figures(ctx, sc, modules, manifest, args.source,
                                   None if args.only is None else set(args.only))
@@ -154,6 +158,9 @@ def figures_main(args: argparse.Namespace, quick: bool) -> int:
     from simulations.engine.progress import mode
     from simulations.engine.store import RunStore
 
+    drawn_for_scenarios = sorted(set(args.only or ()) & set(SCENARIO_ONLY))
+    if drawn_for_scenarios:
+        raise ValueError(f"--only {drawn_for_scenarios[0]}: drawn for a --scenario only")
     if args.dry_run:
         return dry_run(args, quick)
     check_out(args.out)

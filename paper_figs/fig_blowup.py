@@ -36,10 +36,10 @@ tail, and 20 replicas, as with 10 the interval at 3.98 reached 0. The ``--full``
 (T = 3000) took 4 min for (a) and 14.5 min for (b) (852 s CPU, ``OMP_NUM_THREADS=1``, 2 cores):
 (a) 7.3e-12 at M = 2.34 (relative error 0.25) and 1.4e-12 at 2.4 (0.33), every interval above
 0; (b) 5.3e-9 at r = 3.57 (0.21), 6.3e-11 at 3.8 (0.30) and 8.3e-13 at 3.98 (0.37, interval
-[1.9e-13, 1.5e-12]), every interval above 0. The axis goes down to 1e-13 so that the lowest
-intervals show. The far scenario has no rare event to resolve: every step is saturated
-(P(y < θ + λ) < 1e-1800 per step), so the exit probability is 1 up to λΣa and exactly 0 beyond,
-and ξ stays at 0 up to that same chance.
+[1.9e-13, 1.5e-12]), every interval above 0. The probability axis follows the measured
+points (:func:`probability_axis`). The far scenario has no rare event to resolve: every step
+is saturated (P(y < θ + λ) < 1e-1800 per step), so the exit probability is 1 up to λΣa and
+exactly 0 beyond, and ξ stays at 0 up to that same chance.
 """
 
 from __future__ import annotations
@@ -67,8 +67,7 @@ SCHEDULE = "1/(t+1)"
 SCENARIOS = {"far": 100.0, "near": 0.0}  #: scenario: mean of y
 COLOURS = {"far": style.OKABE_ITO["vermillion"], "near": style.OKABE_ITO["blue"]}
 LABELS = {"far": "far, y ~ N(100, 1)", "near": "near, y ~ N(0, 1)"}
-FLOOR = 1e-6  #: lower end of the probability axis (the scenario figures)
-FLOOR_AMS = 1e-13  #: lower end of Figure 1's probability axis, reached by splitting
+FLOOR_AMS = 1e-13  #: where an AMS interval's lower end at 0 is drawn to
 AMS_LABEL = "splitting (AMS)"
 AMS_IMPORTANCE = "max"
 #: the near scenario's splitting run per panel, (quick, full): its levels, off the atoms
@@ -92,40 +91,62 @@ YLABEL_XI = r"$P(\mathrm{max}_{s\leq T}\,\|\xi(s)\| \geq r)$"
 def draw_tail(ax: Axes, panel: str, name: str, grid: np.ndarray, values: np.ndarray, *,
               strict: bool, colour: str, label: str) -> Rows:
     """Plot the fraction k/n of the n ``values`` above each level of ``grid`` (> when
-    ``strict``, ≥ otherwise; inf and nan count as above) with its Clopper–Pearson 95% band,
-    and, where no value exceeds, the band's upper limit 1 − 0.025^(1/n); return the rows."""
+    ``strict``, ≥ otherwise; inf and nan count as above) with its Clopper–Pearson 95% band, as
+    steps (the fraction is a step function of the level), and, where no value exceeds, the
+    band's upper limit 1 − 0.025^(1/n); return the rows. Where the fraction reaches 0 the line
+    ends: :func:`probability_axis` marks that level on the axis floor."""
     n = len(values)
     k = exceedance(values, grid, strict=strict)
     lower, upper = clopper_pearson(k, n)
     frac = k / n
     seen = k > 0
-    ax.fill_between(grid, np.maximum(lower, FLOOR), upper, where=seen, color=colour,
-                    alpha=0.25, lw=0)
-    ax.plot(grid, np.where(seen, upper, np.nan), color=colour, lw=0.5, alpha=0.6)
-    ax.plot(grid, np.where(seen, frac, np.nan), color=colour, label=label)
+    ax.fill_between(grid, np.where(seen, lower, np.nan), np.where(seen, upper, np.nan),
+                    step="post", color=colour, alpha=style.BAND_ALPHA[0] + 0.1, lw=0)
+    ax.plot(grid, np.where(seen, frac, np.nan), color=colour, label=label, drawstyle="steps-post")
     ax.plot(grid, np.where(seen, np.nan, upper), color="0.45", lw=0.8, ls=(0, (1, 1)),
             label="95% upper limit where no path exceeds")
     return series(panel, name, grid, frac, lower=lower, upper=upper, exceed=k, paths=n)
 
 
 def draw_bound(ax: Axes, grid: np.ndarray, log10: np.ndarray, label: str,
-               ls: object = "--", floor: float = FLOOR) -> None:
-    """Plot a probability bound given by its log10 (where it is above the axis floor)."""
-    ax.plot(grid, np.where(log10 >= np.log10(floor), 10.0**log10, np.nan), color="k", ls=ls,
-            label=label)
+               ls: object = "--") -> None:
+    """Plot a probability bound given by its log10 (a bound: it does not set the axis
+    limits, and is clipped by them)."""
+    ax.plot(grid, 10.0 ** np.clip(log10, -300.0, 300.0), color="k", ls=ls, label=label,
+            gid=style.BOUND)
 
 
-def axes_style(ax: Axes, letter: str, title: str, xlabel: str, log_x: bool = False,
-               floor: float = FLOOR) -> None:
-    """Log probability axis from the floor to 3, x from 0 (or log), labels and title."""
-    ax.set_yscale("log")
-    ax.set_ylim(floor, 3.0)
+def axes_style(ax: Axes, letter: str, title: str, xlabel: str, log_x: bool = False) -> None:
+    """x from 0 (or log), labels and title."""
     if log_x:
         ax.set_xscale("log")
     else:
         ax.set_xlim(0, ax.get_xlim()[1])
     ax.set_xlabel(xlabel)
     style.panel_label(ax, letter, title)
+
+
+def probability_axis(ax: Axes, rows: Rows, colours: dict[str, str]) -> None:
+    """The log probability axis of a panel whose measured points are ``rows`` (the fractions
+    with their bands, the AMS estimates with their intervals): from below the smallest of them
+    to 3, at most ``style.MAJOR_TICKS`` labelled decades; and, for each measured curve, the
+    level where its fraction first reaches 0 marked on the floor ("no path beyond") in its
+    colour (``colours``, by series name)."""
+    values = ([r[k] for r in rows if r.get("exceed", 0) > 0 for k in ("y", "lower", "upper")]
+              + [r[k] for r in rows if "estimate" in r for k in ("estimate", "low", "high")])
+    floor, _ = style.log_axis(ax, values, pad=0.5)
+    ax.set_ylim(floor, 3.0)
+    curves: dict[str, list] = {}
+    for r in rows:
+        if "exceed" in r:
+            curves.setdefault(r["series"], []).append(r)
+    for i, (name, found) in enumerate(curves.items()):
+        k = np.array([r["exceed"] for r in found])
+        x = np.array([r["x"] for r in found])
+        first = np.flatnonzero((k == 0) & (np.arange(len(k)) > 0) & (np.roll(k, 1) > 0))
+        style.mark_zeros(ax, x[first], np.ones(len(first), dtype=bool), floor,
+                         colours.get(name, "0.3"),
+                         "fraction 0: no path beyond this radius" if i == 0 else None)
 
 
 def measure(ctx: Context, scenario: str) -> dict[str, np.ndarray]:
@@ -204,8 +225,9 @@ def make(ctx: Context) -> list[Path]:
     for name, d in data.items():
         for ax, panel, grid, values, strict in ((ax_a, "a", m_grid, d["max_deviation"], True),
                                                 (ax_b, "b", r_grid, d["xi_max"], False)):
-            rows += draw_tail(ax, panel, f"empirical {name}", grid, values, strict=strict,
-                              colour=COLOURS[name], label=f"{LABELS[name]}: fraction, 95% band")
+            rows += draw_tail(ax, panel, f"empirical {name}", resolved(grid, values), values,
+                              strict=strict, colour=COLOURS[name],
+                              label=f"{LABELS[name]}: fraction, 95% band")
     for ax, panel, event in ((ax_a, "a", "exit"), (ax_b, "b", "xi")):
         est = splitting(ctx, "near", event, AMS_RUNS[panel][0 if ctx.quick else 1], steps)
         rows += draw_splitting(ax, panel, "AMS near", est, COLOURS["near"])
@@ -213,19 +235,21 @@ def make(ctx: Context) -> list[Path]:
     rows += series("a", "deterministic radius", [radius], lam=LAM, horizon=steps)
     rows += series("b", "Pinelis bound", r_grid, 10.0**pinelis, log10_y=pinelis, lam=LAM,
                    horizon=steps)
-    draw_bound(ax_a, m_grid, paper, "paper's bound (15): 2exp(−2M²/(λ²γ))", floor=FLOOR_AMS)
+    draw_bound(ax_a, m_grid, paper, "paper's bound (15): 2exp(−2M²/(λ²γ))")
     ax_a.axvline(radius, color="0.35", ls=":", lw=1.2,
                  label=f"deterministic radius λΣa = {radius:.2f}")
-    draw_bound(ax_b, r_grid, pinelis, PINELIS_LABEL, floor=FLOOR_AMS)
+    draw_bound(ax_b, r_grid, pinelis, PINELIS_LABEL)
     for ax, letter, title, xlabel in (
-            (ax_a, "a", "paper's event", "radius M (units of θ)"),
-            (ax_b, "b", "martingale part ξ", "radius r (units of θ)")):
-        axes_style(ax, letter, title, xlabel, floor=FLOOR_AMS)
+            (ax_a, "a", "paper's event", "radius M of the ball about θ(0)"),
+            (ax_b, "b", "martingale part ξ", "radius r")):
+        axes_style(ax, letter, title, xlabel)
+        probability_axis(ax, [r for r in rows if r["panel"] == letter],
+                         {f"empirical {n}": COLOURS[n] for n in SCENARIOS})
     ax_a.set_ylabel(r"$P(\mathrm{max}_{s\leq T}\,\|\theta(s)-\theta(0)\| > M)$")
     ax_b.set_ylabel(YLABEL_XI)
     style.legend_below(fig, [ax_a, ax_b], ncols=3)
     fig.suptitle(f"classic clipping, λ = {LAM:g}, a(t) = 1/(t+1), T = {steps} steps, "
-                 f"{len(data['far']['max_deviation'])} paths per scenario", fontsize=7.5)
+                 f"{len(data['far']['max_deviation'])} paths per scenario")
     return style.save(fig, rows, ctx.out, NAME)
 
 
@@ -262,7 +286,7 @@ def draw_scenario(ctx: Context, sc: Scenario, sim: Simulation, name: str) -> lis
             ax.axvline(reach, color="0.35", ls=":", lw=1.2,
                        label=f"deterministic radius λΣa = {reach:.3g}")
             _mark(ax, sc.exit_radii, "the claim's radii")
-            axes_style(ax, letter, "L1-paper", "radius M (units of θ)", log_x)
+            axes_style(ax, letter, "L1-paper", "radius M of the ball about θ(0)", log_x)
             ax.set_ylabel(r"$P(\|\theta(T)-\theta(0)\| > M)$")
         elif claim == "L1-mart":
             values = arr["xi_max"]
@@ -274,7 +298,7 @@ def draw_scenario(ctx: Context, sc: Scenario, sim: Simulation, name: str) -> lis
                            horizon=steps)
             draw_bound(ax, grid, log10, PINELIS_LABEL)
             _mark(ax, sc.xi_radii, "the claim's radii")
-            axes_style(ax, letter, "L1-mart", "radius r (units of θ)", log_x)
+            axes_style(ax, letter, "L1-mart", "radius r", log_x)
             ax.set_ylabel(YLABEL_XI)
         else:
             values = arr["max_norm"]
@@ -286,12 +310,15 @@ def draw_scenario(ctx: Context, sc: Scenario, sim: Simulation, name: str) -> lis
                               label="max ‖θ‖ > R: fraction, 95% band")
             delta = float(sc.options.get("a3_delta", 0.05))
             rows += series(letter, "delta", grid, np.full(len(grid), delta))
-            ax.axhline(delta, color="k", ls="--", label=f"A3's level δ = {delta:g}")
+            ax.axhline(delta, color="k", ls="--", gid=style.BOUND,
+                       label=f"A3's level δ = {delta:g}")
             _mark(ax, [sc.blowup_radius], "the blow-up radius")
-            axes_style(ax, letter, "A3", "radius R (units of θ)", log_x=True)
+            axes_style(ax, letter, "A3", "blow-up radius R", log_x=True)
             ax.set_ylabel(r"$P(\mathrm{max}_{s\leq T}\,\|\theta(s)\| > R)$")
+    for ax, letter in zip(axes, "abc", strict=False):
+        probability_axis(ax, [r for r in rows if r["panel"] == letter], {"empirical": colour})
     style.legend_below(fig, list(axes), ncols=2)
-    fig.suptitle(style.scenario_title(sc, sim), fontsize=7)
+    fig.suptitle(style.scenario_title(sc, sim))
     return style.save(fig, rows, ctx.out, name)
 
 
@@ -317,6 +344,15 @@ def _grid(values: np.ndarray, radii: list[float] | tuple[float, ...]) -> tuple[n
     if data_top > 0:
         grid = np.union1d(grid, np.linspace(data_top / 120, 1.05 * data_top, 120))
     return grid, False
+
+
+def resolved(grid: np.ndarray, values: np.ndarray, count: int = 200) -> np.ndarray:
+    """``grid`` with ``count`` more levels spaced evenly up to just beyond the largest finite
+    value, so that a steep tail is drawn as the fraction's own steps, not as one drop."""
+    finite = values[np.isfinite(values)]
+    if not finite.size or finite.max() <= grid[0]:
+        return grid
+    return np.union1d(grid, np.linspace(grid[0], 1.02 * float(finite.max()), count))
 
 
 def _mark(ax: Axes, radii: list[float] | tuple[float, ...], label: str) -> None:

@@ -97,11 +97,11 @@ def make(ctx: Context) -> list[Path]:
         ax.plot(grid, threshold, ls=":", color="0.4", label="λ·max(‖θ‖, ε)")
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.set_xlabel("‖θ(t)‖ (units of θ)")
-        ax.set_ylabel("‖g(t)/c(t)‖ (units of θ per unit step)")
+        ax.set_xlabel("distance from the origin ‖θ(t)‖")
+        ax.set_ylabel("clipped gradient ‖g(t)/c(t)‖")
         style.panel_label(ax, panel, f"λ = {lam:g}, ε = {eps:g}; max ‖g/c‖/(1+‖θ‖) = "
                           f"{ratio.max():.3g}")
-        ax.legend(loc=LEGEND[panel], fontsize=6)
+        ax.legend(loc=LEGEND[panel])
     return style.save(fig, rows, ctx.out, NAME)
 
 
@@ -124,6 +124,6 @@ def draw_scenario(ctx: Context, sc: Scenario, sim: Simulation, name: str) -> lis
         ax.axvline(value, ls=ls, color=colour, label=f"{label} = {value:g}")
     ax.set_xlabel(r"$\mathrm{max}_{t<T}\,\|g/c\|/(1+\|\theta\|)$ on a path")
     ax.set_ylabel("paths")
-    ax.set_title(style.scenario_title(sc, sim), fontsize=6)
+    ax.set_title(style.scenario_title(sc, sim))
     style.legend_below(fig, [ax], ncols=3)
     return style.save(fig, rows, ctx.out, name)

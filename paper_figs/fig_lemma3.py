@@ -61,7 +61,7 @@ def axes_style(ax: Axes) -> None:
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("step t")
-    ax.set_ylabel(r"$\mathrm{sup}_{t<s\leq T}\,\|\xi(s)-\xi(t)\|$ (units of θ)")
+    ax.set_ylabel(r"$\mathrm{sup}_{t<s\leq T}\,\|\xi(s)-\xi(t)\|$")
 
 
 def make(ctx: Context) -> list[Path]:
@@ -83,8 +83,7 @@ def make(ctx: Context) -> list[Path]:
             label=r"Doob, $T=\infty$: $4\lambda\sqrt{\Sigma_{u\geq t} a(u)^2}$")
     rows += series("a", "Doob bound, T = infinity", grid, limit, lam=LAM)
     axes_style(ax)
-    ax.set_title(f"skewed quadratic, classic λ = {LAM:g}, a(t) = 1/(t+1); {paths} paths",
-                 fontsize=6.5)
+    ax.set_title(f"skewed quadratic, classic λ = {LAM:g}, a(t) = 1/(t+1); {paths} paths")
     style.legend_below(fig, [ax], ncols=2)
     return style.save(fig, rows, ctx.out, NAME)
 
@@ -104,6 +103,6 @@ def draw_scenario(ctx: Context, sc: Scenario, sim: Simulation, name: str) -> lis
     if bound is not None:
         ax.plot(anchors, bound, "k--", label=r"Doob: $4\lambda\sqrt{\Sigma_{t\leq u<T} a(u)^2}$")
     axes_style(ax)
-    ax.set_title(style.scenario_title(sc, sim), fontsize=6)
+    ax.set_title(style.scenario_title(sc, sim))
     style.legend_below(fig, [ax], ncols=2)
     return style.save(fig, rows, ctx.out, name)

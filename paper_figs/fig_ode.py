@@ -83,7 +83,7 @@ def draw_tracking(ax: Axes, gap_ax: Axes, panel: str, name: str, d: Arrays,
     ax.plot(tau[::every], shown(d["ode"])[::every], "k--", lw=1.2, label="ODE dθ/dτ = −H(θ)")
     rows += series(panel, "ODE", tau[::every], shown(d["ode"])[::every])
     ax.set_xlabel(r"ODE time $\tau(t)=\Sigma_{s<t} a(s)$ (dimensionless)")
-    ax.set_ylabel("θ (units of y)" if d["ode"].shape[-1] == 1 else "‖θ‖ (units of θ)")
+    ax.set_ylabel("θ (same scale as y)" if d["ode"].shape[-1] == 1 else "‖θ‖")
     if d["gaps"].size:
         gap_tau = tau[d["starts"]]
         median = np.median(d["gaps"], axis=0)
@@ -99,9 +99,9 @@ def gap_axes(ax: Axes, window: float, gap_paths: int, letter: str = "c") -> None
     """Labels of the tracking-gap panel."""
     ax.set_yscale("log")
     ax.set_xlabel("window start τ(n)")
-    ax.set_ylabel(f"tracking gap over Δτ = {window:g} (units of θ)")
+    ax.set_ylabel(f"tracking gap over Δτ = {window:g}")
     style.panel_label(ax, letter, "gap to the ODE")
-    ax.legend(loc="lower left", title=f"median, range of {gap_paths} paths", title_fontsize=6)
+    ax.legend(loc="lower left", title=f"median, range of {gap_paths} paths")
 
 
 def make(ctx: Context) -> list[Path]:
@@ -118,7 +118,7 @@ def make(ctx: Context) -> list[Path]:
         style.panel_label(ax, panel, TITLES[name])
         ax.legend(loc="upper right" if name == "quadratic" else "lower right")
     gap_axes(axes[2], WINDOW, gap_paths)
-    fig.suptitle(f"classic clipping, λ = 1, a(t) = 1/(t+1), T = {steps} steps", fontsize=7.5)
+    fig.suptitle(f"classic clipping, λ = 1, a(t) = 1/(t+1), T = {steps} steps")
     return style.save(fig, rows, ctx.out, NAME)
 
 
@@ -138,5 +138,5 @@ def draw_scenario(ctx: Context, sc: Scenario, sim: Simulation, name: str) -> lis
         gap_ax.text(0.5, 0.5, f"τ(T) = {d['tau'][-1]:.3g} is shorter than\none window "
                     f"Δτ = {window:g}", ha="center", va="center", transform=gap_ax.transAxes)
         style.panel_label(gap_ax, "b", "gap to the ODE")
-    fig.suptitle(style.scenario_title(sc, sim), fontsize=7)
+    fig.suptitle(style.scenario_title(sc, sim))
     return style.save(fig, rows, ctx.out, name)

@@ -4,7 +4,8 @@ A scenario (a TOML file, :mod:`simulations.verify.scenarios`) is run once throug
 :func:`simulations.verify.runner.run_scenario` with the observers its claims need, kept in the run
 store ``OUT/runs`` (a rerun loads it), and every figure that applies to its claims is drawn from
 that one run. Each figure module declares the claims it shows in ``CLAIMS`` (``ALWAYS`` when it
-is drawn for every scenario) and draws them with ``draw_scenario(ctx, scenario, sim, name)``,
+is drawn for every scenario; a function ``claims_of(scenario)`` instead, when they depend on the
+scenario) and draws them with ``draw_scenario(ctx, scenario, sim, name)``,
 sharing its drawing functions with the built-in figure:
 
 ==============  =========================================================================
@@ -17,6 +18,8 @@ fig_equilibria  T1 (1-D problems): H and its zero set, the endpoints' histogram
 fig_ode         ODE: kept paths and the ODE in τ-time, the tracking gap
 fig_lemma3      L3: sup_{s>t} ‖ξ(s) − ξ(t)‖ at the anchors, Doob's bound (classic)
 fig_schedules   always (A2): Σa and Σa² of the scenario's schedule
+fig_marchaud    L2: ‖H(θ)‖/(1 + ‖θ‖) on the claim's shells against ‖θ‖, with K
+fig_bounds      the scenario's ``[[bound]]`` tables (``claims_of``): bound, fraction, rows
 ==============  =========================================================================
 
 Files are ``OUT/<scenario>_<figure>.{pdf,png,csv}``, the scenario's name sanitized
@@ -120,7 +123,8 @@ def scenario_figures(ctx: Context, sc: Scenario, modules: list[ModuleType],
     drawn: dict[str, list[str]] = {claim: [] for claim in sc.claims}
     skipped: dict[str, str] = {}
     for module in modules:
-        claims = [c for c in module.CLAIMS if c in sc.claims]
+        claims = (module.claims_of(sc) if hasattr(module, "claims_of")
+                  else [c for c in module.CLAIMS if c in sc.claims])
         if not claims and not getattr(module, "ALWAYS", False):
             continue
         if only is not None and module.__name__.rsplit(".", 1)[1] not in only:

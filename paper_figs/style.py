@@ -1,10 +1,16 @@
 r"""The one style of every figure: sizes, palette, fonts, and how a figure is saved.
 
 * Sizes: ``COLUMN`` = 3.4 in (one column of a two-column paper) and ``FULL`` = 7.0 in; fonts of
-  7–8 pt, so text stays readable when the figure is printed at that width without scaling.
+  7–8 pt (``RC``, the only place a font size is set), so text stays readable when the figure is
+  printed at that width without scaling.
 * Colours: the Okabe–Ito palette (Okabe & Ito 2008), distinguishable under the common forms of
   colour blindness; series differ by line style or marker as well as colour.
 * The rcParams ``RC`` are set when this module is imported.
+* Log axes (:func:`log_axis`): the limits follow the measured data (a bound or envelope is drawn
+  with :data:`BOUND` as its ``gid`` and only as far as the axis reaches, with a note where it
+  leaves), at most ``MAJOR_TICKS`` labelled decades, and exact zeros, which a log axis cannot
+  show, as markers on the axis floor with a note (:func:`mark_zeros`) instead of a line that
+  plunges.
 * Output: :func:`save` writes ``NAME.pdf`` (vector, fonts embedded as TrueType), ``NAME.png``
   (``PNG_DPI``) and ``NAME.csv`` (:mod:`paper_figs.data`), each atomically.
 """
@@ -16,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -25,12 +32,15 @@ from matplotlib.figure import Figure  # noqa: E402
 from paper_figs.data import write_csv  # noqa: E402
 from theory.files import atomic_path  # noqa: E402
 
-__all__ = ["COLUMN", "FULL", "OKABE_ITO", "PNG_DPI", "figure", "legend_below", "panel_label",
-           "save", "scenario_title"]
+__all__ = ["BAND_ALPHA", "BOUND", "COLUMN", "FULL", "OKABE_ITO", "PNG_DPI", "figure",
+           "legend_below", "log_axis", "mark_zeros", "panel_label", "save", "scenario_title"]
 
 COLUMN = 3.4  #: inches, one column of a two-column paper
 FULL = 7.0  #: inches, the full text width
 PNG_DPI = 100  #: dots per inch of the PNG previews
+BOUND = "bound"  #: the ``gid`` of a bound or envelope: drawn, but not data for the axis limits
+BAND_ALPHA = (0.22, 0.4)  #: opacity of the outer (5–95 %) and inner (25–75 %) bands
+MAJOR_TICKS = 7  #: at most this many labelled decades on a log axis
 
 #: Okabe–Ito colours by name
 OKABE_ITO = {
@@ -39,8 +49,9 @@ OKABE_ITO = {
 }
 
 RC = {
-    "font.size": 7.5, "axes.titlesize": 8, "axes.labelsize": 7.5, "legend.fontsize": 6.5,
-    "xtick.labelsize": 7, "ytick.labelsize": 7, "lines.linewidth": 1.2, "lines.markersize": 3.5,
+    "font.size": 8, "axes.titlesize": 8, "axes.labelsize": 8, "legend.fontsize": 7,
+    "xtick.labelsize": 7, "ytick.labelsize": 7, "figure.titlesize": 8, "lines.linewidth": 1.2,
+    "lines.markersize": 3.5,
     "axes.linewidth": 0.6, "grid.linewidth": 0.4, "grid.alpha": 0.35, "axes.grid": True,
     "legend.frameon": True, "legend.framealpha": 0.85, "legend.edgecolor": "0.8",
     "legend.handlelength": 1.8, "pdf.fonttype": 42, "ps.fonttype": 42,
@@ -58,6 +69,46 @@ def figure(width: float = COLUMN, height: float = 2.4, ncols: int = 1, nrows: in
                              **kwargs)
     fig.get_layout_engine().set(h_pad=0.03, w_pad=0.03)
     return fig, axes
+
+
+def log_axis(ax: Axes, values: Any, axis: str = "y", pad: float = 0.3,
+             floor: float | None = None) -> tuple[float, float]:
+    """Make ``axis`` of ``ax`` logarithmic with limits that follow ``values`` (the measured data:
+    their positive finite entries, padded by ``pad`` decades on each side; ``floor``, when
+    given, is the lower limit instead) and at most ``MAJOR_TICKS`` labelled decades, 1, 2, 3, 5,
+    10, ... decades apart (the first that fits), the other decades as unlabelled minor ticks.
+    Returns the limits (lo, hi)."""
+    from matplotlib.ticker import LogFormatterSciNotation, LogLocator, NullFormatter
+
+    v = np.asarray(values, dtype=np.float64).ravel()
+    v = v[np.isfinite(v) & (v > 0)]
+    if v.size == 0:
+        v = np.array([1.0])
+    lo = 10.0 ** (np.log10(v.min()) - pad) if floor is None else floor
+    hi = 10.0 ** (np.log10(v.max()) + pad)
+    getattr(ax, f"set_{axis}scale")("log")
+    getattr(ax, f"set_{axis}lim")(lo, hi)
+    span = np.log10(hi) - np.log10(lo)
+    stride = next(k for k in (1, 2, 3, 5, 10, 20, 30, 50, 100, 200, 500)
+                  if span / k <= MAJOR_TICKS - 1 or k == 500)
+    target = getattr(ax, f"{axis}axis")
+    target.set_major_locator(LogLocator(base=10.0**stride, subs=(1.0,), numticks=1000))
+    target.set_major_formatter(LogFormatterSciNotation(base=10.0))
+    target.set_minor_locator(LogLocator(base=10.0, numticks=1000,
+                                        subs=tuple(range(2, 10)) if stride == 1 else (1.0,)))
+    target.set_minor_formatter(NullFormatter())
+    return lo, hi
+
+
+def mark_zeros(ax: Axes, x: Any, zero: Any, floor: float, colour: str, label: str | None
+               ) -> None:
+    """Mark the points ``x`` where a quantity drawn on a log y-axis is exactly 0 (boolean
+    ``zero``) as open triangles on the axis floor ``floor``, labelled ``label`` (e.g. "median
+    = 0 exactly"), instead of a line that plunges out of the axis."""
+    x, zero = np.asarray(x), np.asarray(zero, dtype=bool)
+    if zero.any():
+        ax.plot(x[zero], np.full(int(zero.sum()), floor), ls="none", marker="v", ms=3.5,
+                mfc="white", mec=colour, mew=0.8, clip_on=False, label=label, zorder=3)
 
 
 def panel_label(ax: Axes, letter: str, title: str = "") -> None:
@@ -89,6 +140,7 @@ def save(fig: Figure, rows: Iterable[dict[str, Any]], out: Path, name: str) -> l
 
 
 def scenario_title(sc: Any, sim: Any) -> str:
-    """One line naming a scenario's setting: name, problem, clip rule, schedule, T and R."""
-    return (f"{sc.name}: {sc.problem['name']}, {sc.make_rule().describe()}, a(t) = {sc.schedule}, "
-            f"T = {sim.steps} steps, {sim.paths} paths")
+    """Two lines naming a scenario's setting: name, problem and clip rule; schedule, T and the
+    number of paths."""
+    return (f"{sc.name}: {sc.problem['name']}, {sc.make_rule().describe()}\n"
+            f"a(t) = {sc.schedule}, T = {sim.steps} steps, {sim.paths} paths")

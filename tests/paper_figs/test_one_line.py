@@ -98,6 +98,7 @@ def bad_cases(tmp: Path) -> dict[str, tuple]:
               "no command": [], "frob": ["frob"]}
     cases.update({f"theory {k}": (theory_main, v) for k, v in theory.items()})
     figs = {"--only nope": ["--only", "nope"],
+            "--only fig_bounds without --scenario": ["--only", "fig_bounds", *out],
             "--from missing": ["--from", str(tmp / "none"), *out],
             "--scenario blowup = []": ["--scenario", str(tmp / "blowup.toml"), *out],
             "--scenario deep TOML": ["--scenario", str(tmp / "deep.toml"), *out],

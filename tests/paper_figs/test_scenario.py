@@ -8,6 +8,7 @@ import json
 import math
 import os
 import shutil
+from pathlib import Path
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 
@@ -111,7 +112,8 @@ def test_the_applicable_figures_are_written_and_listed(made):
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["failed"] == {}
     expected = {f"{PREFIX}_{n}" for n in ("fig1_blowup", "fig2_growth", "fig4_equilibria",
-                                          "fig5_ode", "fig6_lemma3", "fig7_schedules")}
+                                          "fig5_ode", "fig6_lemma3", "fig7_schedules",
+                                          "fig8_marchaud")}
     expected |= {f"stiff_{n}" for n in ("fig2_growth", "fig3_claim2", "fig7_schedules")}
     assert set(manifest["figures"]) == expected
     for name in expected:
@@ -120,7 +122,7 @@ def test_the_applicable_figures_are_written_and_listed(made):
         assert manifest["figures"][name] == [str(out / f"{name}.{s}") for s in ("pdf", "png",
                                                                                  "csv")]
     claims = manifest["scenarios"]["my quad/../run"]["claims"]
-    assert claims["L2"] == "no figure"
+    assert claims["L2"] == [f"{PREFIX}_fig8_marchaud"]
     assert claims["L1-paper"] == claims["L1-mart"] == claims["A3"] == [f"{PREFIX}_fig1_blowup"]
     assert claims["T1"] == [f"{PREFIX}_fig4_equilibria"]
     assert manifest["scenarios"]["stiff"]["claims"] == {"C2": ["stiff_fig3_claim2"],
@@ -269,10 +271,92 @@ def test_a_claim_whose_figure_does_not_apply_is_listed_as_no_figure(tmp_path):
     (tmp_path / "plane.toml").write_text(
         CLASSIC.replace('claims = ["L1-paper", "L1-det", "L1-mart", "A3", "L3", "T1", "ODE", '
                         '"L2"]', 'claims = ["T1"]')
-        .replace('theta0 = 0.0', 'dim = 2').replace('name = "my quad/../run"', 'name = "plane"')
+        .replace('theta0 = 0.0', 'dim = 3').replace('name = "my quad/../run"', 'name = "plane"')
         .replace(f"paths = {PATHS}", "paths = 50"))
     out = tmp_path / "out"
     assert main(["--quick", "--out", str(out), "--scenario", str(tmp_path / "plane.toml")]) == 0
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["scenarios"]["plane"]["claims"]["T1"].startswith("no figure (")
     assert set(manifest["figures"]) == {"plane_fig7_schedules"}
+
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+@pytest.fixture(scope="module")
+def examples_made(tmp_path_factory):
+    """The ``[[bound]]`` figure of examples/my_bounds.toml and T1's figure in the plane of
+    examples/t1_plane.toml, at their quick sizes."""
+    out = tmp_path_factory.mktemp("example_figs")
+    assert main(["--quick", "--out", str(out), "--scenario", str(EXAMPLES / "my_bounds.toml"),
+                 "--scenario", str(EXAMPLES / "t1_plane.toml"), "--only", "fig_bounds",
+                 "fig_equilibria"]) == 0
+    return out
+
+
+def test_user_bounds_are_their_formulas_and_the_rows_their_counts(examples_made):
+    """my_bounds.toml: ½(θ − y)², y ~ N(5, 3²), classic λ = 1, a(t) = 1/(t+1), T = 500;
+    paper-exit 2exp(−2M²/(γλ²)) with γ = π²/6, pinelis-xi 2exp(−r²/(8λ²Σ_{t<T}a²))."""
+    out = examples_made
+    sc = load_scenario(EXAMPLES / "my_bounds.toml")
+    arr = RunStore(out / "runs", read_only=True).load(sc.run).arrays
+    steps = 500
+    gamma_t = float(np.sum(1.0 / (np.arange(steps) + 1.0) ** 2))
+    for panel, _claim, values, strict, exponent in (
+            ("a", "paper-exit", arr["max_deviation"], True, lambda m: 2 * m**2 / (np.pi**2 / 6)),
+            ("b", "pinelis-xi", arr["xi_max"], False, lambda r: r**2 / (8 * gamma_t))):
+        name = "my-bounds_fig10_bounds"
+        bound = rows(out, name, "bound", panel)
+        x = column(bound, "x")
+        np.testing.assert_allclose(column(bound, "log10_y"),
+                                   LOG10_2 - exponent(x) / math.log(10), rtol=1e-9, atol=1e-12)
+        tail = rows(out, name, "empirical", panel)
+        m = column(tail, "x")
+        direct = [np.mean(values > v) if strict else np.mean(values >= v) for v in m]
+        np.testing.assert_array_equal(column(tail, "y"), direct)
+        for r in rows(out, name, "checked radius", panel):
+            k, n = int(r["exits"]), int(r["paths"])
+            assert k == int(np.sum(values > r["x"] if strict else values >= r["x"]))
+            assert r["y"] == k / n
+            lo = stats.beta.ppf(0.025, k, n - k + 1) if k > 0 else 0.0
+            hi = stats.beta.ppf(0.975, k + 1, n - k) if k < n else 1.0
+            assert r["lower"] == pytest.approx(lo, rel=1e-9)
+            assert r["upper"] == pytest.approx(hi, rel=1e-9)
+            assert r["log10_bound"] == pytest.approx(
+                LOG10_2 - exponent(r["x"]) / math.log(10), rel=1e-9)
+    (exit_row,) = rows(out, "my-bounds_fig10_bounds", "checked radius", "a")
+    assert exit_row["verdict"] == "violated"  # the paper's bound, as sc's [expect] says
+
+
+def logistic_field(theta, x, y, lam):
+    """H(θ) = mean_i g_i·min(1, λ/‖g_i‖), g_i = (σ(w x_i + b) − y_i)(x_i, 1): the exact mean
+    of classically clipped logistic gradients over the data set, written out in numpy."""
+    theta = np.atleast_2d(theta)
+    f = theta[:, :1] * x[None, :, 0] + theta[:, 1:2]
+    r = 1.0 / (1.0 + np.exp(-f)) - y[None, :]
+    g = np.stack([r * x[None, :, 0], r], axis=-1)
+    norm = np.linalg.norm(g, axis=-1, keepdims=True)
+    return np.mean(g * np.minimum(1.0, lam / np.maximum(norm, 1e-300)), axis=1)
+
+
+def test_t1_in_the_plane_zero_set_and_covariance_ellipse(examples_made):
+    out, name = examples_made, "t1-plane_fig4_equilibria"
+    problem = load_scenario(EXAMPLES / "t1_plane.toml").make_problem()
+    ends = rows(out, name, "endpoints")
+    end = np.column_stack([column(ends, "x"), column(ends, "y")])
+    mean, cov = end.mean(axis=0), np.cov(end, rowvar=False)
+    (m,) = rows(out, name, "endpoint mean")
+    np.testing.assert_allclose([m["x"], m["y"]], mean, rtol=1e-12)
+    ring = rows(out, name, "covariance ellipse")
+    d = np.column_stack([column(ring, "x"), column(ring, "y")]) - mean
+    form = np.einsum("ni,ij,nj->n", d, np.linalg.inv(cov), d)
+    np.testing.assert_allclose(form, stats.chi2.ppf(0.95, 2), rtol=1e-9)
+    zeros = rows(out, name, "zero of H")
+    assert len(zeros) == 1
+    point = np.array([zeros[0]["x"], zeros[0]["y"]])
+    assert np.linalg.norm(logistic_field(point, problem.x, problem.y, 1.0)) < 1e-9
+    grid = rows(out, name, "H grid")[::997]
+    h = logistic_field(np.column_stack([column(grid, "x"), column(grid, "y")]), problem.x,
+                       problem.y, 1.0)
+    np.testing.assert_allclose(np.column_stack([column(grid, "h1"), column(grid, "h2")]), h,
+                               rtol=1e-9, atol=1e-13)

@@ -49,7 +49,7 @@ def _launch(world: int, argv: list[str]) -> list[subprocess.Popen]:
     return procs
 
 
-def _finish(procs: list[subprocess.Popen], timeout: float = 60) -> list[tuple[int, str]]:
+def _finish(procs: list[subprocess.Popen], timeout: float = 300) -> list[tuple[int, str]]:
     """(exit status, stderr) of each rank."""
     out = []
     for proc in procs:
@@ -178,7 +178,7 @@ WALK = ["--problem", "quadratic", "--noise", "discrete", "--values", "-1000", "1
 def test_rare_on_two_ranks_gives_the_estimate_of_one(capsys):
     procs = _launch(2, ["-m", "simulations", "rare", *WALK, "--replicas", "5", "--json",
                         "--threads", "1"])
-    two = procs[0].communicate(timeout=60)[0]
+    two = procs[0].communicate(timeout=300)[0]
     assert [p.wait() for p in procs] == [0, 0]
     assert cli.main(["rare", *WALK, "--replicas", "5", "--json"]) == 0
     one = json.loads(capsys.readouterr().out)
