@@ -96,7 +96,8 @@ PROBLEM_PARAMS: dict[str, tuple[Param, ...]] = {
                  DATA_SEED, THETA0, *OWN_DATA),
     "mlp-regression": (N, DIM_X, HIDDEN, DATA_NOISE, DATA_SEED, INIT_SEED, THETA0, *OWN_DATA),
     "mlp-classification": (
-        DATASET, N, DIM_X, Param("classes", int, "classes of the blobs dataset", low=1), HIDDEN,
+        replace(DATASET, default="blobs"), N, DIM_X,
+        Param("classes", int, "classes of the blobs dataset", low=1), HIDDEN,
         DATA_SEED, INIT_SEED, THETA0, DATA, STANDARDIZE),
     "rnn-cliff": (Param("n", int, "number of x_0 points", low=1),
                   Param("length", int, "length of the recurrence x_k = w·tanh(x_{k−1}) + b",

@@ -262,7 +262,8 @@ def _use_compiled(problem: Problem, rule: ClipRule, run: RunSpec, device: torch.
     can_compile = kernel.supports(problem, rule, device) and h_args is not None
     if backend == "compiled" and not can_compile:
         raise BadArgument("backend", "'compiled' runs the catalog's problems on the CPU, and "
-                                     "the xi observer only on a quadratic with an exact H")
+                                     "the xi observer only where H is exact (a quadratic's closed "
+                                     "form or atoms, a dataset's finite sum with B = 1)")
     return can_compile and backend != "torch"
 
 

@@ -558,9 +558,10 @@ def test_bad_simulate_arguments_raise(kwargs):
 
 
 def test_compiled_backend_refuses_what_it_cannot_run():
+    # Norm clipping in 3-D: H has no closed form, so ξ needs the torch step's Monte Carlo H.
     with pytest.raises(ValueError, match="xi"):
-        simulate(pspec("rnn-cliff"), rule_for("rnn-cliff", "classic"), "0.1", paths=2,
-                 steps=3, backend="compiled", record=("xi",), progress=False)
+        simulate(pspec("quadratic-normal"), rule_for("quadratic-normal", "classic"), "0.1",
+                 paths=2, steps=3, backend="compiled", record=("xi",), progress=False)
     with pytest.raises(ValueError, match="compiled"):
         simulate(pspec("mlp-regression"), rule_for("mlp-regression", "value"), "0.1",
                  paths=2, steps=3, backend="fused", progress=False)
