@@ -13,9 +13,7 @@ from pathlib import Path
 from paper_figs import style
 from paper_figs.data import Rows
 from paper_figs.runs import Context
-from simulations.verify.claims import a1, a2
-from simulations.verify.claims.context import Context as ClaimContext
-from simulations.verify.claims.registry import get
+from simulations.verify.claims import evaluate
 from simulations.verify.scenarios import Scenario, load_suite
 
 NAME = "fig9_assumptions"
@@ -27,12 +25,7 @@ def assumption_rows(scenarios: list[Scenario]) -> Rows:
     """For each scenario: its name, problem, the verdicts and reasons of A1 and A2."""
     rows: Rows = []
     for sc in scenarios:
-        ctx = ClaimContext(sc, None)
-        found = {}
-        for module in (a1, a2):
-            ctx.claim = get(module.ID)
-            (row,) = module.check(ctx)
-            found[module.ID] = row
+        found = {row.claim: row for row in evaluate(sc, None, ("A1", "A2"))}
         rows.append({"panel": "a", "series": sc.name, "scenario": sc.name,
                      "problem": sc.problem["name"], "a1": found["A1"].verdict,
                      "a1_measurement": found["A1"].measurement, "a1_reason": found["A1"].reason,
