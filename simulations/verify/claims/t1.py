@@ -319,9 +319,9 @@ def check(ctx: Context) -> list[ClaimResult]:
     spread = float(np.median(np.linalg.norm(end - mean, axis=1)))
     growth = _growth(ctx, alive) if status in ("none", "repelling") else None
     details["growth"] = growth
+    none = "H has no zero" if len(mean) == 1 else "no zero of H was found"
     if status in ("none", "repelling") and growth is not None and growth["grows"]:
         verdict = "does not apply"
-        none = "H has no zero" if len(mean) == 1 else "no zero of H was found"
         why = ((none if status == "none" else "every zero of H is repelling for dθ/dτ = −H")
                + f" ({zero_text}) and ‖θ‖ still grows at T: mean ‖θ‖ from "
                f"{fmt(growth['norm_from'])} at s = {growth['from_step']} to "
@@ -334,28 +334,23 @@ def check(ctx: Context) -> list[ClaimResult]:
         why = f"the zero set of H is {zero_text}; this does not show that H has no zero"
     elif status == "none":
         verdict = "violated"
-        none = "H has no zero" if len(mean) == 1 else "no zero of H was found"
         why = (f"{none} ({zero_text}); the iterates cannot converge to one: mean ‖θ(T)‖ "
                f"= {fmt(float(np.mean(np.linalg.norm(end, axis=1))))} from ‖θ(0)‖ = "
                f"{fmt(float(np.linalg.norm(theta0)))}")
-        if growth is not None:
-            why += (f", and ‖θ‖ does not grow measurably at T (paired difference "
-                    f"{fmt(growth['growth'])} ± {fmt(growth['growth_se'])} since s = "
-                    f"{growth['from_step']})")
     elif status == "repelling":
         verdict = "violated"
         why = (f"every zero of H is repelling for dθ/dτ = −H ({zero_text}): the iterates leave "
                f"it (median ‖θ(T) − mean θ(T)‖ = {fmt(spread)})")
-        if growth is not None:
-            why += (f", and ‖θ‖ does not grow measurably at T (paired difference "
-                    f"{fmt(growth['growth'])} ± {fmt(growth['growth_se'])} since s = "
-                    f"{growth['from_step']})")
         target = None
     else:
         assert z_zero is not None  # a stable zero was found
         verdict = "holds" if z_zero <= Z_AGREE else "inconclusive"
         why = (f"endpoints {'match' if z_zero <= Z_AGREE else 'do not (yet) match'} the zero "
                f"of H (|z| = {z_zero:.2g}; zeros {zero_text})")
+    if verdict == "violated" and growth is not None:  # "none" or "repelling", ‖θ‖ not growing
+        why += (f", and ‖θ‖ does not grow measurably at T (paired difference "
+                f"{fmt(growth['growth'])} ± {fmt(growth['growth_se'])} since s = "
+                f"{growth['from_step']})")
     z_gap = None
     if z_min is not None and minimiser is not None:
         text, z_gap = _minimiser_text(verdict, z_min, target, details.get("zero_se"), se,
