@@ -22,7 +22,7 @@ A splitting run (:func:`rare_cost`). Its iterations I ≈ log(p)/log(1 − k/N) 
 killing about k of N particles, do not depend on N at a fixed ratio k/N; each iteration
 resimulates k clones, so the trajectory-steps of a replica, N·(initial path) + I·k·(clone), grow
 like N. Two pilots of the same chain and splitting with N' ≈ N/10 particles (k' = k·N'/N,
-at least 1), 2 and 6 replicas, give the iterations per replica and their work W and time t;
+at least 1), 2 and 8 replicas, give the iterations per replica and their work W and time t;
 t = I·o + W·c (o the cost of one iteration whatever its size, c of one trajectory-step) is
 solved from the two, and the run of n replicas of N particles in chunks of ``replica_chunk``
 takes

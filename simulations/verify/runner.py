@@ -34,6 +34,12 @@ from simulations.verify.scenarios import Scenario
 __all__ = ["run_of", "run_scenario", "verify"]
 
 
+def claims_for(sc: Scenario, claims: Sequence[str] | None = None) -> tuple[str, ...]:
+    """The claims to check on ``sc``: its own, or those of ``claims`` that apply to it."""
+    return tuple(sc.claims) if claims is None else tuple(
+        c for c in claims if claims_mod.applicable(c, sc) is None)
+
+
 def run_of(sc: Scenario, claims: Sequence[str] | None = None) -> RunSpec:
     """The RunSpec of scenario ``sc`` recording what ``claims`` (default: all its claims)
     need."""
@@ -110,8 +116,7 @@ def _verify(scenarios: Sequence[Scenario], claims: Sequence[str] | None, *,
     start = time.perf_counter()
     for i, sc in enumerate(scenarios, 1):
         bar.set_postfix_str(sc.name)
-        chosen = sc.claims if claims is None else tuple(
-            c for c in claims if claims_mod.applicable(c, sc) is None)
+        chosen = claims_for(sc, claims)
         if not chosen:
             done.append((None, []))
         else:

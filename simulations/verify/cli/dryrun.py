@@ -45,12 +45,11 @@ def verify_costs(scenarios: Sequence[Any], claims: Sequence[str] | None = None,
     from simulations.engine.run import simulate
     from simulations.engine.spec import Execution
     from simulations.verify import claims as claims_mod
-    from simulations.verify.runner import run_of
+    from simulations.verify.runner import claims_for, run_of
 
     costs = []
     for sc in scenarios:
-        chosen = sc.claims if claims is None else tuple(
-            c for c in claims if claims_mod.applicable(c, sc) is None)
+        chosen = claims_for(sc, claims)
         if not chosen:
             continue
         run = run_of(sc, chosen)
