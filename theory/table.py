@@ -104,13 +104,13 @@ def bound_table(lam: float, radius: float, schedule: ScheduleLike, horizon: int 
                 eps, radius, schedule, horizon, theta0_norm))
         results["gronwall"] = adaptive
     if delta is not None:
+        theta = bounds.theta_radius(lam, schedule, horizon, delta=delta, drift_bound=drift_bound)
         results["inverses"] = {
             "delta": delta,
-            "pinelis_radius": bounds.radius_for("pinelis", lam, schedule, horizon, delta=delta),
+            "pinelis_radius": theta.martingale,  # radius_for("pinelis", …), computed once
             "lemma1_paper_radius": bounds.radius_for("lemma1_paper", lam, schedule, horizon,
                                                      delta=delta),
-            "theta": bounds.theta_radius(lam, schedule, horizon, delta=delta,
-                                         drift_bound=drift_bound).to_dict(),
+            "theta": theta.to_dict(),
             "pinelis_max_lam": bounds.max_lam_for("pinelis", radius, schedule, horizon,
                                                   delta=delta),
             "lemma1_paper_max_lam": bounds.max_lam_for("lemma1_paper", radius, schedule, horizon,
