@@ -49,7 +49,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from simulations.engine import distributed, kernel, progress, sampling
+from simulations.engine import distributed, kernel, lanes, progress, sampling
 from simulations.engine.catalog import MEMORY_BUDGET
 from simulations.engine.distributed import Communicator
 from simulations.engine.mean_field import mean_field
@@ -460,7 +460,8 @@ class _TorchBlocks:
 
 
 class _CompiledBlocks:
-    """Steps [t, stop) of a chunk by :func:`simulations.engine.kernel.run_block` (in place)."""
+    """Steps [t, stop) of a chunk by :func:`simulations.engine.kernel.run_block` (in place), or
+    by :func:`simulations.engine.lanes.run_block_lanes` for the cells it runs."""
 
     def __init__(self, ctx: _Context, rows: torch.Tensor, theta0: torch.Tensor, obs: Observers):
         problem, run = ctx.problem, ctx.run
@@ -488,6 +489,9 @@ class _CompiledBlocks:
             **arrays, radii=obs.radii.numpy(), checkpoint_steps=obs.ck.astype(np.int64),
             anchors=np.asarray(obs.anchors, np.int64), field=field, atom_values=values,
             atom_weights=weights, record=kernel.Observe.flags(rec))
+        self.run_block = (lanes.run_block_lanes
+                          if lanes.supports(self.problem, self.rule, self.observers.record)
+                          else kernel.run_block)
 
     def __call__(self, theta, alive, blown, t, stop):
         theta, alive, blown = theta.contiguous(), alive.contiguous(), blown.contiguous()
@@ -495,5 +499,5 @@ class _CompiledBlocks:
                              sampling.step_keys(self.seed, range(t, stop)).numpy(),
                              self.key_word, t)
         state = kernel.State(theta.numpy(), self.theta0, alive.numpy(), blown.numpy())
-        kernel.run_block(state, block, self.problem, self.rule, self.limits, self.observers)
+        self.run_block(state, block, self.problem, self.rule, self.limits, self.observers)
         return theta, alive, blown

@@ -1,0 +1,453 @@
+r"""The quadratic's step on eight paths at once: :func:`run_block_lanes`, the lane form of
+:func:`simulations.engine.kernel.run_block`.
+
+:func:`~simulations.engine.kernel.run_block` runs one path at a time in scalar code. This
+runner takes the rows in groups of ``W`` = 8 consecutive paths (one AVX-512 register of
+float64) and writes every part of a step as a loop over the 8 lanes whose body has no branch
+(selects only), so that LLVM turns it into vector instructions: the counter-based words
+(uint64 multiplies), the gradient g = L(θ − ȳ), the rule's g/c, the candidate, the guard and
+the observers. A path blown up, or dead before the block, keeps its state (its lane is
+masked); the last group, when the rows are not a multiple of 8, runs the same code with
+masked lanes.
+
+It computes, per path, the same operations in the same order as the scalar kernel, so the
+results agree bit for bit with it where LLVM orders the sums alike (one coordinate), and do
+not depend on the chunk size or the number of threads (the groups are split into tasks as
+:func:`simulations.engine.kernel._tasks` splits rows).
+
+Scope (:func:`supports`): the quadratic (``stiff`` included) with the point or the discrete law,
+every rule, the observers exits, running_max, checkpoints, claim2 and clipped. Other cells run
+on the scalar kernel.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+from numba import njit, prange
+
+from simulations.engine.kernel import (
+    FASTMATH,
+    Block,
+    Limits,
+    Observe,
+    ObserverArrays,
+    ProblemArgs,
+    RuleArgs,
+    State,
+    _mix32,
+    _tasks,
+)
+
+__all__ = ["W", "run_block_lanes", "supports"]
+
+#: paths per group: one 512-bit register of float64
+W = 8
+#: the laws the lanes draw (kernel.LAW_CODES): discrete, point
+_LAWS = (2, 3)
+
+
+class _Lanes(NamedTuple):
+    """A group's work arrays, (…, W): one column per lane."""
+
+    words: np.ndarray  # (words per step, W) uint64
+    kp: np.ndarray  # (W,) uint64 path keys
+    th: np.ndarray  # (P, W) θ
+    th0: np.ndarray  # (P, W) θ(0)
+    g: np.ndarray  # (P, W) the gradient
+    d: np.ndarray  # (P, W) g/c for value, layerwise and unitwise
+    cand: np.ndarray  # (P, W) the candidate θ(t+1)
+    gsq: np.ndarray  # (groups, W) float64
+    tsq: np.ndarray  # (groups, W) float64
+    f: np.ndarray  # (9, W) float64: ybar, tnorm, cnorm, ‖g/c‖, factor, dev, max dev,
+    #: max norm, claim2
+    flag: np.ndarray  # (4, W) bool: live, ok, clipped, finite
+    nclip: np.ndarray  # (W,) int64 clipped steps
+    exit: np.ndarray  # (radii, W) int64 first exit of ‖θ − θ(0)‖
+    exit_norm: np.ndarray  # (radii, W) int64 first exit of ‖θ‖
+
+
+# rows of _Lanes.f and _Lanes.flag
+_YBAR, _TNORM, _CNORM, _CLIPN, _FACTOR, _DEV, _MAXDEV, _MAXNORM, _CLAIM2 = range(9)
+_LIVE, _OK, _CLIPPED, _FINITE = range(4)
+
+
+def supports(pb: ProblemArgs, rule: RuleArgs, record: np.ndarray) -> bool:
+    """Whether :func:`run_block_lanes` runs this cell: the quadratic with a law of ``_LAWS``,
+    any rule, and no ``paths`` or ``xi`` observer among the flags ``record``
+    (:meth:`~simulations.engine.kernel.Observe.flags`)."""
+    return (pb.code == 0 and pb.law in _LAWS and 0 <= rule.code <= 6
+            and not record[Observe.PATHS] and not record[Observe.XI])
+
+
+# ---- the step on a group --------------------------------------------------------------------
+
+@njit(inline="always")
+def _words_lanes(ks, kw, ln):
+    """Each lane's words w_j = mix32(mix32(K_r + K_t) + K_j) (or mix32(K_r + K_t) alone)."""
+    words, kp = ln.words, ln.kp
+    if kw.shape[0] == 0:
+        for lane in range(W):
+            words[0, lane] = _mix32(kp[lane] + ks)
+        return
+    for j in range(kw.shape[0]):
+        kj = np.uint64(kw[j])
+        for lane in range(W):
+            words[j, lane] = _mix32(_mix32(kp[lane] + ks) + kj)
+
+
+@njit(inline="always", fastmath=FASTMATH)
+def _grad_lanes(pb, ln):
+    r"""g = L(θ − ȳ): ȳ = m (point law); ȳ = (1/B)Σ_b v_{k_b}, k_b = #{j : C_j ≤ u_b},
+    u_b = (w_b + 1/2)/2^32 (discrete law)."""
+    ybar, th, g = ln.f[_YBAR], ln.th, ln.g
+    if pb.law == 3:
+        for lane in range(W):
+            ybar[lane] = pb.mean
+    else:
+        for lane in range(W):
+            ybar[lane] = 0.0
+        for b in range(pb.batch):
+            for lane in range(W):
+                u = (np.float64(ln.words[b * pb.words, lane]) + 0.5) / 4294967296.0
+                k = 0
+                for j in range(pb.cumprobs.shape[0]):
+                    k += 1 if pb.cumprobs[j] <= u else 0
+                ybar[lane] += pb.values[k]
+        for lane in range(W):
+            ybar[lane] = ybar[lane] / pb.batch
+    for c in range(th.shape[0]):
+        for lane in range(W):
+            g[c, lane] = pb.curvature * (th[c, lane] - ybar[lane])
+
+
+@njit(inline="always", fastmath=FASTMATH)
+def _sq_lanes(x, out):
+    """out_l = Σ_k x_kl² in float64, summed in k order."""
+    for lane in range(W):
+        out[lane] = 0.0
+    for k in range(x.shape[0]):
+        for lane in range(W):
+            out[lane] += np.float64(x[k, lane]) * np.float64(x[k, lane])
+
+
+@njit(inline="always", fastmath=FASTMATH)
+def _group_factors(rule, ln, gmax):
+    r"""Layerwise and unitwise: per group q, τ_q = λ·max(‖θ_q‖, ε), g/c = g·τ_q/max(‖g_q‖, τ_q)
+    into ``ln.d``; ``flag[_CLIPPED]`` and ``flag[_FINITE]`` (‖g_q‖ ≤ √max) updated."""
+    g, d, clipped, finite = ln.g, ln.d, ln.flag[_CLIPPED], ln.flag[_FINITE]
+    gsq, tsq, ids, th = ln.gsq, ln.tsq, rule.ids, ln.th
+    for q in range(rule.groups):
+        for lane in range(W):
+            gsq[q, lane] = 0.0
+            tsq[q, lane] = 0.0
+    for k in range(g.shape[0]):
+        q = ids[k]
+        for lane in range(W):
+            gsq[q, lane] += np.float64(g[k, lane]) * np.float64(g[k, lane])
+            tsq[q, lane] += np.float64(th[k, lane]) * np.float64(th[k, lane])
+    for q in range(rule.groups):
+        for lane in range(W):
+            gn = math.sqrt(gsq[q, lane])
+            finite[lane] = finite[lane] and gn <= gmax
+            thr = rule.lam * max(math.sqrt(tsq[q, lane]), rule.eps)
+            gsq[q, lane] = thr / max(gn, thr)  # gsq now holds the factors
+            clipped[lane] = clipped[lane] or gsq[q, lane] < 1.0
+    for k in range(g.shape[0]):
+        q = ids[k]
+        for lane in range(W):
+            d[k, lane] = g[k, lane] * gsq[q, lane]
+
+
+@njit(inline="always", fastmath=FASTMATH)
+def _clip_lanes(rule, ln, gmax):
+    r"""The rule's g/c per lane, as :func:`simulations.engine.kernel._clip`: ``f[_FACTOR]``
+    (g/c = factor·g; −1 when g/c is in ``ln.d``), ``f[_CLIPN]`` ‖g/c‖, ``flag[_CLIPPED]``,
+    ``flag[_FINITE]`` (every norm at most √max)."""
+    g, code, f, flag = ln.g, rule.code, ln.f, ln.flag
+    norm, factor = f[_CLIPN], f[_FACTOR]
+    clipped, finite = flag[_CLIPPED], flag[_FINITE]
+    if code <= 2 or code == 6:
+        _sq_lanes(g, norm)
+        for lane in range(W):
+            gn = math.sqrt(norm[lane])
+            if code == 0 or code == 6:
+                fac = 1.0
+            else:
+                thr = rule.lam if code == 1 else rule.lam * max(f[_TNORM, lane], rule.eps)
+                fac = thr / max(gn, thr)
+            factor[lane] = fac
+            norm[lane] = gn * fac
+            clipped[lane] = fac < 1.0
+            finite[lane] = gn <= gmax
+        return
+    d = ln.d
+    for lane in range(W):
+        clipped[lane] = False
+        finite[lane] = True
+    if code == 5:
+        lam = rule.lam
+        for k in range(g.shape[0]):
+            for lane in range(W):
+                v = g[k, lane]
+                out = v > lam or v < -lam
+                d[k, lane] = lam if v > lam else (-lam if v < -lam else v)
+                clipped[lane] = clipped[lane] or out
+    else:
+        _group_factors(rule, ln, gmax)
+    _sq_lanes(d, norm)
+    for lane in range(W):
+        norm[lane] = math.sqrt(norm[lane])
+        factor[lane] = -1.0
+        finite[lane] = finite[lane] and norm[lane] <= gmax
+
+
+@njit(inline="always", fastmath=FASTMATH)
+def _step_lanes(a, pb, rule, limits, ln):
+    r"""One step of every lane, as :func:`simulations.engine.kernel.step`: the candidate
+    θ(t+1) = Π(θ − a·g/c) into ``ln.cand``, its norm into ``f[_CNORM]`` and whether it is
+    taken (no blow-up) into ``flag[_OK]``."""
+    _grad_lanes(pb, ln)
+    _clip_lanes(rule, ln, limits.gmax)
+    th, cand, f = ln.th, ln.cand, ln.f
+    cnorm = f[_CNORM]
+    if rule.code == 3 or rule.code == 4 or rule.code == 5:
+        for k in range(th.shape[0]):
+            for lane in range(W):
+                cand[k, lane] = th[k, lane] - a * ln.d[k, lane]
+    else:
+        factor = f[_FACTOR]
+        for k in range(th.shape[0]):
+            for lane in range(W):
+                cand[k, lane] = th[k, lane] - (a * factor[lane]) * ln.g[k, lane]
+    _sq_lanes(cand, cnorm)
+    for lane in range(W):
+        cnorm[lane] = math.sqrt(cnorm[lane])
+    if rule.code == 6:
+        ball = rule.ball
+        for k in range(th.shape[0]):
+            for lane in range(W):
+                shrink = ball / cnorm[lane] if not cnorm[lane] <= ball else 1.0
+                cand[k, lane] = cand[k, lane] * shrink
+        _sq_lanes(cand, cnorm)
+        for lane in range(W):
+            cnorm[lane] = math.sqrt(cnorm[lane])
+    ok = ln.flag[_OK]
+    for lane in range(W):
+        ok[lane] = ln.flag[_FINITE, lane] and cnorm[lane] <= limits.guard \
+            and cnorm[lane] <= limits.gmax
+
+
+# ---- observers ------------------------------------------------------------------------------
+
+@njit(inline="always", fastmath=FASTMATH)
+def _observe_lanes(done, took, obs, ln):
+    r"""Fold θ(s) of the lanes that took step s = ``done`` (``took``) into the running
+    observers: dev = ‖θ − θ(0)‖, first exits past each radius, running maxima."""
+    rec, f = obs.record, ln.f
+    dev, cnorm = f[_DEV], f[_CNORM]
+    if not (rec[Observe.EXITS] or rec[Observe.RUNNING_MAX] or rec[Observe.CHECKPOINTS]):
+        return
+    for lane in range(W):
+        dev[lane] = 0.0
+    for k in range(ln.th.shape[0]):
+        for lane in range(W):
+            diff = np.float64(ln.th[k, lane]) - np.float64(ln.th0[k, lane])
+            dev[lane] += diff * diff
+    for lane in range(W):
+        dev[lane] = math.sqrt(dev[lane])
+    if rec[Observe.EXITS]:
+        for m in range(obs.radii.shape[0]):
+            rad = obs.radii[m]
+            for lane in range(W):
+                e = ln.exit[m, lane]
+                ln.exit[m, lane] = done if took[lane] and e < 0 and dev[lane] > rad else e
+                e = ln.exit_norm[m, lane]
+                ln.exit_norm[m, lane] = done if took[lane] and e < 0 and cnorm[lane] > rad \
+                    else e
+    if rec[Observe.RUNNING_MAX]:
+        mdev, mnorm = f[_MAXDEV], f[_MAXNORM]
+        for lane in range(W):
+            mdev[lane] = dev[lane] if took[lane] and dev[lane] > mdev[lane] else mdev[lane]
+            mnorm[lane] = cnorm[lane] if took[lane] and cnorm[lane] > mnorm[lane] \
+                else mnorm[lane]
+
+
+@njit(inline="always")
+def _checkpoint(r0, n, done, took, obs, ln):
+    """‖θ‖ and ‖θ − θ(0)‖ at a checkpoint step of the lanes that took it (a step on every
+    lane's clock at once: rare, written directly)."""
+    for c in range(obs.checkpoint_steps.shape[0]):
+        if obs.checkpoint_steps[c] == done:
+            for lane in range(n):
+                if took[lane]:
+                    obs.norm_at[r0 + lane, c] = ln.f[_CNORM, lane]
+                    obs.deviation_at[r0 + lane, c] = ln.f[_DEV, lane]
+
+
+@njit(inline="always")
+def _blow_up_lane(r0, lane, done, state, obs, ln):
+    """Lane ``lane`` (row r0 + lane) blown up at step ``done``, as the scalar kernel's
+    ``_blow_up`` and ``_observe_blowup``."""
+    r = r0 + lane
+    state.alive[r] = False
+    state.blown[r] = done
+    rec = obs.record
+    if rec[Observe.EXITS]:
+        for m in range(obs.radii.shape[0]):
+            if ln.exit[m, lane] < 0:
+                ln.exit[m, lane] = done
+            if ln.exit_norm[m, lane] < 0:
+                ln.exit_norm[m, lane] = done
+    if rec[Observe.RUNNING_MAX]:
+        ln.f[_MAXDEV, lane] = np.inf
+        ln.f[_MAXNORM, lane] = np.inf
+    if rec[Observe.CHECKPOINTS]:
+        for c in range(obs.checkpoint_steps.shape[0]):
+            if obs.checkpoint_steps[c] >= done:
+                obs.norm_at[r, c] = np.inf
+                obs.deviation_at[r, c] = np.inf
+
+
+# ---- a group, its loads and stores ------------------------------------------------------------
+
+@njit(inline="always")
+def _load(r0, n, state, block, obs, ln):
+    """The group's rows r0 .. r0 + n − 1 into the lanes (lanes n .. W − 1: dead, zero)."""
+    rec, f = obs.record, ln.f
+    for lane in range(W):
+        live = lane < n and state.alive[r0 + lane]
+        ln.flag[_LIVE, lane] = live
+        ln.kp[lane] = np.uint64(block.path[r0 + lane]) if lane < n else np.uint64(0)
+        for k in range(ln.th.shape[0]):
+            ln.th[k, lane] = state.theta[r0 + lane, k] if lane < n else 0.0
+            ln.th0[k, lane] = state.theta0[r0 + lane, k] if lane < n else 0.0
+        if lane < n and rec[Observe.RUNNING_MAX]:
+            f[_MAXDEV, lane] = obs.max_deviation[r0 + lane]
+            f[_MAXNORM, lane] = obs.max_norm[r0 + lane]
+        if lane < n and rec[Observe.CLAIM2]:
+            f[_CLAIM2, lane] = obs.claim2_ratio[r0 + lane]
+        if lane < n and rec[Observe.CLIPPED]:
+            ln.nclip[lane] = obs.clipped_steps[r0 + lane]
+        for m in range(ln.exit.shape[0]):
+            ln.exit[m, lane] = obs.first_exit[r0 + lane, m] if lane < n else 0
+            ln.exit_norm[m, lane] = obs.first_exit_norm[r0 + lane, m] if lane < n else 0
+    _sq_th(ln)
+
+
+@njit(inline="always", fastmath=FASTMATH)
+def _sq_th(ln):
+    """‖θ‖ of every lane into ``f[_TNORM]``."""
+    tnorm = ln.f[_TNORM]
+    _sq_lanes(ln.th, tnorm)
+    for lane in range(W):
+        tnorm[lane] = math.sqrt(tnorm[lane])
+
+
+@njit(inline="always")
+def _store(r0, n, state, obs, ln):
+    """The lanes back into the group's rows (θ, and the observers kept in the lanes)."""
+    rec, f = obs.record, ln.f
+    for lane in range(n):
+        r = r0 + lane
+        for k in range(ln.th.shape[0]):
+            state.theta[r, k] = ln.th[k, lane]
+        if rec[Observe.RUNNING_MAX]:
+            obs.max_deviation[r] = f[_MAXDEV, lane]
+            obs.max_norm[r] = f[_MAXNORM, lane]
+        if rec[Observe.CLAIM2]:
+            obs.claim2_ratio[r] = f[_CLAIM2, lane]
+        if rec[Observe.CLIPPED]:
+            obs.clipped_steps[r] = ln.nclip[lane]
+        for m in range(ln.exit.shape[0]):
+            obs.first_exit[r, m] = ln.exit[m, lane]
+            obs.first_exit_norm[r, m] = ln.exit_norm[m, lane]
+
+
+@njit(inline="always", fastmath=FASTMATH)
+def _commit(ln):
+    r"""After a step: each live lane's claim 2 ratio ‖g/c‖/(1 + ‖θ(t)‖) and clipped count (a
+    blow-up step included, as the scalar kernel), θ ← candidate where it was taken; returns
+    whether some live lane blew up. ``flag[_OK]`` becomes 'live and took the step'."""
+    f, flag = ln.f, ln.flag
+    live, ok = flag[_LIVE], flag[_OK]
+    claim2, tnorm, cnorm = f[_CLAIM2], f[_TNORM], f[_CNORM]
+    blew = 0
+    for lane in range(W):
+        was = live[lane]
+        ratio = f[_CLIPN, lane] / (1.0 + tnorm[lane])
+        claim2[lane] = ratio if was and ratio > claim2[lane] else claim2[lane]
+        ln.nclip[lane] += 1 if was and flag[_CLIPPED, lane] else 0
+        took = was and ok[lane]
+        blew += 1 if was and not ok[lane] else 0
+        ok[lane] = took
+        tnorm[lane] = cnorm[lane] if took else tnorm[lane]
+    th, cand = ln.th, ln.cand
+    for k in range(th.shape[0]):
+        for lane in range(W):
+            th[k, lane] = cand[k, lane] if ok[lane] else th[k, lane]
+    return blew > 0
+
+
+@njit(_nrt=False, fastmath=FASTMATH)
+def _groups_loop(task, state, block, pb, rule, limits, obs, ln):
+    """:func:`run_block_lanes` for the groups of one task, with the work arrays ``ln``."""
+    rows = state.theta.shape[0]
+    tasks, per = _tasks((rows + W - 1) // W)
+    rec = obs.record
+    draws = pb.law != 3  # the point law draws nothing
+    live, ok = ln.flag[_LIVE], ln.flag[_OK]
+    for group in range(task * per, min((rows + W - 1) // W, (task + 1) * per)):
+        r0 = group * W
+        n = min(W, rows - r0)
+        _load(r0, n, state, block, obs, ln)
+        for s in range(block.a.shape[0]):
+            alive = 0
+            for lane in range(W):
+                alive += 1 if live[lane] else 0
+            if alive == 0:
+                break
+            done = block.first + s + 1
+            if draws:
+                _words_lanes(np.uint64(block.step[s]), block.word, ln)
+            _step_lanes(block.a[s], pb, rule, limits, ln)
+            blew = _commit(ln)
+            if blew:
+                for lane in range(n):
+                    if live[lane] and not ok[lane]:
+                        _blow_up_lane(r0, lane, done, state, obs, ln)
+            for lane in range(W):
+                live[lane] = ok[lane]
+            _observe_lanes(done, ok, obs, ln)
+            if rec[Observe.CHECKPOINTS]:
+                _checkpoint(r0, n, done, ok, obs, ln)
+        _store(r0, n, state, obs, ln)
+
+
+@njit
+def _run_groups(task, state, block, pb, rule, limits, obs):
+    """:func:`_groups_loop` with fresh work arrays (see ``kernel._run_rows``)."""
+    p = state.theta.shape[1]
+    dt = state.theta.dtype
+    groups = max(rule.groups, 1)
+    radii = obs.radii.shape[0] if obs.record[Observe.EXITS] else 0
+    ln = _Lanes(np.zeros((max(1, block.word.shape[0]), W), np.uint64),
+                np.zeros(W, np.uint64), np.zeros((p, W), dt), np.zeros((p, W), dt),
+                np.zeros((p, W), dt), np.zeros((p, W), dt), np.zeros((p, W), dt),
+                np.zeros((groups, W), np.float64), np.zeros((groups, W), np.float64),
+                np.zeros((9, W), np.float64), np.zeros((4, W), np.bool_),
+                np.zeros(W, np.int64), np.zeros((radii, W), np.int64),
+                np.zeros((radii, W), np.int64))
+    _groups_loop(task, state, block, pb, rule, limits, obs, ln)
+
+
+@njit(parallel=True, cache=True)
+def run_block_lanes(state: State, block: Block, pb: ProblemArgs, rule: RuleArgs,
+                    limits: Limits, obs: ObserverArrays) -> None:
+    """:func:`simulations.engine.kernel.run_block` (same inputs, same in-place outputs) on
+    groups of ``W`` paths in SIMD lanes, for the cells of :func:`supports`."""
+    tasks, _ = _tasks((state.theta.shape[0] + W - 1) // W)
+    for task in prange(tasks):
+        _run_groups(task, state, block, pb, rule, limits, obs)

@@ -1,0 +1,183 @@
+"""The lane runner (:mod:`simulations.engine.lanes`) against the scalar kernel
+(:func:`simulations.engine.kernel.run_block`), an independent per-path loop: every supported
+law × rule × dtype × observer, a row count that is not a multiple of 8, blow-ups in the middle
+of a block, dead rows, and 1 against 2 threads and one block against two."""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+import pytest
+
+from simulations.engine import kernel, lanes, sampling
+from simulations.engine.problems import Law, Quadratic
+from simulations.engine.rules import ClipRule
+
+RULES = {"none": {}, "classic": {"lam": 0.7}, "adaptive": {"lam": 0.5, "eps": 1e-3},
+         "layerwise": {"lam": 0.5, "eps": 1e-3}, "unitwise": {"lam": 0.5, "eps": 1e-3},
+         "value": {"lam": 0.6}, "projection": {"ball": 1.5}}
+LAWS = {"point": Law("point", mean=0.8), "pm1": Law("discrete", values=(-1.0, 1.0),
+                                                     probs=(0.5, 0.5)),
+        "skewed": Law("discrete", values=(-3.0, 0.5, 2.0), probs=(0.1, 0.6, 0.3))}
+RECORD = ("exits", "running_max", "checkpoints", "claim2", "clipped")
+SEED = 7
+
+
+def _inputs(problem, rule, dtype, rows, steps, guard=1e6, batch=1, record=RECORD):
+    """The kernel's inputs for rows 0 .. rows − 1 over steps [0, steps), with every observer
+    of ``record`` at its initial fill (θ(0) spread over rows, a few rows dead)."""
+    dtype = np.dtype(dtype)
+    p = problem.dim
+    rng = np.random.default_rng(rows * 31 + steps)
+    theta0 = rng.normal(0.0, 2.0, (rows, p)).astype(dtype)
+    alive = np.ones(rows, np.bool_)
+    alive[3::11] = False
+    blown = np.where(alive, -1, 0).astype(np.int64)
+    state = kernel.State(theta0.copy(), theta0, alive, blown)
+    count = batch * problem.words_per_sample
+    block = kernel.Block(0.4 / (1.0 + np.arange(steps) / 10.0),
+                         sampling.path_keys(SEED, np.arange(rows)).numpy(),
+                         sampling.step_keys(SEED, range(steps)).numpy(),
+                         sampling.word_keys(SEED, count).numpy() if count > 1
+                         else np.zeros(0, np.int32), 0)
+    radii, checks = np.array([0.5, 1.0, 3.0]), np.array([1, steps // 2, steps], np.int64)
+    z = {"int64": np.int64, "float64": np.float64}
+    arrays = {"first_exit": np.full((rows, 3), -1, np.int64),
+              "first_exit_norm": np.full((rows, 3), -1, np.int64),
+              "max_deviation": np.zeros(rows), "max_norm": np.zeros(rows),
+              "claim2_ratio": np.zeros(rows), "clipped_steps": np.zeros(rows, np.int64),
+              "norm_at": np.zeros((rows, 3)), "deviation_at": np.zeros((rows, 3))}
+    names = {"exits": ("first_exit", "first_exit_norm"),
+             "running_max": ("max_deviation", "max_norm"), "claim2": ("claim2_ratio",),
+             "clipped": ("clipped_steps",), "checkpoints": ("norm_at", "deviation_at")}
+    for name, keys in names.items():
+        if name not in record:
+            for key in keys:
+                arrays[key] = np.zeros((0,) * arrays[key].ndim, arrays[key].dtype)
+    empty = {k: np.zeros((0,) * n, z["float64"]) for k, n in
+             (("xi", 2), ("xi_norm_at", 2), ("xi_at_anchor", 3), ("xi_sup_after", 2),
+              ("xi_sum_sq", 1), ("xi_max", 1))}
+    obs = kernel.ObserverArrays(
+        **arrays, path=np.zeros((0, 0, 0), dtype), **empty, radii=radii, checkpoint_steps=checks,
+        anchors=np.zeros(0, np.int64), field=0, atom_values=np.zeros(0),
+        atom_weights=np.zeros(0), record=kernel.Observe.flags(record))
+    return (state, block, kernel.problem_args(problem, batch, dtype),
+            kernel.rule_args(rule, problem.layout), kernel.limits(guard, dtype), obs)
+
+
+def _copy(inputs):
+    state, block, pb, rule, limits, obs = inputs
+    return (kernel.State(*(a.copy() for a in state)), block, pb, rule, limits,
+            obs._replace(**{k: v.copy() for k, v in obs._asdict().items()
+                            if isinstance(v, np.ndarray)}))
+
+
+def _outputs(inputs):
+    state, _, _, _, _, obs = inputs
+    return {**state._asdict(), **{k: v for k, v in obs._asdict().items()
+                                  if isinstance(v, np.ndarray) and v.size}}
+
+
+def _assert_same(got, want, rtol=0.0):
+    for key in want:
+        if rtol == 0.0 or want[key].dtype.kind != "f":
+            np.testing.assert_array_equal(got[key], want[key], err_msg=key)
+        else:
+            np.testing.assert_allclose(got[key], want[key], rtol=rtol, atol=0, err_msg=key)
+
+
+def _both(inputs, threads=2, split=None):
+    """(scalar kernel's outputs, lanes' outputs), the lanes in two blocks at ``split``."""
+    scalar, lane = _copy(inputs), _copy(inputs)
+    kernel.run_block(*scalar)
+    before = numba.get_num_threads()
+    numba.set_num_threads(threads)
+    try:
+        if split is None:
+            lanes.run_block_lanes(*lane)
+        else:
+            state, block, *rest = lane
+            for lo, hi in ((0, split), (split, block.a.shape[0])):
+                part = kernel.Block(block.a[lo:hi], block.path, block.step[lo:hi], block.word,
+                                    lo)
+                lanes.run_block_lanes(state, part, *rest)
+    finally:
+        numba.set_num_threads(before)
+    return _outputs(scalar), _outputs(lane)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("law", sorted(LAWS))
+@pytest.mark.parametrize("rule", sorted(RULES))
+def test_lanes_match_the_scalar_kernel_bit_for_bit_in_one_dimension(rule, law, dtype):
+    """21 rows (two groups and a tail of 5), 40 steps, every observer; bit for bit, except
+    the projection's rescaling, which LLVM may reassociate differently in the scalar loop
+    (1 ulp: 1.5e-16 relative seen)."""
+    problem = Quadratic(LAWS[law], dim=1, curvature=1.3)
+    inputs = _inputs(problem, ClipRule(rule, **RULES[rule]), dtype, 21, 40)
+    assert lanes.supports(*inputs[2:4], inputs[5].record)
+    want, got = _both(inputs)
+    assert np.all(want["alive"][3::11] == 0) and want["alive"].sum() > 10
+    _assert_same(got, want, rtol=1e-14 if rule == "projection" else 0.0)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("rule", sorted(RULES))
+def test_lanes_match_the_scalar_kernel_in_ten_dimensions(rule, dtype):
+    """P = 10 (the norms are sums that LLVM may order differently in the scalar loop), the
+    skewed discrete law with B = 3: within 1e-13 relative, counts and exit steps equal."""
+    problem = Quadratic(LAWS["skewed"], dim=10, curvature=0.9)
+    inputs = _inputs(problem, ClipRule(rule, **RULES[rule]), dtype, 19, 30, batch=3)
+    want, got = _both(inputs)
+    _assert_same(got, want, rtol=1e-13 if dtype == "float64" else 1e-6)
+
+
+@pytest.mark.parametrize("rule", ["none", "classic", "value", "unitwise"])
+def test_blow_ups_in_the_middle_of_a_block(rule):
+    """L < 0 drives |θ| up geometrically: rows cross the guard at different steps inside the
+    block (and keep θ at their last iterate, exits at that step, maxima +inf)."""
+    problem = Quadratic(LAWS["pm1"], dim=1, curvature=-1.3)
+    inputs = _inputs(problem, ClipRule(rule, **{**RULES[rule], "lam": 5.0}
+                                       if "lam" in RULES[rule] else {}), "float64", 29, 40,
+                     guard=20.0)
+    want, got = _both(inputs)
+    blown = want["blown"][want["alive"] == 0]
+    assert 3 < len(blown) and len(set(blown.tolist())) > 3 and 2 < blown.max() < 40
+    assert np.isinf(want["max_norm"]).sum() >= 3
+    _assert_same(got, want)
+
+
+def test_threads_and_blocks_change_no_bits():
+    """2403 rows (many tasks, a tail of 3): 1 thread against 2, one block against two."""
+    problem = Quadratic(LAWS["skewed"], dim=2, curvature=1.1)
+    inputs = _inputs(problem, ClipRule("adaptive", **RULES["adaptive"]), "float64", 2403, 20)
+    want, one = _both(inputs, threads=1)
+    _, two = _both(inputs, threads=2, split=7)
+    _assert_same(two, one)
+    _assert_same(one, want, rtol=1e-13)
+
+
+@pytest.mark.parametrize("record", [(), ("exits",), ("running_max",), ("claim2", "clipped"),
+                                    ("checkpoints",)])
+def test_each_observer_alone(record):
+    problem = Quadratic(LAWS["pm1"], dim=1, curvature=1.0)
+    inputs = _inputs(problem, ClipRule("classic", lam=0.5), "float32", 11, 25, record=record)
+    want, got = _both(inputs)
+    _assert_same(got, want)
+
+
+def test_supports_only_its_cells():
+    """The normal law, the paths and xi observers and the dataset problems stay on the scalar
+    kernel; the point and discrete laws with every rule run on the lanes."""
+    from simulations.engine.problems import make_problem
+
+    rule = kernel.rule_args(ClipRule("classic", lam=1.0), Quadratic().layout)
+    flags = kernel.Observe.flags
+    for law in LAWS.values():
+        pb = kernel.problem_args(Quadratic(law), 1, np.float64)
+        assert lanes.supports(pb, rule, flags(RECORD))
+        assert not lanes.supports(pb, rule, flags(("paths",)))
+        assert not lanes.supports(pb, rule, flags(("xi",)))
+    linear = make_problem("linear-regression")
+    assert not lanes.supports(kernel.problem_args(linear, 1, np.float64), rule, flags(RECORD))
+
