@@ -52,7 +52,9 @@ from enum import IntEnum
 from typing import Any, NamedTuple
 
 import numpy as np
-from numba import njit, prange
+from llvmlite import ir as llvm_ir
+from numba import njit, prange, types
+from numba.extending import intrinsic
 
 __all__ = ["EVENT_CODES", "LAW_CODES", "PROBLEM_CODES", "RULE_CODES", "Block", "Limits",
            "ObserverArrays", "Observe", "ProblemArgs", "RuleArgs", "State", "advance_rows",
@@ -297,28 +299,82 @@ def _r2(z):
     return p / q
 
 
+@intrinsic
+def _bits(typingctx, x):
+    """The IEEE 754 bits of a float64, as an int64 (a bit cast: free, and vectorisable)."""
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], llvm_ir.IntType(64))
+    return types.int64(types.float64), codegen
+
+
+@intrinsic
+def _from_bits(typingctx, n):
+    """The float64 whose IEEE 754 bits are the int64 ``n``."""
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], llvm_ir.DoubleType())
+    return types.float64(types.int64), codegen
+
+
+_LN2_HI = 6.93147180369123816490e-01
+_LN2_LO = 1.90821492927058770002e-10
+
+
+# The draws' functions below are plain (not numba-inlined) functions without fast-math: LLVM
+# inlines them, and their instructions keep strict IEEE semantics in any caller, so the scalar
+# kernel and the lanes (simulations.engine.lanes) compute the same bits; error_model "numpy"
+# (no zero-division check) leaves them free of branches, so a loop over lanes vectorises.
+@njit(error_model="numpy")
+def _log(x):
+    r"""log x for x > 0 without libm (fdlibm's e_log.c, error below 1 ulp): x = 2^k(1 + f)
+    with 1 + f in [√2/2, √2) from the bits of x (subnormals scaled by 2^54 first),
+    s = f/(2 + f), log(1 + f) = f − f²/2 + s(f²/2 + R(s²)), R a degree-7 polynomial in s²,
+    and log x = k·ln2_hi + (f − f²/2 + s(f²/2 + R) + k·ln2_lo)."""
+    tiny = x < 2.2250738585072014e-308
+    x = x * 18014398509481984.0 if tiny else x
+    ix = _bits(x)
+    hx = (ix >> 32) + (0x3FF00000 - 0x3FE6A09E)
+    k = (hx >> 20) - 0x3FF - (54 if tiny else 0)
+    hx = (hx & 0x000FFFFF) + 0x3FE6A09E
+    f = _from_bits((hx << 32) | (ix & 0xFFFFFFFF)) - 1.0
+    hfsq = 0.5 * f * f
+    s = f / (2.0 + f)
+    z = s * s
+    w = z * z
+    t1 = w * (3.999999999940941908e-01 + w * (2.222219843214978396e-01
+                                             + w * 1.531383769920937332e-01))
+    t2 = z * (6.666666666666735130e-01 + w * (2.857142874366239149e-01 + w * (
+        1.818357216161805012e-01 + w * 1.479819860511658591e-01)))
+    dk = np.float64(k)
+    return s * (hfsq + (t2 + t1)) + dk * _LN2_LO - hfsq + f + dk * _LN2_HI
+
+
+@njit(error_model="numpy")
+def _ndtri_central(y):
+    """Φ⁻¹(y) for |y − 1/2| ≤ 1/2 − e^−2: √(2π)(w + w·w²R(w²)), w = y − 1/2."""
+    y = y - 0.5
+    y2 = y * y
+    return (y + y * (y2 * _r0(y2))) * _S2PI
+
+
+@njit(error_model="numpy")
+def _ndtri_tail(y):
+    """−Φ⁻¹(y) for 0 < y ≤ e^−2: z = √(−2 log y), z − log(z)/z − P(1/z)/(z·Q(1/z))."""
+    x = math.sqrt(-2.0 * _log(y))
+    z = 1.0 / x
+    return (x - _log(x) / x) - z * (_r1(z) if x < 8.0 else _r2(z))
+
+
 @njit(inline="always")
 def ndtri(y0):
     r"""Φ⁻¹(y) for 0 < y < 1 (Cephes' ndtri, as ``torch.special.ndtri``): for
     |y − 1/2| ≤ 1/2 − e^−2, x = √(2π)(w + w³R(w²)/S(w²)) with w = y − 1/2; in the tails
     z = √(−2 log y), x = z − log(z)/z − P(1/z)/(z·Q(1/z)) (one rational pair for z < 8, one
-    beyond). Relative error below 1e-15 on (0, 1)."""
-    code = True
-    y = y0
-    if y > 1.0 - _EXP_M2:
-        y = 1.0 - y
-        code = False
-    if y > _EXP_M2:
-        y = y - 0.5
-        y2 = y * y
-        x = y + y * (y2 * _r0(y2))
-        return x * _S2PI
-    x = math.sqrt(-2.0 * math.log(y))
-    x0 = x - math.log(x) / x
-    z = 1.0 / x
-    x1 = z * (_r1(z) if x < 8.0 else _r2(z))
-    x = x0 - x1
-    return -x if code else x
+    beyond), log by :func:`_log`. Relative error below 1e-15 on (0, 1)."""
+    if y0 > 1.0 - _EXP_M2:
+        return _ndtri_tail(1.0 - y0)
+    if y0 > _EXP_M2:
+        return _ndtri_central(y0)
+    return -_ndtri_tail(y0)
 
 
 @njit(inline="always")

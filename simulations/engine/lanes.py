@@ -29,6 +29,7 @@ import numpy as np
 from numba import njit, prange
 
 from simulations.engine.kernel import (
+    _EXP_M2,
     FASTMATH,
     Block,
     Limits,
@@ -38,15 +39,22 @@ from simulations.engine.kernel import (
     RuleArgs,
     State,
     _mix32,
+    _ndtri_central,
+    _ndtri_tail,
     _tasks,
+    _uniform52,
 )
 
 __all__ = ["W", "run_block_lanes", "supports"]
 
-#: paths per group: one 512-bit register of float64
-W = 8
-#: the laws the lanes draw (kernel.LAW_CODES): discrete, point
-_LAWS = (2, 3)
+#: paths per group: two 512-bit registers of float64. The lane loops read their length from
+#: the work arrays (a run-time count): with a constant, LLVM unrolls the loops before its loop
+#: vectoriser sees them, and its SLP vectoriser cannot prove that the unrolled loads and
+#: stores do not alias. Its vector loops take 8 lanes twice (interleaved), so groups of 16
+#: keep every lane in them.
+W = 16
+#: the laws the lanes draw (kernel.LAW_CODES): all (Student-t with an integer df)
+_LAWS = (0, 1, 2, 3)
 
 
 class _Lanes(NamedTuple):
@@ -61,8 +69,8 @@ class _Lanes(NamedTuple):
     cand: np.ndarray  # (P, W) the candidate θ(t+1)
     gsq: np.ndarray  # (groups, W) float64
     tsq: np.ndarray  # (groups, W) float64
-    f: np.ndarray  # (9, W) float64: ybar, tnorm, cnorm, ‖g/c‖, factor, dev, max dev,
-    #: max norm, claim2
+    f: np.ndarray  # (13, W) float64: ybar, tnorm, cnorm, ‖g/c‖, factor, dev, max dev,
+    #: max norm, claim2, and four work rows
     flag: np.ndarray  # (4, W) bool: live, ok, clipped, finite
     nclip: np.ndarray  # (W,) int64 clipped steps
     exit: np.ndarray  # (radii, W) int64 first exit of ‖θ − θ(0)‖
@@ -70,7 +78,8 @@ class _Lanes(NamedTuple):
 
 
 # rows of _Lanes.f and _Lanes.flag
-_YBAR, _TNORM, _CNORM, _CLIPN, _FACTOR, _DEV, _MAXDEV, _MAXNORM, _CLAIM2 = range(9)
+_YBAR, _TNORM, _CNORM, _CLIPN, _FACTOR, _DEV, _MAXDEV, _MAXNORM, _CLAIM2, _U, _Y, _Z, _S2 = \
+    range(13)
 _LIVE, _OK, _CLIPPED, _FINITE = range(4)
 
 
@@ -84,94 +93,177 @@ def supports(pb: ProblemArgs, rule: RuleArgs, record: np.ndarray) -> bool:
 
 # ---- the step on a group --------------------------------------------------------------------
 
-@njit(inline="always")
+@njit(inline="always", error_model="numpy")
 def _words_lanes(ks, kw, ln):
     """Each lane's words w_j = mix32(mix32(K_r + K_t) + K_j) (or mix32(K_r + K_t) alone)."""
+    nl = ln.kp.shape[0]  # the lanes, a run-time count: see W
     words, kp = ln.words, ln.kp
     if kw.shape[0] == 0:
-        for lane in range(W):
+        for lane in range(nl):
             words[0, lane] = _mix32(kp[lane] + ks)
         return
     for j in range(kw.shape[0]):
         kj = np.uint64(kw[j])
-        for lane in range(W):
+        for lane in range(nl):
             words[j, lane] = _mix32(_mix32(kp[lane] + ks) + kj)
 
 
-@njit(inline="always", fastmath=FASTMATH)
-def _grad_lanes(pb, ln):
-    r"""g = L(θ − ȳ): ȳ = m (point law); ȳ = (1/B)Σ_b v_{k_b}, k_b = #{j : C_j ≤ u_b},
-    u_b = (w_b + 1/2)/2^32 (discrete law)."""
+@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
+def _atom_grad_lanes(pb, ln):
+    r"""g = L(θ − ȳ), one ȳ for every coordinate: ȳ = m (point law); ȳ = (1/B)Σ_b v_{k_b},
+    k_b = #{j : C_j ≤ u_b}, u_b = (w_b + 1/2)/2^32 (discrete law)."""
+    nl = ln.kp.shape[0]  # the lanes, a run-time count: see W
     ybar, th, g = ln.f[_YBAR], ln.th, ln.g
     if pb.law == 3:
-        for lane in range(W):
+        for lane in range(nl):
             ybar[lane] = pb.mean
     else:
-        for lane in range(W):
+        for lane in range(nl):
             ybar[lane] = 0.0
+        u, y = ln.f[_U], ln.f[_Y]
         for b in range(pb.batch):
-            for lane in range(W):
-                u = (np.float64(ln.words[b * pb.words, lane]) + 0.5) / 4294967296.0
-                k = 0
-                for j in range(pb.cumprobs.shape[0]):
-                    k += 1 if pb.cumprobs[j] <= u else 0
-                ybar[lane] += pb.values[k]
-        for lane in range(W):
+            for lane in range(nl):
+                u[lane] = (np.float64(ln.words[b * pb.words, lane]) + 0.5) / 4294967296.0
+                y[lane] = pb.values[0]
+            # v_k with k = #{j : C_j ≤ u}: C is non-decreasing, so v at the last j with C_j ≤ u
+            for j in range(pb.cumprobs.shape[0]):
+                cj, vj = pb.cumprobs[j], pb.values[j + 1]
+                for lane in range(nl):
+                    y[lane] = vj if cj <= u[lane] else y[lane]
+            for lane in range(nl):
+                ybar[lane] += y[lane]
+        for lane in range(nl):
             ybar[lane] = ybar[lane] / pb.batch
     for c in range(th.shape[0]):
-        for lane in range(W):
+        for lane in range(nl):
             g[c, lane] = pb.curvature * (th[c, lane] - ybar[lane])
 
 
-@njit(inline="always", fastmath=FASTMATH)
+@njit(inline="always", error_model="numpy")
+def _ndtri_lane(y0):
+    """:func:`simulations.engine.kernel.ndtri` without a branch: the central value and the
+    tail's both computed (the tail's at min(y, e^−2), a valid argument), one selected."""
+    upper = y0 > 1.0 - _EXP_M2
+    tail = _ndtri_tail(min(1.0 - y0 if upper else y0, _EXP_M2))
+    central = _ndtri_central(y0)
+    return tail if upper else (central if y0 > _EXP_M2 else -tail)
+
+
+@njit(inline="always", error_model="numpy")
+def _normal_lanes(j, ln, out):
+    """The standard normal of words j, j + 1 of every lane into ``out``."""
+    nl = ln.kp.shape[0]  # the lanes, a run-time count: see W
+    words = ln.words
+    for lane in range(nl):
+        out[lane] = _ndtri_lane(_uniform52(words[j, lane], words[j + 1, lane]))
+
+
+@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
+def _student_lanes(pb, j, ln):
+    r"""Student-t's parts from words j, j + 1, …: z_0 into ``f[_Z]`` and Σ_{k=1}^{ν} z_k²
+    into ``f[_S2]`` (summed in k order)."""
+    nl = ln.kp.shape[0]  # the lanes, a run-time count: see W
+    s2, zk = ln.f[_S2], ln.f[_Y]
+    for lane in range(nl):
+        s2[lane] = 0.0
+    for k in range(1, pb.df + 1):
+        _normal_lanes(j + 2 * k, ln, zk)
+        for lane in range(nl):
+            s2[lane] += zk[lane] * zk[lane]
+    _normal_lanes(j, ln, ln.f[_Z])
+
+
+@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
+def _grad_lanes(pb, ln):
+    r"""g = L(θ − ȳ), ȳ the minibatch mean of y, as
+    :func:`simulations.engine.kernel._quadratic_grad`: normal y = m + s·z; Student-t
+    y = m + s·z_0/√(Σ_{k=1}^{ν} z_k²/ν); the point and discrete laws by
+    :func:`_atom_grad_lanes`. The sum over the minibatch is kept in θ's dtype (in
+    ``ln.cand``), as the scalar kernel keeps it."""
+    nl = ln.kp.shape[0]  # the lanes, a run-time count: see W
+    th, g, z, s2 = ln.th, ln.g, ln.f[_Z], ln.f[_S2]
+    d, batch = th.shape[0], pb.batch
+    if pb.law >= 2:
+        _atom_grad_lanes(pb, ln)
+        return
+    if batch == 1 and pb.law == 0:
+        for c in range(d):
+            _normal_lanes(2 * c, ln, z)
+            for lane in range(nl):
+                g[c, lane] = pb.curvature * (th[c, lane] - (pb.mean + pb.sd * z[lane]))
+        return
+    ysum = ln.cand
+    for c in range(d):
+        for lane in range(nl):
+            ysum[c, lane] = 0.0
+    for b in range(batch):
+        base = b * pb.words
+        for c in range(d):
+            if pb.law == 0:
+                _normal_lanes(base + 2 * c, ln, z)
+                for lane in range(nl):
+                    ysum[c, lane] += pb.mean + pb.sd * z[lane]
+                continue
+            _student_lanes(pb, base + c * 2 * (pb.df + 1), ln)
+            for lane in range(nl):
+                ysum[c, lane] += pb.mean + pb.sd * (z[lane] / math.sqrt(s2[lane] / pb.df))
+    for c in range(d):
+        for lane in range(nl):
+            g[c, lane] = pb.curvature * (th[c, lane] - ysum[c, lane] / batch)
+
+
+@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
 def _sq_lanes(x, out):
     """out_l = Σ_k x_kl² in float64, summed in k order."""
-    for lane in range(W):
+    nl = out.shape[0]  # the lanes, a run-time count: see W
+    for lane in range(nl):
         out[lane] = 0.0
     for k in range(x.shape[0]):
-        for lane in range(W):
+        for lane in range(nl):
             out[lane] += np.float64(x[k, lane]) * np.float64(x[k, lane])
 
 
-@njit(inline="always", fastmath=FASTMATH)
+@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
 def _group_factors(rule, ln, gmax):
     r"""Layerwise and unitwise: per group q, τ_q = λ·max(‖θ_q‖, ε), g/c = g·τ_q/max(‖g_q‖, τ_q)
     into ``ln.d``; ``flag[_CLIPPED]`` and ``flag[_FINITE]`` (‖g_q‖ ≤ √max) updated."""
+    nl = ln.kp.shape[0]  # the lanes, a run-time count: see W
     g, d, clipped, finite = ln.g, ln.d, ln.flag[_CLIPPED], ln.flag[_FINITE]
     gsq, tsq, ids, th = ln.gsq, ln.tsq, rule.ids, ln.th
     for q in range(rule.groups):
-        for lane in range(W):
+        for lane in range(nl):
             gsq[q, lane] = 0.0
             tsq[q, lane] = 0.0
     for k in range(g.shape[0]):
         q = ids[k]
-        for lane in range(W):
+        for lane in range(nl):
             gsq[q, lane] += np.float64(g[k, lane]) * np.float64(g[k, lane])
             tsq[q, lane] += np.float64(th[k, lane]) * np.float64(th[k, lane])
     for q in range(rule.groups):
-        for lane in range(W):
+        for lane in range(nl):
             gn = math.sqrt(gsq[q, lane])
-            finite[lane] = finite[lane] and gn <= gmax
+            finite[lane] = finite[lane] & (gn <= gmax)
             thr = rule.lam * max(math.sqrt(tsq[q, lane]), rule.eps)
             gsq[q, lane] = thr / max(gn, thr)  # gsq now holds the factors
-            clipped[lane] = clipped[lane] or gsq[q, lane] < 1.0
+            clipped[lane] = clipped[lane] | (gsq[q, lane] < 1.0)
     for k in range(g.shape[0]):
         q = ids[k]
-        for lane in range(W):
+        for lane in range(nl):
             d[k, lane] = g[k, lane] * gsq[q, lane]
 
 
-@njit(inline="always", fastmath=FASTMATH)
+@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
 def _clip_lanes(rule, ln, gmax):
     r"""The rule's g/c per lane, as :func:`simulations.engine.kernel._clip`: ``f[_FACTOR]``
     (g/c = factor·g; −1 when g/c is in ``ln.d``), ``f[_CLIPN]`` ‖g/c‖, ``flag[_CLIPPED]``,
     ``flag[_FINITE]`` (every norm at most √max)."""
+    nl = ln.kp.shape[0]  # the lanes, a run-time count: see W
     g, code, f, flag = ln.g, rule.code, ln.f, ln.flag
     norm, factor = f[_CLIPN], f[_FACTOR]
     clipped, finite = flag[_CLIPPED], flag[_FINITE]
     if code <= 2 or code == 6:
         _sq_lanes(g, norm)
-        for lane in range(W):
+        for lane in range(nl):
             gn = math.sqrt(norm[lane])
             if code == 0 or code == 6:
                 fac = 1.0
@@ -184,98 +276,100 @@ def _clip_lanes(rule, ln, gmax):
             finite[lane] = gn <= gmax
         return
     d = ln.d
-    for lane in range(W):
+    for lane in range(nl):
         clipped[lane] = False
         finite[lane] = True
     if code == 5:
         lam = rule.lam
         for k in range(g.shape[0]):
-            for lane in range(W):
+            for lane in range(nl):
                 v = g[k, lane]
-                out = v > lam or v < -lam
+                out = (v > lam) | (v < -lam)
                 d[k, lane] = lam if v > lam else (-lam if v < -lam else v)
-                clipped[lane] = clipped[lane] or out
+                clipped[lane] = clipped[lane] | out
     else:
         _group_factors(rule, ln, gmax)
     _sq_lanes(d, norm)
-    for lane in range(W):
+    for lane in range(nl):
         norm[lane] = math.sqrt(norm[lane])
         factor[lane] = -1.0
-        finite[lane] = finite[lane] and norm[lane] <= gmax
+        finite[lane] = finite[lane] & (norm[lane] <= gmax)
 
 
-@njit(inline="always", fastmath=FASTMATH)
+@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
 def _step_lanes(a, pb, rule, limits, ln):
     r"""One step of every lane, as :func:`simulations.engine.kernel.step`: the candidate
     θ(t+1) = Π(θ − a·g/c) into ``ln.cand``, its norm into ``f[_CNORM]`` and whether it is
     taken (no blow-up) into ``flag[_OK]``."""
+    nl = ln.kp.shape[0]  # the lanes, a run-time count: see W
     _grad_lanes(pb, ln)
     _clip_lanes(rule, ln, limits.gmax)
     th, cand, f = ln.th, ln.cand, ln.f
     cnorm = f[_CNORM]
     if rule.code == 3 or rule.code == 4 or rule.code == 5:
         for k in range(th.shape[0]):
-            for lane in range(W):
+            for lane in range(nl):
                 cand[k, lane] = th[k, lane] - a * ln.d[k, lane]
     else:
         factor = f[_FACTOR]
         for k in range(th.shape[0]):
-            for lane in range(W):
+            for lane in range(nl):
                 cand[k, lane] = th[k, lane] - (a * factor[lane]) * ln.g[k, lane]
     _sq_lanes(cand, cnorm)
-    for lane in range(W):
+    for lane in range(nl):
         cnorm[lane] = math.sqrt(cnorm[lane])
     if rule.code == 6:
         ball = rule.ball
         for k in range(th.shape[0]):
-            for lane in range(W):
+            for lane in range(nl):
                 shrink = ball / cnorm[lane] if not cnorm[lane] <= ball else 1.0
                 cand[k, lane] = cand[k, lane] * shrink
         _sq_lanes(cand, cnorm)
-        for lane in range(W):
+        for lane in range(nl):
             cnorm[lane] = math.sqrt(cnorm[lane])
     ok = ln.flag[_OK]
-    for lane in range(W):
-        ok[lane] = ln.flag[_FINITE, lane] and cnorm[lane] <= limits.guard \
-            and cnorm[lane] <= limits.gmax
+    for lane in range(nl):
+        ok[lane] = ln.flag[_FINITE, lane] & (cnorm[lane] <= limits.guard) \
+            & (cnorm[lane] <= limits.gmax)
 
 
 # ---- observers ------------------------------------------------------------------------------
 
-@njit(inline="always", fastmath=FASTMATH)
+@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
 def _observe_lanes(done, took, obs, ln):
     r"""Fold θ(s) of the lanes that took step s = ``done`` (``took``) into the running
     observers: dev = ‖θ − θ(0)‖, first exits past each radius, running maxima."""
+    nl = ln.kp.shape[0]  # the lanes, a run-time count: see W
     rec, f = obs.record, ln.f
     dev, cnorm = f[_DEV], f[_CNORM]
     if not (rec[Observe.EXITS] or rec[Observe.RUNNING_MAX] or rec[Observe.CHECKPOINTS]):
         return
-    for lane in range(W):
+    for lane in range(nl):
         dev[lane] = 0.0
     for k in range(ln.th.shape[0]):
-        for lane in range(W):
+        for lane in range(nl):
             diff = np.float64(ln.th[k, lane]) - np.float64(ln.th0[k, lane])
             dev[lane] += diff * diff
-    for lane in range(W):
+    for lane in range(nl):
         dev[lane] = math.sqrt(dev[lane])
     if rec[Observe.EXITS]:
         for m in range(obs.radii.shape[0]):
             rad = obs.radii[m]
-            for lane in range(W):
+            for lane in range(nl):
                 e = ln.exit[m, lane]
-                ln.exit[m, lane] = done if took[lane] and e < 0 and dev[lane] > rad else e
+                ln.exit[m, lane] = done if took[lane] & (e < 0) & (dev[lane] > rad) else e
                 e = ln.exit_norm[m, lane]
-                ln.exit_norm[m, lane] = done if took[lane] and e < 0 and cnorm[lane] > rad \
+                ln.exit_norm[m, lane] = done if took[lane] & (e < 0) & (cnorm[lane] > rad) \
                     else e
     if rec[Observe.RUNNING_MAX]:
         mdev, mnorm = f[_MAXDEV], f[_MAXNORM]
-        for lane in range(W):
-            mdev[lane] = dev[lane] if took[lane] and dev[lane] > mdev[lane] else mdev[lane]
-            mnorm[lane] = cnorm[lane] if took[lane] and cnorm[lane] > mnorm[lane] \
+        for lane in range(nl):
+            mdev[lane] = dev[lane] if took[lane] & (dev[lane] > mdev[lane]) else mdev[lane]
+            mnorm[lane] = cnorm[lane] if took[lane] & (cnorm[lane] > mnorm[lane]) \
                 else mnorm[lane]
 
 
-@njit(inline="always")
+@njit(inline="always", error_model="numpy")
 def _checkpoint(r0, n, done, took, obs, ln):
     """‖θ‖ and ‖θ − θ(0)‖ at a checkpoint step of the lanes that took it (a step on every
     lane's clock at once: rare, written directly)."""
@@ -287,7 +381,7 @@ def _checkpoint(r0, n, done, took, obs, ln):
                     obs.deviation_at[r0 + lane, c] = ln.f[_DEV, lane]
 
 
-@njit(inline="always")
+@njit(inline="always", error_model="numpy")
 def _blow_up_lane(r0, lane, done, state, obs, ln):
     """Lane ``lane`` (row r0 + lane) blown up at step ``done``, as the scalar kernel's
     ``_blow_up`` and ``_observe_blowup``."""
@@ -313,7 +407,7 @@ def _blow_up_lane(r0, lane, done, state, obs, ln):
 
 # ---- a group, its loads and stores ------------------------------------------------------------
 
-@njit(inline="always")
+@njit(inline="always", error_model="numpy")
 def _load(r0, n, state, block, obs, ln):
     """The group's rows r0 .. r0 + n − 1 into the lanes (lanes n .. W − 1: dead, zero)."""
     rec, f = obs.record, ln.f
@@ -337,16 +431,17 @@ def _load(r0, n, state, block, obs, ln):
     _sq_th(ln)
 
 
-@njit(inline="always", fastmath=FASTMATH)
+@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
 def _sq_th(ln):
     """‖θ‖ of every lane into ``f[_TNORM]``."""
+    nl = ln.kp.shape[0]  # the lanes, a run-time count: see W
     tnorm = ln.f[_TNORM]
     _sq_lanes(ln.th, tnorm)
-    for lane in range(W):
+    for lane in range(nl):
         tnorm[lane] = math.sqrt(tnorm[lane])
 
 
-@njit(inline="always")
+@njit(inline="always", error_model="numpy")
 def _store(r0, n, state, obs, ln):
     """The lanes back into the group's rows (θ, and the observers kept in the lanes)."""
     rec, f = obs.record, ln.f
@@ -366,34 +461,36 @@ def _store(r0, n, state, obs, ln):
             obs.first_exit_norm[r, m] = ln.exit_norm[m, lane]
 
 
-@njit(inline="always", fastmath=FASTMATH)
+@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
 def _commit(ln):
     r"""After a step: each live lane's claim 2 ratio ‖g/c‖/(1 + ‖θ(t)‖) and clipped count (a
     blow-up step included, as the scalar kernel), θ ← candidate where it was taken; returns
     whether some live lane blew up. ``flag[_OK]`` becomes 'live and took the step'."""
+    nl = ln.kp.shape[0]  # the lanes, a run-time count: see W
     f, flag = ln.f, ln.flag
     live, ok = flag[_LIVE], flag[_OK]
     claim2, tnorm, cnorm = f[_CLAIM2], f[_TNORM], f[_CNORM]
     blew = 0
-    for lane in range(W):
+    for lane in range(nl):
         was = live[lane]
         ratio = f[_CLIPN, lane] / (1.0 + tnorm[lane])
-        claim2[lane] = ratio if was and ratio > claim2[lane] else claim2[lane]
-        ln.nclip[lane] += 1 if was and flag[_CLIPPED, lane] else 0
-        took = was and ok[lane]
-        blew += 1 if was and not ok[lane] else 0
+        claim2[lane] = ratio if was & (ratio > claim2[lane]) else claim2[lane]
+        ln.nclip[lane] += 1 if was & flag[_CLIPPED, lane] else 0
+        took = was & ok[lane]
+        blew += 1 if was & (not ok[lane]) else 0
         ok[lane] = took
         tnorm[lane] = cnorm[lane] if took else tnorm[lane]
     th, cand = ln.th, ln.cand
     for k in range(th.shape[0]):
-        for lane in range(W):
+        for lane in range(nl):
             th[k, lane] = cand[k, lane] if ok[lane] else th[k, lane]
     return blew > 0
 
 
-@njit(_nrt=False, fastmath=FASTMATH)
+@njit(_nrt=False, fastmath=FASTMATH, error_model="numpy")
 def _groups_loop(task, state, block, pb, rule, limits, obs, ln):
     """:func:`run_block_lanes` for the groups of one task, with the work arrays ``ln``."""
+    nl = ln.kp.shape[0]  # the lanes, a run-time count: see W
     rows = state.theta.shape[0]
     tasks, per = _tasks((rows + W - 1) // W)
     rec = obs.record
@@ -405,7 +502,7 @@ def _groups_loop(task, state, block, pb, rule, limits, obs, ln):
         _load(r0, n, state, block, obs, ln)
         for s in range(block.a.shape[0]):
             alive = 0
-            for lane in range(W):
+            for lane in range(nl):
                 alive += 1 if live[lane] else 0
             if alive == 0:
                 break
@@ -418,7 +515,7 @@ def _groups_loop(task, state, block, pb, rule, limits, obs, ln):
                 for lane in range(n):
                     if live[lane] and not ok[lane]:
                         _blow_up_lane(r0, lane, done, state, obs, ln)
-            for lane in range(W):
+            for lane in range(nl):
                 live[lane] = ok[lane]
             _observe_lanes(done, ok, obs, ln)
             if rec[Observe.CHECKPOINTS]:
@@ -426,7 +523,7 @@ def _groups_loop(task, state, block, pb, rule, limits, obs, ln):
         _store(r0, n, state, obs, ln)
 
 
-@njit
+@njit(error_model="numpy")
 def _run_groups(task, state, block, pb, rule, limits, obs):
     """:func:`_groups_loop` with fresh work arrays (see ``kernel._run_rows``)."""
     p = state.theta.shape[1]
@@ -437,13 +534,13 @@ def _run_groups(task, state, block, pb, rule, limits, obs):
                 np.zeros(W, np.uint64), np.zeros((p, W), dt), np.zeros((p, W), dt),
                 np.zeros((p, W), dt), np.zeros((p, W), dt), np.zeros((p, W), dt),
                 np.zeros((groups, W), np.float64), np.zeros((groups, W), np.float64),
-                np.zeros((9, W), np.float64), np.zeros((4, W), np.bool_),
+                np.zeros((13, W), np.float64), np.zeros((4, W), np.bool_),
                 np.zeros(W, np.int64), np.zeros((radii, W), np.int64),
                 np.zeros((radii, W), np.int64))
     _groups_loop(task, state, block, pb, rule, limits, obs, ln)
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, error_model="numpy")
 def run_block_lanes(state: State, block: Block, pb: ProblemArgs, rule: RuleArgs,
                     limits: Limits, obs: ObserverArrays) -> None:
     """:func:`simulations.engine.kernel.run_block` (same inputs, same in-place outputs) on

@@ -16,7 +16,8 @@ from simulations.engine.rules import ClipRule
 RULES = {"none": {}, "classic": {"lam": 0.7}, "adaptive": {"lam": 0.5, "eps": 1e-3},
          "layerwise": {"lam": 0.5, "eps": 1e-3}, "unitwise": {"lam": 0.5, "eps": 1e-3},
          "value": {"lam": 0.6}, "projection": {"ball": 1.5}}
-LAWS = {"point": Law("point", mean=0.8), "pm1": Law("discrete", values=(-1.0, 1.0),
+LAWS = {"normal": Law("normal", mean=0.3, sd=1.2), "t3": Law("student-t", df=3.0, sd=0.8),
+        "point": Law("point", mean=0.8), "pm1": Law("discrete", values=(-1.0, 1.0),
                                                      probs=(0.5, 0.5)),
         "skewed": Law("discrete", values=(-3.0, 0.5, 2.0), probs=(0.1, 0.6, 0.3))}
 RECORD = ("exits", "running_max", "checkpoints", "claim2", "clipped")
@@ -122,11 +123,12 @@ def test_lanes_match_the_scalar_kernel_bit_for_bit_in_one_dimension(rule, law, d
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("law", ["normal", "t3", "skewed"])
 @pytest.mark.parametrize("rule", sorted(RULES))
-def test_lanes_match_the_scalar_kernel_in_ten_dimensions(rule, dtype):
-    """P = 10 (the norms are sums that LLVM may order differently in the scalar loop), the
-    skewed discrete law with B = 3: within 1e-13 relative, counts and exit steps equal."""
-    problem = Quadratic(LAWS["skewed"], dim=10, curvature=0.9)
+def test_lanes_match_the_scalar_kernel_in_ten_dimensions(rule, law, dtype):
+    """P = 10 (the norms are sums that LLVM may order differently in the scalar loop), B = 3:
+    within 1e-13 relative, counts and exit steps equal."""
+    problem = Quadratic(LAWS[law], dim=10, curvature=0.9)
     inputs = _inputs(problem, ClipRule(rule, **RULES[rule]), dtype, 19, 30, batch=3)
     want, got = _both(inputs)
     _assert_same(got, want, rtol=1e-13 if dtype == "float64" else 1e-6)
@@ -167,8 +169,8 @@ def test_each_observer_alone(record):
 
 
 def test_supports_only_its_cells():
-    """The normal law, the paths and xi observers and the dataset problems stay on the scalar
-    kernel; the point and discrete laws with every rule run on the lanes."""
+    """The paths and xi observers and the dataset problems stay on the scalar kernel; every law
+    of the quadratic with every rule runs on the lanes."""
     from simulations.engine.problems import make_problem
 
     rule = kernel.rule_args(ClipRule("classic", lam=1.0), Quadratic().layout)
