@@ -319,10 +319,11 @@ _LN2_HI = 6.93147180369123816490e-01
 _LN2_LO = 1.90821492927058770002e-10
 
 
-# The draws' functions below are plain (not numba-inlined) functions without fast-math: LLVM
-# inlines them, and their instructions keep strict IEEE semantics in any caller, so the scalar
-# kernel and the lanes (simulations.engine.lanes) compute the same bits; error_model "numpy"
-# (no zero-division check) leaves them free of branches, so a loop over lanes vectorises.
+# _log is a plain (not numba-inlined) function without fast-math: LLVM inlines it, and its
+# instructions keep strict IEEE semantics in any caller (its compensated sum stays as written);
+# error_model "numpy" (no zero-division check) leaves it free of branches, so that a loop over
+# lanes (simulations.engine.lanes) vectorises. The two halves of ndtri are numba-inlined: LLVM
+# would not inline them (two logs and a rational each), and a call stops the vectoriser.
 @njit(error_model="numpy")
 def _log(x):
     r"""log x for x > 0 without libm (fdlibm's e_log.c, error below 1 ulp): x = 2^k(1 + f)
@@ -331,7 +332,7 @@ def _log(x):
     and log x = k·ln2_hi + (f − f²/2 + s(f²/2 + R) + k·ln2_lo)."""
     tiny = x < 2.2250738585072014e-308
     x = x * 18014398509481984.0 if tiny else x
-    ix = _bits(x)
+    ix: int = _bits(x)
     hx = (ix >> 32) + (0x3FF00000 - 0x3FE6A09E)
     k = (hx >> 20) - 0x3FF - (54 if tiny else 0)
     hx = (hx & 0x000FFFFF) + 0x3FE6A09E
@@ -348,7 +349,7 @@ def _log(x):
     return s * (hfsq + (t2 + t1)) + dk * _LN2_LO - hfsq + f + dk * _LN2_HI
 
 
-@njit(error_model="numpy")
+@njit(inline="always", error_model="numpy")
 def _ndtri_central(y):
     """Φ⁻¹(y) for |y − 1/2| ≤ 1/2 − e^−2: √(2π)(w + w·w²R(w²)), w = y − 1/2."""
     y = y - 0.5
@@ -356,7 +357,7 @@ def _ndtri_central(y):
     return (y + y * (y2 * _r0(y2))) * _S2PI
 
 
-@njit(error_model="numpy")
+@njit(inline="always", error_model="numpy")
 def _ndtri_tail(y):
     """−Φ⁻¹(y) for 0 < y ≤ e^−2: z = √(−2 log y), z − log(z)/z − P(1/z)/(z·Q(1/z))."""
     x = math.sqrt(-2.0 * _log(y))

@@ -1,23 +1,28 @@
-r"""The quadratic's step on eight paths at once: :func:`run_block_lanes`, the lane form of
+r"""The quadratic's step on many paths at once: :func:`run_block_lanes`, the lane form of
 :func:`simulations.engine.kernel.run_block`.
 
 :func:`~simulations.engine.kernel.run_block` runs one path at a time in scalar code. This
-runner takes the rows in groups of ``W`` = 8 consecutive paths (one AVX-512 register of
-float64) and writes every part of a step as a loop over the 8 lanes whose body has no branch
-(selects only), so that LLVM turns it into vector instructions: the counter-based words
-(uint64 multiplies), the gradient g = L(θ − ȳ), the rule's g/c, the candidate, the guard and
-the observers. A path blown up, or dead before the block, keeps its state (its lane is
-masked); the last group, when the rows are not a multiple of 8, runs the same code with
-masked lanes.
+runner takes the rows in groups of ``W`` = 64 consecutive paths and writes every part of a
+step as a loop over the lanes whose body has no branch (selects only), so that LLVM turns it
+into vector instructions (8 float64 per AVX-512 register): the counter-based words (uint64
+multiplies), Φ⁻¹ (central and tail formulas both computed, one selected; the log without
+libm, :func:`simulations.engine.kernel._log`), the gradient g = L(θ − ȳ), the rule's g/c, the
+candidate, the guard and the observers. A path blown up, or dead before the block, keeps its
+state (its lane is masked); the last group, when the rows are not a multiple of W, runs the
+same code with masked lanes.
 
 It computes, per path, the same operations in the same order as the scalar kernel, so the
 results agree bit for bit with it where LLVM orders the sums alike (one coordinate), and do
 not depend on the chunk size or the number of threads (the groups are split into tasks as
 :func:`simulations.engine.kernel._tasks` splits rows).
 
-Scope (:func:`supports`): the quadratic (``stiff`` included) with the point or the discrete law,
-every rule, the observers exits, running_max, checkpoints, claim2 and clipped. Other cells run
-on the scalar kernel.
+Scope (:func:`supports`): the quadratic (``stiff`` included) with every law (normal,
+Student-t with an integer df, discrete, point), every rule, the observers exits, running_max,
+checkpoints, claim2 and clipped. Other cells (the paths and xi observers, the dataset problems)
+run on the scalar kernel.
+
+numba's on-disk cache of :func:`run_block_lanes` is keyed on this file only: after an edit of
+the parts it takes from :mod:`simulations.engine.kernel` (the draws, Φ⁻¹), touch this file.
 """
 
 from __future__ import annotations
@@ -47,12 +52,12 @@ from simulations.engine.kernel import (
 
 __all__ = ["W", "run_block_lanes", "supports"]
 
-#: paths per group: two 512-bit registers of float64. The lane loops read their length from
-#: the work arrays (a run-time count): with a constant, LLVM unrolls the loops before its loop
-#: vectoriser sees them, and its SLP vectoriser cannot prove that the unrolled loads and
-#: stores do not alias. Its vector loops take 8 lanes twice (interleaved), so groups of 16
-#: keep every lane in them.
-W = 16
+#: paths per group. Each lane loop runs over all W lanes, a trip count LLVM knows: with 64 it
+#: neither unrolls them fully (after which its SLP vectoriser, unable to prove that the
+#: unrolled loads and stores do not alias, gives up) nor leaves them to a scalar remainder
+#: (its vector loops take 8 float64 × 2–4 interleaved). Measured on the quadratic, 65 536
+#: paths: W = 64 ran 2.3–4× the scalar kernel, 16 (a run-time count) or 32 at most 2.4×.
+W = 64
 #: the laws the lanes draw (kernel.LAW_CODES): all (Student-t with an integer df)
 _LAWS = (0, 1, 2, 3)
 
@@ -96,15 +101,14 @@ def supports(pb: ProblemArgs, rule: RuleArgs, record: np.ndarray) -> bool:
 @njit(inline="always", error_model="numpy")
 def _words_lanes(ks, kw, ln):
     """Each lane's words w_j = mix32(mix32(K_r + K_t) + K_j) (or mix32(K_r + K_t) alone)."""
-    nl = ln.kp.shape[0]  # the lanes, a run-time count: see W
     words, kp = ln.words, ln.kp
     if kw.shape[0] == 0:
-        for lane in range(nl):
+        for lane in range(W):
             words[0, lane] = _mix32(kp[lane] + ks)
         return
     for j in range(kw.shape[0]):
         kj = np.uint64(kw[j])
-        for lane in range(nl):
+        for lane in range(W):
             words[j, lane] = _mix32(_mix32(kp[lane] + ks) + kj)
 
 
@@ -112,30 +116,29 @@ def _words_lanes(ks, kw, ln):
 def _atom_grad_lanes(pb, ln):
     r"""g = L(θ − ȳ), one ȳ for every coordinate: ȳ = m (point law); ȳ = (1/B)Σ_b v_{k_b},
     k_b = #{j : C_j ≤ u_b}, u_b = (w_b + 1/2)/2^32 (discrete law)."""
-    nl = ln.kp.shape[0]  # the lanes, a run-time count: see W
     ybar, th, g = ln.f[_YBAR], ln.th, ln.g
     if pb.law == 3:
-        for lane in range(nl):
+        for lane in range(W):
             ybar[lane] = pb.mean
     else:
-        for lane in range(nl):
+        for lane in range(W):
             ybar[lane] = 0.0
         u, y = ln.f[_U], ln.f[_Y]
         for b in range(pb.batch):
-            for lane in range(nl):
+            for lane in range(W):
                 u[lane] = (np.float64(ln.words[b * pb.words, lane]) + 0.5) / 4294967296.0
                 y[lane] = pb.values[0]
             # v_k with k = #{j : C_j ≤ u}: C is non-decreasing, so v at the last j with C_j ≤ u
             for j in range(pb.cumprobs.shape[0]):
                 cj, vj = pb.cumprobs[j], pb.values[j + 1]
-                for lane in range(nl):
+                for lane in range(W):
                     y[lane] = vj if cj <= u[lane] else y[lane]
-            for lane in range(nl):
+            for lane in range(W):
                 ybar[lane] += y[lane]
-        for lane in range(nl):
+        for lane in range(W):
             ybar[lane] = ybar[lane] / pb.batch
     for c in range(th.shape[0]):
-        for lane in range(nl):
+        for lane in range(W):
             g[c, lane] = pb.curvature * (th[c, lane] - ybar[lane])
 
 
@@ -152,9 +155,8 @@ def _ndtri_lane(y0):
 @njit(inline="always", error_model="numpy")
 def _normal_lanes(j, ln, out):
     """The standard normal of words j, j + 1 of every lane into ``out``."""
-    nl = ln.kp.shape[0]  # the lanes, a run-time count: see W
     words = ln.words
-    for lane in range(nl):
+    for lane in range(W):
         out[lane] = _ndtri_lane(_uniform52(words[j, lane], words[j + 1, lane]))
 
 
@@ -162,13 +164,12 @@ def _normal_lanes(j, ln, out):
 def _student_lanes(pb, j, ln):
     r"""Student-t's parts from words j, j + 1, …: z_0 into ``f[_Z]`` and Σ_{k=1}^{ν} z_k²
     into ``f[_S2]`` (summed in k order)."""
-    nl = ln.kp.shape[0]  # the lanes, a run-time count: see W
     s2, zk = ln.f[_S2], ln.f[_Y]
-    for lane in range(nl):
+    for lane in range(W):
         s2[lane] = 0.0
     for k in range(1, pb.df + 1):
         _normal_lanes(j + 2 * k, ln, zk)
-        for lane in range(nl):
+        for lane in range(W):
             s2[lane] += zk[lane] * zk[lane]
     _normal_lanes(j, ln, ln.f[_Z])
 
@@ -180,7 +181,6 @@ def _grad_lanes(pb, ln):
     y = m + s·z_0/√(Σ_{k=1}^{ν} z_k²/ν); the point and discrete laws by
     :func:`_atom_grad_lanes`. The sum over the minibatch is kept in θ's dtype (in
     ``ln.cand``), as the scalar kernel keeps it."""
-    nl = ln.kp.shape[0]  # the lanes, a run-time count: see W
     th, g, z, s2 = ln.th, ln.g, ln.f[_Z], ln.f[_S2]
     d, batch = th.shape[0], pb.batch
     if pb.law >= 2:
@@ -189,37 +189,36 @@ def _grad_lanes(pb, ln):
     if batch == 1 and pb.law == 0:
         for c in range(d):
             _normal_lanes(2 * c, ln, z)
-            for lane in range(nl):
+            for lane in range(W):
                 g[c, lane] = pb.curvature * (th[c, lane] - (pb.mean + pb.sd * z[lane]))
         return
     ysum = ln.cand
     for c in range(d):
-        for lane in range(nl):
+        for lane in range(W):
             ysum[c, lane] = 0.0
     for b in range(batch):
         base = b * pb.words
         for c in range(d):
             if pb.law == 0:
                 _normal_lanes(base + 2 * c, ln, z)
-                for lane in range(nl):
+                for lane in range(W):
                     ysum[c, lane] += pb.mean + pb.sd * z[lane]
                 continue
             _student_lanes(pb, base + c * 2 * (pb.df + 1), ln)
-            for lane in range(nl):
+            for lane in range(W):
                 ysum[c, lane] += pb.mean + pb.sd * (z[lane] / math.sqrt(s2[lane] / pb.df))
     for c in range(d):
-        for lane in range(nl):
+        for lane in range(W):
             g[c, lane] = pb.curvature * (th[c, lane] - ysum[c, lane] / batch)
 
 
 @njit(inline="always", fastmath=FASTMATH, error_model="numpy")
 def _sq_lanes(x, out):
     """out_l = Σ_k x_kl² in float64, summed in k order."""
-    nl = out.shape[0]  # the lanes, a run-time count: see W
-    for lane in range(nl):
+    for lane in range(W):
         out[lane] = 0.0
     for k in range(x.shape[0]):
-        for lane in range(nl):
+        for lane in range(W):
             out[lane] += np.float64(x[k, lane]) * np.float64(x[k, lane])
 
 
@@ -227,20 +226,19 @@ def _sq_lanes(x, out):
 def _group_factors(rule, ln, gmax):
     r"""Layerwise and unitwise: per group q, τ_q = λ·max(‖θ_q‖, ε), g/c = g·τ_q/max(‖g_q‖, τ_q)
     into ``ln.d``; ``flag[_CLIPPED]`` and ``flag[_FINITE]`` (‖g_q‖ ≤ √max) updated."""
-    nl = ln.kp.shape[0]  # the lanes, a run-time count: see W
     g, d, clipped, finite = ln.g, ln.d, ln.flag[_CLIPPED], ln.flag[_FINITE]
     gsq, tsq, ids, th = ln.gsq, ln.tsq, rule.ids, ln.th
     for q in range(rule.groups):
-        for lane in range(nl):
+        for lane in range(W):
             gsq[q, lane] = 0.0
             tsq[q, lane] = 0.0
     for k in range(g.shape[0]):
         q = ids[k]
-        for lane in range(nl):
+        for lane in range(W):
             gsq[q, lane] += np.float64(g[k, lane]) * np.float64(g[k, lane])
             tsq[q, lane] += np.float64(th[k, lane]) * np.float64(th[k, lane])
     for q in range(rule.groups):
-        for lane in range(nl):
+        for lane in range(W):
             gn = math.sqrt(gsq[q, lane])
             finite[lane] = finite[lane] & (gn <= gmax)
             thr = rule.lam * max(math.sqrt(tsq[q, lane]), rule.eps)
@@ -248,7 +246,7 @@ def _group_factors(rule, ln, gmax):
             clipped[lane] = clipped[lane] | (gsq[q, lane] < 1.0)
     for k in range(g.shape[0]):
         q = ids[k]
-        for lane in range(nl):
+        for lane in range(W):
             d[k, lane] = g[k, lane] * gsq[q, lane]
 
 
@@ -257,13 +255,12 @@ def _clip_lanes(rule, ln, gmax):
     r"""The rule's g/c per lane, as :func:`simulations.engine.kernel._clip`: ``f[_FACTOR]``
     (g/c = factor·g; −1 when g/c is in ``ln.d``), ``f[_CLIPN]`` ‖g/c‖, ``flag[_CLIPPED]``,
     ``flag[_FINITE]`` (every norm at most √max)."""
-    nl = ln.kp.shape[0]  # the lanes, a run-time count: see W
     g, code, f, flag = ln.g, rule.code, ln.f, ln.flag
     norm, factor = f[_CLIPN], f[_FACTOR]
     clipped, finite = flag[_CLIPPED], flag[_FINITE]
     if code <= 2 or code == 6:
         _sq_lanes(g, norm)
-        for lane in range(nl):
+        for lane in range(W):
             gn = math.sqrt(norm[lane])
             if code == 0 or code == 6:
                 fac = 1.0
@@ -276,13 +273,13 @@ def _clip_lanes(rule, ln, gmax):
             finite[lane] = gn <= gmax
         return
     d = ln.d
-    for lane in range(nl):
+    for lane in range(W):
         clipped[lane] = False
         finite[lane] = True
     if code == 5:
         lam = rule.lam
         for k in range(g.shape[0]):
-            for lane in range(nl):
+            for lane in range(W):
                 v = g[k, lane]
                 out = (v > lam) | (v < -lam)
                 d[k, lane] = lam if v > lam else (-lam if v < -lam else v)
@@ -290,7 +287,7 @@ def _clip_lanes(rule, ln, gmax):
     else:
         _group_factors(rule, ln, gmax)
     _sq_lanes(d, norm)
-    for lane in range(nl):
+    for lane in range(W):
         norm[lane] = math.sqrt(norm[lane])
         factor[lane] = -1.0
         finite[lane] = finite[lane] & (norm[lane] <= gmax)
@@ -301,34 +298,33 @@ def _step_lanes(a, pb, rule, limits, ln):
     r"""One step of every lane, as :func:`simulations.engine.kernel.step`: the candidate
     θ(t+1) = Π(θ − a·g/c) into ``ln.cand``, its norm into ``f[_CNORM]`` and whether it is
     taken (no blow-up) into ``flag[_OK]``."""
-    nl = ln.kp.shape[0]  # the lanes, a run-time count: see W
     _grad_lanes(pb, ln)
     _clip_lanes(rule, ln, limits.gmax)
     th, cand, f = ln.th, ln.cand, ln.f
     cnorm = f[_CNORM]
     if rule.code == 3 or rule.code == 4 or rule.code == 5:
         for k in range(th.shape[0]):
-            for lane in range(nl):
+            for lane in range(W):
                 cand[k, lane] = th[k, lane] - a * ln.d[k, lane]
     else:
         factor = f[_FACTOR]
         for k in range(th.shape[0]):
-            for lane in range(nl):
+            for lane in range(W):
                 cand[k, lane] = th[k, lane] - (a * factor[lane]) * ln.g[k, lane]
     _sq_lanes(cand, cnorm)
-    for lane in range(nl):
+    for lane in range(W):
         cnorm[lane] = math.sqrt(cnorm[lane])
     if rule.code == 6:
         ball = rule.ball
         for k in range(th.shape[0]):
-            for lane in range(nl):
+            for lane in range(W):
                 shrink = ball / cnorm[lane] if not cnorm[lane] <= ball else 1.0
                 cand[k, lane] = cand[k, lane] * shrink
         _sq_lanes(cand, cnorm)
-        for lane in range(nl):
+        for lane in range(W):
             cnorm[lane] = math.sqrt(cnorm[lane])
     ok = ln.flag[_OK]
-    for lane in range(nl):
+    for lane in range(W):
         ok[lane] = ln.flag[_FINITE, lane] & (cnorm[lane] <= limits.guard) \
             & (cnorm[lane] <= limits.gmax)
 
@@ -339,23 +335,22 @@ def _step_lanes(a, pb, rule, limits, ln):
 def _observe_lanes(done, took, obs, ln):
     r"""Fold θ(s) of the lanes that took step s = ``done`` (``took``) into the running
     observers: dev = ‖θ − θ(0)‖, first exits past each radius, running maxima."""
-    nl = ln.kp.shape[0]  # the lanes, a run-time count: see W
     rec, f = obs.record, ln.f
     dev, cnorm = f[_DEV], f[_CNORM]
     if not (rec[Observe.EXITS] or rec[Observe.RUNNING_MAX] or rec[Observe.CHECKPOINTS]):
         return
-    for lane in range(nl):
+    for lane in range(W):
         dev[lane] = 0.0
     for k in range(ln.th.shape[0]):
-        for lane in range(nl):
+        for lane in range(W):
             diff = np.float64(ln.th[k, lane]) - np.float64(ln.th0[k, lane])
             dev[lane] += diff * diff
-    for lane in range(nl):
+    for lane in range(W):
         dev[lane] = math.sqrt(dev[lane])
     if rec[Observe.EXITS]:
         for m in range(obs.radii.shape[0]):
             rad = obs.radii[m]
-            for lane in range(nl):
+            for lane in range(W):
                 e = ln.exit[m, lane]
                 ln.exit[m, lane] = done if took[lane] & (e < 0) & (dev[lane] > rad) else e
                 e = ln.exit_norm[m, lane]
@@ -363,7 +358,7 @@ def _observe_lanes(done, took, obs, ln):
                     else e
     if rec[Observe.RUNNING_MAX]:
         mdev, mnorm = f[_MAXDEV], f[_MAXNORM]
-        for lane in range(nl):
+        for lane in range(W):
             mdev[lane] = dev[lane] if took[lane] & (dev[lane] > mdev[lane]) else mdev[lane]
             mnorm[lane] = cnorm[lane] if took[lane] & (cnorm[lane] > mnorm[lane]) \
                 else mnorm[lane]
@@ -434,10 +429,9 @@ def _load(r0, n, state, block, obs, ln):
 @njit(inline="always", fastmath=FASTMATH, error_model="numpy")
 def _sq_th(ln):
     """‖θ‖ of every lane into ``f[_TNORM]``."""
-    nl = ln.kp.shape[0]  # the lanes, a run-time count: see W
     tnorm = ln.f[_TNORM]
     _sq_lanes(ln.th, tnorm)
-    for lane in range(nl):
+    for lane in range(W):
         tnorm[lane] = math.sqrt(tnorm[lane])
 
 
@@ -466,12 +460,11 @@ def _commit(ln):
     r"""After a step: each live lane's claim 2 ratio ‖g/c‖/(1 + ‖θ(t)‖) and clipped count (a
     blow-up step included, as the scalar kernel), θ ← candidate where it was taken; returns
     whether some live lane blew up. ``flag[_OK]`` becomes 'live and took the step'."""
-    nl = ln.kp.shape[0]  # the lanes, a run-time count: see W
     f, flag = ln.f, ln.flag
     live, ok = flag[_LIVE], flag[_OK]
     claim2, tnorm, cnorm = f[_CLAIM2], f[_TNORM], f[_CNORM]
     blew = 0
-    for lane in range(nl):
+    for lane in range(W):
         was = live[lane]
         ratio = f[_CLIPN, lane] / (1.0 + tnorm[lane])
         claim2[lane] = ratio if was & (ratio > claim2[lane]) else claim2[lane]
@@ -482,7 +475,7 @@ def _commit(ln):
         tnorm[lane] = cnorm[lane] if took else tnorm[lane]
     th, cand = ln.th, ln.cand
     for k in range(th.shape[0]):
-        for lane in range(nl):
+        for lane in range(W):
             th[k, lane] = cand[k, lane] if ok[lane] else th[k, lane]
     return blew > 0
 
@@ -490,7 +483,6 @@ def _commit(ln):
 @njit(_nrt=False, fastmath=FASTMATH, error_model="numpy")
 def _groups_loop(task, state, block, pb, rule, limits, obs, ln):
     """:func:`run_block_lanes` for the groups of one task, with the work arrays ``ln``."""
-    nl = ln.kp.shape[0]  # the lanes, a run-time count: see W
     rows = state.theta.shape[0]
     tasks, per = _tasks((rows + W - 1) // W)
     rec = obs.record
@@ -502,7 +494,7 @@ def _groups_loop(task, state, block, pb, rule, limits, obs, ln):
         _load(r0, n, state, block, obs, ln)
         for s in range(block.a.shape[0]):
             alive = 0
-            for lane in range(nl):
+            for lane in range(W):
                 alive += 1 if live[lane] else 0
             if alive == 0:
                 break
@@ -515,7 +507,7 @@ def _groups_loop(task, state, block, pb, rule, limits, obs, ln):
                 for lane in range(n):
                     if live[lane] and not ok[lane]:
                         _blow_up_lane(r0, lane, done, state, obs, ln)
-            for lane in range(nl):
+            for lane in range(W):
                 live[lane] = ok[lane]
             _observe_lanes(done, ok, obs, ln)
             if rec[Observe.CHECKPOINTS]:

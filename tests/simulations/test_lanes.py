@@ -84,7 +84,10 @@ def _assert_same(got, want, rtol=0.0):
         if rtol == 0.0 or want[key].dtype.kind != "f":
             np.testing.assert_array_equal(got[key], want[key], err_msg=key)
         else:
-            np.testing.assert_allclose(got[key], want[key], rtol=rtol, atol=0, err_msg=key)
+            finite = want[key][np.isfinite(want[key])]
+            scale = np.abs(finite).max() if finite.size else 0.0  # ‖θ − θ(0)‖ may be ~0
+            np.testing.assert_allclose(got[key], want[key], rtol=rtol, atol=rtol * scale,
+                                       err_msg=key)
 
 
 def _both(inputs, threads=2, split=None):
@@ -111,14 +114,14 @@ def _both(inputs, threads=2, split=None):
 @pytest.mark.parametrize("law", sorted(LAWS))
 @pytest.mark.parametrize("rule", sorted(RULES))
 def test_lanes_match_the_scalar_kernel_bit_for_bit_in_one_dimension(rule, law, dtype):
-    """21 rows (two groups and a tail of 5), 40 steps, every observer; bit for bit, except
+    """150 rows (two groups of 64 and a tail of 22), 40 steps, every observer; bit for bit, except
     the projection's rescaling, which LLVM may reassociate differently in the scalar loop
     (1 ulp: 1.5e-16 relative seen)."""
     problem = Quadratic(LAWS[law], dim=1, curvature=1.3)
-    inputs = _inputs(problem, ClipRule(rule, **RULES[rule]), dtype, 21, 40)
+    inputs = _inputs(problem, ClipRule(rule, **RULES[rule]), dtype, 150, 40)
     assert lanes.supports(*inputs[2:4], inputs[5].record)
     want, got = _both(inputs)
-    assert np.all(want["alive"][3::11] == 0) and want["alive"].sum() > 10
+    assert np.all(want["alive"][3::11] == 0) and want["alive"].sum() > 100
     _assert_same(got, want, rtol=1e-14 if rule == "projection" else 0.0)
 
 
@@ -150,9 +153,10 @@ def test_blow_ups_in_the_middle_of_a_block(rule):
 
 
 def test_threads_and_blocks_change_no_bits():
-    """2403 rows (many tasks, a tail of 3): 1 thread against 2, one block against two."""
+    """64·300 + 3 rows (many tasks, a tail of 3): 1 thread against 2, one block against two."""
     problem = Quadratic(LAWS["skewed"], dim=2, curvature=1.1)
-    inputs = _inputs(problem, ClipRule("adaptive", **RULES["adaptive"]), "float64", 2403, 20)
+    inputs = _inputs(problem, ClipRule("adaptive", **RULES["adaptive"]), "float64",
+                     64 * 300 + 3, 20)
     want, one = _both(inputs, threads=1)
     _, two = _both(inputs, threads=2, split=7)
     _assert_same(two, one)
