@@ -332,7 +332,7 @@ def _log(x):
     and log x = k·ln2_hi + (f − f²/2 + s(f²/2 + R) + k·ln2_lo)."""
     tiny = x < 2.2250738585072014e-308
     x = x * 18014398509481984.0 if tiny else x
-    ix: int = _bits(x)
+    ix: int = _bits(x)  # type: ignore[call-arg]  # (numba passes the typing context)
     hx = (ix >> 32) + (0x3FF00000 - 0x3FE6A09E)
     k = (hx >> 20) - 0x3FF - (54 if tiny else 0)
     hx = (hx & 0x000FFFFF) + 0x3FE6A09E
