@@ -861,9 +861,10 @@ def _mean_field(th, tnorm, pb, rule, obs, sc, limits):
 
 
 @njit(inline="always", error_model="numpy")
-def _observe_xi(r, done, a, factor, sc, obs):
+def _observe_xi(r, done, a, factor, sc, obs, here):
     r"""Fold step s = ``done`` into path r's martingale: M = g/c − H(θ(t)), ξ += a·M,
-    Σa²‖M‖², max‖ξ‖, ‖ξ‖ at the checkpoints, and sup_{s>t}‖ξ(s) − ξ(t)‖ past each anchor t."""
+    Σa²‖M‖², max‖ξ‖, ‖ξ‖ at checkpoint ``here`` (−1: s is not one), and
+    sup_{s>t}‖ξ(s) − ξ(t)‖ past each anchor t."""
     xi, p = obs.xi, sc.h.shape[0]
     msq = 0.0
     n2 = 0.0
@@ -876,9 +877,8 @@ def _observe_xi(r, done, a, factor, sc, obs):
     obs.xi_sum_sq[r] += a * a * msq
     xn = math.sqrt(n2)
     obs.xi_max[r] = max(obs.xi_max[r], xn)
-    for c in range(obs.checkpoint_steps.shape[0]):
-        if obs.checkpoint_steps[c] == done:
-            obs.xi_norm_at[r, c] = xn
+    if here >= 0:
+        obs.xi_norm_at[r, here] = xn
     _observe_anchors(r, done, obs)
 
 
@@ -966,8 +966,9 @@ def _observe_blowup(r, done, th, obs):
 
 
 @njit(inline="always", error_model="numpy")
-def _observe(r, done, th, cnorm, theta0, obs):
-    """Fold θ(s) (norm ``cnorm``) at step s = ``done`` into the observers of path r."""
+def _observe(r, done, th, cnorm, theta0, obs, here):
+    """Fold θ(s) (norm ``cnorm``) at step s = ``done`` into the observers of path r (``here``:
+    the index of s among the checkpoint steps, −1 if it is not one)."""
     rec = obs.record
     dev = 0.0
     if rec[Observe.EXITS] or rec[Observe.RUNNING_MAX] or rec[Observe.CHECKPOINTS]:
@@ -983,11 +984,9 @@ def _observe(r, done, th, cnorm, theta0, obs):
             obs.max_deviation[r] = dev
         if cnorm > obs.max_norm[r]:
             obs.max_norm[r] = cnorm
-    if rec[Observe.CHECKPOINTS]:
-        for c in range(obs.checkpoint_steps.shape[0]):
-            if obs.checkpoint_steps[c] == done:
-                obs.norm_at[r, c] = cnorm
-                obs.deviation_at[r, c] = dev
+    if rec[Observe.CHECKPOINTS] and here >= 0:
+        obs.norm_at[r, here] = cnorm
+        obs.deviation_at[r, here] = dev
     if rec[Observe.PATHS] and r < obs.path.shape[0]:
         for k in range(th.shape[0]):
             obs.path[r, done, k] = th[k]
@@ -1039,8 +1038,13 @@ def _rows_loop(task, state, block, pb, rule, limits, obs, sc):
         kp = np.uint64(block.path[r])
         tnorm = math.sqrt(_sq(th))
         xi_row = obs.record[Observe.XI] and r < obs.xi.shape[0]
+        ck = np.searchsorted(obs.checkpoint_steps, block.first + 1)  # the next checkpoint
         for s in range(block.a.shape[0]):
             done = block.first + s + 1
+            here = -1
+            if ck < obs.checkpoint_steps.shape[0] and obs.checkpoint_steps[ck] == done:
+                here = ck
+                ck += 1
             _words(kp, np.uint64(block.step[s]), block.word, sc.words)
             if xi_row:
                 _mean_field(th, tnorm, pb, rule, obs, sc, limits)
@@ -1054,11 +1058,11 @@ def _rows_loop(task, state, block, pb, rule, limits, obs, sc):
                     _observe_xi_blowup(r, done, obs)
                 break
             if xi_row:
-                _observe_xi(r, done, block.a[s], factor, sc, obs)
+                _observe_xi(r, done, block.a[s], factor, sc, obs, here)
             for k in range(p):
                 th[k] = sc.cand[k]
             tnorm = cnorm
-            _observe(r, done, th, cnorm, state.theta0, obs)
+            _observe(r, done, th, cnorm, state.theta0, obs, here)
         for k in range(p):
             theta[r, k] = th[k]
 
