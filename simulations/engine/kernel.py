@@ -753,19 +753,20 @@ _SQRT1_2 = 0.70710678118654752440
 
 @njit(error_model="numpy")
 def _ndtr(x):
-    """Φ(x), as ``torch.special.ndtr`` computes it: 1/2 + erf(x/√2)/2 for |x| < 1, else from
-    erfc(|x|/√2)/2."""
+    """(Φ(x), Φ(−x)), each as ``torch.special.ndtr`` computes it: 1/2 ± erf(x/√2)/2 for
+    |x| < 1, else from y = erfc(|x|/√2)/2 (one erf or erfc for both)."""
     z = x * _SQRT1_2
     if abs(z) < _SQRT1_2:
-        return 0.5 + 0.5 * math.erf(z)
+        e = 0.5 * math.erf(z)
+        return 0.5 + e, 0.5 - e
     y = 0.5 * math.erfc(abs(z))
-    return 1.0 - y if z > 0 else y
+    return (1.0 - y, y) if z > 0 else (y, 1.0 - y)
 
 
 @njit(error_model="numpy")
 def _t_cdf(x, df):
-    r"""F_ν(x) for Student-t with integer ν = ``df`` (Abramowitz & Stegun 26.7.3–4, as
-    :func:`simulations.engine.mean_field.t_cdf`): with ϑ = arctan(x/√ν),
+    r"""(F_ν(x), F_ν(−x)) for Student-t with integer ν = ``df`` (Abramowitz & Stegun
+    26.7.3–4, as :func:`simulations.engine.mean_field.t_cdf`): with ϑ = arctan(x/√ν),
     2F − 1 = (2/π)[ϑ + sinϑ cosϑ Σ_k c_k cos^{2k}ϑ] (ν odd; ϑ alone for ν = 1),
     sinϑ Σ_k e_k cos^{2k}ϑ (ν even), c_k = Π_{j≤k} 2j/(2j+1), e_k = Π_{j≤k} (2j−1)/(2j)."""
     th = math.atan(x / math.sqrt(df))
@@ -783,12 +784,12 @@ def _t_cdf(x, df):
         twice = (2 / math.pi) * (th + math.sin(th) * math.cos(th) * total)
     else:
         twice = (2 / math.pi) * th
-    return 0.5 * (1.0 + twice)
+    return 0.5 * (1.0 + twice), 0.5 * (1.0 - twice)
 
 
 @njit(error_model="numpy")
 def _cdf(x, law, df):
-    """F of the law's standardised T: Φ (normal), F_ν (Student-t)."""
+    """(F(x), F(−x)) of the law's standardised T: Φ (normal), F_ν (Student-t)."""
     return _ndtr(x) if law == 0 else _t_cdf(x, df)
 
 
@@ -811,8 +812,9 @@ def _clamp_mean(m, s, tau, law, df):
     r"""E[clamp(m + sT, −τ, τ)] = m[F(β) − F(α)] + s·E[T·1{α < T ≤ β}] + τ[F(−β) − F(α)],
     α = (−τ − m)/s, β = (τ − m)/s (see :mod:`simulations.engine.mean_field`)."""
     a, b = (-tau - m) / s, (tau - m) / s
-    fa, fb = _cdf(a, law, df), _cdf(b, law, df)
-    return m * (fb - fa) + s * _partial(a, b, law, df) + tau * (_cdf(-b, law, df) - fa)
+    fa = _cdf(a, law, df)[0]
+    fb, f_minus_b = _cdf(b, law, df)
+    return m * (fb - fa) + s * _partial(a, b, law, df) + tau * (f_minus_b - fa)
 
 
 @njit(inline="always", error_model="numpy")
