@@ -687,16 +687,15 @@ def _clip(th, tnorm, rule, sc, gmax):
     d = sc.d
     clipped = False
     finite = True
-    if code == 5:
+    if code == 5:  # selects, not branches, so that the loop vectorises
+        lam = rule.lam
+        hits = 0
         for k in range(g.shape[0]):
             v = g[k]
-            if v > rule.lam:
-                v = rule.lam
-                clipped = True
-            elif v < -rule.lam:
-                v = -rule.lam
-                clipped = True
-            d[k] = v
+            hits += (v > lam) | (v < -lam)
+            v = lam if v > lam else v
+            d[k] = -lam if v < -lam else v
+        clipped = hits > 0
     else:
         gsq, tsq, ids = sc.gsq, sc.tsq, rule.ids
         for q in range(rule.groups):
