@@ -1,8 +1,8 @@
 """Start fast: a command imports only what it uses. Parsing ``--help`` of ``python -m
 simulations`` and of its run, verify and rare commands imports neither torch nor scipy.stats,
-and ``python -m theory bound`` imports no torch (each checked in a fresh interpreter). The
-copies that :mod:`simulations.engine.catalog` keeps of heavy modules' constants equal their
-owners'."""
+a whole ``run`` imports no scipy.stats, and ``python -m theory bound`` imports no torch (each
+checked in a fresh interpreter). The copies that :mod:`simulations.engine.catalog` keeps of
+heavy modules' constants equal their owners'."""
 
 from __future__ import annotations
 
@@ -56,6 +56,20 @@ def test_help_through_python_m():
                 if line.startswith("import time:")}
     assert "simulations.verify.cli" in imported
     assert not imported & set(HEAVY), imported & set(HEAVY)
+
+
+def test_run_saves_without_scipy_stats(tmp_path):
+    """A whole ``run`` (the compiled kernel, the store, the summary) needs no scipy.stats: the
+    store imports :mod:`simulations.engine.rare`, whose Student quantile imports it when
+    called."""
+    result = loaded_after("simulations.verify.cli", [
+        "run", "--problem", "quadratic", "--dim", "1", "--clip", "classic", "--lam", "1",
+        "--schedule", "0.05/(1+t/100)", "--paths", "8", "--steps", "3", "--radius", "1",
+        "--quiet", "--out", str(tmp_path)])
+    assert result["status"] == 0
+    assert "blown up: 0 of 8 paths" in result["stdout"]
+    assert (next((tmp_path / "runs").iterdir()) / "arrays.npz").is_file()
+    assert result["loaded"] == ["torch"]
 
 
 def test_theory_bound_imports_no_torch():
