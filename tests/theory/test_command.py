@@ -4,6 +4,7 @@ checks, and that nothing above keeps a copy of them."""
 
 from __future__ import annotations
 
+import gc
 import math
 import re
 import subprocess
@@ -13,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from theory.command import flag_of, main, read_integer
+from theory.command import exit, flag_of, main, read_integer
 from theory.errors import BadArgument, integer, positive, real
 from theory.records import to_json
 
@@ -44,6 +45,19 @@ def ends(error: BaseException | None, capsys) -> tuple[int, list[str]]:
 ])
 def test_every_end_is_one_line(error, status, line, capsys):
     assert ends(error, capsys) == (status, [] if line is None else [line])
+
+
+def test_exit_freezes_what_is_alive_so_the_interpreter_ends_quickly():
+    """exit() freezes the objects alive (the interpreter's last collections skip them); the
+    exit after Ctrl-C (130, os._exit) is checked in a subprocess by paper_figs' test_one_line."""
+    gc.unfreeze()
+    try:
+        with pytest.raises(SystemExit) as end:
+            exit(3)
+        assert end.value.code == 3
+        assert gc.get_freeze_count() > 1000
+    finally:
+        gc.unfreeze()
 
 
 def test_integers_as_people_write_them():
