@@ -213,10 +213,12 @@ def main(command: Callable[[list[str] | None], int | None], argv: Sequence[str] 
 @contextlib.contextmanager
 def lasting_imports() -> Iterator[None]:
     """Run the block (the imports of torch, numba, sympy) with the cyclic garbage collector off,
-    then freeze (:func:`gc.freeze`) the objects alive and switch it back on. Those modules make
-    millions of objects that live as long as the process; Python would walk them all in
-    several full collections during the imports and in every full collection after (about
-    0.4 s of ``python -m simulations run``'s start).
+    then, if it imported a module, freeze (:func:`gc.freeze`) the objects alive, and switch the
+    collector back on. Those modules make millions of objects that live as long as the process;
+    Python would walk them all in several full collections during the imports and in every
+    full collection after (about 0.4 s of ``python -m simulations run``'s start). A block that
+    imports nothing (the modules are loaded already: a second command in one process) freezes
+    nothing.
 
     Example:
         >>> with lasting_imports():
@@ -224,12 +226,13 @@ def lasting_imports() -> Iterator[None]:
         >>> gc.isenabled()
         True
     """
-    enabled = gc.isenabled()
+    enabled, modules = gc.isenabled(), len(sys.modules)
     gc.disable()
     try:
         yield
     finally:
-        gc.freeze()
+        if len(sys.modules) > modules:
+            gc.freeze()
         if enabled:
             gc.enable()
 

@@ -60,27 +60,43 @@ def test_exit_freezes_what_is_alive_so_the_interpreter_ends_quickly():
         gc.unfreeze()
 
 
-def test_lasting_imports_collect_nothing_and_freeze_what_they_made():
+def test_lasting_imports_collect_nothing_and_freeze_what_they_made(tmp_path, monkeypatch):
     """Inside the block no collection runs, though the block makes enough cyclic objects to
-    trigger hundreds; after it they are frozen and the collector is as it was."""
+    trigger hundreds; after a block that imported a module they are frozen, after one that
+    imported nothing they are not, and the collector is as it was."""
+    (tmp_path / "lasting_imports_probe.py").write_text("VALUE = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
     runs = []
 
     def count(phase, info):
         if phase == "start":
             runs.append(info["generation"])
 
+    def cycles():
+        made = []
+        for _ in range(100_000):  # 100 000 two-object cycles: > 700 allocations many times
+            a: list = []
+            a.append([a])
+            made.append(a)
+        return made
+
     gc.unfreeze()
     gc.callbacks.append(count)
     try:
         with lasting_imports():
-            made = []
-            for _ in range(100_000):  # 100 000 two-object cycles: > 700 allocations many times
-                a: list = []
-                a.append([a])
-                made.append(a)
+            import lasting_imports_probe  # noqa: F401
+            made = cycles()
         assert runs == []
         assert gc.isenabled()
         assert gc.get_freeze_count() >= 200_000
+        gc.unfreeze()
+        before = len(runs)
+        with lasting_imports():
+            made = cycles()
+            during = len(runs) - before  # (after the block a collection takes these objects)
+        assert during == 0
+        assert gc.get_freeze_count() == 0
+        del made
         gc.disable()
         with lasting_imports():
             pass
@@ -89,6 +105,7 @@ def test_lasting_imports_collect_nothing_and_freeze_what_they_made():
         gc.enable()
         gc.callbacks.remove(count)
         gc.unfreeze()
+        sys.modules.pop("lasting_imports_probe", None)
 
 
 def test_integers_as_people_write_them():
