@@ -122,7 +122,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy import stats
 
 from simulations.engine import distributed, kernel, progress, sampling
 from simulations.engine.catalog import EVENTS, IMPORTANCE
@@ -380,7 +379,7 @@ def log_interval(estimates: np.ndarray, level: float = 0.95) -> tuple[float, flo
     y = np.log(est)
     s2 = float(y.var(ddof=1))
     centre = float(y.mean()) + s2 / 2
-    half = float(stats.t.ppf((1 + level) / 2, n - 1)) * math.sqrt(s2 / n + s2**2 / (2 * (n - 1)))
+    half = _student_t((1 + level) / 2, n - 1) * math.sqrt(s2 / n + s2**2 / (2 * (n - 1)))
     return math.exp(centre - half), math.exp(centre + half)
 
 
@@ -405,8 +404,17 @@ def interval(mean: float | np.ndarray, se: float | np.ndarray,
     """The 95% interval (max(0, p̄ − t·se), p̄ + t·se) of a mean p̄ over ``replicas`` = n
     independent replicas with standard error se, t = t_{0.975, n−1} (Student); NaN ends for
     n < 2. Elementwise on arrays of means and standard errors."""
-    t = float(stats.t.ppf(0.975, replicas - 1)) if replicas > 1 else math.nan
+    t = _student_t(0.975, replicas - 1) if replicas > 1 else math.nan
     return np.maximum(0.0, mean - t * se), mean + t * se
+
+
+def _student_t(q: float, df: int) -> float:
+    """The quantile t_{q, df} of Student's t law with ``df`` degrees of freedom: the t with
+    P(T ≤ t) = q. scipy.stats is imported here, not with the module: it costs about a second,
+    and the store imports this module on every run."""
+    from scipy import stats
+
+    return float(stats.t.ppf(q, df))
 
 
 def importance_scale(a: np.ndarray, importance: str = "scaled") -> np.ndarray:

@@ -18,17 +18,22 @@ from simulations.engine import kernel
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _ndtri(u: np.ndarray) -> np.ndarray:
+def _elementwise(f):
+    """f applied to each element of a float64 array, compiled as the kernel is."""
     from numba import njit
 
-    @njit
-    def many(u):
-        out = np.empty_like(u)
-        for i in range(u.shape[0]):
-            out[i] = kernel.ndtri(u[i])
+    @njit(error_model="numpy")
+    def many(x):
+        out = np.empty_like(x)
+        for i in range(x.shape[0]):
+            out[i] = f(x[i])
         return out
 
-    return many(u)
+    return many
+
+
+_ndtri = _elementwise(kernel.ndtri)
+_tanh64 = _elementwise(kernel._tanh64)
 
 
 def test_ndtri_is_torchs_to_a_few_ulps_on_the_whole_grid():
@@ -51,6 +56,32 @@ def test_ndtri_is_torchs_to_a_few_ulps_on_the_whole_grid():
 def test_ndtri_comparison_can_fail():
     u = np.array([0.3, 0.9, 1e-20])
     assert not np.allclose(_ndtri(u), special.ndtri(u * (1 + 1e-12)), rtol=1e-15, atol=0)
+
+
+def _ulps(got: np.ndarray, exact: np.ndarray) -> np.ndarray:
+    return np.abs(got - exact) / np.spacing(np.maximum(np.abs(exact), 1e-300))
+
+
+def test_tanh64_is_within_two_ulps_of_mpmath():
+    """Both branches (|x| < 0.625 and beyond), the switch between them, the tiny and the huge,
+    against tanh to 120 bits; ±inf and NaN."""
+    import mpmath
+
+    rng = np.random.default_rng(1)
+    x = np.concatenate([np.linspace(-25, 25, 4001), rng.normal(0, 3, 4000),
+                        np.geomspace(1e-300, 40, 2000), -np.geomspace(1e-300, 40, 2000),
+                        [0.625, -0.625, np.nextafter(0.625, 0), 19.06, 20.0, 1e300, -1e300]])
+    with mpmath.workprec(120):
+        exact = np.array([float(mpmath.tanh(mpmath.mpf(float(v)))) for v in x])
+    got = _tanh64(x)
+    assert _ulps(got, exact).max() <= 2, x[_ulps(got, exact).argmax()]
+    assert np.all(_tanh64(np.array([np.inf, -np.inf])) == [1.0, -1.0])
+    assert np.isnan(_tanh64(np.array([np.nan]))[0])
+
+
+def test_tanh64_comparison_can_fail():
+    x = np.linspace(-3, 3, 101)
+    assert _ulps(_tanh64(x) * (1 + 4e-16), np.tanh(x)).max() > 2
 
 
 def _parameter_counts():

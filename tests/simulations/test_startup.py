@@ -1,8 +1,8 @@
 """Start fast: a command imports only what it uses. Parsing ``--help`` of ``python -m
 simulations`` and of its run, verify and rare commands imports neither torch nor scipy.stats,
-and ``python -m theory bound`` imports no torch (each checked in a fresh interpreter). The
-copies that :mod:`simulations.engine.catalog` keeps of heavy modules' constants equal their
-owners'."""
+a whole ``run`` imports no scipy.stats and runs no full garbage collection, and ``python -m
+theory bound`` imports no torch (each checked in a fresh interpreter). The copies that
+:mod:`simulations.engine.catalog` keeps of heavy modules' constants equal their owners'."""
 
 from __future__ import annotations
 
@@ -20,9 +20,9 @@ BOUND = ["bound", "--lam", "30", "--radius", "1024", "--schedule", "1/(t+1)"]
 
 def loaded_after(module: str, argv: list[str]) -> dict:
     """Which of HEAVY are in sys.modules after ``module.main(argv)`` in a fresh interpreter
-    (its exit status and stdout too)."""
+    (its exit status and stdout too, and the number of full garbage collections it ran)."""
     code = (
-        "import contextlib, io, json, sys\n"
+        "import contextlib, gc, io, json, sys\n"
         f"from {module} import main\n"
         "out = io.StringIO()\n"
         "with contextlib.redirect_stdout(out):\n"
@@ -31,7 +31,8 @@ def loaded_after(module: str, argv: list[str]) -> dict:
         "    except SystemExit as stop:\n"
         "        status = stop.code\n"
         f"print(json.dumps({{'status': status, 'stdout': out.getvalue(), 'loaded': "
-        f"[m for m in {HEAVY!r} if m in sys.modules]}}))\n")
+        f"[m for m in {HEAVY!r} if m in sys.modules], "
+        "'full_collections': gc.get_stats()[2]['collections']}))\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=ROOT, timeout=120)
     assert proc.returncode == 0, proc.stderr
@@ -56,6 +57,25 @@ def test_help_through_python_m():
                 if line.startswith("import time:")}
     assert "simulations.verify.cli" in imported
     assert not imported & set(HEAVY), imported & set(HEAVY)
+
+
+def test_run_saves_without_scipy_stats_nor_full_collections(tmp_path):
+    """A whole ``run`` (the engine, the store, the summary) needs no scipy.stats: the store
+    imports :mod:`simulations.engine.rare`, whose Student quantile imports it when called. (On
+    the torch step, so that a kernel not yet in numba's cache is not compiled here; the
+    kernel's first load imports scipy.linalg, not scipy.stats.)"""
+    result = loaded_after("simulations.verify.cli", [
+        "run", "--problem", "quadratic", "--dim", "1", "--clip", "classic", "--lam", "1",
+        "--schedule", "0.05/(1+t/100)", "--paths", "8", "--steps", "3", "--radius", "1",
+        "--backend", "torch", "--quiet", "--out", str(tmp_path)])
+    assert result["status"] == 0
+    assert "blown up: 0 of 8 paths" in result["stdout"]
+    assert (next((tmp_path / "runs").iterdir()) / "arrays.npz").is_file()
+    assert result["loaded"] == ["torch"]
+    # torch's, numba's and sympy's imports under theory.command.lasting_imports: without it
+    # Python walks their objects in 4 full collections here (1 without it around the engine's
+    # imports alone)
+    assert result["full_collections"] == 0
 
 
 def test_theory_bound_imports_no_torch():

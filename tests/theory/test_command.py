@@ -4,6 +4,7 @@ checks, and that nothing above keeps a copy of them."""
 
 from __future__ import annotations
 
+import gc
 import math
 import re
 import subprocess
@@ -13,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from theory.command import flag_of, main, read_integer
+from theory.command import exit, flag_of, lasting_imports, main, read_integer
 from theory.errors import BadArgument, integer, positive, real
 from theory.records import to_json
 
@@ -44,6 +45,67 @@ def ends(error: BaseException | None, capsys) -> tuple[int, list[str]]:
 ])
 def test_every_end_is_one_line(error, status, line, capsys):
     assert ends(error, capsys) == (status, [] if line is None else [line])
+
+
+def test_exit_freezes_what_is_alive_so_the_interpreter_ends_quickly():
+    """exit() freezes the objects alive (the interpreter's last collections skip them); the
+    exit after Ctrl-C (130, os._exit) is checked in a subprocess by paper_figs' test_one_line."""
+    gc.unfreeze()
+    try:
+        with pytest.raises(SystemExit) as end:
+            exit(3)
+        assert end.value.code == 3
+        assert gc.get_freeze_count() > 1000
+    finally:
+        gc.unfreeze()
+
+
+def test_lasting_imports_collect_nothing_and_freeze_what_they_made(tmp_path, monkeypatch):
+    """Inside the block no collection runs, though the block makes enough cyclic objects to
+    trigger hundreds; after a block that imported a module they are frozen, after one that
+    imported nothing they are not, and the collector is as it was."""
+    (tmp_path / "lasting_imports_probe.py").write_text("VALUE = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    runs = []
+
+    def count(phase, info):
+        if phase == "start":
+            runs.append(info["generation"])
+
+    def cycles():
+        made = []
+        for _ in range(100_000):  # 100 000 two-object cycles: > 700 allocations many times
+            a: list = []
+            a.append([a])
+            made.append(a)
+        return made
+
+    gc.unfreeze()
+    gc.callbacks.append(count)
+    try:
+        with lasting_imports():
+            import lasting_imports_probe  # noqa: F401
+            made = cycles()
+        assert runs == []
+        assert gc.isenabled()
+        assert gc.get_freeze_count() >= 200_000
+        gc.unfreeze()
+        before = len(runs)
+        with lasting_imports():
+            made = cycles()
+            during = len(runs) - before  # (after the block a collection takes these objects)
+        assert during == 0
+        assert gc.get_freeze_count() == 0
+        del made
+        gc.disable()
+        with lasting_imports():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+        gc.callbacks.remove(count)
+        gc.unfreeze()
+        sys.modules.pop("lasting_imports_probe", None)
 
 
 def test_integers_as_people_write_them():

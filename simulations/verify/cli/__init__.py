@@ -28,7 +28,7 @@ from collections.abc import Sequence
 
 from simulations.verify.cli import problems, rare, run, verify
 from simulations.verify.cli.flags import PARAM_FLAGS, PROG
-from theory.command import Formatter, Parser
+from theory.command import Formatter, Parser, lasting_imports
 from theory.command import main as run_command
 
 
@@ -73,7 +73,8 @@ def _main(argv: list[str] | None) -> int:
     if args.command != "problems":  # launched by torchrun: split the work across the ranks
         from simulations.engine.distributed import init_from_env
 
-        init_from_env(args.rank_timeout)
+        with lasting_imports():  # it imports torch
+            init_from_env(args.rank_timeout)
     if args.command == "problems":
         problems.print_problems()
         return 0

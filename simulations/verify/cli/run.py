@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from simulations.verify.cli import dryrun, flags
-from theory.command import Formatter
+from theory.command import Formatter, lasting_imports
 
 
 def add_parser(commands: Any) -> argparse.ArgumentParser:
@@ -88,10 +88,11 @@ def format_summary(sim, result_path: Path) -> str:
 def run(args: argparse.Namespace, parser: argparse.ArgumentParser,
         argv: list[str] | None = None) -> int:
     """The ``run`` command (see the module docstring); returns the exit status."""
-    from simulations.engine.distributed import communicator
-    from simulations.engine.run import has_checkpoint, simulate
-    from simulations.engine.spec import Execution
-    from simulations.engine.store import RunStore
+    with lasting_imports():  # numba, sympy
+        from simulations.engine.distributed import communicator
+        from simulations.engine.run import has_checkpoint, simulate
+        from simulations.engine.spec import Execution
+        from simulations.engine.store import RunStore
 
     try:
         spec = run_spec(args)
