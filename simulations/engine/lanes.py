@@ -43,9 +43,11 @@ from simulations.engine.kernel import (
     ProblemArgs,
     RuleArgs,
     State,
+    _blow_up,
     _mix32,
     _ndtri_central,
     _ndtri_tail,
+    _observe_blowup,
     _tasks,
     _uniform52,
 )
@@ -378,34 +380,54 @@ def _checkpoint(r0, n, done, took, obs, ln):
 
 @njit(inline="always", error_model="numpy")
 def _blow_up_lane(r0, lane, done, state, obs, ln):
-    """Lane ``lane`` (row r0 + lane) blown up at step ``done``, as the scalar kernel's
-    ``_blow_up`` and ``_observe_blowup``."""
+    """Lane ``lane`` (row r0 + lane) blown up at step ``done``: the scalar kernel's
+    ``_blow_up`` and ``_observe_blowup`` on the row, the lane's observers written to it
+    before and read back after."""
     r = r0 + lane
-    state.alive[r] = False
-    state.blown[r] = done
-    rec = obs.record
-    if rec[Observe.EXITS]:
-        for m in range(obs.radii.shape[0]):
-            if ln.exit[m, lane] < 0:
-                ln.exit[m, lane] = done
-            if ln.exit_norm[m, lane] < 0:
-                ln.exit_norm[m, lane] = done
-    if rec[Observe.RUNNING_MAX]:
-        ln.f[_MAXDEV, lane] = np.inf
-        ln.f[_MAXNORM, lane] = np.inf
-    if rec[Observe.CHECKPOINTS]:
-        for c in range(obs.checkpoint_steps.shape[0]):
-            if obs.checkpoint_steps[c] >= done:
-                obs.norm_at[r, c] = np.inf
-                obs.deviation_at[r, c] = np.inf
+    _blow_up(r, done, state)
+    _observers_out(r, lane, obs, ln)
+    _observe_blowup(r, done, ln.th[:, lane], obs)
+    _observers_in(r, lane, obs, ln)
 
 
 # ---- a group, its loads and stores ------------------------------------------------------------
 
 @njit(inline="always", error_model="numpy")
+def _observers_in(r, lane, obs, ln):
+    """Row r's running observers (maxima, claim 2, clipped count, first exits) into lane
+    ``lane``."""
+    rec, f = obs.record, ln.f
+    if rec[Observe.RUNNING_MAX]:
+        f[_MAXDEV, lane] = obs.max_deviation[r]
+        f[_MAXNORM, lane] = obs.max_norm[r]
+    if rec[Observe.CLAIM2]:
+        f[_CLAIM2, lane] = obs.claim2_ratio[r]
+    if rec[Observe.CLIPPED]:
+        ln.nclip[lane] = obs.clipped_steps[r]
+    for m in range(ln.exit.shape[0]):
+        ln.exit[m, lane] = obs.first_exit[r, m]
+        ln.exit_norm[m, lane] = obs.first_exit_norm[r, m]
+
+
+@njit(inline="always", error_model="numpy")
+def _observers_out(r, lane, obs, ln):
+    """Lane ``lane``'s running observers back into row r."""
+    rec, f = obs.record, ln.f
+    if rec[Observe.RUNNING_MAX]:
+        obs.max_deviation[r] = f[_MAXDEV, lane]
+        obs.max_norm[r] = f[_MAXNORM, lane]
+    if rec[Observe.CLAIM2]:
+        obs.claim2_ratio[r] = f[_CLAIM2, lane]
+    if rec[Observe.CLIPPED]:
+        obs.clipped_steps[r] = ln.nclip[lane]
+    for m in range(ln.exit.shape[0]):
+        obs.first_exit[r, m] = ln.exit[m, lane]
+        obs.first_exit_norm[r, m] = ln.exit_norm[m, lane]
+
+
+@njit(inline="always", error_model="numpy")
 def _load(r0, n, state, block, obs, ln):
     """The group's rows r0 .. r0 + n − 1 into the lanes (lanes n .. W − 1: dead, zero)."""
-    rec, f = obs.record, ln.f
     for lane in range(W):
         live = lane < n and state.alive[r0 + lane]
         ln.flag[_LIVE, lane] = live
@@ -413,16 +435,12 @@ def _load(r0, n, state, block, obs, ln):
         for k in range(ln.th.shape[0]):
             ln.th[k, lane] = state.theta[r0 + lane, k] if lane < n else 0.0
             ln.th0[k, lane] = state.theta0[r0 + lane, k] if lane < n else 0.0
-        if lane < n and rec[Observe.RUNNING_MAX]:
-            f[_MAXDEV, lane] = obs.max_deviation[r0 + lane]
-            f[_MAXNORM, lane] = obs.max_norm[r0 + lane]
-        if lane < n and rec[Observe.CLAIM2]:
-            f[_CLAIM2, lane] = obs.claim2_ratio[r0 + lane]
-        if lane < n and rec[Observe.CLIPPED]:
-            ln.nclip[lane] = obs.clipped_steps[r0 + lane]
-        for m in range(ln.exit.shape[0]):
-            ln.exit[m, lane] = obs.first_exit[r0 + lane, m] if lane < n else 0
-            ln.exit_norm[m, lane] = obs.first_exit_norm[r0 + lane, m] if lane < n else 0
+        if lane < n:
+            _observers_in(r0 + lane, lane, obs, ln)
+        else:
+            for m in range(ln.exit.shape[0]):
+                ln.exit[m, lane] = 0
+                ln.exit_norm[m, lane] = 0
     _sq_th(ln)
 
 
@@ -438,21 +456,10 @@ def _sq_th(ln):
 @njit(inline="always", error_model="numpy")
 def _store(r0, n, state, obs, ln):
     """The lanes back into the group's rows (θ, and the observers kept in the lanes)."""
-    rec, f = obs.record, ln.f
     for lane in range(n):
-        r = r0 + lane
         for k in range(ln.th.shape[0]):
-            state.theta[r, k] = ln.th[k, lane]
-        if rec[Observe.RUNNING_MAX]:
-            obs.max_deviation[r] = f[_MAXDEV, lane]
-            obs.max_norm[r] = f[_MAXNORM, lane]
-        if rec[Observe.CLAIM2]:
-            obs.claim2_ratio[r] = f[_CLAIM2, lane]
-        if rec[Observe.CLIPPED]:
-            obs.clipped_steps[r] = ln.nclip[lane]
-        for m in range(ln.exit.shape[0]):
-            obs.first_exit[r, m] = ln.exit[m, lane]
-            obs.first_exit_norm[r, m] = ln.exit_norm[m, lane]
+            state.theta[r0 + lane, k] = ln.th[k, lane]
+        _observers_out(r0 + lane, lane, obs, ln)
 
 
 @njit(inline="always", fastmath=FASTMATH, error_model="numpy")
