@@ -489,13 +489,13 @@ class _CompiledBlocks:
             **arrays, radii=obs.radii.numpy(), checkpoint_steps=obs.ck.astype(np.int64),
             anchors=np.asarray(obs.anchors, np.int64), field=field, atom_values=values,
             atom_weights=weights, record=kernel.Observe.flags(rec))
-        # the lanes run every row but the first xi_rows, whose ξ the scalar kernel tracks
-        no_xi = self.observers.record.copy()
-        no_xi[kernel.Observe.XI] = 0
-        lanes_run = lanes.supports(self.problem, self.rule, no_xi)
-        self.xi_rows = obs.xi_rows if "xi" in rec else 0
-        self.split = self.xi_rows if lanes_run else len(self.key_path)
-        self.lane_observers = self.observers._replace(record=no_xi)
+        # the lanes run every row but the first ones, whose ξ (the first xi_rows) or path (the
+        # kept ones) the scalar kernel records
+        rest = self.observers.record.copy()
+        rest[kernel.Observe.XI] = rest[kernel.Observe.PATHS] = 0
+        first = max(self.observers.xi.shape[0], self.observers.path.shape[0])
+        self.split = first if lanes.supports(self.problem, self.rule, rest) else len(rows)
+        self.lane_observers = self.observers._replace(record=rest)
         self.specs = [(spec.name, spec.shape[0]) for specs in ARRAYS.values() for spec in specs]
 
     def __call__(self, theta, alive, blown, t, stop):
