@@ -489,15 +489,35 @@ class _CompiledBlocks:
             **arrays, radii=obs.radii.numpy(), checkpoint_steps=obs.ck.astype(np.int64),
             anchors=np.asarray(obs.anchors, np.int64), field=field, atom_values=values,
             atom_weights=weights, record=kernel.Observe.flags(rec))
-        self.run_block = (lanes.run_block_lanes
-                          if lanes.supports(self.problem, self.rule, self.observers.record)
-                          else kernel.run_block)
+        # the lanes run every row but the first ones, whose ξ (the first xi_rows) or path (the
+        # kept ones) the scalar kernel records
+        rest = self.observers.record.copy()
+        rest[kernel.Observe.XI] = rest[kernel.Observe.PATHS] = 0
+        first = max(self.observers.xi.shape[0], self.observers.path.shape[0])
+        self.split = first if lanes.supports(self.problem, self.rule, rest) else len(rows)
+        self.lane_observers = self.observers._replace(record=rest)
+        self.specs = [(spec.name, spec.shape[0]) for specs in ARRAYS.values() for spec in specs]
 
     def __call__(self, theta, alive, blown, t, stop):
         theta, alive, blown = theta.contiguous(), alive.contiguous(), blown.contiguous()
-        block = kernel.Block(np.ascontiguousarray(self.a[t:stop]), self.key_path,
-                             sampling.step_keys(self.seed, range(t, stop)).numpy(),
-                             self.key_word, t)
+        steps = (np.ascontiguousarray(self.a[t:stop]),
+                 sampling.step_keys(self.seed, range(t, stop)).numpy())
         state = kernel.State(theta.numpy(), self.theta0, alive.numpy(), blown.numpy())
-        self.run_block(state, block, self.problem, self.rule, self.limits, self.observers)
+        k, parts = self.split, (self.problem, self.rule, self.limits)
+        if k > 0:
+            rows, block, observers = self._rows(state, steps, t, self.observers, 0, k)
+            kernel.run_block(rows, block, *parts, observers)
+        if k < len(self.key_path):
+            rows, block, observers = self._rows(state, steps, t, self.lane_observers, k, None)
+            lanes.run_block_lanes(rows, block, *parts, observers)
         return theta, alive, blown
+
+    def _rows(self, state, steps, t, observers, lo, hi):
+        """(state, block, observers) of rows [lo, hi) of the chunk (views): the arrays of a row
+        sliced, the rest as they are."""
+        rows = slice(lo, hi)
+        state = kernel.State(*(x[rows] for x in state))
+        block = kernel.Block(steps[0], self.key_path[rows], steps[1], self.key_word, t)
+        per_row = {name: getattr(observers, name)[rows] for name, first in self.specs
+                   if first in ("rows", "xi_rows", "keep")}
+        return state, block, observers._replace(**per_row)

@@ -187,3 +187,35 @@ def test_supports_only_its_cells():
     linear = make_problem("linear-regression")
     assert not lanes.supports(kernel.problem_args(linear, 1, np.float64), rule, flags(RECORD))
 
+
+
+@pytest.mark.parametrize("noise", [{"noise": "normal", "mean": 1.0},
+                                   {"noise": "discrete", "values": [0.0, 10.0],
+                                    "probs": [0.9, 0.1]}])
+@pytest.mark.parametrize("extra, first", [(["xi"], 70), (["paths"], 90), (["xi", "paths"], 90)])
+def test_xi_and_kept_rows_on_the_scalar_kernel_and_the_rest_on_the_lanes(monkeypatch, noise,
+                                                                        extra, first):
+    """With the xi or the paths observer, the first rows of a chunk (its ξ rows, its kept
+    paths) run on the scalar kernel, which records them, and the others on the lanes: every
+    array equals the run on the scalar kernel alone, over three chunks (the ξ and kept rows all
+    in the first), and the lanes ran the rows they should."""
+    from simulations.engine.run import simulate
+    from simulations.engine.spec import Execution, RunSpec
+
+    spec = RunSpec.from_dict({
+        "problem": {"name": "quadratic", **noise}, "clip": {"rule": "classic", "lam": 1.0},
+        "schedule": "1/(t+1)", "paths": 300, "steps": 60, "radii": [0.5, 2.0],
+        "record": ["exits", "running_max", "checkpoints", "claim2", "clipped", *extra],
+        "xi_paths": 70, "keep_paths": 90, "seed": 3})
+    rows = []
+    run_lanes = lanes.run_block_lanes
+    monkeypatch.setattr(lanes, "run_block_lanes",
+                        lambda state, *rest: (rows.append(len(state.alive)),
+                                              run_lanes(state, *rest)))
+    split = simulate(spec, Execution(progress=False, chunk_size=128))
+    assert set(rows) == {128 - first, 128, 300 - 256}  # chunks [0, 128), [128, 256), [256, 300)
+    monkeypatch.setattr(lanes, "supports", lambda *args: False)
+    alone = simulate(spec, Execution(progress=False, chunk_size=128))
+    assert set(split.arrays) == set(alone.arrays)
+    for name, want in alone.arrays.items():
+        np.testing.assert_array_equal(split.arrays[name], want, err_msg=name)
