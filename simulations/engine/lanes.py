@@ -17,12 +17,15 @@ not depend on the chunk size or the number of threads (the groups are split into
 :func:`simulations.engine.kernel._tasks` splits rows).
 
 Scope (:func:`supports`): the quadratic (``stiff`` included) with every law (normal,
-Student-t with an integer df, discrete, point), every rule, the observers exits, running_max,
-checkpoints, claim2 and clipped. Other cells (the paths and xi observers, the dataset problems)
-run on the scalar kernel.
+Student-t with an integer df, discrete, point) and ``rnn-cliff`` (its 50-step recurrence, a
+serial chain per path, runs on 64 paths at once), every rule, the observers exits,
+running_max, checkpoints, claim2 and clipped. Other cells (the paths and xi observers, the other
+dataset problems) run on the scalar kernel. ``rnn-cliff`` in float64 is within rounding of the
+scalar kernel, not bit for bit: LLVM compiles the scalar recurrence's serial sums otherwise
+(contractions, order) than the lane loops.
 
 numba's on-disk cache of :func:`run_block_lanes` is keyed on this file only: after an edit of
-the parts it takes from :mod:`simulations.engine.kernel` (the draws, Φ⁻¹), touch this file.
+the parts it takes from :mod:`simulations.engine.kernel` (the draws, Φ⁻¹, tanh), touch this file.
 """
 
 from __future__ import annotations
@@ -48,6 +51,8 @@ from simulations.engine.kernel import (
     _ndtri_central,
     _ndtri_tail,
     _observe_blowup,
+    _tanh64,
+    _tanh_rational,
     _tasks,
     _uniform52,
 )
@@ -82,6 +87,9 @@ class _Lanes(NamedTuple):
     nclip: np.ndarray  # (W,) int64 clipped steps
     exit: np.ndarray  # (radii, W) int64 first exit of ‖θ − θ(0)‖
     exit_norm: np.ndarray  # (radii, W) int64 first exit of ‖θ‖
+    idx: np.ndarray  # (W,) int64 the RNN's minibatch sample
+    x: np.ndarray  # (W,) θ's dtype: the RNN's state x_k
+    h: np.ndarray  # (max(length, 1), W) θ's dtype: the RNN's tanh(x_k)
 
 
 # rows of _Lanes.f and _Lanes.flag
@@ -91,10 +99,10 @@ _LIVE, _OK, _CLIPPED, _FINITE = range(4)
 
 
 def supports(pb: ProblemArgs, rule: RuleArgs, record: np.ndarray) -> bool:
-    """Whether :func:`run_block_lanes` runs this cell: the quadratic with a law of ``_LAWS``,
-    any rule, and no ``paths`` or ``xi`` observer among the flags ``record``
+    """Whether :func:`run_block_lanes` runs this cell: the quadratic with a law of ``_LAWS`` or
+    ``rnn-cliff``, any rule, and no ``paths`` or ``xi`` observer among the flags ``record``
     (:meth:`~simulations.engine.kernel.Observe.flags`)."""
-    return (pb.code == 0 and pb.law in _LAWS and 0 <= rule.code <= 6
+    return (((pb.code == 0 and pb.law in _LAWS) or pb.code == 5) and 0 <= rule.code <= 6
             and not record[Observe.PATHS] and not record[Observe.XI])
 
 
@@ -177,14 +185,56 @@ def _student_lanes(pb, j, ln):
 
 
 @njit(inline="always", fastmath=FASTMATH, error_model="numpy")
-def _grad_lanes(pb, ln):
-    r"""g = L(θ − ȳ), ȳ the minibatch mean of y, as
+def _rnn_grad_lanes(pb, rational, ln):
+    r"""The RNN's gradient per lane, as :func:`simulations.engine.kernel._rnn_grad`: sample
+    i_b = ⌊w_b·n/2^32⌋, x_0 = y[i_b], forward x_k = w·tanh(x_{k−1}) + b (tanh stored in θ's
+    dtype), δ = 2(x_length − target)/B, backward ∂w += δ_k tanh(x_{k−1}), ∂b += δ_k,
+    δ_{k−1} = δ_k·w·(1 − tanh²(x_{k−1})); ∂w, ∂b and δ in float64, summed over b then k."""
+    th, g, h, x, idx = ln.th, ln.g, ln.h, ln.x, ln.idx
+    delta, dw, db = ln.f[_U], ln.f[_Y], ln.f[_Z]
+    n = np.uint64(pb.n)
+    for lane in range(W):
+        dw[lane] = 0.0
+        db[lane] = 0.0
+    for b in range(pb.batch):
+        for lane in range(W):
+            idx[lane] = np.int64((ln.words[b, lane] * n) >> np.uint64(32))
+        for lane in range(W):
+            x[lane] = pb.y[idx[lane]]
+        for k in range(pb.length):
+            if rational:
+                for lane in range(W):
+                    h[k, lane] = _tanh_rational(x[lane])
+                    x[lane] = th[0, lane] * h[k, lane] + th[1, lane]
+            else:
+                for lane in range(W):
+                    h[k, lane] = _tanh64(x[lane])
+                    x[lane] = th[0, lane] * h[k, lane] + th[1, lane]
+        for lane in range(W):
+            delta[lane] = (x[lane] - pb.target) * (2.0 / pb.batch)
+        for k in range(pb.length - 1, -1, -1):
+            for lane in range(W):
+                dw[lane] += delta[lane] * h[k, lane]
+                db[lane] += delta[lane]
+                delta[lane] = delta[lane] * th[0, lane] * (1.0 - h[k, lane] * h[k, lane])
+    for lane in range(W):
+        g[0, lane] = dw[lane]
+        g[1, lane] = db[lane]
+
+
+@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
+def _grad_lanes(pb, rational, ln):
+    r"""The gradient: ``rnn-cliff``'s by :func:`_rnn_grad_lanes`; the quadratic's
+    g = L(θ − ȳ), ȳ the minibatch mean of y, as
     :func:`simulations.engine.kernel._quadratic_grad`: normal y = m + s·z; Student-t
     y = m + s·z_0/√(Σ_{k=1}^{ν} z_k²/ν); the point and discrete laws by
     :func:`_atom_grad_lanes`. The sum over the minibatch is kept in θ's dtype (in
     ``ln.cand``), as the scalar kernel keeps it."""
     th, g, z, s2 = ln.th, ln.g, ln.f[_Z], ln.f[_S2]
     d, batch = th.shape[0], pb.batch
+    if pb.code == 5:
+        _rnn_grad_lanes(pb, rational, ln)
+        return
     if pb.law >= 2:
         _atom_grad_lanes(pb, ln)
         return
@@ -300,7 +350,7 @@ def _step_lanes(a, pb, rule, limits, ln):
     r"""One step of every lane, as :func:`simulations.engine.kernel.step`: the candidate
     θ(t+1) = Π(θ − a·g/c) into ``ln.cand``, its norm into ``f[_CNORM]`` and whether it is
     taken (no blow-up) into ``flag[_OK]``."""
-    _grad_lanes(pb, ln)
+    _grad_lanes(pb, limits.rational, ln)
     _clip_lanes(rule, ln, limits.gmax)
     th, cand, f = ln.th, ln.cand, ln.f
     cnorm = f[_CNORM]
@@ -535,7 +585,8 @@ def _run_groups(task, state, block, pb, rule, limits, obs):
                 np.zeros((groups, W), np.float64), np.zeros((groups, W), np.float64),
                 np.zeros((13, W), np.float64), np.zeros((4, W), np.bool_),
                 np.zeros(W, np.int64), np.zeros((radii, W), np.int64),
-                np.zeros((radii, W), np.int64))
+                np.zeros((radii, W), np.int64), np.zeros(W, np.int64), np.zeros(W, dt),
+                np.zeros((max(pb.length, 1), W), dt))
     _groups_loop(task, state, block, pb, rule, limits, obs, ln)
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from simulations.engine import kernel, lanes, sampling
-from simulations.engine.problems import Law, Quadratic
+from simulations.engine.problems import Law, Quadratic, RNNCliff
 from simulations.engine.rules import ClipRule
 
 RULES = {"none": {}, "classic": {"lam": 0.7}, "adaptive": {"lam": 0.5, "eps": 1e-3},
@@ -24,11 +24,11 @@ RECORD = ("exits", "running_max", "checkpoints", "claim2", "clipped")
 SEED = 7
 
 
-def _inputs(problem, rule, dtype, rows, steps, guard=1e6, batch=1, record=RECORD):
+def _inputs(problem, rule, dtype, rows, steps, guard=1e6, batch=1, record=RECORD, a0=0.4):
     """The kernel's inputs for rows 0 .. rows − 1 over steps [0, steps), with every observer
     of ``record`` at its initial fill (θ(0) spread over rows, a few rows dead)."""
     dtype = np.dtype(dtype)
-    p = problem.dim
+    p = problem.layout.size
     rng = np.random.default_rng(rows * 31 + steps)
     theta0 = rng.normal(0.0, 2.0, (rows, p)).astype(dtype)
     alive = np.ones(rows, np.bool_)
@@ -36,7 +36,7 @@ def _inputs(problem, rule, dtype, rows, steps, guard=1e6, batch=1, record=RECORD
     blown = np.where(alive, -1, 0).astype(np.int64)
     state = kernel.State(theta0.copy(), theta0, alive, blown)
     count = batch * problem.words_per_sample
-    block = kernel.Block(0.4 / (1.0 + np.arange(steps) / 10.0),
+    block = kernel.Block(a0 / (1.0 + np.arange(steps) / 10.0),
                          sampling.path_keys(SEED, np.arange(rows)).numpy(),
                          sampling.step_keys(SEED, range(steps)).numpy(),
                          sampling.word_keys(SEED, count).numpy() if count > 1
@@ -172,9 +172,31 @@ def test_each_observer_alone(record):
     _assert_same(got, want)
 
 
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("rule", sorted(RULES))
+def test_rnn_cliff_on_the_lanes_matches_the_scalar_kernel(rule, dtype, batch):
+    """rnn-cliff (P = 2, length 50), 150 rows (a tail of 22), every observer, a(0) = 1 and a
+    guard of 30 (unclipped rows blow up inside the block). float32: 30 steps, bit for bit.
+    float64: the scalar kernel's compiled recurrence rounds differently (LLVM contracts and
+    reorders its serial sums otherwise than in the lane loops: 1 ulp in the gradient, which
+    the cliff then amplifies step by step), so 12 steps, within 1e-12 of each array's scale,
+    counts, exit and blow-up steps equal."""
+    steps = 30 if dtype == "float32" else 12
+    inputs = _inputs(RNNCliff(n=32, length=50), ClipRule(rule, **RULES[rule]), dtype, 150,
+                     steps, guard=30.0, batch=batch, a0=1.0)
+    assert lanes.supports(*inputs[2:4], inputs[5].record)
+    want, got = _both(inputs)
+    assert want["alive"].sum() > 40
+    if rule == "none":
+        assert (want["blown"] > 0).sum() >= 3
+    _assert_same(got, want, rtol=1e-12 if dtype == "float64" else
+                 (1e-14 if rule == "projection" else 0.0))
+
+
 def test_supports_only_its_cells():
-    """The paths and xi observers and the dataset problems stay on the scalar kernel; every law
-    of the quadratic with every rule runs on the lanes."""
+    """The paths and xi observers and the dataset problems but rnn-cliff stay on the scalar
+    kernel; every law of the quadratic and rnn-cliff with every rule run on the lanes."""
     from simulations.engine.problems import make_problem
 
     rule = kernel.rule_args(ClipRule("classic", lam=1.0), Quadratic().layout)
@@ -186,6 +208,9 @@ def test_supports_only_its_cells():
         assert not lanes.supports(pb, rule, flags(("xi",)))
     linear = make_problem("linear-regression")
     assert not lanes.supports(kernel.problem_args(linear, 1, np.float64), rule, flags(RECORD))
+    rnn = kernel.problem_args(RNNCliff(), 3, np.float32)
+    assert lanes.supports(rnn, rule, flags(RECORD))
+    assert not lanes.supports(rnn, rule, flags(("xi",)))
 
 
 
