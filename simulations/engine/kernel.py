@@ -52,9 +52,7 @@ from enum import IntEnum
 from typing import Any, NamedTuple
 
 import numpy as np
-from llvmlite import ir as llvm_ir
-from numba import njit, prange, types
-from numba.extending import intrinsic
+from numba import njit, prange
 
 __all__ = ["EVENT_CODES", "LAW_CODES", "PROBLEM_CODES", "RULE_CODES", "Block", "Limits",
            "ObserverArrays", "Observe", "ProblemArgs", "RuleArgs", "State", "advance_rows",
@@ -303,58 +301,6 @@ def _r2(z):
     return p / q
 
 
-@intrinsic
-def _bits(typingctx, x):
-    """The IEEE 754 bits of a float64, as an int64 (a bit cast: free, and vectorisable)."""
-    def codegen(context, builder, sig, args):
-        return builder.bitcast(args[0], llvm_ir.IntType(64))
-    return types.int64(types.float64), codegen
-
-
-@intrinsic
-def _from_bits(typingctx, n):
-    """The float64 whose IEEE 754 bits are the int64 ``n``."""
-    def codegen(context, builder, sig, args):
-        return builder.bitcast(args[0], llvm_ir.DoubleType())
-    return types.float64(types.int64), codegen
-
-
-_LN2_HI = 6.93147180369123816490e-01
-_LN2_LO = 1.90821492927058770002e-10
-
-
-# _log is a plain (not numba-inlined) function declared without fast-math, which LLVM inlines;
-# error_model "numpy" (no zero-division check) leaves it free of branches, so that a loop over
-# lanes (simulations.engine.lanes) vectorises. Alone it is within 1 ulp of numpy's log; once the
-# kernels are compiled in the same process it measured within 2 ulp (its compensated sum is
-# then apparently compiled with the kernels' fast-math), the same in the scalar kernel and the
-# lanes (their draws agree bit for bit, test_lanes). The two halves of ndtri are numba-inlined: LLVM
-# would not inline them (two logs and a rational each), and a call stops the vectoriser.
-@njit(error_model="numpy")
-def _log(x):
-    r"""log x for x > 0 without libm (fdlibm's e_log.c, error below 1 ulp): x = 2^k(1 + f)
-    with 1 + f in [√2/2, √2) from the bits of x (subnormals scaled by 2^54 first),
-    s = f/(2 + f), log(1 + f) = f − f²/2 + s(f²/2 + R(s²)), R a degree-7 polynomial in s²,
-    and log x = k·ln2_hi + (f − f²/2 + s(f²/2 + R) + k·ln2_lo)."""
-    tiny = x < 2.2250738585072014e-308
-    x = x * 18014398509481984.0 if tiny else x
-    ix: int = _bits(x)  # type: ignore[call-arg]  # (numba passes the typing context)
-    hx = (ix >> 32) + (0x3FF00000 - 0x3FE6A09E)
-    k = (hx >> 20) - 0x3FF - (54 if tiny else 0)
-    hx = (hx & 0x000FFFFF) + 0x3FE6A09E
-    f = _from_bits((hx << 32) | (ix & 0xFFFFFFFF)) - 1.0
-    hfsq = 0.5 * f * f
-    s = f / (2.0 + f)
-    z = s * s
-    w = z * z
-    t1 = w * (3.999999999940941908e-01 + w * (2.222219843214978396e-01
-                                             + w * 1.531383769920937332e-01))
-    t2 = z * (6.666666666666735130e-01 + w * (2.857142874366239149e-01 + w * (
-        1.818357216161805012e-01 + w * 1.479819860511658591e-01)))
-    dk = np.float64(k)
-    return s * (hfsq + (t2 + t1)) + dk * _LN2_LO - hfsq + f + dk * _LN2_HI
-
-
 @njit(inline="always", error_model="numpy")
 def _ndtri_central(y):
     """Φ⁻¹(y) for |y − 1/2| ≤ 1/2 − e^−2: √(2π)(w + w·w²R(w²)), w = y − 1/2."""
@@ -366,9 +312,9 @@ def _ndtri_central(y):
 @njit(inline="always", error_model="numpy")
 def _ndtri_tail(y):
     """−Φ⁻¹(y) for 0 < y ≤ e^−2: z = √(−2 log y), z − log(z)/z − P(1/z)/(z·Q(1/z))."""
-    x = math.sqrt(-2.0 * _log(y))
+    x = math.sqrt(-2.0 * math.log(y))
     z = 1.0 / x
-    return (x - _log(x) / x) - z * (_r1(z) if x < 8.0 else _r2(z))
+    return (x - math.log(x) / x) - z * (_r1(z) if x < 8.0 else _r2(z))
 
 
 @njit(inline="always", error_model="numpy")
@@ -376,7 +322,7 @@ def ndtri(y0):
     r"""Φ⁻¹(y) for 0 < y < 1 (Cephes' ndtri, as ``torch.special.ndtri``): for
     |y − 1/2| ≤ 1/2 − e^−2, x = √(2π)(w + w³R(w²)/S(w²)) with w = y − 1/2; in the tails
     z = √(−2 log y), x = z − log(z)/z − P(1/z)/(z·Q(1/z)) (one rational pair for z < 8, one
-    beyond), log by :func:`_log`. Relative error below 1e-15 on (0, 1)."""
+    beyond). Relative error below 1e-15 on (0, 1); the same bits as torch's (libm's log)."""
     if y0 > 1.0 - _EXP_M2:
         return _ndtri_tail(1.0 - y0)
     if y0 > _EXP_M2:

@@ -5,11 +5,11 @@ r"""The quadratic's step on many paths at once: :func:`run_block_lanes`, the lan
 runner takes the rows in groups of ``W`` = 64 consecutive paths and writes every part of a
 step as a loop over the lanes whose body has no branch (selects only), so that LLVM turns it
 into vector instructions (8 float64 per AVX-512 register): the counter-based words (uint64
-multiplies), Φ⁻¹ (central and tail formulas both computed, one selected; the log without
-libm, :func:`simulations.engine.kernel._log`), the gradient g = L(θ − ȳ), the rule's g/c, the
-candidate, the guard and the observers. A path blown up, or dead before the block, keeps its
-state (its lane is masked); the last group, when the rows are not a multiple of W, runs the
-same code with masked lanes.
+multiplies), Φ⁻¹ (the central region's rational on every lane; the tails, with libm's log as
+torch's ndtri, lane by lane on the lanes that need them), the gradient g = L(θ − ȳ), the
+rule's g/c, the candidate, the guard and the observers. A path blown up, or dead before the
+block, keeps its state (its lane is masked); the last group, when the rows are not a multiple
+of W, runs the same code with masked lanes.
 
 It computes, per path, the same operations in the same order as the scalar kernel, so the
 results agree bit for bit with it where LLVM orders the sums alike (one coordinate), and do
@@ -19,10 +19,11 @@ not depend on the chunk size or the number of threads (the groups are split into
 Scope (:func:`supports`): the quadratic (``stiff`` included) with every law (normal,
 Student-t with an integer df, discrete, point) and ``rnn-cliff`` (its 50-step recurrence, a
 serial chain per path, runs on 64 paths at once), every rule, the observers exits,
-running_max, checkpoints, claim2 and clipped. Other cells (the paths and xi observers, the other
-dataset problems) run on the scalar kernel. ``rnn-cliff`` in float64 is within rounding of the
-scalar kernel, not bit for bit: LLVM compiles the scalar recurrence's serial sums otherwise
-(contractions, order) than the lane loops.
+running_max, checkpoints, claim2 and clipped. Other cells (the other dataset problems) run on
+the scalar kernel, and so do the rows whose ξ or path is recorded (``run._CompiledBlocks``
+splits the chunk). ``rnn-cliff`` in float64 is within rounding of the scalar kernel, not bit
+for bit: LLVM compiles the scalar recurrence's serial sums otherwise (contractions, order) than
+the lane loops.
 
 numba's on-disk cache of :func:`run_block_lanes` is keyed on this file only: after an edit of
 the parts it takes from :mod:`simulations.engine.kernel` (the draws, Φ⁻¹, tanh), touch this file.
@@ -49,12 +50,12 @@ from simulations.engine.kernel import (
     _blow_up,
     _mix32,
     _ndtri_central,
-    _ndtri_tail,
     _observe_blowup,
     _tanh64,
     _tanh_rational,
     _tasks,
     _uniform52,
+    ndtri,
 )
 
 __all__ = ["W", "run_block_lanes", "supports"]
@@ -153,21 +154,18 @@ def _atom_grad_lanes(pb, ln):
 
 
 @njit(inline="always", error_model="numpy")
-def _ndtri_lane(y0):
-    """:func:`simulations.engine.kernel.ndtri` without a branch: the central value and the
-    tail's both computed (the tail's at min(y, e^−2), a valid argument), one selected."""
-    upper = y0 > 1.0 - _EXP_M2
-    tail = _ndtri_tail(min(1.0 - y0 if upper else y0, _EXP_M2))
-    central = _ndtri_central(y0)
-    return tail if upper else (central if y0 > _EXP_M2 else -tail)
-
-
-@njit(inline="always", error_model="numpy")
 def _normal_lanes(j, ln, out):
-    """The standard normal of words j, j + 1 of every lane into ``out``."""
-    words = ln.words
+    """The standard normal of words j, j + 1 of every lane into ``out``, as
+    :func:`simulations.engine.kernel.ndtri` computes it: the central region's rational for every
+    lane in a loop that vectorises, then, one lane at a time, the tails' formula (with libm's
+    log, as torch's ndtri) for the lanes whose uniform lies in a tail (2e^−2 ≈ 27% of them)."""
+    words, u = ln.words, ln.f[_U]
     for lane in range(W):
-        out[lane] = _ndtri_lane(_uniform52(words[j, lane], words[j + 1, lane]))
+        u[lane] = _uniform52(words[j, lane], words[j + 1, lane])
+        out[lane] = _ndtri_central(u[lane])
+    for lane in range(W):
+        if not _EXP_M2 < u[lane] <= 1.0 - _EXP_M2:
+            out[lane] = ndtri(u[lane])
 
 
 @njit(inline="always", fastmath=FASTMATH, error_model="numpy")
