@@ -13,12 +13,18 @@ seconds. The scenario's ``xi_paths`` and ``keep_paths`` are its quick sizes unle
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
-from simulations.engine.run import simulate
-from simulations.engine.spec import Execution
-from simulations.verify import runner
-from simulations.verify.scenarios import load_scenario
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from simulations.engine.run import simulate  # noqa: E402 (after the path)
+from simulations.engine.spec import Execution  # noqa: E402
+from simulations.verify import runner  # noqa: E402
+from simulations.verify.scenarios import load_scenario  # noqa: E402
 
 
 def main() -> None:
