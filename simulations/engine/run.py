@@ -496,7 +496,7 @@ class _CompiledBlocks:
         first = max(self.observers.xi.shape[0], self.observers.path.shape[0])
         self.split = first if lanes.supports(self.problem, self.rule, rest) else len(rows)
         self.lane_observers = self.observers._replace(record=rest)
-        self.specs = [(spec.name, spec.shape[0]) for specs in ARRAYS.values() for spec in specs]
+        self.row_arrays = tuple(arrays)  # every observer array's first axis is a row
 
     def __call__(self, theta, alive, blown, t, stop):
         theta, alive, blown = theta.contiguous(), alive.contiguous(), blown.contiguous()
@@ -518,6 +518,5 @@ class _CompiledBlocks:
         rows = slice(lo, hi)
         state = kernel.State(*(x[rows] for x in state))
         block = kernel.Block(steps[0], self.key_path[rows], steps[1], self.key_word, t)
-        per_row = {name: getattr(observers, name)[rows] for name, first in self.specs
-                   if first in ("rows", "xi_rows", "keep")}
+        per_row = {name: getattr(observers, name)[rows] for name in self.row_arrays}
         return state, block, observers._replace(**per_row)
