@@ -947,6 +947,15 @@ def _deviation(th, theta0, r):
 
 
 @njit(inline="always", error_model="numpy")
+def _checkpoint_at(steps, ck, done):
+    """(here, next): the index of step ``done`` among the sorted checkpoint ``steps`` (−1 if it
+    is not one), given ``ck``, the first index not yet passed, and that pointer after it."""
+    if ck < steps.shape[0] and steps[ck] == done:
+        return ck, ck + 1
+    return -1, ck
+
+
+@njit(inline="always", error_model="numpy")
 def _observe_blowup(r, done, th, obs):
     """A path blown up at step ``done``: it exits every radius then, its maxima and later
     checkpoints are +inf, and its kept path stays at its last iterate."""
@@ -1047,10 +1056,7 @@ def _rows_loop(task, state, block, pb, rule, limits, obs, sc):
         ck = np.searchsorted(obs.checkpoint_steps, block.first + 1)  # the next checkpoint
         for s in range(block.a.shape[0]):
             done = block.first + s + 1
-            here = -1
-            if ck < obs.checkpoint_steps.shape[0] and obs.checkpoint_steps[ck] == done:
-                here = ck
-                ck += 1
+            here, ck = _checkpoint_at(obs.checkpoint_steps, ck, done)
             _words(kp, np.uint64(block.step[s]), block.word, sc.words)
             if xi_row:
                 _mean_field(th, tnorm, pb, rule, obs, sc, limits)

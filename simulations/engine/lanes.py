@@ -48,6 +48,7 @@ from simulations.engine.kernel import (
     RuleArgs,
     State,
     _blow_up,
+    _checkpoint_at,
     _mix32,
     _ndtri_central,
     _observe_blowup,
@@ -415,15 +416,13 @@ def _observe_lanes(done, took, obs, ln):
 
 
 @njit(inline="always", error_model="numpy")
-def _checkpoint(r0, n, done, took, obs, ln):
-    """‖θ‖ and ‖θ − θ(0)‖ at a checkpoint step of the lanes that took it (a step on every
-    lane's clock at once: rare, written directly)."""
-    for c in range(obs.checkpoint_steps.shape[0]):
-        if obs.checkpoint_steps[c] == done:
-            for lane in range(n):
-                if took[lane]:
-                    obs.norm_at[r0 + lane, c] = ln.f[_CNORM, lane]
-                    obs.deviation_at[r0 + lane, c] = ln.f[_DEV, lane]
+def _checkpoint(r0, n, here, took, obs, ln):
+    """‖θ‖ and ‖θ − θ(0)‖ at checkpoint ``here`` of the lanes that took the step (a step on
+    every lane's clock at once: rare, written directly)."""
+    for lane in range(n):
+        if took[lane]:
+            obs.norm_at[r0 + lane, here] = ln.f[_CNORM, lane]
+            obs.deviation_at[r0 + lane, here] = ln.f[_DEV, lane]
 
 
 @njit(inline="always", error_model="numpy")
@@ -547,6 +546,7 @@ def _groups_loop(task, state, block, pb, rule, limits, obs, ln):
         r0 = group * W
         n = min(W, rows - r0)
         _load(r0, n, state, block, obs, ln)
+        ck = np.searchsorted(obs.checkpoint_steps, block.first + 1)  # the next checkpoint
         for s in range(block.a.shape[0]):
             alive = 0
             for lane in range(W):
@@ -554,6 +554,7 @@ def _groups_loop(task, state, block, pb, rule, limits, obs, ln):
             if alive == 0:
                 break
             done = block.first + s + 1
+            here, ck = _checkpoint_at(obs.checkpoint_steps, ck, done)
             if draws:
                 _words_lanes(np.uint64(block.step[s]), block.word, ln)
             _step_lanes(block.a[s], pb, rule, limits, ln)
@@ -565,8 +566,8 @@ def _groups_loop(task, state, block, pb, rule, limits, obs, ln):
             for lane in range(W):
                 live[lane] = ok[lane]
             _observe_lanes(done, ok, obs, ln)
-            if rec[Observe.CHECKPOINTS]:
-                _checkpoint(r0, n, done, ok, obs, ln)
+            if rec[Observe.CHECKPOINTS] and here >= 0:
+                _checkpoint(r0, n, here, ok, obs, ln)
         _store(r0, n, state, obs, ln)
 
 
