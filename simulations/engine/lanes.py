@@ -11,6 +11,14 @@ rule's g/c, the candidate, the guard and the observers. A path blown up, or dead
 block, keeps its state (its lane is masked); the last group, when the rows are not a multiple
 of W, runs the same code with masked lanes.
 
+Square roots are taken only where a norm's value is read. A norm tested against a bound
+(the guard, √max, an exit radius, the projection's ball) is tested, bit for bit, as its
+square against the largest square whose rounded root passes (:func:`_sqrt_bound`); a running
+maximum keeps the largest square and takes its root when stored (the rounded root does not
+decrease); and with one coordinate a norm is |x|, which the rounded root of fl(x²) equals
+unless the square under- or overflowed (:func:`_roots_lanes`). Claim 2's ratio and the
+clipped count are computed only when recorded.
+
 It computes, per path, the same operations in the same order as the scalar kernel, so the
 results agree bit for bit with it where LLVM orders the sums alike (one coordinate), and do
 not depend on the chunk size or the number of threads (the groups are split into tasks as
@@ -83,21 +91,30 @@ class _Lanes(NamedTuple):
     cand: np.ndarray  # (P, W) the candidate θ(t+1)
     gsq: np.ndarray  # (groups, W) float64
     tsq: np.ndarray  # (groups, W) float64
-    f: np.ndarray  # (13, W) float64: ybar, tnorm, cnorm, ‖g/c‖, factor, dev, max dev,
-    #: max norm, claim2, and four work rows
-    flag: np.ndarray  # (4, W) bool: live, ok, clipped, finite
+    f: np.ndarray  # (15, W) float64: ybar, ‖θ‖, ‖candidate‖², ‖g/c‖, factor, ‖θ − θ(0)‖²,
+    #: max dev and max norm as loaded, claim2, four work rows, and the squared maxima since
+    #: the load
+    flag: np.ndarray  # (5, W) bool: live, ok, clipped, finite, blew up at this step
     nclip: np.ndarray  # (W,) int64 clipped steps
     exit: np.ndarray  # (radii, W) int64 first exit of ‖θ − θ(0)‖
     exit_norm: np.ndarray  # (radii, W) int64 first exit of ‖θ‖
     idx: np.ndarray  # (W,) int64 the RNN's minibatch sample
     x: np.ndarray  # (W,) θ's dtype: the RNN's state x_k
     h: np.ndarray  # (max(length, 1), W) θ's dtype: the RNN's tanh(x_k)
+    bounds: np.ndarray  # (3 + radii,) float64: the squared bounds of :func:`_sqrt_bound` on
+    #: ‖θ(t+1)‖ (min(guard, √max)), on a norm of g/c (√max), on the projection's ball and on
+    #: each exit radius
 
 
 # rows of _Lanes.f and _Lanes.flag
-_YBAR, _TNORM, _CNORM, _CLIPN, _FACTOR, _DEV, _MAXDEV, _MAXNORM, _CLAIM2, _U, _Y, _Z, _S2 = \
-    range(13)
-_LIVE, _OK, _CLIPPED, _FINITE = range(4)
+_YBAR, _TNORM, _CSQ, _CLIPN, _FACTOR, _DSQ, _MAXDEV, _MAXNORM, _CLAIM2, _U, _Y, _Z, _S2, \
+    _MAXDSQ, _MAXCSQ = range(15)
+_LIVE, _OK, _CLIPPED, _FINITE, _BLEW = range(5)
+# indices of _Lanes.bounds
+_TAKE, _FINITE_NORM, _BALL, _RADII = 0, 1, 2, 3
+_MAX = float(np.finfo(np.float64).max)
+#: a square at least this large (and finite) kept every bit: fl(x²) is a normal number
+_NORMAL = 2.0 ** -1021
 
 
 def supports(pb: ProblemArgs, rule: RuleArgs, record: np.ndarray) -> bool:
@@ -106,6 +123,23 @@ def supports(pb: ProblemArgs, rule: RuleArgs, record: np.ndarray) -> bool:
     (:meth:`~simulations.engine.kernel.Observe.flags`)."""
     return (((pb.code == 0 and pb.law in _LAWS) or pb.code == 5) and 0 <= rule.code <= 6
             and not record[Observe.PATHS] and not record[Observe.XI])
+
+
+@njit(error_model="numpy")
+def _sqrt_bound(x):
+    r"""The largest float64 y with fl(√y) ≤ x (−1 when x is negative or NaN). The correctly
+    rounded square root does not decrease, so fl(√y) ≤ x ⇔ y ≤ that bound: a test of a norm
+    against x is, bit for bit, a test of its square, and the lanes take no square root
+    where only such tests (the guard, the exits) or a maximum (√ of the largest square) read
+    the norm."""
+    if not x >= 0.0:
+        return -1.0
+    y = min(x * x, _MAX)
+    while y > 0.0 and math.sqrt(y) > x:
+        y = np.nextafter(y, -np.inf)
+    while y < np.inf and math.sqrt(np.nextafter(y, np.inf)) <= x:
+        y = np.nextafter(y, np.inf)
+    return y
 
 
 # ---- the step on a group --------------------------------------------------------------------
@@ -130,25 +164,26 @@ def _atom_grad_lanes(pb, ln):
     k_b = #{j : C_j ≤ u_b}, u_b = (w_b + 1/2)/2^32 (discrete law)."""
     ybar, th, g = ln.f[_YBAR], ln.th, ln.g
     if pb.law == 3:
-        for lane in range(W):
-            ybar[lane] = pb.mean
-    else:
-        for lane in range(W):
-            ybar[lane] = 0.0
-        u, y = ln.f[_U], ln.f[_Y]
-        for b in range(pb.batch):
+        for c in range(th.shape[0]):
             for lane in range(W):
-                u[lane] = (np.float64(ln.words[b * pb.words, lane]) + 0.5) / 4294967296.0
-                y[lane] = pb.values[0]
-            # v_k with k = #{j : C_j ≤ u}: C is non-decreasing, so v at the last j with C_j ≤ u
-            for j in range(pb.cumprobs.shape[0]):
-                cj, vj = pb.cumprobs[j], pb.values[j + 1]
-                for lane in range(W):
-                    y[lane] = vj if cj <= u[lane] else y[lane]
-            for lane in range(W):
-                ybar[lane] += y[lane]
+                g[c, lane] = pb.curvature * (th[c, lane] - pb.mean)
+        return
+    for lane in range(W):
+        ybar[lane] = 0.0
+    u, y = ln.f[_U], ln.f[_Y]
+    for b in range(pb.batch):
         for lane in range(W):
-            ybar[lane] = ybar[lane] / pb.batch
+            u[lane] = (np.float64(ln.words[b * pb.words, lane]) + 0.5) / 4294967296.0
+            y[lane] = pb.values[0]
+        # v_k with k = #{j : C_j ≤ u}: C is non-decreasing, so v at the last j with C_j ≤ u
+        for j in range(pb.cumprobs.shape[0]):
+            cj, vj = pb.cumprobs[j], pb.values[j + 1]
+            for lane in range(W):
+                y[lane] = vj if cj <= u[lane] else y[lane]
+        for lane in range(W):
+            ybar[lane] += y[lane]
+    for lane in range(W):
+        ybar[lane] = ybar[lane] / pb.batch
     for c in range(th.shape[0]):
         for lane in range(W):
             g[c, lane] = pb.curvature * (th[c, lane] - ybar[lane])
@@ -266,6 +301,10 @@ def _grad_lanes(pb, rational, ln):
 @njit(inline="always", fastmath=FASTMATH, error_model="numpy")
 def _sq_lanes(x, out):
     """out_l = Σ_k x_kl² in float64, summed in k order."""
+    if x.shape[0] == 1:  # one loop instead of two (0 + x² is x²)
+        for lane in range(W):
+            out[lane] = np.float64(x[0, lane]) * np.float64(x[0, lane])
+        return
     for lane in range(W):
         out[lane] = 0.0
     for k in range(x.shape[0]):
@@ -274,11 +313,49 @@ def _sq_lanes(x, out):
 
 
 @njit(inline="always", fastmath=FASTMATH, error_model="numpy")
+def _roots_lanes(x, sq, out):
+    r"""out_l = fl(√sq_l), sq_l = Σ_k x_kl² the lane's squared norm (:func:`_sq_lanes`;
+    ``out`` may be ``sq``). With one coordinate (x of shape (1, W)) that is |x_l|, with no
+    root taken: in binary floating point with rounding to nearest, fl(√fl(x²)) = |x| whenever
+    fl(x²) is a normal finite number (fl(x²) = x²(1 + δ) with |δ| below half the spacing of
+    the floats at |x|, relative, and √(1 + δ) ≈ 1 + δ/2). The root is taken on the lanes
+    where the square under- or overflowed (x ≠ 0 with fl(x²) subnormal or 0, or inf)."""
+    if x.shape[0] != 1:
+        for lane in range(W):
+            out[lane] = math.sqrt(sq[lane])
+        return
+    odd = 0
+    for lane in range(W):
+        s, v = sq[lane], abs(np.float64(x[0, lane]))
+        odd += 0 if (v == 0.0) | ((s >= _NORMAL) & (s <= _MAX)) else 1
+        out[lane] = v
+    if odd:
+        for lane in range(W):
+            v = np.float64(x[0, lane])
+            s = v * v
+            if not ((v == 0.0) | ((s >= _NORMAL) & (s <= _MAX))):
+                out[lane] = math.sqrt(s)
+
+
+@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
 def _group_factors(rule, ln, gmax):
     r"""Layerwise and unitwise: per group q, τ_q = λ·max(‖θ_q‖, ε), g/c = g·τ_q/max(‖g_q‖, τ_q)
-    into ``ln.d``; ``flag[_CLIPPED]`` and ``flag[_FINITE]`` (‖g_q‖ ≤ √max) updated."""
+    into ``ln.d``; ``flag[_CLIPPED]`` and ``flag[_FINITE]`` (‖g_q‖ ≤ √max) updated. With one
+    coordinate the only group is g itself: ‖g‖ = |g| (:func:`_roots_lanes`) and ‖θ‖ the one
+    kept in ``f[_TNORM]``."""
     g, d, clipped, finite = ln.g, ln.d, ln.flag[_CLIPPED], ln.flag[_FINITE]
     gsq, tsq, ids, th = ln.gsq, ln.tsq, rule.ids, ln.th
+    if g.shape[0] == 1:
+        gn, tn, fac = ln.f[_U], ln.f[_TNORM], gsq[0]
+        _sq_lanes(g, fac)
+        _roots_lanes(g, fac, gn)
+        for lane in range(W):
+            finite[lane] = finite[lane] & (gn[lane] <= gmax)
+            thr = rule.lam * max(tn[lane], rule.eps)
+            fac[lane] = thr / max(gn[lane], thr)
+            clipped[lane] = clipped[lane] | (fac[lane] < 1.0)
+            d[0, lane] = g[0, lane] * fac[lane]
+        return
     for q in range(rule.groups):
         for lane in range(W):
             gsq[q, lane] = 0.0
@@ -302,22 +379,32 @@ def _group_factors(rule, ln, gmax):
 
 
 @njit(inline="always", fastmath=FASTMATH, error_model="numpy")
-def _clip_lanes(rule, ln, gmax):
+def _clip_lanes(rule, ln, gmax, claim2):
     r"""The rule's g/c per lane, as :func:`simulations.engine.kernel._clip`: ``f[_FACTOR]``
-    (g/c = factor·g; −1 when g/c is in ``ln.d``), ``f[_CLIPN]`` ‖g/c‖, ``flag[_CLIPPED]``,
-    ``flag[_FINITE]`` (every norm at most √max)."""
+    (g/c = factor·g; −1 when g/c is in ``ln.d``), ``flag[_CLIPPED]``, ``flag[_FINITE]``
+    (every norm at most √max, tested on its square where the norm itself is not needed) and,
+    when claim 2 is recorded (``claim2``) or the rule needs it, ``f[_CLIPN]`` ‖g/c‖."""
     g, code, f, flag = ln.g, rule.code, ln.f, ln.flag
     norm, factor = f[_CLIPN], f[_FACTOR]
     clipped, finite = flag[_CLIPPED], flag[_FINITE]
-    if code <= 2 or code == 6:
+    fin = ln.bounds[_FINITE_NORM]
+    if code == 0 or code == 6:
         _sq_lanes(g, norm)
         for lane in range(W):
-            gn = math.sqrt(norm[lane])
-            if code == 0 or code == 6:
-                fac = 1.0
-            else:
-                thr = rule.lam if code == 1 else rule.lam * max(f[_TNORM, lane], rule.eps)
-                fac = thr / max(gn, thr)
+            factor[lane] = 1.0
+            clipped[lane] = False
+            finite[lane] = norm[lane] <= fin
+        if claim2:
+            for lane in range(W):
+                norm[lane] = math.sqrt(norm[lane])
+        return
+    if code <= 2:
+        _sq_lanes(g, norm)
+        _roots_lanes(g, norm, f[_U])
+        for lane in range(W):
+            gn = f[_U, lane]
+            thr = rule.lam if code == 1 else rule.lam * max(f[_TNORM, lane], rule.eps)
+            fac = thr / max(gn, thr)
             factor[lane] = fac
             norm[lane] = gn * fac
             clipped[lane] = fac < 1.0
@@ -339,20 +426,19 @@ def _clip_lanes(rule, ln, gmax):
         _group_factors(rule, ln, gmax)
     _sq_lanes(d, norm)
     for lane in range(W):
-        norm[lane] = math.sqrt(norm[lane])
         factor[lane] = -1.0
-        finite[lane] = finite[lane] & (norm[lane] <= gmax)
+        finite[lane] = finite[lane] & (norm[lane] <= fin)
+    if claim2:
+        for lane in range(W):
+            norm[lane] = math.sqrt(norm[lane])
 
 
 @njit(inline="always", fastmath=FASTMATH, error_model="numpy")
-def _step_lanes(a, pb, rule, limits, ln):
-    r"""One step of every lane, as :func:`simulations.engine.kernel.step`: the candidate
-    θ(t+1) = Π(θ − a·g/c) into ``ln.cand``, its norm into ``f[_CNORM]`` and whether it is
-    taken (no blow-up) into ``flag[_OK]``."""
-    _grad_lanes(pb, limits.rational, ln)
-    _clip_lanes(rule, ln, limits.gmax)
+def _rule_lanes(a, rule, gmax, claim2, ln):
+    r"""The rule's g/c (:func:`_clip_lanes`) and the candidate θ − a·g/c into ``ln.cand``,
+    ‖θ − a·g/c‖² into ``f[_CSQ]``."""
     th, cand, f = ln.th, ln.cand, ln.f
-    cnorm = f[_CNORM]
+    _clip_lanes(rule, ln, gmax, claim2)
     if rule.code == 3 or rule.code == 4 or rule.code == 5:
         for k in range(th.shape[0]):
             for lane in range(W):
@@ -362,22 +448,29 @@ def _step_lanes(a, pb, rule, limits, ln):
         for k in range(th.shape[0]):
             for lane in range(W):
                 cand[k, lane] = th[k, lane] - (a * factor[lane]) * ln.g[k, lane]
-    _sq_lanes(cand, cnorm)
-    for lane in range(W):
-        cnorm[lane] = math.sqrt(cnorm[lane])
+    _sq_lanes(cand, f[_CSQ])
+
+
+@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
+def _project_lanes(rule, ln):
+    r"""The projection rule's Π: θ(t+1) ← θ(t+1)·ball/‖θ(t+1)‖ on the lanes outside the ball,
+    ``f[_CSQ]`` again; nothing when every lane is inside (its factor is then 1)."""
+    outside = 0
+    csq = ln.f[_CSQ]
     if rule.code == 6:
-        ball = rule.ball
-        for k in range(th.shape[0]):
-            for lane in range(W):
-                shrink = ball / cnorm[lane] if not cnorm[lane] <= ball else 1.0
-                cand[k, lane] = cand[k, lane] * shrink
-        _sq_lanes(cand, cnorm)
+        inside = ln.bounds[_BALL]
         for lane in range(W):
-            cnorm[lane] = math.sqrt(cnorm[lane])
-    ok = ln.flag[_OK]
+            outside += 0 if csq[lane] <= inside else 1
+    if outside == 0:
+        return
+    ball, cnorm, cand = rule.ball, ln.f[_U], ln.cand
     for lane in range(W):
-        ok[lane] = ln.flag[_FINITE, lane] & (cnorm[lane] <= limits.guard) \
-            & (cnorm[lane] <= limits.gmax)
+        cnorm[lane] = math.sqrt(csq[lane])
+    for k in range(cand.shape[0]):
+        for lane in range(W):
+            shrink = ball / cnorm[lane] if not cnorm[lane] <= ball else 1.0
+            cand[k, lane] = cand[k, lane] * shrink
+    _sq_lanes(cand, csq)
 
 
 # ---- observers ------------------------------------------------------------------------------
@@ -385,34 +478,45 @@ def _step_lanes(a, pb, rule, limits, ln):
 @njit(inline="always", fastmath=FASTMATH, error_model="numpy")
 def _observe_lanes(done, took, obs, ln):
     r"""Fold θ(s) of the lanes that took step s = ``done`` (``took``) into the running
-    observers: dev = ‖θ − θ(0)‖, first exits past each radius, running maxima."""
+    observers, on squares: ‖θ − θ(0)‖² into ``f[_DSQ]``, the first exits past each radius
+    (a square past the radius's bound), the largest squares since the load."""
     rec, f = obs.record, ln.f
-    dev, cnorm = f[_DEV], f[_CNORM]
+    dsq, csq = f[_DSQ], f[_CSQ]
     if not (rec[Observe.EXITS] or rec[Observe.RUNNING_MAX] or rec[Observe.CHECKPOINTS]):
         return
-    for lane in range(W):
-        dev[lane] = 0.0
-    for k in range(ln.th.shape[0]):
+    if ln.th.shape[0] == 1:
         for lane in range(W):
-            diff = np.float64(ln.th[k, lane]) - np.float64(ln.th0[k, lane])
-            dev[lane] += diff * diff
-    for lane in range(W):
-        dev[lane] = math.sqrt(dev[lane])
-    if rec[Observe.EXITS]:
+            diff = np.float64(ln.th[0, lane]) - np.float64(ln.th0[0, lane])
+            dsq[lane] = diff * diff
+    else:
+        for lane in range(W):
+            dsq[lane] = 0.0
+        for k in range(ln.th.shape[0]):
+            for lane in range(W):
+                diff = np.float64(ln.th[k, lane]) - np.float64(ln.th0[k, lane])
+                dsq[lane] += diff * diff
+    _exits_lanes(done, took, obs, ln)
+    if rec[Observe.RUNNING_MAX]:
+        mdsq, mcsq = f[_MAXDSQ], f[_MAXCSQ]
+        for lane in range(W):
+            mdsq[lane] = dsq[lane] if took[lane] & (dsq[lane] > mdsq[lane]) else mdsq[lane]
+            mcsq[lane] = csq[lane] if took[lane] & (csq[lane] > mcsq[lane]) else mcsq[lane]
+
+
+@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
+def _exits_lanes(done, took, obs, ln):
+    r"""The first exits of ‖θ − θ(0)‖ and ‖θ‖ past each radius at step ``done`` (a square past
+    the radius's bound), for the lanes that took it."""
+    dsq, csq = ln.f[_DSQ], ln.f[_CSQ]
+    if obs.record[Observe.EXITS]:
         for m in range(obs.radii.shape[0]):
-            rad = obs.radii[m]
+            bound = ln.bounds[_RADII + m]
             for lane in range(W):
                 e = ln.exit[m, lane]
-                ln.exit[m, lane] = done if took[lane] & (e < 0) & (dev[lane] > rad) else e
+                ln.exit[m, lane] = done if took[lane] & (e < 0) & (dsq[lane] > bound) else e
                 e = ln.exit_norm[m, lane]
-                ln.exit_norm[m, lane] = done if took[lane] & (e < 0) & (cnorm[lane] > rad) \
+                ln.exit_norm[m, lane] = done if took[lane] & (e < 0) & (csq[lane] > bound) \
                     else e
-    if rec[Observe.RUNNING_MAX]:
-        mdev, mnorm = f[_MAXDEV], f[_MAXNORM]
-        for lane in range(W):
-            mdev[lane] = dev[lane] if took[lane] & (dev[lane] > mdev[lane]) else mdev[lane]
-            mnorm[lane] = cnorm[lane] if took[lane] & (cnorm[lane] > mnorm[lane]) \
-                else mnorm[lane]
 
 
 @njit(inline="always", error_model="numpy")
@@ -421,8 +525,8 @@ def _checkpoint(r0, n, here, took, obs, ln):
     every lane's clock at once: rare, written directly)."""
     for lane in range(n):
         if took[lane]:
-            obs.norm_at[r0 + lane, here] = ln.f[_CNORM, lane]
-            obs.deviation_at[r0 + lane, here] = ln.f[_DEV, lane]
+            obs.norm_at[r0 + lane, here] = math.sqrt(ln.f[_CSQ, lane])
+            obs.deviation_at[r0 + lane, here] = math.sqrt(ln.f[_DSQ, lane])
 
 
 @njit(inline="always", error_model="numpy")
@@ -442,11 +546,13 @@ def _blow_up_lane(r0, lane, done, state, obs, ln):
 @njit(inline="always", error_model="numpy")
 def _observers_in(r, lane, obs, ln):
     """Row r's running observers (maxima, claim 2, clipped count, first exits) into lane
-    ``lane``."""
+    ``lane``; the squared maxima since the load start empty (−1)."""
     rec, f = obs.record, ln.f
     if rec[Observe.RUNNING_MAX]:
         f[_MAXDEV, lane] = obs.max_deviation[r]
         f[_MAXNORM, lane] = obs.max_norm[r]
+        f[_MAXDSQ, lane] = -1.0
+        f[_MAXCSQ, lane] = -1.0
     if rec[Observe.CLAIM2]:
         f[_CLAIM2, lane] = obs.claim2_ratio[r]
     if rec[Observe.CLIPPED]:
@@ -457,12 +563,20 @@ def _observers_in(r, lane, obs, ln):
 
 
 @njit(inline="always", error_model="numpy")
+def _running_max(loaded, square):
+    r"""The running maximum after the lanes' steps: √(largest square) where it exceeds the
+    maximum loaded (max_t fl(√x_t) = fl(√max_t x_t), the rounded root not decreasing)."""
+    root = math.sqrt(square) if square >= 0.0 else -np.inf
+    return root if root > loaded else loaded
+
+
+@njit(inline="always", error_model="numpy")
 def _observers_out(r, lane, obs, ln):
     """Lane ``lane``'s running observers back into row r."""
     rec, f = obs.record, ln.f
     if rec[Observe.RUNNING_MAX]:
-        obs.max_deviation[r] = f[_MAXDEV, lane]
-        obs.max_norm[r] = f[_MAXNORM, lane]
+        obs.max_deviation[r] = _running_max(f[_MAXDEV, lane], f[_MAXDSQ, lane])
+        obs.max_norm[r] = _running_max(f[_MAXNORM, lane], f[_MAXCSQ, lane])
     if rec[Observe.CLAIM2]:
         obs.claim2_ratio[r] = f[_CLAIM2, lane]
     if rec[Observe.CLIPPED]:
@@ -510,28 +624,49 @@ def _store(r0, n, state, obs, ln):
 
 
 @njit(inline="always", fastmath=FASTMATH, error_model="numpy")
-def _commit(ln):
-    r"""After a step: each live lane's claim 2 ratio ‖g/c‖/(1 + ‖θ(t)‖) and clipped count (a
-    blow-up step included, as the scalar kernel), θ ← candidate where it was taken; returns
-    whether some live lane blew up. ``flag[_OK]`` becomes 'live and took the step'."""
+def _ratios(rec, ln):
+    r"""Before the commit: each live lane's claim 2 ratio ‖g/c‖/(1 + ‖θ(t)‖) and clipped count
+    (a blow-up step included, as the scalar kernel), when recorded."""
     f, flag = ln.f, ln.flag
-    live, ok = flag[_LIVE], flag[_OK]
-    claim2, tnorm, cnorm = f[_CLAIM2], f[_TNORM], f[_CNORM]
+    live, claim2, tnorm = flag[_LIVE], f[_CLAIM2], f[_TNORM]
+    if rec[Observe.CLAIM2]:
+        for lane in range(W):
+            ratio = f[_CLIPN, lane] / (1.0 + tnorm[lane])
+            claim2[lane] = ratio if live[lane] & (ratio > claim2[lane]) else claim2[lane]
+    if rec[Observe.CLIPPED]:
+        for lane in range(W):
+            ln.nclip[lane] += 1 if live[lane] & flag[_CLIPPED, lane] else 0
+
+
+@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
+def _commit(tnorm_needed, ln):
+    r"""The step's end: taken where live, every norm finite and ‖θ(t+1)‖ ≤ min(guard, √max)
+    (``flag[_OK]``, then 'live and took it'; ``flag[_BLEW]`` the live lanes that did not),
+    θ ← candidate there, ‖θ‖ ← ‖candidate‖ when read (``tnorm_needed``), and the live lanes.
+    Returns (lanes that blew up, lanes live)."""
+    f, flag = ln.f, ln.flag
+    live, ok, blown = flag[_LIVE], flag[_OK], flag[_BLEW]
+    tnorm, csq, take = f[_TNORM], f[_CSQ], ln.bounds[_TAKE]
     blew = 0
+    alive = 0
     for lane in range(W):
         was = live[lane]
-        ratio = f[_CLIPN, lane] / (1.0 + tnorm[lane])
-        claim2[lane] = ratio if was & (ratio > claim2[lane]) else claim2[lane]
-        ln.nclip[lane] += 1 if was & flag[_CLIPPED, lane] else 0
-        took = was & ok[lane]
-        blew += 1 if was & (not ok[lane]) else 0
+        took = was & flag[_FINITE, lane] & (csq[lane] <= take)
+        blown[lane] = was & (not took)
+        blew += 1 if blown[lane] else 0
+        alive += 1 if took else 0
         ok[lane] = took
-        tnorm[lane] = cnorm[lane] if took else tnorm[lane]
+        live[lane] = took
+    if tnorm_needed:
+        root = f[_U]
+        _roots_lanes(ln.cand, csq, root)
+        for lane in range(W):
+            tnorm[lane] = root[lane] if ok[lane] else tnorm[lane]
     th, cand = ln.th, ln.cand
     for k in range(th.shape[0]):
         for lane in range(W):
             th[k, lane] = cand[k, lane] if ok[lane] else th[k, lane]
-    return blew > 0
+    return blew, alive
 
 
 @njit(_nrt=False, fastmath=FASTMATH, error_model="numpy")
@@ -541,31 +676,42 @@ def _groups_loop(task, state, block, pb, rule, limits, obs, ln):
     tasks, per = _tasks((rows + W - 1) // W)
     rec = obs.record
     draws = pb.law != 3  # the point law draws nothing
+    claim2 = rec[Observe.CLAIM2] != 0
+    # who reads ‖θ‖ (kept by _commit): claim 2, the adaptive rule, the group rules in 1-D
+    tnorm_needed = claim2 or rule.code == 2 or (state.theta.shape[1] == 1 and
+                                                (rule.code == 3 or rule.code == 4))
     live, ok = ln.flag[_LIVE], ln.flag[_OK]
+    ln.bounds[_TAKE] = _sqrt_bound(min(limits.guard, limits.gmax))
+    ln.bounds[_FINITE_NORM] = _sqrt_bound(limits.gmax)
+    ln.bounds[_BALL] = _sqrt_bound(rule.ball)
+    for m in range(ln.bounds.shape[0] - _RADII):
+        ln.bounds[_RADII + m] = _sqrt_bound(obs.radii[m])
     for group in range(task * per, min((rows + W - 1) // W, (task + 1) * per)):
         r0 = group * W
         n = min(W, rows - r0)
         _load(r0, n, state, block, obs, ln)
         ck = np.searchsorted(obs.checkpoint_steps, block.first + 1)  # the next checkpoint
+        alive = 0
+        for lane in range(W):
+            alive += 1 if live[lane] else 0
         for s in range(block.a.shape[0]):
-            alive = 0
-            for lane in range(W):
-                alive += 1 if live[lane] else 0
             if alive == 0:
                 break
             done = block.first + s + 1
             here, ck = _checkpoint_at(obs.checkpoint_steps, ck, done)
             if draws:
                 _words_lanes(np.uint64(block.step[s]), block.word, ln)
-            _step_lanes(block.a[s], pb, rule, limits, ln)
-            blew = _commit(ln)
+            a = block.a[s]
+            _grad_lanes(pb, limits.rational, ln)
+            _rule_lanes(a, rule, limits.gmax, claim2, ln)
+            _project_lanes(rule, ln)
+            _ratios(rec, ln)
+            blew, alive = _commit(tnorm_needed, ln)
+            _observe_lanes(done, ok, obs, ln)
             if blew:
                 for lane in range(n):
-                    if live[lane] and not ok[lane]:
+                    if ln.flag[_BLEW, lane]:
                         _blow_up_lane(r0, lane, done, state, obs, ln)
-            for lane in range(W):
-                live[lane] = ok[lane]
-            _observe_lanes(done, ok, obs, ln)
             if rec[Observe.CHECKPOINTS] and here >= 0:
                 _checkpoint(r0, n, here, ok, obs, ln)
         _store(r0, n, state, obs, ln)
@@ -582,10 +728,10 @@ def _run_groups(task, state, block, pb, rule, limits, obs):
                 np.zeros(W, np.uint64), np.zeros((p, W), dt), np.zeros((p, W), dt),
                 np.zeros((p, W), dt), np.zeros((p, W), dt), np.zeros((p, W), dt),
                 np.zeros((groups, W), np.float64), np.zeros((groups, W), np.float64),
-                np.zeros((13, W), np.float64), np.zeros((4, W), np.bool_),
+                np.zeros((15, W), np.float64), np.zeros((5, W), np.bool_),
                 np.zeros(W, np.int64), np.zeros((radii, W), np.int64),
                 np.zeros((radii, W), np.int64), np.zeros(W, np.int64), np.zeros(W, dt),
-                np.zeros((max(pb.length, 1), W), dt))
+                np.zeros((max(pb.length, 1), W), dt), np.zeros(_RADII + radii, np.float64))
     _groups_loop(task, state, block, pb, rule, limits, obs, ln)
 
 

@@ -24,13 +24,14 @@ RECORD = ("exits", "running_max", "checkpoints", "claim2", "clipped")
 SEED = 7
 
 
-def _inputs(problem, rule, dtype, rows, steps, guard=1e6, batch=1, record=RECORD, a0=0.4):
+def _inputs(problem, rule, dtype, rows, steps, guard=1e6, batch=1, record=RECORD, a0=0.4,
+            scale=2.0, radii=(0.5, 1.0, 3.0)):
     """The kernel's inputs for rows 0 .. rows − 1 over steps [0, steps), with every observer
-    of ``record`` at its initial fill (θ(0) spread over rows, a few rows dead)."""
+    of ``record`` at its initial fill (θ(0) ~ N(0, scale²) over rows, a few rows dead)."""
     dtype = np.dtype(dtype)
     p = problem.layout.size
     rng = np.random.default_rng(rows * 31 + steps)
-    theta0 = rng.normal(0.0, 2.0, (rows, p)).astype(dtype)
+    theta0 = rng.normal(0.0, scale, (rows, p)).astype(dtype)
     alive = np.ones(rows, np.bool_)
     alive[3::11] = False
     blown = np.where(alive, -1, 0).astype(np.int64)
@@ -41,7 +42,7 @@ def _inputs(problem, rule, dtype, rows, steps, guard=1e6, batch=1, record=RECORD
                          sampling.step_keys(SEED, range(steps)).numpy(),
                          sampling.word_keys(SEED, count).numpy() if count > 1
                          else np.zeros(0, np.int32), 0)
-    radii, checks = np.array([0.5, 1.0, 3.0]), np.array([1, steps // 2, steps], np.int64)
+    radii, checks = np.array(radii), np.array([1, steps // 2, steps], np.int64)
     z = {"int64": np.int64, "float64": np.float64}
     arrays = {"first_exit": np.full((rows, 3), -1, np.int64),
               "first_exit_norm": np.full((rows, 3), -1, np.int64),
@@ -163,13 +164,70 @@ def test_threads_and_blocks_change_no_bits():
     _assert_same(one, want, rtol=1e-13)
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("rule", sorted(RULES))
 @pytest.mark.parametrize("record", [(), ("exits",), ("running_max",), ("claim2", "clipped"),
                                     ("checkpoints",)])
-def test_each_observer_alone(record):
+def test_each_observer_alone(record, rule, dtype):
+    """Each observer without the others (the lanes skip the roots and ratios that no recorded
+    observer reads): bit for bit (the projection within 1 ulp, as above)."""
     problem = Quadratic(LAWS["pm1"], dim=1, curvature=1.0)
-    inputs = _inputs(problem, ClipRule("classic", lam=0.5), "float32", 11, 25, record=record)
+    inputs = _inputs(problem, ClipRule(rule, **RULES[rule]), dtype, 70, 25, record=record)
     want, got = _both(inputs)
-    _assert_same(got, want)
+    _assert_same(got, want, rtol=1e-14 if rule == "projection" else 0.0)
+
+
+@pytest.mark.parametrize("rule", sorted(RULES))
+@pytest.mark.parametrize("size", ["tiny", "huge"])
+def test_norms_whose_squares_under_or_overflow(size, rule):
+    """float64, one coordinate, where the lanes' |x| for ‖x‖ and their tests on squares meet
+    the ends of the range. tiny: θ ~ 1e-160 shrinking toward 0 (every square subnormal or
+    zero; radii of that size). huge: θ ~ 1e153 driven outward (L < 0) with the guard at 1e300,
+    past √max ≈ 1.3e154 where the squares overflow (blow-ups by the √max bound). Bit for bit
+    with the scalar kernel, which takes every root."""
+    tiny = size == "tiny"
+    law = Law("point", mean=0.0)
+    problem = Quadratic(law, dim=1, curvature=1.3 if tiny else -1.3)
+    relative = rule in ("adaptive", "layerwise", "unitwise")  # λ scales ‖θ‖ already
+    params = {k: (v * 1e-160 if tiny else v * 1e153) if k == "ball" or
+              (k == "lam" and not relative) else (1e-170 if k == "eps" and tiny else v)
+              for k, v in RULES[rule].items()}
+    inputs = _inputs(problem, ClipRule(rule, **params), "float64", 70, 30,
+                     guard=1e300, scale=1e-160 if tiny else 1e153,
+                     radii=(1e-161, 1e-160, 3e-160) if tiny else (1e153, 1e154, 2e154))
+    want, got = _both(inputs)
+    live = want["alive"] == 1
+    if tiny:
+        assert np.all(want["blown"] <= 0) and (want["first_exit"] > 0).any()
+        assert np.mean(want["max_deviation"][live] > 0) > 0.9
+    elif rule in ("none", "adaptive", "layerwise", "unitwise"):
+        assert ((want["blown"] > 1) & (want["blown"] < 30)).sum() >= 3
+    _assert_same(got, want, rtol=1e-14 if rule == "projection" else 0.0)
+
+
+def test_roots_of_one_coordinate_are_absolute_values_where_they_should_be():
+    """lanes._roots_lanes against numpy's √(x·x), for x over the whole float64 range (the
+    squares subnormal, zero, overflowing), ±0, ±inf and NaN, and the bound of
+    lanes._sqrt_bound against its definition: the largest y with fl(√y) ≤ x."""
+    rng = np.random.default_rng(3)
+    x = np.concatenate([rng.choice([-1.0, 1.0], 4000) * 10.0 ** rng.uniform(-170, 170, 4000),
+                        [0.0, -0.0, np.inf, -np.inf, np.nan, 5e-324, 1.5e-154, 1.34e154,
+                         np.sqrt(np.finfo(float).max), 2.0 ** -511, 2.0 ** -537]])
+    x = np.concatenate([x, np.zeros(-len(x) % lanes.W)]).reshape(-1, 1, lanes.W)
+    with np.errstate(over="ignore", under="ignore"):
+        want = np.sqrt(x * x)[:, 0, :]
+    got = np.empty_like(want)
+    for i in range(x.shape[0]):
+        got[i] = x[i, 0] * x[i, 0]
+        lanes._roots_lanes(x[i], got[i], got[i])
+    np.testing.assert_array_equal(got, want)
+    assert np.sum(np.abs(x[:, 0, :]) == want) > 3000  # most of the range: |x| itself
+    for v in np.concatenate([10.0 ** rng.uniform(-170, 170, 2000), [0.0, 1.0, 4.0, np.inf]]):
+        bound = lanes._sqrt_bound(v)
+        assert np.sqrt(bound) <= v
+        with np.errstate(over="ignore"):
+            assert bound == np.inf or np.sqrt(np.nextafter(bound, np.inf)) > v
+    assert lanes._sqrt_bound(-1.0) < 0 and lanes._sqrt_bound(np.nan) < 0
 
 
 @pytest.mark.parametrize("batch", [1, 3])
