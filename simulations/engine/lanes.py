@@ -113,7 +113,7 @@ _LIVE, _OK, _CLIPPED, _FINITE, _BLEW = range(5)
 # indices of _Lanes.bounds
 _TAKE, _FINITE_NORM, _BALL, _RADII = 0, 1, 2, 3
 _MAX = float(np.finfo(np.float64).max)
-#: a square at least this large (and finite) kept every bit: fl(x²) is a normal number
+#: the smallest square taken as normal (2⁻¹⁰²¹, one binade above the subnormals, to be safe)
 _NORMAL = 2.0 ** -1021
 
 
@@ -340,7 +340,7 @@ def _roots_lanes(x, sq, out):
 @njit(inline="always", fastmath=FASTMATH, error_model="numpy")
 def _group_factors(rule, ln, gmax):
     r"""Layerwise and unitwise: per group q, τ_q = λ·max(‖θ_q‖, ε), g/c = g·τ_q/max(‖g_q‖, τ_q)
-    into ``ln.d``; ``flag[_CLIPPED]`` and ``flag[_FINITE]`` (‖g_q‖ ≤ √max) updated. With one
+    into ``ln.d``; ``flag[_CLIPPED]`` and ``flag[_FINITE]`` (every ‖g_q‖ ≤ √max). With one
     coordinate the only group is g itself: ‖g‖ = |g| (:func:`_roots_lanes`) and ‖θ‖ the one
     kept in ``f[_TNORM]``."""
     g, d, clipped, finite = ln.g, ln.d, ln.flag[_CLIPPED], ln.flag[_FINITE]
@@ -350,12 +350,16 @@ def _group_factors(rule, ln, gmax):
         _sq_lanes(g, fac)
         _roots_lanes(g, fac, gn)
         for lane in range(W):
-            finite[lane] = finite[lane] & (gn[lane] <= gmax)
+            finite[lane] = gn[lane] <= gmax
             thr = rule.lam * max(tn[lane], rule.eps)
             fac[lane] = thr / max(gn[lane], thr)
-            clipped[lane] = clipped[lane] | (fac[lane] < 1.0)
+            clipped[lane] = fac[lane] < 1.0
+        for lane in range(W):
             d[0, lane] = g[0, lane] * fac[lane]
         return
+    for lane in range(W):
+        clipped[lane] = False
+        finite[lane] = True
     for q in range(rule.groups):
         for lane in range(W):
             gsq[q, lane] = 0.0
@@ -411,10 +415,10 @@ def _clip_lanes(rule, ln, gmax, claim2):
             finite[lane] = gn <= gmax
         return
     d = ln.d
-    for lane in range(W):
-        clipped[lane] = False
-        finite[lane] = True
     if code == 5:
+        for lane in range(W):
+            clipped[lane] = False
+            finite[lane] = True
         lam = rule.lam
         for k in range(g.shape[0]):
             for lane in range(W):
@@ -495,20 +499,7 @@ def _observe_lanes(done, took, obs, ln):
             for lane in range(W):
                 diff = np.float64(ln.th[k, lane]) - np.float64(ln.th0[k, lane])
                 dsq[lane] += diff * diff
-    _exits_lanes(done, took, obs, ln)
-    if rec[Observe.RUNNING_MAX]:
-        mdsq, mcsq = f[_MAXDSQ], f[_MAXCSQ]
-        for lane in range(W):
-            mdsq[lane] = dsq[lane] if took[lane] & (dsq[lane] > mdsq[lane]) else mdsq[lane]
-            mcsq[lane] = csq[lane] if took[lane] & (csq[lane] > mcsq[lane]) else mcsq[lane]
-
-
-@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
-def _exits_lanes(done, took, obs, ln):
-    r"""The first exits of ‖θ − θ(0)‖ and ‖θ‖ past each radius at step ``done`` (a square past
-    the radius's bound), for the lanes that took it."""
-    dsq, csq = ln.f[_DSQ], ln.f[_CSQ]
-    if obs.record[Observe.EXITS]:
+    if rec[Observe.EXITS]:
         for m in range(obs.radii.shape[0]):
             bound = ln.bounds[_RADII + m]
             for lane in range(W):
@@ -517,6 +508,11 @@ def _exits_lanes(done, took, obs, ln):
                 e = ln.exit_norm[m, lane]
                 ln.exit_norm[m, lane] = done if took[lane] & (e < 0) & (csq[lane] > bound) \
                     else e
+    if rec[Observe.RUNNING_MAX]:
+        mdsq, mcsq = f[_MAXDSQ], f[_MAXCSQ]
+        for lane in range(W):
+            mdsq[lane] = dsq[lane] if took[lane] & (dsq[lane] > mdsq[lane]) else mdsq[lane]
+            mcsq[lane] = csq[lane] if took[lane] & (csq[lane] > mcsq[lane]) else mcsq[lane]
 
 
 @njit(inline="always", error_model="numpy")
